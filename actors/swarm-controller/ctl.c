@@ -1,0 +1,381 @@
+/* Controller slot table: follows claims, drains rings, keeps per-worker
+ * state, frees the slots of departed owners. See ctl.h. */
+#include "ctl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ph/log.h"
+
+int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hooks)
+{
+    memset(c, 0, sizeof *c);
+    c->seg = seg;
+    c->w = calloc(seg->slots, sizeof *c->w);
+    c->scratch = malloc(seg->status_ring / 2);
+    if (c->w == NULL || c->scratch == NULL) {
+        free(c->w);
+        free(c->scratch);
+        return PH_ERR_SYS;
+    }
+    for (uint32_t i = 0; i < seg->slots; i++) {
+        c->w[i].index = i;
+        c->w[i].pidfd = -1;
+    }
+    if (hooks != NULL) c->hooks = *hooks;
+    c->started_mono_ns = ph_mono_ns();
+    c->tps_window_ns = 5ull * 1000000000ull;
+    c->use_pidfd = true;
+    c->next_token = 1;
+    return PH_OK;
+}
+
+static void blob_free(struct ctl_blob *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static void untrack(struct ctl *c, struct ctl_worker *w)
+{
+    if (w->pidfd >= 0) close(w->pidfd);
+    blob_free(&w->config);
+    blob_free(&w->io);
+    uint32_t index = w->index;
+    memset(w, 0, sizeof *w);
+    w->index = index;
+    w->pidfd = -1;
+    c->live--;
+}
+
+void ctl_destroy(struct ctl *c)
+{
+    for (uint32_t i = 0; c->w != NULL && i < c->seg->slots; i++)
+        if (c->w[i].tracked) untrack(c, &c->w[i]);
+    free(c->w);
+    free(c->scratch);
+    c->w = NULL;
+    c->scratch = NULL;
+}
+
+static void quarantine(struct ctl *c, struct ctl_worker *w, uint32_t reason, const char *why)
+{
+    if (w->quarantine != PH_Q_NONE) return;
+    w->quarantine = reason;
+    c->quarantined++;
+    struct ph_slot *s = ph_segment_slot(c->seg, w->index);
+    /* relaxed: tool-facing flags; nothing is ordered by them. */
+    atomic_store_explicit(&s->c_quarantine, reason, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->seg->hdr->quarantined_total, 1, memory_order_relaxed);
+    ph_warn("slot %u (%s/%s pid %d) quarantined: %s", w->index, w->role, w->instance, w->pid, why);
+    if (c->hooks.quarantined) c->hooks.quarantined(c->hooks.ctx, c, w, why);
+}
+
+uint64_t ctl_worker_tps(const struct ctl_worker *w, uint64_t now_ns, uint64_t window_ns)
+{
+    if (w->win_len < 2) return 0;
+    const struct ctl_sample *newest = &w->win[w->win_len - 1];
+    /* A worker that stopped reporting has no current rate. */
+    if (now_ns > newest->t_ns && now_ns - newest->t_ns > window_ns) return 0;
+    const struct ctl_sample *oldest = &w->win[0];
+    for (uint32_t i = w->win_len - 1; i-- > 0;) {
+        oldest = &w->win[i];
+        if (newest->t_ns - w->win[i].t_ns >= window_ns) break;
+    }
+    if (newest->t_ns <= oldest->t_ns || newest->processed < oldest->processed) return 0;
+    const uint64_t dp = newest->processed - oldest->processed;
+    const uint64_t dt = newest->t_ns - oldest->t_ns;
+    /* dp * 1e9 overflows past 1.8e10 items; divide first then. */
+    return dp < UINT64_MAX / 1000000000ull ? dp * 1000000000ull / dt
+                                           : dp / (dt / 1000000000ull + 1);
+}
+
+static void add_sample(struct ctl *c, struct ctl_worker *w, uint64_t t, uint64_t processed)
+{
+    /* Samples are spaced by a sixteenth of the window, so 32 of them span two
+     * windows; in between, the newest sample is refreshed in place. */
+    const uint64_t spacing = c->tps_window_ns / 16;
+    if (w->win_len >= 2 && t >= w->win[w->win_len - 2].t_ns &&
+        t - w->win[w->win_len - 2].t_ns < spacing) {
+        w->win[w->win_len - 1] = (struct ctl_sample){t, processed};
+        return;
+    }
+    if (w->win_len == CTL_TPS_SAMPLES) {
+        memmove(&w->win[0], &w->win[1], (CTL_TPS_SAMPLES - 1) * sizeof w->win[0]);
+        w->win_len--;
+    }
+    w->win[w->win_len++] = (struct ctl_sample){t, processed};
+}
+
+static int blob_set(struct ctl_blob *b, const uint8_t *body, uint32_t len)
+{
+    if (len > b->cap) {
+        uint8_t *n = realloc(b->data, len);
+        if (n == NULL) return PH_ERR_SYS;
+        b->data = n;
+        b->cap = len;
+    }
+    memcpy(b->data, body, len);
+    b->len = len;
+    return PH_OK;
+}
+
+struct drain_ctx {
+    struct ctl *c;
+    struct ctl_worker *w;
+    uint64_t now;
+};
+
+static int on_record(void *ctx, uint16_t type, const uint8_t *body, uint32_t len)
+{
+    struct drain_ctx *d = ctx;
+    struct ctl_worker *w = d->w;
+    char err[160];
+    switch (type) {
+    case PH_REC_STATUS: {
+        struct ph_rec_status st;
+        if (ph_rec_status_decode(body, len, &st) != PH_OK) {
+            quarantine(d->c, w, PH_Q_RECORD, "malformed status record");
+            return PH_ERR_CORRUPT;
+        }
+        /* Counters are cumulative: one going backwards is a broken producer. */
+        if (w->have_status && (st.processed < w->st.processed || st.errors < w->st.errors)) {
+            quarantine(d->c, w, PH_Q_RECORD, "cumulative counter went backwards");
+            return PH_ERR_CORRUPT;
+        }
+        w->st = st;
+        w->have_status = true;
+        add_sample(d->c, w, st.mono_ns, st.processed);
+        break;
+    }
+    case PH_REC_CONFIG:
+    case PH_REC_IO: {
+        msgpack_zone zone;
+        msgpack_zone_init(&zone, 2048);
+        msgpack_object o;
+        int rc = ph_mp_decode(body, len, true, &zone, &o, err, sizeof err);
+        msgpack_zone_destroy(&zone);
+        if (rc != PH_OK) {
+            quarantine(d->c, w, PH_Q_RECORD, err);
+            return PH_ERR_CORRUPT;
+        }
+        blob_set(type == PH_REC_CONFIG ? &w->config : &w->io, body, len);
+        break;
+    }
+    case PH_REC_ALERT: {
+        struct ph_rec_alert a;
+        if (ph_rec_alert_decode(body, len, &a) != PH_OK) {
+            quarantine(d->c, w, PH_Q_RECORD, "malformed alert record");
+            return PH_ERR_CORRUPT;
+        }
+        w->alerts++;
+        if (d->c->hooks.alert) d->c->hooks.alert(d->c->hooks.ctx, d->c, w, &a);
+        break;
+    }
+    case PH_REC_ACK: {
+        struct ph_rec_ack a;
+        if (ph_rec_ack_decode(body, len, &a) != PH_OK) {
+            quarantine(d->c, w, PH_Q_RECORD, "malformed ack record");
+            return PH_ERR_CORRUPT;
+        }
+        if (d->c->hooks.ack) d->c->hooks.ack(d->c->hooks.ctx, d->c, w, &a);
+        break;
+    }
+    default:
+        /* A newer SDK may send kinds this controller does not know: skip. */
+        w->bad_records++;
+        return 0;
+    }
+    w->records++;
+    w->last_seen_ns = d->now;
+    if (d->c->hooks.record) d->c->hooks.record(d->c->hooks.ctx, d->c, w, type, body, len);
+    return 0;
+}
+
+static uint64_t drain(struct ctl *c, struct ctl_worker *w, uint64_t now, uint32_t budget)
+{
+    if (w->quarantine != PH_Q_NONE) return 0;
+    struct drain_ctx d = {c, w, now};
+    int n = ph_ring_drain(&w->status, on_record, &d, c->scratch, budget);
+    if (n < 0) {
+        /* A record handler may already have quarantined it (malformed body);
+         * otherwise the ring itself failed its bounds checks. */
+        quarantine(c, w, PH_Q_RING, "status ring positions or a record header out of bounds");
+        return 0;
+    }
+    if (n > 0) {
+        struct ph_slot *s = ph_segment_slot(c->seg, w->index);
+        w->tps = ctl_worker_tps(w, ph_mono_coarse_ns(), c->tps_window_ns);
+        /* relaxed: figures for tools, each self-contained. */
+        atomic_store_explicit(&s->c_tps, w->tps, memory_order_relaxed);
+        atomic_store_explicit(&s->c_last_seen_ns, now, memory_order_relaxed);
+        atomic_store_explicit(&s->c_records, w->records, memory_order_relaxed);
+        c->records += (uint64_t)n;
+    }
+    return (uint64_t)n;
+}
+
+static void open_pidfd(struct ctl *c, struct ctl_worker *w)
+{
+    if (!c->use_pidfd) return;
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)w->pid, 0);
+    if (fd < 0) return; /* the periodic check covers this owner */
+    /* The pid may have been reused between the claim and pidfd_open: the
+     * pidfd only counts if the process behind it has the claimed start time. */
+    if (!ph_proc_alive(w->pid, w->start_time)) {
+        close(fd);
+        return;
+    }
+    w->pidfd = fd;
+}
+
+static void track(struct ctl *c, struct ctl_worker *w, struct ph_slot *s, uint64_t word,
+                  uint64_t now)
+{
+    struct ph_slot_identity id;
+    if (!ph_slot_identity_read(s, &id) || id.state != word) return; /* changed: next scan */
+    const uint32_t index = w->index;
+    memset(w, 0, sizeof *w);
+    w->index = index;
+    w->pidfd = -1;
+    w->tracked = true;
+    w->word = word;
+    w->pid = id.pid;
+    w->start_time = id.start_time;
+    w->attached_real_ns = id.attached_real_ns;
+    memcpy(w->role, id.role, sizeof w->role);
+    memcpy(w->instance, id.instance, sizeof w->instance);
+    w->tracked_mono_ns = now;
+    c->live++;
+    char err[160];
+    if (ph_ident_check("role", w->role, err, sizeof err) != PH_OK ||
+        ph_ident_check("instance", w->instance, err, sizeof err) != PH_OK) {
+        quarantine(c, w, PH_Q_IDENTITY, err);
+    } else if (ph_ring_consumer_init(&w->status, &s->status, ph_slot_status_data(c->seg, s),
+                                     c->seg->status_ring) != PH_OK) {
+        quarantine(c, w, PH_Q_RING, "status ring head/tail inconsistent");
+    }
+    ph_ring_producer_init(&w->command, &s->command, ph_slot_command_data(c->seg, s),
+                          c->seg->command_ring);
+    /* Cumulative counts start at zero when the slot is claimed: that is the
+     * first sample, so the first report's items count towards tps. */
+    /* relaxed: written before the claim was published (acquired above). */
+    add_sample(c, w, atomic_load_explicit(&s->claimed_mono_ns, memory_order_relaxed), 0);
+    if (w->pid != ph_slot_pid_of(word)) quarantine(c, w, PH_Q_IDENTITY, "owner pid mismatch");
+    open_pidfd(c, w);
+    ph_info("worker joined: %s/%s pid %d slot %u", w->role, w->instance, w->pid, w->index);
+    if (c->hooks.joined) c->hooks.joined(c->hooks.ctx, c, w);
+}
+
+static void depart(struct ctl *c, struct ctl_worker *w, bool dead)
+{
+    /* Whatever the owner managed to publish before leaving still counts. */
+    drain(c, w, ph_mono_ns(), 0);
+    if (dead)
+        ph_warn("worker died: %s/%s pid %d slot %u", w->role, w->instance, w->pid, w->index);
+    else
+        ph_info("worker left: %s/%s pid %d slot %u", w->role, w->instance, w->pid, w->index);
+    if (c->hooks.left) c->hooks.left(c->hooks.ctx, c, w, dead);
+    uint64_t word = ph_slot_state_of(w->word) == PH_SLOT_ACTIVE && !dead
+                        ? ph_slot_word(PH_SLOT_DETACHED, ph_slot_seq_of(w->word),
+                                       ph_slot_pid_of(w->word))
+                        : w->word;
+    uint32_t index = w->index;
+    untrack(c, w);
+    if (dead) {
+        /* The owner may have reached DETACHED before dying: free either. */
+        uint64_t detached = ph_slot_word(PH_SLOT_DETACHED, ph_slot_seq_of(word),
+                                         ph_slot_pid_of(word));
+        if (ph_slot_free(c->seg, index, word) || ph_slot_free(c->seg, index, detached)) {
+            c->reclaimed++;
+            atomic_fetch_add_explicit(&c->seg->hdr->reclaimed_total, 1, memory_order_relaxed);
+        }
+    } else {
+        ph_slot_free(c->seg, index, word);
+    }
+}
+
+uint64_t ctl_scan(struct ctl *c, uint64_t now)
+{
+    struct ph_shm_header *h = c->seg->hdr;
+    /* acquire: pairs with claimers raising the bound before publishing. */
+    uint32_t hw = atomic_load_explicit(&h->slot_high_water, memory_order_acquire);
+    if (hw > c->seg->slots) hw = c->seg->slots;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < hw; i++) {
+        struct ph_slot *s = ph_segment_slot(c->seg, i);
+        struct ctl_worker *w = &c->w[i];
+        /* acquire: a new ACTIVE word publishes the claimer's identity and
+         * ring reset; DETACHED publishes the owner's final records. */
+        uint64_t word = atomic_load_explicit(&s->state, memory_order_acquire);
+        unsigned st = ph_slot_state_of(word);
+        if (w->tracked && word != w->word) {
+            bool detached = st == PH_SLOT_DETACHED &&
+                            ph_slot_seq_of(word) == ph_slot_seq_of(w->word) &&
+                            ph_slot_pid_of(word) == ph_slot_pid_of(w->word);
+            /* Any other change means the claim we followed is over. */
+            depart(c, w, !detached);
+            continue;
+        }
+        switch (st) {
+        case PH_SLOT_ACTIVE:
+            if (!w->tracked) track(c, w, s, word, now);
+            if (w->tracked) total += drain(c, w, now, CTL_DRAIN_BUDGET);
+            break;
+        case PH_SLOT_CLAIMING: {
+            /* relaxed: written by the claimer right after its CAS; a stale
+             * value only delays expiry by one scan. */
+            uint64_t since = atomic_load_explicit(&s->claimed_mono_ns, memory_order_relaxed);
+            bool expired = now > since && now - since > CTL_CLAIM_TIMEOUT_NS;
+            if ((expired || !ph_proc_alive(ph_slot_pid_of(word), 0)) &&
+                ph_slot_free(c->seg, i, word)) {
+                c->reclaimed++;
+                atomic_fetch_add_explicit(&h->reclaimed_total, 1, memory_order_relaxed);
+                ph_warn("slot %u: claim by pid %d abandoned, freed", i, ph_slot_pid_of(word));
+            }
+            break;
+        }
+        case PH_SLOT_DETACHED:
+            /* Detached before we ever tracked it (controller restart). */
+            ph_slot_free(c->seg, i, word);
+            break;
+        default: break;
+        }
+    }
+    return total;
+}
+
+void ctl_owner_died(struct ctl *c, uint32_t index, uint64_t word)
+{
+    if (index >= c->seg->slots) return;
+    struct ctl_worker *w = &c->w[index];
+    if (!w->tracked || w->word != word) return;
+    depart(c, w, true);
+}
+
+void ctl_check_liveness(struct ctl *c, bool all)
+{
+    for (uint32_t i = 0; i < c->seg->slots; i++) {
+        struct ctl_worker *w = &c->w[i];
+        if (!w->tracked || (!all && w->pidfd >= 0)) continue;
+        if (!ph_proc_alive(w->pid, w->start_time)) depart(c, w, true);
+    }
+}
+
+uint64_t ctl_send_command(struct ctl *c, uint32_t index, uint16_t type, const uint8_t *patch,
+                          size_t patch_len)
+{
+    if (index >= c->seg->slots || !c->w[index].tracked) return 0;
+    struct ctl_worker *w = &c->w[index];
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    uint64_t token = c->next_token++;
+    ph_cmd_encode(&sb, token, patch, patch_len);
+    bool ok = sb.size <= w->command.max_record - PH_RING_HDR &&
+              ph_ring_write(&w->command, type, sb.data, (uint32_t)sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return ok ? token : 0;
+}

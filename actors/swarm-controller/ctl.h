@@ -1,0 +1,123 @@
+/* The controller's table of workers, fed by draining every slot of the
+ * segment. One entry per slot index; an entry follows one claim of its slot
+ * (identified by the slot's state word) from the moment the controller sees
+ * it ACTIVE until the owner detaches or dies and the slot is freed.
+ *
+ * The table keeps what the status semantics need: absolute state from the
+ * latest status record, a tps window over the cumulative counter, the latest
+ * config and io snapshots (msgpack), first/last seen times, and the
+ * quarantine verdict for slots whose contents failed validation.
+ *
+ * Nothing here blocks or sleeps; the event loop (main.c) calls ctl_scan()
+ * on every tick and ctl_owner_died() when a pidfd reports an exit. */
+#ifndef PH_CTL_H
+#define PH_CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ph/record.h"
+#include "ph/ring.h"
+#include "ph/shm.h"
+
+#define CTL_TPS_SAMPLES 32
+#define CTL_CLAIM_TIMEOUT_NS (10ull * 1000000000ull)
+#define CTL_DRAIN_BUDGET 4096u /* records per slot per scan: one noisy worker cannot starve others */
+
+struct ctl_sample {
+    uint64_t t_ns;
+    uint64_t processed;
+};
+
+struct ctl_blob {
+    uint8_t *data; /* msgpack map, validated */
+    uint32_t len;
+    uint32_t cap;
+};
+
+struct ctl_worker {
+    bool tracked;
+    uint64_t word; /* slot state word of the claim we follow */
+    uint32_t index;
+    int32_t pid;
+    uint64_t start_time;
+    char role[PH_ID_MAX];
+    char instance[PH_ID_MAX];
+    uint64_t attached_real_ns;
+    uint64_t tracked_mono_ns;
+
+    ph_ring_consumer status;
+    ph_ring_producer command;
+    int pidfd; /* -1 when unavailable: liveness then comes from the periodic check */
+    bool pidfd_armed;
+
+    bool have_status;
+    struct ph_rec_status st;
+    uint64_t last_seen_ns; /* controller CLOCK_MONOTONIC of the latest record */
+    struct ctl_sample win[CTL_TPS_SAMPLES];
+    uint32_t win_len;
+    uint64_t tps;
+
+    struct ctl_blob config;
+    struct ctl_blob io;
+    uint32_t quarantine; /* enum ph_quarantine */
+    uint64_t records;
+    uint64_t bad_records;
+    uint64_t alerts;
+};
+
+struct ctl;
+/* Observers of table events (all optional). */
+struct ctl_hooks {
+    void *ctx;
+    void (*joined)(void *ctx, struct ctl *c, struct ctl_worker *w);
+    /* `dead` true when the owner died, false on a clean detach. Called
+     * before the slot is freed; w still holds the last state. */
+    void (*left)(void *ctx, struct ctl *c, struct ctl_worker *w, bool dead);
+    void (*alert)(void *ctx, struct ctl *c, struct ctl_worker *w, const struct ph_rec_alert *a);
+    void (*ack)(void *ctx, struct ctl *c, struct ctl_worker *w, const struct ph_rec_ack *a);
+    void (*quarantined)(void *ctx, struct ctl *c, struct ctl_worker *w, const char *why);
+    /* Every valid record, after the table is updated (tests, statistics). */
+    void (*record)(void *ctx, struct ctl *c, struct ctl_worker *w, uint16_t type,
+                   const uint8_t *body, uint32_t len);
+};
+
+struct ctl {
+    struct ph_segment *seg;
+    struct ctl_worker *w; /* seg->slots entries */
+    uint8_t *scratch;     /* status_ring / 2 bytes */
+    uint64_t started_mono_ns;
+    uint64_t tps_window_ns;
+    bool use_pidfd;
+    struct ctl_hooks hooks;
+    uint64_t next_token;
+    /* counters */
+    uint64_t records;
+    uint64_t reclaimed;
+    uint64_t quarantined;
+    uint32_t live; /* tracked entries */
+};
+
+int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hooks);
+void ctl_destroy(struct ctl *c);
+
+/* Follows claims and detaches, drains every tracked slot's status ring,
+ * expires stalled claims. Returns records drained. */
+uint64_t ctl_scan(struct ctl *c, uint64_t now_ns);
+/* The owner of slot `index` is gone (pidfd fired, or the periodic check):
+ * drain what it left, report it, free the slot. `word` guards against a
+ * late notification about an earlier claim. */
+void ctl_owner_died(struct ctl *c, uint32_t index, uint64_t word);
+/* Periodic liveness check (pid + start time) of every tracked owner without
+ * a pidfd, or of all when `all`. */
+void ctl_check_liveness(struct ctl *c, bool all);
+
+/* Writes a command into a worker's command ring; returns its token, or 0
+ * when the ring is full or the worker is not tracked. */
+uint64_t ctl_send_command(struct ctl *c, uint32_t index, uint16_t type, const uint8_t *patch,
+                          size_t patch_len);
+
+/* tps of a worker at `now` from its window (integer items per second). */
+uint64_t ctl_worker_tps(const struct ctl_worker *w, uint64_t now_ns, uint64_t window_ns);
+
+#endif

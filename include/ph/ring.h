@@ -1,0 +1,128 @@
+/* Single-producer single-consumer byte ring living in shared memory.
+ *
+ * Layout: a descriptor (two cache lines: producer-written, consumer-written)
+ * and a data area of `capacity` bytes, a power of two. The producer appends
+ * 8-byte-aligned records, each with an 8-byte header, then publishes them by
+ * a release store of `tail`; the consumer acquires `tail`, reads, and
+ * returns the space with a release store of `head`. Positions are 64-bit
+ * byte counters that never wrap in practice.
+ *
+ * Because a record becomes visible only when `tail` moves past it, a
+ * producer killed in the middle of a write leaves nothing half-visible: the
+ * consumer never waits on it and never sees a torn record.
+ *
+ * The consumer treats the whole ring as untrusted input: `tail`, every
+ * header and every length are checked against the bounds before use, and
+ * record bodies are copied out before they are handed on, so a producer that
+ * scribbles over published records cannot make the consumer read out of
+ * bounds. A failed check returns PH_ERR_CORRUPT; the caller quarantines the
+ * ring and never reads it again.
+ *
+ * A record that does not fit is dropped and counted in `overflows`; records
+ * carry absolute state, so the next record repairs the loss. */
+#ifndef PH_RING_H
+#define PH_RING_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ph/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PH_RING_ALIGN 8u
+#define PH_RING_HDR 8u
+#define PH_RING_MIN_CAPACITY 256u
+#define PH_RING_MAX_CAPACITY (1u << 24)
+/* Record type 0 is padding that fills the end of the data area when the next
+ * record would not fit before the wrap. */
+#define PH_RING_PAD 0u
+
+/* Shared descriptor. Field owners are fixed: a process writes only the line
+ * it owns, so the two sides never write the same cache line. */
+struct ph_ring_desc {
+    /* producer line */
+    alignas(64) _Atomic uint64_t tail; /* bytes published */
+    _Atomic uint64_t published;        /* records published (statistics) */
+    _Atomic uint64_t overflows;        /* records dropped for lack of space */
+    /* consumer line */
+    alignas(64) _Atomic uint64_t head; /* bytes consumed */
+    _Atomic uint64_t consumed;         /* records consumed (statistics) */
+};
+
+/* Record header as stored in the data area (little-endian host order). */
+struct ph_ring_rec {
+    uint32_t len;  /* header + body, unaligned */
+    uint16_t type; /* PH_RING_PAD or a record type of the layer above */
+    uint16_t flags;
+};
+
+/* Producer handle: process-local, owned by the producing process. */
+typedef struct ph_ring_producer {
+    struct ph_ring_desc *desc;
+    uint8_t *data;
+    uint32_t capacity;
+    uint32_t max_record; /* largest header+body accepted: capacity / 2 */
+    uint64_t tail;       /* next write position, published or not */
+    uint64_t head_cache; /* last head seen; refreshed only when short of space */
+    uint64_t published;
+    uint64_t overflows;
+} ph_ring_producer;
+
+/* Consumer handle: process-local. `head` is the consumer's own, trusted copy. */
+typedef struct ph_ring_consumer {
+    struct ph_ring_desc *desc;
+    const uint8_t *data;
+    uint32_t capacity;
+    uint32_t max_record;
+    uint64_t head;
+    uint64_t consumed;
+} ph_ring_consumer;
+
+/* Zeroes a descriptor; only for a ring no process uses yet. */
+void ph_ring_reset(struct ph_ring_desc *desc);
+bool ph_ring_capacity_valid(uint64_t capacity);
+
+/* Attaches a producer to a ring, resuming at its current tail. */
+void ph_ring_producer_init(ph_ring_producer *p, struct ph_ring_desc *desc, void *data,
+                           uint32_t capacity);
+/* Reserves room for one record of `body_len` bytes and returns where its body
+ * goes (8-byte aligned), or NULL when the ring is full (the drop is counted).
+ * Nothing is visible to the consumer until ph_ring_publish(). */
+void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len);
+/* Makes every claimed record visible to the consumer. */
+void ph_ring_publish(ph_ring_producer *p);
+/* claim + copy + publish; false when dropped. */
+bool ph_ring_write(ph_ring_producer *p, uint16_t type, const void *body, uint32_t body_len);
+/* Bytes published but not yet consumed, as seen by the producer. */
+uint64_t ph_ring_producer_used(const ph_ring_producer *p);
+
+/* Attaches a consumer, resuming at the ring's current head. Returns
+ * PH_ERR_CORRUPT when head and tail are inconsistent. */
+int ph_ring_consumer_init(ph_ring_consumer *c, struct ph_ring_desc *desc, const void *data,
+                          uint32_t capacity);
+
+/* Handler for one record; `body` is a private copy valid during the call.
+ * A non-zero return stops the drain and is returned by ph_ring_drain(). */
+typedef int (*ph_ring_handler)(void *ctx, uint16_t type, const uint8_t *body, uint32_t len);
+
+/* Consumes up to `max_records` records (0: all available), calling `fn` for
+ * each non-padding record. `scratch` must hold c->max_record bytes. Returns
+ * the number of records consumed, PH_ERR_CORRUPT on a validation failure
+ * (the ring must then be abandoned), or a handler's non-zero result. */
+int ph_ring_drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *scratch,
+                  uint32_t max_records);
+/* True when records are waiting (one acquire load). */
+bool ph_ring_pending(const ph_ring_consumer *c);
+
+/* Non-consuming snapshot for tools: bytes in use as head/tail say, bounded. */
+uint64_t ph_ring_used(const struct ph_ring_desc *desc, uint32_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

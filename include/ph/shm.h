@@ -1,0 +1,237 @@
+/* The per-swarm shared-memory segment: /dev/shm/ph.<swarmId>.
+ *
+ *   +--------------------+  offset 0
+ *   | ph_shm_header      |  PH_SHM_HEADER_SIZE bytes (one page)
+ *   +--------------------+
+ *   | slot 0             |  slot_size bytes:
+ *   |   ph_slot          |    PH_SLOT_META_SIZE bytes of metadata
+ *   |   status ring data |    status_ring bytes  (worker -> controller)
+ *   |   command ring data|    command_ring bytes (controller -> worker)
+ *   +--------------------+
+ *   | slot 1 ...         |
+ *
+ *   size = PH_SHM_HEADER_SIZE + slots * (PH_SLOT_META_SIZE + status_ring + command_ring)
+ *
+ * The controller creates the segment and writes the immutable part of the
+ * header; storing `magic` (release) is the last step and publishes it.
+ * Readers acquire `magic` first and validate every field before use; the
+ * segment is untrusted input to every reader.
+ *
+ * Slot ownership is one 64-bit word, `state`: bits 0-7 the state, 8-31 a
+ * claim counter (so a stale compare-and-swap cannot hit a later owner),
+ * 32-63 the owner's pid. FREE -> CLAIMING (worker CAS) -> ACTIVE (worker
+ * CAS) -> DETACHED (worker, on clean exit) -> FREE (controller CAS once it
+ * has drained the rings; also from ACTIVE/CLAIMING when the owner died).
+ * No process-shared lock exists anywhere: a process killed at any point
+ * leaves a state the others can see and repair. */
+#ifndef PH_SHM_H
+#define PH_SHM_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ph/common.h"
+#include "ph/ring.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PH_SHM_MAGIC 0x31304d4853485050ull /* "PPHSHM01" little-endian */
+#define PH_LAYOUT_VERSION 1u
+#define PH_SHM_HEADER_SIZE 4096u
+#define PH_SLOT_META_SIZE 768u
+#define PH_MAX_SLOTS 65536u
+#define PH_DEFAULT_SLOTS 256u
+#define PH_DEFAULT_STATUS_RING 8192u
+#define PH_DEFAULT_COMMAND_RING 4096u
+
+struct ph_shm_header {
+    /* Immutable after publication. */
+    _Atomic uint64_t magic; /* stored last with release: publishes the rest */
+    uint32_t layout_version;
+    uint32_t header_size;
+    uint64_t segment_size;
+    uint32_t slot_capacity;
+    uint32_t slot_size;
+    uint32_t status_ring;  /* bytes of status ring data per slot */
+    uint32_t command_ring; /* bytes of command ring data per slot */
+    uint64_t created_real_ns;
+    char swarm_id[PH_ID_MAX];
+
+    /* Controller line: written by the controller only. */
+    alignas(64) _Atomic int32_t controller_pid;
+    _Atomic uint64_t controller_start_time;  /* /proc/<pid>/stat starttime */
+    _Atomic uint64_t controller_heartbeat_ns; /* CLOCK_MONOTONIC */
+    _Atomic uint64_t generation;              /* +1 per controller (re)start */
+    _Atomic uint64_t quarantined_total;
+    _Atomic uint64_t reclaimed_total; /* slots freed after their owner died */
+
+    /* Claim line: written by claiming workers. */
+    alignas(64) _Atomic uint32_t slot_high_water; /* 1 + highest slot ever claimed */
+};
+
+enum ph_slot_state {
+    PH_SLOT_FREE = 0,
+    PH_SLOT_CLAIMING = 1,
+    PH_SLOT_ACTIVE = 2,
+    PH_SLOT_DETACHED = 3,
+};
+static inline unsigned ph_slot_state_of(uint64_t w)
+{
+    return (unsigned)(w & 0xffu);
+}
+static inline uint32_t ph_slot_seq_of(uint64_t w)
+{
+    return (uint32_t)((w >> 8) & 0xffffffu);
+}
+static inline int32_t ph_slot_pid_of(uint64_t w)
+{
+    return (int32_t)(w >> 32);
+}
+static inline uint64_t ph_slot_word(unsigned state, uint32_t seq, int32_t pid)
+{
+    return ((uint64_t)(uint32_t)pid << 32) | ((uint64_t)(seq & 0xffffffu) << 8) | (state & 0xffu);
+}
+
+/* Quarantine reasons, written by the controller. */
+enum ph_quarantine {
+    PH_Q_NONE = 0,
+    PH_Q_RING = 1,     /* status ring positions or a record header out of bounds */
+    PH_Q_RECORD = 2,   /* a record body failed validation */
+    PH_Q_IDENTITY = 3, /* role/instance not a valid identifier */
+};
+const char *ph_quarantine_name(int q);
+
+struct ph_slot {
+    /* Ownership line. */
+    alignas(64) _Atomic uint64_t state;
+    _Atomic uint64_t claimed_mono_ns; /* when CLAIMING began; lets the controller expire it */
+    /* Identity: plain fields written while CLAIMING, immutable while ACTIVE,
+     * published by the release CAS to ACTIVE. */
+    int32_t owner_pid;
+    uint32_t reserved0;
+    uint64_t owner_start_time; /* /proc/<pid>/stat starttime, against pid reuse */
+    uint64_t attached_real_ns;
+    char role[PH_ID_MAX];
+    char instance[PH_ID_MAX];
+
+    /* Worker mirror line: the latest status, relaxed stores by the owner,
+     * for tools that read the segment while nothing drains it. */
+    alignas(64) _Atomic uint64_t w_processed;
+    _Atomic uint64_t w_errors;
+    _Atomic uint64_t w_heartbeat_ns; /* CLOCK_MONOTONIC(_COARSE) of the last status */
+    _Atomic uint32_t w_state;        /* bit 0 enabled, bits 8-15 io_in, 16-23 io_out */
+
+    /* Controller line: the controller's view of this slot. */
+    alignas(64) _Atomic uint64_t c_tps;
+    _Atomic uint64_t c_last_seen_ns; /* CLOCK_MONOTONIC of the last record drained */
+    _Atomic uint64_t c_records;      /* records drained from this slot */
+    _Atomic uint32_t c_quarantine;   /* enum ph_quarantine */
+
+    struct ph_ring_desc status;  /* worker produces, controller consumes */
+    struct ph_ring_desc command; /* controller produces, worker consumes */
+};
+_Static_assert(sizeof(struct ph_slot) <= PH_SLOT_META_SIZE, "slot metadata grew");
+_Static_assert(sizeof(struct ph_shm_header) <= PH_SHM_HEADER_SIZE, "header grew");
+
+static inline uint32_t ph_w_state_pack(int enabled, int io_in, int io_out)
+{
+    return (uint32_t)(enabled ? 1 : 0) | ((uint32_t)(io_in & 0xff) << 8) |
+           ((uint32_t)(io_out & 0xff) << 16);
+}
+
+/* A mapped segment. */
+struct ph_segment {
+    int fd;
+    void *base;
+    size_t size; /* bytes mapped */
+    struct ph_shm_header *hdr;
+    uint32_t slots;
+    uint32_t slot_size;
+    uint32_t status_ring;
+    uint32_t command_ring;
+    char name[PH_ID_MAX + 8]; /* "/ph.<swarm>" */
+};
+
+struct ph_segment_params {
+    uint32_t slots;        /* 0: PH_DEFAULT_SLOTS */
+    uint32_t status_ring;  /* 0: PH_DEFAULT_STATUS_RING; power of two */
+    uint32_t command_ring; /* 0: PH_DEFAULT_COMMAND_RING; power of two */
+    unsigned mode;         /* 0: 0600 */
+};
+
+/* Bytes a segment with these parameters occupies (the formula above). */
+uint64_t ph_segment_size_for(uint32_t slots, uint32_t status_ring, uint32_t command_ring);
+/* Writes "/ph.<swarm>" into buf; PH_ERR_INVAL when the id is not valid. */
+int ph_segment_name(const char *swarm_id, char *buf, size_t n, char *err, size_t errlen);
+
+/* Controller side. Creates the segment; when one exists whose controller is
+ * dead and whose geometry matches, adopts it (generation + 1) and returns
+ * PH_ERR_EXISTS-free PH_OK with *adopted = true. A live controller -> PH_ERR_BUSY. */
+int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
+                      const struct ph_segment_params *params, bool *adopted, char *err,
+                      size_t errlen);
+/* Reader/worker side: maps and validates an existing segment. `writable`
+ * selects O_RDWR (workers) or O_RDONLY (tools). Errors: PH_ERR_NOENT,
+ * PH_ERR_ACCES, PH_ERR_MAGIC, PH_ERR_VERSION, PH_ERR_TRUNC, PH_ERR_CORRUPT. */
+int ph_segment_open(struct ph_segment *seg, const char *swarm_id, bool writable, char *err,
+                    size_t errlen);
+void ph_segment_close(struct ph_segment *seg);
+/* Removes /dev/shm/ph.<swarm>; PH_ERR_NOENT when absent. */
+int ph_segment_unlink(const char *swarm_id, char *err, size_t errlen);
+
+/* Publishes this process as the controller and beats its heartbeat. */
+void ph_segment_set_controller(struct ph_segment *seg, int32_t pid, uint64_t start_time);
+void ph_segment_heartbeat(struct ph_segment *seg);
+
+static inline struct ph_slot *ph_segment_slot(const struct ph_segment *seg, uint32_t i)
+{
+    return (struct ph_slot *)((uint8_t *)seg->base + PH_SHM_HEADER_SIZE +
+                              (size_t)i * seg->slot_size);
+}
+static inline uint8_t *ph_slot_status_data(const struct ph_segment *seg, struct ph_slot *s)
+{
+    (void)seg;
+    return (uint8_t *)s + PH_SLOT_META_SIZE;
+}
+static inline uint8_t *ph_slot_command_data(const struct ph_segment *seg, struct ph_slot *s)
+{
+    return (uint8_t *)s + PH_SLOT_META_SIZE + seg->status_ring;
+}
+
+/* Claims a free slot for (role, instance) as process (pid, start_time).
+ * Refuses an (role, instance) pair held by a live process (PH_ERR_BUSY) and
+ * returns PH_ERR_FULL when every slot is taken. */
+int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance, int32_t pid,
+                  uint64_t start_time, uint32_t *index, char *err, size_t errlen);
+/* Owner side: marks the slot DETACHED (the controller frees it). */
+void ph_slot_detach(struct ph_segment *seg, uint32_t index);
+/* Controller side: frees the slot if its state word still equals `expect`. */
+bool ph_slot_free(struct ph_segment *seg, uint32_t index, uint64_t expect);
+
+/* Snapshot of a slot's identity for readers, consistent with one claim: the
+ * state word is read before and after copying and must not have changed.
+ * Returns false when the slot is FREE or changed under the reader. */
+struct ph_slot_identity {
+    uint64_t state;
+    int32_t pid;
+    uint64_t start_time;
+    uint64_t attached_real_ns;
+    char role[PH_ID_MAX];
+    char instance[PH_ID_MAX];
+};
+bool ph_slot_identity_read(const struct ph_slot *s, struct ph_slot_identity *out);
+
+/* Process facts. */
+/* Start time (clock ticks after boot) of a live pid, from /proc; PH_ERR_NOENT if gone. */
+int ph_proc_start_time(int32_t pid, uint64_t *out);
+/* True when `pid` runs and started at `start_time` (0: any start time). */
+bool ph_proc_alive(int32_t pid, uint64_t start_time);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,318 @@
+/* Creation, adoption and validated mapping of a swarm's segment. */
+#include "ph/shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t ph_segment_size_for(uint32_t slots, uint32_t status_ring, uint32_t command_ring)
+{
+    return (uint64_t)PH_SHM_HEADER_SIZE +
+           (uint64_t)slots * ((uint64_t)PH_SLOT_META_SIZE + status_ring + command_ring);
+}
+
+int ph_segment_name(const char *swarm_id, char *buf, size_t n, char *err, size_t errlen)
+{
+    int rc = ph_ident_check("swarm id", swarm_id, err, errlen);
+    if (rc != PH_OK) return rc;
+    snprintf(buf, n, "/ph.%s", swarm_id);
+    return PH_OK;
+}
+
+static int sys_err(const char *what, const char *name, char *err, size_t errlen)
+{
+    int e = errno;
+    snprintf(err, errlen, "%s /dev/shm%s: %s", what, name, strerror(e));
+    if (e == ENOENT) return PH_ERR_NOENT;
+    if (e == EACCES || e == EPERM) return PH_ERR_ACCES;
+    return PH_ERR_SYS;
+}
+
+/* Validates a mapped header against what this build reads. `file_size` is
+ * the object's size; the header page must already be mapped. */
+static int validate_header(const struct ph_shm_header *h, const char *name, const char *swarm_id,
+                           uint64_t file_size, char *err, size_t errlen)
+{
+    /* acquire: pairs with the creator's release store of magic, which it
+     * makes after every immutable field is written. */
+    uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+    if (magic == 0) {
+        snprintf(err, errlen, "segment /dev/shm%s is not initialised (controller starting, or "
+                 "it died while creating it)", name);
+        return PH_ERR_MAGIC;
+    }
+    if (magic != PH_SHM_MAGIC) {
+        snprintf(err, errlen, "/dev/shm%s is not a swarm segment (bad magic 0x%016" PRIx64 ")",
+                 name, magic);
+        return PH_ERR_MAGIC;
+    }
+    if (h->layout_version != PH_LAYOUT_VERSION) {
+        snprintf(err, errlen, "segment /dev/shm%s has layout version %" PRIu32
+                 ", this program reads %u", name, h->layout_version, PH_LAYOUT_VERSION);
+        return PH_ERR_VERSION;
+    }
+    if (h->header_size != PH_SHM_HEADER_SIZE || h->slot_capacity == 0 ||
+        h->slot_capacity > PH_MAX_SLOTS || !ph_ring_capacity_valid(h->status_ring) ||
+        !ph_ring_capacity_valid(h->command_ring) ||
+        h->slot_size != PH_SLOT_META_SIZE + h->status_ring + h->command_ring ||
+        h->segment_size != ph_segment_size_for(h->slot_capacity, h->status_ring, h->command_ring)) {
+        snprintf(err, errlen, "segment /dev/shm%s has an inconsistent geometry (slots %" PRIu32
+                 ", slot size %" PRIu32 ", rings %" PRIu32 "/%" PRIu32 ", size %" PRIu64 ")",
+                 name, h->slot_capacity, h->slot_size, h->status_ring, h->command_ring,
+                 h->segment_size);
+        return PH_ERR_CORRUPT;
+    }
+    if (memchr(h->swarm_id, '\0', sizeof h->swarm_id) == NULL ||
+        strcmp(h->swarm_id, swarm_id) != 0) {
+        snprintf(err, errlen, "segment /dev/shm%s names another swarm", name);
+        return PH_ERR_CORRUPT;
+    }
+    if (file_size < h->segment_size) {
+        snprintf(err, errlen, "segment /dev/shm%s is truncated: %" PRIu64 " bytes, its header "
+                 "says %" PRIu64, name, file_size, h->segment_size);
+        return PH_ERR_TRUNC;
+    }
+    return PH_OK;
+}
+
+static void fill_geometry(struct ph_segment *seg)
+{
+    seg->hdr = seg->base;
+    seg->slots = seg->hdr->slot_capacity;
+    seg->slot_size = seg->hdr->slot_size;
+    seg->status_ring = seg->hdr->status_ring;
+    seg->command_ring = seg->hdr->command_ring;
+}
+
+/* Maps and validates an open object. On success the segment owns fd. */
+static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, bool writable,
+                         char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return sys_err("cannot stat", seg->name, err, errlen);
+    if ((uint64_t)st.st_size < PH_SHM_HEADER_SIZE) {
+        snprintf(err, errlen, "segment /dev/shm%s is truncated: %lld bytes, smaller than its "
+                 "%u-byte header", seg->name, (long long)st.st_size, PH_SHM_HEADER_SIZE);
+        return PH_ERR_TRUNC;
+    }
+    /* Map the header alone first: the full size is only trusted once the
+     * header checks out. */
+    void *h = mmap(NULL, PH_SHM_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    if (h == MAP_FAILED) return sys_err("cannot map", seg->name, err, errlen);
+    int rc = validate_header(h, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
+    uint64_t size = ((struct ph_shm_header *)h)->segment_size;
+    munmap(h, PH_SHM_HEADER_SIZE);
+    if (rc != PH_OK) return rc;
+    void *base = mmap(NULL, (size_t)size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+                      MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return sys_err("cannot map", seg->name, err, errlen);
+    seg->fd = fd;
+    seg->base = base;
+    seg->size = (size_t)size;
+    fill_geometry(seg);
+    /* Re-check on the final mapping: the header could have changed between
+     * the two maps if someone recreated the object. */
+    rc = validate_header(seg->hdr, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
+    if (rc != PH_OK || seg->hdr->segment_size != size) {
+        munmap(base, (size_t)size);
+        seg->base = NULL;
+        seg->fd = -1;
+        return rc != PH_OK ? rc : PH_ERR_CORRUPT;
+    }
+    return PH_OK;
+}
+
+int ph_segment_open(struct ph_segment *seg, const char *swarm_id, bool writable, char *err,
+                    size_t errlen)
+{
+    memset(seg, 0, sizeof *seg);
+    seg->fd = -1;
+    int rc = ph_segment_name(swarm_id, seg->name, sizeof seg->name, err, errlen);
+    if (rc != PH_OK) return rc;
+    int fd = shm_open(seg->name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            snprintf(err, errlen, "no swarm '%s': /dev/shm%s does not exist (is its controller "
+                     "running?)", swarm_id, seg->name);
+            return PH_ERR_NOENT;
+        }
+        return sys_err("cannot open", seg->name, err, errlen);
+    }
+    rc = map_validated(seg, fd, swarm_id, writable, err, errlen);
+    if (rc != PH_OK) close(fd);
+    return rc;
+}
+
+void ph_segment_close(struct ph_segment *seg)
+{
+    if (seg->base != NULL) munmap(seg->base, seg->size);
+    if (seg->fd >= 0) close(seg->fd);
+    seg->base = NULL;
+    seg->hdr = NULL;
+    seg->fd = -1;
+}
+
+int ph_segment_unlink(const char *swarm_id, char *err, size_t errlen)
+{
+    char name[PH_ID_MAX + 8];
+    int rc = ph_segment_name(swarm_id, name, sizeof name, err, errlen);
+    if (rc != PH_OK) return rc;
+    if (shm_unlink(name) != 0) return sys_err("cannot remove", name, err, errlen);
+    return PH_OK;
+}
+
+/* An existing object whose magic was never published and that is older
+ * than a second was left by a creator that died half-way: safe to replace. */
+static bool abandoned_creation(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return false;
+    if ((uint64_t)st.st_size >= sizeof(uint64_t)) {
+        uint64_t magic = 0;
+        if (pread(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic || magic != 0)
+            return false;
+    }
+    return time(NULL) - st.st_mtime > 1;
+}
+
+static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_segment_params *p,
+                 char *err, size_t errlen)
+{
+    int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) return sys_err("cannot open", seg->name, err, errlen);
+    int rc = map_validated(seg, fd, swarm_id, true, err, errlen);
+    if (rc != PH_OK) {
+        close(fd);
+        return rc;
+    }
+    struct ph_shm_header *h = seg->hdr;
+    /* acquire: pairs with ph_segment_set_controller()'s release of the pid. */
+    int32_t pid = atomic_load_explicit(&h->controller_pid, memory_order_acquire);
+    uint64_t start = atomic_load_explicit(&h->controller_start_time, memory_order_relaxed);
+    if (pid != getpid() && ph_proc_alive(pid, start)) {
+        snprintf(err, errlen, "swarm '%s' already has a live controller (pid %" PRId32 ")",
+                 swarm_id, pid);
+        ph_segment_close(seg);
+        return PH_ERR_BUSY;
+    }
+    if (h->slot_capacity != p->slots || h->status_ring != p->status_ring ||
+        h->command_ring != p->command_ring) {
+        snprintf(err, errlen, "segment /dev/shm%s left by a previous controller has another "
+                 "geometry (%" PRIu32 " slots, rings %" PRIu32 "/%" PRIu32 "); remove it with "
+                 "'phctl shm-rm --swarm %s' once its workers are gone", seg->name,
+                 h->slot_capacity, h->status_ring, h->command_ring, swarm_id);
+        ph_segment_close(seg);
+        return PH_ERR_EXISTS;
+    }
+    return PH_OK;
+}
+
+int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
+                      const struct ph_segment_params *params, bool *adopted, char *err,
+                      size_t errlen)
+{
+    memset(seg, 0, sizeof *seg);
+    seg->fd = -1;
+    *adopted = false;
+    int rc = ph_segment_name(swarm_id, seg->name, sizeof seg->name, err, errlen);
+    if (rc != PH_OK) return rc;
+    struct ph_segment_params p = *params;
+    if (p.slots == 0) p.slots = PH_DEFAULT_SLOTS;
+    if (p.status_ring == 0) p.status_ring = PH_DEFAULT_STATUS_RING;
+    if (p.command_ring == 0) p.command_ring = PH_DEFAULT_COMMAND_RING;
+    if (p.mode == 0) p.mode = 0600;
+    if (p.slots > PH_MAX_SLOTS || !ph_ring_capacity_valid(p.status_ring) ||
+        !ph_ring_capacity_valid(p.command_ring) || (p.mode & ~0777u) != 0) {
+        snprintf(err, errlen, "invalid segment parameters: slots 1..%u, ring sizes powers of two "
+                 "in %u..%u bytes, mode within 0777", PH_MAX_SLOTS, PH_RING_MIN_CAPACITY,
+                 PH_RING_MAX_CAPACITY);
+        return PH_ERR_INVAL;
+    }
+    const uint64_t size = ph_segment_size_for(p.slots, p.status_ring, p.command_ring);
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, p.mode);
+        if (fd < 0 && errno == EEXIST) {
+            int probe = shm_open(seg->name, O_RDONLY | O_CLOEXEC, 0);
+            bool dead_creator = probe >= 0 && abandoned_creation(probe);
+            if (probe >= 0) close(probe);
+            if (dead_creator && attempt == 0) {
+                shm_unlink(seg->name);
+                continue;
+            }
+            rc = adopt(seg, swarm_id, &p, err, errlen);
+            if (rc != PH_OK) return rc;
+            *adopted = true;
+            atomic_fetch_add_explicit(&seg->hdr->generation, 1, memory_order_relaxed);
+            return PH_OK;
+        }
+        if (fd < 0) return sys_err("cannot create", seg->name, err, errlen);
+        /* The umask may have narrowed the mode; the caller's choice wins. */
+        if (fchmod(fd, p.mode) != 0 || ftruncate(fd, (off_t)size) != 0) {
+            rc = sys_err("cannot size", seg->name, err, errlen);
+            close(fd);
+            shm_unlink(seg->name);
+            return rc;
+        }
+        void *base = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (base == MAP_FAILED) {
+            rc = sys_err("cannot map", seg->name, err, errlen);
+            close(fd);
+            shm_unlink(seg->name);
+            return rc;
+        }
+        /* ftruncate zero-fills: every slot starts FREE with empty rings. */
+        struct ph_shm_header *h = base;
+        h->layout_version = PH_LAYOUT_VERSION;
+        h->header_size = PH_SHM_HEADER_SIZE;
+        h->segment_size = size;
+        h->slot_capacity = p.slots;
+        h->slot_size = PH_SLOT_META_SIZE + p.status_ring + p.command_ring;
+        h->status_ring = p.status_ring;
+        h->command_ring = p.command_ring;
+        h->created_real_ns = ph_real_ns();
+        snprintf(h->swarm_id, sizeof h->swarm_id, "%s", swarm_id);
+        atomic_store_explicit(&h->generation, 1, memory_order_relaxed);
+        /* release: publishes every field above to readers that acquire magic. */
+        atomic_store_explicit(&h->magic, PH_SHM_MAGIC, memory_order_release);
+        seg->fd = fd;
+        seg->base = base;
+        seg->size = (size_t)size;
+        fill_geometry(seg);
+        return PH_OK;
+    }
+    snprintf(err, errlen, "cannot create /dev/shm%s: it keeps reappearing", seg->name);
+    return PH_ERR_SYS;
+}
+
+void ph_segment_set_controller(struct ph_segment *seg, int32_t pid, uint64_t start_time)
+{
+    ph_segment_heartbeat(seg);
+    atomic_store_explicit(&seg->hdr->controller_start_time, start_time, memory_order_relaxed);
+    /* release: a reader that acquires the new pid also sees its start time
+     * and first heartbeat. */
+    atomic_store_explicit(&seg->hdr->controller_pid, pid, memory_order_release);
+}
+
+void ph_segment_heartbeat(struct ph_segment *seg)
+{
+    /* relaxed: a free-standing timestamp; nothing is read on its strength. */
+    atomic_store_explicit(&seg->hdr->controller_heartbeat_ns, ph_mono_ns(), memory_order_relaxed);
+}
+
+const char *ph_quarantine_name(int q)
+{
+    switch (q) {
+    case PH_Q_NONE: return "none";
+    case PH_Q_RING: return "ring-out-of-bounds";
+    case PH_Q_RECORD: return "malformed-record";
+    case PH_Q_IDENTITY: return "invalid-identity";
+    default: return "unknown";
+    }
+}

@@ -1,0 +1,372 @@
+/* Worker SDK (ph/worker.h): a worker's side of its slot.
+ *
+ * Hot-path rule: ph_worker_count() is a local addition; status reaches the
+ * segment only in ph_worker_publish_status(), a 40-byte ring write plus a
+ * few relaxed mirror stores, at most once per tick. Variable records
+ * (config, io, acks) are encoded once and kept until a ring write succeeds,
+ * so a full ring delays them but never loses the latest state. */
+#include "ph/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ph/mpjson.h"
+#include "ph/shm.h"
+
+#define PENDING_ACKS 16
+
+struct pending {
+    msgpack_sbuffer buf;
+    bool due;
+};
+
+struct ph_worker {
+    struct ph_segment seg;
+    struct ph_slot *slot;
+    uint32_t index;
+    ph_ring_producer status;
+    ph_ring_consumer cmd;
+    bool cmd_broken;
+    uint8_t *scratch;
+
+    uint64_t processed;
+    uint64_t errors;
+    uint32_t seq;
+    bool enabled;
+    uint8_t io_in;
+    uint8_t io_out;
+    bool dirty;
+    uint64_t heartbeat_ns;
+    uint64_t last_publish_ns;
+
+    struct pending config;
+    struct pending io;
+    struct pending acks[PENDING_ACKS];
+    uint64_t acks_dropped;
+
+    json_t *patch; /* last CONFIG_PATCH handed out */
+    struct ph_command *cmd_out;
+    int cmd_found;
+};
+
+static void pending_init(struct pending *p)
+{
+    msgpack_sbuffer_init(&p->buf);
+    p->due = false;
+}
+
+static bool pending_flush(ph_worker *w, struct pending *p, uint16_t type)
+{
+    if (!p->due) return true;
+    if (!ph_ring_write(&w->status, type, p->buf.data, (uint32_t)p->buf.size)) return false;
+    p->due = false;
+    return true;
+}
+
+static void flush_all(ph_worker *w)
+{
+    /* Config and io first: the controller then sees them before the status
+     * that follows. */
+    pending_flush(w, &w->config, PH_REC_CONFIG);
+    pending_flush(w, &w->io, PH_REC_IO);
+    for (int i = 0; i < PENDING_ACKS; i++)
+        if (!pending_flush(w, &w->acks[i], PH_REC_ACK)) break;
+}
+
+static int open_with_timeout(ph_worker *w, const struct ph_worker_opts *o, char *err,
+                             size_t errlen)
+{
+    const uint64_t deadline = ph_mono_ns() + (uint64_t)o->attach_timeout_ms * 1000000ull;
+    for (;;) {
+        int rc = ph_segment_open(&w->seg, o->swarm_id, true, err, errlen);
+        /* Missing or not yet initialised: the controller may still be starting. */
+        bool retry = rc == PH_ERR_NOENT || (rc == PH_ERR_MAGIC && strstr(err, "not initialised"));
+        if (!retry || ph_mono_ns() >= deadline) return rc;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t errlen)
+{
+    if (o == NULL || o->swarm_id == NULL || o->role == NULL || o->instance == NULL) {
+        snprintf(err, errlen, "swarm id, role and instance are required");
+        return NULL;
+    }
+    if (ph_ident_check("swarm id", o->swarm_id, err, errlen) != PH_OK ||
+        ph_ident_check("role", o->role, err, errlen) != PH_OK ||
+        ph_ident_check("instance", o->instance, err, errlen) != PH_OK)
+        return NULL;
+    json_t *config = NULL;
+    if (o->config_json != NULL) {
+        json_error_t je;
+        config = json_loads(o->config_json, 0, &je);
+        if (config == NULL || !json_is_object(config)) {
+            snprintf(err, errlen, "config is not a JSON object: %s",
+                     config == NULL ? je.text : "another JSON type");
+            json_decref(config);
+            return NULL;
+        }
+    }
+    ph_worker *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        snprintf(err, errlen, "out of memory");
+        json_decref(config);
+        return NULL;
+    }
+    if (open_with_timeout(w, o, err, errlen) != PH_OK) {
+        free(w);
+        json_decref(config);
+        return NULL;
+    }
+    uint64_t start = 0;
+    int32_t pid = (int32_t)getpid();
+    if (ph_proc_start_time(pid, &start) != PH_OK ||
+        ph_slot_claim(&w->seg, o->role, o->instance, pid, start, &w->index, err, errlen) != PH_OK) {
+        if (start == 0) snprintf(err, errlen, "cannot read this process's start time from /proc");
+        ph_segment_close(&w->seg);
+        free(w);
+        json_decref(config);
+        return NULL;
+    }
+    w->slot = ph_segment_slot(&w->seg, w->index);
+    ph_ring_producer_init(&w->status, &w->slot->status, ph_slot_status_data(&w->seg, w->slot),
+                          w->seg.status_ring);
+    if (ph_ring_consumer_init(&w->cmd, &w->slot->command, ph_slot_command_data(&w->seg, w->slot),
+                              w->seg.command_ring) != PH_OK)
+        w->cmd_broken = true;
+    w->scratch = malloc(w->seg.command_ring / 2);
+    pending_init(&w->config);
+    pending_init(&w->io);
+    for (int i = 0; i < PENDING_ACKS; i++) pending_init(&w->acks[i]);
+    w->heartbeat_ns = (uint64_t)(o->heartbeat_ms ? o->heartbeat_ms : 1000) * 1000000ull;
+    w->io_in = PH_IN_UNKNOWN;
+    w->io_out = PH_OUT_UNKNOWN;
+    w->enabled = false;
+    if (w->scratch == NULL) {
+        snprintf(err, errlen, "out of memory");
+        json_decref(config);
+        ph_worker_detach(w);
+        return NULL;
+    }
+    if (config != NULL) ph_worker_publish_config(w, config);
+    json_decref(config);
+    ph_worker_publish_status(w);
+    return w;
+}
+
+void ph_worker_detach(ph_worker *w)
+{
+    if (w == NULL) return;
+    flush_all(w);
+    ph_worker_publish_status(w);
+    ph_slot_detach(&w->seg, w->index);
+    ph_segment_close(&w->seg);
+    msgpack_sbuffer_destroy(&w->config.buf);
+    msgpack_sbuffer_destroy(&w->io.buf);
+    for (int i = 0; i < PENDING_ACKS; i++) msgpack_sbuffer_destroy(&w->acks[i].buf);
+    json_decref(w->patch);
+    free(w->scratch);
+    free(w);
+}
+
+void ph_worker_count(ph_worker *w, uint64_t processed)
+{
+    w->processed += processed;
+}
+
+void ph_worker_count_errors(ph_worker *w, uint64_t errors)
+{
+    w->errors += errors;
+}
+
+void ph_worker_set_enabled(ph_worker *w, bool enabled)
+{
+    if (w->enabled != enabled) w->dirty = true;
+    w->enabled = enabled;
+}
+
+bool ph_worker_enabled(const ph_worker *w)
+{
+    return w->enabled;
+}
+
+void ph_worker_set_io_state(ph_worker *w, enum ph_io_in in, enum ph_io_out out)
+{
+    if ((unsigned)in > PH_IN_MAX_) in = PH_IN_UNKNOWN;
+    if ((unsigned)out > PH_OUT_MAX_) out = PH_OUT_UNKNOWN;
+    if (w->io_in != in || w->io_out != out) w->dirty = true;
+    w->io_in = (uint8_t)in;
+    w->io_out = (uint8_t)out;
+}
+
+bool ph_worker_publish_status(ph_worker *w)
+{
+    const uint64_t now = ph_mono_coarse_ns();
+    struct ph_rec_status *r = ph_ring_claim(&w->status, PH_REC_STATUS, PH_REC_STATUS_SIZE);
+    if (r == NULL) return false; /* counted; the next status repairs it */
+    r->mono_ns = now;
+    r->processed = w->processed;
+    r->errors = w->errors;
+    r->seq = ++w->seq;
+    r->flags = w->enabled ? PH_STATUS_ENABLED : 0;
+    r->io_in = w->io_in;
+    r->io_out = w->io_out;
+    r->reserved = 0;
+    ph_ring_publish(&w->status);
+    /* Mirror for tools: relaxed, each field is a self-contained figure and
+     * the ring record above is the authoritative copy. */
+    atomic_store_explicit(&w->slot->w_processed, w->processed, memory_order_relaxed);
+    atomic_store_explicit(&w->slot->w_errors, w->errors, memory_order_relaxed);
+    atomic_store_explicit(&w->slot->w_state, ph_w_state_pack(w->enabled, w->io_in, w->io_out),
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->slot->w_heartbeat_ns, now, memory_order_relaxed);
+    w->last_publish_ns = now;
+    w->dirty = false;
+    return true;
+}
+
+void ph_worker_tick(ph_worker *w)
+{
+    const uint64_t now = ph_mono_coarse_ns();
+    if (w->config.due || w->io.due || w->acks[0].due) flush_all(w);
+    if (w->dirty || now - w->last_publish_ns >= w->heartbeat_ns) ph_worker_publish_status(w);
+}
+
+static int encode_json(ph_worker *w, struct pending *p, const json_t *v, uint16_t type)
+{
+    if (!json_is_object(v)) return PH_ERR_INVAL;
+    msgpack_sbuffer_clear(&p->buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+    if (ph_json_pack(&pk, v, true) != 0 || p->buf.size > w->status.max_record - PH_RING_HDR) {
+        msgpack_sbuffer_clear(&p->buf);
+        p->due = false;
+        return PH_ERR_INVAL;
+    }
+    p->due = true;
+    /* Try now; if the ring is full, ph_worker_tick() retries. */
+    pending_flush(w, p, type);
+    return PH_OK;
+}
+
+int ph_worker_publish_config(ph_worker *w, const json_t *config)
+{
+    return encode_json(w, &w->config, config, PH_REC_CONFIG);
+}
+
+int ph_worker_publish_io(ph_worker *w, const json_t *io)
+{
+    return encode_json(w, &w->io, io, PH_REC_IO);
+}
+
+bool ph_worker_alert(ph_worker *w, const char *level, const char *code, const char *message)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    bool ok = ph_rec_alert_encode(&sb, level, code, message) == PH_OK &&
+              ph_ring_write(&w->status, PH_REC_ALERT, sb.data, (uint32_t)sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return ok;
+}
+
+bool ph_worker_ack(ph_worker *w, uint64_t token, bool ok, const char *message)
+{
+    for (int i = 0; i < PENDING_ACKS; i++) {
+        struct pending *p = &w->acks[i];
+        if (p->due) continue;
+        msgpack_sbuffer_clear(&p->buf);
+        ph_rec_ack_encode(&p->buf, token, ok, message);
+        p->due = true;
+        /* Keep acks in order: only write this one if none before it waits. */
+        if (i == 0) pending_flush(w, p, PH_REC_ACK);
+        return true;
+    }
+    w->acks_dropped++;
+    return false;
+}
+
+static void republish_all(ph_worker *w)
+{
+    if (w->config.buf.size > 0) w->config.due = true;
+    if (w->io.buf.size > 0) w->io.due = true;
+    flush_all(w);
+    ph_worker_publish_status(w);
+}
+
+static int on_command(void *ctx, uint16_t type, const uint8_t *body, uint32_t len)
+{
+    ph_worker *w = ctx;
+    if (type != PH_CMD_CONFIG_PATCH && type != PH_CMD_STATUS_REQUEST && type != PH_CMD_STOP)
+        return 0; /* unknown command: skipped, the controller may be newer */
+    char err[128];
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    msgpack_object o;
+    if (ph_mp_decode(body, len, true, &zone, &o, err, sizeof err) == PH_OK) {
+        const msgpack_object *tok = ph_mp_map_get(&o, "token");
+        const msgpack_object *patch = ph_mp_map_get(&o, "patch");
+        if (tok != NULL && tok->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            (type != PH_CMD_CONFIG_PATCH || (patch != NULL && patch->type == MSGPACK_OBJECT_MAP))) {
+            w->cmd_out->type = (enum ph_command_type)type;
+            w->cmd_out->token = tok->via.u64;
+            w->cmd_out->patch = NULL;
+            if (type == PH_CMD_CONFIG_PATCH) {
+                json_decref(w->patch);
+                w->patch = ph_mp_to_json(patch);
+                w->cmd_out->patch = w->patch;
+            }
+            w->cmd_found = w->cmd_out->patch != NULL || type != PH_CMD_CONFIG_PATCH;
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    return 0;
+}
+
+int ph_worker_poll_command(ph_worker *w, struct ph_command *cmd)
+{
+    if (w->cmd_broken) return PH_ERR_CORRUPT;
+    w->cmd_out = cmd;
+    for (;;) {
+        w->cmd_found = 0;
+        int n = ph_ring_drain(&w->cmd, on_command, w, w->scratch, 1);
+        if (n < 0) {
+            w->cmd_broken = true;
+            return PH_ERR_CORRUPT;
+        }
+        if (n == 0) return 0;
+        if (!w->cmd_found) continue; /* malformed command: skipped */
+        if (cmd->type == PH_COMMAND_STATUS_REQUEST) {
+            republish_all(w);
+            ph_worker_ack(w, cmd->token, true, "status republished");
+        }
+        return 1;
+    }
+}
+
+uint32_t ph_worker_slot(const ph_worker *w)
+{
+    return w->index;
+}
+
+uint64_t ph_worker_processed(const ph_worker *w)
+{
+    return w->processed;
+}
+
+uint64_t ph_worker_overflows(const ph_worker *w)
+{
+    return w->status.overflows;
+}
+
+bool ph_worker_controller_alive(const ph_worker *w, uint32_t max_age_ms)
+{
+    /* relaxed: a free-standing timestamp. */
+    uint64_t hb = atomic_load_explicit(&w->seg.hdr->controller_heartbeat_ns, memory_order_relaxed);
+    uint64_t now = ph_mono_ns();
+    return hb != 0 && (now < hb || now - hb <= (uint64_t)max_age_ms * 1000000ull);
+}
