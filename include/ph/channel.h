@@ -1,0 +1,92 @@
+/* The controller <-> bridge channel: /dev/shm/ph.<swarmId>.bridge.
+ *
+ * Two SPSC rings (ph/ring.h) in one shared-memory object created by the
+ * controller:
+ *   out: controller -> bridge, documents to publish (status, outcomes, alerts)
+ *   in:  bridge -> controller, signals received from the control plane
+ * Each record is one msgpack document (PH_DOC_RECORD); see ph/doc.h for
+ * its keys. The rings are large (documents such as a status-full of
+ * thousands of workers are big) and mapped lazily, so untouched pages cost
+ * nothing.
+ *
+ * One bridge at a time: it registers by a compare-and-swap of bridge_pid
+ * (from 0 or from a dead bridge) and bumps bridge_generation, which tells
+ * the controller to send a fresh status-full to the new bridge. */
+#ifndef PH_CHANNEL_H
+#define PH_CHANNEL_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ph/common.h"
+#include "ph/ring.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PH_CHAN_MAGIC 0x31304e4148435050ull /* "PPCHAN01" little-endian */
+#define PH_CHAN_LAYOUT_VERSION 1u
+#define PH_CHAN_HEADER_SIZE 4096u
+#define PH_CHAN_DEFAULT_OUT_RING (8u << 20) /* 8 MiB: documents up to 4 MiB */
+#define PH_CHAN_DEFAULT_IN_RING (1u << 20)  /* 1 MiB: signals up to 512 KiB */
+#define PH_DOC_RECORD 32u                   /* ring record type of a document */
+
+struct ph_chan_header {
+    _Atomic uint64_t magic; /* stored last with release: publishes the rest */
+    uint32_t layout_version;
+    uint32_t header_size;
+    uint64_t size;
+    uint32_t out_ring;
+    uint32_t in_ring;
+    char swarm_id[PH_ID_MAX];
+
+    alignas(64) _Atomic int32_t controller_pid;
+    _Atomic uint64_t controller_start_time;
+    _Atomic uint64_t controller_heartbeat_ns; /* CLOCK_MONOTONIC */
+
+    alignas(64) _Atomic int32_t bridge_pid;
+    _Atomic uint64_t bridge_start_time;
+    _Atomic uint64_t bridge_heartbeat_ns;
+    _Atomic uint64_t bridge_generation; /* +1 per bridge registration */
+    _Atomic uint64_t docs_published;    /* bridge statistics */
+    _Atomic uint64_t docs_refused;      /* documents that violated the contract */
+    _Atomic uint64_t signals_rejected;  /* signals refused before reaching the controller */
+
+    struct ph_ring_desc out;
+    struct ph_ring_desc in;
+};
+_Static_assert(sizeof(struct ph_chan_header) <= PH_CHAN_HEADER_SIZE, "channel header grew");
+
+struct ph_channel {
+    int fd;
+    void *base;
+    size_t size;
+    struct ph_chan_header *hdr;
+    uint8_t *out_data;
+    uint8_t *in_data;
+    char name[PH_ID_MAX + 16];
+};
+
+/* Controller: creates (or re-creates) the channel. Stale channels from a dead
+ * controller are replaced: the bridge re-registers after a restart. */
+int ph_channel_create(struct ph_channel *ch, const char *swarm_id, uint32_t out_ring,
+                      uint32_t in_ring, char *err, size_t errlen);
+/* Bridge or tools: opens and validates an existing channel. */
+int ph_channel_open(struct ph_channel *ch, const char *swarm_id, bool writable, char *err,
+                    size_t errlen);
+void ph_channel_close(struct ph_channel *ch);
+int ph_channel_unlink(const char *swarm_id, char *err, size_t errlen);
+
+/* Bridge: registers this process as the channel's only bridge. PH_ERR_BUSY
+ * when another live bridge holds it. */
+int ph_channel_register_bridge(struct ph_channel *ch, int32_t pid, uint64_t start_time,
+                               char *err, size_t errlen);
+void ph_channel_unregister_bridge(struct ph_channel *ch, int32_t pid);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,215 @@
+/* Controller <-> bridge channel (ph/channel.h). */
+#include "ph/channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ph/shm.h"
+
+static int chan_name(const char *swarm_id, char *buf, size_t n, char *err, size_t errlen)
+{
+    int rc = ph_ident_check("swarm id", swarm_id, err, errlen);
+    if (rc == PH_OK) snprintf(buf, n, "/ph.%s.bridge", swarm_id);
+    return rc;
+}
+
+static int sys_err(const char *what, const char *name, char *err, size_t errlen)
+{
+    int e = errno;
+    snprintf(err, errlen, "%s /dev/shm%s: %s", what, name, strerror(e));
+    return e == ENOENT ? PH_ERR_NOENT : (e == EACCES || e == EPERM) ? PH_ERR_ACCES : PH_ERR_SYS;
+}
+
+static void set_views(struct ph_channel *ch)
+{
+    ch->hdr = ch->base;
+    ch->out_data = (uint8_t *)ch->base + PH_CHAN_HEADER_SIZE;
+    ch->in_data = ch->out_data + ch->hdr->out_ring;
+}
+
+int ph_channel_create(struct ph_channel *ch, const char *swarm_id, uint32_t out_ring,
+                      uint32_t in_ring, char *err, size_t errlen)
+{
+    memset(ch, 0, sizeof *ch);
+    ch->fd = -1;
+    int rc = chan_name(swarm_id, ch->name, sizeof ch->name, err, errlen);
+    if (rc != PH_OK) return rc;
+    if (out_ring == 0) out_ring = PH_CHAN_DEFAULT_OUT_RING;
+    if (in_ring == 0) in_ring = PH_CHAN_DEFAULT_IN_RING;
+    if (!ph_ring_capacity_valid(out_ring) || !ph_ring_capacity_valid(in_ring)) {
+        snprintf(err, errlen, "channel ring sizes must be powers of two in %u..%u bytes",
+                 PH_RING_MIN_CAPACITY, PH_RING_MAX_CAPACITY);
+        return PH_ERR_INVAL;
+    }
+    /* A channel left by an earlier controller carries documents nobody will
+     * complete; the bridge re-registers on the new one. */
+    shm_unlink(ch->name);
+    int fd = shm_open(ch->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return sys_err("cannot create", ch->name, err, errlen);
+    const uint64_t size = (uint64_t)PH_CHAN_HEADER_SIZE + out_ring + in_ring;
+    if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)size) != 0) {
+        rc = sys_err("cannot size", ch->name, err, errlen);
+        close(fd);
+        shm_unlink(ch->name);
+        return rc;
+    }
+    void *base = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        rc = sys_err("cannot map", ch->name, err, errlen);
+        close(fd);
+        shm_unlink(ch->name);
+        return rc;
+    }
+    struct ph_chan_header *h = base;
+    h->layout_version = PH_CHAN_LAYOUT_VERSION;
+    h->header_size = PH_CHAN_HEADER_SIZE;
+    h->size = size;
+    h->out_ring = out_ring;
+    h->in_ring = in_ring;
+    snprintf(h->swarm_id, sizeof h->swarm_id, "%s", swarm_id);
+    /* release: publishes the fields above to openers that acquire magic. */
+    atomic_store_explicit(&h->magic, PH_CHAN_MAGIC, memory_order_release);
+    ch->fd = fd;
+    ch->base = base;
+    ch->size = (size_t)size;
+    set_views(ch);
+    return PH_OK;
+}
+
+int ph_channel_open(struct ph_channel *ch, const char *swarm_id, bool writable, char *err,
+                    size_t errlen)
+{
+    memset(ch, 0, sizeof *ch);
+    ch->fd = -1;
+    int rc = chan_name(swarm_id, ch->name, sizeof ch->name, err, errlen);
+    if (rc != PH_OK) return rc;
+    int fd = shm_open(ch->name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            snprintf(err, errlen, "no bridge channel for swarm '%s': /dev/shm%s does not exist "
+                     "(is its controller running?)", swarm_id, ch->name);
+            return PH_ERR_NOENT;
+        }
+        return sys_err("cannot open", ch->name, err, errlen);
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < PH_CHAN_HEADER_SIZE) {
+        snprintf(err, errlen, "channel /dev/shm%s is truncated", ch->name);
+        close(fd);
+        return PH_ERR_TRUNC;
+    }
+    void *hp = mmap(NULL, PH_CHAN_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    if (hp == MAP_FAILED) {
+        rc = sys_err("cannot map", ch->name, err, errlen);
+        close(fd);
+        return rc;
+    }
+    const struct ph_chan_header *h = hp;
+    /* acquire: pairs with the creator's release of magic. */
+    uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+    uint64_t size = h->size;
+    rc = PH_OK;
+    if (magic != PH_CHAN_MAGIC) {
+        snprintf(err, errlen, "/dev/shm%s is not a bridge channel (or not initialised yet)",
+                 ch->name);
+        rc = PH_ERR_MAGIC;
+    } else if (h->layout_version != PH_CHAN_LAYOUT_VERSION) {
+        snprintf(err, errlen, "channel /dev/shm%s has layout version %" PRIu32
+                 ", this program reads %u", ch->name, h->layout_version, PH_CHAN_LAYOUT_VERSION);
+        rc = PH_ERR_VERSION;
+    } else if (h->header_size != PH_CHAN_HEADER_SIZE || !ph_ring_capacity_valid(h->out_ring) ||
+               !ph_ring_capacity_valid(h->in_ring) ||
+               size != (uint64_t)PH_CHAN_HEADER_SIZE + h->out_ring + h->in_ring ||
+               memchr(h->swarm_id, '\0', sizeof h->swarm_id) == NULL ||
+               strcmp(h->swarm_id, swarm_id) != 0) {
+        snprintf(err, errlen, "channel /dev/shm%s has an inconsistent header", ch->name);
+        rc = PH_ERR_CORRUPT;
+    } else if ((uint64_t)st.st_size < size) {
+        snprintf(err, errlen, "channel /dev/shm%s is truncated", ch->name);
+        rc = PH_ERR_TRUNC;
+    }
+    munmap(hp, PH_CHAN_HEADER_SIZE);
+    if (rc != PH_OK) {
+        close(fd);
+        return rc;
+    }
+    void *base = mmap(NULL, (size_t)size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+                      MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        rc = sys_err("cannot map", ch->name, err, errlen);
+        close(fd);
+        return rc;
+    }
+    ch->fd = fd;
+    ch->base = base;
+    ch->size = (size_t)size;
+    set_views(ch);
+    /* The header is immutable once published, but re-check the final view:
+     * the object could have been replaced between the two mappings. */
+    if (ch->hdr->size != size) {
+        ph_channel_close(ch);
+        snprintf(err, errlen, "channel /dev/shm%s changed while opening", ch->name);
+        return PH_ERR_CORRUPT;
+    }
+    return PH_OK;
+}
+
+void ph_channel_close(struct ph_channel *ch)
+{
+    if (ch->base != NULL) munmap(ch->base, ch->size);
+    if (ch->fd >= 0) close(ch->fd);
+    ch->base = NULL;
+    ch->hdr = NULL;
+    ch->fd = -1;
+}
+
+int ph_channel_unlink(const char *swarm_id, char *err, size_t errlen)
+{
+    char name[PH_ID_MAX + 16];
+    int rc = chan_name(swarm_id, name, sizeof name, err, errlen);
+    if (rc != PH_OK) return rc;
+    if (shm_unlink(name) != 0) return sys_err("cannot remove", name, err, errlen);
+    return PH_OK;
+}
+
+int ph_channel_register_bridge(struct ph_channel *ch, int32_t pid, uint64_t start_time,
+                               char *err, size_t errlen)
+{
+    struct ph_chan_header *h = ch->hdr;
+    for (;;) {
+        /* acquire: pairs with the release below in an earlier bridge, so its
+         * start time is read consistently with its pid. */
+        int32_t cur = atomic_load_explicit(&h->bridge_pid, memory_order_acquire);
+        uint64_t cur_start = atomic_load_explicit(&h->bridge_start_time, memory_order_relaxed);
+        if (cur != 0 && cur != pid && ph_proc_alive(cur, cur_start)) {
+            snprintf(err, errlen, "swarm '%s' already has a live bridge (pid %" PRId32 ")",
+                     h->swarm_id, cur);
+            return PH_ERR_BUSY;
+        }
+        /* acq_rel: the winner's later stores (start time, heartbeat) are
+         * ordered after taking ownership. */
+        if (atomic_compare_exchange_strong_explicit(&h->bridge_pid, &cur, pid,
+                                                    memory_order_acq_rel, memory_order_relaxed))
+            break;
+    }
+    atomic_store_explicit(&h->bridge_start_time, start_time, memory_order_relaxed);
+    atomic_store_explicit(&h->bridge_heartbeat_ns, ph_mono_ns(), memory_order_relaxed);
+    /* release: the controller, seeing the new generation, also sees the
+     * registration above and may address the new bridge. */
+    atomic_fetch_add_explicit(&h->bridge_generation, 1, memory_order_release);
+    return PH_OK;
+}
+
+void ph_channel_unregister_bridge(struct ph_channel *ch, int32_t pid)
+{
+    int32_t expect = pid;
+    /* release: our last ring positions are published before the slot opens. */
+    atomic_compare_exchange_strong_explicit(&ch->hdr->bridge_pid, &expect, 0,
+                                            memory_order_release, memory_order_relaxed);
+}
