@@ -207,6 +207,15 @@ void ph_worker_set_io_state(ph_worker *w, enum ph_io_in in, enum ph_io_out out)
 bool ph_worker_publish_status(ph_worker *w)
 {
     const uint64_t now = ph_mono_coarse_ns();
+    /* Mirror for tools first, whether or not the ring has room: with no
+     * controller draining, it is the only current view. Relaxed stores: each
+     * field is a self-contained figure; the ring record is authoritative. */
+    atomic_store_explicit(&w->slot->w_processed, w->processed, memory_order_relaxed);
+    atomic_store_explicit(&w->slot->w_errors, w->errors, memory_order_relaxed);
+    atomic_store_explicit(&w->slot->w_state, ph_w_state_pack(w->enabled, w->io_in, w->io_out),
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->slot->w_heartbeat_ns, now, memory_order_relaxed);
+    w->last_publish_ns = now;
     struct ph_rec_status *r = ph_ring_claim(&w->status, PH_REC_STATUS, PH_REC_STATUS_SIZE);
     if (r == NULL) return false; /* counted; the next status repairs it */
     r->mono_ns = now;
@@ -218,14 +227,6 @@ bool ph_worker_publish_status(ph_worker *w)
     r->io_out = w->io_out;
     r->reserved = 0;
     ph_ring_publish(&w->status);
-    /* Mirror for tools: relaxed, each field is a self-contained figure and
-     * the ring record above is the authoritative copy. */
-    atomic_store_explicit(&w->slot->w_processed, w->processed, memory_order_relaxed);
-    atomic_store_explicit(&w->slot->w_errors, w->errors, memory_order_relaxed);
-    atomic_store_explicit(&w->slot->w_state, ph_w_state_pack(w->enabled, w->io_in, w->io_out),
-                          memory_order_relaxed);
-    atomic_store_explicit(&w->slot->w_heartbeat_ns, now, memory_order_relaxed);
-    w->last_publish_ns = now;
     w->dirty = false;
     return true;
 }
