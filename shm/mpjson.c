@@ -72,7 +72,9 @@ json_t *ph_mp_to_json(const msgpack_object *o)
     case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer(o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
-    case MSGPACK_OBJECT_STR: return json_stringn(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_STR:
+        /* msgpack-c may hand an empty str over with a NULL pointer: jansson refuses NULL. */
+        return json_stringn(o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
         for (uint32_t i = 0; a != NULL && i < o->via.array.size; i++) {
@@ -93,7 +95,8 @@ json_t *ph_mp_to_json(const msgpack_object *o)
                 return NULL;
             }
             json_t *x = ph_mp_to_json(&o->via.map.ptr[i].val);
-            if (x == NULL || json_object_setn_new(m, k->via.str.ptr, k->via.str.size, x) != 0) {
+            const char *kp = k->via.str.size ? k->via.str.ptr : ""; /* NULL when empty */
+            if (x == NULL || json_object_setn_new(m, kp, k->via.str.size, x) != 0) {
                 json_decref(m);
                 return NULL;
             }

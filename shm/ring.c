@@ -79,6 +79,7 @@ void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len)
         /* A head beyond our tail is nonsense (nobody but a broken consumer
          * writes it); treat the ring as full rather than trust it. */
         if (used > p->capacity || p->capacity - used < total) {
+            if (used > p->capacity) p->head_cache = p->tail - p->capacity; /* stay full */
             count_overflow(p);
             return NULL;
         }
