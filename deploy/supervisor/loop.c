@@ -1,0 +1,681 @@
+/* The supervisor's event loop: one swarm's processes from start to stop.
+ *
+ * Phases:
+ *   START_CONTROLLER  the controller runs; wait (≤ 10 s) until the segment
+ *                     is valid and names it as controller
+ *   START_WORKERS     every worker started; wait until each one is ACTIVE in
+ *                     a slot with its pid, then write `ready`
+ *   RUNNING           restart whatever exits, with backoff
+ *   STOP_WORKERS      SIGTERM the workers; SIGKILL those left after 5 s
+ *   STOP_CONTROLLER   the same for the controller, which goes last so that
+ *                     it sees the workers detach
+ *   DONE              unlink the segment, remove ready and supervisor.pid
+ *
+ * Waiting never spins: the loop sleeps in io_uring (a POLL_ADD on a
+ * signalfd that carries SIGCHLD, SIGTERM, SIGINT and SIGHUP) with a timeout
+ * that is the nearest deadline (a backoff expiring, a stop grace period, a
+ * readiness check). When io_uring is unavailable (kernel.io_uring_disabled)
+ * the same wait is done with poll(). */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "ph/shm.h"
+
+#define MS 1000000ull
+#define SEC 1000000000ull
+#define CONTROLLER_READY_TIMEOUT (10 * SEC)
+#define CONTROLLER_CHECK_EVERY (25 * MS)
+#define ATTACH_CHECK_EVERY (50 * MS)
+#define ATTACH_WARN_AFTER (10 * SEC)
+#define STOP_GRACE (5 * SEC)
+#define KILL_GRACE (2 * SEC) /* after SIGKILL, for the kernel to finish the job */
+#define BACKOFF_FIRST (500 * MS)
+#define BACKOFF_MAX (30 * SEC)
+#define BACKOFF_RESET_UPTIME (60 * SEC)
+
+enum sup_phase {
+    SUP_START_CONTROLLER,
+    SUP_START_WORKERS,
+    SUP_RUNNING,
+    SUP_STOP_WORKERS,
+    SUP_STOP_CONTROLLER,
+    SUP_DONE,
+};
+
+struct sup {
+    const struct sup_options *opt;
+    const char *swarm;
+    struct io_uring ring;
+    bool have_uring;
+    bool poll_armed;
+    int sfd;
+    struct sup_proc *procs; /* [0] is the controller, then the workers */
+    size_t nprocs;
+    enum sup_phase phase;
+    uint64_t phase_started;  /* CLOCK_MONOTONIC */
+    uint64_t phase_deadline; /* 0: none */
+    uint64_t next_check;     /* 0: none */
+    bool killed;             /* SIGKILL already sent in this stop phase */
+    bool attach_warned;
+    int exit_code;
+    char last_check_err[256];
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL) {
+        sup_error("out of memory");
+        exit(1);
+    }
+    return d;
+}
+
+static void describe_status(int status, char *buf, size_t n)
+{
+    if (WIFEXITED(status)) {
+        snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *abbr = sigabbrev_np(sig);
+        snprintf(buf, n, "killed by signal %d (SIG%s)%s", sig, abbr ? abbr : "?",
+                 WCOREDUMP(status) ? ", core dumped" : "");
+    } else {
+        snprintf(buf, n, "ended with wait status 0x%x", (unsigned)status);
+    }
+}
+
+static void fmt_secs(uint64_t ns, char *buf, size_t n)
+{
+    snprintf(buf, n, "%.3f s", (double)ns / (double)SEC);
+}
+
+static bool is_running(const struct sup_proc *p)
+{
+    return p->state == SUP_P_RUNNING;
+}
+
+static void save_procs(struct sup *s)
+{
+    sup_run_write_procs(s->opt->run, s->procs, s->nprocs);
+}
+
+/* ---- building the process table ------------------------------------- */
+
+static int build_procs(struct sup *s)
+{
+    const struct sup_spec *spec = s->opt->spec;
+    const char *bin = s->opt->bin_dir;
+    s->procs = calloc(1 + spec->total_workers, sizeof *s->procs);
+    if (s->procs == NULL) return PH_ERR_SYS;
+    s->nprocs = 1 + spec->total_workers;
+
+    char path[PATH_MAX], num[16];
+    struct sup_proc *c = &s->procs[0];
+    c->is_controller = true;
+    snprintf(c->name, sizeof c->name, "controller");
+    snprintf(c->role, sizeof c->role, "swarm-controller");
+    snprintf(c->instance, sizeof c->instance, "%s", spec->controller_instance);
+    c->argv = calloc(8 + spec->ncontroller_args, sizeof *c->argv);
+    if (c->argv == NULL) return PH_ERR_SYS;
+    if (snprintf(path, sizeof path, "%s/ph-swarm-controller", bin) >= (int)sizeof path)
+        return PH_ERR_INVAL;
+    snprintf(num, sizeof num, "%" PRIu32, spec->slots);
+    size_t k = 0;
+    c->argv[k++] = xstrdup(path);
+    c->argv[k++] = xstrdup("--swarm");
+    c->argv[k++] = xstrdup(spec->swarm_id);
+    c->argv[k++] = xstrdup("--slots");
+    c->argv[k++] = xstrdup(num);
+    /* The controller reads the desired counts and statusTtlSec/watermarkSec
+     * from the same file. */
+    c->argv[k++] = xstrdup("--swarm-file");
+    c->argv[k++] = xstrdup(spec->path);
+    for (size_t i = 0; i < spec->ncontroller_args; i++)
+        c->argv[k++] = xstrdup(spec->controller_args[i]);
+
+    size_t w = 1;
+    for (size_t r = 0; r < spec->nroles; r++) {
+        const struct sup_role *role = &spec->roles[r];
+        for (unsigned n = 1; n <= role->count; n++, w++) {
+            struct sup_proc *p = &s->procs[w];
+            snprintf(p->role, sizeof p->role, "%s", role->role);
+            /* Length checked by the swarm-file parser. */
+            snprintf(p->instance, sizeof p->instance, "%.40s-%u", role->role, n);
+            snprintf(p->name, sizeof p->name, "%s", p->instance);
+            char cfg[PATH_MAX], err[512];
+            if (sup_run_write_config(s->opt->run, p->instance, role->config, cfg, sizeof cfg, err,
+                                     sizeof err) != PH_OK) {
+                sup_error("%s", err);
+                return PH_ERR_SYS;
+            }
+            p->argv = calloc(10, sizeof *p->argv);
+            if (p->argv == NULL) return PH_ERR_SYS;
+            if (snprintf(path, sizeof path, "%s/ph-worker", bin) >= (int)sizeof path)
+                return PH_ERR_INVAL;
+            k = 0;
+            p->argv[k++] = xstrdup(path);
+            p->argv[k++] = xstrdup("--swarm");
+            p->argv[k++] = xstrdup(spec->swarm_id);
+            p->argv[k++] = xstrdup("--role");
+            p->argv[k++] = xstrdup(p->role);
+            p->argv[k++] = xstrdup("--instance");
+            p->argv[k++] = xstrdup(p->instance);
+            p->argv[k++] = xstrdup("--config-file");
+            p->argv[k++] = xstrdup(cfg);
+        }
+    }
+    for (size_t i = 0; i < s->nprocs; i++) {
+        struct sup_proc *p = &s->procs[i];
+        p->state = SUP_P_PENDING;
+        p->next_delay_ns = BACKOFF_FIRST;
+        if (snprintf(p->log_path, sizeof p->log_path, "%s/%s.log", s->opt->run->logs_dir,
+                     p->name) >= (int)sizeof p->log_path)
+            return PH_ERR_INVAL;
+    }
+    return PH_OK;
+}
+
+static void free_procs(struct sup *s)
+{
+    for (size_t i = 0; i < s->nprocs; i++) {
+        char **a = s->procs[i].argv;
+        for (size_t k = 0; a != NULL && a[k] != NULL; k++)
+            free(a[k]);
+        free(a);
+    }
+    free(s->procs);
+}
+
+/* ---- the segment ------------------------------------------------------ */
+
+/* Before starting: a segment whose controller lives belongs to a swarm that
+ * runs without us (refuse); one whose controller is gone is left over from
+ * a run that ended badly (remove it, so this run starts from generation 1). */
+static int check_existing_segment(struct sup *s)
+{
+    struct ph_segment seg;
+    char err[256];
+    int rc = ph_segment_open(&seg, s->swarm, false, err, sizeof err);
+    if (rc == PH_ERR_NOENT) return PH_OK;
+    if (rc == PH_ERR_ACCES) {
+        sup_error("%s (a swarm of another user?)", err);
+        return rc;
+    }
+    if (rc == PH_OK) {
+        int32_t pid = atomic_load_explicit(&seg.hdr->controller_pid, memory_order_acquire);
+        uint64_t st = atomic_load_explicit(&seg.hdr->controller_start_time, memory_order_relaxed);
+        ph_segment_close(&seg);
+        if (pid > 0 && ph_proc_alive(pid, st)) {
+            sup_error("swarm %s already has a live controller (pid %" PRId32
+                      "); stop that swarm first (deploy/phive down %s)",
+                      s->swarm, pid, s->swarm);
+            return PH_ERR_BUSY;
+        }
+        sup_warn("removing stale segment /dev/shm/ph.%s (its controller pid %" PRId32 " is gone)",
+                 s->swarm, pid);
+    } else {
+        sup_warn("removing stale segment /dev/shm/ph.%s: %s", s->swarm, err);
+    }
+    rc = ph_segment_unlink(s->swarm, err, sizeof err);
+    if (rc != PH_OK && rc != PH_ERR_NOENT) {
+        sup_error("%s", err);
+        return rc;
+    }
+    return PH_OK;
+}
+
+static bool controller_ready(struct sup *s)
+{
+    struct ph_segment seg;
+    int rc = ph_segment_open(&seg, s->swarm, false, s->last_check_err, sizeof s->last_check_err);
+    if (rc != PH_OK) return false;
+    int32_t pid = atomic_load_explicit(&seg.hdr->controller_pid, memory_order_acquire);
+    ph_segment_close(&seg);
+    if (pid != s->procs[0].pid) {
+        snprintf(s->last_check_err, sizeof s->last_check_err,
+                 "the segment names controller pid %" PRId32 ", not ours (%d)", pid,
+                 (int)s->procs[0].pid);
+        return false;
+    }
+    return true;
+}
+
+/* Marks the workers found ACTIVE in a slot under their current pid; true
+ * when every worker is. */
+static bool workers_attached(struct sup *s)
+{
+    struct ph_segment seg;
+    int rc = ph_segment_open(&seg, s->swarm, false, s->last_check_err, sizeof s->last_check_err);
+    if (rc != PH_OK) return false;
+    uint32_t hw = atomic_load_explicit(&seg.hdr->slot_high_water, memory_order_acquire);
+    if (hw > seg.slots) hw = seg.slots;
+    for (uint32_t i = 0; i < hw; i++) {
+        struct ph_slot_identity id;
+        if (!ph_slot_identity_read(ph_segment_slot(&seg, i), &id)) continue;
+        if (ph_slot_state_of(id.state) != PH_SLOT_ACTIVE) continue;
+        for (size_t k = 1; k < s->nprocs; k++) {
+            struct sup_proc *p = &s->procs[k];
+            if (is_running(p) && p->pid == id.pid && strcmp(p->instance, id.instance) == 0)
+                p->attached_pid = p->pid;
+        }
+    }
+    ph_segment_close(&seg);
+    for (size_t k = 1; k < s->nprocs; k++)
+        if (!is_running(&s->procs[k]) || s->procs[k].attached_pid != s->procs[k].pid) return false;
+    return true;
+}
+
+/* Removes the segment unless a controller we did not start owns it now. */
+static int unlink_segment(struct sup *s)
+{
+    struct ph_segment seg;
+    char err[256];
+    if (ph_segment_open(&seg, s->swarm, false, err, sizeof err) == PH_OK) {
+        int32_t pid = atomic_load_explicit(&seg.hdr->controller_pid, memory_order_acquire);
+        uint64_t st = atomic_load_explicit(&seg.hdr->controller_start_time, memory_order_relaxed);
+        ph_segment_close(&seg);
+        if (pid > 0 && pid != s->procs[0].pid && ph_proc_alive(pid, st)) {
+            sup_warn("not removing /dev/shm/ph.%s: controller pid %" PRId32
+                     " (not started by this supervisor) owns it",
+                     s->swarm, pid);
+            return PH_ERR_BUSY;
+        }
+    }
+    int rc = ph_segment_unlink(s->swarm, err, sizeof err);
+    if (rc == PH_OK) sup_info("removed segment /dev/shm/ph.%s", s->swarm);
+    if (rc == PH_ERR_NOENT) return PH_OK;
+    if (rc != PH_OK) sup_error("%s", err);
+    return rc;
+}
+
+/* ---- process lifecycle ----------------------------------------------- */
+
+static void begin_shutdown(struct sup *s, int code, const char *why);
+
+static void schedule_restart(struct sup_proc *p, uint64_t now, const char *what)
+{
+    uint64_t up = p->started_mono_ns ? now - p->started_mono_ns : 0;
+    /* A process that ran a while had recovered: its next crash starts the
+     * backoff over. */
+    if (up >= BACKOFF_RESET_UPTIME) p->next_delay_ns = BACKOFF_FIRST;
+    uint64_t delay = p->next_delay_ns;
+    p->next_delay_ns = delay * 2 > BACKOFF_MAX ? BACKOFF_MAX : delay * 2;
+    p->state = SUP_P_BACKOFF;
+    p->restart_at_ns = now + delay;
+    char ups[32], ds[32];
+    fmt_secs(up, ups, sizeof ups);
+    fmt_secs(delay, ds, sizeof ds);
+    sup_warn("%s %s after %s; restarting in %s", p->name, what, ups, ds);
+}
+
+static void start_proc(struct sup *s, struct sup_proc *p)
+{
+    char err[512];
+    pid_t pid;
+    uint64_t now = ph_mono_ns();
+    p->attached_pid = 0;
+    if (sup_spawn(p->argv, p->log_path, &pid, err, sizeof err) != PH_OK) {
+        sup_error("%s: %s", p->name, err);
+        p->started_mono_ns = now;
+        if (p->is_controller && s->phase == SUP_START_CONTROLLER)
+            begin_shutdown(s, 1, "the controller could not be started");
+        else
+            schedule_restart(p, now, "could not be started");
+        save_procs(s);
+        return;
+    }
+    p->pid = pid;
+    p->state = SUP_P_RUNNING;
+    p->started_mono_ns = now;
+    p->started_real_ns = ph_real_ns();
+    if (p->restarts > 0)
+        sup_info("restarted %s pid %d (restart %u)", p->name, (int)pid, p->restarts);
+    else
+        sup_info("started %s pid %d", p->name, (int)pid);
+    save_procs(s);
+}
+
+static void on_exit_status(struct sup *s, struct sup_proc *p, int status)
+{
+    char what[96];
+    describe_status(status, what, sizeof what);
+    uint64_t now = ph_mono_ns();
+    if (s->phase >= SUP_STOP_WORKERS) {
+        p->state = SUP_P_STOPPED;
+        sup_info("%s pid %d %s", p->name, (int)p->pid, what);
+    } else if (p->is_controller && s->phase == SUP_START_CONTROLLER) {
+        p->state = SUP_P_STOPPED;
+        sup_error("the controller pid %d %s before the segment was ready; see %s", (int)p->pid,
+                  what, p->log_path);
+        begin_shutdown(s, 1, "the controller did not start");
+    } else {
+        char line[160];
+        snprintf(line, sizeof line, "pid %d %s", (int)p->pid, what);
+        schedule_restart(p, now, line);
+    }
+    save_procs(s);
+}
+
+static void reap(struct sup *s)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) return; /* 0: others still run; -1 ECHILD: none left */
+        struct sup_proc *p = NULL;
+        for (size_t i = 0; i < s->nprocs && p == NULL; i++)
+            if (s->procs[i].pid == pid && is_running(&s->procs[i])) p = &s->procs[i];
+        if (p != NULL) on_exit_status(s, p, status);
+    }
+}
+
+static size_t signal_procs(struct sup *s, bool controller, int sig)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nprocs; i++) {
+        struct sup_proc *p = &s->procs[i];
+        if (p->is_controller != controller) continue;
+        if (is_running(p)) {
+            if (kill(p->pid, sig) == 0) n++;
+            if (sig == SIGKILL)
+                sup_warn("%s pid %d ignored SIGTERM: sent SIGKILL", p->name, (int)p->pid);
+        } else if (p->state != SUP_P_STOPPED) {
+            p->state = SUP_P_STOPPED; /* cancels a pending start or restart */
+        }
+    }
+    return n;
+}
+
+static void enter_phase(struct sup *s, enum sup_phase ph, uint64_t deadline_in, uint64_t check_in)
+{
+    uint64_t now = ph_mono_ns();
+    s->phase = ph;
+    s->phase_started = now;
+    s->phase_deadline = deadline_in ? now + deadline_in : 0;
+    s->next_check = check_in ? now + check_in : 0;
+    s->killed = false;
+}
+
+static void begin_shutdown(struct sup *s, int code, const char *why)
+{
+    if (code > s->exit_code) s->exit_code = code;
+    if (s->phase >= SUP_STOP_WORKERS) {
+        /* A second request while stopping: skip the grace period. */
+        if (!s->killed) {
+            sup_warn("%s while stopping: killing what is left now", why);
+            s->phase_deadline = ph_mono_ns();
+        }
+        return;
+    }
+    enter_phase(s, SUP_STOP_WORKERS, STOP_GRACE, 0);
+    size_t n = signal_procs(s, false, SIGTERM);
+    if (n > 0)
+        sup_info("%s: stopping %zu worker%s", why, n, n == 1 ? "" : "s");
+    else
+        sup_info("%s: stopping", why);
+    save_procs(s);
+}
+
+/* Moves through the stop phases as processes go away. */
+static void advance_stop(struct sup *s)
+{
+    if (s->phase == SUP_STOP_WORKERS) {
+        for (size_t i = 1; i < s->nprocs; i++)
+            if (is_running(&s->procs[i])) return;
+        enter_phase(s, SUP_STOP_CONTROLLER, STOP_GRACE, 0);
+        if (signal_procs(s, true, SIGTERM) > 0)
+            sup_info("stopping the controller pid %d", (int)s->procs[0].pid);
+        save_procs(s);
+    }
+    if (s->phase == SUP_STOP_CONTROLLER && !is_running(&s->procs[0])) s->phase = SUP_DONE;
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+static void on_time(struct sup *s, uint64_t now)
+{
+    /* Restarts due (never during startup of the controller or shutdown). */
+    if (s->phase == SUP_START_WORKERS || s->phase == SUP_RUNNING) {
+        for (size_t i = 0; i < s->nprocs; i++) {
+            struct sup_proc *p = &s->procs[i];
+            if (p->state == SUP_P_BACKOFF && p->restart_at_ns <= now) {
+                p->restarts++;
+                start_proc(s, p);
+            }
+        }
+    }
+
+    switch (s->phase) {
+    case SUP_START_CONTROLLER:
+        if (s->next_check != 0 && now >= s->next_check) {
+            if (controller_ready(s)) {
+                char t[32];
+                fmt_secs(now - s->phase_started, t, sizeof t);
+                sup_info("controller ready after %s (segment /dev/shm/ph.%s, %" PRIu32
+                         " slots); starting %zu workers",
+                         t, s->swarm, s->opt->spec->slots, s->nprocs - 1);
+                enter_phase(s, SUP_START_WORKERS, 0, ATTACH_CHECK_EVERY);
+                for (size_t i = 1; i < s->nprocs; i++)
+                    start_proc(s, &s->procs[i]);
+                return;
+            }
+            s->next_check = now + CONTROLLER_CHECK_EVERY;
+        }
+        if (s->phase == SUP_START_CONTROLLER && now >= s->phase_deadline) {
+            sup_error("the controller pid %d did not make the segment ready within 10 s (%s); "
+                      "see %s",
+                      (int)s->procs[0].pid, s->last_check_err, s->procs[0].log_path);
+            begin_shutdown(s, 1, "startup failed");
+        }
+        break;
+    case SUP_START_WORKERS:
+        if (now >= s->next_check) {
+            if (workers_attached(s)) {
+                char t[32];
+                fmt_secs(now - s->phase_started, t, sizeof t);
+                sup_info("ready: controller and %zu workers running (attached after %s)",
+                         s->nprocs - 1, t);
+                sup_run_write_ready(s->opt->run);
+                enter_phase(s, SUP_RUNNING, 0, 0);
+                return;
+            }
+            s->next_check = now + ATTACH_CHECK_EVERY;
+            if (!s->attach_warned && now - s->phase_started >= ATTACH_WARN_AFTER) {
+                s->attach_warned = true;
+                for (size_t i = 1; i < s->nprocs; i++) {
+                    struct sup_proc *p = &s->procs[i];
+                    if (!is_running(p) || p->attached_pid != p->pid)
+                        sup_warn("%s has not attached to the segment yet; see %s", p->name,
+                                 p->log_path);
+                }
+            }
+        }
+        break;
+    case SUP_STOP_WORKERS:
+    case SUP_STOP_CONTROLLER: {
+        bool ctl = s->phase == SUP_STOP_CONTROLLER;
+        if (now >= s->phase_deadline && !s->killed) {
+            signal_procs(s, ctl, SIGKILL);
+            s->killed = true;
+            s->phase_deadline = now + KILL_GRACE;
+        } else if (now >= s->phase_deadline) {
+            /* Unkillable (uninterruptible sleep): give up on it rather than
+             * hang the shutdown; it stays in procs.json as running. */
+            for (size_t i = 0; i < s->nprocs; i++) {
+                struct sup_proc *p = &s->procs[i];
+                if (p->is_controller == ctl && is_running(p)) {
+                    sup_error("%s pid %d survived SIGKILL for 2 s; leaving it", p->name,
+                              (int)p->pid);
+                    p->state = SUP_P_STOPPED;
+                }
+            }
+        }
+        advance_stop(s);
+        break;
+    }
+    case SUP_RUNNING:
+    case SUP_DONE:
+        break;
+    }
+}
+
+static uint64_t next_deadline(const struct sup *s)
+{
+    uint64_t d = 0;
+#define TAKE(x)                                                                                    \
+    do {                                                                                           \
+        uint64_t v_ = (x);                                                                         \
+        if (v_ != 0 && (d == 0 || v_ < d)) d = v_;                                                 \
+    } while (0)
+    TAKE(s->phase_deadline);
+    TAKE(s->next_check);
+    if (s->phase == SUP_START_WORKERS || s->phase == SUP_RUNNING)
+        for (size_t i = 0; i < s->nprocs; i++)
+            if (s->procs[i].state == SUP_P_BACKOFF) TAKE(s->procs[i].restart_at_ns);
+#undef TAKE
+    return d;
+}
+
+/* ---- waiting and signals ---------------------------------------------- */
+
+/* Sleeps until the signalfd is readable or `deadline` (CLOCK_MONOTONIC ns,
+ * 0 = none) passes. */
+static void wait_events(struct sup *s, uint64_t deadline)
+{
+    uint64_t now = ph_mono_ns();
+    uint64_t left = deadline == 0 ? 0 : deadline > now ? deadline - now : 1;
+    if (s->have_uring) {
+        if (!s->poll_armed) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+            if (sqe != NULL) {
+                io_uring_prep_poll_add(sqe, s->sfd, POLLIN);
+                io_uring_sqe_set_data64(sqe, 1);
+                s->poll_armed = true;
+            }
+        }
+        struct __kernel_timespec ts = {.tv_sec = (long long)(left / SEC),
+                                       .tv_nsec = (long long)(left % SEC)};
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, deadline ? &ts : NULL, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            sup_warn("io_uring wait failed (%s); continuing with poll()", strerror(-rc));
+            io_uring_queue_exit(&s->ring);
+            s->have_uring = false;
+            return;
+        }
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            if (cqe->user_data == 1) s->poll_armed = false; /* one-shot: re-armed next time */
+            seen++;
+        }
+        io_uring_cq_advance(&s->ring, seen);
+        return;
+    }
+    struct pollfd pfd = {.fd = s->sfd, .events = POLLIN};
+    int ms = deadline == 0 ? -1 : (int)((left + MS - 1) / MS);
+    (void)poll(&pfd, 1, ms);
+}
+
+static void handle_signals(struct sup *s)
+{
+    struct signalfd_siginfo si[16];
+    bool child = false;
+    int stop = 0;
+    for (;;) {
+        ssize_t n = read(s->sfd, si, sizeof si);
+        if (n <= 0) break;
+        for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++) {
+            if (si[i].ssi_signo == SIGCHLD)
+                child = true;
+            else
+                stop = (int)si[i].ssi_signo;
+        }
+    }
+    /* Shutdown first: children that exited because of the same Ctrl-C are
+     * then counted as stopped, not as crashes to restart. */
+    if (stop != 0) {
+        char why[48];
+        snprintf(why, sizeof why, "received SIG%s", sigabbrev_np(stop));
+        begin_shutdown(s, 0, why);
+    }
+    if (child) reap(s);
+}
+
+static int setup_events(struct sup *s)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0) {
+        sup_error("sigprocmask: %s", strerror(errno));
+        return PH_ERR_SYS;
+    }
+    s->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->sfd < 0) {
+        sup_error("signalfd: %s", strerror(errno));
+        return PH_ERR_SYS;
+    }
+    int rc = io_uring_queue_init(8, &s->ring, 0);
+    s->have_uring = rc == 0;
+    if (!s->have_uring) sup_warn("io_uring unavailable (%s); waiting with poll()", strerror(-rc));
+    return PH_OK;
+}
+
+/* ---- entry ------------------------------------------------------------ */
+
+int sup_loop_run(const struct sup_options *opt)
+{
+    struct sup s = {.opt = opt, .swarm = opt->spec->swarm_id, .sfd = -1};
+    int rc = setup_events(&s);
+    if (rc == PH_OK) rc = check_existing_segment(&s);
+    if (rc == PH_OK) rc = build_procs(&s);
+    if (rc != PH_OK) {
+        if (s.have_uring) io_uring_queue_exit(&s.ring);
+        if (s.sfd >= 0) close(s.sfd);
+        free_procs(&s);
+        return 1;
+    }
+    save_procs(&s);
+    sup_info("starting swarm %s: controller + %zu workers, %" PRIu32 " slots, bin %s", s.swarm,
+             s.nprocs - 1, opt->spec->slots, opt->bin_dir);
+
+    enter_phase(&s, SUP_START_CONTROLLER, CONTROLLER_READY_TIMEOUT, CONTROLLER_CHECK_EVERY);
+    start_proc(&s, &s.procs[0]);
+    for (;;) {
+        on_time(&s, ph_mono_ns());
+        /* Exits and shutdown requests handled since the last pass may
+         * complete a stop phase without any timer being due. */
+        if (s.phase >= SUP_STOP_WORKERS) advance_stop(&s);
+        if (s.phase == SUP_DONE) break;
+        wait_events(&s, next_deadline(&s));
+        handle_signals(&s);
+    }
+
+    if (unlink_segment(&s) != PH_OK && s.exit_code == 0) s.exit_code = 1;
+    save_procs(&s);
+    sup_info("stopped (exit %d)", s.exit_code);
+    if (s.have_uring) io_uring_queue_exit(&s.ring);
+    close(s.sfd);
+    free_procs(&s);
+    return s.exit_code;
+}

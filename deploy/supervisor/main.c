@@ -1,0 +1,192 @@
+/* ph-supervisor: runs one swarm from a swarm file.
+ *
+ * Starts the swarm controller, waits until it has made the shared-memory
+ * segment ready, then starts every worker; restarts whatever exits with
+ * exponential backoff; on SIGTERM/SIGINT stops the workers, then the
+ * controller, and removes the segment. `deploy/phive` is its front end. */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: ph-supervisor --swarm-file PATH --run-dir DIR [--bin-dir DIR]\n"
+            "       ph-supervisor --swarm-file PATH --check\n"
+            "\n"
+            "Runs one swarm: the swarm controller first, then every worker of the swarm\n"
+            "file; restarts a process that exits (backoff 0.5 s doubling to 30 s, reset\n"
+            "after 60 s of uptime); on SIGTERM or SIGINT stops the workers, then the\n"
+            "controller (SIGKILL after 5 s each), removes /dev/shm/ph.<swarmId> and exits 0.\n"
+            "\n"
+            "Options:\n"
+            "  --swarm-file PATH  swarm file: {\"swarmId\": ID, \"roles\": [{\"role\": R,\n"
+            "                     \"count\": N, \"config\": {...}}, ...], \"controller\":\n"
+            "                     {\"instance\": I, \"slots\": N, \"args\": [...]}}\n"
+            "  --run-dir DIR      where run files go: supervisor.pid, procs.json, ready,\n"
+            "                     logs/<name>.log, config/<instance>.json (created if absent)\n"
+            "  --bin-dir DIR      where ph-swarm-controller and ph-worker are\n"
+            "                     (default: the directory of this executable)\n"
+            "  --check            validate the swarm file, print a summary and exit\n"
+            "  --help             this text\n"
+            "\n"
+            "Exit status: 0 after a clean stop or a valid --check; 1 when the swarm file is\n"
+            "invalid, the swarm already runs, or the controller does not start; 2 on bad usage.\n");
+}
+
+static int default_bin_dir(char *out, size_t n)
+{
+    char self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) return -1;
+    self[len] = '\0';
+    snprintf(out, n, "%s", dirname(self));
+    return 0;
+}
+
+static bool executable(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (access(path, X_OK) == 0) return true;
+    fprintf(stderr,
+            "ph-supervisor: %s is not an executable (%s); build the project or pass "
+            "--bin-dir\n",
+            path, strerror(errno));
+    return false;
+}
+
+/* Children inherit fds 0-2 through dup2 only, but files the supervisor
+ * opens must never land on 0-2 (a log opened as fd 2 would receive our own
+ * messages): fill any closed standard fd with /dev/null. */
+static void ensure_std_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int n = open("/dev/null", O_RDWR);
+            if (n >= 0 && n != fd) {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+}
+
+static void print_summary(const struct sup_spec *spec)
+{
+    printf("swarm %s: %zu workers in %zu roles, %u slots, controller instance %s\n", spec->swarm_id,
+           spec->total_workers, spec->nroles, spec->slots, spec->controller_instance);
+    for (size_t i = 0; i < spec->nroles; i++)
+        printf("  %-20s x%u\n", spec->roles[i].role, spec->roles[i].count);
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_SWARM_FILE = 1000, OPT_RUN_DIR, OPT_BIN_DIR, OPT_CHECK, OPT_HELP };
+    static const struct option opts[] = {
+        {"swarm-file", required_argument, NULL, OPT_SWARM_FILE},
+        {"run-dir", required_argument, NULL, OPT_RUN_DIR},
+        {"bin-dir", required_argument, NULL, OPT_BIN_DIR},
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *swarm_file = NULL, *run_dir = NULL, *bin_dir = NULL;
+    bool check = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_SWARM_FILE:
+            swarm_file = optarg;
+            break;
+        case OPT_RUN_DIR:
+            run_dir = optarg;
+            break;
+        case OPT_BIN_DIR:
+            bin_dir = optarg;
+            break;
+        case OPT_CHECK:
+            check = true;
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "ph-supervisor: unknown option or missing value: %s\n",
+                    argv[optind - 1]);
+            fprintf(stderr, "Try 'ph-supervisor --help'.\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ph-supervisor: unexpected argument '%s'\nTry 'ph-supervisor --help'.\n",
+                argv[optind]);
+        return 2;
+    }
+    if (swarm_file == NULL || (run_dir == NULL && !check)) {
+        fprintf(stderr, "ph-supervisor: --swarm-file and --run-dir are required\n"
+                        "Try 'ph-supervisor --help'.\n");
+        return 2;
+    }
+
+    ensure_std_fds();
+    /* A closed stderr pipe must not kill the supervisor mid-shutdown. */
+    signal(SIGPIPE, SIG_IGN);
+    /* Started in the background by a shell, we inherit SIGINT ignored; an
+     * ignored signal is discarded even while blocked for the signalfd. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+
+    struct sup_spec spec;
+    char err[1024];
+    if (sup_spec_load(swarm_file, &spec, err, sizeof err) != PH_OK) {
+        fprintf(stderr, "ph-supervisor: %s\n", err);
+        return 1;
+    }
+    if (check) {
+        print_summary(&spec);
+        sup_spec_free(&spec);
+        return 0;
+    }
+    sup_log_set_swarm(spec.swarm_id);
+
+    struct sup_options opt = {.spec = &spec};
+    if (bin_dir != NULL) {
+        if (realpath(bin_dir, opt.bin_dir) == NULL) {
+            fprintf(stderr, "ph-supervisor: --bin-dir %s: %s\n", bin_dir, strerror(errno));
+            sup_spec_free(&spec);
+            return 1;
+        }
+    } else if (default_bin_dir(opt.bin_dir, sizeof opt.bin_dir) != 0) {
+        fprintf(stderr, "ph-supervisor: cannot find my own directory; pass --bin-dir\n");
+        sup_spec_free(&spec);
+        return 1;
+    }
+    if (!executable(opt.bin_dir, "ph-swarm-controller") || !executable(opt.bin_dir, "ph-worker")) {
+        sup_spec_free(&spec);
+        return 1;
+    }
+
+    struct sup_run run;
+    int rc = sup_run_open(&run, run_dir, err, sizeof err);
+    if (rc != PH_OK) {
+        sup_error("%s", err);
+        if (run.pid_fd >= 0) sup_run_close(&run);
+        sup_spec_free(&spec);
+        return 1;
+    }
+    opt.run = &run;
+    int code = sup_loop_run(&opt);
+    sup_run_close(&run);
+    sup_spec_free(&spec);
+    return code;
+}

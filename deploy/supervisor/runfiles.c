@@ -1,0 +1,239 @@
+/* The run directory of one swarm, the supervisor's interface to phive and
+ * to people:
+ *
+ *   supervisor.pid   our pid; we hold an flock on it while we live, so a
+ *                    second supervisor for the same run directory is refused
+ *                    even if the pid was recycled
+ *   procs.json       [{name, role, instance, pid, restarts, startedAt, state,
+ *                    log}], rewritten atomically on every change; kept after
+ *                    exit so that the last pids can be checked
+ *   ready            exists once every process runs (workers attached)
+ *   logs/<name>.log  each child's stdout and stderr
+ *   config/<inst>.json  each worker's start configuration, mode 0600: configs
+ *                    may hold secrets, and argv is readable by every user */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int sys_fail(char *err, size_t errlen, const char *what, const char *path)
+{
+    snprintf(err, errlen, "cannot %s %s: %s", what, path, strerror(errno));
+    return PH_ERR_SYS;
+}
+
+/* mkdir -p with `mode` for directories it creates. */
+static int mkdirs(const char *path, mode_t mode, char *err, size_t errlen)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return sys_fail(err, errlen, "create directory", path);
+    }
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return sys_fail(err, errlen, "create directory", buf);
+        *p = '/';
+    }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST)
+        return sys_fail(err, errlen, "create directory", buf);
+    return PH_OK;
+}
+
+static int join(char *out, const char *dir, const char *name, char *err, size_t errlen)
+{
+    if (snprintf(out, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX) {
+        snprintf(err, errlen, "path too long: %s/%s", dir, name);
+        return PH_ERR_INVAL;
+    }
+    return PH_OK;
+}
+
+int sup_run_open(struct sup_run *run, const char *dir, char *err, size_t errlen)
+{
+    memset(run, 0, sizeof *run);
+    run->pid_fd = -1;
+    int rc = mkdirs(dir, 0755, err, errlen);
+    if (rc != PH_OK) return rc;
+    if (realpath(dir, run->dir) == NULL) return sys_fail(err, errlen, "resolve", dir);
+    if ((rc = join(run->pid_path, run->dir, "supervisor.pid", err, errlen)) != PH_OK ||
+        (rc = join(run->ready_path, run->dir, "ready", err, errlen)) != PH_OK ||
+        (rc = join(run->procs_path, run->dir, "procs.json", err, errlen)) != PH_OK ||
+        (rc = join(run->logs_dir, run->dir, "logs", err, errlen)) != PH_OK ||
+        (rc = join(run->config_dir, run->dir, "config", err, errlen)) != PH_OK)
+        return rc;
+
+    run->pid_fd = open(run->pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (run->pid_fd < 0) return sys_fail(err, errlen, "open", run->pid_path);
+    if (flock(run->pid_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char held[32] = "";
+        ssize_t n = pread(run->pid_fd, held, sizeof held - 1, 0);
+        held[n > 0 ? n : 0] = '\0';
+        held[strcspn(held, "\n")] = '\0';
+        close(run->pid_fd);
+        run->pid_fd = -1;
+        if (e == EWOULDBLOCK) {
+            snprintf(err, errlen, "another supervisor (pid %s) already runs in %s",
+                     held[0] ? held : "?", run->dir);
+            return PH_ERR_BUSY;
+        }
+        errno = e;
+        return sys_fail(err, errlen, "lock", run->pid_path);
+    }
+    /* A supervisor that was exiting may have unlinked the file between our
+     * open and our flock: then we hold a lock nobody else can see. */
+    struct stat held_st, path_st;
+    if (fstat(run->pid_fd, &held_st) != 0 || stat(run->pid_path, &path_st) != 0 ||
+        held_st.st_ino != path_st.st_ino || held_st.st_dev != path_st.st_dev) {
+        close(run->pid_fd);
+        run->pid_fd = -1;
+        snprintf(err, errlen, "%s changed while it was being locked; try again", run->pid_path);
+        return PH_ERR_BUSY;
+    }
+    /* The lock is ours: whatever else is in the directory is stale. */
+    unlink(run->ready_path);
+    unlink(run->procs_path);
+    char line[32];
+    int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+    if (ftruncate(run->pid_fd, 0) != 0 || pwrite(run->pid_fd, line, (size_t)len, 0) != len)
+        return sys_fail(err, errlen, "write", run->pid_path);
+
+    if ((rc = mkdirs(run->logs_dir, 0755, err, errlen)) != PH_OK) return rc;
+    if ((rc = mkdirs(run->config_dir, 0700, err, errlen)) != PH_OK) return rc;
+    /* An existing config/ made by someone else with a wider mode is narrowed. */
+    if (chmod(run->config_dir, 0700) != 0) return sys_fail(err, errlen, "chmod", run->config_dir);
+    return PH_OK;
+}
+
+/* Writes `text` to `path` through a temporary file and rename, so readers
+ * (phive, tests) never see a half-written file. */
+static int write_atomic(const char *path, const char *text, mode_t mode, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return sys_fail(err, errlen, "create", tmp);
+    size_t len = strlen(text), off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            errno = e;
+            return sys_fail(err, errlen, "write", tmp);
+        }
+        off += (size_t)n;
+    }
+    /* fchmod: O_CREAT's mode only applies to a new file and is umasked. */
+    if (fchmod(fd, mode) != 0 || close(fd) != 0) {
+        unlink(tmp);
+        return sys_fail(err, errlen, "write", tmp);
+    }
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return sys_fail(err, errlen, "rename into", path);
+    }
+    return PH_OK;
+}
+
+int sup_run_write_config(const struct sup_run *run, const char *instance, const json_t *config,
+                         char *path, size_t pathlen, char *err, size_t errlen)
+{
+    if (snprintf(path, pathlen, "%s/%s.json", run->config_dir, instance) >= (int)pathlen) {
+        snprintf(err, errlen, "config path too long for %s", instance);
+        return PH_ERR_INVAL;
+    }
+    char *text = json_dumps(config, JSON_COMPACT);
+    if (text == NULL) {
+        snprintf(err, errlen, "cannot encode the config of %s", instance);
+        return PH_ERR_INVAL;
+    }
+    int rc = write_atomic(path, text, 0600, err, errlen);
+    free(text);
+    return rc;
+}
+
+static const char *state_name(enum sup_proc_state s)
+{
+    switch (s) {
+    case SUP_P_PENDING:
+        return "pending";
+    case SUP_P_RUNNING:
+        return "running";
+    case SUP_P_BACKOFF:
+        return "backoff";
+    case SUP_P_STOPPED:
+        return "stopped";
+    }
+    return "unknown";
+}
+
+int sup_run_write_procs(const struct sup_run *run, const struct sup_proc *procs, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const struct sup_proc *p = &procs[i];
+        char ts[32];
+        json_t *started = json_null();
+        if (p->started_real_ns != 0) {
+            ph_rfc3339_ms(p->started_real_ns, ts);
+            started = json_string(ts);
+        }
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s, s:o, s:I, s:o, s:s, s:b, s:s}", "name",
+                                        p->name, "role", p->role, "instance", p->instance, "pid",
+                                        p->pid > 0 ? json_integer(p->pid) : json_null(), "restarts",
+                                        (json_int_t)p->restarts, "startedAt", started, "state",
+                                        state_name(p->state), "running", p->state == SUP_P_RUNNING,
+                                        "log", p->log_path));
+    }
+    char *text = json_dumps(arr, JSON_INDENT(2));
+    json_decref(arr);
+    if (text == NULL) return PH_ERR_INVAL;
+    size_t len = strlen(text);
+    char *nl = realloc(text, len + 2);
+    if (nl == NULL) {
+        free(text);
+        return PH_ERR_SYS;
+    }
+    nl[len] = '\n';
+    nl[len + 1] = '\0';
+    char err[512];
+    int rc = write_atomic(run->procs_path, nl, 0644, err, sizeof err);
+    free(nl);
+    if (rc != PH_OK) sup_warn("%s", err);
+    return rc;
+}
+
+int sup_run_write_ready(const struct sup_run *run)
+{
+    char ts[40];
+    ph_rfc3339_ms(ph_real_ns(), ts);
+    strcat(ts, "\n");
+    char err[512];
+    int rc = write_atomic(run->ready_path, ts, 0644, err, sizeof err);
+    if (rc != PH_OK) sup_warn("%s", err);
+    return rc;
+}
+
+void sup_run_close(struct sup_run *run)
+{
+    if (run->pid_fd < 0) return;
+    unlink(run->ready_path);
+    /* Unlink while still holding the lock: a new supervisor that opens the
+     * path afterwards creates a fresh file and locks that one. */
+    unlink(run->pid_path);
+    close(run->pid_fd);
+    run->pid_fd = -1;
+}

@@ -1,0 +1,128 @@
+/* ph-supervisor: private interface between its files.
+ *
+ *   swarmfile.c  reads and validates the swarm file into a sup_spec
+ *   runfiles.c   the run directory: pid lock, procs.json, ready, config files
+ *   spawn.c      starts one child with its output appended to a log file
+ *   loop.c       the event loop: start order, restarts with backoff, shutdown
+ *   log.c        timestamped log lines on stderr
+ *   main.c       command line */
+#ifndef PH_SUPERVISOR_H
+#define PH_SUPERVISOR_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "ph/common.h"
+
+/* ---- swarm file ------------------------------------------------------- */
+
+struct sup_role {
+    char role[PH_ID_MAX];
+    unsigned count;
+    json_t *config; /* borrowed from sup_spec.root; an object, maybe empty */
+};
+
+struct sup_spec {
+    char path[PATH_MAX]; /* absolute path of the swarm file */
+    char swarm_id[PH_ID_MAX];
+    struct sup_role *roles;
+    size_t nroles;
+    size_t total_workers;
+    char controller_instance[PH_ID_MAX];
+    uint32_t slots;               /* resolved: the file's value or max(16, 2 * workers) */
+    const char **controller_args; /* borrowed strings, NULL-terminated */
+    size_t ncontroller_args;
+    json_t *root;
+};
+
+/* Loads and validates `path`. On failure writes "<path>: <where>: <what>"
+ * into err and returns PH_ERR_INVAL (bad content) or PH_ERR_SYS (unreadable). */
+int sup_spec_load(const char *path, struct sup_spec *spec, char *err, size_t errlen);
+void sup_spec_free(struct sup_spec *spec);
+
+/* ---- logging ---------------------------------------------------------- */
+
+void sup_log_set_swarm(const char *swarm_id);
+void sup_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define sup_info(...) sup_log("info", __VA_ARGS__)
+#define sup_warn(...) sup_log("warn", __VA_ARGS__)
+#define sup_error(...) sup_log("error", __VA_ARGS__)
+
+/* ---- processes -------------------------------------------------------- */
+
+enum sup_proc_state {
+    SUP_P_PENDING, /* not started yet */
+    SUP_P_RUNNING, /* a live child */
+    SUP_P_BACKOFF, /* exited; restart scheduled at restart_at */
+    SUP_P_STOPPED, /* exited during shutdown, or never to be started again */
+};
+
+struct sup_proc {
+    char name[PH_ID_MAX]; /* "controller" or the instance id; names the log */
+    char role[PH_ID_MAX]; /* "swarm-controller" for the controller */
+    char instance[PH_ID_MAX];
+    bool is_controller;
+    char **argv; /* argv[0] is the absolute binary path */
+    char log_path[PATH_MAX];
+    enum sup_proc_state state;
+    pid_t pid; /* current or last child pid; 0 if never started */
+    unsigned restarts;
+    uint64_t started_mono_ns;
+    uint64_t started_real_ns;
+    uint64_t restart_at_ns; /* CLOCK_MONOTONIC deadline while in BACKOFF */
+    uint64_t next_delay_ns; /* backoff to apply on the next unexpected exit */
+    pid_t attached_pid;     /* worker seen ACTIVE in a slot with this pid */
+};
+
+/* ---- spawn ------------------------------------------------------------ */
+
+/* Starts argv[0] with stdin from /dev/null and stdout+stderr appended to
+ * log_path. The child gets a clean signal mask and SIGTERM when the
+ * supervisor dies. Returns PH_OK with *pid, or PH_ERR_SYS when the log
+ * cannot be opened or exec fails (the child is reaped then). */
+int sup_spawn(char *const argv[], const char *log_path, pid_t *pid, char *err, size_t errlen);
+
+/* ---- run directory ---------------------------------------------------- */
+
+struct sup_run {
+    char dir[PATH_MAX];
+    char pid_path[PATH_MAX];
+    char ready_path[PATH_MAX];
+    char procs_path[PATH_MAX];
+    char logs_dir[PATH_MAX];
+    char config_dir[PATH_MAX];
+    int pid_fd; /* holds an flock while the supervisor lives */
+};
+
+/* Creates the run directory (and logs/, config/), takes the lock on
+ * supervisor.pid (PH_ERR_BUSY with the holder's pid when another supervisor
+ * has it), writes our pid and removes stale ready/procs.json. */
+int sup_run_open(struct sup_run *run, const char *dir, char *err, size_t errlen);
+/* Writes <config_dir>/<instance>.json, mode 0600, into path. */
+int sup_run_write_config(const struct sup_run *run, const char *instance, const json_t *config,
+                         char *path, size_t pathlen, char *err, size_t errlen);
+/* Rewrites procs.json atomically (temporary file + rename). */
+int sup_run_write_procs(const struct sup_run *run, const struct sup_proc *procs, size_t n);
+int sup_run_write_ready(const struct sup_run *run);
+/* Removes ready and supervisor.pid and drops the lock; procs.json stays so
+ * that tools can see the last pids. */
+void sup_run_close(struct sup_run *run);
+
+/* ---- event loop ------------------------------------------------------- */
+
+struct sup_options {
+    const struct sup_spec *spec;
+    struct sup_run *run;
+    char bin_dir[PATH_MAX];
+};
+
+/* Runs the swarm until SIGTERM/SIGINT/SIGHUP; returns the exit code. */
+int sup_loop_run(const struct sup_options *opt);
+
+#endif

@@ -1,0 +1,305 @@
+/* The swarm file: which roles a swarm has, how many instances of each, and
+ * the configuration each role's workers start with.
+ *
+ *   {"swarmId": "demo",
+ *    "roles": [{"role": "generator", "count": 2, "config": {...}}, ...],
+ *    "controller": {"instance": "...", "slots": N, "args": ["--tick-ms", "50"]},
+ *    "statusTtlSec": 15, "watermarkSec": 5}
+ *
+ * Everything is checked before a single process starts, and every error
+ * names the file and the exact place ("roles[1].count"), because a swarm
+ * half started from a half valid file is harder to clean up than a refusal.
+ * Unknown keys are refused too: a typo ("cout") would otherwise silently
+ * fall back to a default. */
+#include "supervisor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ph/shm.h"
+
+/* Formats "<file>: <where>: <message>" into err. */
+__attribute__((format(printf, 5, 6))) static int fail(char *err, size_t errlen, const char *file,
+                                                      const char *where, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (where != NULL && where[0] != '\0')
+        snprintf(err, errlen, "%s: %s: %s", file, where, msg);
+    else
+        snprintf(err, errlen, "%s: %s", file, msg);
+    return PH_ERR_INVAL;
+}
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a non-integer number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "unknown";
+}
+
+/* Refuses keys of `obj` that are not in the NULL-terminated `allowed`. */
+static int only_keys(const json_t *obj, const char *const *allowed, const char *file,
+                     const char *where, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; allowed[i] != NULL && !ok; i++)
+            ok = strcmp(key, allowed[i]) == 0;
+        if (!ok) {
+            char list[256] = "";
+            for (size_t i = 0; allowed[i] != NULL; i++) {
+                strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+                strncat(list, allowed[i], sizeof list - strlen(list) - 1);
+            }
+            return fail(err, errlen, file, where, "unknown key '%s' (known keys: %s)", key, list);
+        }
+    }
+    return PH_OK;
+}
+
+/* An identifier-valued string field; `what` names it in ph_ident_check's
+ * message ("role", "swarm id"). */
+static int ident_field(const json_t *v, const char *what, char *out, const char *file,
+                       const char *where, char *err, size_t errlen)
+{
+    if (!json_is_string(v))
+        return fail(err, errlen, file, where, "%s must be a string, not %s", what,
+                    json_type_name(v));
+    char why[256];
+    if (ph_ident_check(what, json_string_value(v), why, sizeof why) != PH_OK)
+        return fail(err, errlen, file, where, "%s", why);
+    snprintf(out, PH_ID_MAX, "%s", json_string_value(v));
+    return PH_OK;
+}
+
+/* An optional positive number of seconds (statusTtlSec, watermarkSec). The
+ * supervisor does not use them itself: the controller reads them from the
+ * same file. */
+static int seconds_field(const json_t *root, const char *key, const char *file, char *err,
+                         size_t errlen)
+{
+    json_t *v = json_object_get(root, key);
+    if (v == NULL) return PH_OK;
+    if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 86400)
+        return fail(err, errlen, file, key, "must be a number of seconds in (0, 86400]");
+    return PH_OK;
+}
+
+static int parse_role(json_t *v, size_t i, struct sup_role *r, const char *file, char *err,
+                      size_t errlen)
+{
+    char where[64];
+    snprintf(where, sizeof where, "roles[%zu]", i);
+    if (!json_is_object(v))
+        return fail(err, errlen, file, where, "must be an object, not %s", json_type_name(v));
+    static const char *const keys[] = {"role", "count", "config", NULL};
+    int rc = only_keys(v, keys, file, where, err, errlen);
+    if (rc != PH_OK) return rc;
+
+    snprintf(where, sizeof where, "roles[%zu].role", i);
+    json_t *role = json_object_get(v, "role");
+    if (role == NULL) return fail(err, errlen, file, where, "missing");
+    rc = ident_field(role, "role", r->role, file, where, err, errlen);
+    if (rc != PH_OK) return rc;
+    /* The controller speaks for scope role "swarm-controller": a worker of
+     * that role would be indistinguishable from it on the wire. */
+    if (strcmp(r->role, "swarm-controller") == 0)
+        return fail(err, errlen, file, where,
+                    "role 'swarm-controller' is the controller's own scope; pick another name");
+
+    snprintf(where, sizeof where, "roles[%zu].count", i);
+    json_t *count = json_object_get(v, "count");
+    if (count == NULL) return fail(err, errlen, file, where, "missing");
+    if (!json_is_integer(count))
+        return fail(err, errlen, file, where, "must be an integer, not %s", json_type_name(count));
+    json_int_t n = json_integer_value(count);
+    if (n < 0 || n > (json_int_t)PH_MAX_SLOTS)
+        return fail(err, errlen, file, where,
+                    "must be between 0 and %u (got %" JSON_INTEGER_FORMAT ")", PH_MAX_SLOTS, n);
+    r->count = (unsigned)n;
+
+    /* Instances are "<role>-<n>": the longest must still be an identifier. */
+    if (r->count > 0) {
+        char inst[PH_ID_MAX + 16];
+        snprintf(inst, sizeof inst, "%s-%u", r->role, r->count);
+        char why[256];
+        if (ph_ident_check("instance id", inst, why, sizeof why) != PH_OK)
+            return fail(err, errlen, file, where, "%s (role name too long for %u instances)", why,
+                        r->count);
+    }
+
+    snprintf(where, sizeof where, "roles[%zu].config", i);
+    json_t *config = json_object_get(v, "config");
+    if (config == NULL) {
+        config = json_object();
+        json_object_set_new(v, "config", config); /* owned by root from now on */
+    }
+    if (!json_is_object(config))
+        return fail(err, errlen, file, where, "must be an object, not %s", json_type_name(config));
+    r->config = config;
+    return PH_OK;
+}
+
+static int parse_controller(json_t *c, struct sup_spec *spec, const char *file, char *err,
+                            size_t errlen)
+{
+    snprintf(spec->controller_instance, sizeof spec->controller_instance, "swarm-controller");
+    spec->slots = 0;
+    if (c == NULL) return PH_OK;
+    if (!json_is_object(c))
+        return fail(err, errlen, file, "controller", "must be an object, not %s",
+                    json_type_name(c));
+    static const char *const keys[] = {"instance", "slots", "args", NULL};
+    int rc = only_keys(c, keys, file, "controller", err, errlen);
+    if (rc != PH_OK) return rc;
+
+    json_t *inst = json_object_get(c, "instance");
+    if (inst != NULL) {
+        rc = ident_field(inst, "controller instance", spec->controller_instance, file,
+                         "controller.instance", err, errlen);
+        if (rc != PH_OK) return rc;
+    }
+    json_t *slots = json_object_get(c, "slots");
+    if (slots != NULL) {
+        if (!json_is_integer(slots) || json_integer_value(slots) < 1 ||
+            json_integer_value(slots) > (json_int_t)PH_MAX_SLOTS)
+            return fail(err, errlen, file, "controller.slots", "must be an integer in 1..%u",
+                        PH_MAX_SLOTS);
+        spec->slots = (uint32_t)json_integer_value(slots);
+    }
+    json_t *args = json_object_get(c, "args");
+    if (args != NULL) {
+        if (!json_is_array(args))
+            return fail(err, errlen, file, "controller.args", "must be an array of strings");
+        size_t n = json_array_size(args);
+        spec->controller_args = calloc(n + 1, sizeof *spec->controller_args);
+        if (spec->controller_args == NULL)
+            return fail(err, errlen, file, "controller.args", "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            json_t *a = json_array_get(args, i);
+            if (!json_is_string(a)) {
+                char where[64];
+                snprintf(where, sizeof where, "controller.args[%zu]", i);
+                return fail(err, errlen, file, where, "must be a string, not %s",
+                            json_type_name(a));
+            }
+            spec->controller_args[i] = json_string_value(a);
+        }
+        spec->ncontroller_args = n;
+    }
+    return PH_OK;
+}
+
+static int parse(struct sup_spec *spec, const char *file, char *err, size_t errlen)
+{
+    json_t *root = spec->root;
+    if (!json_is_object(root))
+        return fail(err, errlen, file, NULL, "the swarm file must hold a JSON object, not %s",
+                    json_type_name(root));
+    static const char *const keys[] = {"swarmId",      "roles",       "controller", "statusTtlSec",
+                                       "watermarkSec", "description", NULL};
+    int rc = only_keys(root, keys, file, NULL, err, errlen);
+    if (rc != PH_OK) return rc;
+
+    json_t *id = json_object_get(root, "swarmId");
+    if (id == NULL) return fail(err, errlen, file, "swarmId", "missing");
+    rc = ident_field(id, "swarm id", spec->swarm_id, file, "swarmId", err, errlen);
+    if (rc != PH_OK) return rc;
+
+    json_t *roles = json_object_get(root, "roles");
+    if (roles == NULL) return fail(err, errlen, file, "roles", "missing");
+    if (!json_is_array(roles) || json_array_size(roles) == 0)
+        return fail(err, errlen, file, "roles", "must be a non-empty array of role objects");
+    spec->nroles = json_array_size(roles);
+    spec->roles = calloc(spec->nroles, sizeof *spec->roles);
+    if (spec->roles == NULL) return fail(err, errlen, file, "roles", "out of memory");
+    for (size_t i = 0; i < spec->nroles; i++) {
+        rc = parse_role(json_array_get(roles, i), i, &spec->roles[i], file, err, errlen);
+        if (rc != PH_OK) return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(spec->roles[j].role, spec->roles[i].role) == 0) {
+                char where[64];
+                snprintf(where, sizeof where, "roles[%zu].role", i);
+                return fail(err, errlen, file, where, "role '%s' already defined in roles[%zu]",
+                            spec->roles[i].role, j);
+            }
+        spec->total_workers += spec->roles[i].count;
+    }
+    if (spec->total_workers > PH_MAX_SLOTS)
+        return fail(err, errlen, file, "roles", "%zu workers in total; at most %u fit a segment",
+                    spec->total_workers, PH_MAX_SLOTS);
+
+    rc = seconds_field(root, "statusTtlSec", file, err, errlen);
+    if (rc == PH_OK) rc = seconds_field(root, "watermarkSec", file, err, errlen);
+    if (rc == PH_OK)
+        rc = parse_controller(json_object_get(root, "controller"), spec, file, err, errlen);
+    if (rc != PH_OK) return rc;
+
+    if (spec->slots == 0) {
+        /* Twice the workers leaves room for restarts whose predecessor's slot
+         * the controller has not reclaimed yet. */
+        uint64_t want = 2 * (uint64_t)spec->total_workers;
+        if (want < 16) want = 16;
+        if (want > PH_MAX_SLOTS) want = PH_MAX_SLOTS;
+        spec->slots = (uint32_t)want;
+    } else if (spec->slots < spec->total_workers) {
+        return fail(err, errlen, file, "controller.slots",
+                    "%u slots cannot hold the %zu workers the roles ask for", spec->slots,
+                    spec->total_workers);
+    }
+    return PH_OK;
+}
+
+int sup_spec_load(const char *path, struct sup_spec *spec, char *err, size_t errlen)
+{
+    memset(spec, 0, sizeof *spec);
+    if (realpath(path, spec->path) == NULL) {
+        snprintf(err, errlen, "%s: cannot read the swarm file: %s", path, strerror(errno));
+        return PH_ERR_SYS;
+    }
+    json_error_t jerr;
+    spec->root = json_load_file(spec->path, JSON_REJECT_DUPLICATES, &jerr);
+    if (spec->root == NULL) {
+        if (jerr.line < 0)
+            snprintf(err, errlen, "%s: %s", path, jerr.text);
+        else
+            snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column,
+                     jerr.text);
+        return PH_ERR_INVAL;
+    }
+    int rc = parse(spec, path, err, errlen);
+    if (rc != PH_OK) sup_spec_free(spec);
+    return rc;
+}
+
+void sup_spec_free(struct sup_spec *spec)
+{
+    free(spec->roles);
+    free(spec->controller_args);
+    json_decref(spec->root);
+    memset(spec, 0, sizeof *spec);
+}

@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# Integration test of deploy/phive and ph-supervisor with the real
+# controller, workers and phctl:
+#
+#   - ph-supervisor refuses bad swarm files with a message naming the problem
+#   - `phive up` starts every worker of the swarm file, each alive in the
+#     segment with its role and the pid the supervisor started
+#   - a worker killed with SIGKILL is restarted (new pid, alive) within 10 s
+#   - a controller killed with SIGKILL is restarted and the workers keep
+#     running under the same pids
+#   - `phive down` leaves no process of the run and no /dev/shm segment
+#
+# Usage: tests/integration/test_supervisor.sh [BIN_DIR]
+#   BIN_DIR (or $PH_BIN_DIR): where ph-supervisor, ph-swarm-controller,
+#   ph-worker and phctl are; default <checkout>/build/bin.
+#
+# The swarm is deploy/swarms/test-small.json under a swarm id unique to this
+# run (t-small-<pid>): segments are machine-wide, and two test runs (or a
+# developer's own t-small) must not see each other's.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${1:-${PH_BIN_DIR:-$ROOT/build/bin}}
+[[ -d "$BIN" ]] || { echo "test_supervisor: no bin dir $BIN (build first)" >&2; exit 1; }
+PH_BIN_DIR=$(cd "$BIN" && pwd)
+PH_RUN_DIR=$(mktemp -d /tmp/ph-test-supervisor.XXXXXX)
+export PH_BIN_DIR PH_RUN_DIR
+PHIVE=$ROOT/deploy/phive
+PHCTL=$PH_BIN_DIR/phctl
+SUP=$PH_BIN_DIR/ph-supervisor
+PY=/usr/bin/python3
+SWARM=t-small-$$
+RUN=$PH_RUN_DIR/$SWARM
+SWARM_FILE=$PH_RUN_DIR/test-small.json
+TIMEOUT_S=10
+
+passed=0
+failed=0
+all_pids=() # every pid the supervisor reported, for the final check
+
+for b in ph-supervisor ph-swarm-controller ph-worker phctl; do
+    [[ -x "$PH_BIN_DIR/$b" ]] || { echo "test_supervisor: $PH_BIN_DIR/$b is missing" >&2; exit 1; }
+done
+
+pass() {
+    echo "PASS: $1"
+    passed=$((passed + 1))
+}
+
+fail() {
+    echo "FAIL: $1: $2" >&2
+    failed=$((failed + 1))
+}
+
+# On any exit: stop what this test started, whatever state it is in.
+cleanup() {
+    local rc=$? pid
+    set +e
+    pid=$(head -n1 "$RUN/supervisor.pid" 2>/dev/null | tr -dc '0-9')
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    # Only processes of this run: their command line names our unique swarm
+    # id (a recycled pid may belong to someone else's swarm by now).
+    for pid in "${all_pids[@]}" $(procs_pids 2>/dev/null); do
+        tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qw -- "$SWARM" && kill -KILL "$pid" 2>/dev/null
+    done
+    rm -f "/dev/shm/ph.$SWARM"
+    if ((failed > 0 || rc != 0)) && [[ -d "$RUN/logs" ]]; then
+        for f in "$RUN"/logs/*.log; do
+            echo "----- $f (last 15 lines)" >&2
+            tail -n 15 "$f" >&2
+        done
+    fi
+    rm -rf "$PH_RUN_DIR"
+}
+trap cleanup EXIT
+
+# Pids listed in procs.json.
+procs_pids() {
+    "$PY" -c 'import json,sys; print(" ".join(str(p["pid"]) for p in json.load(open(sys.argv[1])) if p.get("pid")))' \
+        "$RUN/procs.json"
+}
+
+# Pid of process NAME in procs.json.
+proc_pid() {
+    "$PY" -c 'import json,sys; print(next(p["pid"] for p in json.load(open(sys.argv[1])) if p["name"] == sys.argv[2]))' \
+        "$RUN/procs.json" "$1"
+}
+
+# Checks the segment against procs.json: every worker of procs.json is in
+# `phctl shm-dump --json`, alive, with its role and current pid. With a
+# second argument, the controller pid in the header must be that. Prints
+# what is wrong and fails, or prints nothing and succeeds.
+check_segment() {
+    local dump
+    dump=$("$PHCTL" shm-dump --swarm "$SWARM" --json 2>&1) || { echo "phctl: $dump"; return 1; }
+    "$PY" - "$RUN/procs.json" "${1:-}" 3<<<"$dump" <<'EOF'
+import json, os, sys
+procs = json.load(open(sys.argv[1]))
+want_controller = sys.argv[2]
+try:
+    dump = json.load(os.fdopen(3))
+except ValueError as e:
+    print(f"phctl --json output is not JSON: {e}")
+    sys.exit(1)
+problems = []
+for key in ("header", "workers"):
+    if key not in dump:
+        problems.append(f"no '{key}' key in the dump")
+if problems:
+    print("; ".join(problems)); sys.exit(1)
+header = dump["header"]
+for key in ("layoutVersion", "generation", "controllerPid", "controllerHeartbeatAgeMs",
+            "slotCapacity", "slotsUsed"):
+    if key not in header:
+        problems.append(f"header lacks '{key}'")
+if want_controller and str(header.get("controllerPid")) != want_controller:
+    problems.append(f"header.controllerPid is {header.get('controllerPid')}, expected {want_controller}")
+rows = {w.get("instance"): w for w in dump["workers"]}
+for p in procs:
+    if p["role"] == "swarm-controller":
+        continue
+    w = rows.get(p["instance"])
+    if w is None:
+        problems.append(f"{p['instance']} is not in the segment")
+        continue
+    if w.get("role") != p["role"]:
+        problems.append(f"{p['instance']} has role {w.get('role')!r}, expected {p['role']!r}")
+    if w.get("alive") is not True:
+        problems.append(f"{p['instance']} is not alive (alive={w.get('alive')!r})")
+    if w.get("pid") != p["pid"]:
+        problems.append(f"{p['instance']} has pid {w.get('pid')} in the segment, the supervisor started {p['pid']}")
+if problems:
+    print("; ".join(problems)); sys.exit(1)
+EOF
+}
+
+# Retries check_segment for up to TIMEOUT_S; the last problem goes to $why.
+wait_segment() {
+    local deadline=$((SECONDS + TIMEOUT_S))
+    why=""
+    while true; do
+        if why=$(check_segment "$@"); then return 0; fi
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+# Waits until procs.json shows NAME running with a pid other than OLD.
+wait_restarted() {
+    local name=$1 old=$2 deadline=$((SECONDS + TIMEOUT_S)) pid state
+    while ((SECONDS < deadline)); do
+        pid=$(proc_pid "$name" 2>/dev/null || true)
+        state=$("$PY" -c 'import json,sys; print(next(p["state"] for p in json.load(open(sys.argv[1])) if p["name"] == sys.argv[2]))' \
+            "$RUN/procs.json" "$name" 2>/dev/null || true)
+        if [[ -n "$pid" && "$pid" != "$old" && "$state" == running ]]; then
+            echo "$pid"
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+remember_pids() {
+    local p
+    for p in $(procs_pids); do all_pids+=("$p"); done
+}
+
+# ---- bad swarm files --------------------------------------------------------
+
+# expect_rejected NAME JSON FRAGMENT: ph-supervisor exits non-zero and its
+# message contains FRAGMENT; nothing is started.
+expect_rejected() {
+    local name=$1 json=$2 fragment=$3 f=$PH_RUN_DIR/bad-$1.json out rc=0
+    printf '%s\n' "$json" >"$f"
+    out=$("$SUP" --swarm-file "$f" --run-dir "$PH_RUN_DIR/bad-run" 2>&1) || rc=$?
+    if ((rc == 0)); then
+        fail "supervisor_rejects_$name" "exit status 0 for $json"
+    elif [[ "$out" != *"$fragment"* ]]; then
+        fail "supervisor_rejects_$name" "message lacks '$fragment': $out"
+    elif [[ -e "$PH_RUN_DIR/bad-run/supervisor.pid" ]]; then
+        fail "supervisor_rejects_$name" "left a supervisor.pid behind"
+    else
+        pass "supervisor_rejects_$name"
+    fi
+}
+
+expect_rejected missing_swarm_id '{"roles": [{"role": "generator", "count": 1}]}' "swarmId: missing"
+expect_rejected role_with_dot '{"swarmId": "bad", "roles": [{"role": "a.b", "count": 1}]}' \
+    "roles[0].role: role 'a.b' contains '.'"
+expect_rejected negative_count '{"swarmId": "bad", "roles": [{"role": "g", "count": -1}]}' \
+    "roles[0].count: must be between 0"
+expect_rejected invalid_json '{"swarmId": "bad", "roles": [' "invalid JSON"
+
+rc=0
+out=$("$PHIVE" up "$PH_RUN_DIR/bad-role_with_dot.json" 2>&1) || rc=$?
+if ((rc != 0)) && [[ "$out" == *"'a.b'"* ]]; then
+    pass "phive_up_refuses_an_invalid_swarm_file"
+else
+    fail "phive_up_refuses_an_invalid_swarm_file" "exit $rc, output: $out"
+fi
+
+# ---- a running swarm --------------------------------------------------------
+
+"$PY" - "$ROOT/deploy/swarms/test-small.json" "$SWARM" "$SWARM_FILE" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["swarmId"] = sys.argv[2]
+json.dump(doc, open(sys.argv[3], "w"), indent=2)
+EOF
+
+if ! out=$("$PHIVE" up "$SWARM_FILE" 2>&1); then
+    fail "phive_up_returns_once_every_process_runs" "$out"
+    echo "test_supervisor: $passed passed, $failed failed"
+    exit 1
+fi
+remember_pids
+if [[ -e "$RUN/ready" && -e "$RUN/supervisor.pid" && -e "/dev/shm/ph.$SWARM" ]]; then
+    pass "phive_up_returns_once_every_process_runs"
+else
+    fail "phive_up_returns_once_every_process_runs" "ready, supervisor.pid or /dev/shm/ph.$SWARM missing"
+fi
+
+n_workers=$("$PY" -c 'import json,sys; print(sum(r["count"] for r in json.load(open(sys.argv[1]))["roles"]))' "$SWARM_FILE")
+n_listed=$("$PY" -c 'import json,sys; print(sum(1 for p in json.load(open(sys.argv[1])) if p["role"] != "swarm-controller"))' "$RUN/procs.json")
+if [[ "$n_workers" == "$n_listed" ]]; then
+    pass "procs_json_lists_every_worker_of_the_swarm_file"
+else
+    fail "procs_json_lists_every_worker_of_the_swarm_file" "$n_listed listed, $n_workers expected"
+fi
+
+controller_pid=$(proc_pid controller)
+if wait_segment "$controller_pid"; then
+    pass "shm_dump_shows_every_worker_alive_with_its_role"
+else
+    fail "shm_dump_shows_every_worker_alive_with_its_role" "$why"
+fi
+
+# Worker configs carry no secrets in argv: they are files only we can read.
+mode=$(stat -c %a "$RUN/config/generator-1.json" 2>/dev/null || echo none)
+if [[ "$mode" == 600 ]] && ! tr '\0' ' ' <"/proc/$(proc_pid generator-1)/cmdline" | grep -q ratePerSec; then
+    pass "worker_config_is_passed_in_a_0600_file_not_argv"
+else
+    fail "worker_config_is_passed_in_a_0600_file_not_argv" "mode $mode, cmdline: $(tr '\0' ' ' <"/proc/$(proc_pid generator-1)/cmdline" 2>/dev/null)"
+fi
+
+# ---- restarts ---------------------------------------------------------------
+
+old=$(proc_pid generator-1)
+kill -KILL "$old"
+if new=$(wait_restarted generator-1 "$old"); then
+    remember_pids
+    if wait_segment; then
+        pass "a_killed_worker_is_restarted_with_a_new_pid"
+    else
+        fail "a_killed_worker_is_restarted_with_a_new_pid" "restarted as pid $new but: $why"
+    fi
+else
+    fail "a_killed_worker_is_restarted_with_a_new_pid" "generator-1 (pid $old) not running again after ${TIMEOUT_S} s"
+fi
+
+workers_before=$("$PY" -c 'import json,sys; print(sorted((p["name"], p["pid"]) for p in json.load(open(sys.argv[1])) if p["role"] != "swarm-controller"))' "$RUN/procs.json")
+old=$(proc_pid controller)
+kill -KILL "$old"
+if new=$(wait_restarted controller "$old"); then
+    remember_pids
+    workers_after=$("$PY" -c 'import json,sys; print(sorted((p["name"], p["pid"]) for p in json.load(open(sys.argv[1])) if p["role"] != "swarm-controller"))' "$RUN/procs.json")
+    if ! wait_segment "$new"; then
+        fail "a_killed_controller_is_restarted_and_workers_keep_running" "controller pid $new: $why"
+    elif [[ "$workers_before" != "$workers_after" ]]; then
+        fail "a_killed_controller_is_restarted_and_workers_keep_running" "worker pids changed: $workers_before -> $workers_after"
+    else
+        pass "a_killed_controller_is_restarted_and_workers_keep_running"
+    fi
+else
+    fail "a_killed_controller_is_restarted_and_workers_keep_running" "controller (pid $old) not running again after ${TIMEOUT_S} s"
+fi
+
+# ---- down ---------------------------------------------------------------------
+
+remember_pids
+sup_pid=$(head -n1 "$RUN/supervisor.pid" | tr -dc '0-9')
+if out=$("$PHIVE" down "$SWARM" 2>&1); then
+    left=()
+    for p in "${all_pids[@]}" "$sup_pid"; do
+        # A zombie has exited; its new parent (init) may not have reaped it yet.
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        stat=${stat##*) }
+        if [[ "${stat:0:1}" != Z && "$(cat "/proc/$p/comm" 2>/dev/null)" == ph-* ]]; then
+            left+=("$p($(cat "/proc/$p/comm" 2>/dev/null))")
+        fi
+    done
+    if ((${#left[@]} > 0)); then
+        fail "phive_down_leaves_no_process_and_no_segment" "still running: ${left[*]}"
+    elif [[ -e "/dev/shm/ph.$SWARM" ]]; then
+        fail "phive_down_leaves_no_process_and_no_segment" "/dev/shm/ph.$SWARM still exists"
+    elif [[ -e "$RUN/supervisor.pid" || -e "$RUN/ready" ]]; then
+        fail "phive_down_leaves_no_process_and_no_segment" "supervisor.pid or ready left behind"
+    else
+        pass "phive_down_leaves_no_process_and_no_segment"
+    fi
+else
+    fail "phive_down_leaves_no_process_and_no_segment" "phive down failed: $out"
+fi
+
+rc=0
+out=$("$PHIVE" down "$SWARM" 2>&1) || rc=$?
+if ((rc != 0)) && [[ "$out" == *"not running"* ]]; then
+    pass "phive_down_says_when_the_swarm_is_not_running"
+else
+    fail "phive_down_says_when_the_swarm_is_not_running" "exit $rc, output: $out"
+fi
+
+echo "test_supervisor: $passed passed, $failed failed"
+((failed == 0))
