@@ -1,9 +1,11 @@
-/* ph-swarm-controller: owns a swarm's segment and drains every worker slot.
+/* ph-swarm-controller: owns a swarm's segment, drains every worker slot,
+ * keeps the swarm aggregate, and talks to the bridge through the channel.
  *
  * The loop runs on io_uring and never busy-waits: a timeout wakes it every
- * tick to drain rings and beat the heartbeat, a signalfd read delivers
- * SIGTERM/SIGINT, and one poll per worker pidfd reports an owner's death
- * the moment it happens (a periodic /proc check covers owners without one). */
+ * tick (drain rings, beat the heartbeat, emit status when due), a signalfd
+ * read delivers SIGTERM/SIGINT, one poll per worker pidfd reports an owner's
+ * death the moment it happens (a periodic /proc check covers owners without
+ * one), and journal appends are io_uring writes. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,21 +17,33 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "ctl.h"
+#include "journal.h"
+#include "ph/channel.h"
 #include "ph/log.h"
 #include "ph/shm.h"
+#include "swarm.h"
 
-enum { TAG_TICK = 1, TAG_SIGNAL = 2, TAG_PIDFD = 3 };
+enum { TAG_TICK = 1, TAG_SIGNAL = 2, TAG_PIDFD = 3, TAG_JOURNAL = 4 };
+
+#define OUTBOX_MAX_BYTES (64u << 20)
 
 struct opts {
     const char *swarm;
     const char *swarm_file;
+    const char *instance;
+    const char *run_id;
+    const char *journal_dir;
     struct ph_segment_params seg;
     uint32_t tick_ms;
+    struct swarm_cfg cfg;
+    struct swarm_role roles[SWARM_MAX_ROLES];
+    uint32_t nroles;
 };
 
 static void usage(FILE *f)
@@ -37,19 +51,33 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: ph-swarm-controller --swarm ID [options]\n"
             "\n"
-            "Creates (or re-adopts) the swarm's shared-memory segment /dev/shm/ph.ID and\n"
-            "drains the status rings of every worker attached to it.\n"
+            "Creates (or re-adopts) the swarm's shared-memory segment /dev/shm/ph.ID,\n"
+            "drains the status rings of every worker attached to it, keeps the swarm\n"
+            "aggregate and hands status, outcomes and alerts to the bridge through\n"
+            "/dev/shm/ph.ID.bridge.\n"
             "\n"
             "options:\n"
-            "  --swarm ID            swarm id ([A-Za-z0-9_-], at most 63 characters)\n"
-            "  --slots N             worker slots in the segment (default %u)\n"
-            "  --status-ring BYTES   status ring per slot, power of two (default %u)\n"
-            "  --command-ring BYTES  command ring per slot, power of two (default %u)\n"
-            "  --mode OCTAL          permissions of the segment (default 0600)\n"
-            "  --tick-ms N           drain interval in milliseconds (default 10)\n"
-            "  --swarm-file PATH     swarm file; its swarmId must match --swarm\n"
-            "  --help                this text\n"
+            "  --swarm ID              swarm id ([A-Za-z0-9_-], at most 63 characters)\n"
+            "  --instance ID           controller instance id (default ID-controller)\n"
+            "  --swarm-file PATH       swarm file: desired roles and counts, settings\n"
+            "  --slots N               worker slots in the segment (default %u)\n"
+            "  --status-ring BYTES     status ring per slot, power of two (default %u)\n"
+            "  --command-ring BYTES    command ring per slot, power of two (default %u)\n"
+            "  --mode OCTAL            permissions of the segment (default 0600)\n"
+            "  --tick-ms N             drain interval in milliseconds (default 10)\n"
+            "  --status-ttl-s N        a worker silent this long is stale (default 15)\n"
+            "  --watermark-s N         status-delta at least this often (default 5)\n"
+            "  --coalesce-ms N         at most one status-delta per N ms (default 50)\n"
+            "  --worker-deltas on|off  per-worker status-delta (default on)\n"
+            "  --dead-grace-s N        dead workers stay listed this long (default 30)\n"
+            "  --run-id ID             journal run id (default ID-<UTC time>)\n"
+            "  --journal-dir DIR       journal folder (default $PH_JOURNAL_DIR or\n"
+            "                          /tmp/ph-journal/ID); the file is DIR/<run id>.jsonl\n"
+            "  --help                  this text\n"
             "\n"
+            "Precedence: option > environment (PH_STATUS_TTL_S, PH_WATERMARK_S) > swarm\n"
+            "file (statusTtlSec, watermarkSec, deltaCoalesceMs, workerDeltas, deadGraceSec,\n"
+            "autoStart, runId, controller.instance) > default.\n"
             "Exits 0 on SIGTERM or SIGINT; the segment stays for the supervisor to remove.\n",
             PH_DEFAULT_SLOTS, PH_DEFAULT_STATUS_RING, PH_DEFAULT_COMMAND_RING);
 }
@@ -64,16 +92,111 @@ static bool parse_u32(const char *s, uint32_t *out, int base)
     return true;
 }
 
+/* Seconds from a number in a swarm file or the environment. */
+static bool secs_ok(double v, double max)
+{
+    return v > 0 && v <= max;
+}
+
+static int load_swarm_file(struct opts *o)
+{
+    if (o->swarm_file == NULL) return 0;
+    json_error_t je;
+    json_t *root = json_load_file(o->swarm_file, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        ph_error("swarm file %s: %s (line %d)", o->swarm_file, je.text, je.line);
+        return 2;
+    }
+    int rc = 0;
+    char err[256];
+    const char *id = json_string_value(json_object_get(root, "swarmId"));
+    if (id == NULL || strcmp(id, o->swarm) != 0) {
+        ph_error("swarm file %s describes swarm '%s', not '%s'", o->swarm_file,
+                 id ? id : "(no swarmId)", o->swarm);
+        rc = 2;
+    }
+    const json_t *roles = json_object_get(root, "roles");
+    size_t i;
+    const json_t *r;
+    json_array_foreach(roles, i, r)
+    {
+        const char *role = json_string_value(json_object_get(r, "role"));
+        const json_t *cnt = json_object_get(r, "count");
+        if (role == NULL || ph_ident_check("role", role, err, sizeof err) != PH_OK ||
+            (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 0)) ||
+            o->nroles == SWARM_MAX_ROLES) {
+            ph_error("swarm file %s: roles[%zu] is invalid", o->swarm_file, i);
+            rc = 2;
+            break;
+        }
+        snprintf(o->roles[o->nroles].role, PH_ID_MAX, "%s", role);
+        o->roles[o->nroles++].count = cnt ? (uint32_t)json_integer_value(cnt) : 1;
+    }
+    const json_t *v;
+    if ((v = json_object_get(root, "statusTtlSec")) && json_is_number(v) &&
+        secs_ok(json_number_value(v), 3600))
+        o->cfg.ttl_ns = (uint64_t)(json_number_value(v) * 1e9);
+    if ((v = json_object_get(root, "watermarkSec")) && json_is_number(v) &&
+        secs_ok(json_number_value(v), 3600))
+        o->cfg.watermark_ns = (uint64_t)(json_number_value(v) * 1e9);
+    if ((v = json_object_get(root, "deltaCoalesceMs")) && json_is_integer(v) &&
+        json_integer_value(v) >= 0 && json_integer_value(v) <= 60000)
+        o->cfg.coalesce_ns = (uint64_t)json_integer_value(v) * 1000000ull;
+    if ((v = json_object_get(root, "deadGraceSec")) && json_is_number(v) &&
+        json_number_value(v) >= 0)
+        o->cfg.dead_grace_ns = (uint64_t)(json_number_value(v) * 1e9);
+    if ((v = json_object_get(root, "workerDeltas")) && json_is_boolean(v))
+        o->cfg.worker_deltas = json_is_true(v);
+    if ((v = json_object_get(root, "autoStart")) && json_is_boolean(v))
+        o->cfg.auto_start = json_is_true(v);
+    if ((v = json_object_get(root, "runId")) && json_is_string(v) && o->run_id == NULL)
+        snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s", json_string_value(v));
+    const char *inst = json_string_value(json_object_get(json_object_get(root, "controller"),
+                                                         "instance"));
+    if (inst != NULL && o->instance == NULL)
+        snprintf(o->cfg.instance, sizeof o->cfg.instance, "%s", inst);
+    json_decref(root);
+    return rc;
+}
+
+static int apply_env(struct opts *o)
+{
+    const char *names[2] = {"PH_STATUS_TTL_S", "PH_WATERMARK_S"};
+    uint64_t *dst[2] = {&o->cfg.ttl_ns, &o->cfg.watermark_ns};
+    for (int i = 0; i < 2; i++) {
+        const char *e = getenv(names[i]);
+        if (e == NULL || e[0] == '\0') continue;
+        char *end;
+        double v = strtod(e, &end);
+        if (*end != '\0' || !secs_ok(v, 3600)) {
+            fprintf(stderr, "ph-swarm-controller: %s='%s' is not a number of seconds in "
+                            "(0, 3600]\n", names[i], e);
+            return 2;
+        }
+        *dst[i] = (uint64_t)(v * 1e9);
+    }
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longs[] = {
-        {"swarm", required_argument, NULL, 's'},      {"slots", required_argument, NULL, 'n'},
-        {"status-ring", required_argument, NULL, 'r'}, {"command-ring", required_argument, NULL, 'c'},
-        {"mode", required_argument, NULL, 'm'},       {"tick-ms", required_argument, NULL, 't'},
-        {"swarm-file", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
+        {"swarm", required_argument, NULL, 's'},         {"slots", required_argument, NULL, 'n'},
+        {"status-ring", required_argument, NULL, 'r'},   {"command-ring", required_argument, NULL, 'c'},
+        {"mode", required_argument, NULL, 'm'},          {"tick-ms", required_argument, NULL, 't'},
+        {"swarm-file", required_argument, NULL, 'f'},    {"instance", required_argument, NULL, 'i'},
+        {"status-ttl-s", required_argument, NULL, 'T'},  {"watermark-s", required_argument, NULL, 'W'},
+        {"coalesce-ms", required_argument, NULL, 'C'},   {"worker-deltas", required_argument, NULL, 'D'},
+        {"dead-grace-s", required_argument, NULL, 'G'},  {"run-id", required_argument, NULL, 'R'},
+        {"journal-dir", required_argument, NULL, 'J'},   {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
+    swarm_cfg_defaults(&o->cfg);
     o->tick_ms = 10;
+    /* Options are read twice: the swarm file and environment sit between the
+     * defaults and the command line, so collect the plain ones first. */
+    uint32_t ttl = 0, wm = 0, coalesce = UINT32_MAX, grace = UINT32_MAX;
+    int deltas = -1;
     int ch, li = 0;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "", longs, &li)) != -1) {
@@ -87,6 +210,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 't': ok = parse_u32(optarg, &o->tick_ms, 10) && o->tick_ms > 0 && o->tick_ms <= 10000;
             break;
         case 'f': o->swarm_file = optarg; break;
+        case 'i': o->instance = optarg; break;
+        case 'T': ok = parse_u32(optarg, &ttl, 10) && ttl > 0 && ttl <= 3600; break;
+        case 'W': ok = parse_u32(optarg, &wm, 10) && wm > 0 && wm <= 3600; break;
+        case 'C': ok = parse_u32(optarg, &coalesce, 10) && coalesce <= 60000; break;
+        case 'G': ok = parse_u32(optarg, &grace, 10) && grace <= 86400; break;
+        case 'D':
+            ok = strcmp(optarg, "on") == 0 || strcmp(optarg, "off") == 0;
+            deltas = optarg[1] == 'n';
+            break;
+        case 'R': o->run_id = optarg; break;
+        case 'J': o->journal_dir = optarg; break;
         case 'h': usage(stdout); exit(0);
         default:
             fprintf(stderr, "ph-swarm-controller: unknown or incomplete option '%s'\n",
@@ -110,37 +244,65 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         return 2;
     }
     char err[256];
-    if (ph_ident_check("swarm id", o->swarm, err, sizeof err) != PH_OK) {
+    if (ph_ident_check("swarm id", o->swarm, err, sizeof err) != PH_OK ||
+        (o->instance && ph_ident_check("instance", o->instance, err, sizeof err) != PH_OK)) {
         fprintf(stderr, "ph-swarm-controller: %s\n", err);
         return 2;
     }
+    snprintf(o->cfg.swarm_id, sizeof o->cfg.swarm_id, "%s", o->swarm);
+    int rc = load_swarm_file(o);
+    if (rc == 0) rc = apply_env(o);
+    if (rc != 0) return rc;
+    if (o->instance) snprintf(o->cfg.instance, sizeof o->cfg.instance, "%s", o->instance);
+    if (o->cfg.instance[0] == '\0')
+        snprintf(o->cfg.instance, sizeof o->cfg.instance, "%.52s-controller", o->swarm);
+    if (ph_ident_check("controller instance", o->cfg.instance, err, sizeof err) != PH_OK) {
+        fprintf(stderr, "ph-swarm-controller: %s\n", err);
+        return 2;
+    }
+    if (o->run_id) snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s", o->run_id);
+    if (o->cfg.run_id[0] == '\0') {
+        char ts[32];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s-%s", o->swarm, ts);
+    }
+    if (ph_ident_check("run id", o->cfg.run_id, err, sizeof err) != PH_OK) {
+        fprintf(stderr, "ph-swarm-controller: %s\n", err);
+        return 2;
+    }
+    if (ttl) o->cfg.ttl_ns = (uint64_t)ttl * 1000000000ull;
+    if (wm) o->cfg.watermark_ns = (uint64_t)wm * 1000000000ull;
+    if (coalesce != UINT32_MAX) o->cfg.coalesce_ns = (uint64_t)coalesce * 1000000ull;
+    if (grace != UINT32_MAX) o->cfg.dead_grace_ns = (uint64_t)grace * 1000000000ull;
+    if (deltas >= 0) o->cfg.worker_deltas = deltas;
     return 0;
 }
 
-/* Reads the swarm file far enough to check that it describes this swarm. */
-static int check_swarm_file(const struct opts *o)
-{
-    if (o->swarm_file == NULL) return 0;
-    json_error_t je;
-    json_t *root = json_load_file(o->swarm_file, 0, &je);
-    if (root == NULL) {
-        ph_error("swarm file %s: %s (line %d)", o->swarm_file, je.text, je.line);
-        return 2;
-    }
-    const char *id = json_string_value(json_object_get(root, "swarmId"));
-    int rc = 0;
-    if (id == NULL || strcmp(id, o->swarm) != 0) {
-        ph_error("swarm file %s describes swarm '%s', not '%s'", o->swarm_file,
-                 id ? id : "(no swarmId)", o->swarm);
-        rc = 2;
-    }
-    json_decref(root);
-    return rc;
-}
+/* A document the bridge has not taken yet (outcomes and alerts only). */
+struct outdoc {
+    struct outdoc *next;
+    size_t len;
+    char data[];
+};
 
 struct app {
     struct ph_segment seg;
+    struct ph_channel chan;
+    ph_ring_producer to_bridge;
+    ph_ring_consumer from_bridge;
+    uint8_t *signal_scratch;
+    uint64_t bridge_gen;
+    struct outdoc *outbox, *outbox_tail;
+    size_t outbox_bytes;
+    uint64_t outbox_dropped;
+    uint64_t docs_dropped;
+
     struct ctl ctl;
+    struct swarm swarm;
+    struct journal journal;
     struct io_uring ring;
     int sigfd;
     struct signalfd_siginfo si;
@@ -150,6 +312,73 @@ struct app {
     bool stop;
 };
 
+/* ---- emitter: documents to the bridge, reliable ones via the outbox ---- */
+
+static bool outbox_flush(struct app *a)
+{
+    while (a->outbox != NULL) {
+        struct outdoc *d = a->outbox;
+        if (!ph_ring_write(&a->to_bridge, PH_DOC_RECORD, d->data, (uint32_t)d->len)) return false;
+        a->outbox = d->next;
+        if (a->outbox == NULL) a->outbox_tail = NULL;
+        a->outbox_bytes -= d->len;
+        free(d);
+    }
+    return true;
+}
+
+static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
+{
+    struct app *a = ctx;
+    if (len > a->to_bridge.max_record - PH_RING_HDR) {
+        ph_error("document of %zu bytes exceeds the channel's %u-byte record limit: dropped", len,
+                 a->to_bridge.max_record - PH_RING_HDR);
+        a->docs_dropped++;
+        return !reliable ? true : false;
+    }
+    /* Reliable documents keep their order behind anything already waiting. */
+    if ((!reliable || outbox_flush(a)) &&
+        ph_ring_write(&a->to_bridge, PH_DOC_RECORD, data, (uint32_t)len))
+        return true;
+    if (!reliable) {
+        a->docs_dropped++;
+        return false; /* status: the caller retries with fresher state */
+    }
+    while (a->outbox_bytes + len > OUTBOX_MAX_BYTES && a->outbox != NULL) {
+        struct outdoc *d = a->outbox;
+        a->outbox = d->next;
+        a->outbox_bytes -= d->len;
+        free(d);
+        if (a->outbox_dropped++ == 0)
+            ph_error("bridge outbox full (%u MiB): dropping the oldest outcomes/alerts",
+                     OUTBOX_MAX_BYTES >> 20);
+    }
+    if (a->outbox == NULL) a->outbox_tail = NULL;
+    struct outdoc *d = malloc(sizeof *d + len);
+    if (d == NULL) {
+        a->outbox_dropped++;
+        return false;
+    }
+    d->next = NULL;
+    d->len = len;
+    memcpy(d->data, data, len);
+    if (a->outbox_tail)
+        a->outbox_tail->next = d;
+    else
+        a->outbox = d;
+    a->outbox_tail = d;
+    a->outbox_bytes += len;
+    return true;
+}
+
+static void journal_entry(void *ctx, json_t *entry)
+{
+    struct app *a = ctx;
+    journal_add(&a->journal, entry);
+}
+
+/* ---- ctl hooks -------------------------------------------------------- */
+
 static void on_joined(void *ctx, struct ctl *c, struct ctl_worker *w)
 {
     struct app *a = ctx;
@@ -157,15 +386,40 @@ static void on_joined(void *ctx, struct ctl *c, struct ctl_worker *w)
      * worker's config and io records: ask for them again. */
     if (a->adopted && w->attached_real_ns < a->started_real_ns)
         ctl_send_command(c, w->index, PH_CMD_STATUS_REQUEST, NULL, 0);
+    swarm_on_joined(&a->swarm, w, ph_mono_ns());
+}
+
+static void on_left(void *ctx, struct ctl *c, struct ctl_worker *w, bool dead)
+{
+    (void)c;
+    struct app *a = ctx;
+    swarm_on_left(&a->swarm, w, dead, ph_mono_ns());
 }
 
 static void on_alert(void *ctx, struct ctl *c, struct ctl_worker *w, const struct ph_rec_alert *al)
 {
-    (void)ctx;
     (void)c;
+    struct app *a = ctx;
     ph_log(strcmp(al->level, "error") == 0 ? PH_LOG_ERROR : PH_LOG_WARN, "alert from %s/%s: %s %s",
            w->role, w->instance, al->code, al->message);
+    swarm_on_alert(&a->swarm, w, al);
 }
+
+static void on_ack(void *ctx, struct ctl *c, struct ctl_worker *w, const struct ph_rec_ack *ack)
+{
+    (void)c;
+    struct app *a = ctx;
+    swarm_on_ack(&a->swarm, w, ack, ph_mono_ns());
+}
+
+static int on_signal_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t len)
+{
+    struct app *a = ctx;
+    if (type == PH_DOC_RECORD) swarm_on_signal(&a->swarm, body, len, ph_mono_ns());
+    return 0;
+}
+
+/* ---- event loop ------------------------------------------------------- */
 
 static struct io_uring_sqe *sqe_get(struct app *a)
 {
@@ -189,6 +443,18 @@ static void arm_signal(struct app *a)
     struct io_uring_sqe *sqe = sqe_get(a);
     io_uring_prep_read(sqe, a->sigfd, &a->si, sizeof a->si, 0);
     io_uring_sqe_set_data64(sqe, TAG_SIGNAL);
+}
+
+static void arm_journal(struct app *a)
+{
+    const char *data;
+    size_t len;
+    if (!journal_next_write(&a->journal, &data, &len)) return;
+    struct io_uring_sqe *sqe = sqe_get(a);
+    /* offset -1: the file position, which O_APPEND keeps at the end. */
+    io_uring_prep_write(sqe, a->journal.fd, data, (unsigned)(len > (1u << 30) ? 1u << 30 : len),
+                        (uint64_t)-1);
+    io_uring_sqe_set_data64(sqe, TAG_JOURNAL);
 }
 
 /* user_data of a pidfd poll: tag, slot index and claim counter, so a late
@@ -223,17 +489,37 @@ static void on_pidfd(struct app *a, uint64_t tag)
     if (w->tracked && ph_slot_seq_of(w->word) == seq) ctl_owner_died(&a->ctl, index, w->word);
 }
 
-static void raise_fd_limit(void)
+static void tick(struct app *a, uint64_t *last_liveness)
 {
-    /* One pidfd per worker: allow as many as the hard limit permits. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    uint64_t now = ph_mono_ns();
+    ph_segment_heartbeat(&a->seg);
+    /* relaxed: a free-standing timestamp for the bridge. */
+    atomic_store_explicit(&a->chan.hdr->controller_heartbeat_ns, now, memory_order_relaxed);
+    /* acquire: pairs with the bridge's release of its new generation. */
+    uint64_t gen = atomic_load_explicit(&a->chan.hdr->bridge_generation, memory_order_acquire);
+    if (gen != a->bridge_gen) {
+        a->bridge_gen = gen;
+        ph_info("bridge registered (generation %" PRIu64 "): sending a fresh status-full", gen);
+        swarm_on_bridge(&a->swarm);
     }
+    int n = ph_ring_drain(&a->from_bridge, on_signal_doc, a, a->signal_scratch, 256);
+    if (n < 0) {
+        ph_error("signal ring from the bridge is corrupt: resetting the channel view");
+        ph_ring_consumer_init(&a->from_bridge, &a->chan.hdr->in, a->chan.in_data,
+                              a->chan.hdr->in_ring);
+        a->from_bridge.head = atomic_load_explicit(&a->chan.hdr->in.tail, memory_order_acquire);
+    }
+    ctl_scan(&a->ctl, now);
+    if (now - *last_liveness >= 1000000000ull) {
+        ctl_check_liveness(&a->ctl, false);
+        *last_liveness = now;
+    }
+    outbox_flush(a);
+    swarm_tick(&a->swarm, now);
+    arm_journal(a);
 }
 
-static int run(struct app *a, const struct opts *o)
+static int run(struct app *a)
 {
     uint64_t last_liveness = ph_mono_ns();
     arm_tick(a);
@@ -259,23 +545,56 @@ static int run(struct app *a, const struct opts *o)
                 }
                 break;
             case TAG_PIDFD: on_pidfd(a, tag); break;
+            case TAG_JOURNAL: journal_write_done(&a->journal, cqe->res); break;
             default: break;
             }
         }
         io_uring_cq_advance(&a->ring, seen);
         if (ticked && !a->stop) {
-            uint64_t now = ph_mono_ns();
-            ph_segment_heartbeat(&a->seg);
-            ctl_scan(&a->ctl, now);
-            if (now - last_liveness >= 1000000000ull) {
-                ctl_check_liveness(&a->ctl, false);
-                last_liveness = now;
-            }
+            tick(a, &last_liveness);
             arm_tick(a);
         }
     }
-    (void)o;
     return 0;
+}
+
+static void raise_fd_limit(void)
+{
+    /* One pidfd per worker: allow as many as the hard limit permits. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int open_journal(struct app *a, const struct opts *o)
+{
+    char dir[400];
+    const char *env = getenv("PH_JOURNAL_DIR");
+    if (o->journal_dir)
+        snprintf(dir, sizeof dir, "%s", o->journal_dir);
+    else if (env && env[0])
+        snprintf(dir, sizeof dir, "%s", env);
+    else
+        snprintf(dir, sizeof dir, "/tmp/ph-journal/%s", o->swarm);
+    char path[512], err[600];
+    snprintf(path, sizeof path, "%.370s/%.127s.jsonl", dir, o->cfg.run_id);
+    if (journal_open(&a->journal, path, err, sizeof err) != PH_OK) {
+        ph_error("%s", err);
+        return 1;
+    }
+    return 0;
+}
+
+static void publish_run_facts(struct app *a, const struct opts *o)
+{
+    struct ph_shm_header *h = a->seg.hdr;
+    /* Plain stores: published by the release store of the controller pid
+     * in ph_segment_set_controller() below. */
+    snprintf(h->controller_instance, sizeof h->controller_instance, "%s", o->cfg.instance);
+    snprintf(h->run_id, sizeof h->run_id, "%s", o->cfg.run_id);
+    snprintf(h->journal_path, sizeof h->journal_path, "%s", a->journal.path);
 }
 
 int main(int argc, char **argv)
@@ -284,18 +603,30 @@ int main(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o);
     if (rc != 0) return rc;
     ph_log_init("ph-swarm-controller", o.swarm);
-    if (check_swarm_file(&o) != 0) return 2;
 
     static struct app a;
     char err[512];
+    if (open_journal(&a, &o) != 0) return 1;
     rc = ph_segment_create(&a.seg, o.swarm, &o.seg, &a.adopted, err, sizeof err);
     if (rc != PH_OK) {
         ph_error("%s", err);
         return 1;
     }
+    rc = ph_channel_create(&a.chan, o.swarm, 0, 0, err, sizeof err);
+    if (rc != PH_OK) {
+        ph_error("%s", err);
+        ph_segment_close(&a.seg);
+        return 1;
+    }
+    ph_ring_producer_init(&a.to_bridge, &a.chan.hdr->out, a.chan.out_data, a.chan.hdr->out_ring);
+    ph_ring_consumer_init(&a.from_bridge, &a.chan.hdr->in, a.chan.in_data, a.chan.hdr->in_ring);
+    a.signal_scratch = malloc(a.chan.hdr->in_ring / 2);
     uint64_t start = 0;
     ph_proc_start_time(getpid(), &start);
+    publish_run_facts(&a, &o);
     ph_segment_set_controller(&a.seg, (int32_t)getpid(), start);
+    atomic_store_explicit(&a.chan.hdr->controller_start_time, start, memory_order_relaxed);
+    atomic_store_explicit(&a.chan.hdr->controller_pid, (int32_t)getpid(), memory_order_release);
     a.started_real_ns = ph_real_ns();
     raise_fd_limit();
 
@@ -308,33 +639,52 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     a.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
     rc = a.sigfd < 0 ? -errno : io_uring_queue_init(256, &a.ring, 0);
-    if (rc < 0) {
-        ph_error("cannot set up the event loop: %s", strerror(-rc));
-        ph_segment_close(&a.seg);
+    if (rc < 0 || a.signal_scratch == NULL) {
+        ph_error("cannot set up the event loop: %s", strerror(rc < 0 ? -rc : ENOMEM));
         return 1;
     }
     a.tick.tv_sec = o.tick_ms / 1000;
     a.tick.tv_nsec = (long long)(o.tick_ms % 1000) * 1000000;
-    struct ctl_hooks hooks = {.ctx = &a, .joined = on_joined, .alert = on_alert};
-    if (ctl_init(&a.ctl, &a.seg, &hooks) != PH_OK) {
+    struct ctl_hooks hooks = {
+        .ctx = &a, .joined = on_joined, .left = on_left, .alert = on_alert, .ack = on_ack};
+    struct swarm_emitter em = {.ctx = &a, .emit = emit_doc, .journal = journal_entry};
+    if (ctl_init(&a.ctl, &a.seg, &hooks) != PH_OK ||
+        swarm_init(&a.swarm, &a.ctl, &o.cfg, &em, ph_mono_ns()) != PH_OK) {
         ph_error("out of memory for %u slots", a.seg.slots);
         return 1;
     }
+    swarm_set_roles(&a.swarm, o.roles, o.nroles);
+    a.bridge_gen = atomic_load_explicit(&a.chan.hdr->bridge_generation, memory_order_acquire);
+    journal_add(&a.journal, json_pack("{s:s, s:s, s:s, s:s, s:i}", "event", "lifecycle", "change",
+                                      a.adopted ? "controller-restarted" : "controller-started",
+                                      "runId", o.cfg.run_id, "instance", o.cfg.instance, "pid",
+                                      (int)getpid()));
     ph_info("%s segment /dev/shm%s: %u slots, rings %u/%u bytes, %zu bytes, generation %" PRIu64,
             a.adopted ? "adopted" : "created", a.seg.name, a.seg.slots, a.seg.status_ring,
             a.seg.command_ring, a.seg.size,
             atomic_load_explicit(&a.seg.hdr->generation, memory_order_relaxed));
-    ph_info("controller ready (pid %d, tick %u ms)", getpid(), o.tick_ms);
+    ph_info("controller %s ready (pid %d, tick %u ms, run %s, journal %s)", o.cfg.instance,
+            getpid(), o.tick_ms, o.cfg.run_id, a.journal.path);
 
-    rc = run(&a, &o);
+    rc = run(&a);
 
-    /* Last drain so nothing published before the stop is left unread. */
-    ctl_scan(&a.ctl, ph_mono_ns());
+    /* Last drain and status so nothing published before the stop is left. */
+    tick(&a, &(uint64_t){ph_mono_ns()});
+    outbox_flush(&a);
+    if (a.outbox != NULL) ph_warn("%zu bytes of outcomes/alerts never reached a bridge",
+                                  a.outbox_bytes);
+    journal_add(&a.journal, json_pack("{s:s, s:s, s:s}", "event", "lifecycle", "change",
+                                      "controller-stopped", "runId", o.cfg.run_id));
+    journal_flush_sync(&a.journal);
+    swarm_destroy(&a.swarm);
     ctl_destroy(&a.ctl);
     /* release: pairs with readers' acquire of the pid; 0 means "no controller". */
     atomic_store_explicit(&a.seg.hdr->controller_pid, 0, memory_order_release);
+    atomic_store_explicit(&a.chan.hdr->controller_pid, 0, memory_order_release);
     io_uring_queue_exit(&a.ring);
+    ph_channel_close(&a.chan);
     ph_segment_close(&a.seg);
+    journal_close(&a.journal);
     ph_info("controller stopped");
     return rc;
 }

@@ -71,6 +71,12 @@ struct ph_shm_header {
 
     /* Claim line: written by claiming workers. */
     alignas(64) _Atomic uint32_t slot_high_water; /* 1 + highest slot ever claimed */
+
+    /* Run facts, written by each controller before it publishes its pid
+     * (ph_segment_set_controller); readers copy and NUL-terminate them. */
+    alignas(64) char controller_instance[PH_ID_MAX];
+    char run_id[128];
+    char journal_path[512];
 };
 
 enum ph_slot_state {

@@ -1,0 +1,76 @@
+/* Small msgpack packing helpers for the controller's documents (ph/doc.h). */
+#ifndef PH_DOCPACK_H
+#define PH_DOCPACK_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ph/doc.h"
+
+static inline void dp_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* NULL or "" packs as nil: an absent scope segment or id. */
+static inline void dp_str_or_nil(msgpack_packer *pk, const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        msgpack_pack_nil(pk);
+    else
+        dp_str(pk, s);
+}
+
+static inline void dp_map(msgpack_packer *pk, uint32_t n)
+{
+    msgpack_pack_map(pk, n);
+}
+
+static inline void dp_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    dp_str(pk, k);
+    dp_str(pk, v);
+}
+
+static inline void dp_kv_u64(msgpack_packer *pk, const char *k, uint64_t v)
+{
+    dp_str(pk, k);
+    msgpack_pack_uint64(pk, v);
+}
+
+static inline void dp_kv_bool(msgpack_packer *pk, const char *k, bool v)
+{
+    dp_str(pk, k);
+    if (v)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+}
+
+/* Opens a document: a 9-key map whose last key, "data", the caller packs. */
+static inline void dp_head(msgpack_packer *pk, const char *kind, const char *type,
+                           const char *swarm, const char *role, const char *instance,
+                           const char *origin, const char *cid, const char *ikey)
+{
+    dp_map(pk, 9);
+    dp_kv_str(pk, PH_DOC_KIND, kind);
+    dp_kv_str(pk, PH_DOC_TYPE, type);
+    dp_str(pk, PH_DOC_SWARM);
+    dp_str_or_nil(pk, swarm);
+    dp_str(pk, PH_DOC_ROLE);
+    dp_str_or_nil(pk, role);
+    dp_str(pk, PH_DOC_INSTANCE);
+    dp_str_or_nil(pk, instance);
+    dp_kv_str(pk, PH_DOC_ORIGIN, origin);
+    dp_str(pk, PH_DOC_CID);
+    dp_str_or_nil(pk, cid);
+    dp_str(pk, PH_DOC_IKEY);
+    dp_str_or_nil(pk, ikey);
+    dp_str(pk, PH_DOC_DATA);
+}
+
+#endif

@@ -1,0 +1,961 @@
+/* Swarm lifecycle, commands and the emission schedule (see swarm.h). */
+#include "swarm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docpack.h"
+#include "ph/log.h"
+#include "ph/mpjson.h"
+
+#define NS_PER_MS 1000000ull
+#define NS_PER_S 1000000000ull
+
+void swarm_cfg_defaults(struct swarm_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->ttl_ns = 15 * NS_PER_S;
+    c->watermark_ns = 5 * NS_PER_S;
+    c->coalesce_ns = 50 * NS_PER_MS;
+    c->worker_delta_ns = 5 * NS_PER_S;
+    c->worker_heartbeat_ns = 15 * NS_PER_S;
+    c->dead_grace_ns = 30 * NS_PER_S;
+    c->cmd_timeout_ns = 5 * NS_PER_S;
+    c->worker_deltas = true;
+}
+
+/* ---- journal ---------------------------------------------------------- */
+
+/* Copy of a JSON value without the values of secret-named keys. */
+static json_t *redacted(const json_t *v)
+{
+    if (json_is_object(v)) {
+        json_t *o = json_object();
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+        {
+            if (!ph_key_is_secret(k)) json_object_set_new(o, k, redacted(x));
+        }
+        return o;
+    }
+    if (json_is_array(v)) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < json_array_size(v); i++)
+            json_array_append_new(a, redacted(json_array_get(v, i)));
+        return a;
+    }
+    return v != NULL ? json_deep_copy(v) : json_null();
+}
+
+static void journal(struct swarm *s, json_t *entry)
+{
+    if (entry == NULL) return;
+    if (s->cfg.run_id[0] != '\0') json_object_set_new(entry, "runId", json_string(s->cfg.run_id));
+    if (s->out.journal) s->out.journal(s->out.ctx, entry);
+    json_decref(entry);
+}
+
+static json_t *jstr_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+}
+
+/* ---- alerts and outcomes ---------------------------------------------- */
+
+static void emit_alert(struct swarm *s, const char *role, const char *instance, const char *origin,
+                       const char *level, const char *code, const char *message,
+                       const json_t *context)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    dp_head(&pk, "event", "alert", s->cfg.swarm_id, role, instance, origin, NULL, NULL);
+    dp_map(&pk, context != NULL ? 4 : 3);
+    dp_kv_str(&pk, "level", level);
+    dp_kv_str(&pk, "code", code);
+    dp_kv_str(&pk, "message", message[0] ? message : code);
+    if (context != NULL) {
+        dp_str(&pk, "context");
+        ph_json_pack(&pk, context, true);
+    }
+    s->out.emit(s->out.ctx, sb.data, sb.size, true);
+    msgpack_sbuffer_destroy(&sb);
+    s->alerts++;
+    journal(s, json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "event", "alert", "level", level,
+                         "role", jstr_or_null(role), "instance", jstr_or_null(instance), "code",
+                         code, "message", message, "origin", origin));
+}
+
+static void controller_alert(struct swarm *s, const char *level, const char *code,
+                             const char *message)
+{
+    emit_alert(s, "swarm-controller", s->cfg.instance, s->cfg.instance, level, code, message,
+               NULL);
+}
+
+struct outcome {
+    const char *type;
+    const char *role;     /* scope; NULL = ALL */
+    const char *instance; /* scope; NULL = ALL */
+    const char *cid;
+    const char *ikey;
+    const char *status;
+    int enabled;   /* -1: absent */
+    int retryable; /* -1: absent */
+    const char *message;
+};
+
+static void idem_store(struct swarm *s, const struct outcome *o, uint64_t now)
+{
+    if (o->ikey == NULL || o->ikey[0] == '\0') return;
+    struct swarm_idem *slot = &s->idem[0];
+    for (uint32_t i = 0; i < SWARM_IDEM_CACHE; i++) {
+        struct swarm_idem *e = &s->idem[i];
+        if (e->used && strcmp(e->ikey, o->ikey) == 0 && strcmp(e->type, o->type) == 0) {
+            slot = e;
+            break;
+        }
+        /* Otherwise reuse a free entry, or the oldest one. */
+        if (!e->used || (slot->used && e->at_ns < slot->at_ns)) slot = e;
+    }
+    slot->used = true;
+    snprintf(slot->ikey, sizeof slot->ikey, "%s", o->ikey);
+    snprintf(slot->type, sizeof slot->type, "%s", o->type);
+    snprintf(slot->status, sizeof slot->status, "%s", o->status);
+    slot->enabled_known = o->enabled >= 0;
+    slot->enabled = o->enabled > 0;
+    slot->retryable = o->retryable > 0;
+    slot->at_ns = now;
+}
+
+static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
+{
+    if (o->cid == NULL || o->cid[0] == '\0') return; /* internal command: nobody to answer */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    dp_head(&pk, "outcome", o->type, s->cfg.swarm_id, o->role, o->instance, s->cfg.instance,
+            o->cid, o->ikey);
+    dp_map(&pk, 2 + (o->enabled >= 0) + (o->retryable >= 0));
+    dp_kv_str(&pk, "status", o->status);
+    if (o->enabled >= 0) dp_kv_bool(&pk, "enabled", o->enabled > 0);
+    if (o->retryable >= 0) dp_kv_bool(&pk, "retryable", o->retryable > 0);
+    dp_str(&pk, "context");
+    dp_map(&pk, o->message != NULL ? 2 : 1);
+    dp_kv_str(&pk, "swarmStatus", swarm_status_name(s->status));
+    if (o->message != NULL) dp_kv_str(&pk, "message", o->message);
+    s->out.emit(s->out.ctx, sb.data, sb.size, true);
+    msgpack_sbuffer_destroy(&sb);
+    s->outcomes++;
+    idem_store(s, o, now);
+    journal(s, json_pack("{s:s, s:s, s:o, s:o, s:s, s:o, s:s}", "event", "outcome", "type",
+                         o->type, "role", jstr_or_null(o->role), "instance",
+                         jstr_or_null(o->instance), "correlationId", o->cid, "idempotencyKey",
+                         jstr_or_null(o->ikey), "status", o->status));
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+static void refresh_controller_config(struct swarm *s)
+{
+    json_t *c = s->controller_config;
+    json_object_set_new(c, "swarmId", json_string(s->cfg.swarm_id));
+    json_object_set_new(c, "instance", json_string(s->cfg.instance));
+    json_object_set_new(c, "statusTtlSec", json_real((double)s->cfg.ttl_ns / 1e9));
+    json_object_set_new(c, "watermarkSec", json_real((double)s->cfg.watermark_ns / 1e9));
+    json_object_set_new(c, "deltaCoalesceMs", json_integer((json_int_t)(s->cfg.coalesce_ns / NS_PER_MS)));
+    json_object_set_new(c, "workerDeltas", json_boolean(s->cfg.worker_deltas));
+    json_object_set_new(c, "workloadsEnabled", json_boolean(s->workloads_enabled));
+    json_t *roles = json_array();
+    for (uint32_t i = 0; i < s->nroles; i++)
+        json_array_append_new(roles, json_pack("{s:s, s:I}", "role", s->roles[i].role, "count",
+                                               (json_int_t)s->roles[i].count));
+    json_object_set_new(c, "roles", roles);
+}
+
+int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
+               const struct swarm_emitter *out, uint64_t now)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = *cfg;
+    s->ctl = ctl;
+    s->out = *out;
+    s->ws = calloc(ctl->seg->slots, sizeof *s->ws);
+    s->controller_config = json_object();
+    if (s->ws == NULL || s->controller_config == NULL) return PH_ERR_SYS;
+    s->status = SW_NEW;
+    s->started_real_ns = ph_real_ns();
+    s->started_mono_ns = now;
+    s->full_due = true; /* status-full on startup */
+    s->delta_due = true;
+    refresh_controller_config(s);
+    return PH_OK;
+}
+
+static void pending_release(struct swarm_pending *p)
+{
+    free(p->targets);
+    memset(p, 0, sizeof *p);
+}
+
+void swarm_destroy(struct swarm *s)
+{
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++) pending_release(&s->pending[i]);
+    for (uint32_t i = 0; i < s->plan.nsteps; i++) json_decref(s->plan.steps[i].patch);
+    json_decref(s->controller_config);
+    free(s->ws);
+    s->ws = NULL;
+}
+
+void swarm_set_roles(struct swarm *s, const struct swarm_role *roles, uint32_t n)
+{
+    s->nroles = n < SWARM_MAX_ROLES ? n : SWARM_MAX_ROLES;
+    memcpy(s->roles, roles, s->nroles * sizeof *roles);
+    refresh_controller_config(s);
+}
+
+void swarm_on_bridge(struct swarm *s)
+{
+    s->full_due = true;
+}
+
+/* ---- commands to workers ---------------------------------------------- */
+
+enum target_kind { T_NOT_US, T_CONTROLLER, T_SWARM, T_ROLE, T_INSTANCE };
+
+static bool worker_matches(const struct ctl_worker *w, enum target_kind tk, const char *role,
+                           const char *instance)
+{
+    if (!w->tracked || w->quarantine != PH_Q_NONE) return false;
+    switch (tk) {
+    case T_CONTROLLER:
+    case T_SWARM: return true;
+    case T_ROLE: return strcmp(w->role, role) == 0;
+    case T_INSTANCE:
+        return strcmp(w->instance, instance) == 0 && (role[0] == '\0' || strcmp(w->role, role) == 0);
+    default: return false;
+    }
+}
+
+static struct swarm_pending *pending_alloc(struct swarm *s)
+{
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++)
+        if (!s->pending[i].used) return &s->pending[i];
+    return NULL;
+}
+
+static const char *success_status(const struct swarm_pending *p)
+{
+    if (strcmp(p->type, "swarm-start") == 0) return "Running";
+    if (strcmp(p->type, "swarm-stop") == 0) return "Stopped";
+    if (strcmp(p->type, "swarm-remove") == 0) return "Removed";
+    return "applied";
+}
+
+static void finish_pending(struct swarm *s, struct swarm_pending *p, uint64_t now)
+{
+    uint32_t failed = 0;
+    for (uint32_t i = 0; i < p->ntargets; i++) failed += !p->targets[i].ok;
+    const bool ok = failed == 0 && p->failure[0] == '\0';
+    char msg[320];
+    if (ok) {
+        if (p->lifecycle) s->status = p->on_success;
+        if (p->full_after) s->full_due = true;
+        snprintf(msg, sizeof msg, "applied to %u worker(s)", p->ntargets);
+    } else {
+        if (p->lifecycle) s->status = SW_FAILED;
+        snprintf(msg, sizeof msg, "%s%s%u of %u worker(s) did not apply it", p->failure,
+                 p->failure[0] ? "; " : "", failed, p->ntargets);
+        char amsg[400];
+        snprintf(amsg, sizeof amsg, "%s failed: %s", p->type, msg);
+        controller_alert(s, "error", "command.failed", amsg);
+    }
+    /* Timeouts may pass; a refusal by the worker will not. */
+    bool retryable = !ok && strstr(p->failure, "timed out") != NULL;
+    struct outcome o = {.type = p->type,
+                        .role = p->scope_role,
+                        .instance = p->scope_instance,
+                        .cid = p->cid,
+                        .ikey = p->ikey,
+                        .status = ok ? success_status(p) : "failed",
+                        .enabled = p->enabled_known ? p->enabled : -1,
+                        .retryable = ok ? -1 : retryable,
+                        .message = msg};
+    emit_outcome(s, &o, now);
+    for (uint32_t i = 0; i < p->nextra; i++) {
+        o.cid = p->extra_cids[i];
+        emit_outcome(s, &o, now);
+    }
+    pending_release(p);
+}
+
+/* Sends `cmd` (with an optional JSON patch) to every matching worker and
+ * records a pending command whose outcome goes out once all have acked. */
+static void start_command(struct swarm *s, struct swarm_pending *proto, enum target_kind tk,
+                          const char *role, const char *instance, uint16_t cmd,
+                          const json_t *patch, uint64_t now)
+{
+    struct swarm_pending *p = pending_alloc(s);
+    if (p == NULL) {
+        struct outcome o = {proto->type, proto->scope_role, proto->scope_instance, proto->cid,
+                            proto->ikey, "failed", -1, 1, "controller busy: too many commands "
+                                                          "in flight"};
+        emit_outcome(s, &o, now);
+        return;
+    }
+    *p = *proto;
+    p->used = true;
+    p->deadline_ns = now + s->cfg.cmd_timeout_ns;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (patch != NULL) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        ph_json_pack(&pk, patch, false);
+    }
+    struct ctl *c = s->ctl;
+    p->targets = calloc(c->live + 1, sizeof *p->targets);
+    for (uint32_t i = 0; p->targets != NULL && i < c->seg->slots && p->ntargets < c->live; i++) {
+        struct ctl_worker *w = &c->w[i];
+        if (!worker_matches(w, tk, role, instance)) continue;
+        struct swarm_target *t = &p->targets[p->ntargets++];
+        t->slot = i;
+        t->word = w->word;
+        t->token = ctl_send_command(c, i, cmd, patch ? (const uint8_t *)sb.data : NULL,
+                                    patch ? sb.size : 0);
+        if (t->token == 0) t->done = true; /* command ring full: counts as not applied */
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (p->targets == NULL) snprintf(p->failure, sizeof p->failure, "out of memory");
+    bool all_done = true;
+    for (uint32_t i = 0; i < p->ntargets; i++) all_done &= p->targets[i].done;
+    if (all_done) finish_pending(s, p, now);
+}
+
+void swarm_on_ack(struct swarm *s, struct ctl_worker *w, const struct ph_rec_ack *a, uint64_t now)
+{
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++) {
+        struct swarm_pending *p = &s->pending[i];
+        if (!p->used) continue;
+        bool all_done = true, hit = false;
+        for (uint32_t k = 0; k < p->ntargets; k++) {
+            struct swarm_target *t = &p->targets[k];
+            if (!t->done && t->slot == w->index && t->word == w->word && t->token == a->token) {
+                t->done = true;
+                t->ok = a->ok;
+                hit = true;
+                if (!a->ok)
+                    snprintf(p->failure, sizeof p->failure, "%.63s refused: %.180s",
+                             w->instance, a->message);
+                /* A config-update applied to a worker is followed by its
+                 * status-full (CONTRACT.md §3). */
+                if (a->ok && strcmp(p->type, "config-update") == 0)
+                    swarm_emit_worker_full(s, w, NULL, now);
+            }
+            all_done &= t->done;
+        }
+        if (hit) {
+            if (all_done) finish_pending(s, p, now);
+            return;
+        }
+    }
+}
+
+/* ---- worker lifecycle hooks ------------------------------------------ */
+
+void swarm_on_joined(struct swarm *s, struct ctl_worker *w, uint64_t now)
+{
+    (void)now;
+    for (uint32_t i = 0; i < SWARM_MAX_GHOSTS; i++) {
+        struct swarm_ghost *g = &s->ghosts[i];
+        if (g->used && strcmp(g->role, w->role) == 0 && strcmp(g->instance, w->instance) == 0)
+            g->used = false; /* the same worker is back */
+    }
+    memset(&s->ws[w->index], 0, sizeof s->ws[w->index]);
+    s->ws[w->index].word = w->word;
+    journal(s, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "event", "health", "change", "joined",
+                         "role", w->role, "instance", w->instance, "pid", (int)w->pid, "slot",
+                         (int)w->index));
+}
+
+void swarm_on_left(struct swarm *s, struct ctl_worker *w, bool dead, uint64_t now)
+{
+    /* Commands waiting for this worker: a clean exit after a stop counts as
+     * done, anything else as not applied. */
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++) {
+        struct swarm_pending *p = &s->pending[i];
+        if (!p->used) continue;
+        bool all_done = true;
+        for (uint32_t k = 0; k < p->ntargets; k++) {
+            struct swarm_target *t = &p->targets[k];
+            if (!t->done && t->slot == w->index && t->word == w->word) {
+                t->done = true;
+                t->ok = !dead && strcmp(p->type, "swarm-remove") == 0;
+                if (!t->ok)
+                    snprintf(p->failure, sizeof p->failure, "%s exited before applying it",
+                             w->instance);
+            }
+            all_done &= t->done;
+        }
+        if (all_done && p->ntargets > 0) finish_pending(s, p, now);
+    }
+    if (dead) {
+        struct swarm_ghost *slot = NULL;
+        for (uint32_t i = 0; i < SWARM_MAX_GHOSTS; i++) {
+            struct swarm_ghost *g = &s->ghosts[i];
+            if (g->used && strcmp(g->role, w->role) == 0 && strcmp(g->instance, w->instance) == 0) {
+                slot = g;
+                break;
+            }
+            if (!g->used && slot == NULL) slot = g;
+        }
+        if (slot != NULL) {
+            *slot = (struct swarm_ghost){.used = true,
+                                         .pid = w->pid,
+                                         .enabled = w->have_status &&
+                                                    (w->st.flags & PH_STATUS_ENABLED),
+                                         .io_in = w->st.io_in,
+                                         .io_out = w->st.io_out,
+                                         .last_seen_ns = w->last_seen_ns ? w->last_seen_ns
+                                                                         : w->tracked_mono_ns,
+                                         .died_ns = now};
+            memcpy(slot->role, w->role, sizeof slot->role);
+            memcpy(slot->instance, w->instance, sizeof slot->instance);
+        }
+        char msg[256];
+        snprintf(msg, sizeof msg, "worker %s (role %s, pid %d) exited unexpectedly", w->instance,
+                 w->role, (int)w->pid);
+        emit_alert(s, w->role, w->instance, s->cfg.instance, "warn", "worker.died", msg, NULL);
+    }
+    journal(s, json_pack("{s:s, s:s, s:s, s:s, s:i}", "event", "health", "change",
+                         dead ? "died" : "left", "role", w->role, "instance", w->instance, "pid",
+                         (int)w->pid));
+    memset(&s->ws[w->index], 0, sizeof s->ws[w->index]);
+}
+
+void swarm_on_alert(struct swarm *s, struct ctl_worker *w, const struct ph_rec_alert *a)
+{
+    /* A worker repeating one code within 5 s is flooding, not informing. */
+    struct swarm_wstate *ws = &s->ws[w->index];
+    const uint64_t now = ph_mono_ns();
+    if (strcmp(ws->last_alert_code, a->code) == 0 && now - ws->last_alert_ns < 5 * NS_PER_S) {
+        ws->alerts_suppressed++;
+        return;
+    }
+    snprintf(ws->last_alert_code, sizeof ws->last_alert_code, "%s", a->code);
+    ws->last_alert_ns = now;
+    json_t *ctx = json_pack("{s:s, s:s}", "role", w->role, "instance", w->instance);
+    if (ws->alerts_suppressed > 0) {
+        json_object_set_new(ctx, "suppressed", json_integer(ws->alerts_suppressed));
+        ws->alerts_suppressed = 0;
+    }
+    emit_alert(s, w->role, w->instance, w->instance, a->level, a->code, a->message, ctx);
+    json_decref(ctx);
+}
+
+/* ---- signals ---------------------------------------------------------- */
+
+struct sig {
+    char type[32];
+    char swarm[PH_ID_MAX];
+    char role[PH_ID_MAX];
+    char instance[PH_ID_MAX];
+    char origin[PH_ID_MAX * 2];
+    char cid[256];
+    char ikey[256];
+    json_t *data;
+};
+
+static bool opt_str(const msgpack_object *map, const char *k, char *buf, size_t n)
+{
+    const msgpack_object *o = ph_mp_map_get(map, k);
+    if (o == NULL || o->type == MSGPACK_OBJECT_NIL) {
+        buf[0] = '\0';
+        return true;
+    }
+    return ph_mp_str(o, buf, n);
+}
+
+static bool parse_signal(const uint8_t *doc, size_t len, struct sig *g, char *err, size_t n)
+{
+    memset(g, 0, sizeof *g);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    msgpack_object o;
+    bool ok = ph_mp_decode(doc, len, true, &zone, &o, err, n) == PH_OK &&
+              ph_mp_str(ph_mp_map_get(&o, PH_DOC_TYPE), g->type, sizeof g->type) &&
+              opt_str(&o, PH_DOC_SWARM, g->swarm, sizeof g->swarm) &&
+              opt_str(&o, PH_DOC_ROLE, g->role, sizeof g->role) &&
+              opt_str(&o, PH_DOC_INSTANCE, g->instance, sizeof g->instance) &&
+              opt_str(&o, PH_DOC_ORIGIN, g->origin, sizeof g->origin) &&
+              ph_mp_str(ph_mp_map_get(&o, PH_DOC_CID), g->cid, sizeof g->cid) && g->cid[0] &&
+              opt_str(&o, PH_DOC_IKEY, g->ikey, sizeof g->ikey);
+    const msgpack_object *data = ph_mp_map_get(&o, PH_DOC_DATA);
+    if (ok && data != NULL && data->type == MSGPACK_OBJECT_MAP) g->data = ph_mp_to_json(data);
+    if (ok && g->data == NULL) g->data = json_object();
+    if (!ok && err[0] == '\0') snprintf(err, n, "signal document lacks type or correlationId");
+    msgpack_zone_destroy(&zone);
+    return ok;
+}
+
+static enum target_kind classify(const struct swarm *s, const struct sig *g)
+{
+    if (g->swarm[0] != '\0' && strcmp(g->swarm, s->cfg.swarm_id) != 0) return T_NOT_US;
+    if (strcmp(g->role, "swarm-controller") == 0)
+        return g->instance[0] == '\0' || strcmp(g->instance, s->cfg.instance) == 0 ? T_CONTROLLER
+                                                                                  : T_NOT_US;
+    if (g->swarm[0] == '\0' && g->role[0] == '\0') return T_NOT_US; /* fleet-wide workers: not ours to answer */
+    if (g->role[0] == '\0' && g->instance[0] == '\0') return T_SWARM;
+    if (g->instance[0] == '\0') return T_ROLE;
+    return T_INSTANCE;
+}
+
+/* `enabled` of a config-update: data.enabled or data.data.enabled, a bool or
+ * the strings "true"/"false". Returns -1 when absent, -2 when malformed. */
+static int enabled_flag(const json_t *data)
+{
+    const json_t *v = json_object_get(data, "enabled");
+    const json_t *inner = json_object_get(data, "data");
+    if (v == NULL && json_is_object(inner)) v = json_object_get(inner, "enabled");
+    if (v == NULL) return -1;
+    if (json_is_boolean(v)) return json_is_true(v);
+    const char *str = json_string_value(v);
+    if (str != NULL && strcmp(str, "true") == 0) return 1;
+    if (str != NULL && strcmp(str, "false") == 0) return 0;
+    return -2;
+}
+
+/* The patch of a config-update: data.data when it is an object (upstream
+ * nests it), else data itself; `enabled` normalised to a boolean. */
+static json_t *config_patch(const json_t *data, int enabled)
+{
+    const json_t *inner = json_object_get(data, "data");
+    json_t *patch = json_deep_copy(json_is_object(inner) ? inner : data);
+    if (enabled >= 0) json_object_set_new(patch, "enabled", json_boolean(enabled));
+    return patch;
+}
+
+static bool idem_replay(struct swarm *s, const struct sig *g, const char *role,
+                        const char *instance, uint64_t now)
+{
+    if (g->ikey[0] == '\0') return false;
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++) {
+        struct swarm_pending *p = &s->pending[i];
+        if (p->used && strcmp(p->ikey, g->ikey) == 0 && strcmp(p->type, g->type) == 0) {
+            /* Same action still in flight: answer this attempt when it ends. */
+            if (p->nextra < SWARM_EXTRA_CIDS)
+                snprintf(p->extra_cids[p->nextra++], sizeof p->extra_cids[0], "%s", g->cid);
+            return true;
+        }
+    }
+    for (uint32_t i = 0; i < SWARM_IDEM_CACHE; i++) {
+        struct swarm_idem *e = &s->idem[i];
+        if (!e->used || strcmp(e->ikey, g->ikey) != 0 || strcmp(e->type, g->type) != 0) continue;
+        struct outcome o = {g->type, role, instance, g->cid, g->ikey, e->status,
+                            e->enabled_known ? e->enabled : -1,
+                            strcmp(e->status, "failed") == 0 ? e->retryable : -1,
+                            "replayed idempotencyKey: already applied, not applied again"};
+        journal(s, json_pack("{s:s, s:s, s:s, s:s}", "event", "replay", "type", g->type,
+                             "idempotencyKey", g->ikey, "correlationId", g->cid));
+        emit_outcome(s, &o, now);
+        return true;
+    }
+    return false;
+}
+
+static void fail_signal(struct swarm *s, const struct sig *g, const char *role,
+                        const char *instance, const char *why, uint64_t now)
+{
+    struct outcome o = {g->type, role, instance, g->cid, g->ikey, "failed", -1, 0, why};
+    emit_outcome(s, &o, now);
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s refused: %s", g->type, why);
+    controller_alert(s, "warn", "command.failed", msg);
+}
+
+static void do_status_request(struct swarm *s, const struct sig *g, enum target_kind tk,
+                              uint64_t now)
+{
+    if (tk == T_CONTROLLER || tk == T_SWARM) {
+        s->full_due = true;
+        snprintf(s->full_cid, sizeof s->full_cid, "%s", g->cid);
+    }
+    if (tk == T_CONTROLLER) return;
+    struct ctl *c = s->ctl;
+    for (uint32_t i = 0; i < c->seg->slots; i++)
+        if (worker_matches(&c->w[i], tk, g->role, g->instance))
+            swarm_emit_worker_full(s, &c->w[i], g->cid, now);
+}
+
+static bool parse_roles(const json_t *arr, struct swarm_role *roles, uint32_t *n, char *err,
+                        size_t errlen)
+{
+    *n = 0;
+    size_t i;
+    const json_t *r;
+    json_array_foreach(arr, i, r)
+    {
+        const char *role = json_string_value(json_object_get(r, "role"));
+        const json_t *cnt = json_object_get(r, "count");
+        if (role == NULL || ph_ident_check("role", role, err, errlen) != PH_OK) {
+            if (role == NULL) snprintf(err, errlen, "roles[%zu].role missing", i);
+            return false;
+        }
+        if (cnt != NULL && (!json_is_integer(cnt) || json_integer_value(cnt) < 0 ||
+                            json_integer_value(cnt) > 100000)) {
+            snprintf(err, errlen, "roles[%zu].count must be an integer in 0..100000", i);
+            return false;
+        }
+        if (*n == SWARM_MAX_ROLES) {
+            snprintf(err, errlen, "more than %d roles", SWARM_MAX_ROLES);
+            return false;
+        }
+        snprintf(roles[*n].role, sizeof roles[*n].role, "%s", role);
+        roles[*n].count = cnt ? (uint32_t)json_integer_value(cnt) : 1;
+        (*n)++;
+    }
+    return true;
+}
+
+static bool parse_plan(struct swarm *s, const json_t *data, char *err, size_t errlen)
+{
+    const json_t *steps = json_object_get(data, "steps");
+    if (!json_is_array(steps) || json_array_size(steps) == 0 ||
+        json_array_size(steps) > SWARM_MAX_PLAN_STEPS) {
+        snprintf(err, errlen, "data.steps must be an array of 1..%d steps", SWARM_MAX_PLAN_STEPS);
+        return false;
+    }
+    struct swarm_plan next = {0};
+    size_t i;
+    const json_t *st;
+    json_array_foreach(steps, i, st)
+    {
+        struct swarm_plan_step *p = &next.steps[next.nsteps];
+        const char *id = json_string_value(json_object_get(st, "id"));
+        const json_t *at = json_object_get(st, "atMs");
+        if (at == NULL) at = json_object_get(st, "offsetMs");
+        const char *type = json_string_value(json_object_get(st, "type"));
+        const json_t *patch = json_object_get(st, "data");
+        if (patch == NULL) patch = json_object_get(st, "patch");
+        const char *role = json_string_value(json_object_get(st, "role"));
+        const char *inst = json_string_value(json_object_get(st, "instance"));
+        if (id == NULL || strlen(id) >= sizeof p->id || !json_is_number(at) ||
+            json_number_value(at) < 0 || json_number_value(at) > 7 * 86400e3 ||
+            (type != NULL && strcmp(type, "config-update") != 0) || !json_is_object(patch) ||
+            (role && ph_ident_check("role", role, err, errlen) != PH_OK) ||
+            (inst && ph_ident_check("instance", inst, err, errlen) != PH_OK)) {
+            snprintf(err, errlen, "steps[%zu] needs id, atMs >= 0, data (an object) and "
+                     "optionally type config-update, role, instance", i);
+            for (uint32_t k = 0; k < next.nsteps; k++) json_decref(next.steps[k].patch);
+            return false;
+        }
+        snprintf(p->id, sizeof p->id, "%s", id);
+        p->offset_ns = (uint64_t)(json_number_value(at) * 1e6);
+        snprintf(p->role, sizeof p->role, "%s", role ? role : "");
+        snprintf(p->instance, sizeof p->instance, "%s", inst ? inst : "");
+        p->patch = json_deep_copy(patch);
+        next.nsteps++;
+    }
+    const json_t *runs = json_object_get(data, "runs");
+    next.total_runs = json_is_integer(runs) && json_integer_value(runs) > 0
+                          ? (uint32_t)json_integer_value(runs)
+                          : 1;
+    for (uint32_t k = 0; k < s->plan.nsteps; k++) json_decref(s->plan.steps[k].patch);
+    s->plan = next;
+    return true;
+}
+
+void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t now)
+{
+    struct sig g;
+    char err[256] = "";
+    if (!parse_signal(doc, len, &g, err, sizeof err)) {
+        ph_warn("signal document refused: %s", err);
+        json_decref(g.data);
+        return;
+    }
+    json_t *jd = redacted(g.data);
+    journal(s, json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:o, s:s, s:o}", "event", "signal",
+                         "type", g.type, "swarm", jstr_or_null(g.swarm), "role",
+                         jstr_or_null(g.role), "instance", jstr_or_null(g.instance),
+                         "correlationId", g.cid, "idempotencyKey", jstr_or_null(g.ikey), "origin",
+                         g.origin, "data", jd));
+    enum target_kind tk = classify(s, &g);
+    if (tk == T_NOT_US) {
+        json_decref(g.data);
+        return;
+    }
+    /* Outcome scope: the controller for lifecycle and controller-addressed
+     * signals, else the workers the signal addressed. */
+    const bool ctl_scope = tk == T_CONTROLLER || strncmp(g.type, "swarm-", 6) == 0;
+    const char *orole = ctl_scope ? "swarm-controller" : g.role;
+    const char *oinst = ctl_scope ? s->cfg.instance : g.instance;
+
+    if (strcmp(g.type, "status-request") == 0) {
+        do_status_request(s, &g, tk, now);
+        json_decref(g.data);
+        return;
+    }
+    if (idem_replay(s, &g, orole, oinst, now)) {
+        json_decref(g.data);
+        return;
+    }
+    struct swarm_pending proto = {0};
+    snprintf(proto.type, sizeof proto.type, "%s", g.type);
+    snprintf(proto.cid, sizeof proto.cid, "%s", g.cid);
+    snprintf(proto.ikey, sizeof proto.ikey, "%s", g.ikey);
+    snprintf(proto.scope_role, sizeof proto.scope_role, "%s", orole ? orole : "");
+    snprintf(proto.scope_instance, sizeof proto.scope_instance, "%s", oinst ? oinst : "");
+
+    if (strcmp(g.type, "config-update") == 0) {
+        int en = enabled_flag(g.data);
+        if (en == -2) {
+            fail_signal(s, &g, orole, oinst, "enabled must be true or false", now);
+        } else {
+            json_t *patch = config_patch(g.data, en);
+            proto.enabled_known = en >= 0;
+            proto.enabled = en > 0;
+            if (tk == T_CONTROLLER) {
+                /* Controller scope toggles the whole swarm's workloads; other
+                 * keys are controller settings kept in its config. */
+                if (en >= 0) {
+                    s->workloads_enabled = en;
+                    if (s->status == SW_READY || s->status == SW_RUNNING ||
+                        s->status == SW_STOPPED) {
+                        proto.lifecycle = true;
+                        proto.on_success = en ? SW_RUNNING : SW_STOPPED;
+                    }
+                }
+                json_t *rest = json_deep_copy(patch);
+                json_object_del(rest, "enabled");
+                json_object_update(s->controller_config, rest);
+                json_decref(rest);
+                refresh_controller_config(s);
+                json_t *toggle = en >= 0 ? json_pack("{s:b}", "enabled", en) : NULL;
+                start_command(s, &proto, T_SWARM, "", "", PH_CMD_CONFIG_PATCH, toggle, now);
+                json_decref(toggle);
+            } else {
+                bool any = false;
+                for (uint32_t i = 0; i < s->ctl->seg->slots && !any; i++)
+                    any = worker_matches(&s->ctl->w[i], tk, g.role, g.instance);
+                if (!any)
+                    fail_signal(s, &g, orole, oinst, "no live worker matches the scope", now);
+                else
+                    start_command(s, &proto, tk, g.role, g.instance, PH_CMD_CONFIG_PATCH, patch,
+                                  now);
+            }
+            json_decref(patch);
+        }
+    } else if (strcmp(g.type, "swarm-start") == 0 || strcmp(g.type, "swarm-stop") == 0) {
+        const bool start = g.type[6] == 's' && g.type[7] == 't' && g.type[8] == 'a';
+        if (s->status == SW_REMOVED) {
+            fail_signal(s, &g, orole, oinst, "the swarm was removed", now);
+        } else {
+            s->workloads_enabled = start;
+            s->status = start ? SW_STARTING : SW_STOPPING;
+            proto.lifecycle = true;
+            proto.on_success = start ? SW_RUNNING : SW_STOPPED;
+            proto.full_after = start;
+            proto.enabled_known = true;
+            proto.enabled = start;
+            json_t *patch = json_pack("{s:b}", "enabled", start);
+            start_command(s, &proto, T_SWARM, "", "", PH_CMD_CONFIG_PATCH, patch, now);
+            json_decref(patch);
+            refresh_controller_config(s);
+        }
+    } else if (strcmp(g.type, "swarm-remove") == 0) {
+        s->workloads_enabled = false;
+        s->status = SW_STOPPING;
+        proto.lifecycle = true;
+        proto.on_success = SW_REMOVED;
+        /* Nothing is desired of a removed swarm. */
+        swarm_set_roles(s, NULL, 0);
+        start_command(s, &proto, T_SWARM, "", "", PH_CMD_STOP, NULL, now);
+    } else if (strcmp(g.type, "swarm-template") == 0) {
+        struct swarm_role roles[SWARM_MAX_ROLES];
+        uint32_t n = 0;
+        const json_t *arr = json_object_get(g.data, "roles");
+        if (!json_is_array(arr)) arr = json_object_get(g.data, "bees");
+        if (!json_is_array(arr) || !parse_roles(arr, roles, &n, err, sizeof err)) {
+            fail_signal(s, &g, orole, oinst, err[0] ? err : "data.roles must be an array", now);
+        } else {
+            swarm_set_roles(s, roles, n);
+            if (s->status == SW_NEW || s->status == SW_REMOVED) s->status = SW_READY;
+            struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "Ready", -1, -1, NULL};
+            emit_outcome(s, &o, now);
+        }
+    } else if (strcmp(g.type, "swarm-plan") == 0) {
+        if (!parse_plan(s, g.data, err, sizeof err)) {
+            fail_signal(s, &g, orole, oinst, err, now);
+        } else {
+            s->plan.active = true;
+            s->plan.started_ns = now;
+            struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "applied", -1, -1, NULL};
+            emit_outcome(s, &o, now);
+        }
+    } else {
+        fail_signal(s, &g, orole, oinst, "unknown signal type", now);
+    }
+    json_decref(g.data);
+}
+
+/* ---- the tick --------------------------------------------------------- */
+
+static void plan_tick(struct swarm *s, uint64_t now)
+{
+    struct swarm_plan *p = &s->plan;
+    if (!p->active) return;
+    const uint64_t elapsed = now - p->started_ns;
+    uint32_t fired = 0;
+    for (uint32_t i = 0; i < p->nsteps; i++) {
+        struct swarm_plan_step *st = &p->steps[i];
+        if (!st->fired && st->offset_ns <= elapsed) {
+            st->fired = true;
+            snprintf(p->last_step, sizeof p->last_step, "%s", st->id);
+            enum target_kind tk = st->instance[0] ? T_INSTANCE : st->role[0] ? T_ROLE : T_SWARM;
+            struct swarm_pending proto = {0};
+            snprintf(proto.type, sizeof proto.type, "config-update");
+            start_command(s, &proto, tk, st->role, st->instance, PH_CMD_CONFIG_PATCH, st->patch,
+                          now);
+            journal(s, json_pack("{s:s, s:s, s:I}", "event", "plan-step", "stepId", st->id,
+                                 "elapsedMillis", (json_int_t)(elapsed / NS_PER_MS)));
+        }
+        fired += st->fired;
+    }
+    if (fired == p->nsteps) {
+        p->runs_done++;
+        if (p->runs_done < p->total_runs) {
+            for (uint32_t i = 0; i < p->nsteps; i++) p->steps[i].fired = false;
+            p->started_ns = now;
+        } else {
+            p->active = false;
+        }
+    }
+}
+
+static void workers_tick(struct swarm *s, uint64_t now)
+{
+    struct ctl *c = s->ctl;
+    for (uint32_t i = 0; i < c->seg->slots; i++) {
+        struct ctl_worker *w = &c->w[i];
+        struct swarm_wstate *ws = &s->ws[i];
+        if (!w->tracked) continue;
+        if (ws->word != w->word) {
+            memset(ws, 0, sizeof *ws);
+            ws->word = w->word;
+        }
+        const bool stale = !swarm_worker_healthy(s, w, now) &&
+                           now - w->tracked_mono_ns > s->cfg.ttl_ns;
+        if (stale != ws->stale) {
+            ws->stale = stale;
+            ws->delta_due = true;
+            journal(s, json_pack("{s:s, s:s, s:s, s:s}", "event", "health", "change",
+                                 stale ? "stale" : "recovered", "role", w->role, "instance",
+                                 w->instance));
+            if (!stale) ws->stale_requested = false;
+        }
+        if (stale && !ws->stale_requested) {
+            /* A real status-request: the worker republishes everything. */
+            ws->stale_requested = ctl_send_command(c, i, PH_CMD_STATUS_REQUEST, NULL, 0) != 0;
+        }
+        /* The join status-full waits for the first status (and a moment for
+         * the io record that follows it). */
+        if (!ws->full_sent && w->have_status &&
+            (w->io.len > 0 || now - w->tracked_mono_ns >= 250 * NS_PER_MS)) {
+            if (swarm_emit_worker_full(s, w, NULL, now)) {
+                ws->full_sent = true;
+                ws->sent_flags = w->st.flags;
+                ws->sent_in = w->st.io_in;
+                ws->sent_out = w->st.io_out;
+                ws->last_delta_ns = now;
+            }
+            continue;
+        }
+        if (!ws->full_sent || !s->cfg.worker_deltas) continue;
+        if (w->st.flags != ws->sent_flags || w->st.io_in != ws->sent_in ||
+            w->st.io_out != ws->sent_out)
+            ws->delta_due = true;
+        const uint64_t since = now - ws->last_delta_ns;
+        if ((ws->delta_due && since >= s->cfg.worker_delta_ns) ||
+            since >= s->cfg.worker_heartbeat_ns) {
+            if (swarm_emit_worker_delta(s, w, now)) {
+                ws->delta_due = false;
+                ws->sent_flags = w->st.flags;
+                ws->sent_in = w->st.io_in;
+                ws->sent_out = w->st.io_out;
+                ws->last_delta_ns = now;
+            }
+        }
+    }
+}
+
+static void housekeeping(struct swarm *s, uint64_t now)
+{
+    for (uint32_t i = 0; i < SWARM_MAX_GHOSTS; i++) {
+        struct swarm_ghost *g = &s->ghosts[i];
+        if (g->used && now - g->died_ns >= s->cfg.dead_grace_ns) g->used = false;
+    }
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++) {
+        struct swarm_pending *p = &s->pending[i];
+        if (p->used && now >= p->deadline_ns) {
+            snprintf(p->failure, sizeof p->failure, "timed out waiting for worker acks");
+            finish_pending(s, p, now);
+        }
+    }
+}
+
+void swarm_tick(struct swarm *s, uint64_t now)
+{
+    workers_tick(s, now);
+    housekeeping(s, now);
+    plan_tick(s, now);
+
+    struct swarm_agg a;
+    swarm_aggregate(s, now, &a);
+    if (s->status == SW_NEW && a.live >= a.desired) {
+        s->status = SW_READY;
+        swarm_aggregate(s, now, &a);
+    }
+    if (s->cfg.auto_start && !s->auto_started && s->status == SW_READY && a.live >= a.desired) {
+        /* Internal swarm-start: same path as the signal, without an outcome. */
+        s->auto_started = true;
+        struct swarm_pending proto = {0};
+        snprintf(proto.type, sizeof proto.type, "swarm-start");
+        proto.lifecycle = true;
+        proto.on_success = SW_RUNNING;
+        proto.full_after = true;
+        s->workloads_enabled = true;
+        s->status = SW_STARTING;
+        json_t *patch = json_pack("{s:b}", "enabled", 1);
+        start_command(s, &proto, T_SWARM, "", "", PH_CMD_CONFIG_PATCH, patch, now);
+        json_decref(patch);
+        journal(s, json_pack("{s:s, s:s}", "event", "lifecycle", "change", "auto-start"));
+        swarm_aggregate(s, now, &a);
+    }
+    if (s->last_health == NULL || strcmp(s->last_health, a.state) != 0) {
+        journal(s, json_pack("{s:s, s:s, s:o, s:i, s:i}", "event", "health", "state", a.state,
+                             "previous", jstr_or_null(s->last_health), "healthy",
+                             (int)a.healthy, "desired", (int)a.desired));
+        s->last_health = a.state;
+    }
+
+    if (s->full_due && swarm_emit_controller_full(s, &a, s->full_cid, now)) {
+        s->full_due = false;
+        s->full_cid[0] = '\0';
+    }
+    if (!s->have_sent || swarm_agg_changed(&a, &s->last_sent)) s->delta_due = true;
+    const uint64_t since = now - s->last_delta_ns;
+    if ((s->delta_due && (since >= s->cfg.coalesce_ns || !s->have_sent)) ||
+        since >= s->cfg.watermark_ns) {
+        if (swarm_emit_controller_delta(s, &a, now)) {
+            s->last_sent = a;
+            s->have_sent = true;
+            s->delta_due = false;
+            s->last_delta_ns = now;
+        }
+    }
+}

@@ -1,0 +1,248 @@
+/* Swarm semantics of the controller: the swarm aggregate, when status goes
+ * out, lifecycle commands and their outcomes.
+ *
+ * Inputs: the worker table (ctl.h), signal documents from the bridge, and
+ * the clock. Outputs: documents (ph/doc.h) handed to an emitter, and journal
+ * entries. Time is always passed in, so every rule here is unit-testable
+ * without processes: tps windows, staleness, ioState priority, coalescing,
+ * the watermark cadence and idempotent replays.
+ *
+ * Emission rules (CONTRACT.md §3):
+ *  - controller status-delta: when the aggregate changes (coalesced to at most
+ *    one per `coalesce_ns`) and at least every `watermark_ns`;
+ *  - controller status-full: on startup, on status-request, after swarm-start
+ *    is applied, and whenever a (new) bridge registers;
+ *  - worker status-full: when it joins (once its first status arrived), after a
+ *    config-update is applied to it, on a status-request addressed to it;
+ *  - worker status-delta: when its enabled/ioState/stale changes, at most once
+ *    per worker per `worker_delta_ns`; off when `worker_deltas` is false. */
+#ifndef PH_SWARM_H
+#define PH_SWARM_H
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctl.h"
+
+#define SWARM_MAX_ROLES 64
+#define SWARM_MAX_GHOSTS 1024
+#define SWARM_MAX_PENDING 64
+#define SWARM_IDEM_CACHE 512
+#define SWARM_MAX_PLAN_STEPS 256
+
+enum swarm_status {
+    SW_NEW,
+    SW_READY,
+    SW_STARTING,
+    SW_RUNNING,
+    SW_STOPPING,
+    SW_STOPPED,
+    SW_REMOVED,
+    SW_FAILED,
+};
+const char *swarm_status_name(enum swarm_status s);
+
+struct swarm_cfg {
+    char swarm_id[PH_ID_MAX];
+    char instance[PH_ID_MAX]; /* the controller's instance id */
+    char run_id[128];         /* journal run id; "" when none */
+    uint64_t ttl_ns;          /* status older than this: stale (default 15 s) */
+    uint64_t watermark_ns;    /* delta at least this often (default 5 s) */
+    uint64_t coalesce_ns;     /* at most one controller delta per this (default 50 ms) */
+    uint64_t worker_delta_ns; /* at most one delta per worker per this (default 5 s) */
+    uint64_t dead_grace_ns;   /* dead workers stay listed this long (default 30 s) */
+    uint64_t cmd_timeout_ns;  /* workers must ack within this (default 5 s) */
+    uint64_t worker_heartbeat_ns; /* worker delta at least this often (default 15 s) */
+    bool worker_deltas;       /* per-worker deltas on (default true) */
+    bool auto_start;          /* apply swarm-start once every desired worker joined */
+};
+void swarm_cfg_defaults(struct swarm_cfg *c);
+
+struct swarm_role {
+    char role[PH_ID_MAX];
+    uint32_t count;
+};
+
+/* A worker that died: listed (stale) for the grace period, unless a worker of
+ * the same role and instance joins again. */
+struct swarm_ghost {
+    bool used;
+    char role[PH_ID_MAX];
+    char instance[PH_ID_MAX];
+    int32_t pid;
+    bool enabled;
+    uint8_t io_in, io_out;
+    uint64_t last_seen_ns;
+    uint64_t died_ns;
+};
+
+/* Per-slot emission memory, parallel to ctl->w. */
+struct swarm_wstate {
+    uint64_t word;            /* claim it describes */
+    bool full_sent;           /* join status-full went out */
+    bool stale;               /* last stale verdict */
+    bool stale_requested;     /* a status-request command was sent for the stale spell */
+    uint8_t sent_flags;       /* enabled/io of the last delta or full */
+    uint8_t sent_in, sent_out;
+    bool delta_due;
+    uint64_t last_delta_ns;
+    char last_alert_code[64]; /* per-worker alert flood guard */
+    uint64_t last_alert_ns;
+    uint32_t alerts_suppressed;
+};
+
+#define SWARM_EXTRA_CIDS 4
+
+struct swarm_target {
+    uint32_t slot;
+    uint64_t word;
+    uint64_t token;
+    bool done;
+    bool ok;
+};
+
+/* A command waiting for worker acks before its outcome goes out. */
+struct swarm_pending {
+    bool used;
+    char type[32];
+    char cid[256];
+    char ikey[256];
+    char scope_role[PH_ID_MAX];     /* "" = null */
+    char scope_instance[PH_ID_MAX]; /* "" = null */
+    enum swarm_status on_success;   /* lifecycle status to enter, or -1 */
+    bool lifecycle;
+    bool enabled_known;
+    bool enabled;
+    bool full_after;   /* controller status-full once applied */
+    uint64_t deadline_ns;
+    struct swarm_target *targets;
+    uint32_t ntargets;
+    char failure[256];
+    /* replays of the same idempotencyKey that arrived while in flight: each
+     * attempt gets its own outcome when the command completes */
+    char extra_cids[SWARM_EXTRA_CIDS][256];
+    uint32_t nextra;
+};
+
+struct swarm_idem {
+    bool used;
+    char ikey[256];
+    char type[32];
+    char status[32];
+    bool enabled_known, enabled, retryable;
+    uint64_t at_ns;
+};
+
+struct swarm_plan_step {
+    char id[64];
+    uint64_t offset_ns;
+    char role[PH_ID_MAX];     /* "" = all workers */
+    char instance[PH_ID_MAX]; /* "" = all of the role */
+    json_t *patch;
+    bool fired;
+};
+
+struct swarm_plan {
+    bool active;
+    struct swarm_plan_step steps[SWARM_MAX_PLAN_STEPS];
+    uint32_t nsteps;
+    uint64_t started_ns;
+    uint32_t total_runs;
+    uint32_t runs_done;
+    char last_step[64];
+};
+
+/* What the controller aggregate looks like at one moment. */
+struct swarm_agg {
+    uint32_t desired, healthy, running, enabled, live;
+    uint8_t io_in, io_out;
+    uint64_t tps;
+    uint64_t oldest_seen_ns; /* CLOCK_MONOTONIC of the oldest healthy heartbeat, 0 if none */
+    enum swarm_status status;
+    const char *state;
+    uint32_t plan_fired;
+};
+
+struct swarm_emitter {
+    void *ctx;
+    /* A packed document (ph/doc.h). `reliable`: outcome or alert, must not be
+     * lost (the emitter keeps it until the bridge takes it). Returns false
+     * when a non-reliable document could not be queued (the caller retries). */
+    bool (*emit)(void *ctx, const char *data, size_t len, bool reliable);
+    /* One journal entry (a JSON object, borrowed). May be NULL. */
+    void (*journal)(void *ctx, json_t *entry);
+};
+
+struct swarm {
+    struct swarm_cfg cfg;
+    struct ctl *ctl;
+    struct swarm_emitter out;
+    struct swarm_role roles[SWARM_MAX_ROLES];
+    uint32_t nroles;
+    json_t *controller_config; /* reported as data.config of the controller full */
+    enum swarm_status status;
+    bool workloads_enabled;
+    uint64_t started_real_ns;
+    uint64_t started_mono_ns;
+
+    struct swarm_wstate *ws; /* ctl->seg->slots entries */
+    struct swarm_ghost ghosts[SWARM_MAX_GHOSTS];
+    struct swarm_pending pending[SWARM_MAX_PENDING];
+    struct swarm_idem idem[SWARM_IDEM_CACHE];
+    struct swarm_plan plan;
+
+    /* emission state */
+    bool full_due;
+    char full_cid[256]; /* correlationId for the next controller full ("" = none) */
+    struct swarm_agg last_sent;
+    bool have_sent;
+    uint64_t last_delta_ns;
+    bool delta_due;
+    const char *last_health; /* for health transitions in the journal */
+    bool auto_started;
+
+    /* statistics */
+    uint64_t deltas, fulls, outcomes, alerts, worker_fulls, worker_deltas;
+};
+
+int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
+               const struct swarm_emitter *out, uint64_t now_ns);
+void swarm_destroy(struct swarm *s);
+/* Desired roles and counts (swarm file or swarm-template). */
+void swarm_set_roles(struct swarm *s, const struct swarm_role *roles, uint32_t n);
+
+/* ctl hooks forward here. */
+void swarm_on_joined(struct swarm *s, struct ctl_worker *w, uint64_t now_ns);
+void swarm_on_left(struct swarm *s, struct ctl_worker *w, bool dead, uint64_t now_ns);
+void swarm_on_alert(struct swarm *s, struct ctl_worker *w, const struct ph_rec_alert *a);
+void swarm_on_ack(struct swarm *s, struct ctl_worker *w, const struct ph_rec_ack *a,
+                  uint64_t now_ns);
+/* A signal document from the bridge (already validated by it; re-checked). */
+void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t now_ns);
+/* The bridge (re)registered: it needs a fresh status-full. */
+void swarm_on_bridge(struct swarm *s);
+
+/* Periodic work: staleness, ghosts, command timeouts, plan steps, and the
+ * emission decisions. Call every tick after ctl_scan(). */
+void swarm_tick(struct swarm *s, uint64_t now_ns);
+
+/* Aggregate now (exposed for tests and tools). */
+void swarm_aggregate(const struct swarm *s, uint64_t now_ns, struct swarm_agg *out);
+/* True when `a` differs from `b` enough to warrant a delta. */
+bool swarm_agg_changed(const struct swarm_agg *a, const struct swarm_agg *b);
+/* Combined work ioState of several workers: highest priority wins. */
+uint8_t swarm_combine_in(uint8_t a, uint8_t b);
+uint8_t swarm_combine_out(uint8_t a, uint8_t b);
+bool swarm_worker_healthy(const struct swarm *s, const struct ctl_worker *w, uint64_t now_ns);
+
+/* Status documents (status.c); false when the emitter could not queue them. */
+bool swarm_emit_controller_delta(struct swarm *s, const struct swarm_agg *a, uint64_t now_ns);
+bool swarm_emit_controller_full(struct swarm *s, const struct swarm_agg *a, const char *cid,
+                                uint64_t now_ns);
+bool swarm_emit_worker_full(struct swarm *s, const struct ctl_worker *w, const char *cid,
+                            uint64_t now_ns);
+bool swarm_emit_worker_delta(struct swarm *s, const struct ctl_worker *w, uint64_t now_ns);
+
+#endif
