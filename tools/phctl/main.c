@@ -16,6 +16,8 @@ static const struct phctl_command commands[] = {
     {"shm-dump", "print a swarm's shared-memory segment: header and one row per worker slot",
      phctl_shm_dump},
     {"shm-rm", "remove a leftover segment whose controller is gone", phctl_shm_rm},
+    {"journal", "print a swarm run's journal of signals, outcomes, alerts and health",
+     phctl_journal},
 };
 
 static void usage(FILE *out)

@@ -24,6 +24,7 @@ typedef int (*phctl_run_fn)(int argc, char **argv);
 
 int phctl_shm_dump(int argc, char **argv);
 int phctl_shm_rm(int argc, char **argv);
+int phctl_journal(int argc, char **argv);
 
 /* Exit code for a libph error (enum ph_err). */
 int phctl_exit_for(int err);
