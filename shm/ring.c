@@ -97,6 +97,22 @@ void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len)
     return rec + PH_RING_HDR;
 }
 
+bool ph_ring_fits(ph_ring_producer *p, uint32_t body_len)
+{
+    if (body_len > p->max_record - PH_RING_HDR) return false;
+    const uint64_t need = align_up(PH_RING_HDR + body_len);
+    const uint32_t to_end = p->capacity - (uint32_t)(p->tail & (p->capacity - 1));
+    const uint64_t total = need <= to_end ? need : need + to_end;
+    /* acquire: as in ph_ring_claim(), the space must really be free. */
+    p->head_cache = atomic_load_explicit(&p->desc->head, memory_order_acquire);
+    const uint64_t used = p->tail - p->head_cache;
+    if (used > p->capacity) {
+        p->head_cache = p->tail - p->capacity; /* nonsense head: stay full */
+        return false;
+    }
+    return p->capacity - used >= total;
+}
+
 void ph_ring_publish(ph_ring_producer *p)
 {
     /* release: every record byte written before this store is visible to a

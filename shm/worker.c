@@ -45,7 +45,9 @@ struct ph_worker {
 
     struct pending config;
     struct pending io;
-    struct pending acks[PENDING_ACKS];
+    struct pending acks[PENDING_ACKS]; /* FIFO: acks_head, acks_count */
+    uint32_t acks_head;
+    uint32_t acks_count;
     uint64_t acks_dropped;
 
     json_t *patch; /* last CONFIG_PATCH handed out */
@@ -62,9 +64,22 @@ static void pending_init(struct pending *p)
 static bool pending_flush(ph_worker *w, struct pending *p, uint16_t type)
 {
     if (!p->due) return true;
+    /* A retry is not a loss: check for room first so that waiting records
+     * are not counted as overflows on every attempt. */
+    if (!ph_ring_fits(&w->status, (uint32_t)p->buf.size)) return false;
     if (!ph_ring_write(&w->status, type, p->buf.data, (uint32_t)p->buf.size)) return false;
     p->due = false;
     return true;
+}
+
+static void flush_acks(ph_worker *w)
+{
+    /* In order: the oldest waiting ack first, stop at the first that does
+     * not fit. */
+    while (w->acks_count > 0 && pending_flush(w, &w->acks[w->acks_head], PH_REC_ACK)) {
+        w->acks_head = (w->acks_head + 1) % PENDING_ACKS;
+        w->acks_count--;
+    }
 }
 
 static void flush_all(ph_worker *w)
@@ -73,8 +88,7 @@ static void flush_all(ph_worker *w)
      * that follows. */
     pending_flush(w, &w->config, PH_REC_CONFIG);
     pending_flush(w, &w->io, PH_REC_IO);
-    for (int i = 0; i < PENDING_ACKS; i++)
-        if (!pending_flush(w, &w->acks[i], PH_REC_ACK)) break;
+    flush_acks(w);
 }
 
 static int open_with_timeout(ph_worker *w, const struct ph_worker_opts *o, char *err,
@@ -84,7 +98,10 @@ static int open_with_timeout(ph_worker *w, const struct ph_worker_opts *o, char 
     for (;;) {
         int rc = ph_segment_open(&w->seg, o->swarm_id, true, err, errlen);
         /* Missing or not yet initialised: the controller may still be starting. */
-        bool retry = rc == PH_ERR_NOENT || (rc == PH_ERR_MAGIC && strstr(err, "not initialised"));
+        /* Missing, not yet sized or not yet initialised: the controller may be
+         * between shm_open, ftruncate and publishing the header. */
+        bool retry = rc == PH_ERR_NOENT || rc == PH_ERR_TRUNC ||
+                     (rc == PH_ERR_MAGIC && strstr(err, "not initialised"));
         if (!retry || ph_mono_ns() >= deadline) return rc;
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
@@ -234,7 +251,7 @@ bool ph_worker_publish_status(ph_worker *w)
 void ph_worker_tick(ph_worker *w)
 {
     const uint64_t now = ph_mono_coarse_ns();
-    if (w->config.due || w->io.due || w->acks[0].due) flush_all(w);
+    if (w->config.due || w->io.due || w->acks_count > 0) flush_all(w);
     if (w->dirty || now - w->last_publish_ns >= w->heartbeat_ns) ph_worker_publish_status(w);
 }
 
@@ -277,18 +294,17 @@ bool ph_worker_alert(ph_worker *w, const char *level, const char *code, const ch
 
 bool ph_worker_ack(ph_worker *w, uint64_t token, bool ok, const char *message)
 {
-    for (int i = 0; i < PENDING_ACKS; i++) {
-        struct pending *p = &w->acks[i];
-        if (p->due) continue;
-        msgpack_sbuffer_clear(&p->buf);
-        ph_rec_ack_encode(&p->buf, token, ok, message);
-        p->due = true;
-        /* Keep acks in order: only write this one if none before it waits. */
-        if (i == 0) pending_flush(w, p, PH_REC_ACK);
-        return true;
+    if (w->acks_count == PENDING_ACKS) {
+        w->acks_dropped++;
+        return false;
     }
-    w->acks_dropped++;
-    return false;
+    struct pending *p = &w->acks[(w->acks_head + w->acks_count) % PENDING_ACKS];
+    msgpack_sbuffer_clear(&p->buf);
+    ph_rec_ack_encode(&p->buf, token, ok, message);
+    p->due = true;
+    w->acks_count++;
+    flush_acks(w);
+    return true;
 }
 
 static void republish_all(ph_worker *w)

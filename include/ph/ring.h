@@ -94,6 +94,9 @@ void ph_ring_producer_init(ph_ring_producer *p, struct ph_ring_desc *desc, void 
  * goes (8-byte aligned), or NULL when the ring is full (the drop is counted).
  * Nothing is visible to the consumer until ph_ring_publish(). */
 void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len);
+/* True when a record of `body_len` bytes would fit now; counts nothing.
+ * For retrying records that wait for room without inflating overflows. */
+bool ph_ring_fits(ph_ring_producer *p, uint32_t body_len);
 /* Makes every claimed record visible to the consumer. */
 void ph_ring_publish(ph_ring_producer *p);
 /* claim + copy + publish; false when dropped. */

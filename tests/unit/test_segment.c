@@ -1,0 +1,884 @@
+/* Unit tests of the segment (shm/segment.c), slot ownership (shm/slot.c) and
+ * process identity (shm/proc.c), on real POSIX shared memory.
+ *
+ * Every test uses its own swarm id ("ut-seg-<pid>-<n>") and the group
+ * teardown removes every object the tests created, so parallel runs and
+ * failed runs leave nothing behind in /dev/shm. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ph/shm.h"
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+#define MAX_IDS 64
+static char ids[MAX_IDS][PH_ID_MAX];
+static int n_ids;
+
+static const char *new_id(void)
+{
+    assert_true(n_ids < MAX_IDS);
+    snprintf(ids[n_ids], sizeof ids[n_ids], "ut-seg-%d-%d", (int)getpid(), n_ids);
+    return ids[n_ids++];
+}
+
+static int remove_all(void **state)
+{
+    (void)state;
+    char err[256];
+    for (int i = 0; i < n_ids; i++)
+        ph_segment_unlink(ids[i], err, sizeof err);
+    return 0;
+}
+
+static uint64_t my_start(void)
+{
+    uint64_t st = 0;
+    assert_int_equal(ph_proc_start_time((int32_t)getpid(), &st), PH_OK);
+    assert_true(st > 0);
+    return st;
+}
+
+static void create(struct ph_segment *seg, const char *id, uint32_t slots)
+{
+    char err[256];
+    bool adopted = true;
+    struct ph_segment_params p = {.slots = slots, .status_ring = 1024, .command_ring = 512};
+    int rc = ph_segment_create(seg, id, &p, &adopted, err, sizeof err);
+    if (rc != PH_OK) fail_msg("create %s: %s", id, err);
+    assert_false(adopted);
+}
+
+/* A child that sleeps until killed; its start time is real. */
+static pid_t sleeper(uint64_t *start)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Never outlive the test, even when it fails half-way. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(60);
+        for (;;)
+            pause();
+    }
+    assert_int_equal(ph_proc_start_time(pid, start), PH_OK);
+    return pid;
+}
+
+static void kill_and_reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+}
+
+/* A pid and start time of a process that existed and is gone (reaped). */
+static pid_t dead_process(uint64_t *start)
+{
+    pid_t pid = sleeper(start);
+    kill_and_reap(pid);
+    return pid;
+}
+
+static void shm_path(char *buf, size_t n, const char *id)
+{
+    snprintf(buf, n, "/dev/shm/ph.%s", id);
+}
+
+static int open_rc(const char *id, char *err, size_t errlen)
+{
+    struct ph_segment s;
+    int rc = ph_segment_open(&s, id, false, err, errlen);
+    if (rc == PH_OK) ph_segment_close(&s);
+    return rc;
+}
+
+/* ---- segment ------------------------------------------------------------ */
+
+static void segment_create_then_open_round_trip(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c, r, w;
+    create(&c, id, 8);
+    assert_int_equal(c.slots, 8);
+    assert_int_equal(c.status_ring, 1024);
+    assert_int_equal(c.command_ring, 512);
+    assert_int_equal(c.size, ph_segment_size_for(8, 1024, 512));
+    assert_int_equal(atomic_load(&c.hdr->generation), 1);
+
+    char err[256];
+    assert_int_equal(ph_segment_open(&r, id, false, err, sizeof err), PH_OK);
+    assert_int_equal(r.slots, 8);
+    assert_int_equal(r.slot_size, PH_SLOT_META_SIZE + 1024 + 512);
+    assert_int_equal(r.status_ring, 1024);
+    assert_int_equal(r.command_ring, 512);
+    assert_int_equal(r.size, c.size);
+    assert_int_equal(atomic_load(&r.hdr->magic), PH_SHM_MAGIC);
+    assert_int_equal(r.hdr->layout_version, PH_LAYOUT_VERSION);
+    assert_string_equal(r.hdr->swarm_id, id);
+    assert_true(r.hdr->created_real_ns > 0);
+
+    /* Both mappings are the same memory. */
+    assert_int_equal(ph_segment_open(&w, id, true, err, sizeof err), PH_OK);
+    atomic_store(&ph_segment_slot(&w, 7)->w_processed, 4242);
+    assert_int_equal(atomic_load(&ph_segment_slot(&c, 7)->w_processed), 4242);
+    assert_int_equal(atomic_load(&ph_segment_slot(&r, 7)->w_processed), 4242);
+    /* The last slot ends exactly at the end of the segment. */
+    assert_ptr_equal(ph_slot_command_data(&r, ph_segment_slot(&r, 7)) + r.command_ring,
+                     (uint8_t *)r.base + r.size);
+    /* A fresh segment has every slot FREE with empty rings. */
+    for (uint32_t i = 0; i < r.slots; i++) {
+        struct ph_slot *s = ph_segment_slot(&r, i);
+        assert_int_equal(atomic_load(&s->state), 0);
+        assert_int_equal(atomic_load(&s->status.tail), 0);
+    }
+    ph_segment_close(&w);
+    ph_segment_close(&r);
+    ph_segment_close(&c);
+    assert_null(c.base);
+}
+
+static void segment_size_formula_fits_1000_workers_in_16_mib(void **state)
+{
+    (void)state;
+    const uint64_t sz = ph_segment_size_for(1000, 8192, 4096);
+    assert_int_equal(sz,
+                     (uint64_t)PH_SHM_HEADER_SIZE + 1000ull * (PH_SLOT_META_SIZE + 8192 + 4096));
+    assert_true(sz <= 16ull * 1024 * 1024);
+    /* The object really has the size the formula gives (defaults). */
+    const char *id = new_id();
+    struct ph_segment c;
+    char err[256];
+    bool adopted;
+    struct ph_segment_params p = {0};
+    assert_int_equal(ph_segment_create(&c, id, &p, &adopted, err, sizeof err), PH_OK);
+    struct stat st;
+    assert_int_equal(fstat(c.fd, &st), 0);
+    assert_int_equal(
+        (uint64_t)st.st_size,
+        ph_segment_size_for(PH_DEFAULT_SLOTS, PH_DEFAULT_STATUS_RING, PH_DEFAULT_COMMAND_RING));
+    assert_int_equal(c.slots, PH_DEFAULT_SLOTS);
+    ph_segment_close(&c);
+}
+
+static void segment_open_of_missing_swarm_is_noent(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    char err[256] = "";
+    struct ph_segment s;
+    assert_int_equal(ph_segment_open(&s, id, false, err, sizeof err), PH_ERR_NOENT);
+    assert_non_null(strstr(err, id));
+    assert_int_equal(ph_segment_open(&s, id, true, err, sizeof err), PH_ERR_NOENT);
+    assert_int_equal(ph_segment_unlink(id, err, sizeof err), PH_ERR_NOENT);
+}
+
+static void segment_open_and_create_refuse_invalid_swarm_id(void **state)
+{
+    (void)state;
+    char err[256];
+    struct ph_segment s;
+    bool adopted;
+    struct ph_segment_params p = {0};
+    assert_int_equal(ph_segment_open(&s, "../etc", false, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_segment_open(&s, "", false, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_segment_create(&s, "a/b", &p, &adopted, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_segment_unlink("a.b", err, sizeof err), PH_ERR_INVAL);
+}
+
+static void segment_create_refuses_invalid_parameters(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    char err[256];
+    struct ph_segment s;
+    bool adopted;
+    struct ph_segment_params bad[] = {
+        {.status_ring = 1000},
+        {.command_ring = 128},
+        {.status_ring = PH_RING_MAX_CAPACITY * 2},
+        {.slots = PH_MAX_SLOTS + 1},
+        {.mode = 01777},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(ph_segment_create(&s, id, &bad[i], &adopted, err, sizeof err),
+                         PH_ERR_INVAL);
+        assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_NOENT); /* nothing created */
+    }
+}
+
+static void segment_open_rejects_bad_magic(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    char path[128], err[256];
+    shm_path(path, sizeof path, id);
+    /* Written from outside, through the file, as another program could. */
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    const uint64_t junk = 0x4a554e4b4a554e4bull;
+    assert_int_equal(pwrite(fd, &junk, sizeof junk, 0), (ssize_t)sizeof junk);
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_MAGIC);
+    assert_non_null(strstr(err, "magic"));
+    /* Zero magic: a creator that has not finished (or died) */
+    const uint64_t zero = 0;
+    assert_int_equal(pwrite(fd, &zero, sizeof zero, 0), (ssize_t)sizeof zero);
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_MAGIC);
+    assert_non_null(strstr(err, "not initialised"));
+    /* Restored, it opens again: the check was the magic alone. */
+    const uint64_t good = PH_SHM_MAGIC;
+    assert_int_equal(pwrite(fd, &good, sizeof good, 0), (ssize_t)sizeof good);
+    assert_int_equal(open_rc(id, err, sizeof err), PH_OK);
+    close(fd);
+    ph_segment_close(&c);
+}
+
+static void segment_open_rejects_other_layout_version(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    char err[256];
+    c.hdr->layout_version = PH_LAYOUT_VERSION + 1;
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_VERSION);
+    assert_non_null(strstr(err, "layout version"));
+    c.hdr->layout_version = 0;
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_VERSION);
+    c.hdr->layout_version = PH_LAYOUT_VERSION;
+    assert_int_equal(open_rc(id, err, sizeof err), PH_OK);
+    ph_segment_close(&c);
+}
+
+static void segment_open_rejects_truncated_object(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 4);
+    const size_t size = c.size;
+    char err[256];
+    /* Shorter than the header says (the mapping beyond the end is not touched). */
+    assert_int_equal(ftruncate(c.fd, (off_t)size - 1), 0);
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_TRUNC);
+    assert_non_null(strstr(err, "truncated"));
+    assert_int_equal(ftruncate(c.fd, PH_SHM_HEADER_SIZE), 0);
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_TRUNC);
+    /* Shorter than the header itself. */
+    assert_int_equal(ftruncate(c.fd, 100), 0);
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_TRUNC);
+    assert_int_equal(ftruncate(c.fd, 0), 0);
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_TRUNC);
+    ph_segment_close(&c);
+}
+
+static void segment_open_rejects_inconsistent_geometry(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 4);
+    struct ph_shm_header *h = c.hdr;
+    const struct ph_shm_header saved = {.slot_capacity = h->slot_capacity,
+                                        .slot_size = h->slot_size,
+                                        .status_ring = h->status_ring,
+                                        .command_ring = h->command_ring,
+                                        .segment_size = h->segment_size,
+                                        .header_size = h->header_size};
+    char err[256];
+    static const char *const cases[] = {"slot count",   "slot size",    "status ring",
+                                        "command ring", "segment size", "header size",
+                                        "zero slots",   "swarm id"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        switch (i) {
+        case 0:
+            h->slot_capacity = 3;
+            break;
+        case 1:
+            h->slot_size += 8;
+            break;
+        case 2:
+            h->status_ring = 1000;
+            break;
+        case 3:
+            h->command_ring = 64;
+            break;
+        case 4:
+            h->segment_size -= 4096;
+            break;
+        case 5:
+            h->header_size = 8192;
+            break;
+        case 6:
+            h->slot_capacity = 0;
+            h->segment_size = PH_SHM_HEADER_SIZE;
+            break;
+        case 7:
+            memset(h->swarm_id, 'x', sizeof h->swarm_id);
+            break;
+        }
+        int rc = open_rc(id, err, sizeof err);
+        if (rc != PH_ERR_CORRUPT) fail_msg("%s: got %d (%s)", cases[i], rc, err);
+        h->slot_capacity = saved.slot_capacity;
+        h->slot_size = saved.slot_size;
+        h->status_ring = saved.status_ring;
+        h->command_ring = saved.command_ring;
+        h->segment_size = saved.segment_size;
+        h->header_size = saved.header_size;
+        snprintf(h->swarm_id, sizeof h->swarm_id, "%s", id);
+        assert_int_equal(open_rc(id, err, sizeof err), PH_OK);
+    }
+    /* A larger slot count whose size the object cannot hold: consistent
+     * geometry, but the object is too short for it. */
+    h->slot_capacity = 5;
+    h->segment_size = ph_segment_size_for(5, h->status_ring, h->command_ring);
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_TRUNC);
+    ph_segment_close(&c);
+}
+
+static void segment_is_owner_only_by_default_and_honours_mode(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 1);
+    struct stat st;
+    assert_int_equal(fstat(c.fd, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_uid, getuid());
+    ph_segment_close(&c);
+
+    /* An explicit mode wins over the umask. */
+    const char *id2 = new_id();
+    mode_t old = umask(077);
+    char err[256];
+    bool adopted;
+    struct ph_segment_params p = {.slots = 1, .mode = 0640};
+    assert_int_equal(ph_segment_create(&c, id2, &p, &adopted, err, sizeof err), PH_OK);
+    umask(old);
+    char path[128];
+    shm_path(path, sizeof path, id2);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    ph_segment_close(&c);
+}
+
+static void segment_create_refuses_swarm_with_live_controller(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c, c2;
+    create(&c, id, 2);
+    uint64_t start;
+    pid_t ctl = sleeper(&start);
+    ph_segment_set_controller(&c, ctl, start);
+    assert_int_equal(atomic_load(&c.hdr->controller_pid), ctl);
+    assert_int_equal(atomic_load(&c.hdr->controller_start_time), start);
+    assert_true(atomic_load(&c.hdr->controller_heartbeat_ns) > 0);
+
+    char err[256] = "";
+    bool adopted = true;
+    struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_ERR_BUSY);
+    assert_false(adopted);
+    char pidstr[32];
+    snprintf(pidstr, sizeof pidstr, "%d", (int)ctl);
+    assert_non_null(strstr(err, pidstr));
+    assert_int_equal(atomic_load(&c.hdr->generation), 1);
+
+    /* The same pid with another start time is a reused pid: not the controller. */
+    ph_segment_set_controller(&c, ctl, start + 1);
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_OK);
+    assert_true(adopted);
+    assert_int_equal(atomic_load(&c.hdr->generation), 2);
+    ph_segment_close(&c2);
+    kill_and_reap(ctl);
+    ph_segment_close(&c);
+}
+
+static void segment_adoption_after_controller_died_bumps_generation(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c, c2;
+    create(&c, id, 2);
+    uint64_t start;
+    pid_t ctl = sleeper(&start);
+    ph_segment_set_controller(&c, ctl, start);
+    uint32_t idx;
+    char err[256];
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+    ph_segment_close(&c);
+    kill_and_reap(ctl);
+
+    bool adopted = false;
+    struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_OK);
+    assert_true(adopted);
+    assert_int_equal(atomic_load(&c2.hdr->generation), 2);
+    /* Adoption keeps the slots: workers survive a controller restart. */
+    assert_int_equal(ph_slot_state_of(atomic_load(&ph_segment_slot(&c2, idx)->state)),
+                     PH_SLOT_ACTIVE);
+    ph_segment_close(&c2);
+
+    /* The next controller restart is one more generation. */
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_OK);
+    assert_true(adopted);
+    assert_int_equal(atomic_load(&c2.hdr->generation), 3);
+    ph_segment_close(&c2);
+}
+
+static void segment_adoption_treats_zombie_controller_as_dead(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c, c2;
+    create(&c, id, 2);
+    uint64_t start;
+    pid_t ctl = sleeper(&start);
+    ph_segment_set_controller(&c, ctl, start);
+    kill(ctl, SIGKILL);
+    siginfo_t si;
+    /* Wait until it is a zombie, without reaping it. */
+    assert_int_equal(waitid(P_PID, (id_t)ctl, &si, WEXITED | WNOWAIT), 0);
+    char err[256];
+    bool adopted = false;
+    struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_OK);
+    assert_true(adopted);
+    int st;
+    assert_int_equal(waitpid(ctl, &st, 0), ctl);
+    ph_segment_close(&c2);
+    ph_segment_close(&c);
+}
+
+static void segment_adoption_refuses_other_geometry(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c, c2;
+    create(&c, id, 2);
+    char err[256];
+    bool adopted = true;
+    struct ph_segment_params p = {.slots = 3, .status_ring = 1024, .command_ring = 512};
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_ERR_EXISTS);
+    assert_false(adopted);
+    assert_non_null(strstr(err, "geometry"));
+    p.slots = 2;
+    p.status_ring = 2048;
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_ERR_EXISTS);
+    assert_int_equal(atomic_load(&c.hdr->generation), 1);
+    ph_segment_close(&c);
+}
+
+static void segment_adoption_by_own_pid_is_not_busy(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c, c2;
+    create(&c, id, 2);
+    ph_segment_set_controller(&c, (int32_t)getpid(), my_start());
+    char err[256];
+    bool adopted = false;
+    struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_OK);
+    assert_true(adopted);
+    ph_segment_close(&c2);
+    ph_segment_close(&c);
+}
+
+static void segment_unlink_removes_the_object(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 1);
+    ph_segment_close(&c);
+    char err[256], path[128];
+    assert_int_equal(ph_segment_unlink(id, err, sizeof err), PH_OK);
+    shm_path(path, sizeof path, id);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(ph_segment_unlink(id, err, sizeof err), PH_ERR_NOENT);
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_NOENT);
+}
+
+/* ---- slots -------------------------------------------------------------- */
+
+static void slot_claim_sets_active_state_and_identity(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 4);
+    struct ph_slot *s0 = ph_segment_slot(&c, 0);
+    /* Leftovers of a previous owner must be reset by the claim. */
+    atomic_store(&s0->status.tail, 64);
+    atomic_store(&s0->status.head, 64);
+    atomic_store(&s0->command.overflows, 3);
+    atomic_store(&s0->w_processed, 77);
+    atomic_store(&s0->c_quarantine, PH_Q_RECORD);
+
+    char err[256];
+    uint32_t idx = 99;
+    const uint64_t st = my_start();
+    assert_int_equal(
+        ph_slot_claim(&c, "generator", "gen-1", (int32_t)getpid(), st, &idx, err, sizeof err),
+        PH_OK);
+    assert_int_equal(idx, 0);
+    uint64_t w = atomic_load(&s0->state);
+    assert_int_equal(ph_slot_state_of(w), PH_SLOT_ACTIVE);
+    assert_int_equal(ph_slot_pid_of(w), getpid());
+    assert_int_equal(ph_slot_seq_of(w), 1);
+    assert_int_equal(atomic_load(&c.hdr->slot_high_water), 1);
+
+    struct ph_slot_identity id0;
+    assert_true(ph_slot_identity_read(s0, &id0));
+    assert_int_equal(id0.state, w);
+    assert_int_equal(id0.pid, getpid());
+    assert_int_equal(id0.start_time, st);
+    assert_string_equal(id0.role, "generator");
+    assert_string_equal(id0.instance, "gen-1");
+    assert_true(id0.attached_real_ns > 0);
+
+    assert_int_equal(atomic_load(&s0->status.tail), 0);
+    assert_int_equal(atomic_load(&s0->status.head), 0);
+    assert_int_equal(atomic_load(&s0->command.overflows), 0);
+    assert_int_equal(atomic_load(&s0->w_processed), 0);
+    assert_int_equal(atomic_load(&s0->c_quarantine), PH_Q_NONE);
+
+    /* The next claim takes the next slot. */
+    assert_int_equal(
+        ph_slot_claim(&c, "generator", "gen-2", (int32_t)getpid(), st, &idx, err, sizeof err),
+        PH_OK);
+    assert_int_equal(idx, 1);
+    assert_int_equal(atomic_load(&c.hdr->slot_high_water), 2);
+    ph_segment_close(&c);
+}
+
+static void slot_claim_refuses_invalid_identifiers(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    char err[256];
+    uint32_t idx;
+    const uint64_t st = my_start();
+    const int32_t me = (int32_t)getpid();
+    assert_int_equal(ph_slot_claim(&c, "a.b", "i", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    assert_non_null(strstr(err, "role"));
+    assert_int_equal(ph_slot_claim(&c, "r", "", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    assert_non_null(strstr(err, "instance"));
+    assert_int_equal(ph_slot_claim(&c, "r", "ALL", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_slot_claim(&c, "r", "x#", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    for (uint32_t i = 0; i < c.slots; i++)
+        assert_int_equal(atomic_load(&ph_segment_slot(&c, i)->state), 0);
+    ph_segment_close(&c);
+}
+
+static void slot_claim_refuses_instance_held_by_live_process(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 4);
+    char err[256];
+    uint32_t idx;
+    uint64_t start;
+    pid_t holder = sleeper(&start);
+    assert_int_equal(ph_slot_claim(&c, "proc", "p-1", holder, start, &idx, err, sizeof err), PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
+        PH_ERR_BUSY);
+    assert_non_null(strstr(err, "p-1"));
+    /* Same instance name in another role, or another instance: fine. */
+    assert_int_equal(
+        ph_slot_claim(&c, "gen", "p-1", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
+        PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "proc", "p-2", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
+        PH_OK);
+    /* Once the holder is dead, the instance can attach again. */
+    kill_and_reap(holder);
+    assert_int_equal(
+        ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
+        PH_OK);
+    assert_int_equal(idx, 3);
+    ph_segment_close(&c);
+}
+
+static void slot_claim_allows_instance_whose_holder_is_dead_or_reused(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 4);
+    char err[256];
+    uint32_t idx;
+    uint64_t dstart;
+    pid_t dead = dead_process(&dstart);
+    assert_int_equal(ph_slot_claim(&c, "r", "i", dead, dstart, &idx, err, sizeof err), PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+    assert_int_equal(idx, 1);
+    /* A live pid with another start time is a reused pid, not the holder. */
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start() + 1, &idx, err, sizeof err),
+        PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+    ph_segment_close(&c);
+}
+
+static void slot_claim_reports_full_table(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 4);
+    char err[256], inst[16];
+    uint32_t idx;
+    const uint64_t st = my_start();
+    for (int i = 0; i < 4; i++) {
+        snprintf(inst, sizeof inst, "w-%d", i);
+        assert_int_equal(ph_slot_claim(&c, "r", inst, (int32_t)getpid(), st, &idx, err, sizeof err),
+                         PH_OK);
+        assert_int_equal(idx, (uint32_t)i);
+    }
+    assert_int_equal(ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, err, sizeof err),
+                     PH_ERR_FULL);
+    assert_non_null(strstr(err, "4 slots"));
+    /* DETACHED slots are not free either, until the controller frees them. */
+    ph_slot_detach(&c, 2);
+    assert_int_equal(ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, err, sizeof err),
+                     PH_ERR_FULL);
+    assert_true(ph_slot_free(&c, 2, atomic_load(&ph_segment_slot(&c, 2)->state)));
+    assert_int_equal(ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(idx, 2);
+    ph_segment_close(&c);
+}
+
+static void slot_detach_leaves_slot_detached_with_identity(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    char err[256];
+    uint32_t idx;
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+    struct ph_slot *s = ph_segment_slot(&c, idx);
+    const uint64_t active = atomic_load(&s->state);
+    ph_slot_detach(&c, idx);
+    const uint64_t w = atomic_load(&s->state);
+    assert_int_equal(ph_slot_state_of(w), PH_SLOT_DETACHED);
+    assert_int_equal(ph_slot_seq_of(w), ph_slot_seq_of(active));
+    assert_int_equal(ph_slot_pid_of(w), getpid());
+    struct ph_slot_identity ident;
+    assert_true(ph_slot_identity_read(s, &ident));
+    assert_string_equal(ident.instance, "i");
+    /* Detaching twice, or a slot out of range, changes nothing. */
+    ph_slot_detach(&c, idx);
+    assert_int_equal(atomic_load(&s->state), w);
+    ph_slot_detach(&c, 1000);
+    ph_segment_close(&c);
+}
+
+static void slot_free_needs_the_current_state_word(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    char err[256];
+    uint32_t idx;
+    const uint64_t st = my_start();
+    assert_int_equal(ph_slot_claim(&c, "r", "i", (int32_t)getpid(), st, &idx, err, sizeof err),
+                     PH_OK);
+    struct ph_slot *s = ph_segment_slot(&c, idx);
+    const uint64_t active = atomic_load(&s->state);
+    ph_slot_detach(&c, idx);
+    const uint64_t detached = atomic_load(&s->state);
+    /* Stale words: the ACTIVE word it had, a CLAIMING word, another claim count. */
+    assert_false(ph_slot_free(&c, idx, active));
+    assert_false(ph_slot_free(&c, idx, ph_slot_word(PH_SLOT_CLAIMING, 1, getpid())));
+    assert_false(ph_slot_free(&c, idx, ph_slot_word(PH_SLOT_DETACHED, 2, getpid())));
+    assert_false(ph_slot_free(&c, 1000, detached));
+    assert_int_equal(atomic_load(&s->state), detached);
+    assert_true(ph_slot_free(&c, idx, detached));
+    const uint64_t freed = atomic_load(&s->state);
+    assert_int_equal(ph_slot_state_of(freed), PH_SLOT_FREE);
+    assert_int_equal(ph_slot_pid_of(freed), 0);
+    assert_int_equal(ph_slot_seq_of(freed), 1);
+    /* Freeing again with the old word fails: it is a new word now. */
+    assert_false(ph_slot_free(&c, idx, detached));
+
+    /* Claimed again: same slot, a new claim counter. */
+    uint32_t idx2;
+    assert_int_equal(ph_slot_claim(&c, "r", "i2", (int32_t)getpid(), st, &idx2, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(idx2, idx);
+    const uint64_t again = atomic_load(&s->state);
+    assert_int_equal(ph_slot_state_of(again), PH_SLOT_ACTIVE);
+    assert_int_equal(ph_slot_seq_of(again), 2);
+    assert_true(again != active);
+    /* The word of the first claim cannot free the second owner's slot. */
+    assert_false(ph_slot_free(&c, idx, active));
+    assert_false(ph_slot_free(&c, idx, detached));
+    /* The controller can free an ACTIVE slot (dead owner) with its word. */
+    assert_true(ph_slot_free(&c, idx, again));
+    ph_segment_close(&c);
+}
+
+static void slot_identity_read_on_free_slot_returns_false(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    struct ph_slot_identity ident;
+    assert_false(ph_slot_identity_read(ph_segment_slot(&c, 0), &ident));
+    /* A CLAIMING slot names only the claimer's pid. */
+    atomic_store(&ph_segment_slot(&c, 1)->state, ph_slot_word(PH_SLOT_CLAIMING, 1, 4321));
+    assert_true(ph_slot_identity_read(ph_segment_slot(&c, 1), &ident));
+    assert_int_equal(ident.pid, 4321);
+    assert_string_equal(ident.role, "");
+    /* Unterminated identity strings in a hostile segment are cut. */
+    struct ph_slot *s = ph_segment_slot(&c, 0);
+    memset(s->role, 'R', sizeof s->role);
+    memset(s->instance, 'I', sizeof s->instance);
+    atomic_store(&s->state, ph_slot_word(PH_SLOT_ACTIVE, 1, 4321));
+    assert_true(ph_slot_identity_read(s, &ident));
+    assert_int_equal(strlen(ident.role), PH_ID_MAX - 1);
+    assert_int_equal(strlen(ident.instance), PH_ID_MAX - 1);
+    ph_segment_close(&c);
+}
+
+static void slot_word_packs_state_claim_counter_and_pid(void **state)
+{
+    (void)state;
+    uint64_t w = ph_slot_word(PH_SLOT_DETACHED, 0xabcdef, 0x7fffffff);
+    assert_int_equal(ph_slot_state_of(w), PH_SLOT_DETACHED);
+    assert_int_equal(ph_slot_seq_of(w), 0xabcdef);
+    assert_int_equal(ph_slot_pid_of(w), 0x7fffffff);
+    /* The claim counter wraps within its 24 bits. */
+    w = ph_slot_word(PH_SLOT_ACTIVE, 0x1000000, 5);
+    assert_int_equal(ph_slot_seq_of(w), 0);
+    assert_int_equal(ph_slot_pid_of(w), 5);
+}
+
+/* ---- process identity --------------------------------------------------- */
+
+static void proc_alive_checks_pid_and_start_time(void **state)
+{
+    (void)state;
+    const uint64_t st = my_start();
+    assert_true(ph_proc_alive((int32_t)getpid(), st));
+    assert_true(ph_proc_alive((int32_t)getpid(), 0));
+    assert_false(ph_proc_alive((int32_t)getpid(), st + 1));
+    assert_false(ph_proc_alive((int32_t)getpid(), st - 1));
+    assert_false(ph_proc_alive(0, 0));
+    assert_false(ph_proc_alive(-1, 0));
+}
+
+static void proc_alive_false_for_reaped_child(void **state)
+{
+    (void)state;
+    uint64_t st;
+    pid_t pid = sleeper(&st);
+    assert_true(ph_proc_alive(pid, st));
+    kill_and_reap(pid);
+    assert_false(ph_proc_alive(pid, st));
+    assert_false(ph_proc_alive(pid, 0));
+    uint64_t again;
+    assert_int_equal(ph_proc_start_time(pid, &again), PH_ERR_NOENT);
+}
+
+static void proc_alive_false_for_zombie(void **state)
+{
+    (void)state;
+    uint64_t st;
+    pid_t pid = sleeper(&st);
+    kill(pid, SIGKILL);
+    siginfo_t si;
+    assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+    /* Still in /proc with the same start time, yet not alive. */
+    uint64_t zst;
+    assert_int_equal(ph_proc_start_time(pid, &zst), PH_OK);
+    assert_int_equal(zst, st);
+    assert_int_equal(kill(pid, 0), 0);
+    assert_false(ph_proc_alive(pid, st));
+    assert_false(ph_proc_alive(pid, 0));
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+}
+
+static void proc_start_time_rejects_bad_pid_and_orders_child_after_parent(void **state)
+{
+    (void)state;
+    /* A child forked now started after this test process: a later start
+     * time, which is what tells a reused pid from its first owner. */
+    uint64_t st;
+    pid_t pid = sleeper(&st);
+    assert_true(st >= my_start());
+    assert_int_equal(ph_proc_start_time(-5, &st), PH_ERR_INVAL);
+    kill_and_reap(pid);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(segment_create_then_open_round_trip),
+        cmocka_unit_test(segment_size_formula_fits_1000_workers_in_16_mib),
+        cmocka_unit_test(segment_open_of_missing_swarm_is_noent),
+        cmocka_unit_test(segment_open_and_create_refuse_invalid_swarm_id),
+        cmocka_unit_test(segment_create_refuses_invalid_parameters),
+        cmocka_unit_test(segment_open_rejects_bad_magic),
+        cmocka_unit_test(segment_open_rejects_other_layout_version),
+        cmocka_unit_test(segment_open_rejects_truncated_object),
+        cmocka_unit_test(segment_open_rejects_inconsistent_geometry),
+        cmocka_unit_test(segment_is_owner_only_by_default_and_honours_mode),
+        cmocka_unit_test(segment_create_refuses_swarm_with_live_controller),
+        cmocka_unit_test(segment_adoption_after_controller_died_bumps_generation),
+        cmocka_unit_test(segment_adoption_treats_zombie_controller_as_dead),
+        cmocka_unit_test(segment_adoption_refuses_other_geometry),
+        cmocka_unit_test(segment_adoption_by_own_pid_is_not_busy),
+        cmocka_unit_test(segment_unlink_removes_the_object),
+        cmocka_unit_test(slot_claim_sets_active_state_and_identity),
+        cmocka_unit_test(slot_claim_refuses_invalid_identifiers),
+        cmocka_unit_test(slot_claim_refuses_instance_held_by_live_process),
+        cmocka_unit_test(slot_claim_allows_instance_whose_holder_is_dead_or_reused),
+        cmocka_unit_test(slot_claim_reports_full_table),
+        cmocka_unit_test(slot_detach_leaves_slot_detached_with_identity),
+        cmocka_unit_test(slot_free_needs_the_current_state_word),
+        cmocka_unit_test(slot_identity_read_on_free_slot_returns_false),
+        cmocka_unit_test(slot_word_packs_state_claim_counter_and_pid),
+        cmocka_unit_test(proc_alive_checks_pid_and_start_time),
+        cmocka_unit_test(proc_alive_false_for_reaped_child),
+        cmocka_unit_test(proc_alive_false_for_zombie),
+        cmocka_unit_test(proc_start_time_rejects_bad_pid_and_orders_child_after_parent),
+    };
+    return cmocka_run_group_tests(tests, NULL, remove_all);
+}
