@@ -1,0 +1,442 @@
+/* The bridge's core (bridge.h). */
+#include "bridge.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "envelope.h"
+#include "ph/log.h"
+#include "ph/shm.h"
+
+#define NS_PER_MS 1000000ull
+#define NS_PER_S 1000000000ull
+#define LOG_LINES_PER_S 20u
+
+int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sink, char *err,
+                size_t errlen)
+{
+    memset(b, 0, sizeof *b);
+    b->cfg = *cfg;
+    if (b->cfg.check_interval_ns == 0) b->cfg.check_interval_ns = 200 * NS_PER_MS;
+    if (b->cfg.alert_interval_ns == 0) b->cfg.alert_interval_ns = NS_PER_S;
+    b->sink = sink;
+    b->sc.swarm = cfg->swarm;
+    b->sc.max_bytes = cfg->max_signal_bytes;
+    sigcheck_result_init(&b->res);
+    ratelimit_init(&b->alerts, b->cfg.alert_interval_ns);
+    b->ch.fd = -1;
+    b->pid = (int32_t)getpid();
+    int rc = ph_proc_start_time(b->pid, &b->start_time);
+    if (rc != PH_OK) {
+        snprintf(err, errlen, "cannot read this process's start time from /proc (%s)",
+                 ph_err_name(rc));
+        return rc;
+    }
+    return PH_OK;
+}
+
+void bridge_destroy(struct bridge *b)
+{
+    if (b->attached) {
+        ph_channel_unregister_bridge(&b->ch, b->pid);
+        ph_channel_close(&b->ch);
+        b->attached = false;
+    }
+    while (b->head != NULL) {
+        struct bridge_pending *p = b->head;
+        b->head = p->next;
+        free(p);
+    }
+    b->tail = NULL;
+    b->npending = 0;
+    free(b->scratch);
+    b->scratch = NULL;
+    sigcheck_result_free(&b->res);
+}
+
+/* True when a line of this kind may be logged now; a summary of what was
+ * held back goes out with the first line of the next window. */
+static bool log_allowed(struct bridge_logwin *w, uint64_t now_ns, const char *what)
+{
+    if (now_ns - w->start_ns >= NS_PER_S) {
+        if (w->dropped > 0)
+            ph_warn("%" PRIu64 " more %s in the last second were not logged", w->dropped, what);
+        w->start_ns = now_ns;
+        w->n = 0;
+        w->dropped = 0;
+    }
+    if (w->n < LOG_LINES_PER_S) {
+        w->n++;
+        return true;
+    }
+    w->dropped++;
+    return false;
+}
+
+/* ---- channel ------------------------------------------------------------ */
+
+static void set_wait_reason(struct bridge *b, const char *reason)
+{
+    /* Say it once per distinct reason: the attach is retried every check. */
+    if (strcmp(b->wait_reason, reason) != 0) {
+        ph_info("waiting for the controller's channel: %s", reason);
+        snprintf(b->wait_reason, sizeof b->wait_reason, "%s", reason);
+    }
+}
+
+static void detach(struct bridge *b)
+{
+    if (!b->attached) return;
+    ph_channel_unregister_bridge(&b->ch, b->pid);
+    ph_channel_close(&b->ch);
+    b->attached = false;
+    b->quarantined = false;
+}
+
+static int attach(struct bridge *b)
+{
+    char err[256];
+    struct ph_channel ch;
+    int rc = ph_channel_open(&ch, b->cfg.swarm, true, err, sizeof err);
+    if (rc != PH_OK) {
+        set_wait_reason(b, err);
+        return rc;
+    }
+    struct stat st;
+    if (fstat(ch.fd, &st) != 0) {
+        snprintf(err, sizeof err, "cannot stat /dev/shm%s: %s", ch.name, strerror(errno));
+        set_wait_reason(b, err);
+        ph_channel_close(&ch);
+        return PH_ERR_SYS;
+    }
+    const uint32_t out_cap = ch.hdr->out_ring;
+    if (b->scratch_cap < out_cap / 2) {
+        uint8_t *s = realloc(b->scratch, out_cap / 2);
+        if (s == NULL) {
+            set_wait_reason(b, "out of memory for the document buffer");
+            ph_channel_close(&ch);
+            return PH_ERR_SYS;
+        }
+        b->scratch = s;
+        b->scratch_cap = out_cap / 2;
+    }
+    rc = ph_channel_register_bridge(&ch, b->pid, b->start_time, err, sizeof err);
+    if (rc != PH_OK) {
+        set_wait_reason(b, err);
+        ph_channel_close(&ch);
+        return rc;
+    }
+    /* The out ring's positions come from the controller side and are
+     * validated here and on every drain. */
+    if (ph_ring_consumer_init(&b->out, &ch.hdr->out, ch.out_data, out_cap) != PH_OK) {
+        ph_error("channel /dev/shm%s: the out ring's positions are inconsistent; not reading "
+                 "it until the controller re-creates the channel",
+                 ch.name);
+        b->quarantined = true;
+    } else {
+        b->quarantined = false;
+    }
+    ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring);
+    b->ch = ch;
+    b->dev = st.st_dev;
+    b->ino = st.st_ino;
+    b->attached = true;
+    b->ever_attached = true;
+    b->wait_reason[0] = '\0';
+    b->st.attaches++;
+    ph_info("attached to /dev/shm%s (controller pid %" PRId32 ", bridge generation %" PRIu64
+            ", %zu signal(s) pending)",
+            ch.name, atomic_load_explicit(&ch.hdr->controller_pid, memory_order_relaxed),
+            atomic_load_explicit(&ch.hdr->bridge_generation, memory_order_relaxed), b->npending);
+    return PH_OK;
+}
+
+void bridge_poll_channel(struct bridge *b, uint64_t now_ns)
+{
+    if (now_ns < b->next_check_ns) return;
+    b->next_check_ns = now_ns + b->cfg.check_interval_ns;
+    if (!b->attached) {
+        attach(b);
+        return;
+    }
+    /* A restarted controller unlinks the old object and creates a new one
+     * (ph_channel_create): same name, new inode. While the name is absent
+     * the controller is gone or starting; the old mapping stays until a new
+     * channel exists, then whatever is left in the old out ring is drained
+     * before moving over. */
+    char path[PH_ID_MAX + 32];
+    snprintf(path, sizeof path, "/dev/shm%s", b->ch.name);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT) set_wait_reason(b, "the channel was removed (controller stopped?)");
+        return;
+    }
+    if (st.st_ino != b->ino || st.st_dev != b->dev) {
+        ph_info("the controller re-created /dev/shm%s: moving to the new channel", b->ch.name);
+        bridge_drain(b);
+        detach(b);
+        attach(b);
+        return;
+    }
+    /* Still ours? A controller that reset the registration gets us back; a
+     * different live bridge means two bridges for one swarm: step aside. */
+    int32_t holder = atomic_load_explicit(&b->ch.hdr->bridge_pid, memory_order_acquire);
+    if (holder == b->pid) return;
+    char err[256];
+    if (ph_channel_register_bridge(&b->ch, b->pid, b->start_time, err, sizeof err) == PH_OK) {
+        ph_warn("bridge registration on /dev/shm%s was lost; registered again", b->ch.name);
+        b->st.attaches++;
+    } else {
+        ph_error("%s; detaching from the channel", err);
+        ph_channel_close(&b->ch);
+        b->attached = false;
+    }
+}
+
+/* ---- out ring: documents -> envelopes ------------------------------------ */
+
+static void count(_Atomic uint64_t *c)
+{
+    /* Statistics for tools (phctl shm-dump); nothing is ordered by them. */
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static void refuse(struct bridge *b, const char *why)
+{
+    b->st.refused++;
+    if (b->attached) count(&b->ch.hdr->docs_refused);
+    if (log_allowed(&b->log_refused, ph_mono_ns(), "refused documents"))
+        ph_warn("refused document (not published): %s", why);
+}
+
+static void publish(struct bridge *b, struct envelope *e, bool from_controller)
+{
+    char err[256];
+    int rc = sink_publish(b->sink, e->rk, e->env, e->kind, err, sizeof err);
+    if (rc != PH_OK) {
+        ph_error("%s", err);
+        return;
+    }
+    if (from_controller) {
+        b->st.published++;
+        if (b->attached) count(&b->ch.hdr->docs_published);
+    }
+}
+
+static int handle_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t len)
+{
+    struct bridge *b = ctx;
+    if (type != PH_DOC_RECORD) {
+        char why[96];
+        snprintf(why, sizeof why, "ring record of type %u, expected a document (%u)", type,
+                 PH_DOC_RECORD);
+        refuse(b, why);
+        return 0;
+    }
+    struct envelope e;
+    char why[512];
+    if (envelope_from_doc(body, len, ph_real_ns(), &e, why, sizeof why) != PH_OK) {
+        refuse(b, why);
+        return 0;
+    }
+    if (e.secrets_dropped > 0) {
+        b->st.secrets_dropped += e.secrets_dropped;
+        if (log_allowed(&b->log_refused, ph_mono_ns(), "refused documents"))
+            ph_warn("removed %zu secret-named key(s) from data.config before publishing %s",
+                    e.secrets_dropped, e.rk);
+    }
+    publish(b, &e, true);
+    envelope_clear(&e);
+    return 0;
+}
+
+int bridge_drain(struct bridge *b)
+{
+    if (!b->attached || b->quarantined) return 0;
+    int rc = ph_ring_drain(&b->out, handle_doc, b, b->scratch, 0);
+    if (rc == PH_ERR_CORRUPT) {
+        ph_error("channel /dev/shm%s: the out ring failed validation (corrupt record or "
+                 "position); not reading it again until the controller re-creates the channel",
+                 b->ch.name);
+        b->quarantined = true;
+        return 0;
+    }
+    return rc;
+}
+
+/* ---- signals ------------------------------------------------------------- */
+
+static void alert_invalid(struct bridge *b, const struct sigcheck_result *r)
+{
+    uint64_t suppressed = 0;
+    if (!ratelimit_allow(&b->alerts, BRIDGE_ALERT_CODE_INVALID, ph_mono_ns(), &suppressed)) return;
+    json_t *ctx = json_object();
+    json_object_set_new(ctx, "routingKey", r->rk[0] ? json_string(r->rk) : json_null());
+    json_object_set_new(ctx, "bodyPrefix", json_string(r->prefix));
+    json_object_set_new(ctx, "rejection", json_string(sigcheck_verdict_name(r->verdict)));
+    json_object_set_new(ctx, "suppressed", json_integer((json_int_t)suppressed));
+    json_t *data = json_object();
+    json_object_set_new(data, "level", json_string("warn"));
+    json_object_set_new(data, "code", json_string(BRIDGE_ALERT_CODE_INVALID));
+    json_object_set_new(data, "message", json_string(r->reason));
+    json_object_set_new(data, "context", ctx);
+    struct envelope e = {0};
+    e.env = envelope_new(ph_real_ns(), CK_EVENT, "alert", b->cfg.controller_instance, b->cfg.swarm,
+                         CONTRACT_CONTROLLER_ROLE, b->cfg.controller_instance, NULL, NULL, data);
+    char why[256] = "out of memory";
+    if (e.env == NULL || envelope_finish(&e, why, sizeof why) != PH_OK) {
+        ph_error("cannot build the control.invalid-message alert: %s", why);
+    } else {
+        publish(b, &e, false);
+        b->st.alerts++;
+    }
+    envelope_clear(&e);
+}
+
+static void reject(struct bridge *b, const struct sigcheck_result *r)
+{
+    b->st.rejected++;
+    if (b->attached) count(&b->ch.hdr->signals_rejected);
+    if (log_allowed(&b->log_rejected, ph_mono_ns(), "rejected signals"))
+        ph_warn("rejected signal (%s): %s; routing key '%s'; body '%s'",
+                sigcheck_verdict_name(r->verdict), r->reason, r->rk, r->prefix);
+    alert_invalid(b, r);
+}
+
+static void enqueue(struct bridge *b, const struct sigcheck_result *r)
+{
+    struct bridge_pending *p = malloc(sizeof *p + r->doc.size);
+    if (p == NULL) {
+        /* Not dropped silently: the sender sees no outcome and retries. */
+        ph_error("out of memory queueing signal %s (correlationId %s)", r->type, r->cid);
+        return;
+    }
+    p->next = NULL;
+    p->len = (uint32_t)r->doc.size;
+    memcpy(p->body, r->doc.data, r->doc.size);
+    snprintf(p->type, sizeof p->type, "%s", r->type);
+    snprintf(p->cid, sizeof p->cid, "%s", r->cid);
+    if (b->tail != NULL)
+        b->tail->next = p;
+    else
+        b->head = p;
+    b->tail = p;
+    b->npending++;
+}
+
+static enum sigcheck_verdict on_verdict(struct bridge *b)
+{
+    enum sigcheck_verdict v = b->res.verdict;
+    if (v == SIG_OK) {
+        enqueue(b, &b->res);
+        bridge_flush_signals(b);
+    } else {
+        reject(b, &b->res);
+    }
+    sigcheck_result_free(&b->res);
+    return v;
+}
+
+enum sigcheck_verdict bridge_signal_line(struct bridge *b, const char *line, size_t len,
+                                         size_t full_len)
+{
+    sigcheck_line(&b->sc, line, len, full_len, &b->res);
+    return on_verdict(b);
+}
+
+enum sigcheck_verdict bridge_signal_message(struct bridge *b, const char *rk, size_t rklen,
+                                            const char *body, size_t len)
+{
+    sigcheck_message(&b->sc, rk, rklen, body, len, &b->res);
+    return on_verdict(b);
+}
+
+/* Room for one record of `len` body bytes, computed like ph_ring_claim()
+ * does, so that a full ring is found out without counting an overflow in the
+ * ring's statistics on every retry. */
+static bool in_ring_has_room(const ph_ring_producer *p, uint32_t len)
+{
+    const uint64_t need =
+        (PH_RING_HDR + (uint64_t)len + PH_RING_ALIGN - 1) & ~(uint64_t)(PH_RING_ALIGN - 1);
+    const uint32_t to_end = p->capacity - (uint32_t)(p->tail & (p->capacity - 1));
+    const uint64_t total = need <= to_end ? need : need + to_end;
+    return p->capacity - ph_ring_producer_used(p) >= total;
+}
+
+bool bridge_flush_signals(struct bridge *b)
+{
+    if (!b->attached) return b->head == NULL;
+    bool wrote = false;
+    while (b->head != NULL) {
+        struct bridge_pending *p = b->head;
+        if (PH_RING_HDR + (uint64_t)p->len > b->in.max_record) {
+            /* Can never fit this channel: waiting would block every later
+             * signal. Rejected like any other bad message. */
+            struct sigcheck_result r;
+            sigcheck_result_init(&r);
+            r.verdict = SIG_OVERSIZE;
+            snprintf(r.reason, sizeof r.reason,
+                     "signal %s (correlationId %.64s) packs to %" PRIu32
+                     " bytes, more than the channel's in ring takes (%" PRIu32 ")",
+                     p->type, p->cid, p->len, b->in.max_record - PH_RING_HDR);
+            reject(b, &r);
+            sigcheck_result_free(&r);
+        } else if (in_ring_has_room(&b->in, p->len)) {
+            void *dst = ph_ring_claim(&b->in, PH_DOC_RECORD, p->len);
+            if (dst == NULL) break; /* raced with nothing (single producer); be safe */
+            memcpy(dst, p->body, p->len);
+            wrote = true;
+            b->st.forwarded++;
+            ph_info("forwarded signal %s (correlationId %s)", p->type, p->cid);
+        } else {
+            break; /* full: keep it and everything after it for the next tick */
+        }
+        b->head = p->next;
+        if (b->head == NULL) b->tail = NULL;
+        b->npending--;
+        free(p);
+    }
+    /* One release store publishes every record claimed above. */
+    if (wrote) ph_ring_publish(&b->in);
+    return b->head == NULL;
+}
+
+/* ---- loop hooks -------------------------------------------------------- */
+
+static void flush_sink(struct bridge *b)
+{
+    char err[256];
+    if (sink_flush(b->sink, err, sizeof err) != PH_OK &&
+        log_allowed(&b->log_refused, ph_mono_ns(), "sink errors"))
+        ph_error("%s", err);
+}
+
+void bridge_tick(struct bridge *b, uint64_t now_ns)
+{
+    bridge_poll_channel(b, now_ns);
+    if (b->attached)
+        atomic_store_explicit(&b->ch.hdr->bridge_heartbeat_ns, now_ns, memory_order_relaxed);
+    bridge_drain(b);
+    bridge_flush_signals(b);
+    flush_sink(b);
+}
+
+void bridge_stop(struct bridge *b)
+{
+    bridge_drain(b);
+    if (!bridge_flush_signals(b))
+        ph_warn("%zu valid signal(s) could not be handed to the controller before exit",
+                b->npending);
+    flush_sink(b);
+    detach(b);
+    ph_info("stopped: %" PRIu64 " documents published, %" PRIu64 " refused, %" PRIu64
+            " signals forwarded, %" PRIu64 " rejected, %" PRIu64 " alerts, %" PRIu64
+            " secret keys removed, %" PRIu64 " channel registrations",
+            b->st.published, b->st.refused, b->st.forwarded, b->st.rejected, b->st.alerts,
+            b->st.secrets_dropped, b->st.attaches);
+}

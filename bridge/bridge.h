@@ -1,0 +1,123 @@
+/* The bridge's core, independent of transport and event loop:
+ *   - finds the controller's channel (/dev/shm/ph.<swarm>.bridge), registers
+ *     as its bridge, beats the heartbeat, and follows the controller when it
+ *     restarts and re-creates the channel;
+ *   - drains the "out" ring: each document becomes a checked envelope handed
+ *     to the sink, or is refused and counted (docs_refused);
+ *   - takes signals from any transport (bridge_signal_line for the file
+ *     reader, bridge_signal_message for AMQP), forwards valid ones into the
+ *     "in" ring in order (never dropping one when the ring is full), and
+ *     answers invalid ones with a count, a log line and one rate-limited
+ *     control.invalid-message alert.
+ * The event loop (loop.c) only decides when to call bridge_tick(). */
+#ifndef PH_BRIDGE_BRIDGE_H
+#define PH_BRIDGE_BRIDGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ph/channel.h"
+#include "ratelimit.h"
+#include "sigcheck.h"
+#include "sink.h"
+
+#define BRIDGE_ALERT_CODE_INVALID "control.invalid-message"
+
+struct bridge_cfg {
+    const char *swarm;
+    const char *controller_instance; /* origin and scope of the bridge's own alerts */
+    size_t max_signal_bytes;         /* 0: SIGCHECK_DEFAULT_MAX_BYTES */
+    uint64_t check_interval_ns;      /* how often to look for a re-created channel (0: 200 ms) */
+    uint64_t alert_interval_ns;      /* at most one alert per code per this (0: 1 s) */
+};
+
+struct bridge_stats {
+    uint64_t published;       /* controller documents written to the sink */
+    uint64_t refused;         /* controller documents refused */
+    uint64_t forwarded;       /* signals written into the in ring */
+    uint64_t rejected;        /* signals refused */
+    uint64_t alerts;          /* the bridge's own alerts */
+    uint64_t secrets_dropped; /* secret-named keys removed from configs */
+    uint64_t attaches;        /* channel registrations (1 + controller restarts) */
+};
+
+/* A valid signal waiting for room in the in ring. */
+struct bridge_pending {
+    struct bridge_pending *next;
+    uint32_t len;
+    char type[CONTRACT_TYPE_MAX];
+    char cid[CONTRACT_STR_MAX];
+    uint8_t body[];
+};
+
+/* Log lines of one kind per second; the rest are counted and summarised. */
+struct bridge_logwin {
+    uint64_t start_ns;
+    uint32_t n;
+    uint64_t dropped;
+};
+
+struct bridge {
+    struct bridge_cfg cfg;
+    struct sink *sink;
+    struct sigcheck_cfg sc;
+    struct sigcheck_result res; /* reused for every signal */
+    struct ratelimit alerts;
+    struct bridge_logwin log_refused, log_rejected;
+
+    int32_t pid;
+    uint64_t start_time;
+
+    bool attached;
+    bool ever_attached;
+    bool quarantined; /* the out ring failed validation: not read again */
+    struct ph_channel ch;
+    dev_t dev;
+    ino_t ino;
+    ph_ring_consumer out;
+    ph_ring_producer in;
+    uint8_t *scratch;
+    size_t scratch_cap;
+    uint64_t next_check_ns;
+    char wait_reason[256]; /* last reason the channel could not be used */
+
+    struct bridge_pending *head, *tail;
+    size_t npending;
+
+    struct bridge_stats st;
+};
+
+int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sink, char *err,
+                size_t errlen);
+void bridge_destroy(struct bridge *b);
+
+/* Attaches, or notices a re-created channel and moves to it; cheap when
+ * nothing changed (at most one stat(2) per check interval). */
+void bridge_poll_channel(struct bridge *b, uint64_t now_ns);
+/* One loop iteration: channel, heartbeat, out ring, pending signals, sink. */
+void bridge_tick(struct bridge *b, uint64_t now_ns);
+/* Clean stop: drains the out ring once more, offers pending signals once,
+ * flushes the sink and unregisters. */
+void bridge_stop(struct bridge *b);
+
+/* Signals from a transport. The verdict tells the transport what to do
+ * with the message (AMQP: ack on SIG_OK, reject without requeue otherwise);
+ * a valid signal is queued in order and written into the in ring as soon as
+ * there is room. */
+enum sigcheck_verdict bridge_signal_line(struct bridge *b, const char *line, size_t len,
+                                         size_t full_len);
+enum sigcheck_verdict bridge_signal_message(struct bridge *b, const char *rk, size_t rklen,
+                                            const char *body, size_t len);
+/* Valid signals still waiting for room (or for a channel). */
+static inline size_t bridge_signals_pending(const struct bridge *b)
+{
+    return b->npending;
+}
+
+/* Drains the out ring into the sink now; the number of documents handled. */
+int bridge_drain(struct bridge *b);
+/* Writes pending signals into the in ring; true when none is left. */
+bool bridge_flush_signals(struct bridge *b);
+
+#endif

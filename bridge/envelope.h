@@ -1,0 +1,51 @@
+/* Controller documents (ph/doc.h, msgpack) -> contract envelopes (JSON).
+ *
+ * The controller speaks in documents that name the subject and carry the
+ * data; the bridge adds what the wire needs (timestamp, version, both ids
+ * written even when absent, the key order, the routing key) and refuses any
+ * document whose envelope would break the contract. */
+#ifndef PH_BRIDGE_ENVELOPE_H
+#define PH_BRIDGE_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "contract.h"
+#include "ph/record.h"
+
+/* Limits for a document from the out ring, checked before msgpack-c
+ * allocates anything. Wider than ph_mp_default_limits: a controller
+ * status-full lists every worker (about 20 objects each, 10,000 workers and
+ * more), and the ring already caps a document at half its size. */
+extern const struct ph_mp_limits envelope_doc_limits;
+
+struct envelope {
+    json_t *env; /* keys in contract order; owned */
+    enum contract_kind kind;
+    char rk[CONTRACT_RK_MAX]; /* routing key */
+    size_t secrets_dropped;   /* secret-named keys removed from data.config */
+};
+
+/* Builds an envelope from its parts (NULL scope values and ids become JSON
+ * null); `data` is stolen. NULL only when out of memory or a string is not
+ * UTF-8. The result is not checked: see envelope_finish(). */
+json_t *envelope_new(uint64_t real_ns, enum contract_kind kind, const char *type,
+                     const char *origin, const char *swarm, const char *role, const char *instance,
+                     const char *cid, const char *ikey, json_t *data);
+
+/* Checks `e->env` against the contract and derives the routing key.
+ * PH_OK, or PH_ERR_INVAL with the reason; e->env stays owned by e. */
+int envelope_finish(struct envelope *e, char *why, size_t whylen);
+
+/* Decodes one document, builds and checks its envelope. PH_OK with *out
+ * filled (release with envelope_clear), or PH_ERR_CORRUPT / PH_ERR_INVAL with
+ * a reason that names the document ("metric status-delta for
+ * demo.generator.gen-1 from demo-controller: ...") when it got that far. */
+int envelope_from_doc(const uint8_t *doc, size_t len, uint64_t real_ns, struct envelope *out,
+                      char *why, size_t whylen);
+
+void envelope_clear(struct envelope *e);
+
+#endif

@@ -1,0 +1,22 @@
+/* ph-bridge's event loop on io_uring: a timeout for the tick, a signalfd for
+ * SIGTERM/SIGINT, and reads of the signal input. Nothing spins: between
+ * ticks the process sleeps in io_uring_submit_and_wait(). */
+#ifndef PH_BRIDGE_LOOP_H
+#define PH_BRIDGE_LOOP_H
+
+#include <stdint.h>
+
+#include "bridge.h"
+
+struct loop_cfg {
+    uint32_t tick_ms;
+    uint64_t attach_timeout_ns; /* give up when no channel appeared by then */
+    const char *signals;        /* NULL: no signal input; "-": stdin; else a file to follow */
+    size_t max_line;            /* longest signal line kept */
+};
+
+/* Runs until SIGTERM/SIGINT (returns 0 after a clean stop) or a fatal error
+ * (returns 1 with the reason logged). */
+int loop_run(struct bridge *b, const struct loop_cfg *cfg);
+
+#endif

@@ -1,0 +1,28 @@
+/* Sink selection by spec string (sink.h). */
+#include "sink.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int sink_open(const char *spec, struct sink **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (spec == NULL || spec[0] == '\0') {
+        snprintf(err, errlen, "no sink: give --sink file:PATH or set PH_SINK");
+        return PH_ERR_INVAL;
+    }
+    if (strncmp(spec, "file:", 5) == 0) {
+        if (spec[5] == '\0') {
+            snprintf(err, errlen, "sink 'file:' needs a path (file:PATH)");
+            return PH_ERR_INVAL;
+        }
+        return sink_file_open(spec + 5, out, err, errlen);
+    }
+    if (strcmp(spec, "amqp") == 0 || strncmp(spec, "amqp:", 5) == 0) {
+        snprintf(err, errlen,
+                 "sink 'amqp' is not available in this build yet; use --sink file:PATH");
+        return PH_ERR_INVAL;
+    }
+    snprintf(err, errlen, "unknown sink '%.40s': expected file:PATH (or amqp, coming next)", spec);
+    return PH_ERR_INVAL;
+}

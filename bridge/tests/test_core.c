@@ -1,0 +1,364 @@
+/* The bridge core (bridge/bridge.c) against a real channel in /dev/shm,
+ * playing the controller from the test: documents are published or refused
+ * and counted in the channel header, signals reach the in ring in order even
+ * when it is full, bad signals raise one rate-limited alert, and a
+ * controller restart (a re-created channel) is followed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bridge.h"
+#include "ph/log.h"
+#include "ph/record.h"
+#include "sample_docs.h"
+
+/* ---- a sink that keeps what it gets ----------------------------------- */
+
+struct mem_sink {
+    struct sink base;
+    json_t *got; /* [{rk, env}] */
+};
+
+static int mem_publish(struct sink *s, const char *rk, const json_t *env, enum contract_kind kind,
+                       char *err, size_t errlen)
+{
+    (void)kind, (void)err, (void)errlen;
+    struct mem_sink *m = (struct mem_sink *)s;
+    json_array_append_new(m->got, json_pack("{s:s,s:O}", "rk", rk, "env", env));
+    return PH_OK;
+}
+
+static int mem_flush(struct sink *s, char *err, size_t errlen)
+{
+    (void)s, (void)err, (void)errlen;
+    return PH_OK;
+}
+
+static void mem_close(struct sink *s)
+{
+    (void)s;
+}
+
+static const struct sink_ops mem_ops = {mem_publish, mem_flush, mem_close};
+
+struct fixture {
+    char swarm[32];
+    struct ph_channel ch; /* the controller's side */
+    ph_ring_producer out;
+    ph_ring_consumer in;
+    uint8_t *scratch;
+    struct mem_sink sink;
+    struct bridge b;
+    uint64_t now;
+};
+
+static int setup_with(void **state, uint32_t in_ring)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->swarm, sizeof f->swarm, "brunit%d", (int)getpid());
+    char err[256];
+    if (ph_channel_create(&f->ch, f->swarm, 1u << 16, in_ring, err, sizeof err) != PH_OK)
+        fail_msg("%s", err);
+    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
+    assert_int_equal(
+        ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring), PH_OK);
+    f->scratch = malloc(f->ch.hdr->in_ring);
+    f->sink.base.ops = &mem_ops;
+    snprintf(f->sink.base.spec, sizeof f->sink.base.spec, "mem");
+    f->sink.got = json_array();
+    const struct bridge_cfg cfg = {
+        .swarm = f->swarm,
+        .controller_instance = "ctl-1",
+        .check_interval_ns = 1,          /* look at the channel on every tick */
+        .alert_interval_ns = 1000000000, /* one alert per code per second */
+    };
+    assert_int_equal(bridge_init(&f->b, &cfg, &f->sink.base, err, sizeof err), PH_OK);
+    f->now = 1000000000;
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 1u << 16);
+}
+
+static int setup_small_in_ring(void **state)
+{
+    return setup_with(state, 4096);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    bridge_destroy(&f->b);
+    json_decref(f->sink.got);
+    char err[256];
+    ph_channel_close(&f->ch);
+    ph_channel_unlink(f->swarm, err, sizeof err);
+    free(f->scratch);
+    free(f);
+    return 0;
+}
+
+static void tick(struct fixture *f)
+{
+    f->now += 5000000;
+    bridge_tick(&f->b, f->now);
+}
+
+static void write_doc(struct fixture *f, json_t *doc)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    sample_pack(doc, &sb);
+    json_decref(doc);
+    assert_true(ph_ring_write(&f->out, PH_DOC_RECORD, sb.data, (uint32_t)sb.size));
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static uint64_t hdr(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Signal documents waiting in the in ring, by correlationId. */
+struct got_signals {
+    int n;
+    char cid[64][32];
+};
+
+static int on_signal(void *ctx, uint16_t type, const uint8_t *body, uint32_t len)
+{
+    struct got_signals *g = ctx;
+    assert_int_equal(type, PH_DOC_RECORD);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    msgpack_object o;
+    char err[128];
+    assert_int_equal(ph_mp_decode(body, len, true, &zone, &o, err, sizeof err), PH_OK);
+    assert_true(g->n < 64);
+    assert_true(ph_mp_str(ph_mp_map_get(&o, "cid"), g->cid[g->n], sizeof g->cid[0]));
+    g->n++;
+    msgpack_zone_destroy(&zone);
+    return 0;
+}
+
+static void signal_line(struct fixture *f, const char *cid, json_t *data)
+{
+    char *line = sample_signal_line("config-update", f->swarm, "generator", NULL, cid, NULL, data);
+    bridge_signal_line(&f->b, line, strlen(line), strlen(line));
+    free(line);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_registers_and_beats_the_heartbeat(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    assert_true(f->b.attached);
+    assert_int_equal(atomic_load(&f->ch.hdr->bridge_pid), getpid());
+    assert_int_equal(atomic_load(&f->ch.hdr->bridge_generation), 1);
+    assert_int_equal(hdr(&f->ch.hdr->bridge_heartbeat_ns), f->now);
+    tick(f);
+    assert_int_equal(hdr(&f->ch.hdr->bridge_heartbeat_ns), f->now);
+    bridge_stop(&f->b);
+    assert_int_equal(atomic_load(&f->ch.hdr->bridge_pid), 0); /* unregistered */
+}
+
+static void test_valid_documents_are_published_and_invalid_ones_counted(void **state)
+{
+    struct fixture *f = *state;
+    write_doc(f, sample_controller_full(f->swarm, "ctl-1", "c-1", NULL));
+    write_doc(f, sample_worker_delta(f->swarm, "generator", "gen-1", "ctl-1"));
+    json_t *bad = sample_worker_delta(f->swarm, "generator", "gen-1", "ctl-1");
+    json_object_set_new(json_object_get(bad, "data"), "config", json_object());
+    write_doc(f, bad);
+    assert_true(ph_ring_write(&f->out, 77, "junk", 4)); /* not a document record */
+    assert_true(ph_ring_write(&f->out, PH_DOC_RECORD, "\xc1", 1));
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 2);
+    assert_int_equal(hdr(&f->ch.hdr->docs_published), 2);
+    assert_int_equal(hdr(&f->ch.hdr->docs_refused), 3);
+    assert_int_equal(f->b.st.secrets_dropped, 3);
+    json_t *first = json_array_get(f->sink.got, 0);
+    char want[128];
+    snprintf(want, sizeof want, "event.metric.status-full.%s.swarm-controller.ctl-1", f->swarm);
+    assert_string_equal(json_string_value(json_object_get(first, "rk")), want);
+}
+
+static void test_good_signals_reach_the_in_ring_in_order(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    char cid[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(cid, sizeof cid, "c-%d", i);
+        signal_line(f, cid, json_pack("{s:b}", "enabled", i % 2));
+    }
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 5);
+    for (int i = 0; i < 5; i++) {
+        snprintf(cid, sizeof cid, "c-%d", i);
+        assert_string_equal(g.cid[i], cid);
+    }
+    assert_int_equal(f->b.st.forwarded, 5);
+    assert_int_equal(hdr(&f->ch.hdr->signals_rejected), 0);
+    assert_int_equal(json_array_size(f->sink.got), 0); /* no alert */
+}
+
+static void test_signals_wait_when_the_in_ring_is_full_and_none_is_lost(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    char pad[700];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    char cid[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(cid, sizeof cid, "c-%02d", i);
+        signal_line(f, cid, json_pack("{s:s}", "note", pad));
+    }
+    assert_true(bridge_signals_pending(&f->b) > 0);             /* 4 KiB ring: most wait */
+    assert_int_equal(atomic_load(&f->ch.hdr->in.overflows), 0); /* waiting is not dropping */
+    struct got_signals g = {0};
+    for (int round = 0; round < 50 && g.n < 20; round++) {
+        ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0);
+        tick(f);
+    }
+    assert_int_equal(g.n, 20);
+    for (int i = 0; i < 20; i++) {
+        snprintf(cid, sizeof cid, "c-%02d", i);
+        assert_string_equal(g.cid[i], cid);
+    }
+    assert_int_equal(bridge_signals_pending(&f->b), 0);
+}
+
+static void test_bad_signals_raise_one_alert_per_second_with_the_suppressed_count(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    const char *bad[] = {"not json", "[1]", "{\"routingKey\":\"x\",\"envelope\":{}}"};
+    for (int i = 0; i < 3; i++)
+        bridge_signal_line(&f->b, bad[i], strlen(bad[i]), strlen(bad[i]));
+    assert_int_equal(hdr(&f->ch.hdr->signals_rejected), 3);
+    assert_int_equal(json_array_size(f->sink.got), 1);
+    json_t *env = json_object_get(json_array_get(f->sink.got, 0), "env");
+    char why[256];
+    assert_int_equal(contract_check_envelope(env, why, sizeof why), PH_OK);
+    json_t *data = json_object_get(env, "data");
+    assert_string_equal(json_string_value(json_object_get(data, "code")),
+                        "control.invalid-message");
+    assert_string_equal(json_string_value(json_object_get(data, "level")), "warn");
+    json_t *ctx = json_object_get(data, "context");
+    assert_string_equal(json_string_value(json_object_get(ctx, "bodyPrefix")), "not json");
+    assert_true(json_is_null(json_object_get(ctx, "routingKey")));
+    assert_string_equal(json_string_value(json_object_get(env, "origin")), "ctl-1");
+    json_t *scope = json_object_get(env, "scope");
+    assert_string_equal(json_string_value(json_object_get(scope, "role")), "swarm-controller");
+    assert_string_equal(json_string_value(json_object_get(scope, "instance")), "ctl-1");
+    assert_string_equal(json_string_value(json_object_get(scope, "swarmId")), f->swarm);
+    /* nothing reached the controller */
+    assert_false(ph_ring_pending(&f->in));
+    assert_int_equal(f->b.st.published, 0); /* the bridge's own alert is not a document */
+
+    /* A second later the next bad one alerts again and reports the two held back. */
+    f->b.alerts.e[0].last_ns -= 1000000000;
+    bridge_signal_line(&f->b, "{}", 2, 2);
+    assert_int_equal(json_array_size(f->sink.got), 2);
+    env = json_object_get(json_array_get(f->sink.got, 1), "env");
+    ctx = json_object_get(json_object_get(env, "data"), "context");
+    assert_int_equal(json_integer_value(json_object_get(ctx, "suppressed")), 2);
+}
+
+static void test_controller_restart_is_followed_and_pending_signals_survive(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    assert_int_equal(f->b.st.attaches, 1);
+    /* The controller dies; signals arriving meanwhile are kept. */
+    char err[256];
+    ph_channel_close(&f->ch);
+    ph_channel_unlink(f->swarm, err, sizeof err);
+    tick(f);
+    assert_true(f->b.attached); /* old mapping kept until a new channel exists */
+    /* A new controller creates a new channel. */
+    assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
+                     PH_OK);
+    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
+    assert_int_equal(
+        ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring), PH_OK);
+    write_doc(f, sample_controller_delta(f->swarm, "ctl-1"));
+    tick(f);
+    assert_int_equal(f->b.st.attaches, 2);
+    assert_int_equal(atomic_load(&f->ch.hdr->bridge_pid), getpid());
+    assert_int_equal(hdr(&f->ch.hdr->docs_published), 1);
+    signal_line(f, "after-restart", json_object());
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 1);
+    assert_string_equal(g.cid[0], "after-restart");
+}
+
+static void test_signals_before_any_channel_wait_for_it(void **state)
+{
+    struct fixture *f = *state;
+    /* No tick yet: not attached. */
+    signal_line(f, "early", json_object());
+    assert_int_equal(bridge_signals_pending(&f->b), 1);
+    tick(f);
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 1);
+    assert_string_equal(g.cid[0], "early");
+}
+
+static void test_message_path_returns_the_verdict_for_the_transport(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    json_t *env = sample_signal_envelope("swarm-start", f->swarm, "swarm-controller", "ctl-1",
+                                         "m-1", "k-1", json_object());
+    char *body = json_dumps(env, JSON_COMPACT);
+    json_decref(env);
+    char rk[128];
+    snprintf(rk, sizeof rk, "signal.swarm-start.%s.swarm-controller.ctl-1", f->swarm);
+    assert_int_equal(bridge_signal_message(&f->b, rk, strlen(rk), body, strlen(body)), SIG_OK);
+    snprintf(rk, sizeof rk, "signal.swarm-stop.%s.swarm-controller.ctl-1", f->swarm);
+    assert_int_equal(bridge_signal_message(&f->b, rk, strlen(rk), body, strlen(body)),
+                     SIG_TYPE_MISMATCH);
+    free(body);
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 1);
+    assert_string_equal(g.cid[0], "m-1");
+    assert_int_equal(hdr(&f->ch.hdr->signals_rejected), 1);
+}
+
+int main(void)
+{
+    ph_log_init("test_bridge_core", "unit");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_registers_and_beats_the_heartbeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_valid_documents_are_published_and_invalid_ones_counted,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_good_signals_reach_the_in_ring_in_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_signals_wait_when_the_in_ring_is_full_and_none_is_lost,
+                                        setup_small_in_ring, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_bad_signals_raise_one_alert_per_second_with_the_suppressed_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_controller_restart_is_followed_and_pending_signals_survive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signals_before_any_channel_wait_for_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_message_path_returns_the_verdict_for_the_transport,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
