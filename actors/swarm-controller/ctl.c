@@ -88,9 +88,9 @@ uint64_t ctl_worker_tps(const struct ctl_worker *w, uint64_t now_ns, uint64_t wi
     if (newest->t_ns <= oldest->t_ns || newest->processed < oldest->processed) return 0;
     const uint64_t dp = newest->processed - oldest->processed;
     const uint64_t dt = newest->t_ns - oldest->t_ns;
-    /* dp * 1e9 overflows past 1.8e10 items; divide first then. */
-    return dp < UINT64_MAX / 1000000000ull ? dp * 1000000000ull / dt
-                                           : dp / (dt / 1000000000ull + 1);
+    /* 128-bit product: dp * 1e9 overflows 64 bits past 1.8e10 items. */
+    const unsigned __int128 r = (unsigned __int128)dp * 1000000000u / dt;
+    return r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
 }
 
 static void add_sample(struct ctl *c, struct ctl_worker *w, uint64_t t, uint64_t processed)
@@ -230,6 +230,7 @@ static void open_pidfd(struct ctl *c, struct ctl_worker *w)
         return;
     }
     w->pidfd = fd;
+    c->pidfds_to_arm++;
 }
 
 static void track(struct ctl *c, struct ctl_worker *w, struct ph_slot *s, uint64_t word,

@@ -95,7 +95,8 @@ struct ctl {
     uint64_t records;
     uint64_t reclaimed;
     uint64_t quarantined;
-    uint32_t live; /* tracked entries */
+    uint32_t live;          /* tracked entries */
+    uint32_t pidfds_to_arm; /* pidfds opened since the loop last armed polls */
 };
 
 int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hooks);

@@ -466,7 +466,9 @@ static uint64_t pidfd_tag(const struct ctl_worker *w)
 
 static void arm_pidfds(struct app *a)
 {
-    if (a->ctl.live == 0) return;
+    /* Only after a scan opened new pidfds: no per-iteration sweep of the table. */
+    if (a->ctl.pidfds_to_arm == 0) return;
+    a->ctl.pidfds_to_arm = 0;
     for (uint32_t i = 0; i < a->seg.slots; i++) {
         struct ctl_worker *w = &a->ctl.w[i];
         if (!w->tracked || w->pidfd < 0 || w->pidfd_armed) continue;
@@ -489,7 +491,8 @@ static void on_pidfd(struct app *a, uint64_t tag)
     if (w->tracked && ph_slot_seq_of(w->word) == seq) ctl_owner_died(&a->ctl, index, w->word);
 }
 
-static void tick(struct app *a, uint64_t *last_liveness)
+/* Returns whether anything arrived (records or signals). */
+static bool tick(struct app *a, uint64_t *last_liveness)
 {
     uint64_t now = ph_mono_ns();
     ph_segment_heartbeat(&a->seg);
@@ -509,7 +512,7 @@ static void tick(struct app *a, uint64_t *last_liveness)
                               a->chan.hdr->in_ring);
         a->from_bridge.head = atomic_load_explicit(&a->chan.hdr->in.tail, memory_order_acquire);
     }
-    ctl_scan(&a->ctl, now);
+    uint64_t drained = ctl_scan(&a->ctl, now);
     if (now - *last_liveness >= 1000000000ull) {
         ctl_check_liveness(&a->ctl, false);
         *last_liveness = now;
@@ -517,11 +520,20 @@ static void tick(struct app *a, uint64_t *last_liveness)
     outbox_flush(a);
     swarm_tick(&a->swarm, now);
     arm_journal(a);
+    return drained > 0 || n > 0;
 }
 
-static int run(struct app *a)
+/* After this long with nothing arriving, ticks stretch to IDLE_TICK_MS:
+ * an idle swarm then costs a few wake-ups a second. Workers' heartbeats
+ * (1 s by default) keep a live swarm on the short tick, and deaths are
+ * reported by pidfds whatever the tick. */
+#define IDLE_AFTER_NS 1000000000ull
+#define IDLE_TICK_MS 50u
+
+static int run(struct app *a, uint32_t tick_ms)
 {
     uint64_t last_liveness = ph_mono_ns();
+    uint64_t last_activity = last_liveness;
     arm_tick(a);
     arm_signal(a);
     while (!a->stop) {
@@ -551,7 +563,13 @@ static int run(struct app *a)
         }
         io_uring_cq_advance(&a->ring, seen);
         if (ticked && !a->stop) {
-            tick(a, &last_liveness);
+            uint64_t now = ph_mono_ns();
+            if (tick(a, &last_liveness)) last_activity = now;
+            uint32_t ms = now - last_activity > IDLE_AFTER_NS && tick_ms < IDLE_TICK_MS
+                              ? IDLE_TICK_MS
+                              : tick_ms;
+            a->tick.tv_sec = ms / 1000;
+            a->tick.tv_nsec = (long long)(ms % 1000) * 1000000;
             arm_tick(a);
         }
     }
@@ -666,7 +684,7 @@ int main(int argc, char **argv)
     ph_info("controller %s ready (pid %d, tick %u ms, run %s, journal %s)", o.cfg.instance,
             getpid(), o.tick_ms, o.cfg.run_id, a.journal.path);
 
-    rc = run(&a);
+    rc = run(&a, o.tick_ms);
 
     /* Last drain and status so nothing published before the stop is left. */
     tick(&a, &(uint64_t){ph_mono_ns()});

@@ -60,6 +60,7 @@ void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
     else
         a->state = swarm_status_name(s->status);
     for (uint32_t i = 0; i < s->plan.nsteps; i++) a->plan_fired += s->plan.steps[i].fired;
+    a->plan_gen = s->plan_gen;
 }
 
 bool swarm_agg_changed(const struct swarm_agg *a, const struct swarm_agg *b)
@@ -67,13 +68,14 @@ bool swarm_agg_changed(const struct swarm_agg *a, const struct swarm_agg *b)
     if (a->desired != b->desired || a->healthy != b->healthy || a->running != b->running ||
         a->enabled != b->enabled || a->live != b->live || a->io_in != b->io_in ||
         a->io_out != b->io_out || a->status != b->status || strcmp(a->state, b->state) != 0 ||
-        a->plan_fired != b->plan_fired)
+        a->plan_fired != b->plan_fired || a->plan_gen != b->plan_gen)
         return true;
-    /* Rates wander all the time; only a move of a fifth (or to/from zero)
-     * is news. The watermark delta carries the current figure anyway. */
+    /* Rates wander all the time; only a move of a fifth of the figure last
+     * sent (`b`), or to/from zero, is news. The watermark delta carries the
+     * current figure anyway. */
     if ((a->tps == 0) != (b->tps == 0)) return true;
-    uint64_t hi = a->tps > b->tps ? a->tps : b->tps, lo = a->tps > b->tps ? b->tps : a->tps;
-    return hi - lo > hi / 5;
+    const uint64_t diff = a->tps > b->tps ? a->tps - b->tps : b->tps - a->tps;
+    return diff > 0 && diff * 5 >= b->tps;
 }
 
 /* CLOCK_MONOTONIC instant -> RFC 3339 wall-clock text. */

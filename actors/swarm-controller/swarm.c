@@ -110,7 +110,9 @@ struct outcome {
 
 static void idem_store(struct swarm *s, const struct outcome *o, uint64_t now)
 {
-    if (o->ikey == NULL || o->ikey[0] == '\0') return;
+    /* A failure the sender may retry must not be replayed to that retry:
+     * the retry carries the same key and has to be applied for real. */
+    if (o->ikey == NULL || o->ikey[0] == '\0' || o->retryable > 0) return;
     struct swarm_idem *slot = &s->idem[0];
     for (uint32_t i = 0; i < SWARM_IDEM_CACHE; i++) {
         struct swarm_idem *e = &s->idem[i];
@@ -214,7 +216,7 @@ void swarm_destroy(struct swarm *s)
 void swarm_set_roles(struct swarm *s, const struct swarm_role *roles, uint32_t n)
 {
     s->nroles = n < SWARM_MAX_ROLES ? n : SWARM_MAX_ROLES;
-    memcpy(s->roles, roles, s->nroles * sizeof *roles);
+    if (s->nroles > 0) memcpy(s->roles, roles, s->nroles * sizeof *roles);
     refresh_controller_config(s);
 }
 
@@ -581,8 +583,16 @@ static void do_status_request(struct swarm *s, const struct sig *g, enum target_
                               uint64_t now)
 {
     if (tk == T_CONTROLLER || tk == T_SWARM) {
-        s->full_due = true;
-        snprintf(s->full_cid, sizeof s->full_cid, "%s", g->cid);
+        /* Each request gets its own status-full carrying its id; when more
+         * arrive than can wait, the oldest waiting one is answered
+         * without its id rather than the newest being ignored. */
+        if (s->nfull_cids == SWARM_MAX_FULL_CIDS) {
+            memmove(s->full_cids[0], s->full_cids[1],
+                    (SWARM_MAX_FULL_CIDS - 1) * sizeof s->full_cids[0]);
+            s->nfull_cids--;
+            s->full_due = true;
+        }
+        snprintf(s->full_cids[s->nfull_cids++], sizeof s->full_cids[0], "%s", g->cid);
     }
     if (tk == T_CONTROLLER) return;
     struct ctl *c = s->ctl;
@@ -794,6 +804,7 @@ void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t n
         } else {
             s->plan.active = true;
             s->plan.started_ns = now;
+            s->plan_gen++; /* observers learn of the new plan in the next delta */
             struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "applied", -1, -1, NULL};
             emit_outcome(s, &o, now);
         }
@@ -848,6 +859,9 @@ static void workers_tick(struct swarm *s, uint64_t now)
             memset(ws, 0, sizeof *ws);
             ws->word = w->word;
         }
+        /* tps is recomputed against now, so a worker that stops reporting
+         * falls to 0 after the window instead of keeping its last rate. */
+        w->tps = ctl_worker_tps(w, now, c->tps_window_ns);
         const bool stale = !swarm_worker_healthy(s, w, now) &&
                            now - w->tracked_mono_ns > s->cfg.ttl_ns;
         if (stale != ws->stale) {
@@ -943,10 +957,12 @@ void swarm_tick(struct swarm *s, uint64_t now)
         s->last_health = a.state;
     }
 
-    if (s->full_due && swarm_emit_controller_full(s, &a, s->full_cid, now)) {
-        s->full_due = false;
-        s->full_cid[0] = '\0';
+    while (s->nfull_cids > 0 && swarm_emit_controller_full(s, &a, s->full_cids[0], now)) {
+        s->full_due = false; /* an answered request covers a pending plain full */
+        memmove(s->full_cids[0], s->full_cids[1], (s->nfull_cids - 1) * sizeof s->full_cids[0]);
+        s->nfull_cids--;
     }
+    if (s->full_due && swarm_emit_controller_full(s, &a, NULL, now)) s->full_due = false;
     if (!s->have_sent || swarm_agg_changed(&a, &s->last_sent)) s->delta_due = true;
     const uint64_t since = now - s->last_delta_ns;
     if ((s->delta_due && (since >= s->cfg.coalesce_ns || !s->have_sent)) ||

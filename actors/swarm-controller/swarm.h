@@ -31,6 +31,7 @@
 #define SWARM_MAX_PENDING 64
 #define SWARM_IDEM_CACHE 512
 #define SWARM_MAX_PLAN_STEPS 256
+#define SWARM_MAX_FULL_CIDS 32
 
 enum swarm_status {
     SW_NEW,
@@ -163,6 +164,7 @@ struct swarm_agg {
     enum swarm_status status;
     const char *state;
     uint32_t plan_fired;
+    uint32_t plan_gen;
 };
 
 struct swarm_emitter {
@@ -194,8 +196,10 @@ struct swarm {
     struct swarm_plan plan;
 
     /* emission state */
-    bool full_due;
-    char full_cid[256]; /* correlationId for the next controller full ("" = none) */
+    bool full_due;                                  /* a full without a correlationId */
+    char full_cids[SWARM_MAX_FULL_CIDS][256];       /* status-requests waiting for a full */
+    uint32_t nfull_cids;
+    uint32_t plan_gen;                              /* +1 per accepted plan */
     struct swarm_agg last_sent;
     bool have_sent;
     uint64_t last_delta_ns;
