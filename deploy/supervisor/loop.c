@@ -2,14 +2,25 @@
  *
  * Phases:
  *   START_CONTROLLER  the controller runs; wait (≤ 10 s) until the segment
- *                     is valid and names it as controller
- *   START_WORKERS     every worker started; wait until each one is ACTIVE in
- *                     a slot with its pid, then write `ready`
- *   RUNNING           restart whatever exits, with backoff
+ *                     is valid and names it as controller (the controller
+ *                     creates the bridge channel before it says so)
+ *   START_WORKERS     the bridge and every worker started; wait until each
+ *                     worker is ACTIVE in a slot with its pid and the bridge
+ *                     runs, then write `ready`
+ *   RUNNING           restart whatever crashes, with backoff; a process that
+ *                     exits with status 0 was told to stop (a worker after
+ *                     swarm-remove) and stays stopped
  *   STOP_WORKERS      SIGTERM the workers; SIGKILL those left after 5 s
- *   STOP_CONTROLLER   the same for the controller, which goes last so that
- *                     it sees the workers detach
- *   DONE              unlink the segment, remove ready and supervisor.pid
+ *   STOP_CONTROLLER   the same for the controller, which comes after the
+ *                     workers so that it sees them detach and reports it
+ *   STOP_BRIDGE       the same for the bridge, last: the controller's final
+ *                     status goes through the channel, the bridge drains it
+ *                     and exits
+ *   DONE              unlink the segment and the bridge channel, remove
+ *                     ready and supervisor.pid
+ *
+ * The process table is [0] the controller, [1] the bridge when there is
+ * one, then the workers.
  *
  * Waiting never spins: the loop sleeps in io_uring (a POLL_ADD on a
  * signalfd that carries SIGCHLD, SIGTERM, SIGINT and SIGHUP) with a timeout
@@ -32,6 +43,7 @@
 
 #include <liburing.h>
 
+#include "ph/channel.h"
 #include "ph/shm.h"
 
 #define MS 1000000ull
@@ -52,6 +64,7 @@ enum sup_phase {
     SUP_RUNNING,
     SUP_STOP_WORKERS,
     SUP_STOP_CONTROLLER,
+    SUP_STOP_BRIDGE,
     SUP_DONE,
 };
 
@@ -62,8 +75,10 @@ struct sup {
     bool have_uring;
     bool poll_armed;
     int sfd;
-    struct sup_proc *procs; /* [0] is the controller, then the workers */
+    struct sup_proc *procs; /* [0] the controller, [1] the bridge if any, then the workers */
     size_t nprocs;
+    size_t first_worker; /* index of the first worker in procs */
+    size_t nworkers;
     enum sup_phase phase;
     uint64_t phase_started;  /* CLOCK_MONOTONIC */
     uint64_t phase_deadline; /* 0: none */
@@ -110,6 +125,19 @@ static bool is_running(const struct sup_proc *p)
     return p->state == SUP_P_RUNNING;
 }
 
+static struct sup_proc *bridge_proc(struct sup *s)
+{
+    return s->opt->have_bridge ? &s->procs[1] : NULL;
+}
+
+/* The kind of process a stop phase stops. */
+static enum sup_proc_kind phase_kind(enum sup_phase ph)
+{
+    return ph == SUP_STOP_WORKERS      ? SUP_K_WORKER
+           : ph == SUP_STOP_CONTROLLER ? SUP_K_CONTROLLER
+                                       : SUP_K_BRIDGE;
+}
+
 static void save_procs(struct sup *s)
 {
     sup_run_write_procs(s->opt->run, s->procs, s->nprocs);
@@ -120,18 +148,21 @@ static void save_procs(struct sup *s)
 static int build_procs(struct sup *s)
 {
     const struct sup_spec *spec = s->opt->spec;
+    const struct sup_run *run = s->opt->run;
     const char *bin = s->opt->bin_dir;
-    s->procs = calloc(1 + spec->total_workers, sizeof *s->procs);
+    s->first_worker = s->opt->have_bridge ? 2 : 1;
+    s->nworkers = spec->total_workers;
+    s->nprocs = s->first_worker + s->nworkers;
+    s->procs = calloc(s->nprocs, sizeof *s->procs);
     if (s->procs == NULL) return PH_ERR_SYS;
-    s->nprocs = 1 + spec->total_workers;
 
     char path[PATH_MAX], num[16];
     struct sup_proc *c = &s->procs[0];
-    c->is_controller = true;
+    c->kind = SUP_K_CONTROLLER;
     snprintf(c->name, sizeof c->name, "controller");
     snprintf(c->role, sizeof c->role, "swarm-controller");
     snprintf(c->instance, sizeof c->instance, "%s", spec->controller_instance);
-    c->argv = calloc(8 + spec->ncontroller_args, sizeof *c->argv);
+    c->argv = calloc(12 + spec->ncontroller_args, sizeof *c->argv);
     if (c->argv == NULL) return PH_ERR_SYS;
     if (snprintf(path, sizeof path, "%s/ph-swarm-controller", bin) >= (int)sizeof path)
         return PH_ERR_INVAL;
@@ -142,18 +173,54 @@ static int build_procs(struct sup *s)
     c->argv[k++] = xstrdup(spec->swarm_id);
     c->argv[k++] = xstrdup("--slots");
     c->argv[k++] = xstrdup(num);
-    /* The controller reads the desired counts and statusTtlSec/watermarkSec
-     * from the same file. */
+    /* The same id the controller would pick, but explicit: procs.json, the
+     * bridge's --controller-instance and the controller must agree. */
+    c->argv[k++] = xstrdup("--instance");
+    c->argv[k++] = xstrdup(spec->controller_instance);
+    /* In the run folder rather than the controller's /tmp default, so that a
+     * run's journal is found next to its logs. */
+    c->argv[k++] = xstrdup("--journal-dir");
+    c->argv[k++] = xstrdup(run->journal_dir);
+    /* The controller reads the desired counts and its settings
+     * (statusTtlSec, autoStart, runId...) from the same file. */
     c->argv[k++] = xstrdup("--swarm-file");
     c->argv[k++] = xstrdup(spec->path);
+    /* Last: getopt keeps the last value, so the file's args may override. */
     for (size_t i = 0; i < spec->ncontroller_args; i++)
         c->argv[k++] = xstrdup(spec->controller_args[i]);
 
-    size_t w = 1;
+    struct sup_proc *b = bridge_proc(s);
+    if (b != NULL) {
+        b->kind = SUP_K_BRIDGE;
+        snprintf(b->name, sizeof b->name, "bridge");
+        snprintf(b->role, sizeof b->role, "bridge");
+        /* The bridge has no instance id of its own on the wire (it speaks
+         * for the controller's documents). */
+        snprintf(b->instance, sizeof b->instance, "bridge");
+        b->argv = calloc(12, sizeof *b->argv);
+        if (b->argv == NULL) return PH_ERR_SYS;
+        if (snprintf(path, sizeof path, "%s/ph-bridge", bin) >= (int)sizeof path)
+            return PH_ERR_INVAL;
+        k = 0;
+        b->argv[k++] = xstrdup(path);
+        b->argv[k++] = xstrdup("--swarm");
+        b->argv[k++] = xstrdup(spec->swarm_id);
+        b->argv[k++] = xstrdup("--controller-instance");
+        b->argv[k++] = xstrdup(spec->controller_instance);
+        if (s->opt->sink_on_argv) {
+            b->argv[k++] = xstrdup("--sink");
+            b->argv[k++] = xstrdup(s->opt->sink);
+        }
+        b->argv[k++] = xstrdup("--signals");
+        b->argv[k++] = xstrdup(run->signals_path);
+    }
+
+    size_t w = s->first_worker;
     for (size_t r = 0; r < spec->nroles; r++) {
         const struct sup_role *role = &spec->roles[r];
         for (unsigned n = 1; n <= role->count; n++, w++) {
             struct sup_proc *p = &s->procs[w];
+            p->kind = SUP_K_WORKER;
             snprintf(p->role, sizeof p->role, "%s", role->role);
             /* Length checked by the swarm-file parser. */
             snprintf(p->instance, sizeof p->instance, "%.40s-%u", role->role, n);
@@ -257,7 +324,8 @@ static bool controller_ready(struct sup *s)
 }
 
 /* Marks the workers found ACTIVE in a slot under their current pid; true
- * when every worker is. */
+ * when every worker is, except those that exited normally (stopped on
+ * purpose: they will not attach again). */
 static bool workers_attached(struct sup *s)
 {
     struct ph_segment seg;
@@ -269,16 +337,27 @@ static bool workers_attached(struct sup *s)
         struct ph_slot_identity id;
         if (!ph_slot_identity_read(ph_segment_slot(&seg, i), &id)) continue;
         if (ph_slot_state_of(id.state) != PH_SLOT_ACTIVE) continue;
-        for (size_t k = 1; k < s->nprocs; k++) {
+        for (size_t k = s->first_worker; k < s->nprocs; k++) {
             struct sup_proc *p = &s->procs[k];
             if (is_running(p) && p->pid == id.pid && strcmp(p->instance, id.instance) == 0)
                 p->attached_pid = p->pid;
         }
     }
     ph_segment_close(&seg);
-    for (size_t k = 1; k < s->nprocs; k++)
-        if (!is_running(&s->procs[k]) || s->procs[k].attached_pid != s->procs[k].pid) return false;
+    for (size_t k = s->first_worker; k < s->nprocs; k++) {
+        const struct sup_proc *p = &s->procs[k];
+        if (p->state == SUP_P_STOPPED) continue;
+        if (!is_running(p) || p->attached_pid != p->pid) return false;
+    }
     return true;
+}
+
+/* The bridge, when there is one, must be running for the swarm to count as
+ * ready: without it nothing the controller says reaches anyone. */
+static bool bridge_up(struct sup *s)
+{
+    const struct sup_proc *b = bridge_proc(s);
+    return b == NULL || is_running(b);
 }
 
 /* Removes the segment unless a controller we did not start owns it now. */
@@ -299,6 +378,31 @@ static int unlink_segment(struct sup *s)
     }
     int rc = ph_segment_unlink(s->swarm, err, sizeof err);
     if (rc == PH_OK) sup_info("removed segment /dev/shm/ph.%s", s->swarm);
+    if (rc == PH_ERR_NOENT) return PH_OK;
+    if (rc != PH_OK) sup_error("%s", err);
+    return rc;
+}
+
+/* The controller creates /dev/shm/ph.<swarm>.bridge and leaves it when it
+ * exits (a restarted controller replaces it): removed here, with the same
+ * care as the segment. Whether or not a bridge ran, the controller made one. */
+static int unlink_channel(struct sup *s)
+{
+    struct ph_channel ch;
+    char err[256];
+    if (ph_channel_open(&ch, s->swarm, false, err, sizeof err) == PH_OK) {
+        int32_t pid = atomic_load_explicit(&ch.hdr->controller_pid, memory_order_acquire);
+        uint64_t st = atomic_load_explicit(&ch.hdr->controller_start_time, memory_order_relaxed);
+        ph_channel_close(&ch);
+        if (pid > 0 && pid != s->procs[0].pid && ph_proc_alive(pid, st)) {
+            sup_warn("not removing /dev/shm/ph.%s.bridge: controller pid %" PRId32
+                     " (not started by this supervisor) owns it",
+                     s->swarm, pid);
+            return PH_ERR_BUSY;
+        }
+    }
+    int rc = ph_channel_unlink(s->swarm, err, sizeof err);
+    if (rc == PH_OK) sup_info("removed bridge channel /dev/shm/ph.%s.bridge", s->swarm);
     if (rc == PH_ERR_NOENT) return PH_OK;
     if (rc != PH_OK) sup_error("%s", err);
     return rc;
@@ -333,7 +437,7 @@ static void start_proc(struct sup *s, struct sup_proc *p)
     if (sup_spawn(p->argv, p->log_path, &pid, err, sizeof err) != PH_OK) {
         sup_error("%s: %s", p->name, err);
         p->started_mono_ns = now;
-        if (p->is_controller && s->phase == SUP_START_CONTROLLER)
+        if (p->kind == SUP_K_CONTROLLER && s->phase == SUP_START_CONTROLLER)
             begin_shutdown(s, 1, "the controller could not be started");
         else
             schedule_restart(p, now, "could not be started");
@@ -359,11 +463,17 @@ static void on_exit_status(struct sup *s, struct sup_proc *p, int status)
     if (s->phase >= SUP_STOP_WORKERS) {
         p->state = SUP_P_STOPPED;
         sup_info("%s pid %d %s", p->name, (int)p->pid, what);
-    } else if (p->is_controller && s->phase == SUP_START_CONTROLLER) {
+    } else if (p->kind == SUP_K_CONTROLLER && s->phase == SUP_START_CONTROLLER) {
         p->state = SUP_P_STOPPED;
         sup_error("the controller pid %d %s before the segment was ready; see %s", (int)p->pid,
                   what, p->log_path);
         begin_shutdown(s, 1, "the controller did not start");
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        /* Status 0 is a decision, not a crash: a worker exits 0 on SIGTERM
+         * and on the stop command the controller sends for swarm-remove.
+         * Restarting it would undo the removal. */
+        p->state = SUP_P_STOPPED;
+        sup_info("%s pid %d exited normally; not restarted", p->name, (int)p->pid);
     } else {
         char line[160];
         snprintf(line, sizeof line, "pid %d %s", (int)p->pid, what);
@@ -385,12 +495,12 @@ static void reap(struct sup *s)
     }
 }
 
-static size_t signal_procs(struct sup *s, bool controller, int sig)
+static size_t signal_procs(struct sup *s, enum sup_proc_kind kind, int sig)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->nprocs; i++) {
         struct sup_proc *p = &s->procs[i];
-        if (p->is_controller != controller) continue;
+        if (p->kind != kind) continue;
         if (is_running(p)) {
             if (kill(p->pid, sig) == 0) n++;
             if (sig == SIGKILL)
@@ -424,7 +534,7 @@ static void begin_shutdown(struct sup *s, int code, const char *why)
         return;
     }
     enter_phase(s, SUP_STOP_WORKERS, STOP_GRACE, 0);
-    size_t n = signal_procs(s, false, SIGTERM);
+    size_t n = signal_procs(s, SUP_K_WORKER, SIGTERM);
     if (n > 0)
         sup_info("%s: stopping %zu worker%s", why, n, n == 1 ? "" : "s");
     else
@@ -432,18 +542,35 @@ static void begin_shutdown(struct sup *s, int code, const char *why)
     save_procs(s);
 }
 
-/* Moves through the stop phases as processes go away. */
+/* True while a process of `kind` still runs. */
+static bool any_running(const struct sup *s, enum sup_proc_kind kind)
+{
+    for (size_t i = 0; i < s->nprocs; i++)
+        if (s->procs[i].kind == kind && is_running(&s->procs[i])) return true;
+    return false;
+}
+
+/* Moves through the stop phases as processes go away: workers, then the
+ * controller, then the bridge. */
 static void advance_stop(struct sup *s)
 {
     if (s->phase == SUP_STOP_WORKERS) {
-        for (size_t i = 1; i < s->nprocs; i++)
-            if (is_running(&s->procs[i])) return;
+        if (any_running(s, SUP_K_WORKER)) return;
         enter_phase(s, SUP_STOP_CONTROLLER, STOP_GRACE, 0);
-        if (signal_procs(s, true, SIGTERM) > 0)
+        if (signal_procs(s, SUP_K_CONTROLLER, SIGTERM) > 0)
             sup_info("stopping the controller pid %d", (int)s->procs[0].pid);
         save_procs(s);
     }
-    if (s->phase == SUP_STOP_CONTROLLER && !is_running(&s->procs[0])) s->phase = SUP_DONE;
+    if (s->phase == SUP_STOP_CONTROLLER) {
+        if (any_running(s, SUP_K_CONTROLLER)) return;
+        enter_phase(s, SUP_STOP_BRIDGE, STOP_GRACE, 0);
+        /* The controller flushed its last documents into the channel before
+         * exiting; the bridge drains them on SIGTERM, then exits. */
+        if (signal_procs(s, SUP_K_BRIDGE, SIGTERM) > 0)
+            sup_info("stopping the bridge pid %d", (int)bridge_proc(s)->pid);
+        save_procs(s);
+    }
+    if (s->phase == SUP_STOP_BRIDGE && !any_running(s, SUP_K_BRIDGE)) s->phase = SUP_DONE;
 }
 
 /* ---- timers ----------------------------------------------------------- */
@@ -468,9 +595,14 @@ static void on_time(struct sup *s, uint64_t now)
                 char t[32];
                 fmt_secs(now - s->phase_started, t, sizeof t);
                 sup_info("controller ready after %s (segment /dev/shm/ph.%s, %" PRIu32
-                         " slots); starting %zu workers",
-                         t, s->swarm, s->opt->spec->slots, s->nprocs - 1);
+                         " slots); starting %s%zu workers",
+                         t, s->swarm, s->opt->spec->slots, bridge_proc(s) ? "the bridge and " : "",
+                         s->nworkers);
                 enter_phase(s, SUP_START_WORKERS, 0, ATTACH_CHECK_EVERY);
+                /* The bridge first (procs[1]). The order is not critical:
+                 * what the controller writes before a bridge registers waits
+                 * in the channel's ring, and a newly registered bridge is
+                 * sent a fresh status-full. */
                 for (size_t i = 1; i < s->nprocs; i++)
                     start_proc(s, &s->procs[i]);
                 return;
@@ -486,11 +618,11 @@ static void on_time(struct sup *s, uint64_t now)
         break;
     case SUP_START_WORKERS:
         if (now >= s->next_check) {
-            if (workers_attached(s)) {
+            if (workers_attached(s) && bridge_up(s)) {
                 char t[32];
                 fmt_secs(now - s->phase_started, t, sizeof t);
-                sup_info("ready: controller and %zu workers running (attached after %s)",
-                         s->nprocs - 1, t);
+                sup_info("ready: controller, %s%zu workers running (attached after %s)",
+                         bridge_proc(s) ? "bridge and " : "", s->nworkers, t);
                 sup_run_write_ready(s->opt->run);
                 enter_phase(s, SUP_RUNNING, 0, 0);
                 return;
@@ -498,20 +630,23 @@ static void on_time(struct sup *s, uint64_t now)
             s->next_check = now + ATTACH_CHECK_EVERY;
             if (!s->attach_warned && now - s->phase_started >= ATTACH_WARN_AFTER) {
                 s->attach_warned = true;
-                for (size_t i = 1; i < s->nprocs; i++) {
+                for (size_t i = s->first_worker; i < s->nprocs; i++) {
                     struct sup_proc *p = &s->procs[i];
-                    if (!is_running(p) || p->attached_pid != p->pid)
+                    if (p->state != SUP_P_STOPPED && (!is_running(p) || p->attached_pid != p->pid))
                         sup_warn("%s has not attached to the segment yet; see %s", p->name,
                                  p->log_path);
                 }
+                if (!bridge_up(s))
+                    sup_warn("the bridge is not running; see %s", bridge_proc(s)->log_path);
             }
         }
         break;
     case SUP_STOP_WORKERS:
-    case SUP_STOP_CONTROLLER: {
-        bool ctl = s->phase == SUP_STOP_CONTROLLER;
+    case SUP_STOP_CONTROLLER:
+    case SUP_STOP_BRIDGE: {
+        enum sup_proc_kind kind = phase_kind(s->phase);
         if (now >= s->phase_deadline && !s->killed) {
-            signal_procs(s, ctl, SIGKILL);
+            signal_procs(s, kind, SIGKILL);
             s->killed = true;
             s->phase_deadline = now + KILL_GRACE;
         } else if (now >= s->phase_deadline) {
@@ -519,7 +654,7 @@ static void on_time(struct sup *s, uint64_t now)
              * hang the shutdown; it stays in procs.json as running. */
             for (size_t i = 0; i < s->nprocs; i++) {
                 struct sup_proc *p = &s->procs[i];
-                if (p->is_controller == ctl && is_running(p)) {
+                if (p->kind == kind && is_running(p)) {
                     sup_error("%s pid %d survived SIGKILL for 2 s; leaving it", p->name,
                               (int)p->pid);
                     p->state = SUP_P_STOPPED;
@@ -656,8 +791,15 @@ int sup_loop_run(const struct sup_options *opt)
         return 1;
     }
     save_procs(&s);
-    sup_info("starting swarm %s: controller + %zu workers, %" PRIu32 " slots, bin %s", s.swarm,
-             s.nprocs - 1, opt->spec->slots, opt->bin_dir);
+    sup_info("starting swarm %s: controller %s%s + %zu workers, %" PRIu32 " slots, bin %s", s.swarm,
+             opt->spec->controller_instance, opt->have_bridge ? " + bridge" : "", s.nworkers,
+             opt->spec->slots, opt->bin_dir);
+    if (opt->have_bridge) {
+        char sink[PATH_MAX + 8];
+        sup_sink_display(opt->sink, sink, sizeof sink);
+        sup_info("envelopes go to %s; signals are read from %s", sink, opt->run->signals_path);
+    }
+    sup_info("journal: %s/<runId>.jsonl", opt->run->journal_dir);
 
     enter_phase(&s, SUP_START_CONTROLLER, CONTROLLER_READY_TIMEOUT, CONTROLLER_CHECK_EVERY);
     start_proc(&s, &s.procs[0]);
@@ -672,6 +814,7 @@ int sup_loop_run(const struct sup_options *opt)
     }
 
     if (unlink_segment(&s) != PH_OK && s.exit_code == 0) s.exit_code = 1;
+    if (unlink_channel(&s) != PH_OK && s.exit_code == 0) s.exit_code = 1;
     save_procs(&s);
     sup_info("stopped (exit %d)", s.exit_code);
     if (s.have_uring) io_uring_queue_exit(&s.ring);

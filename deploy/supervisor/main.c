@@ -1,9 +1,11 @@
 /* ph-supervisor: runs one swarm from a swarm file.
  *
  * Starts the swarm controller, waits until it has made the shared-memory
- * segment ready, then starts every worker; restarts whatever exits with
- * exponential backoff; on SIGTERM/SIGINT stops the workers, then the
- * controller, and removes the segment. `deploy/phive` is its front end. */
+ * segment ready, then starts the bridge (ph-bridge, which turns the
+ * controller's documents into envelopes) and every worker; restarts whatever
+ * crashes with exponential backoff; on SIGTERM/SIGINT stops the workers, the
+ * controller, then the bridge, and removes the segment and the bridge
+ * channel. `deploy/phive` is its front end. */
 #include "supervisor.h"
 
 #include <errno.h>
@@ -22,21 +24,36 @@ static void usage(FILE *out)
             "Usage: ph-supervisor --swarm-file PATH --run-dir DIR [--bin-dir DIR]\n"
             "       ph-supervisor --swarm-file PATH --check\n"
             "\n"
-            "Runs one swarm: the swarm controller first, then every worker of the swarm\n"
-            "file; restarts a process that exits (backoff 0.5 s doubling to 30 s, reset\n"
-            "after 60 s of uptime); on SIGTERM or SIGINT stops the workers, then the\n"
-            "controller (SIGKILL after 5 s each), removes /dev/shm/ph.<swarmId> and exits 0.\n"
+            "Runs one swarm: the swarm controller first, then the bridge and every worker of\n"
+            "the swarm file. A process that crashes (signal, non-zero status) is restarted\n"
+            "(backoff 0.5 s doubling to 30 s, reset after 60 s of uptime); one that exits\n"
+            "with status 0 (a worker told to stop by swarm-remove) is not. On SIGTERM or\n"
+            "SIGINT stops the workers, then the controller, then the bridge (SIGKILL after\n"
+            "5 s each), removes /dev/shm/ph.<swarmId> and /dev/shm/ph.<swarmId>.bridge and\n"
+            "exits 0.\n"
+            "\n"
+            "Without a ph-bridge in the bin directory the swarm runs without one (a warning\n"
+            "is logged): nothing is published and no signal reaches the controller.\n"
             "\n"
             "Options:\n"
             "  --swarm-file PATH  swarm file: {\"swarmId\": ID, \"roles\": [{\"role\": R,\n"
             "                     \"count\": N, \"config\": {...}}, ...], \"controller\":\n"
             "                     {\"instance\": I, \"slots\": N, \"args\": [...]}}\n"
+            "                     Other top-level keys (statusTtlSec, watermarkSec,\n"
+            "                     deltaCoalesceMs, workerDeltas, deadGraceSec, autoStart,\n"
+            "                     runId, description) are the controller's; they are\n"
+            "                     checked here and read by the controller from the file.\n"
             "  --run-dir DIR      where run files go: supervisor.pid, procs.json, ready,\n"
-            "                     logs/<name>.log, config/<instance>.json (created if absent)\n"
-            "  --bin-dir DIR      where ph-swarm-controller and ph-worker are\n"
+            "                     run.json, logs/<name>.log, config/<instance>.json,\n"
+            "                     journal/<runId>.jsonl, signals.jsonl (created if absent)\n"
+            "  --bin-dir DIR      where ph-swarm-controller, ph-worker and ph-bridge are\n"
             "                     (default: the directory of this executable)\n"
             "  --check            validate the swarm file, print a summary and exit\n"
             "  --help             this text\n"
+            "\n"
+            "Environment:\n"
+            "  PH_SINK            where the bridge sends envelopes (default:\n"
+            "                     file:<run-dir>/envelopes.jsonl); passed on to the bridge\n"
             "\n"
             "Exit status: 0 after a clean stop or a valid --check; 1 when the swarm file is\n"
             "invalid, the swarm already runs, or the controller does not start; 2 on bad usage.\n");
@@ -52,11 +69,12 @@ static int default_bin_dir(char *out, size_t n)
     return 0;
 }
 
-static bool executable(const char *dir, const char *name)
+static bool executable(const char *dir, const char *name, bool quiet)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (access(path, X_OK) == 0) return true;
+    if (quiet) return false;
     fprintf(stderr,
             "ph-supervisor: %s is not an executable (%s); build the project or pass "
             "--bin-dir\n",
@@ -81,8 +99,10 @@ static void ensure_std_fds(void)
 
 static void print_summary(const struct sup_spec *spec)
 {
-    printf("swarm %s: %zu workers in %zu roles, %u slots, controller instance %s\n", spec->swarm_id,
-           spec->total_workers, spec->nroles, spec->slots, spec->controller_instance);
+    json_t *auto_start = json_object_get(spec->root, "autoStart");
+    printf("swarm %s: %zu workers in %zu roles, %u slots, controller instance %s%s\n",
+           spec->swarm_id, spec->total_workers, spec->nroles, spec->slots,
+           spec->controller_instance, json_is_true(auto_start) ? ", autoStart" : "");
     for (size_t i = 0; i < spec->nroles; i++)
         printf("  %-20s x%u\n", spec->roles[i].role, spec->roles[i].count);
 }
@@ -171,10 +191,15 @@ int main(int argc, char **argv)
         sup_spec_free(&spec);
         return 1;
     }
-    if (!executable(opt.bin_dir, "ph-swarm-controller") || !executable(opt.bin_dir, "ph-worker")) {
+    if (!executable(opt.bin_dir, "ph-swarm-controller", false) ||
+        !executable(opt.bin_dir, "ph-worker", false)) {
         sup_spec_free(&spec);
         return 1;
     }
+    /* The bridge is optional: controller and workers are useful on their
+     * own (phctl reads the segment), and a checkout built before the bridge
+     * existed must still run. */
+    opt.have_bridge = executable(opt.bin_dir, "ph-bridge", true);
 
     struct sup_run run;
     int rc = sup_run_open(&run, run_dir, err, sizeof err);
@@ -185,6 +210,24 @@ int main(int argc, char **argv)
         return 1;
     }
     opt.run = &run;
+
+    const char *env_sink = getenv("PH_SINK");
+    if (env_sink != NULL && env_sink[0] != '\0') {
+        snprintf(opt.sink, sizeof opt.sink, "%s", env_sink);
+        /* A file sink goes on the command line, where ps shows it. Any
+         * other sink (a broker URL) may carry a password, and every user can
+         * read argv: the bridge takes it from PH_SINK, which it inherits. */
+        opt.sink_on_argv = strncmp(env_sink, "file:", 5) == 0;
+    } else {
+        snprintf(opt.sink, sizeof opt.sink, "file:%s", run.envelopes_path);
+        opt.sink_on_argv = true;
+    }
+    if (!opt.have_bridge)
+        sup_warn("no ph-bridge in %s: running without a bridge (no envelopes are published, no "
+                 "signal reaches the controller); build it to get one",
+                 opt.bin_dir);
+    sup_run_write_info(&run, &spec, opt.have_bridge, opt.sink);
+
     int code = sup_loop_run(&opt);
     sup_run_close(&run);
     sup_spec_free(&spec);

@@ -10,7 +10,14 @@
  *   ready            exists once every process runs (workers attached)
  *   logs/<name>.log  each child's stdout and stderr
  *   config/<inst>.json  each worker's start configuration, mode 0600: configs
- *                    may hold secrets, and argv is readable by every user */
+ *                    may hold secrets, and argv is readable by every user
+ *   journal/<runId>.jsonl  the controller's journal (--journal-dir), 0700
+ *   signals.jsonl    signals for the controller, one {"routingKey", "envelope"}
+ *                    per line: tools append, the bridge reads (--signals);
+ *                    0600 because a signal may carry a config patch
+ *   envelopes.jsonl  what the bridge publishes, when PH_SINK is not set
+ *   run.json         where this run's envelopes, signals and journal go, for
+ *                    phive and people */
 #include "supervisor.h"
 
 #include <errno.h>
@@ -68,7 +75,11 @@ int sup_run_open(struct sup_run *run, const char *dir, char *err, size_t errlen)
         (rc = join(run->ready_path, run->dir, "ready", err, errlen)) != PH_OK ||
         (rc = join(run->procs_path, run->dir, "procs.json", err, errlen)) != PH_OK ||
         (rc = join(run->logs_dir, run->dir, "logs", err, errlen)) != PH_OK ||
-        (rc = join(run->config_dir, run->dir, "config", err, errlen)) != PH_OK)
+        (rc = join(run->config_dir, run->dir, "config", err, errlen)) != PH_OK ||
+        (rc = join(run->journal_dir, run->dir, "journal", err, errlen)) != PH_OK ||
+        (rc = join(run->signals_path, run->dir, "signals.jsonl", err, errlen)) != PH_OK ||
+        (rc = join(run->envelopes_path, run->dir, "envelopes.jsonl", err, errlen)) != PH_OK ||
+        (rc = join(run->info_path, run->dir, "run.json", err, errlen)) != PH_OK)
         return rc;
 
     run->pid_fd = open(run->pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -102,6 +113,7 @@ int sup_run_open(struct sup_run *run, const char *dir, char *err, size_t errlen)
     /* The lock is ours: whatever else is in the directory is stale. */
     unlink(run->ready_path);
     unlink(run->procs_path);
+    unlink(run->info_path);
     char line[32];
     int len = snprintf(line, sizeof line, "%ld\n", (long)getpid());
     if (ftruncate(run->pid_fd, 0) != 0 || pwrite(run->pid_fd, line, (size_t)len, 0) != len)
@@ -111,6 +123,20 @@ int sup_run_open(struct sup_run *run, const char *dir, char *err, size_t errlen)
     if ((rc = mkdirs(run->config_dir, 0700, err, errlen)) != PH_OK) return rc;
     /* An existing config/ made by someone else with a wider mode is narrowed. */
     if (chmod(run->config_dir, 0700) != 0) return sys_fail(err, errlen, "chmod", run->config_dir);
+    /* The journal records signals, config patches included. */
+    if ((rc = mkdirs(run->journal_dir, 0700, err, errlen)) != PH_OK) return rc;
+    if (chmod(run->journal_dir, 0700) != 0) return sys_fail(err, errlen, "chmod", run->journal_dir);
+
+    /* Emptied: signals a tool left for an earlier run must not be replayed
+     * to this one's controller. Tools append to it, so it must exist before
+     * the bridge starts reading. */
+    int fd = open(run->signals_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return sys_fail(err, errlen, "create", run->signals_path);
+    if (fchmod(fd, 0600) != 0) {
+        close(fd);
+        return sys_fail(err, errlen, "chmod", run->signals_path);
+    }
+    close(fd);
     return PH_OK;
 }
 
@@ -223,6 +249,51 @@ int sup_run_write_ready(const struct sup_run *run)
     strcat(ts, "\n");
     char err[512];
     int rc = write_atomic(run->ready_path, ts, 0644, err, sizeof err);
+    if (rc != PH_OK) sup_warn("%s", err);
+    return rc;
+}
+
+/* A sink for display: "file:PATH" as it is; in a URL
+ * (amqp://user:password@host/...) the password is replaced by "***". */
+void sup_sink_display(const char *sink, char *out, size_t n)
+{
+    snprintf(out, n, "%s", sink);
+    char *scheme_end = strstr(out, "://");
+    if (scheme_end == NULL) return;
+    char *auth = scheme_end + 3;
+    char *at = strchr(auth, '@');
+    char *slash = strchr(auth, '/');
+    if (at == NULL || (slash != NULL && slash < at)) return;
+    char *colon = memchr(auth, ':', (size_t)(at - auth));
+    if (colon == NULL) return;
+    char rest[PATH_MAX + 8];
+    snprintf(rest, sizeof rest, "%s", at);
+    snprintf(colon, n - (size_t)(colon - out), ":***%s", rest);
+}
+
+int sup_run_write_info(const struct sup_run *run, const struct sup_spec *spec, bool bridge,
+                       const char *sink)
+{
+    char shown[PATH_MAX + 8];
+    sup_sink_display(sink, shown, sizeof shown);
+    json_t *doc =
+        json_pack("{s:s, s:s, s:b, s:s, s:s, s:s}", "swarmId", spec->swarm_id, "controllerInstance",
+                  spec->controller_instance, "bridge", bridge, "sink", shown, "signals",
+                  run->signals_path, "journalDir", run->journal_dir);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+    json_decref(doc);
+    if (text == NULL) return PH_ERR_INVAL;
+    size_t len = strlen(text);
+    char *nl = realloc(text, len + 2);
+    if (nl == NULL) {
+        free(text);
+        return PH_ERR_SYS;
+    }
+    nl[len] = '\n';
+    nl[len + 1] = '\0';
+    char err[512];
+    int rc = write_atomic(run->info_path, nl, 0644, err, sizeof err);
+    free(nl);
     if (rc != PH_OK) sup_warn("%s", err);
     return rc;
 }

@@ -4,6 +4,8 @@
  *   runfiles.c   the run directory: pid lock, procs.json, ready, config files
  *   spawn.c      starts one child with its output appended to a log file
  *   loop.c       the event loop: start order, restarts with backoff, shutdown
+ *                (controller, then bridge and workers; stop: workers,
+ *                controller, bridge)
  *   log.c        timestamped log lines on stderr
  *   main.c       command line */
 #ifndef PH_SUPERVISOR_H
@@ -34,9 +36,9 @@ struct sup_spec {
     struct sup_role *roles;
     size_t nroles;
     size_t total_workers;
-    char controller_instance[PH_ID_MAX];
-    uint32_t slots;               /* resolved: the file's value or max(16, 2 * workers) */
-    const char **controller_args; /* borrowed strings, NULL-terminated */
+    char controller_instance[PH_ID_MAX]; /* the file's or "<swarmId>-controller" */
+    uint32_t slots;                      /* resolved: the file's value or max(16, 2 * workers) */
+    const char **controller_args;        /* borrowed strings, NULL-terminated */
     size_t ncontroller_args;
     json_t *root;
 };
@@ -60,14 +62,20 @@ enum sup_proc_state {
     SUP_P_PENDING, /* not started yet */
     SUP_P_RUNNING, /* a live child */
     SUP_P_BACKOFF, /* exited; restart scheduled at restart_at */
-    SUP_P_STOPPED, /* exited during shutdown, or never to be started again */
+    SUP_P_STOPPED, /* exited during shutdown or with status 0: not started again */
+};
+
+enum sup_proc_kind {
+    SUP_K_CONTROLLER,
+    SUP_K_BRIDGE,
+    SUP_K_WORKER,
 };
 
 struct sup_proc {
-    char name[PH_ID_MAX]; /* "controller" or the instance id; names the log */
-    char role[PH_ID_MAX]; /* "swarm-controller" for the controller */
+    char name[PH_ID_MAX]; /* "controller", "bridge" or the instance id; names the log */
+    char role[PH_ID_MAX]; /* "swarm-controller", "bridge" or the worker's role */
     char instance[PH_ID_MAX];
-    bool is_controller;
+    enum sup_proc_kind kind;
     char **argv; /* argv[0] is the absolute binary path */
     char log_path[PATH_MAX];
     enum sup_proc_state state;
@@ -97,12 +105,17 @@ struct sup_run {
     char procs_path[PATH_MAX];
     char logs_dir[PATH_MAX];
     char config_dir[PATH_MAX];
-    int pid_fd; /* holds an flock while the supervisor lives */
+    char journal_dir[PATH_MAX];    /* the controller's --journal-dir */
+    char signals_path[PATH_MAX];   /* the bridge's --signals: tools append signal lines */
+    char envelopes_path[PATH_MAX]; /* the bridge's file sink unless PH_SINK says otherwise */
+    char info_path[PATH_MAX];      /* run.json: where this run's envelopes and journal go */
+    int pid_fd;                    /* holds an flock while the supervisor lives */
 };
 
-/* Creates the run directory (and logs/, config/), takes the lock on
- * supervisor.pid (PH_ERR_BUSY with the holder's pid when another supervisor
- * has it), writes our pid and removes stale ready/procs.json. */
+/* Creates the run directory (and logs/, config/, journal/), takes the lock
+ * on supervisor.pid (PH_ERR_BUSY with the holder's pid when another
+ * supervisor has it), writes our pid, removes stale ready/procs.json and
+ * creates an empty signals.jsonl (0600). */
 int sup_run_open(struct sup_run *run, const char *dir, char *err, size_t errlen);
 /* Writes <config_dir>/<instance>.json, mode 0600, into path. */
 int sup_run_write_config(const struct sup_run *run, const char *instance, const json_t *config,
@@ -110,6 +123,14 @@ int sup_run_write_config(const struct sup_run *run, const char *instance, const 
 /* Rewrites procs.json atomically (temporary file + rename). */
 int sup_run_write_procs(const struct sup_run *run, const struct sup_proc *procs, size_t n);
 int sup_run_write_ready(const struct sup_run *run);
+/* A sink for logs and run.json: "file:PATH" as it is; in a URL
+ * (amqp://user:password@host/...) the password becomes "***". */
+void sup_sink_display(const char *sink, char *out, size_t n);
+/* Writes run.json: {swarmId, controllerInstance, bridge, sink, signals,
+ * journalDir}. `sink` is shown as given (a file sink) or with the password
+ * of a URL masked. */
+int sup_run_write_info(const struct sup_run *run, const struct sup_spec *spec, bool bridge,
+                       const char *sink);
 /* Removes ready and supervisor.pid and drops the lock; procs.json stays so
  * that tools can see the last pids. */
 void sup_run_close(struct sup_run *run);
@@ -120,6 +141,10 @@ struct sup_options {
     const struct sup_spec *spec;
     struct sup_run *run;
     char bin_dir[PATH_MAX];
+    bool have_bridge; /* bin_dir holds ph-bridge: start it; otherwise run without */
+    /* Where the bridge sends envelopes: $PH_SINK, else file:<run>/envelopes.jsonl. */
+    char sink[PATH_MAX + 8];
+    bool sink_on_argv; /* false: the bridge reads PH_SINK from its environment */
 };
 
 /* Runs the swarm until SIGTERM/SIGINT/SIGHUP; returns the exit code. */

@@ -4,7 +4,14 @@
  *   {"swarmId": "demo",
  *    "roles": [{"role": "generator", "count": 2, "config": {...}}, ...],
  *    "controller": {"instance": "...", "slots": N, "args": ["--tick-ms", "50"]},
- *    "statusTtlSec": 15, "watermarkSec": 5}
+ *    "statusTtlSec": 15, "watermarkSec": 5, "deltaCoalesceMs": 50,
+ *    "workerDeltas": true, "deadGraceSec": 30, "autoStart": true,
+ *    "runId": "...", "description": "..."}
+ *
+ * The supervisor itself uses swarmId, roles and controller; the other keys
+ * are the controller's, which reads them from the same file (--swarm-file).
+ * They are still type-checked here: the controller ignores a value it cannot
+ * use and falls back to its default, which nobody would notice in a log.
  *
  * Everything is checked before a single process starts, and every error
  * names the file and the exact place ("roles[1].count"), because a swarm
@@ -96,16 +103,57 @@ static int ident_field(const json_t *v, const char *what, char *out, const char 
     return PH_OK;
 }
 
-/* An optional positive number of seconds (statusTtlSec, watermarkSec). The
- * supervisor does not use them itself: the controller reads them from the
- * same file. */
-static int seconds_field(const json_t *root, const char *key, const char *file, char *err,
-                         size_t errlen)
+/* The controller's settings in the swarm file, with the ranges the
+ * controller accepts (actors/swarm-controller/main.c, load_swarm_file). */
+static int controller_settings(const json_t *root, const char *file, char *err, size_t errlen)
 {
-    json_t *v = json_object_get(root, key);
-    if (v == NULL) return PH_OK;
-    if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 86400)
-        return fail(err, errlen, file, key, "must be a number of seconds in (0, 86400]");
+    static const struct {
+        const char *key;
+        double min;
+        bool min_open; /* the value must be above min, not equal to it */
+        double max;
+        bool integer;
+        const char *what;
+    } nums[] = {
+        {"statusTtlSec", 0, true, 3600, false, "a number of seconds in (0, 3600]"},
+        {"watermarkSec", 0, true, 3600, false, "a number of seconds in (0, 3600]"},
+        {"deltaCoalesceMs", 0, false, 60000, true, "an integer number of milliseconds in 0..60000"},
+        {"deadGraceSec", 0, false, 86400, false, "a number of seconds in [0, 86400]"},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        json_t *v = json_object_get(root, nums[i].key);
+        if (v == NULL) continue;
+        bool ok = nums[i].integer ? json_is_integer(v) : json_is_number(v);
+        if (ok) {
+            double d = json_number_value(v);
+            ok = (nums[i].min_open ? d > nums[i].min : d >= nums[i].min) && d <= nums[i].max;
+        }
+        if (!ok && json_is_number(v))
+            return fail(err, errlen, file, nums[i].key, "must be %s (got %g)", nums[i].what,
+                        json_number_value(v));
+        if (!ok)
+            return fail(err, errlen, file, nums[i].key, "must be %s, not %s", nums[i].what,
+                        json_type_name(v));
+    }
+    static const char *const bools[] = {"workerDeltas", "autoStart"};
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
+        json_t *v = json_object_get(root, bools[i]);
+        if (v != NULL && !json_is_boolean(v))
+            return fail(err, errlen, file, bools[i], "must be true or false, not %s",
+                        json_type_name(v));
+    }
+    json_t *v = json_object_get(root, "runId");
+    if (v != NULL) {
+        /* The run id names the journal file and appears in status
+         * documents: an identifier, like the swarm id. */
+        char run_id[PH_ID_MAX];
+        int rc = ident_field(v, "run id", run_id, file, "runId", err, errlen);
+        if (rc != PH_OK) return rc;
+    }
+    v = json_object_get(root, "description");
+    if (v != NULL && !json_is_string(v))
+        return fail(err, errlen, file, "description", "must be a string, not %s",
+                    json_type_name(v));
     return PH_OK;
 }
 
@@ -167,7 +215,11 @@ static int parse_role(json_t *v, size_t i, struct sup_role *r, const char *file,
 static int parse_controller(json_t *c, struct sup_spec *spec, const char *file, char *err,
                             size_t errlen)
 {
-    snprintf(spec->controller_instance, sizeof spec->controller_instance, "swarm-controller");
+    /* The controller's own default (ph-swarm-controller --help), truncated
+     * the same way so that a 63-character swarm id still gives an
+     * identifier. The supervisor passes it with --instance anyway. */
+    snprintf(spec->controller_instance, sizeof spec->controller_instance, "%.52s-controller",
+             spec->swarm_id);
     spec->slots = 0;
     if (c == NULL) return PH_OK;
     if (!json_is_object(c))
@@ -220,8 +272,10 @@ static int parse(struct sup_spec *spec, const char *file, char *err, size_t errl
     if (!json_is_object(root))
         return fail(err, errlen, file, NULL, "the swarm file must hold a JSON object, not %s",
                     json_type_name(root));
-    static const char *const keys[] = {"swarmId",      "roles",       "controller", "statusTtlSec",
-                                       "watermarkSec", "description", NULL};
+    static const char *const keys[] = {"swarmId",      "roles",        "controller",
+                                       "statusTtlSec", "watermarkSec", "deltaCoalesceMs",
+                                       "workerDeltas", "deadGraceSec", "autoStart",
+                                       "runId",        "description",  NULL};
     int rc = only_keys(root, keys, file, NULL, err, errlen);
     if (rc != PH_OK) return rc;
 
@@ -253,8 +307,7 @@ static int parse(struct sup_spec *spec, const char *file, char *err, size_t errl
         return fail(err, errlen, file, "roles", "%zu workers in total; at most %u fit a segment",
                     spec->total_workers, PH_MAX_SLOTS);
 
-    rc = seconds_field(root, "statusTtlSec", file, err, errlen);
-    if (rc == PH_OK) rc = seconds_field(root, "watermarkSec", file, err, errlen);
+    rc = controller_settings(root, file, err, errlen);
     if (rc == PH_OK)
         rc = parse_controller(json_object_get(root, "controller"), spec, file, err, errlen);
     if (rc != PH_OK) return rc;

@@ -3,16 +3,27 @@
 # controller, workers and phctl:
 #
 #   - ph-supervisor refuses bad swarm files with a message naming the problem
+#     (the supervisor's keys and the controller's: autoStart, runId...)
 #   - `phive up` starts every worker of the swarm file, each alive in the
-#     segment with its role and the pid the supervisor started
+#     segment with its role and the pid the supervisor started, and says
+#     where the envelopes and the journal go
+#   - the controller runs as instance <swarmId>-controller; the bridge runs
+#     (when ph-bridge is built; otherwise the supervisor runs without it
+#     and says so)
 #   - a worker killed with SIGKILL is restarted (new pid, alive) within 10 s
 #   - a controller killed with SIGKILL is restarted and the workers keep
-#     running under the same pids
-#   - `phive down` leaves no process of the run and no /dev/shm segment
+#     running under the same pids; so is a killed bridge
+#   - a worker that exits with status 0 (ph-worker does on SIGTERM, as on
+#     the stop command of swarm-remove) is not restarted
+#   - `phive down` leaves no process of the run, neither /dev/shm/ph.<id>
+#     nor /dev/shm/ph.<id>.bridge, and the run's journal recorded the
+#     controller's start
 #
 # Usage: tests/integration/test_supervisor.sh [BIN_DIR]
 #   BIN_DIR (or $PH_BIN_DIR): where ph-supervisor, ph-swarm-controller,
-#   ph-worker and phctl are; default <checkout>/build/bin.
+#   ph-worker, phctl and (optionally) ph-bridge are; default
+#   <checkout>/build/bin.
+#   PH_SINK is unset for the test: the envelopes go to the run folder.
 #
 # The swarm is deploy/swarms/test-small.json under a swarm id unique to this
 # run (t-small-<pid>): segments are machine-wide, and two test runs (or a
@@ -25,6 +36,7 @@ BIN=${1:-${PH_BIN_DIR:-$ROOT/build/bin}}
 PH_BIN_DIR=$(cd "$BIN" && pwd)
 PH_RUN_DIR=$(mktemp -d /tmp/ph-test-supervisor.XXXXXX)
 export PH_BIN_DIR PH_RUN_DIR
+unset PH_SINK
 PHIVE=$ROOT/deploy/phive
 PHCTL=$PH_BIN_DIR/phctl
 SUP=$PH_BIN_DIR/ph-supervisor
@@ -33,6 +45,8 @@ SWARM=t-small-$$
 RUN=$PH_RUN_DIR/$SWARM
 SWARM_FILE=$PH_RUN_DIR/test-small.json
 TIMEOUT_S=10
+HAVE_BRIDGE=0
+[[ -x "$PH_BIN_DIR/ph-bridge" ]] && HAVE_BRIDGE=1
 
 passed=0
 failed=0
@@ -45,6 +59,10 @@ done
 pass() {
     echo "PASS: $1"
     passed=$((passed + 1))
+}
+
+skip() {
+    echo "SKIP: $1: $2"
 }
 
 fail() {
@@ -67,7 +85,7 @@ cleanup() {
     for pid in "${all_pids[@]}" $(procs_pids 2>/dev/null); do
         tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qw -- "$SWARM" && kill -KILL "$pid" 2>/dev/null
     done
-    rm -f "/dev/shm/ph.$SWARM"
+    rm -f "/dev/shm/ph.$SWARM" "/dev/shm/ph.$SWARM.bridge"
     if ((failed > 0 || rc != 0)) && [[ -d "$RUN/logs" ]]; then
         for f in "$RUN"/logs/*.log; do
             echo "----- $f (last 15 lines)" >&2
@@ -86,12 +104,24 @@ procs_pids() {
 
 # Pid of process NAME in procs.json.
 proc_pid() {
-    "$PY" -c 'import json,sys; print(next(p["pid"] for p in json.load(open(sys.argv[1])) if p["name"] == sys.argv[2]))' \
-        "$RUN/procs.json" "$1"
+    proc_field "$1" pid
 }
 
-# Checks the segment against procs.json: every worker of procs.json is in
-# `phctl shm-dump --json`, alive, with its role and current pid. With a
+# Field FIELD of process NAME in procs.json.
+proc_field() {
+    "$PY" -c 'import json,sys; print(next(p[sys.argv[3]] for p in json.load(open(sys.argv[1])) if p["name"] == sys.argv[2]))' \
+        "$RUN/procs.json" "$1" "$2"
+}
+
+# (name, pid) of every worker of procs.json that runs, sorted.
+running_workers() {
+    "$PY" -c 'import json,sys; print(sorted((p["name"], p["pid"]) for p in json.load(open(sys.argv[1])) if p["role"] not in ("swarm-controller", "bridge") and p["state"] == "running"))' \
+        "$RUN/procs.json"
+}
+
+# Checks the segment against procs.json: every worker of procs.json (but
+# those stopped on purpose) is in `phctl shm-dump --json`, alive, with its
+# role and current pid. With a
 # second argument, the controller pid in the header must be that. Prints
 # what is wrong and fails, or prints nothing and succeeds.
 check_segment() {
@@ -121,7 +151,7 @@ if want_controller and str(header.get("controllerPid")) != want_controller:
     problems.append(f"header.controllerPid is {header.get('controllerPid')}, expected {want_controller}")
 rows = {w.get("instance"): w for w in dump["workers"]}
 for p in procs:
-    if p["role"] == "swarm-controller":
+    if p["role"] in ("swarm-controller", "bridge") or p.get("state") == "stopped":
         continue
     w = rows.get(p["instance"])
     if w is None:
@@ -154,8 +184,7 @@ wait_restarted() {
     local name=$1 old=$2 deadline=$((SECONDS + TIMEOUT_S)) pid state
     while ((SECONDS < deadline)); do
         pid=$(proc_pid "$name" 2>/dev/null || true)
-        state=$("$PY" -c 'import json,sys; print(next(p["state"] for p in json.load(open(sys.argv[1])) if p["name"] == sys.argv[2]))' \
-            "$RUN/procs.json" "$name" 2>/dev/null || true)
+        state=$(proc_field "$name" state 2>/dev/null || true)
         if [[ -n "$pid" && "$pid" != "$old" && "$state" == running ]]; then
             echo "$pid"
             return 0
@@ -195,6 +224,27 @@ expect_rejected role_with_dot '{"swarmId": "bad", "roles": [{"role": "a.b", "cou
 expect_rejected negative_count '{"swarmId": "bad", "roles": [{"role": "g", "count": -1}]}' \
     "roles[0].count: must be between 0"
 expect_rejected invalid_json '{"swarmId": "bad", "roles": [' "invalid JSON"
+expect_rejected auto_start_not_bool '{"swarmId": "bad", "roles": [{"role": "g", "count": 1}], "autoStart": "yes"}' \
+    "autoStart: must be true or false, not a string"
+expect_rejected run_id_with_dot '{"swarmId": "bad", "roles": [{"role": "g", "count": 1}], "runId": "r.1"}' \
+    "runId: run id 'r.1' contains '.'"
+expect_rejected negative_coalesce '{"swarmId": "bad", "roles": [{"role": "g", "count": 1}], "deltaCoalesceMs": -1}' \
+    "deltaCoalesceMs: must be an integer number of milliseconds"
+expect_rejected worker_deltas_not_bool '{"swarmId": "bad", "roles": [{"role": "g", "count": 1}], "workerDeltas": 1}' \
+    "workerDeltas: must be true or false, not an integer"
+expect_rejected negative_dead_grace '{"swarmId": "bad", "roles": [{"role": "g", "count": 1}], "deadGraceSec": -5}' \
+    "deadGraceSec: must be a number of seconds in [0, 86400] (got -5)"
+
+# Every key of the controller's settings is accepted with a valid value.
+f=$PH_RUN_DIR/all-keys.json
+printf '%s\n' '{"swarmId": "all-keys", "description": "d", "roles": [{"role": "g", "count": 1}],
+ "statusTtlSec": 15, "watermarkSec": 5, "deltaCoalesceMs": 0, "workerDeltas": false,
+ "deadGraceSec": 0, "autoStart": true, "runId": "run-1"}' >"$f"
+if out=$("$SUP" --check --swarm-file "$f" 2>&1) && [[ "$out" == *"controller instance all-keys-controller"* ]]; then
+    pass "supervisor_accepts_the_controller_settings"
+else
+    fail "supervisor_accepts_the_controller_settings" "$out"
+fi
 
 rc=0
 out=$("$PHIVE" up "$PH_RUN_DIR/bad-role_with_dot.json" 2>&1) || rc=$?
@@ -213,8 +263,8 @@ doc["swarmId"] = sys.argv[2]
 json.dump(doc, open(sys.argv[3], "w"), indent=2)
 EOF
 
-if ! out=$("$PHIVE" up "$SWARM_FILE" 2>&1); then
-    fail "phive_up_returns_once_every_process_runs" "$out"
+if ! up_out=$("$PHIVE" up "$SWARM_FILE" 2>&1); then
+    fail "phive_up_returns_once_every_process_runs" "$up_out"
     echo "test_supervisor: $passed passed, $failed failed"
     exit 1
 fi
@@ -225,8 +275,62 @@ else
     fail "phive_up_returns_once_every_process_runs" "ready, supervisor.pid or /dev/shm/ph.$SWARM missing"
 fi
 
+# Where the envelopes and the journal go.
+if ((HAVE_BRIDGE)); then
+    want_sink="Envelopes: file:$RUN/envelopes.jsonl"
+else
+    want_sink="Envelopes: none"
+fi
+if [[ "$up_out" == *"$want_sink"* && "$up_out" == *"Journal:   $RUN/journal/"*".jsonl"* ]]; then
+    pass "phive_up_says_where_envelopes_and_journal_go"
+else
+    fail "phive_up_says_where_envelopes_and_journal_go" "expected '$want_sink' and 'Journal:   $RUN/journal/...': $up_out"
+fi
+status_out=$("$PHIVE" status 2>&1 || true)
+if [[ "$status_out" == *"$SWARM "*"ready=yes"* && "$status_out" == *"journal $RUN/journal/"* ]]; then
+    pass "phive_status_shows_the_swarm_and_its_journal"
+else
+    fail "phive_status_shows_the_swarm_and_its_journal" "$status_out"
+fi
+
+mode=$(stat -c %a "$RUN/signals.jsonl" 2>/dev/null || echo none)
+if [[ "$mode" == 600 && ! -s "$RUN/signals.jsonl" ]]; then
+    pass "signals_file_exists_empty_and_private"
+else
+    fail "signals_file_exists_empty_and_private" "mode $mode, size $(stat -c %s "$RUN/signals.jsonl" 2>/dev/null)"
+fi
+
+inst=$(proc_field controller instance 2>/dev/null || true)
+cmdline=$(tr '\0' ' ' <"/proc/$(proc_pid controller)/cmdline" 2>/dev/null || true)
+if [[ "$inst" == "$SWARM-controller" && "$cmdline" == *"--instance $SWARM-controller "* &&
+    "$cmdline" == *"--journal-dir $RUN/journal "* ]]; then
+    pass "controller_runs_as_swarm_controller_instance_with_the_run_journal"
+else
+    fail "controller_runs_as_swarm_controller_instance_with_the_run_journal" "instance '$inst', cmdline: $cmdline"
+fi
+
+if ((HAVE_BRIDGE)); then
+    state=$(proc_field bridge state 2>/dev/null || echo missing)
+    role=$(proc_field bridge role 2>/dev/null || echo missing)
+    bpid=$(proc_pid bridge 2>/dev/null || echo 0)
+    cmdline=$(tr '\0' ' ' <"/proc/$bpid/cmdline" 2>/dev/null || true)
+    if [[ "$state" == running && "$role" == bridge &&
+        "$cmdline" == *"--swarm $SWARM --controller-instance $SWARM-controller --sink file:$RUN/envelopes.jsonl --signals $RUN/signals.jsonl"* ]]; then
+        pass "bridge_runs_for_the_controller_with_the_file_sink"
+    else
+        fail "bridge_runs_for_the_controller_with_the_file_sink" "state $state, role $role, cmdline: $cmdline"
+    fi
+else
+    if grep -q "no ph-bridge in" "$RUN/logs/supervisor.log" && ! grep -q '"bridge"' "$RUN/procs.json"; then
+        pass "supervisor_runs_without_a_bridge_and_says_so"
+    else
+        fail "supervisor_runs_without_a_bridge_and_says_so" "no warning in supervisor.log or a bridge in procs.json"
+    fi
+    skip "bridge_runs_for_the_controller_with_the_file_sink" "no ph-bridge in $PH_BIN_DIR"
+fi
+
 n_workers=$("$PY" -c 'import json,sys; print(sum(r["count"] for r in json.load(open(sys.argv[1]))["roles"]))' "$SWARM_FILE")
-n_listed=$("$PY" -c 'import json,sys; print(sum(1 for p in json.load(open(sys.argv[1])) if p["role"] != "swarm-controller"))' "$RUN/procs.json")
+n_listed=$("$PY" -c 'import json,sys; print(sum(1 for p in json.load(open(sys.argv[1])) if p["role"] not in ("swarm-controller", "bridge")))' "$RUN/procs.json")
 if [[ "$n_workers" == "$n_listed" ]]; then
     pass "procs_json_lists_every_worker_of_the_swarm_file"
 else
@@ -263,12 +367,12 @@ else
     fail "a_killed_worker_is_restarted_with_a_new_pid" "generator-1 (pid $old) not running again after ${TIMEOUT_S} s"
 fi
 
-workers_before=$("$PY" -c 'import json,sys; print(sorted((p["name"], p["pid"]) for p in json.load(open(sys.argv[1])) if p["role"] != "swarm-controller"))' "$RUN/procs.json")
+workers_before=$(running_workers)
 old=$(proc_pid controller)
 kill -KILL "$old"
 if new=$(wait_restarted controller "$old"); then
     remember_pids
-    workers_after=$("$PY" -c 'import json,sys; print(sorted((p["name"], p["pid"]) for p in json.load(open(sys.argv[1])) if p["role"] != "swarm-controller"))' "$RUN/procs.json")
+    workers_after=$(running_workers)
     if ! wait_segment "$new"; then
         fail "a_killed_controller_is_restarted_and_workers_keep_running" "controller pid $new: $why"
     elif [[ "$workers_before" != "$workers_after" ]]; then
@@ -278,6 +382,48 @@ if new=$(wait_restarted controller "$old"); then
     fi
 else
     fail "a_killed_controller_is_restarted_and_workers_keep_running" "controller (pid $old) not running again after ${TIMEOUT_S} s"
+fi
+
+if ((HAVE_BRIDGE)); then
+    old=$(proc_pid bridge)
+    kill -KILL "$old"
+    if new=$(wait_restarted bridge "$old"); then
+        remember_pids
+        pass "a_killed_bridge_is_restarted"
+    else
+        fail "a_killed_bridge_is_restarted" "bridge (pid $old) not running again after ${TIMEOUT_S} s"
+    fi
+else
+    skip "a_killed_bridge_is_restarted" "no ph-bridge in $PH_BIN_DIR"
+fi
+
+# A worker that exits with status 0 was told to stop (the controller's stop
+# command after swarm-remove; here SIGTERM, on which ph-worker exits 0): it
+# stays stopped, longer than the first backoff (0.5 s) and then some.
+old=$(proc_pid processor-1)
+kill -TERM "$old"
+deadline=$((SECONDS + TIMEOUT_S))
+state=""
+while ((SECONDS < deadline)); do
+    state=$(proc_field processor-1 state 2>/dev/null || true)
+    [[ "$state" == stopped ]] && break
+    sleep 0.1
+done
+if [[ "$state" != stopped ]]; then
+    fail "a_worker_that_exits_0_is_not_restarted" "processor-1 (pid $old) state '$state' after SIGTERM"
+else
+    sleep 2
+    state=$(proc_field processor-1 state 2>/dev/null || true)
+    pid=$(proc_pid processor-1 2>/dev/null || true)
+    if [[ "$state" != stopped || "$pid" != "$old" ]]; then
+        fail "a_worker_that_exits_0_is_not_restarted" "processor-1 is $state with pid $pid (was $old)"
+    elif ! grep -q "processor-1 pid $old exited normally; not restarted" "$RUN/logs/supervisor.log"; then
+        fail "a_worker_that_exits_0_is_not_restarted" "no 'exited normally; not restarted' line in supervisor.log"
+    elif ! wait_segment; then
+        fail "a_worker_that_exits_0_is_not_restarted" "the other workers: $why"
+    else
+        pass "a_worker_that_exits_0_is_not_restarted"
+    fi
 fi
 
 # ---- down ---------------------------------------------------------------------
@@ -298,6 +444,8 @@ if out=$("$PHIVE" down "$SWARM" 2>&1); then
         fail "phive_down_leaves_no_process_and_no_segment" "still running: ${left[*]}"
     elif [[ -e "/dev/shm/ph.$SWARM" ]]; then
         fail "phive_down_leaves_no_process_and_no_segment" "/dev/shm/ph.$SWARM still exists"
+    elif [[ -e "/dev/shm/ph.$SWARM.bridge" ]]; then
+        fail "phive_down_leaves_no_process_and_no_segment" "/dev/shm/ph.$SWARM.bridge still exists"
     elif [[ -e "$RUN/supervisor.pid" || -e "$RUN/ready" ]]; then
         fail "phive_down_leaves_no_process_and_no_segment" "supervisor.pid or ready left behind"
     else
@@ -305,6 +453,17 @@ if out=$("$PHIVE" down "$SWARM" 2>&1); then
     fi
 else
     fail "phive_down_leaves_no_process_and_no_segment" "phive down failed: $out"
+fi
+
+# One journal per controller run (the controller was restarted above, so two
+# files unless the swarm file fixes the runId); the first records the start.
+journals=("$RUN"/journal/*.jsonl)
+if [[ ! -e "${journals[0]}" ]]; then
+    fail "the_run_journal_records_the_controller_start" "no $RUN/journal/*.jsonl"
+elif ! grep -q '"controller-started"' "${journals[@]}"; then
+    fail "the_run_journal_records_the_controller_start" "no \"controller-started\" in ${journals[*]}"
+else
+    pass "the_run_journal_records_the_controller_start"
 fi
 
 rc=0
