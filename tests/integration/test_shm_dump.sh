@@ -352,5 +352,5 @@ expect "shm-rm --force removes the dead swarm's segment" 0 "removed /dev/shm/ph.
     "$PHCTL" shm-rm --swarm "$ID" --force
 [[ ! -e /dev/shm/ph.$ID ]] || fail "shm-rm --force" "/dev/shm/ph.$ID still exists"
 
-echo "test_shm_dump: passed $passed, failed $failed"
+echo "test_shm_dump: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
