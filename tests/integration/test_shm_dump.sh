@@ -57,7 +57,7 @@ cleanup() {
     local pid id
     for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
-    for id in "${segments[@]}"; do rm -f "/dev/shm/ph.$id"; done
+    for id in "${segments[@]}"; do rm -f "/dev/shm/ph.$id" "/dev/shm/ph.$id.bridge"; done
     rm -rf "$TMP"
 }
 trap cleanup EXIT

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "phctl.h"
+#include "ph/channel.h"
 #include "ph/shm.h"
 
 static const char CMD[] = "shm-rm";
@@ -128,5 +129,11 @@ int phctl_shm_rm(int argc, char **argv)
     int rc = ph_segment_unlink(swarm, err, sizeof err);
     if (rc != PH_OK) return phctl_fail(rc, err);
     printf("removed /dev/shm/ph.%s\n", swarm);
+    /* The controller's channel to the bridge goes with the swarm. */
+    rc = ph_channel_unlink(swarm, err, sizeof err);
+    if (rc == PH_OK)
+        printf("removed /dev/shm/ph.%s.bridge\n", swarm);
+    else if (rc != PH_ERR_NOENT)
+        return phctl_fail(rc, err);
     return PHCTL_EXIT_OK;
 }
