@@ -17,6 +17,11 @@
 #define NS_PER_S 1000000000ull
 #define LOG_LINES_PER_S 20u
 
+static int receive_signal(void *ctx, const char *rk, size_t rklen, const char *body, size_t len)
+{
+    return (int)bridge_signal_message(ctx, rk, rklen, body, len);
+}
+
 int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sink, char *err,
                 size_t errlen)
 {
@@ -25,6 +30,8 @@ int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sin
     if (b->cfg.check_interval_ns == 0) b->cfg.check_interval_ns = 200 * NS_PER_MS;
     if (b->cfg.alert_interval_ns == 0) b->cfg.alert_interval_ns = NS_PER_S;
     b->sink = sink;
+    sink->receive = receive_signal;
+    sink->receive_ctx = b;
     b->sc.swarm = cfg->swarm;
     b->sc.max_bytes = cfg->max_signal_bytes;
     sigcheck_result_init(&b->res);
@@ -416,6 +423,21 @@ static void flush_sink(struct bridge *b)
         ph_error("%s", err);
 }
 
+void bridge_request_full(struct bridge *b)
+{
+    if (!b->attached) return; /* attaching registers, which asks for one anyway */
+    /* Registering again (same pid) bumps bridge_generation: the controller
+     * treats it like a new bridge and sends a fresh status-full. */
+    char err[256];
+    if (ph_channel_register_bridge(&b->ch, b->pid, b->start_time, err, sizeof err) == PH_OK) {
+        b->st.attaches++;
+        ph_info("asked the controller for a fresh status-full (bridge generation %" PRIu64 ")",
+                atomic_load_explicit(&b->ch.hdr->bridge_generation, memory_order_relaxed));
+    } else {
+        ph_error("cannot ask the controller for a status-full: %s", err);
+    }
+}
+
 void bridge_tick(struct bridge *b, uint64_t now_ns)
 {
     bridge_poll_channel(b, now_ns);
@@ -424,6 +446,7 @@ void bridge_tick(struct bridge *b, uint64_t now_ns)
     bridge_drain(b);
     bridge_flush_signals(b);
     flush_sink(b);
+    if (sink_take_resync(b->sink)) bridge_request_full(b);
 }
 
 void bridge_stop(struct bridge *b)

@@ -97,6 +97,9 @@ void bridge_destroy(struct bridge *b);
 void bridge_poll_channel(struct bridge *b, uint64_t now_ns);
 /* One loop iteration: channel, heartbeat, out ring, pending signals, sink. */
 void bridge_tick(struct bridge *b, uint64_t now_ns);
+/* Asks the controller for a fresh status-full (after a transport
+ * reconnect): registers again, which bumps bridge_generation. */
+void bridge_request_full(struct bridge *b);
 /* Clean stop: drains the out ring once more, offers pending signals once,
  * flushes the sink and unregisters. */
 void bridge_stop(struct bridge *b);

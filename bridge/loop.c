@@ -4,7 +4,11 @@
  *   TAG_TICK    the tick timeout: channel check, heartbeat, out-ring drain,
  *               pending signals, sink flush; re-armed every time;
  *   TAG_SIGNAL  a signalfd read: SIGTERM or SIGINT, a clean stop;
- *   TAG_INPUT   a read of the signal input.
+ *   TAG_INPUT   a read of the signal input;
+ *   TAG_SOCK    the sink's socket became readable (AMQP): signals and
+ *               publisher confirms are read at once, not at the next tick.
+ *               The poll is tagged with the connection it was armed on and
+ *               removed when the sink reconnects.
  * A pipe or terminal on stdin is read with one read always in flight (the
  * kernel completes it when data arrives); a regular file is followed like
  * `tail -f` by one read per tick at the current offset, since a regular
@@ -16,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +32,7 @@
 #include "lines.h"
 #include "ph/log.h"
 
-enum { TAG_TICK = 1, TAG_SIGNAL = 2, TAG_INPUT = 3 };
+enum { TAG_NONE = 0, TAG_TICK = 1, TAG_SIGNAL = 2, TAG_INPUT = 3, TAG_SOCK = 4 };
 
 #define INPUT_CHUNK (64u * 1024u)
 
@@ -52,6 +57,8 @@ struct app {
     struct signalfd_siginfo si;
     struct __kernel_timespec tick;
     bool stop;
+    bool sock_armed;
+    uint64_t sock_gen; /* connection the armed poll belongs to */
 };
 
 static struct io_uring_sqe *sqe_get(struct app *a)
@@ -90,6 +97,31 @@ static void arm_input(struct app *a)
     io_uring_prep_read(sqe, in->fd, in->buf, INPUT_CHUNK, in->follow ? in->offset : (uint64_t)-1);
     io_uring_sqe_set_data64(sqe, TAG_INPUT);
     in->inflight = true;
+}
+
+static uint64_t sock_tag(uint64_t gen)
+{
+    return TAG_SOCK | (gen << 8);
+}
+
+/* Keeps one poll armed on the sink's current socket, none when it has none. */
+static void sync_sock(struct app *a)
+{
+    uint64_t gen = 0;
+    int fd = sink_poll_fd(a->b->sink, &gen);
+    if (a->sock_armed && (fd < 0 || gen != a->sock_gen)) {
+        struct io_uring_sqe *sqe = sqe_get(a);
+        io_uring_prep_poll_remove(sqe, sock_tag(a->sock_gen));
+        io_uring_sqe_set_data64(sqe, TAG_NONE);
+        a->sock_armed = false;
+    }
+    if (!a->sock_armed && fd >= 0) {
+        struct io_uring_sqe *sqe = sqe_get(a);
+        io_uring_prep_poll_add(sqe, fd, POLLIN);
+        io_uring_sqe_set_data64(sqe, sock_tag(gen));
+        a->sock_armed = true;
+        a->sock_gen = gen;
+    }
 }
 
 static void on_line(void *ctx, const char *line, size_t len, size_t full_len)
@@ -192,7 +224,7 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     a.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
-    int rc = a.sigfd < 0 ? -errno : io_uring_queue_init(8, &a.ring, 0);
+    int rc = a.sigfd < 0 ? -errno : io_uring_queue_init(16, &a.ring, 0);
     if (rc < 0) {
         ph_error("cannot set up the event loop (%s): %s", a.sigfd < 0 ? "signalfd" : "io_uring",
                  strerror(-rc));
@@ -207,6 +239,7 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
     arm_tick(&a);
     arm_signal(&a);
     arm_input(&a);
+    sync_sock(&a);
     while (!a.stop) {
         rc = io_uring_submit_and_wait(&a.ring, 1);
         if (rc < 0 && rc != -EINTR) {
@@ -220,7 +253,17 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
         io_uring_for_each_cqe(&a.ring, head, cqe)
         {
             seen++;
-            switch (io_uring_cqe_get_data64(cqe)) {
+            const uint64_t tag = io_uring_cqe_get_data64(cqe);
+            if ((tag & 0xff) == TAG_SOCK) {
+                /* A stale poll (older connection) or a cancelled one is
+                 * only accounted for. */
+                if (a.sock_armed && tag == sock_tag(a.sock_gen)) {
+                    a.sock_armed = false;
+                    sink_service(b->sink);
+                }
+                continue;
+            }
+            switch (tag) {
             case TAG_TICK:
                 ticked = true;
                 break;
@@ -251,6 +294,7 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
             }
             arm_tick(&a);
         }
+        sync_sock(&a);
         /* stdin: keep one read in flight; a followed file: one per tick. */
         if (ticked) a.in.defer = false;
         if ((!a.in.follow && !a.in.defer) || ticked) arm_input(&a);

@@ -2,9 +2,9 @@
  *
  * It turns the controller's documents (shared-memory channel, msgpack) into
  * contract envelopes for a sink, and signals from a source into documents
- * for the controller. This build has the file sink and file/stdin signals;
- * AMQP is the next step and plugs in behind sink.h and
- * bridge_signal_message(). */
+ * for the controller: the file sink with file/stdin signals, or RabbitMQ
+ * (sink amqp: envelopes out, signals in from the controller's control
+ * queue). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@ struct opts {
     const char *swarm;
     const char *sink;
     const char *signals;
+    const char *amqp_url_file;
     char instance[PH_ID_MAX + 16];
     uint32_t tick_ms;
     uint32_t attach_timeout_s;
@@ -41,7 +42,13 @@ static void usage(FILE *f)
         "  --sink SPEC                 where envelopes go; default: $PH_SINK\n"
         "                                file:PATH  append JSON lines\n"
         "                                           {\"routingKey\": ..., \"envelope\": ...}\n"
-        "                                amqp       RabbitMQ (not available in this build yet)\n"
+        "                                amqp       RabbitMQ exchange ph.control; signals are\n"
+        "                                           consumed from the controller's control\n"
+        "                                           queue; URL from $PH_AMQP_URL or\n"
+        "                                           --amqp-url-file\n"
+        "  --amqp-url-file PATH        file whose first line is the broker URL\n"
+        "                              amqp://user:password@host:port/vhost (never give the\n"
+        "                              URL itself on the command line)\n"
         "  --signals PATH|-            read signal lines of the same form: follow the file\n"
         "                              PATH from its start like tail -f, or read stdin (-)\n"
         "                              until it ends\n"
@@ -77,6 +84,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                           {"tick-ms", required_argument, NULL, 't'},
                                           {"max-signal-bytes", required_argument, NULL, 'm'},
                                           {"attach-timeout-s", required_argument, NULL, 'a'},
+                                          {"amqp-url-file", required_argument, NULL, 'u'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -97,6 +105,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case 'g':
             o->signals = optarg;
+            break;
+        case 'u':
+            o->amqp_url_file = optarg;
             break;
         case 'c':
             instance = optarg;
@@ -160,7 +171,12 @@ int main(int argc, char **argv)
 
     char err[256];
     struct sink *sink;
-    rc = sink_open(o.sink, &sink, err, sizeof err);
+    const struct sink_cfg scfg = {
+        .swarm = o.swarm,
+        .controller_instance = o.instance,
+        .amqp_url_file = o.amqp_url_file,
+    };
+    rc = sink_open(o.sink, &scfg, &sink, err, sizeof err);
     if (rc != PH_OK) {
         fprintf(stderr, "ph-bridge: %s\n", err);
         return rc == PH_ERR_INVAL ? 2 : 1;

@@ -1,21 +1,32 @@
 /* Where envelopes go. One small interface, one backend per transport, chosen
  * by a spec string (`--sink` or PH_SINK):
  *   file:PATH  JSON lines {"routingKey": "...", "envelope": {...}} (sink_file.c)
- *   amqp       RabbitMQ ph.control exchange (the next step; refused for now)
+ *   amqp       RabbitMQ: the ph.control exchange, the controller's control
+ *              queue, publisher confirms (sink_amqp.c); URL from
+ *              PH_AMQP_URL or a file (sink_cfg.amqp_url_file)
  *
  * publish() hands one checked envelope over (the sink may buffer it);
  * flush() pushes what is buffered, once per loop tick. A backend that also
- * receives signals (AMQP) feeds them to bridge_signal_message(). */
+ * receives signals (AMQP) feeds them to the receiver the bridge installs
+ * (bridge_signal_message), from flush() or service(). */
 #ifndef PH_BRIDGE_SINK_H
 #define PH_BRIDGE_SINK_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
 #include "contract.h"
 
 struct sink;
+
+/* The bridge's intake for a received signal: returns its verdict
+ * (0 = SIG_OK: forwarded; anything else: rejected, already logged and
+ * alerted). The transport acks or rejects the message accordingly. */
+typedef int (*sink_receive_fn)(void *ctx, const char *rk, size_t rklen, const char *body,
+                               size_t len);
 
 struct sink_ops {
     /* `env` is borrowed. `kind` lets a transport treat outcomes and alerts
@@ -24,16 +35,36 @@ struct sink_ops {
                    char *err, size_t errlen);
     int (*flush)(struct sink *s, char *err, size_t errlen);
     void (*close)(struct sink *s);
+    /* Optional (NULL for one-way sinks). */
+    /* The socket to poll for readability, or -1 while there is none; *gen
+     * changes with every new connection (a poll armed on an older one is
+     * stale and must be removed). */
+    int (*poll_fd)(struct sink *s, uint64_t *gen);
+    /* Reads what arrived (signals, confirms) without blocking. */
+    void (*service)(struct sink *s);
+    /* True once after the transport (re)connected: the bridge asks the
+     * controller for a fresh status-full. */
+    bool (*take_resync)(struct sink *s);
 };
 
 struct sink {
     const struct sink_ops *ops;
     char spec[64]; /* for logs: "file:/path" shortened, "amqp" */
+    sink_receive_fn receive; /* installed by bridge_init */
+    void *receive_ctx;
+};
+
+/* What a backend may need beyond its spec. */
+struct sink_cfg {
+    const char *swarm;               /* the swarm served (topology) */
+    const char *controller_instance; /* the controller's instance (its control queue) */
+    const char *amqp_url_file;       /* NULL: PH_AMQP_URL */
 };
 
 /* Opens the sink named by `spec`. PH_ERR_INVAL for a spec this build does not
  * provide (with the reason), PH_ERR_SYS when the backend cannot start. */
-int sink_open(const char *spec, struct sink **out, char *err, size_t errlen);
+int sink_open(const char *spec, const struct sink_cfg *cfg, struct sink **out, char *err,
+              size_t errlen);
 
 static inline int sink_publish(struct sink *s, const char *rk, const json_t *env,
                                enum contract_kind kind, char *err, size_t errlen)
@@ -48,8 +79,21 @@ static inline void sink_close(struct sink *s)
 {
     if (s != NULL) s->ops->close(s);
 }
+static inline int sink_poll_fd(struct sink *s, uint64_t *gen)
+{
+    return s->ops->poll_fd != NULL ? s->ops->poll_fd(s, gen) : -1;
+}
+static inline void sink_service(struct sink *s)
+{
+    if (s->ops->service != NULL) s->ops->service(s);
+}
+static inline bool sink_take_resync(struct sink *s)
+{
+    return s->ops->take_resync != NULL && s->ops->take_resync(s);
+}
 
 /* Backends. */
 int sink_file_open(const char *path, struct sink **out, char *err, size_t errlen);
+int sink_amqp_open(const struct sink_cfg *cfg, struct sink **out, char *err, size_t errlen);
 
 #endif

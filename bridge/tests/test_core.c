@@ -46,7 +46,7 @@ static void mem_close(struct sink *s)
     (void)s;
 }
 
-static const struct sink_ops mem_ops = {mem_publish, mem_flush, mem_close};
+static const struct sink_ops mem_ops = {.publish = mem_publish, .flush = mem_flush, .close = mem_close};
 
 struct fixture {
     char swarm[32];
