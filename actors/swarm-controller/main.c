@@ -70,6 +70,8 @@ static void usage(FILE *f)
             "  --coalesce-ms N         at most one status-delta per N ms (default 50)\n"
             "  --worker-deltas on|off  per-worker status-delta (default on)\n"
             "  --dead-grace-s N        dead workers stay listed this long (default 30)\n"
+            "  --command-timeout-s N   workers must acknowledge a command within N s\n"
+            "                          or its outcome is failed, retryable (default 5)\n"
             "  --run-id ID             journal run id (default ID-<UTC time>)\n"
             "  --journal-dir DIR       journal folder (default $PH_JOURNAL_DIR or\n"
             "                          /tmp/ph-journal/ID); the file is DIR/<run id>.jsonl\n"
@@ -189,13 +191,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"coalesce-ms", required_argument, NULL, 'C'},   {"worker-deltas", required_argument, NULL, 'D'},
         {"dead-grace-s", required_argument, NULL, 'G'},  {"run-id", required_argument, NULL, 'R'},
         {"journal-dir", required_argument, NULL, 'J'},   {"help", no_argument, NULL, 'h'},
+        {"command-timeout-s", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     swarm_cfg_defaults(&o->cfg);
     o->tick_ms = 10;
     /* Options are read twice: the swarm file and environment sit between the
      * defaults and the command line, so collect the plain ones first. */
-    uint32_t ttl = 0, wm = 0, coalesce = UINT32_MAX, grace = UINT32_MAX;
+    uint32_t ttl = 0, wm = 0, coalesce = UINT32_MAX, grace = UINT32_MAX, cmd_timeout = 0;
     int deltas = -1;
     int ch, li = 0;
     opterr = 0;
@@ -218,6 +221,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'D':
             ok = strcmp(optarg, "on") == 0 || strcmp(optarg, "off") == 0;
             deltas = optarg[1] == 'n';
+            break;
+        case 'K': ok = parse_u32(optarg, &cmd_timeout, 10) && cmd_timeout > 0 && cmd_timeout <= 3600;
             break;
         case 'R': o->run_id = optarg; break;
         case 'J': o->journal_dir = optarg; break;
@@ -278,6 +283,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     if (coalesce != UINT32_MAX) o->cfg.coalesce_ns = (uint64_t)coalesce * 1000000ull;
     if (grace != UINT32_MAX) o->cfg.dead_grace_ns = (uint64_t)grace * 1000000000ull;
     if (deltas >= 0) o->cfg.worker_deltas = deltas;
+    if (cmd_timeout) o->cfg.cmd_timeout_ns = (uint64_t)cmd_timeout * 1000000000ull;
     return 0;
 }
 

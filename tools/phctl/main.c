@@ -18,6 +18,8 @@ static const struct phctl_command commands[] = {
     {"shm-rm", "remove a leftover segment whose controller is gone", phctl_shm_rm},
     {"journal", "print a swarm run's journal of signals, outcomes, alerts and health",
      phctl_journal},
+    {"signal", "publish a control signal on the broker and wait for its outcome",
+     phctl_signal},
 };
 
 static void usage(FILE *out)
@@ -26,7 +28,8 @@ static void usage(FILE *out)
           "       phctl <command> --help\n"
           "\n"
           "Operator CLI of a swarm. Reads the swarm's shared-memory segment\n"
-          "(/dev/shm/ph.<swarmId>) directly, so it works when every other process is dead.\n"
+          "(/dev/shm/ph.<swarmId>) directly, so it works when every other process is dead;\n"
+          "'signal' talks to the swarm through the broker (PH_AMQP_URL).\n"
           "\n"
           "Commands:\n",
           out);
@@ -38,7 +41,8 @@ static void usage(FILE *out)
           "  1 other failure                6 unsupported layout version\n"
           "  2 usage error                  7 truncated segment\n"
           "  3 no such swarm                8 refused: the swarm's controller is alive\n"
-          "  4 permission denied\n",
+          "  4 permission denied            9 broker unreachable (signal)\n"
+          "  (signal: 3 means no answer within the timeout; see 'phctl signal --help')\n",
           out);
 }
 

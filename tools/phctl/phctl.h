@@ -17,6 +17,7 @@ enum phctl_exit {
     PHCTL_EXIT_VERSION = 6, /* layout version this phctl does not read */
     PHCTL_EXIT_TRUNC = 7,   /* segment shorter than its header says */
     PHCTL_EXIT_BUSY = 8,    /* refused: the swarm's controller is alive */
+    PHCTL_EXIT_BROKER = 9,  /* signal: broker unreachable or connection lost */
 };
 
 /* A subcommand: argv[0] is the subcommand's name. Returns an exit code. */
@@ -25,6 +26,7 @@ typedef int (*phctl_run_fn)(int argc, char **argv);
 int phctl_shm_dump(int argc, char **argv);
 int phctl_shm_rm(int argc, char **argv);
 int phctl_journal(int argc, char **argv);
+int phctl_signal(int argc, char **argv);
 
 /* Exit code for a libph error (enum ph_err). */
 int phctl_exit_for(int err);
