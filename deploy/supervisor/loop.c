@@ -197,7 +197,7 @@ static int build_procs(struct sup *s)
         /* The bridge has no instance id of its own on the wire (it speaks
          * for the controller's documents). */
         snprintf(b->instance, sizeof b->instance, "bridge");
-        b->argv = calloc(12, sizeof *b->argv);
+        b->argv = calloc(16, sizeof *b->argv);
         if (b->argv == NULL) return PH_ERR_SYS;
         if (snprintf(path, sizeof path, "%s/ph-bridge", bin) >= (int)sizeof path)
             return PH_ERR_INVAL;
@@ -210,6 +210,10 @@ static int build_procs(struct sup *s)
         if (s->opt->sink_on_argv) {
             b->argv[k++] = xstrdup("--sink");
             b->argv[k++] = xstrdup(s->opt->sink);
+        } else if (s->opt->amqp_url_file[0] != '\0') {
+            /* The file's path, never the URL: argv is readable by everyone. */
+            b->argv[k++] = xstrdup("--amqp-url-file");
+            b->argv[k++] = xstrdup(s->opt->amqp_url_file);
         }
         b->argv[k++] = xstrdup("--signals");
         b->argv[k++] = xstrdup(run->signals_path);
@@ -798,6 +802,9 @@ int sup_loop_run(const struct sup_options *opt)
         char sink[PATH_MAX + 8];
         sup_sink_display(opt->sink, sink, sizeof sink);
         sup_info("envelopes go to %s; signals are read from %s", sink, opt->run->signals_path);
+        if (!opt->sink_on_argv)
+            sup_info("broker URL from %s",
+                     opt->amqp_url_file[0] != '\0' ? opt->amqp_url_file : "$PH_AMQP_URL");
     }
     sup_info("journal: %s/<runId>.jsonl", opt->run->journal_dir);
 

@@ -22,6 +22,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: ph-supervisor --swarm-file PATH --run-dir DIR [--bin-dir DIR]\n"
+            "                     [--amqp-url-file PATH] [--broker-dir DIR]\n"
             "       ph-supervisor --swarm-file PATH --check\n"
             "\n"
             "Runs one swarm: the swarm controller first, then the bridge and every worker of\n"
@@ -48,12 +49,22 @@ static void usage(FILE *out)
             "                     journal/<runId>.jsonl, signals.jsonl (created if absent)\n"
             "  --bin-dir DIR      where ph-swarm-controller, ph-worker and ph-bridge are\n"
             "                     (default: the directory of this executable)\n"
+            "  --amqp-url-file PATH  file whose first line is the broker URL; given to the\n"
+            "                     bridge as its --amqp-url-file when the sink is not a file\n"
+            "                     (default: $PH_AMQP_URL_FILE; without either the bridge\n"
+            "                     reads $PH_AMQP_URL). Only the path goes on argv.\n"
+            "  --broker-dir DIR   the private RabbitMQ node (deploy/rabbitmq --dir) this run\n"
+            "                     uses; recorded in run.json as privateBroker, for phive\n"
             "  --check            validate the swarm file, print a summary and exit\n"
             "  --help             this text\n"
             "\n"
             "Environment:\n"
             "  PH_SINK            where the bridge sends envelopes (default:\n"
             "                     file:<run-dir>/envelopes.jsonl); passed on to the bridge\n"
+            "                     (file:PATH on its argv, anything else, e.g. amqp, in its\n"
+            "                     environment)\n"
+            "  PH_AMQP_URL_FILE   default of --amqp-url-file\n"
+            "  PH_AMQP_URL        the broker URL, inherited by the bridge (never logged)\n"
             "\n"
             "Exit status: 0 after a clean stop or a valid --check; 1 when the swarm file is\n"
             "invalid, the swarm already runs, or the controller does not start; 2 on bad usage.\n");
@@ -109,16 +120,27 @@ static void print_summary(const struct sup_spec *spec)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_SWARM_FILE = 1000, OPT_RUN_DIR, OPT_BIN_DIR, OPT_CHECK, OPT_HELP };
+    enum {
+        OPT_SWARM_FILE = 1000,
+        OPT_RUN_DIR,
+        OPT_BIN_DIR,
+        OPT_AMQP_URL_FILE,
+        OPT_BROKER_DIR,
+        OPT_CHECK,
+        OPT_HELP
+    };
     static const struct option opts[] = {
         {"swarm-file", required_argument, NULL, OPT_SWARM_FILE},
         {"run-dir", required_argument, NULL, OPT_RUN_DIR},
         {"bin-dir", required_argument, NULL, OPT_BIN_DIR},
+        {"amqp-url-file", required_argument, NULL, OPT_AMQP_URL_FILE},
+        {"broker-dir", required_argument, NULL, OPT_BROKER_DIR},
         {"check", no_argument, NULL, OPT_CHECK},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
     const char *swarm_file = NULL, *run_dir = NULL, *bin_dir = NULL;
+    const char *amqp_url_file = NULL, *broker_dir = NULL;
     bool check = false;
     int c;
     opterr = 0;
@@ -132,6 +154,12 @@ int main(int argc, char **argv)
             break;
         case OPT_BIN_DIR:
             bin_dir = optarg;
+            break;
+        case OPT_AMQP_URL_FILE:
+            amqp_url_file = optarg;
+            break;
+        case OPT_BROKER_DIR:
+            broker_dir = optarg;
             break;
         case OPT_CHECK:
             check = true;
@@ -226,7 +254,24 @@ int main(int argc, char **argv)
         sup_warn("no ph-bridge in %s: running without a bridge (no envelopes are published, no "
                  "signal reaches the controller); build it to get one",
                  opt.bin_dir);
-    sup_run_write_info(&run, &spec, opt.have_bridge, opt.sink);
+    if (amqp_url_file == NULL) amqp_url_file = getenv("PH_AMQP_URL_FILE");
+    if (amqp_url_file != NULL && amqp_url_file[0] != '\0' && !opt.sink_on_argv) {
+        /* Absolute: the bridge may resolve it from another directory. The
+         * file may not exist yet (a broker still starting); the bridge
+         * reports that. */
+        char abs[PATH_MAX];
+        if (realpath(amqp_url_file, abs) == NULL) snprintf(abs, sizeof abs, "%s", amqp_url_file);
+        snprintf(opt.amqp_url_file, sizeof opt.amqp_url_file, "%s", abs);
+    }
+    char broker_abs[PATH_MAX] = "";
+    if (broker_dir != NULL && broker_dir[0] != '\0' &&
+        realpath(broker_dir, broker_abs) == NULL)
+        snprintf(broker_abs, sizeof broker_abs, "%s", broker_dir);
+    const struct sup_broker_info broker = {
+        .url_file = opt.amqp_url_file[0] != '\0' ? opt.amqp_url_file : NULL,
+        .private_dir = broker_abs[0] != '\0' ? broker_abs : NULL,
+    };
+    sup_run_write_info(&run, &spec, opt.have_bridge, opt.sink, &broker);
 
     int code = sup_loop_run(&opt);
     sup_run_close(&run);

@@ -17,7 +17,9 @@
  *                    0600 because a signal may carry a config patch
  *   envelopes.jsonl  what the bridge publishes, when PH_SINK is not set
  *   run.json         where this run's envelopes, signals and journal go, for
- *                    phive and people */
+ *                    phive and people; with sink amqp also the broker (URL
+ *                    with its password masked, the URL file, the private
+ *                    node's folder when phive started one for the run) */
 #include "supervisor.h"
 
 #include <errno.h>
@@ -271,15 +273,40 @@ void sup_sink_display(const char *sink, char *out, size_t n)
     snprintf(colon, n - (size_t)(colon - out), ":***%s", rest);
 }
 
-int sup_run_write_info(const struct sup_run *run, const struct sup_spec *spec, bool bridge,
-                       const char *sink)
+/* The broker URL of an amqp sink, password masked, into out; "" when it is
+ * not known (no URL file, no PH_AMQP_URL, unreadable file). */
+static void broker_url_display(const struct sup_broker_info *broker, char *out, size_t n)
 {
-    char shown[PATH_MAX + 8];
+    char url[PATH_MAX + 8] = "";
+    out[0] = '\0';
+    if (broker != NULL && broker->url_file != NULL) {
+        FILE *f = fopen(broker->url_file, "re");
+        if (f == NULL) return;
+        if (fgets(url, sizeof url, f) == NULL) url[0] = '\0';
+        fclose(f);
+        url[strcspn(url, "\r\n")] = '\0';
+    } else {
+        const char *env = getenv("PH_AMQP_URL");
+        if (env != NULL) snprintf(url, sizeof url, "%s", env);
+    }
+    if (url[0] != '\0') sup_sink_display(url, out, n);
+    explicit_bzero(url, sizeof url);
+}
+
+int sup_run_write_info(const struct sup_run *run, const struct sup_spec *spec, bool bridge,
+                       const char *sink, const struct sup_broker_info *broker)
+{
+    char shown[PATH_MAX + 8], url[PATH_MAX + 8] = "";
     sup_sink_display(sink, shown, sizeof shown);
-    json_t *doc =
-        json_pack("{s:s, s:s, s:b, s:s, s:s, s:s}", "swarmId", spec->swarm_id, "controllerInstance",
-                  spec->controller_instance, "bridge", bridge, "sink", shown, "signals",
-                  run->signals_path, "journalDir", run->journal_dir);
+    bool file_sink = strncmp(sink, "file:", 5) == 0;
+    if (!file_sink) broker_url_display(broker, url, sizeof url);
+    const char *url_file = !file_sink && broker ? broker->url_file : NULL;
+    const char *private_dir = !file_sink && broker ? broker->private_dir : NULL;
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:b, s:s, s:s, s:s, s:s?, s:s?, s:s?}", "swarmId", spec->swarm_id,
+        "controllerInstance", spec->controller_instance, "bridge", bridge, "sink", shown,
+        "signals", run->signals_path, "journalDir", run->journal_dir, "amqpUrl",
+        url[0] != '\0' ? url : NULL, "amqpUrlFile", url_file, "privateBroker", private_dir);
     char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
     json_decref(doc);
     if (text == NULL) return PH_ERR_INVAL;

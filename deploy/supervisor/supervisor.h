@@ -126,11 +126,20 @@ int sup_run_write_ready(const struct sup_run *run);
 /* A sink for logs and run.json: "file:PATH" as it is; in a URL
  * (amqp://user:password@host/...) the password becomes "***". */
 void sup_sink_display(const char *sink, char *out, size_t n);
+/* What run.json says about the broker when the sink is amqp. */
+struct sup_broker_info {
+    const char *url_file;    /* the bridge's --amqp-url-file, or NULL (PH_AMQP_URL) */
+    const char *private_dir; /* folder of the private node this run uses, or NULL */
+};
+
 /* Writes run.json: {swarmId, controllerInstance, bridge, sink, signals,
- * journalDir}. `sink` is shown as given (a file sink) or with the password
- * of a URL masked. */
+ * journalDir, amqpUrl, amqpUrlFile, privateBroker}. `sink` is shown as given
+ * (a file sink) or with the password of a URL masked; amqpUrl (sink amqp
+ * only) is the broker's URL from the URL file or PH_AMQP_URL with its
+ * password masked; amqpUrlFile and privateBroker are the paths of `broker`
+ * or null. */
 int sup_run_write_info(const struct sup_run *run, const struct sup_spec *spec, bool bridge,
-                       const char *sink);
+                       const char *sink, const struct sup_broker_info *broker);
 /* Removes ready and supervisor.pid and drops the lock; procs.json stays so
  * that tools can see the last pids. */
 void sup_run_close(struct sup_run *run);
@@ -145,6 +154,10 @@ struct sup_options {
     /* Where the bridge sends envelopes: $PH_SINK, else file:<run>/envelopes.jsonl. */
     char sink[PATH_MAX + 8];
     bool sink_on_argv; /* false: the bridge reads PH_SINK from its environment */
+    /* --amqp-url-file / $PH_AMQP_URL_FILE: handed to the bridge as its
+     * --amqp-url-file when the sink is not a file (the path is not secret;
+     * the URL in it is). Empty: the bridge uses $PH_AMQP_URL. */
+    char amqp_url_file[PATH_MAX];
 };
 
 /* Runs the swarm until SIGTERM/SIGINT/SIGHUP; returns the exit code. */

@@ -18,12 +18,17 @@
 #   - `phive down` leaves no process of the run, neither /dev/shm/ph.<id>
 #     nor /dev/shm/ph.<id>.bridge, and the run's journal recorded the
 #     controller's start
+#   - with PH_SINK unset (sink amqp) and PH_AMQP_URL pointing at a port where
+#     no broker listens, `phive up` starts no private node, the bridge keeps
+#     running, logs its reconnect attempts with backoff and does not spin;
+#     the password appears in no log, argv or run.json
 #
 # Usage: tests/integration/test_supervisor.sh [BIN_DIR]
 #   BIN_DIR (or $PH_BIN_DIR): where ph-supervisor, ph-swarm-controller,
 #   ph-worker, phctl and (optionally) ph-bridge are; default
 #   <checkout>/build/bin.
-#   PH_SINK is unset for the test: the envelopes go to the run folder.
+#   PH_SINK is file:<run folder>/envelopes.jsonl for the test: no broker is
+#   needed (phive's default is amqp; the AMQP path is tested elsewhere).
 #
 # The swarm is deploy/swarms/test-small.json under a swarm id unique to this
 # run (t-small-<pid>): segments are machine-wide, and two test runs (or a
@@ -36,13 +41,14 @@ BIN=${1:-${PH_BIN_DIR:-$ROOT/build/bin}}
 PH_BIN_DIR=$(cd "$BIN" && pwd)
 PH_RUN_DIR=$(mktemp -d /tmp/ph-test-supervisor.XXXXXX)
 export PH_BIN_DIR PH_RUN_DIR
-unset PH_SINK
+unset PH_AMQP_URL PH_AMQP_URL_FILE
 PHIVE=$ROOT/deploy/phive
 PHCTL=$PH_BIN_DIR/phctl
 SUP=$PH_BIN_DIR/ph-supervisor
 PY=/usr/bin/python3
 SWARM=t-small-$$
 RUN=$PH_RUN_DIR/$SWARM
+export PH_SINK=file:$RUN/envelopes.jsonl
 SWARM_FILE=$PH_RUN_DIR/test-small.json
 TIMEOUT_S=10
 HAVE_BRIDGE=0
@@ -472,6 +478,59 @@ if ((rc != 0)) && [[ "$out" == *"not running"* ]]; then
     pass "phive_down_says_when_the_swarm_is_not_running"
 else
     fail "phive_down_says_when_the_swarm_is_not_running" "exit $rc, output: $out"
+fi
+
+# ---- sink amqp, broker unreachable ------------------------------------------
+
+# CPU time (utime + stime, clock ticks) of pid $1.
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    stat=${stat##*) }
+    read -r -a f <<<"$stat"
+    echo $((f[11] + f[12]))
+}
+
+if ((HAVE_BRIDGE)); then
+    # A port nobody listens on: taken from the kernel, then released.
+    port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    secret=pw-$$-secret
+    rc=0
+    out=$(env -u PH_SINK PH_AMQP_URL="amqp://ph:$secret@127.0.0.1:$port/%2f" "$PHIVE" up "$SWARM_FILE" 2>&1) || rc=$?
+    if ((rc != 0)); then
+        fail "bridge_without_broker_keeps_running_and_retries" "phive up failed: $out"
+    else
+        remember_pids
+        bpid=$(proc_pid bridge)
+        deadline=$((SECONDS + TIMEOUT_S))
+        while (($(grep -c 'retrying in' "$RUN/logs/bridge.log" 2>/dev/null || true) < 3)) && ((SECONDS < deadline)); do
+            sleep 0.2
+        done
+        t0=$(cpu_ticks "$bpid")
+        sleep 2
+        t1=$(cpu_ticks "$bpid")
+        hz=$(getconf CLK_TCK)
+        if [[ "$out" != *"Broker:    amqp://ph:***@127.0.0.1:$port/"* ]]; then
+            fail "bridge_without_broker_keeps_running_and_retries" "phive up does not show the masked broker URL: $out"
+        elif [[ -e "$PH_RUN_DIR/rabbitmq" ]]; then
+            fail "bridge_without_broker_keeps_running_and_retries" "a private node was set up although PH_AMQP_URL is set"
+        elif [[ "$(proc_field bridge state)" != running ]] || ! kill -0 "$bpid" 2>/dev/null ||
+            [[ "$(proc_field bridge restarts)" != 0 ]]; then
+            fail "bridge_without_broker_keeps_running_and_retries" "the bridge did not keep running: $(tail -n 5 "$RUN/logs/bridge.log")"
+        elif (($(grep -c 'retrying in' "$RUN/logs/bridge.log") < 3)); then
+            fail "bridge_without_broker_keeps_running_and_retries" "fewer than 3 reconnect attempts logged: $(tail -n 5 "$RUN/logs/bridge.log")"
+        elif ((t1 - t0 > hz / 5)); then
+            fail "bridge_without_broker_keeps_running_and_retries" "the bridge used $((t1 - t0)) ticks of CPU in 2 s while disconnected"
+        elif grep -rqF "$secret" "$RUN/logs" "$RUN/run.json" ||
+            tr '\0' ' ' <"/proc/$bpid/cmdline" | grep -qF "$secret"; then
+            fail "bridge_without_broker_keeps_running_and_retries" "the password shows in a log, run.json or the bridge's argv"
+        else
+            pass "bridge_without_broker_keeps_running_and_retries"
+        fi
+        "$PHIVE" down "$SWARM" >/dev/null 2>&1 || fail "bridge_without_broker_keeps_running_and_retries" "phive down failed"
+    fi
+else
+    skip "bridge_without_broker_keeps_running_and_retries" "no ph-bridge in $PH_BIN_DIR"
 fi
 
 echo "test_supervisor: $passed passed, $failed failed"
