@@ -44,6 +44,12 @@ struct input {
     bool inflight; /* a read owns `buf` */
     bool defer;    /* EAGAIN (a non-blocking stdin): retry at the next tick, not at once */
     uint64_t offset;
+    /* A followed file's read position survives a bridge restart in
+     * <file>.pos ("<inode> <offset>"), so signals already forwarded are not
+     * sent to the controller again. */
+    char pos_path[4096];
+    uint64_t ino;
+    uint64_t saved;
     const char *name;
     struct lines lines;
     char *buf;
@@ -166,6 +172,22 @@ static void on_input(struct app *a, int res)
     in->eof = true;
 }
 
+/* Records how far complete lines of a followed file have been forwarded.
+ * Only when nothing waits in the bridge: a line still queued for the
+ * controller must be read again after a crash. */
+static void save_position(struct input *in, size_t pending)
+{
+    if (!in->follow || pending > 0) return;
+    const uint64_t done = in->offset - in->lines.full_len;
+    if (done == in->saved) return;
+    char tmp[sizeof in->pos_path + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", in->pos_path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) return; /* best effort: a read-only folder only loses resumption */
+    fprintf(f, "%llu %llu\n", (unsigned long long)in->ino, (unsigned long long)done);
+    if (fclose(f) == 0 && rename(tmp, in->pos_path) == 0) in->saved = done;
+}
+
 static int open_input(struct input *in, const char *spec, size_t max_line)
 {
     memset(in, 0, sizeof *in);
@@ -190,6 +212,16 @@ static int open_input(struct input *in, const char *spec, size_t max_line)
             return -1;
         }
         in->follow = true;
+        in->ino = (uint64_t)st.st_ino;
+        snprintf(in->pos_path, sizeof in->pos_path, "%s.pos", spec);
+        FILE *f = fopen(in->pos_path, "r");
+        unsigned long long ino = 0, off = 0;
+        if (f != NULL && fscanf(f, "%llu %llu", &ino, &off) == 2 && ino == in->ino &&
+            off <= (unsigned long long)st.st_size) {
+            in->offset = in->saved = off;
+            ph_info("signal file %s: resuming after byte %llu (already forwarded)", spec, off);
+        }
+        if (f != NULL) fclose(f);
     }
     in->buf = malloc(INPUT_CHUNK);
     if (in->buf == NULL || lines_init(&in->lines, max_line) != 0) {
@@ -293,6 +325,7 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
                 break;
             }
             arm_tick(&a);
+            save_position(&a.in, bridge_signals_pending(b));
         }
         sync_sock(&a);
         /* stdin: keep one read in flight; a followed file: one per tick. */
@@ -303,6 +336,7 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
     io_uring_queue_exit(&a.ring);
     close(a.sigfd);
     if (exit_code == 0) bridge_stop(b);
+    save_position(&a.in, bridge_signals_pending(b));
     close_input(&a.in);
     return exit_code;
 }

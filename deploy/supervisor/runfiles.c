@@ -139,6 +139,10 @@ int sup_run_open(struct sup_run *run, const char *dir, char *err, size_t errlen)
         return sys_fail(err, errlen, "chmod", run->signals_path);
     }
     close(fd);
+    /* And the bridge's read position in it (<signals>.pos) starts over. */
+    char pos[PATH_MAX + 8];
+    snprintf(pos, sizeof pos, "%s.pos", run->signals_path);
+    if (unlink(pos) != 0 && errno != ENOENT) return sys_fail(err, errlen, "remove", pos);
     return PH_OK;
 }
 

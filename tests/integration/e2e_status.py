@@ -300,6 +300,20 @@ def main():
                         env_of(m)["data"]["context"]["totals"]["healthy"] == 3,
                         timeout=5, start=mark), "worker healthy again after it answers")
 
+        # kill -9 the bridge and start it again: it resumes after the signals
+        # it already forwarded (the one-outcome-per-signal guard at the end
+        # fails on any replay) and the controller sends it a fresh full.
+        mark = len(sink.find(lambda m: True))
+        procs["bridge"].send_signal(signal.SIGKILL)
+        procs["bridge"].wait()
+        start("bridge", [BIN + "/ph-bridge", "--swarm", SWARM, "--sink", "file:" + sink_path,
+                         "--signals", sig_path], log)
+        check(sink.wait(is_kind("metric", "status-full", "swarm-controller"), start=mark),
+              "restarted bridge gets a fresh controller status-full")
+        time.sleep(0.5)
+        check(not sink.find(is_kind("outcome"), start=mark),
+              "restarted bridge does not replay forwarded signals")
+
         # swarm-stop and swarm-remove.
         mark = len(sink.find(lambda m: True))
         cid = signal_("swarm-stop", "swarm-controller", CTL)
