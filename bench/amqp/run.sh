@@ -1,0 +1,68 @@
+#!/bin/sh
+# Builds ph-bench-amqp (Release), starts a private RabbitMQ node with
+# deploy/rabbitmq in a fresh folder, runs the benchmark, stops the node and
+# removes the folder (also on Ctrl-C). About 2 min plus the build.
+#
+#   bench/amqp/run.sh                 tables
+#   bench/amqp/run.sh --json          one JSON object (also appended to BUILD/bench-amqp.jsonl)
+#   bench/amqp/run.sh -- --only latency --changes 300    options after -- go to ph-bench-amqp
+#
+# Environment: PH_BENCH_BUILD (build tree, default build-bench/);
+# PH_AMQP_PORT / PH_MGMT_PORT / PH_STOMP_PORT / PH_DIST_PORT / PH_EPMD_PORT
+# (defaults 28672 / 28673 / 28674 / 48672 / 28675, away from a developer's
+# broker); PH_AMQP_URL_FILE set: use that broker, start none.
+set -eu
+
+here=$(cd "$(dirname "$0")/../.." && pwd)
+build=${PH_BENCH_BUILD:-$here/build-bench}
+json=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --json) json=--json; shift ;;
+        --table) shift ;;
+        --) shift; break ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown option '$1' (--json, --table, -- ARGS)" >&2; exit 2 ;;
+    esac
+done
+
+echo "== building Release into $build" >&2
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j"$(nproc)" --target ph-bench-amqp ph-bridge ph-swarm-controller >/dev/null
+
+dir=
+stop_broker() {
+    if [ -n "$dir" ]; then
+        "$here/deploy/rabbitmq" stop --dir "$dir" >/dev/null 2>&1 || true
+        rm -rf "$dir"
+        dir=
+    fi
+}
+trap 'stop_broker' EXIT
+trap 'stop_broker; exit 130' INT
+trap 'stop_broker; exit 143' TERM
+
+if [ -n "${PH_AMQP_URL_FILE:-}" ]; then
+    url_file=$PH_AMQP_URL_FILE
+else
+    command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || {
+        echo "run.sh: rabbitmq-server is not installed (deploy/ensure-deps)" >&2
+        exit 77
+    }
+    dir=$(mktemp -d /tmp/ph-bench-amqp-broker-XXXXXX)
+    export PH_AMQP_PORT=${PH_AMQP_PORT:-28672} PH_MGMT_PORT=${PH_MGMT_PORT:-28673}
+    export PH_STOMP_PORT=${PH_STOMP_PORT:-28674} PH_DIST_PORT=${PH_DIST_PORT:-48672}
+    export PH_EPMD_PORT=${PH_EPMD_PORT:-28675}
+    echo "== starting a private RabbitMQ node in $dir (AMQP port $PH_AMQP_PORT)" >&2
+    "$here/deploy/rabbitmq" start --dir "$dir" >&2
+    url_file=$dir/amqp-url
+fi
+
+echo "== ph-bench-amqp" >&2
+if [ -n "$json" ]; then
+    out=$("$build/bin/ph-bench-amqp" --amqp-url-file "$url_file" --json "$@")
+    printf '%s\n' "$out"
+    printf '{"when":"%s","result":%s}\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$out" >>"$build/bench-amqp.jsonl"
+else
+    "$build/bin/ph-bench-amqp" --amqp-url-file "$url_file" "$@"
+fi
