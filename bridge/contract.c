@@ -48,7 +48,7 @@ struct shown {
 };
 static struct shown show(const char *s)
 {
-    struct shown r;
+    struct shown r = {{0}}; /* text_prefix fills it; zeroed for analysers */
     bool all = text_prefix(s, strlen(s), 48, r.s);
     if (!all) strcat(r.s, "...");
     return r;
