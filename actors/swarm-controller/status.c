@@ -1,6 +1,7 @@
 /* The swarm aggregate and the status documents built from it: controller
  * status-delta (small aggregate), controller status-full (aggregate plus the
  * sorted worker list), and per-worker status-full / status-delta. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,23 +33,56 @@ bool swarm_worker_healthy(const struct swarm *s, const struct ctl_worker *w, uin
            (now <= w->last_seen_ns || now - w->last_seen_ns <= s->cfg.ttl_ns);
 }
 
+/* Index of `role` in the aggregate's role summaries, adding it when there
+ * is room; -1 when the table is full. */
+static int role_slot(struct swarm_agg *a, const char *role)
+{
+    for (uint32_t k = 0; k < a->nroles; k++)
+        if (strcmp(a->roles[k].role, role) == 0) return (int)k;
+    if (a->nroles == SWARM_MAX_ROLES) return -1;
+    struct swarm_role_sum *r = &a->roles[a->nroles];
+    memset(r, 0, sizeof *r);
+    snprintf(r->role, sizeof r->role, "%s", role);
+    return (int)a->nroles++;
+}
+
 void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
 {
-    memset(a, 0, sizeof *a);
-    for (uint32_t i = 0; i < s->nroles; i++) a->desired += s->roles[i].count;
+    /* Only the header is cleared: role entries are initialised as added. */
+    memset(a, 0, offsetof(struct swarm_agg, nroles) + sizeof a->nroles);
+    a->nroles = 0;
+    memset((char *)a + offsetof(struct swarm_agg, nroles) + sizeof a->nroles, 0,
+           sizeof *a - offsetof(struct swarm_agg, nroles) - sizeof a->nroles);
+    for (uint32_t i = 0; i < s->nroles; i++) {
+        a->desired += s->roles[i].count;
+        int k = role_slot(a, s->roles[i].role);
+        if (k >= 0) a->roles[k].desired += s->roles[i].count;
+    }
     const struct ctl *c = s->ctl;
     for (uint32_t i = 0; i < c->seg->slots; i++) {
         const struct ctl_worker *w = &c->w[i];
         if (!w->tracked) continue;
         a->live++;
+        /* The role table keeps its order from tick to tick, so the index found
+         * last time is nearly always right: one comparison confirms it. */
+        int k = s->ws[i].role_hint;
+        if (k < 0 || (uint32_t)k >= a->nroles || strcmp(a->roles[k].role, w->role) != 0) {
+            k = role_slot(a, w->role);
+            s->ws[i].role_hint = (int16_t)k;
+        }
         bool enabled = w->have_status && (w->st.flags & PH_STATUS_ENABLED);
-        if (enabled) a->enabled++;
+        if (k >= 0) a->roles[k].count++;
+        if (enabled) {
+            a->enabled++;
+            if (k >= 0) a->roles[k].enabled++;
+        }
         if (!swarm_worker_healthy(s, w, now)) continue;
         a->healthy++;
         if (enabled) a->running++;
         a->io_in = swarm_combine_in(a->io_in, w->st.io_in);
         a->io_out = swarm_combine_out(a->io_out, w->st.io_out);
         a->tps += w->tps;
+        if (k >= 0) a->roles[k].tps += w->tps;
         if (a->oldest_seen_ns == 0 || w->last_seen_ns < a->oldest_seen_ns)
             a->oldest_seen_ns = w->last_seen_ns;
     }
@@ -131,40 +165,19 @@ static void pack_scenario(const struct swarm *s, msgpack_packer *pk, uint64_t no
     dp_kv_u64(pk, "runsRemaining", p->total_runs > p->runs_done ? p->total_runs - p->runs_done : 0);
 }
 
-/* Per-role summary: count, enabled and tps of the live workers, plus the
- * desired count; roles that are desired but absent appear with zeros. */
-static void pack_roles(const struct swarm *s, msgpack_packer *pk, uint64_t now)
+/* Per-role summary, from the aggregate: count, enabled and tps of the live
+ * workers, plus the desired count; desired but absent roles show zeros. */
+static void pack_roles(msgpack_packer *pk, const struct swarm_agg *a)
 {
-    struct rs {
-        const char *role;
-        uint32_t count, enabled, desired;
-        uint64_t tps;
-    } rs[SWARM_MAX_ROLES];
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < s->nroles && n < SWARM_MAX_ROLES; i++)
-        rs[n++] = (struct rs){s->roles[i].role, 0, 0, s->roles[i].count, 0};
-    const struct ctl *c = s->ctl;
-    for (uint32_t i = 0; i < c->seg->slots; i++) {
-        const struct ctl_worker *w = &c->w[i];
-        if (!w->tracked) continue;
-        uint32_t k = 0;
-        while (k < n && strcmp(rs[k].role, w->role) != 0) k++;
-        if (k == n) {
-            if (n == SWARM_MAX_ROLES) continue;
-            rs[n++] = (struct rs){w->role, 0, 0, 0, 0};
-        }
-        rs[k].count++;
-        if (w->have_status && (w->st.flags & PH_STATUS_ENABLED)) rs[k].enabled++;
-        if (swarm_worker_healthy(s, w, now)) rs[k].tps += w->tps;
-    }
-    dp_map(pk, n);
-    for (uint32_t k = 0; k < n; k++) {
-        dp_str(pk, rs[k].role);
+    dp_map(pk, a->nroles);
+    for (uint32_t k = 0; k < a->nroles; k++) {
+        const struct swarm_role_sum *r = &a->roles[k];
+        dp_str(pk, r->role);
         dp_map(pk, 4);
-        dp_kv_u64(pk, "count", rs[k].count);
-        dp_kv_u64(pk, "desired", rs[k].desired);
-        dp_kv_u64(pk, "enabled", rs[k].enabled);
-        dp_kv_u64(pk, "tps", rs[k].tps);
+        dp_kv_u64(pk, "count", r->count);
+        dp_kv_u64(pk, "desired", r->desired);
+        dp_kv_u64(pk, "enabled", r->enabled);
+        dp_kv_u64(pk, "tps", r->tps);
     }
 }
 
@@ -193,7 +206,7 @@ static void pack_context(const struct swarm *s, msgpack_packer *pk, const struct
     dp_str(pk, "scenario");
     pack_scenario(s, pk, now);
     dp_str(pk, "roles");
-    pack_roles(s, pk, now);
+    pack_roles(pk, a);
     if (journal) {
         dp_str(pk, "journal");
         dp_map(pk, 1);

@@ -89,6 +89,7 @@ struct swarm_wstate {
     uint8_t sent_in, sent_out;
     bool delta_due;
     uint64_t last_delta_ns;
+    int16_t role_hint;        /* its role's index in the last aggregate (a guess, checked) */
     char last_alert_code[64]; /* per-worker alert flood guard */
     uint64_t last_alert_ns;
     uint32_t alerts_suppressed;
@@ -155,8 +156,18 @@ struct swarm_plan {
     char last_step[64];
 };
 
-/* What the controller aggregate looks like at one moment. */
+/* Per-role summary within the aggregate. */
+struct swarm_role_sum {
+    char role[PH_ID_MAX];
+    uint32_t count, enabled, desired;
+    uint64_t tps;
+};
+
+/* What the controller aggregate looks like at one moment: computed in one
+ * pass over the table per tick, then rendered without another pass. */
 struct swarm_agg {
+    struct swarm_role_sum roles[SWARM_MAX_ROLES];
+    uint32_t nroles;
     uint32_t desired, healthy, running, enabled, live;
     uint8_t io_in, io_out;
     uint64_t tps;
