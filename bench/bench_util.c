@@ -214,6 +214,64 @@ bool bu_wait_child(pid_t pid)
     return r == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+bool bu_bin_path(const char *dir, const char *name, char *out, size_t n)
+{
+    char self[4096];
+    if (dir == NULL) {
+        ssize_t r = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (r <= 0) return false;
+        self[r] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash != NULL) *slash = '\0';
+        dir = self;
+    }
+    if ((size_t)snprintf(out, n, "%s/%s", dir, name) >= n) return false;
+    return access(out, X_OK) == 0;
+}
+
+pid_t bu_spawn(char *const argv[], const char *log)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        bu_child_init();
+        int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        int dn = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        if (dn >= 0) dup2(dn, 0);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    if (pid > 0) bu_cleanup_add_child(pid);
+    return pid;
+}
+
+bool bu_stop_child(pid_t pid, double timeout_s)
+{
+    if (pid <= 0) return true;
+    kill(pid, SIGTERM);
+    const uint64_t deadline = bu_now_ns() + (uint64_t)(timeout_s * 1e9);
+    int st = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            bu_cleanup_del_child(pid);
+            return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        }
+        if (r < 0 && errno != EINTR) {
+            bu_cleanup_del_child(pid);
+            return false;
+        }
+        if (bu_now_ns() >= deadline) break;
+        bu_sleep_ns(10 * 1000000ull);
+    }
+    kill(pid, SIGKILL);
+    bu_wait_child(pid);
+    return false;
+}
+
 void *bu_shared_alloc(size_t n)
 {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

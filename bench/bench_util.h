@@ -87,6 +87,17 @@ void bu_child_init(void);
 /* Waits for a child and reports whether it exited with status 0. */
 bool bu_wait_child(pid_t pid);
 
+/* Programs next to this one: `dir` (or, when NULL, the directory of
+ * /proc/self/exe) + "/" + name into out; false when it is not executable. */
+bool bu_bin_path(const char *dir, const char *name, char *out, size_t n);
+/* fork + execv(argv[0], argv) with stdout and stderr appended to `log`
+ * (NULL: /dev/null) and stdin from /dev/null; the child is registered for
+ * clean-up and dies with this process. Returns its pid, or -1. */
+pid_t bu_spawn(char *const argv[], const char *log);
+/* SIGTERM, then waits up to timeout_s (SIGKILL after that). True when the
+ * child exited by itself with status 0. */
+bool bu_stop_child(pid_t pid, double timeout_s);
+
 /* Anonymous shared memory, inherited by forked children. */
 void *bu_shared_alloc(size_t n);
 
