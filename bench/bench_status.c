@@ -192,7 +192,7 @@ static void on_joined(void *ctx, struct ctl *c, struct ctl_worker *w)
 {
     (void)c;
     struct world *wd = ctx;
-    swarm_on_joined(&wd->sw, w, wd->now);
+    swarm_on_joined(&wd->sw, w, true, wd->now);
 }
 
 static void pack_cstr(msgpack_packer *pk, const char *s)

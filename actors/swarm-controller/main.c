@@ -392,7 +392,7 @@ static void on_joined(void *ctx, struct ctl *c, struct ctl_worker *w)
      * worker's config and io records: ask for them again. */
     if (a->adopted && w->attached_real_ns < a->started_real_ns)
         ctl_send_command(c, w->index, PH_CMD_STATUS_REQUEST, NULL, 0);
-    swarm_on_joined(&a->swarm, w, ph_mono_ns());
+    swarm_on_joined(&a->swarm, w, !(a->adopted && w->attached_real_ns < a->started_real_ns), ph_mono_ns());
 }
 
 static void on_left(void *ctx, struct ctl *c, struct ctl_worker *w, bool dead)

@@ -62,6 +62,45 @@ static json_t *jstr_or_null(const char *s)
     return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
 }
 
+/* A signal's data as journaled: whole when small, else its size and a hash.
+ * The journal is an audit trail, not a store: one large config-update must
+ * not cost it megabytes (the limit is JOURNAL_DATA_MAX). *complete says
+ * whether the data could be applied again from the journal. */
+#define JOURNAL_DATA_MAX 4096u
+static json_t *journal_data(const json_t *data, bool *complete)
+{
+    json_t *jd = redacted(data);
+    char *text = json_dumps(jd, JSON_COMPACT | JSON_SORT_KEYS);
+    size_t n = text != NULL ? strlen(text) : 0;
+    /* Redaction removes secrets: such data cannot be applied again as sent. */
+    *complete = text != NULL && n <= JOURNAL_DATA_MAX && json_equal(jd, data);
+    if (text != NULL && n > JOURNAL_DATA_MAX) {
+        uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
+        for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)text[i]) * 1099511628211ull;
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+        json_decref(jd);
+        jd = json_pack("{s:b, s:I, s:s}", "truncated", 1, "bytes", (json_int_t)n, "fnv1a64", hex);
+    }
+    free(text);
+    return jd;
+}
+
+static void state_changed(struct swarm *s)
+{
+    s->state_seq++;
+}
+
+/* Every worker's workload on or off (swarm-start/stop, a controller-scope
+ * config-update, auto-start), remembered for workers that join later. */
+static void want_enabled(struct swarm *s, bool on)
+{
+    json_t *patch = json_pack("{s:b}", "enabled", on);
+    desired_apply(&s->desired, "", "", patch);
+    json_decref(patch);
+    state_changed(s);
+}
+
 /* ---- alerts and outcomes ---------------------------------------------- */
 
 static void emit_alert(struct swarm *s, const char *role, const char *instance, const char *origin,
@@ -106,6 +145,7 @@ struct outcome {
     int enabled;   /* -1: absent */
     int retryable; /* -1: absent */
     const char *message;
+    bool replay; /* answers a replayed idempotencyKey: the cache already holds it */
 };
 
 static void idem_store(struct swarm *s, const struct outcome *o, uint64_t now)
@@ -153,11 +193,17 @@ static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
     s->out.emit(s->out.ctx, sb.data, sb.size, true);
     msgpack_sbuffer_destroy(&sb);
     s->outcomes++;
-    idem_store(s, o, now);
-    journal(s, json_pack("{s:s, s:s, s:o, s:o, s:s, s:o, s:s}", "event", "outcome", "type",
-                         o->type, "role", jstr_or_null(o->role), "instance",
-                         jstr_or_null(o->instance), "correlationId", o->cid, "idempotencyKey",
-                         jstr_or_null(o->ikey), "status", o->status));
+    /* A replay answers from the cache entry itself: storing it again would
+     * copy the entry onto itself. */
+    if (!o->replay) idem_store(s, o, now);
+    json_t *e = json_pack("{s:s, s:s, s:o, s:o, s:s, s:o, s:s}", "event", "outcome", "type",
+                          o->type, "role", jstr_or_null(o->role), "instance",
+                          jstr_or_null(o->instance), "correlationId", o->cid, "idempotencyKey",
+                          jstr_or_null(o->ikey), "status", o->status);
+    if (e != NULL && o->enabled >= 0) json_object_set_new(e, "enabled", json_boolean(o->enabled));
+    if (e != NULL && o->retryable >= 0)
+        json_object_set_new(e, "retryable", json_boolean(o->retryable));
+    journal(s, e);
 }
 
 /* ---- set-up ----------------------------------------------------------- */
@@ -194,6 +240,8 @@ int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
     s->started_mono_ns = now;
     s->full_due = true; /* status-full on startup */
     s->delta_due = true;
+    desired_init(&s->desired);
+    if (cidset_init(&s->seen, SWARM_SEEN_CIDS) != 0) return PH_ERR_SYS;
     refresh_controller_config(s);
     return PH_OK;
 }
@@ -201,6 +249,9 @@ int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
 static void pending_release(struct swarm_pending *p)
 {
     free(p->targets);
+    for (uint32_t i = 0; i < p->nextra; i++) free(p->extra[i]);
+    free(p->extra);
+    json_decref(p->signal);
     memset(p, 0, sizeof *p);
 }
 
@@ -209,6 +260,8 @@ void swarm_destroy(struct swarm *s)
     for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++) pending_release(&s->pending[i]);
     for (uint32_t i = 0; i < s->plan.nsteps; i++) json_decref(s->plan.steps[i].patch);
     json_decref(s->controller_config);
+    desired_clear(&s->desired);
+    cidset_free(&s->seen);
     free(s->ws);
     s->ws = NULL;
 }
@@ -218,6 +271,7 @@ void swarm_set_roles(struct swarm *s, const struct swarm_role *roles, uint32_t n
     s->nroles = n < SWARM_MAX_ROLES ? n : SWARM_MAX_ROLES;
     if (s->nroles > 0) memcpy(s->roles, roles, s->nroles * sizeof *roles);
     refresh_controller_config(s);
+    state_changed(s);
 }
 
 void swarm_on_bridge(struct swarm *s)
@@ -270,12 +324,20 @@ static void finish_pending(struct swarm *s, struct swarm_pending *p, uint64_t no
         snprintf(msg, sizeof msg, "applied to %u worker(s)", p->ntargets);
     } else {
         if (p->lifecycle) s->status = SW_FAILED;
-        snprintf(msg, sizeof msg, "%s%s%u of %u worker(s) did not apply it", p->failure,
-                 p->failure[0] ? "; " : "", failed, p->ntargets);
+        if (p->ntargets == 0)
+            snprintf(msg, sizeof msg, "%s", p->failure);
+        else
+            snprintf(msg, sizeof msg, "%s%s%u of %u worker(s) did not apply it", p->failure,
+                     p->failure[0] ? "; " : "", failed, p->ntargets);
         char amsg[400];
-        snprintf(amsg, sizeof amsg, "%s failed: %s", p->type, msg);
+        if (p->join_sync)
+            snprintf(amsg, sizeof amsg, "a joining worker did not take the swarm's configuration: "
+                     "%s", msg);
+        else
+            snprintf(amsg, sizeof amsg, "%s failed: %s", p->type, msg);
         controller_alert(s, "error", "command.failed", amsg);
     }
+    if (p->lifecycle) state_changed(s);
     /* Timeouts may pass; a refusal by the worker will not. */
     bool retryable = !ok && strstr(p->failure, "timed out") != NULL;
     struct outcome o = {.type = p->type,
@@ -288,8 +350,10 @@ static void finish_pending(struct swarm *s, struct swarm_pending *p, uint64_t no
                         .retryable = ok ? -1 : retryable,
                         .message = msg};
     emit_outcome(s, &o, now);
+    /* Each further attempt answers from what the first stored. */
+    o.replay = true;
     for (uint32_t i = 0; i < p->nextra; i++) {
-        o.cid = p->extra_cids[i];
+        o.cid = p->extra[i];
         emit_outcome(s, &o, now);
     }
     pending_release(p);
@@ -305,12 +369,13 @@ static void start_command(struct swarm *s, struct swarm_pending *proto, enum tar
     if (p == NULL) {
         struct outcome o = {proto->type, proto->scope_role, proto->scope_instance, proto->cid,
                             proto->ikey, "failed", -1, 1, "controller busy: too many commands "
-                                                          "in flight"};
+                                                          "in flight", false};
         emit_outcome(s, &o, now);
         return;
     }
     *p = *proto;
     p->used = true;
+    json_incref(p->signal); /* borrowed in proto, owned by the pending command */
     p->deadline_ns = now + s->cfg.cmd_timeout_ns;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -320,6 +385,15 @@ static void start_command(struct swarm *s, struct swarm_pending *proto, enum tar
         ph_json_pack(&pk, patch, false);
     }
     struct ctl *c = s->ctl;
+    const uint32_t room = c->seg->command_ring / 2 - PH_RING_HDR - 64; /* token and framing */
+    if (patch != NULL && sb.size > room) {
+        /* It could never reach a worker: say so rather than time out. */
+        snprintf(p->failure, sizeof p->failure, "the patch packs to %zu bytes; the workers' "
+                 "command rings take at most %u (controller --command-ring)", sb.size, room);
+        msgpack_sbuffer_destroy(&sb);
+        finish_pending(s, p, now);
+        return;
+    }
     p->targets = calloc(c->live + 1, sizeof *p->targets);
     for (uint32_t i = 0; p->targets != NULL && i < c->seg->slots && p->ntargets < c->live; i++) {
         struct ctl_worker *w = &c->w[i];
@@ -369,9 +443,27 @@ void swarm_on_ack(struct swarm *s, struct ctl_worker *w, const struct ph_rec_ack
 
 /* ---- worker lifecycle hooks ------------------------------------------ */
 
-void swarm_on_joined(struct swarm *s, struct ctl_worker *w, uint64_t now)
+/* Sends a joining worker the configuration the swarm asked of its scope
+ * (enabled flag and patches in force), as an internal config-update: no
+ * outcome, an alert when the worker refuses it, its status-full after. */
+static void join_sync(struct swarm *s, struct ctl_worker *w, uint64_t now)
 {
-    (void)now;
+    json_t *patch = desired_for(&s->desired, w->role, w->instance);
+    if (patch == NULL) return;
+    struct swarm_pending proto = {0};
+    snprintf(proto.type, sizeof proto.type, "config-update");
+    proto.join_sync = true;
+    start_command(s, &proto, T_INSTANCE, w->role, w->instance, PH_CMD_CONFIG_PATCH, patch, now);
+    s->join_syncs++;
+    ph_info("worker %s/%s joined: sent the swarm's configuration (%zu key(s))", w->role,
+            w->instance, json_object_size(patch));
+    journal(s, json_pack("{s:s, s:s, s:s, s:o}", "event", "resync", "role", w->role,
+                         "instance", w->instance, "patch", redacted(patch)));
+    json_decref(patch);
+}
+
+void swarm_on_joined(struct swarm *s, struct ctl_worker *w, bool sync, uint64_t now)
+{
     for (uint32_t i = 0; i < SWARM_MAX_GHOSTS; i++) {
         struct swarm_ghost *g = &s->ghosts[i];
         if (g->used && strcmp(g->role, w->role) == 0 && strcmp(g->instance, w->instance) == 0)
@@ -382,6 +474,7 @@ void swarm_on_joined(struct swarm *s, struct ctl_worker *w, uint64_t now)
     journal(s, json_pack("{s:s, s:s, s:s, s:s, s:i, s:i}", "event", "health", "change", "joined",
                          "role", w->role, "instance", w->instance, "pid", (int)w->pid, "slot",
                          (int)w->index));
+    if (sync && w->quarantine == PH_Q_NONE) join_sync(s, w, now);
 }
 
 void swarm_on_left(struct swarm *s, struct ctl_worker *w, bool dead, uint64_t now)
@@ -470,6 +563,7 @@ struct sig {
     char cid[256];
     char ikey[256];
     json_t *data;
+    const json_t *entry; /* the journal form (borrowed), kept by a pending command */
 };
 
 static bool opt_str(const msgpack_object *map, const char *k, char *buf, size_t n)
@@ -548,9 +642,28 @@ static bool idem_replay(struct swarm *s, const struct sig *g, const char *role,
     for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++) {
         struct swarm_pending *p = &s->pending[i];
         if (p->used && strcmp(p->ikey, g->ikey) == 0 && strcmp(p->type, g->type) == 0) {
-            /* Same action still in flight: answer this attempt when it ends. */
-            if (p->nextra < SWARM_EXTRA_CIDS)
-                snprintf(p->extra_cids[p->nextra++], sizeof p->extra_cids[0], "%s", g->cid);
+            /* Same action still in flight: answer this attempt when it ends,
+             * with the outcome the first attempt gets. */
+            char *cid = NULL;
+            if (p->nextra == p->extra_cap && p->extra_cap < SWARM_MAX_EXTRA) {
+                uint32_t cap = p->extra_cap ? p->extra_cap * 2 : 8;
+                char **n = realloc(p->extra, cap * sizeof *n);
+                if (n != NULL) {
+                    p->extra = n;
+                    p->extra_cap = cap;
+                }
+            }
+            if (p->nextra < p->extra_cap) cid = strdup(g->cid);
+            if (cid != NULL) {
+                p->extra[p->nextra++] = cid;
+            } else {
+                /* Too many attempts waiting on one action: this one is
+                 * answered now, so that no attempt is left without one. */
+                struct outcome o = {g->type, role, instance, g->cid, g->ikey, "failed", -1, 1,
+                                    "too many attempts of this idempotencyKey in flight; retry "
+                                    "once the first completes", true};
+                emit_outcome(s, &o, now);
+            }
             return true;
         }
     }
@@ -560,7 +673,7 @@ static bool idem_replay(struct swarm *s, const struct sig *g, const char *role,
         struct outcome o = {g->type, role, instance, g->cid, g->ikey, e->status,
                             e->enabled_known ? e->enabled : -1,
                             strcmp(e->status, "failed") == 0 ? e->retryable : -1,
-                            "replayed idempotencyKey: already applied, not applied again"};
+                            "replayed idempotencyKey: already applied, not applied again", true};
         journal(s, json_pack("{s:s, s:s, s:s, s:s}", "event", "replay", "type", g->type,
                              "idempotencyKey", g->ikey, "correlationId", g->cid));
         emit_outcome(s, &o, now);
@@ -572,7 +685,7 @@ static bool idem_replay(struct swarm *s, const struct sig *g, const char *role,
 static void fail_signal(struct swarm *s, const struct sig *g, const char *role,
                         const char *instance, const char *why, uint64_t now)
 {
-    struct outcome o = {g->type, role, instance, g->cid, g->ikey, "failed", -1, 0, why};
+    struct outcome o = {g->type, role, instance, g->cid, g->ikey, "failed", -1, 0, why, false};
     emit_outcome(s, &o, now);
     char msg[400];
     snprintf(msg, sizeof msg, "%s refused: %s", g->type, why);
@@ -679,54 +792,65 @@ static bool parse_plan(struct swarm *s, const json_t *data, char *err, size_t er
     return true;
 }
 
-void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t now)
+/* Outcome scope: the controller for lifecycle and controller-addressed
+ * signals, else the workers the signal addressed. */
+static void outcome_scope(const struct swarm *s, const struct sig *g, enum target_kind tk,
+                          const char **role, const char **instance)
 {
-    struct sig g;
-    char err[256] = "";
-    if (!parse_signal(doc, len, &g, err, sizeof err)) {
-        ph_warn("signal document refused: %s", err);
-        json_decref(g.data);
-        return;
-    }
-    json_t *jd = redacted(g.data);
-    journal(s, json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:o, s:s, s:o}", "event", "signal",
-                         "type", g.type, "swarm", jstr_or_null(g.swarm), "role",
-                         jstr_or_null(g.role), "instance", jstr_or_null(g.instance),
-                         "correlationId", g.cid, "idempotencyKey", jstr_or_null(g.ikey), "origin",
-                         g.origin, "data", jd));
-    enum target_kind tk = classify(s, &g);
-    if (tk == T_NOT_US) {
-        json_decref(g.data);
-        return;
-    }
-    /* Outcome scope: the controller for lifecycle and controller-addressed
-     * signals, else the workers the signal addressed. */
-    const bool ctl_scope = tk == T_CONTROLLER || strncmp(g.type, "swarm-", 6) == 0;
-    const char *orole = ctl_scope ? "swarm-controller" : g.role;
-    const char *oinst = ctl_scope ? s->cfg.instance : g.instance;
+    const bool ctl_scope = tk == T_CONTROLLER || strncmp(g->type, "swarm-", 6) == 0;
+    *role = ctl_scope ? "swarm-controller" : g->role;
+    *instance = ctl_scope ? s->cfg.instance : g->instance;
+}
 
-    if (strcmp(g.type, "status-request") == 0) {
-        do_status_request(s, &g, tk, now);
-        json_decref(g.data);
+/* The journal form of a signal: its ids, scope and data (bounded, secrets
+ * removed), and whether that data is complete enough to apply it again. */
+static json_t *signal_entry(const struct sig *g)
+{
+    bool complete = false;
+    json_t *jd = journal_data(g->data, &complete);
+    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:o, s:s, s:o, s:b}", "event", "signal",
+                     "type", g->type, "swarm", jstr_or_null(g->swarm), "role", jstr_or_null(g->role),
+                     "instance", jstr_or_null(g->instance), "correlationId", g->cid,
+                     "idempotencyKey", jstr_or_null(g->ikey), "origin", g->origin, "data", jd,
+                     "dataComplete", complete);
+}
+
+/* Applies a signal taken in (a new attempt: its correlationId was not seen
+ * before, or it is being applied again after a controller restart). */
+static void apply_signal(struct swarm *s, const struct sig *g, uint64_t now)
+{
+    char err[256] = "";
+    enum target_kind tk = classify(s, g);
+    if (tk == T_NOT_US) {
+        /* Not ours to answer (another controller's, or fleet-wide to workers):
+         * recorded as settled so a restart does not take it up again. */
+        journal(s, json_pack("{s:s, s:s}", "event", "ignored", "correlationId", g->cid));
         return;
     }
-    if (idem_replay(s, &g, orole, oinst, now)) {
-        json_decref(g.data);
+    const char *orole, *oinst;
+    outcome_scope(s, g, tk, &orole, &oinst);
+
+    if (strcmp(g->type, "status-request") == 0) {
+        do_status_request(s, g, tk, now);
+        return;
+    }
+    if (idem_replay(s, g, orole, oinst, now)) {
         return;
     }
     struct swarm_pending proto = {0};
-    snprintf(proto.type, sizeof proto.type, "%s", g.type);
-    snprintf(proto.cid, sizeof proto.cid, "%s", g.cid);
-    snprintf(proto.ikey, sizeof proto.ikey, "%s", g.ikey);
+    snprintf(proto.type, sizeof proto.type, "%s", g->type);
+    snprintf(proto.cid, sizeof proto.cid, "%s", g->cid);
+    snprintf(proto.ikey, sizeof proto.ikey, "%s", g->ikey);
     snprintf(proto.scope_role, sizeof proto.scope_role, "%s", orole ? orole : "");
     snprintf(proto.scope_instance, sizeof proto.scope_instance, "%s", oinst ? oinst : "");
+    proto.signal = (json_t *)g->entry;
 
-    if (strcmp(g.type, "config-update") == 0) {
-        int en = enabled_flag(g.data);
+    if (strcmp(g->type, "config-update") == 0) {
+        int en = enabled_flag(g->data);
         if (en == -2) {
-            fail_signal(s, &g, orole, oinst, "enabled must be true or false", now);
+            fail_signal(s, g, orole, oinst, "enabled must be true or false", now);
         } else {
-            json_t *patch = config_patch(g.data, en);
+            json_t *patch = config_patch(g->data, en);
             proto.enabled_known = en >= 0;
             proto.enabled = en > 0;
             if (tk == T_CONTROLLER) {
@@ -734,6 +858,7 @@ void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t n
                  * keys are controller settings kept in its config. */
                 if (en >= 0) {
                     s->workloads_enabled = en;
+                    want_enabled(s, en);
                     if (s->status == SW_READY || s->status == SW_RUNNING ||
                         s->status == SW_STOPPED) {
                         proto.lifecycle = true;
@@ -751,21 +876,27 @@ void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t n
             } else {
                 bool any = false;
                 for (uint32_t i = 0; i < s->ctl->seg->slots && !any; i++)
-                    any = worker_matches(&s->ctl->w[i], tk, g.role, g.instance);
+                    any = worker_matches(&s->ctl->w[i], tk, g->role, g->instance);
                 if (!any)
-                    fail_signal(s, &g, orole, oinst, "no live worker matches the scope", now);
-                else
-                    start_command(s, &proto, tk, g.role, g.instance, PH_CMD_CONFIG_PATCH, patch,
+                    fail_signal(s, g, orole, oinst, "no live worker matches the scope", now);
+                else {
+                    /* In force for workers of this scope that join later. */
+                    desired_apply(&s->desired, tk == T_SWARM ? "" : g->role,
+                                  tk == T_INSTANCE ? g->instance : "", patch);
+                    state_changed(s);
+                    start_command(s, &proto, tk, g->role, g->instance, PH_CMD_CONFIG_PATCH, patch,
                                   now);
+                }
             }
             json_decref(patch);
         }
-    } else if (strcmp(g.type, "swarm-start") == 0 || strcmp(g.type, "swarm-stop") == 0) {
-        const bool start = g.type[6] == 's' && g.type[7] == 't' && g.type[8] == 'a';
+    } else if (strcmp(g->type, "swarm-start") == 0 || strcmp(g->type, "swarm-stop") == 0) {
+        const bool start = g->type[6] == 's' && g->type[7] == 't' && g->type[8] == 'a';
         if (s->status == SW_REMOVED) {
-            fail_signal(s, &g, orole, oinst, "the swarm was removed", now);
+            fail_signal(s, g, orole, oinst, "the swarm was removed", now);
         } else {
             s->workloads_enabled = start;
+            want_enabled(s, start);
             s->status = start ? SW_STARTING : SW_STOPPING;
             proto.lifecycle = true;
             proto.on_success = start ? SW_RUNNING : SW_STOPPED;
@@ -777,40 +908,72 @@ void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t n
             json_decref(patch);
             refresh_controller_config(s);
         }
-    } else if (strcmp(g.type, "swarm-remove") == 0) {
+    } else if (strcmp(g->type, "swarm-remove") == 0) {
         s->workloads_enabled = false;
+        want_enabled(s, false);
         s->status = SW_STOPPING;
         proto.lifecycle = true;
         proto.on_success = SW_REMOVED;
         /* Nothing is desired of a removed swarm. */
         swarm_set_roles(s, NULL, 0);
         start_command(s, &proto, T_SWARM, "", "", PH_CMD_STOP, NULL, now);
-    } else if (strcmp(g.type, "swarm-template") == 0) {
+    } else if (strcmp(g->type, "swarm-template") == 0) {
         struct swarm_role roles[SWARM_MAX_ROLES];
         uint32_t n = 0;
-        const json_t *arr = json_object_get(g.data, "roles");
-        if (!json_is_array(arr)) arr = json_object_get(g.data, "bees");
+        const json_t *arr = json_object_get(g->data, "roles");
+        if (!json_is_array(arr)) arr = json_object_get(g->data, "bees");
         if (!json_is_array(arr) || !parse_roles(arr, roles, &n, err, sizeof err)) {
-            fail_signal(s, &g, orole, oinst, err[0] ? err : "data.roles must be an array", now);
+            fail_signal(s, g, orole, oinst, err[0] ? err : "data.roles must be an array", now);
         } else {
             swarm_set_roles(s, roles, n);
             if (s->status == SW_NEW || s->status == SW_REMOVED) s->status = SW_READY;
-            struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "Ready", -1, -1, NULL};
+            state_changed(s);
+            struct outcome o = {g->type, orole, oinst, g->cid, g->ikey, "Ready", -1, -1, NULL, false};
             emit_outcome(s, &o, now);
         }
-    } else if (strcmp(g.type, "swarm-plan") == 0) {
-        if (!parse_plan(s, g.data, err, sizeof err)) {
-            fail_signal(s, &g, orole, oinst, err, now);
+    } else if (strcmp(g->type, "swarm-plan") == 0) {
+        if (!parse_plan(s, g->data, err, sizeof err)) {
+            fail_signal(s, g, orole, oinst, err, now);
         } else {
             s->plan.active = true;
             s->plan.started_ns = now;
             s->plan_gen++; /* observers learn of the new plan in the next delta */
-            struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "applied", -1, -1, NULL};
+            struct outcome o = {g->type, orole, oinst, g->cid, g->ikey, "applied", -1, -1, NULL, false};
             emit_outcome(s, &o, now);
         }
     } else {
-        fail_signal(s, &g, orole, oinst, "unknown signal type", now);
+        fail_signal(s, g, orole, oinst, "unknown signal type", now);
     }
+}
+
+
+void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t now)
+{
+    struct sig g;
+    char err[256] = "";
+    if (!parse_signal(doc, len, &g, err, sizeof err)) {
+        ph_warn("signal document refused: %s", err);
+        json_decref(g.data);
+        return;
+    }
+    /* Delivery is at least once (broker redelivery, a bridge re-forwarding
+     * after a restart): a repeat of an attempt already taken in gets no
+     * second answer and is not applied again. */
+    if (cidset_has(&s->seen, g.cid)) {
+        s->duplicates++;
+        ph_info("signal %s (correlationId %s) delivered again: already taken in, ignored", g.type,
+                g.cid);
+        journal(s, json_pack("{s:s, s:s, s:s}", "event", "duplicate", "type", g.type,
+                             "correlationId", g.cid));
+        json_decref(g.data);
+        return;
+    }
+    cidset_add(&s->seen, g.cid);
+    json_t *entry = signal_entry(&g);
+    journal(s, json_incref(entry));
+    g.entry = entry;
+    apply_signal(s, &g, now);
+    json_decref(entry);
     json_decref(g.data);
 }
 
@@ -828,6 +991,8 @@ static void plan_tick(struct swarm *s, uint64_t now)
             st->fired = true;
             snprintf(p->last_step, sizeof p->last_step, "%s", st->id);
             enum target_kind tk = st->instance[0] ? T_INSTANCE : st->role[0] ? T_ROLE : T_SWARM;
+            desired_apply(&s->desired, st->role, st->instance, st->patch);
+            state_changed(s);
             struct swarm_pending proto = {0};
             snprintf(proto.type, sizeof proto.type, "config-update");
             start_command(s, &proto, tk, st->role, st->instance, PH_CMD_CONFIG_PATCH, st->patch,
@@ -932,6 +1097,7 @@ void swarm_tick(struct swarm *s, uint64_t now)
     swarm_aggregate(s, now, &a);
     if (s->status == SW_NEW && a.live >= a.desired) {
         s->status = SW_READY;
+        state_changed(s);
         swarm_aggregate(s, now, &a);
     }
     if (s->cfg.auto_start && !s->auto_started && s->status == SW_READY && a.live >= a.desired) {
@@ -943,6 +1109,7 @@ void swarm_tick(struct swarm *s, uint64_t now)
         proto.on_success = SW_RUNNING;
         proto.full_after = true;
         s->workloads_enabled = true;
+        want_enabled(s, true);
         s->status = SW_STARTING;
         json_t *patch = json_pack("{s:b}", "enabled", 1);
         start_command(s, &proto, T_SWARM, "", "", PH_CMD_CONFIG_PATCH, patch, now);
@@ -955,6 +1122,13 @@ void swarm_tick(struct swarm *s, uint64_t now)
                              "previous", jstr_or_null(s->last_health), "healthy",
                              (int)a.healthy, "desired", (int)a.desired));
         s->last_health = a.state;
+    }
+    if (s->state_seq != s->state_journaled) {
+        /* What a restarted controller resumes from (swarm_recover). */
+        json_t *e = swarm_state_json(s);
+        json_object_set_new(e, "event", json_string("state"));
+        journal(s, e);
+        s->state_journaled = s->state_seq;
     }
 
     while (s->nfull_cids > 0 && swarm_emit_controller_full(s, &a, s->full_cids[0], now)) {
@@ -974,4 +1148,149 @@ void swarm_tick(struct swarm *s, uint64_t now)
             s->last_delta_ns = now;
         }
     }
+}
+
+/* ---- journal forms and recovery --------------------------------------- */
+
+json_t *swarm_state_json(const struct swarm *s)
+{
+    json_t *roles = json_array();
+    for (uint32_t i = 0; i < s->nroles; i++)
+        json_array_append_new(roles, json_pack("{s:s, s:I}", "role", s->roles[i].role, "count",
+                                               (json_int_t)s->roles[i].count));
+    json_t *d = desired_to_json(&s->desired);
+    json_t *rd = redacted(d); /* the journal is on disk: secrets stay in memory */
+    json_decref(d);
+    return json_pack("{s:I, s:s, s:b, s:o, s:o}", "stateSeq", (json_int_t)s->state_seq, "status",
+                     swarm_status_name(s->status), "workloadsEnabled", s->workloads_enabled,
+                     "roles", roles, "desired", rd);
+}
+
+void swarm_state_restore(struct swarm *s, const json_t *st)
+{
+    const char *status = json_string_value(json_object_get(st, "status"));
+    for (int k = SW_NEW; status != NULL && k <= SW_FAILED; k++)
+        if (strcmp(status, swarm_status_name((enum swarm_status)k)) == 0)
+            s->status = (enum swarm_status)k;
+    const json_t *we = json_object_get(st, "workloadsEnabled");
+    if (json_is_boolean(we)) s->workloads_enabled = json_is_true(we);
+    const json_t *roles = json_object_get(st, "roles");
+    struct swarm_role r[SWARM_MAX_ROLES];
+    uint32_t n = 0;
+    char err[160];
+    if (json_is_array(roles) && parse_roles(roles, r, &n, err, sizeof err)) swarm_set_roles(s, r, n);
+    const json_t *d = json_object_get(st, "desired");
+    if (json_is_array(d)) desired_from_json(&s->desired, d);
+    const json_t *seq = json_object_get(st, "stateSeq");
+    if (json_is_integer(seq) && json_integer_value(seq) >= 0)
+        s->state_seq = (uint64_t)json_integer_value(seq);
+    /* Journal the restored state again, in this controller's journal. */
+    s->state_seq++;
+    refresh_controller_config(s);
+}
+
+json_t *swarm_checkpoint_json(const struct swarm *s)
+{
+    json_t *cp = swarm_state_json(s);
+    json_t *idem = json_array();
+    for (uint32_t i = 0; i < SWARM_IDEM_CACHE; i++) {
+        const struct swarm_idem *e = &s->idem[i];
+        if (!e->used) continue;
+        json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "idempotencyKey", e->ikey, "type", e->type,
+                              "status", e->status, "retryable", e->retryable);
+        if (e->enabled_known) json_object_set_new(o, "enabled", json_boolean(e->enabled));
+        json_array_append_new(idem, o);
+    }
+    json_t *seen = json_array();
+    for (uint32_t k = 0; k < s->seen.cap; k++) {
+        /* Oldest first, so a replay of the checkpoint keeps the order. */
+        const char *cid = s->seen.ring[(s->seen.next + k) % s->seen.cap];
+        if (cid != NULL) json_array_append_new(seen, json_string(cid));
+    }
+    json_t *open = json_array();
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++) {
+        const struct swarm_pending *p = &s->pending[i];
+        if (!p->used || p->signal == NULL) continue;
+        json_array_append(open, p->signal);
+        for (uint32_t k = 0; k < p->nextra; k++) {
+            json_t *x = json_deep_copy(p->signal);
+            json_object_set_new(x, "correlationId", json_string(p->extra[k]));
+            json_array_append_new(open, x);
+        }
+    }
+    json_object_set_new(cp, "idem", idem);
+    json_object_set_new(cp, "seen", seen);
+    json_object_set_new(cp, "unanswered", open);
+    return cp;
+}
+
+void swarm_idem_restore(struct swarm *s, const json_t *e, uint64_t now)
+{
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *ikey = json_string_value(json_object_get(e, "idempotencyKey"));
+    const char *status = json_string_value(json_object_get(e, "status"));
+    if (type == NULL || ikey == NULL || status == NULL || strlen(type) >= 32 ||
+        strlen(ikey) >= 256 || strlen(status) >= 32)
+        return;
+    const json_t *en = json_object_get(e, "enabled");
+    const json_t *rt = json_object_get(e, "retryable");
+    struct outcome o = {.type = type,
+                        .ikey = ikey,
+                        .status = status,
+                        .enabled = json_is_boolean(en) ? json_is_true(en) : -1,
+                        .retryable = json_is_boolean(rt) ? json_is_true(rt) : -1};
+    idem_store(s, &o, now);
+}
+
+static bool entry_str(const json_t *e, const char *k, char *buf, size_t n, bool required)
+{
+    const json_t *v = json_object_get(e, k);
+    buf[0] = '\0';
+    if (v == NULL || json_is_null(v)) return !required;
+    if (!json_is_string(v) || json_string_length(v) >= n) return false;
+    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    return !required || buf[0] != '\0';
+}
+
+void swarm_apply_recovered(struct swarm *s, const json_t *e, uint64_t now)
+{
+    struct sig g;
+    memset(&g, 0, sizeof g);
+    if (!entry_str(e, "type", g.type, sizeof g.type, true) ||
+        !entry_str(e, "correlationId", g.cid, sizeof g.cid, true) ||
+        !entry_str(e, "swarm", g.swarm, sizeof g.swarm, false) ||
+        !entry_str(e, "role", g.role, sizeof g.role, false) ||
+        !entry_str(e, "instance", g.instance, sizeof g.instance, false) ||
+        !entry_str(e, "origin", g.origin, sizeof g.origin, false) ||
+        !entry_str(e, "idempotencyKey", g.ikey, sizeof g.ikey, false)) {
+        ph_warn("journal: a signal entry without usable ids was skipped");
+        return;
+    }
+    if (cidset_has(&s->seen, g.cid)) return;
+    cidset_add(&s->seen, g.cid);
+    const json_t *data = json_object_get(e, "data");
+    g.data = json_is_object(data) ? json_deep_copy(data) : json_object();
+    json_t *entry = json_deep_copy(e);
+    json_object_set_new(entry, "recovered", json_true());
+    journal(s, json_incref(entry));
+    g.entry = entry;
+    ph_info("taking up signal %s (correlationId %s) again: the previous controller had not "
+            "answered it",
+            g.type, g.cid);
+    if (json_is_true(json_object_get(e, "dataComplete"))) {
+        apply_signal(s, &g, now);
+    } else {
+        enum target_kind tk = classify(s, &g);
+        if (tk != T_NOT_US && strcmp(g.type, "status-request") != 0) {
+            const char *orole, *oinst;
+            outcome_scope(s, &g, tk, &orole, &oinst);
+            struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "failed", -1, 1,
+                                "the controller restarted while applying it and its data was "
+                                "too large to keep; send it again",
+                                false};
+            emit_outcome(s, &o, now);
+        }
+    }
+    json_decref(entry);
+    json_decref(g.data);
 }

@@ -24,7 +24,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cidset.h"
 #include "ctl.h"
+#include "desired.h"
 
 #define SWARM_MAX_ROLES 64
 #define SWARM_MAX_GHOSTS 1024
@@ -95,7 +97,11 @@ struct swarm_wstate {
     uint32_t alerts_suppressed;
 };
 
-#define SWARM_EXTRA_CIDS 4
+/* Attempts of one idempotencyKey that may wait for a command in flight; a
+ * further attempt is answered at once (failed, retryable). */
+#define SWARM_MAX_EXTRA 4096
+/* Correlation ids remembered against redelivery (cidset.h). */
+#define SWARM_SEEN_CIDS 16384
 
 struct swarm_target {
     uint32_t slot;
@@ -124,8 +130,13 @@ struct swarm_pending {
     char failure[256];
     /* replays of the same idempotencyKey that arrived while in flight: each
      * attempt gets its own outcome when the command completes */
-    char extra_cids[SWARM_EXTRA_CIDS][256];
-    uint32_t nextra;
+    char **extra;
+    uint32_t nextra, extra_cap;
+    /* an internal command bringing a (re)joining worker to the swarm's state */
+    bool join_sync;
+    /* the signal as journaled (owned; NULL for internal commands): written
+     * into a checkpoint so that a restarted controller can apply it again */
+    json_t *signal;
 };
 
 struct swarm_idem {
@@ -218,8 +229,15 @@ struct swarm {
     const char *last_health; /* for health transitions in the journal */
     bool auto_started;
 
+    /* delivery and restart safety */
+    struct cidset seen;      /* correlation ids taken in (each gets one outcome) */
+    struct desired desired;  /* config in force for (re)joining workers */
+    uint64_t state_seq;      /* +1 per change of status, workloads, roles or desired */
+    uint64_t state_journaled;
+
     /* statistics */
-    uint64_t deltas, fulls, outcomes, alerts, worker_fulls, worker_deltas;
+    uint64_t deltas, fulls, outcomes, alerts, worker_fulls, worker_deltas, duplicates,
+        join_syncs;
 };
 
 int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
@@ -228,8 +246,10 @@ void swarm_destroy(struct swarm *s);
 /* Desired roles and counts (swarm file or swarm-template). */
 void swarm_set_roles(struct swarm *s, const struct swarm_role *roles, uint32_t n);
 
-/* ctl hooks forward here. */
-void swarm_on_joined(struct swarm *s, struct ctl_worker *w, uint64_t now_ns);
+/* ctl hooks forward here. `sync`: bring the worker to the swarm's desired
+ * state (false for workers that were attached, and synced, under a previous
+ * controller of an adopted segment). */
+void swarm_on_joined(struct swarm *s, struct ctl_worker *w, bool sync, uint64_t now_ns);
 void swarm_on_left(struct swarm *s, struct ctl_worker *w, bool dead, uint64_t now_ns);
 void swarm_on_alert(struct swarm *s, struct ctl_worker *w, const struct ph_rec_alert *a);
 void swarm_on_ack(struct swarm *s, struct ctl_worker *w, const struct ph_rec_ack *a,
@@ -238,6 +258,30 @@ void swarm_on_ack(struct swarm *s, struct ctl_worker *w, const struct ph_rec_ack
 void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t now_ns);
 /* The bridge (re)registered: it needs a fresh status-full. */
 void swarm_on_bridge(struct swarm *s);
+/* After a controller restart on an adopted segment: takes back, from the
+ * previous controller's journal, the lifecycle status, the workloads flag,
+ * the roles, the desired worker config, the idempotency cache and the ids
+ * already answered; signals that were taken in but never answered are
+ * applied again (or answered failed, retryable, when their data was not
+ * journaled whole). Returns the number of entries read, or -1 with a
+ * message when the file cannot be read. */
+long swarm_recover(struct swarm *s, const char *journal_path, uint64_t now_ns, char *err,
+                   size_t errlen);
+
+/* Journal forms of the swarm's state, used by the journal (state entries,
+ * checkpoints at rotation) and by swarm_recover (journal.h). */
+/* {status, workloadsEnabled, roles, desired, stateSeq}: a new object. */
+json_t *swarm_state_json(const struct swarm *s);
+void swarm_state_restore(struct swarm *s, const json_t *state);
+/* A checkpoint: the state plus the idempotency cache, the ids taken in and
+ * the signals still waiting for their outcome. A new object. */
+json_t *swarm_checkpoint_json(const struct swarm *s);
+/* Recovery steps (recover.c drives them). */
+void swarm_idem_restore(struct swarm *s, const json_t *outcome_entry, uint64_t now_ns);
+/* Applies a journaled signal entry again (its correlationId is marked as
+ * taken in); one whose data was not journaled whole is answered failed,
+ * retryable. */
+void swarm_apply_recovered(struct swarm *s, const json_t *signal_entry, uint64_t now_ns);
 
 /* Periodic work: staleness, ghosts, command timeouts, plan steps, and the
  * emission decisions. Call every tick after ctl_scan(). */

@@ -158,7 +158,7 @@ static void h_joined(void *ctx, struct ctl *c, struct ctl_worker *w)
 {
     (void)c;
     struct fx *f = ctx;
-    swarm_on_joined(&f->sw, w, f->now);
+    swarm_on_joined(&f->sw, w, !f->adopting, f->now);
 }
 
 static void h_left(void *ctx, struct ctl *c, struct ctl_worker *w, bool dead)
@@ -186,6 +186,16 @@ static void h_ack(void *ctx, struct ctl *c, struct ctl_worker *w, const struct p
 
 static int fx_counter;
 
+static uint32_t fx_command_ring;
+
+int fx_setup_big_commands(void **state)
+{
+    fx_command_ring = 1u << 16;
+    int rc = fx_setup(state);
+    fx_command_ring = 0;
+    return rc;
+}
+
 int fx_setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
@@ -196,7 +206,7 @@ int fx_setup(void **state)
     f->journal = json_array();
     char err[256];
     bool adopted = false;
-    struct ph_segment_params p = {.slots = 16};
+    struct ph_segment_params p = {.slots = 16, .command_ring = fx_command_ring};
     if (ph_segment_create(&f->seg, f->id, &p, &adopted, err, sizeof err) != PH_OK) {
         print_error("ph_segment_create(%s): %s\n", f->id, err);
         return -1;
@@ -217,6 +227,45 @@ int fx_setup(void **state)
     fx_tick(f);
     *state = f;
     return 0;
+}
+
+long fx_restart_controller(struct fx *f)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/%s.journal.jsonl", f->id);
+    FILE *jf = fopen(path, "w");
+    assert_non_null(jf);
+    for (size_t i = 0; i < json_array_size(f->journal); i++) {
+        char *line = json_dumps(json_array_get(f->journal, i), JSON_COMPACT | JSON_PRESERVE_ORDER);
+        fprintf(jf, "%s\n", line);
+        free(line);
+    }
+    fclose(jf);
+    /* The old controller is gone without a word: its pending commands, caches
+     * and table with it. The segment is adopted (a new generation). */
+    swarm_destroy(&f->sw);
+    ctl_destroy(&f->ctl);
+    atomic_fetch_add(&f->seg.hdr->generation, 1);
+    struct ctl_hooks hooks = {.ctx = f, .joined = h_joined, .left = h_left, .alert = h_alert,
+                              .ack = h_ack};
+    assert_int_equal(ctl_init(&f->ctl, &f->seg, &hooks), PH_OK);
+    struct swarm_cfg cfg;
+    swarm_cfg_defaults(&cfg);
+    snprintf(cfg.swarm_id, sizeof cfg.swarm_id, "%s", f->id);
+    snprintf(cfg.instance, sizeof cfg.instance, "%s", f->ctl_instance);
+    struct swarm_emitter out = {.ctx = f, .emit = fx_emit, .journal = fx_journal};
+    assert_int_equal(swarm_init(&f->sw, &f->ctl, &cfg, &out, f->now), PH_OK);
+    /* Workers attached before the restart were synced by the old controller;
+     * the table is rebuilt first, as the daemon does, so that signals taken
+     * up again find their workers. */
+    f->adopting = true;
+    ctl_scan(&f->ctl, f->now);
+    char err[256];
+    long n = swarm_recover(&f->sw, path, f->now, err, sizeof err);
+    unlink(path);
+    fx_tick(f);
+    f->adopting = false;
+    return n;
 }
 
 int fx_teardown(void **state)

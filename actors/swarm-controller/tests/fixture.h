@@ -53,17 +53,26 @@ struct fx {
     char violation[1024];
     ph_worker *wk[FX_MAX_WORKERS];
     int nwk;
+    bool adopting; /* joins seen while re-adopting are not synced */
 };
 
 /* cmocka set-up / teardown: *state becomes a struct fx, already ticked once
  * (the startup status-full and first delta are in f->docs). */
 int fx_setup(void **state);
+/* The same with 64 KiB command rings (patches larger than the default's). */
+int fx_setup_big_commands(void **state);
 int fx_teardown(void **state);
 
 /* Advances the simulated clock by dt, then ctl_scan + swarm_tick at it. */
 void fx_step(struct fx *f, uint64_t dt);
 /* ctl_scan + swarm_tick at the current time. */
 void fx_tick(struct fx *f);
+
+/* Simulates a controller kill -9 and restart on the same segment: writes
+ * the journal so far to a file, drops the swarm and slot table without any
+ * clean-up, adopts the segment (generation + 1), recovers from the file
+ * (swarm_recover) and ticks once. Returns what swarm_recover returned. */
+long fx_restart_controller(struct fx *f);
 
 /* ---- SDK workers ---- */
 ph_worker *fx_attach(struct fx *f, const char *role, const char *instance);
