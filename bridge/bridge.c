@@ -17,9 +17,19 @@
 #define NS_PER_S 1000000000ull
 #define LOG_LINES_PER_S 20u
 
-static int receive_signal(void *ctx, const char *rk, size_t rklen, const char *body, size_t len)
+static int receive_signal(void *ctx, const char *rk, size_t rklen, const char *body, size_t len,
+                          uint64_t delivery)
 {
-    return (int)bridge_signal_message(ctx, rk, rklen, body, len);
+    return (int)bridge_signal_message(ctx, rk, rklen, body, len, delivery);
+}
+
+static void free_list(struct bridge_pending *p)
+{
+    while (p != NULL) {
+        struct bridge_pending *n = p->next;
+        free(p);
+        p = n;
+    }
 }
 
 int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sink, char *err,
@@ -54,13 +64,12 @@ void bridge_destroy(struct bridge *b)
         ph_channel_close(&b->ch);
         b->attached = false;
     }
-    while (b->head != NULL) {
-        struct bridge_pending *p = b->head;
-        b->head = p->next;
-        free(p);
-    }
-    b->tail = NULL;
-    b->npending = 0;
+    /* Deliveries not settled stay unacknowledged: the broker delivers them
+     * again to the next bridge. */
+    free_list(b->head);
+    free_list(b->sent);
+    b->head = b->tail = b->sent = b->sent_tail = NULL;
+    b->npending = b->nsent = 0;
     free(b->scratch);
     b->scratch = NULL;
     sigcheck_result_free(&b->res);
@@ -94,6 +103,34 @@ static void set_wait_reason(struct bridge *b, const char *reason)
         ph_info("waiting for the controller's channel: %s", reason);
         snprintf(b->wait_reason, sizeof b->wait_reason, "%s", reason);
     }
+}
+
+/* Asks the controller to re-create the channel: the bridge cannot repair
+ * a ring the other side writes, and going silent would cut the swarm off. */
+static void request_reset(struct bridge *b, uint32_t why)
+{
+    if (!b->attached) return;
+    b->st.resets++;
+    /* release: pairs with the controller's acquire; nothing else is
+     * published by it, but a request must not be seen before it is made. */
+    atomic_store_explicit(&b->ch.hdr->reset_request, why, memory_order_release);
+}
+
+/* Signals written into a channel the controller abandoned are forwarded
+ * again, ahead of those still waiting: the controller of the new channel
+ * never saw them (a repeat of one it did see is recognised by its id). */
+static void requeue_unconsumed(struct bridge *b)
+{
+    if (b->sent == NULL) return;
+    b->sent_tail->next = b->head;
+    if (b->head == NULL) b->tail = b->sent_tail;
+    b->head = b->sent;
+    b->npending += b->nsent;
+    b->st.reforwarded += b->nsent;
+    ph_info("%zu signal(s) the controller had not consumed will be forwarded again", b->nsent);
+    for (struct bridge_pending *p = b->sent; p != NULL; p = p->next) p->end = 0;
+    b->sent = b->sent_tail = NULL;
+    b->nsent = 0;
 }
 
 static void detach(struct bridge *b)
@@ -140,22 +177,24 @@ static int attach(struct bridge *b)
     }
     /* The out ring's positions come from the controller side and are
      * validated here and on every drain. */
-    if (ph_ring_consumer_init(&b->out, &ch.hdr->out, ch.out_data, out_cap) != PH_OK) {
-        ph_error("channel /dev/shm%s: the out ring's positions are inconsistent; not reading "
-                 "it until the controller re-creates the channel",
-                 ch.name);
-        b->quarantined = true;
-    } else {
-        b->quarantined = false;
-    }
+    const bool out_ok = ph_ring_consumer_init(&b->out, &ch.hdr->out, ch.out_data, out_cap) == PH_OK;
     ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring);
     b->ch = ch;
+    requeue_unconsumed(b);
     b->dev = st.st_dev;
     b->ino = st.st_ino;
     b->attached = true;
     b->ever_attached = true;
     b->wait_reason[0] = '\0';
     b->st.attaches++;
+    b->quarantined = false;
+    if (!out_ok) {
+        ph_error("channel /dev/shm%s: the out ring's positions are inconsistent; asking the "
+                 "controller to re-create the channel",
+                 ch.name);
+        b->quarantined = true;
+        request_reset(b, PH_CHAN_RESET_OUT_CORRUPT);
+    }
     ph_info("attached to /dev/shm%s (controller pid %" PRId32 ", bridge generation %" PRIu64
             ", %zu signal(s) pending)",
             ch.name, atomic_load_explicit(&ch.hdr->controller_pid, memory_order_relaxed),
@@ -268,9 +307,10 @@ int bridge_drain(struct bridge *b)
     int rc = ph_ring_drain(&b->out, handle_doc, b, b->scratch, 0);
     if (rc == PH_ERR_CORRUPT) {
         ph_error("channel /dev/shm%s: the out ring failed validation (corrupt record or "
-                 "position); not reading it again until the controller re-creates the channel",
+                 "position); asking the controller to re-create the channel",
                  b->ch.name);
         b->quarantined = true;
+        request_reset(b, PH_CHAN_RESET_OUT_CORRUPT);
         return 0;
     }
     return rc;
@@ -305,6 +345,36 @@ static void alert_invalid(struct bridge *b, const struct sigcheck_result *r)
     envelope_clear(&e);
 }
 
+/* A refused signal that still says whom to answer gets a failed outcome
+ * with the reason: its sender is waiting for one. The outcome speaks for
+ * the controller (origin), with the scope the controller would answer
+ * with: its own for lifecycle and controller-addressed signals, else the
+ * signal's. */
+static void answer_refused(struct bridge *b, const struct sigcheck_result *r)
+{
+    if (!r->answer.ok) return;
+    const bool ctl_scope = strcmp(r->answer.role, CONTRACT_CONTROLLER_ROLE) == 0 ||
+                           strncmp(r->answer.type, "swarm-", 6) == 0;
+    const char *role = ctl_scope ? CONTRACT_CONTROLLER_ROLE : r->answer.role;
+    const char *inst = ctl_scope ? b->cfg.controller_instance : r->answer.instance;
+    json_t *data = json_pack("{s:s, s:b, s:{s:s, s:s}}", "status", "failed", "retryable", 0,
+                             "context", "message", r->reason, "rejection",
+                             sigcheck_verdict_name(r->verdict));
+    struct envelope e = {0};
+    e.env = envelope_new(ph_real_ns(), CK_OUTCOME, r->answer.type, b->cfg.controller_instance,
+                         b->cfg.swarm, role[0] ? role : NULL, inst[0] ? inst : NULL,
+                         r->answer.cid, r->answer.ikey[0] ? r->answer.ikey : NULL, data);
+    char why[256] = "out of memory";
+    if (e.env == NULL || envelope_finish(&e, why, sizeof why) != PH_OK) {
+        ph_error("cannot answer refused signal %s (correlationId %.64s): %s", r->answer.type,
+                 r->answer.cid, why);
+    } else {
+        publish(b, &e, false);
+        b->st.answered++;
+    }
+    envelope_clear(&e);
+}
+
 static void reject(struct bridge *b, const struct sigcheck_result *r)
 {
     b->st.rejected++;
@@ -313,17 +383,20 @@ static void reject(struct bridge *b, const struct sigcheck_result *r)
         ph_warn("rejected signal (%s): %s; routing key '%s'; body '%s'",
                 sigcheck_verdict_name(r->verdict), r->reason, r->rk, r->prefix);
     alert_invalid(b, r);
+    answer_refused(b, r);
 }
 
-static void enqueue(struct bridge *b, const struct sigcheck_result *r)
+static void enqueue(struct bridge *b, const struct sigcheck_result *r, uint64_t delivery)
 {
     struct bridge_pending *p = malloc(sizeof *p + r->doc.size);
     if (p == NULL) {
-        /* Not dropped silently: the sender sees no outcome and retries. */
+        /* Not lost: unsettled, the broker delivers it again. */
         ph_error("out of memory queueing signal %s (correlationId %s)", r->type, r->cid);
         return;
     }
     p->next = NULL;
+    p->delivery = delivery;
+    p->end = 0;
     p->len = (uint32_t)r->doc.size;
     memcpy(p->body, r->doc.data, r->doc.size);
     snprintf(p->type, sizeof p->type, "%s", r->type);
@@ -336,11 +409,11 @@ static void enqueue(struct bridge *b, const struct sigcheck_result *r)
     b->npending++;
 }
 
-static enum sigcheck_verdict on_verdict(struct bridge *b)
+static enum sigcheck_verdict on_verdict(struct bridge *b, uint64_t delivery)
 {
     enum sigcheck_verdict v = b->res.verdict;
     if (v == SIG_OK) {
-        enqueue(b, &b->res);
+        enqueue(b, &b->res, delivery);
         bridge_flush_signals(b);
     } else {
         reject(b, &b->res);
@@ -353,14 +426,14 @@ enum sigcheck_verdict bridge_signal_line(struct bridge *b, const char *line, siz
                                          size_t full_len)
 {
     sigcheck_line(&b->sc, line, len, full_len, &b->res);
-    return on_verdict(b);
+    return on_verdict(b, 0);
 }
 
 enum sigcheck_verdict bridge_signal_message(struct bridge *b, const char *rk, size_t rklen,
-                                            const char *body, size_t len)
+                                            const char *body, size_t len, uint64_t delivery)
 {
     sigcheck_message(&b->sc, rk, rklen, body, len, &b->res);
-    return on_verdict(b);
+    return on_verdict(b, delivery);
 }
 
 /* Room for one record of `len` body bytes, computed like ph_ring_claim()
@@ -375,9 +448,77 @@ static bool in_ring_has_room(const ph_ring_producer *p, uint32_t len)
     return p->capacity - ph_ring_producer_used(p) >= total;
 }
 
+/* The in ring's consumer position, checked: the controller writes it, and
+ * a nonsense value must not leave signals waiting forever. */
+static bool in_ring_sane(struct bridge *b)
+{
+    /* acquire: as in ph_ring_claim(); here only to validate it. */
+    const uint64_t head = atomic_load_explicit(&b->ch.hdr->in.head, memory_order_acquire);
+    if ((head & (PH_RING_ALIGN - 1)) == 0 && head <= b->in.tail &&
+        b->in.tail - head <= b->in.capacity)
+        return true;
+    if (!b->quarantined)
+        ph_error("channel /dev/shm%s: the signal ring's consumer position is corrupt; asking the "
+                 "controller to re-create the channel",
+                 b->ch.name);
+    b->quarantined = true;
+    request_reset(b, PH_CHAN_RESET_IN_CORRUPT);
+    return false;
+}
+
+void bridge_settle_consumed(struct bridge *b)
+{
+    if (!b->attached || b->sent == NULL) return;
+    /* acquire: pairs with the controller's release of head (ph_ring_commit),
+     * which it makes once the signals before it are in its journal. */
+    const uint64_t head = atomic_load_explicit(&b->ch.hdr->in.head, memory_order_acquire);
+    while (b->sent != NULL && b->sent->end <= head) {
+        struct bridge_pending *p = b->sent;
+        b->sent = p->next;
+        if (b->sent == NULL) b->sent_tail = NULL;
+        b->nsent--;
+        sink_settle(b->sink, p->delivery);
+        b->st.settled++;
+        free(p);
+    }
+}
+
+/* After a reconnect the transport delivers again what was not settled:
+ * copies of the old session that are still waiting here are dropped (the
+ * new deliveries replace them), and those already written have nothing
+ * left to settle. */
+static void check_session(struct bridge *b)
+{
+    const uint64_t session = sink_session(b->sink);
+    if (session == b->session) return;
+    b->session = session;
+    size_t dropped = 0;
+    struct bridge_pending **pp = &b->head;
+    b->tail = NULL;
+    while (*pp != NULL) {
+        struct bridge_pending *p = *pp;
+        if (p->delivery != 0 && sink_delivery_session(p->delivery) != session) {
+            *pp = p->next;
+            free(p);
+            b->npending--;
+            dropped++;
+            continue;
+        }
+        b->tail = p;
+        pp = &p->next;
+    }
+    for (struct bridge_pending *p = b->sent; p != NULL; p = p->next)
+        if (p->delivery != 0 && sink_delivery_session(p->delivery) != session) p->delivery = 0;
+    if (dropped > 0)
+        ph_info("%zu waiting signal(s) of the previous connection dropped: the broker delivers "
+                "them again",
+                dropped);
+}
+
 bool bridge_flush_signals(struct bridge *b)
 {
     if (!b->attached) return b->head == NULL;
+    if (b->head != NULL && !in_ring_sane(b)) return false;
     bool wrote = false;
     while (b->head != NULL) {
         struct bridge_pending *p = b->head;
@@ -393,6 +534,12 @@ bool bridge_flush_signals(struct bridge *b)
                      p->type, p->cid, p->len, b->in.max_record - PH_RING_HDR);
             reject(b, &r);
             sigcheck_result_free(&r);
+            sink_settle(b->sink, p->delivery); /* handled: not to be delivered again */
+            b->head = p->next;
+            if (b->head == NULL) b->tail = NULL;
+            b->npending--;
+            free(p);
+            continue;
         } else if (in_ring_has_room(&b->in, p->len)) {
             void *dst = ph_ring_claim(&b->in, PH_DOC_RECORD, p->len);
             if (dst == NULL) break; /* raced with nothing (single producer); be safe */
@@ -403,10 +550,18 @@ bool bridge_flush_signals(struct bridge *b)
         } else {
             break; /* full: keep it and everything after it for the next tick */
         }
+        /* Kept until the controller has consumed it. */
         b->head = p->next;
         if (b->head == NULL) b->tail = NULL;
         b->npending--;
-        free(p);
+        p->next = NULL;
+        p->end = b->in.tail;
+        if (b->sent_tail != NULL)
+            b->sent_tail->next = p;
+        else
+            b->sent = p;
+        b->sent_tail = p;
+        b->nsent++;
     }
     /* One release store publishes every record claimed above. */
     if (wrote) ph_ring_publish(&b->in);
@@ -444,6 +599,8 @@ void bridge_tick(struct bridge *b, uint64_t now_ns)
     if (b->attached)
         atomic_store_explicit(&b->ch.hdr->bridge_heartbeat_ns, now_ns, memory_order_relaxed);
     bridge_drain(b);
+    check_session(b);
+    bridge_settle_consumed(b);
     bridge_flush_signals(b);
     flush_sink(b);
     if (sink_take_resync(b->sink)) bridge_request_full(b);
@@ -452,14 +609,18 @@ void bridge_tick(struct bridge *b, uint64_t now_ns)
 void bridge_stop(struct bridge *b)
 {
     bridge_drain(b);
-    if (!bridge_flush_signals(b))
-        ph_warn("%zu valid signal(s) could not be handed to the controller before exit",
-                b->npending);
+    bridge_settle_consumed(b);
+    if (!bridge_flush_signals(b) || b->nsent > 0)
+        ph_warn("%zu valid signal(s) not yet taken in by the controller at exit: left "
+                "unacknowledged, so the broker delivers them again",
+                b->npending + b->nsent);
     flush_sink(b);
     detach(b);
     ph_info("stopped: %" PRIu64 " documents published, %" PRIu64 " refused, %" PRIu64
             " signals forwarded, %" PRIu64 " rejected, %" PRIu64 " alerts, %" PRIu64
-            " secret keys removed, %" PRIu64 " channel registrations",
+            " secret keys removed, %" PRIu64 " channel registrations, %" PRIu64
+            " signals settled, %" PRIu64 " forwarded again, %" PRIu64 " refused ones answered",
             b->st.published, b->st.refused, b->st.forwarded, b->st.rejected, b->st.alerts,
-            b->st.secrets_dropped, b->st.attaches);
+            b->st.secrets_dropped, b->st.attaches, b->st.settled, b->st.reforwarded,
+            b->st.answered);
 }

@@ -8,7 +8,15 @@
  *     reader, bridge_signal_message for AMQP), forwards valid ones into the
  *     "in" ring in order (never dropping one when the ring is full), and
  *     answers invalid ones with a count, a log line and one rate-limited
- *     control.invalid-message alert.
+ *     control.invalid-message alert, plus a failed outcome when the signal
+ *     still says whom to answer;
+ *   - keeps every forwarded signal until the controller has consumed it
+ *     (the in ring's head passed it: the controller journals before it
+ *     hands space back), and only then settles its delivery with the
+ *     transport (AMQP: basic.ack); signals the controller had not consumed
+ *     when it re-created the channel are forwarded again into the new one;
+ *   - when the channel fails validation, asks the controller to re-create
+ *     it (reset_request) instead of going silent.
  * The event loop (loop.c) only decides when to call bridge_tick(). */
 #ifndef PH_BRIDGE_BRIDGE_H
 #define PH_BRIDGE_BRIDGE_H
@@ -40,11 +48,18 @@ struct bridge_stats {
     uint64_t alerts;          /* the bridge's own alerts */
     uint64_t secrets_dropped; /* secret-named keys removed from configs */
     uint64_t attaches;        /* channel registrations (1 + controller restarts) */
+    uint64_t settled;         /* signals consumed by the controller and settled */
+    uint64_t reforwarded;     /* signals forwarded again into a re-created channel */
+    uint64_t answered;        /* failed outcomes for refused but identifiable signals */
+    uint64_t resets;          /* channel re-creations asked of the controller */
 };
 
-/* A valid signal waiting for room in the in ring. */
+/* A valid signal: waiting for room in the in ring, or written there and
+ * waiting for the controller to consume it. */
 struct bridge_pending {
     struct bridge_pending *next;
+    uint64_t delivery; /* transport handle to settle (0: none) */
+    uint64_t end;      /* in-ring position just past it, once written */
     uint32_t len;
     char type[CONTRACT_TYPE_MAX];
     char cid[CONTRACT_STR_MAX];
@@ -82,8 +97,11 @@ struct bridge {
     uint64_t next_check_ns;
     char wait_reason[256]; /* last reason the channel could not be used */
 
-    struct bridge_pending *head, *tail;
+    struct bridge_pending *head, *tail; /* not yet written into the in ring */
     size_t npending;
+    struct bridge_pending *sent, *sent_tail; /* written, not yet consumed */
+    size_t nsent;
+    uint64_t session; /* transport session the deliveries were checked against */
 
     struct bridge_stats st;
 };
@@ -111,12 +129,19 @@ void bridge_stop(struct bridge *b);
 enum sigcheck_verdict bridge_signal_line(struct bridge *b, const char *line, size_t len,
                                          size_t full_len);
 enum sigcheck_verdict bridge_signal_message(struct bridge *b, const char *rk, size_t rklen,
-                                            const char *body, size_t len);
+                                            const char *body, size_t len, uint64_t delivery);
 /* Valid signals still waiting for room (or for a channel). */
 static inline size_t bridge_signals_pending(const struct bridge *b)
 {
     return b->npending;
 }
+/* Signals written into the in ring that the controller has not consumed. */
+static inline size_t bridge_signals_unconsumed(const struct bridge *b)
+{
+    return b->nsent;
+}
+/* Settles the signals the controller has consumed (in-ring head). */
+void bridge_settle_consumed(struct bridge *b);
 
 /* Drains the out ring into the sink now; the number of documents handled. */
 int bridge_drain(struct bridge *b);

@@ -285,6 +285,36 @@ static enum sigcheck_verdict check_envelope(const struct sigcheck_cfg *cfg, cons
     return SIG_OK;
 }
 
+/* Who a rejected signal can be answered to (see sigcheck_result.answer).
+ * Independent of the order of the checks: any rejection qualifies as long
+ * as these facts hold. */
+static void identify(const struct sigcheck_cfg *cfg, const char *rk, const json_t *env,
+                     struct sigcheck_result *r)
+{
+    char why[128];
+    struct contract_rk k;
+    if (!json_is_object(env) || contract_rk_parse(rk, &k, why, sizeof why) != PH_OK ||
+        k.kind != CK_SIGNAL || strcmp(k.swarm, cfg->swarm) != 0)
+        return;
+    const json_t *type = json_object_get(env, "type");
+    const json_t *cid = json_object_get(env, "correlationId");
+    if (!json_is_string(type) || !contract_signal_type_known(json_string_value(type)) ||
+        strcmp(json_string_value(type), k.type) != 0 ||
+        contract_check_id("correlationId", cid, true, why, sizeof why) != PH_OK ||
+        strlen(json_string_value(cid)) != json_string_length(cid))
+        return;
+    const json_t *ikey = json_object_get(env, "idempotencyKey");
+    bool ikey_ok = contract_check_id("idempotencyKey", ikey, false, why, sizeof why) == PH_OK &&
+                   json_is_string(ikey) &&
+                   strlen(json_string_value(ikey)) == json_string_length(ikey);
+    snprintf(r->answer.type, sizeof r->answer.type, "%s", k.type);
+    snprintf(r->answer.cid, sizeof r->answer.cid, "%s", json_string_value(cid));
+    snprintf(r->answer.ikey, sizeof r->answer.ikey, "%s", ikey_ok ? json_string_value(ikey) : "");
+    snprintf(r->answer.role, sizeof r->answer.role, "%s", k.role);
+    snprintf(r->answer.instance, sizeof r->answer.instance, "%s", k.instance);
+    r->answer.ok = true;
+}
+
 static size_t max_bytes(const struct sigcheck_cfg *cfg)
 {
     return cfg->max_bytes != 0 ? cfg->max_bytes : SIGCHECK_DEFAULT_MAX_BYTES;
@@ -311,22 +341,31 @@ enum sigcheck_verdict sigcheck_message(const struct sigcheck_cfg *cfg, const cha
     sigcheck_result_free(r);
     r->verdict = SIG_OK;
     r->reason[0] = r->prefix[0] = r->type[0] = r->cid[0] = '\0';
+    r->answer.ok = false;
     text_prefix(rk, rklen, sizeof r->rk - 1, r->rk);
     json_t *env = NULL;
+    char key[CONTRACT_RK_MAX];
+    const bool key_ok = rklen < sizeof key && memchr(rk, '\0', rklen) == NULL;
+    if (key_ok) {
+        memcpy(key, rk, rklen);
+        key[rklen] = '\0';
+    }
     if (len > max_bytes(cfg)) {
         verdict(r, SIG_OVERSIZE, "message of %zu bytes is over the %zu-byte limit", len,
                 max_bytes(cfg));
+        /* Read it anyway, within a bound, to learn whom to answer. */
+        json_error_t je;
+        if (key_ok && len <= max_bytes(cfg) * SIGCHECK_IDENTIFY_FACTOR) {
+            env = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+            identify(cfg, key, env, r);
+        }
     } else if (parse(body, len, &env, r) == SIG_OK) {
-        char key[CONTRACT_RK_MAX];
         if (!json_is_object(env))
             verdict(r, SIG_NOT_OBJECT, "the message is JSON but not an object");
-        else if (rklen >= sizeof key || memchr(rk, '\0', rklen) != NULL)
+        else if (!key_ok)
             verdict(r, SIG_BAD_ROUTING_KEY, "bad routing key: too long or contains NUL");
-        else {
-            memcpy(key, rk, rklen);
-            key[rklen] = '\0';
-            check_envelope(cfg, key, env, r);
-        }
+        else if (check_envelope(cfg, key, env, r) != SIG_OK)
+            identify(cfg, key, env, r);
     }
     return finish(r, body, len, env);
 }
@@ -337,6 +376,7 @@ enum sigcheck_verdict sigcheck_line(const struct sigcheck_cfg *cfg, const char *
     sigcheck_result_free(r);
     r->verdict = SIG_OK;
     r->reason[0] = r->prefix[0] = r->type[0] = r->cid[0] = r->rk[0] = '\0';
+    r->answer.ok = false;
     json_t *top = NULL;
     if (full_len > max_bytes(cfg) || len > max_bytes(cfg)) {
         verdict(r, SIG_OVERSIZE, "line of %zu bytes is over the %zu-byte limit",
@@ -357,8 +397,8 @@ enum sigcheck_verdict sigcheck_line(const struct sigcheck_cfg *cfg, const char *
             else if (json_string_length(rk) >= CONTRACT_RK_MAX ||
                      strlen(json_string_value(rk)) != json_string_length(rk))
                 verdict(r, SIG_BAD_ROUTING_KEY, "bad routing key: too long or contains NUL");
-            else
-                check_envelope(cfg, json_string_value(rk), env, r);
+            else if (check_envelope(cfg, json_string_value(rk), env, r) != SIG_OK)
+                identify(cfg, json_string_value(rk), env, r);
         }
     }
     return finish(r, line, len, top);

@@ -18,6 +18,9 @@
 #include "contract.h"
 
 #define SIGCHECK_DEFAULT_MAX_BYTES (256u * 1024u)
+/* An oversize message up to this many times the limit is still parsed, to
+ * find out whom to answer; a larger one is refused unread. */
+#define SIGCHECK_IDENTIFY_FACTOR 4u
 /* A rejected message is quoted by at most this many bytes (CONTRACT §6). */
 #define SIGCHECK_PREFIX_MAX 120
 
@@ -63,6 +66,19 @@ struct sigcheck_result {
     char type[CONTRACT_TYPE_MAX];
     char cid[CONTRACT_STR_MAX];
     msgpack_sbuffer doc; /* the packed signal document (ph/doc.h) */
+    /* When rejected but still identifiable (a signal routing key of this
+     * swarm, a known type, a valid correlationId): the sender waits for an
+     * outcome, and gets a failed one naming the reason. Strings exact, as
+     * the envelope had them; "" for a null idempotencyKey or an ALL scope
+     * segment. */
+    struct {
+        bool ok;
+        char type[CONTRACT_TYPE_MAX];
+        char cid[CONTRACT_STR_MAX];
+        char ikey[CONTRACT_STR_MAX];
+        char role[PH_ID_MAX];
+        char instance[PH_ID_MAX];
+    } answer;
 };
 
 void sigcheck_result_init(struct sigcheck_result *r);

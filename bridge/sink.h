@@ -22,11 +22,24 @@
 
 struct sink;
 
-/* The bridge's intake for a received signal: returns its verdict
- * (0 = SIG_OK: forwarded; anything else: rejected, already logged and
- * alerted). The transport acks or rejects the message accordingly. */
+/* The bridge's intake for a received signal: returns its verdict. 0
+ * (SIG_OK): accepted; the transport must NOT acknowledge it yet: the bridge
+ * settles `delivery` (sink_settle) once the controller has taken the signal
+ * in, so a signal is never acknowledged to the broker before the
+ * controller has it. Anything else: rejected (already logged and alerted);
+ * the transport rejects it without requeue. `delivery` is the transport's
+ * handle for the message, 0 when it has nothing to acknowledge. */
 typedef int (*sink_receive_fn)(void *ctx, const char *rk, size_t rklen, const char *body,
-                               size_t len);
+                               size_t len, uint64_t delivery);
+
+/* A delivery handle carries the transport session (connection) it belongs
+ * to in its top bits: after a reconnect the broker redelivers what was not
+ * acknowledged, and handles of the old session can no longer be settled. */
+#define SINK_SESSION_SHIFT 40
+static inline uint64_t sink_delivery_session(uint64_t delivery)
+{
+    return delivery >> SINK_SESSION_SHIFT;
+}
 
 struct sink_ops {
     /* `env` is borrowed. `kind` lets a transport treat outcomes and alerts
@@ -45,6 +58,10 @@ struct sink_ops {
     /* True once after the transport (re)connected: the bridge asks the
      * controller for a fresh status-full. */
     bool (*take_resync)(struct sink *s);
+    /* Acknowledges an accepted delivery; one of an older session is ignored. */
+    void (*settle)(struct sink *s, uint64_t delivery);
+    /* The current session (changes on every reconnect). */
+    uint64_t (*session)(struct sink *s);
 };
 
 struct sink {
@@ -90,6 +107,14 @@ static inline void sink_service(struct sink *s)
 static inline bool sink_take_resync(struct sink *s)
 {
     return s->ops->take_resync != NULL && s->ops->take_resync(s);
+}
+static inline void sink_settle(struct sink *s, uint64_t delivery)
+{
+    if (s->ops->settle != NULL && delivery != 0) s->ops->settle(s, delivery);
+}
+static inline uint64_t sink_session(struct sink *s)
+{
+    return s->ops->session != NULL ? s->ops->session(s) : 0;
 }
 
 /* Backends. */

@@ -13,8 +13,13 @@
  *     controller after every reconnect (take_resync), and it supersedes
  *     every delta missed;
  *   - consumes the control queue with manual acks and a prefetch of 50: each
- *     delivery goes to the bridge's receiver; SIG_OK is acked, anything else
- *     rejected without requeue (the bridge has logged and alerted);
+ *     delivery goes to the bridge's receiver; a rejected one is rejected
+ *     without requeue (the bridge has logged and alerted); an accepted one
+ *     is acknowledged only when the bridge settles it, once the controller
+ *     has taken it in. Unsettled deliveries count against the prefetch, so
+ *     a stalled controller stops the broker's deliveries (flow control)
+ *     instead of growing the bridge; after a reconnect the broker delivers
+ *     them again (the controller recognises repeats by correlationId);
  *   - reconnects with capped exponential backoff (0.5 s doubling to 30 s),
  *     attempted from flush() only when due, so a missing broker costs one
  *     refused connect per backoff period.
@@ -88,7 +93,7 @@ struct amqp_sink {
     bool topo_dirty;
 
     uint64_t published, confirmed, nacked, status_dropped, status_dropped_since, outbox_dropped,
-        acked, rejected;
+        acked, rejected, held;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -144,9 +149,11 @@ static void lose(struct amqp_sink *s, const char *what, const char *why)
                 (double)s->backoff_ns / 1e9);
     s->backoff_ns *= 2;
     if (s->backoff_ns > BACKOFF_MAX_NS) s->backoff_ns = BACKOFF_MAX_NS;
-    /* Whatever was sent is resent on the next connection. */
+    /* Whatever was sent is resent on the next connection; deliveries not
+     * yet acknowledged are requeued by the broker. */
     for (struct obx *e = s->head; e != NULL; e = e->next)
         e->tag = 0;
+    s->held = 0;
 }
 
 static bool rpc_ok(struct amqp_sink *s, const char *what)
@@ -361,21 +368,43 @@ static void on_deliver(struct amqp_sink *s, const amqp_frame_t *f)
         return;
     }
     /* An AMQP routing key (shortstr) is at most 255 bytes: rk holds any. */
+    const uint64_t delivery = (s->gen << SINK_SESSION_SHIFT) | (tag & ((1ull << SINK_SESSION_SHIFT) - 1));
     int verdict = s->base.receive != NULL ? s->base.receive(s->base.receive_ctx, rk, rklen,
-                                                            msg.body.bytes, msg.body.len)
+                                                            msg.body.bytes, msg.body.len, delivery)
                                           : 1;
     amqp_destroy_message(&msg);
     if (!s->up) return; /* the alert's publish lost the connection: redelivered later */
-    int rc = verdict == 0 ? amqp_basic_ack(s->conn, ch, tag, 0)
-                          : amqp_basic_reject(s->conn, ch, tag, 0);
-    if (rc != AMQP_STATUS_OK) {
-        lose(s, verdict == 0 ? "basic.ack" : "basic.reject", amqp_error_string2(rc));
+    if (verdict == 0) {
+        s->held++; /* acknowledged by amqp_settle() */
         return;
     }
-    if (verdict == 0)
-        s->acked++;
-    else
-        s->rejected++;
+    int rc = amqp_basic_reject(s->conn, ch, tag, 0);
+    if (rc != AMQP_STATUS_OK) {
+        lose(s, "basic.reject", amqp_error_string2(rc));
+        return;
+    }
+    s->rejected++;
+}
+
+static void amqp_settle(struct sink *sb, uint64_t delivery)
+{
+    struct amqp_sink *s = (struct amqp_sink *)sb;
+    /* A delivery of an earlier connection: the broker has requeued it and
+     * delivers it again on this one. */
+    if (!s->up || sink_delivery_session(delivery) != s->gen) return;
+    const uint64_t tag = delivery & ((1ull << SINK_SESSION_SHIFT) - 1);
+    int rc = amqp_basic_ack(s->conn, CHANNEL, tag, 0);
+    if (rc != AMQP_STATUS_OK) {
+        lose(s, "basic.ack", amqp_error_string2(rc));
+        return;
+    }
+    s->acked++;
+    if (s->held > 0) s->held--;
+}
+
+static uint64_t amqp_session(struct sink *sb)
+{
+    return ((struct amqp_sink *)sb)->gen;
 }
 
 static void amqp_service(struct sink *sb)
@@ -557,6 +586,8 @@ static const struct sink_ops amqp_ops = {
     .poll_fd = amqp_poll_fd,
     .service = amqp_service,
     .take_resync = amqp_take_resync,
+    .settle = amqp_settle,
+    .session = amqp_session,
 };
 
 /* ---- opening ---------------------------------------------------------- */

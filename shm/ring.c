@@ -162,8 +162,8 @@ bool ph_ring_pending(const ph_ring_consumer *c)
     return atomic_load_explicit(&c->desc->tail, memory_order_acquire) != c->head;
 }
 
-int ph_ring_drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *scratch,
-                  uint32_t max_records)
+static int drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *scratch,
+                 uint32_t max_records, bool commit)
 {
     /* acquire: pairs with the producer's release in ph_ring_publish(); the
      * bytes of every record before `tail` are visible after this load. */
@@ -212,12 +212,31 @@ int ph_ring_drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *s
     if (head != c->head) {
         c->head = head;
         c->consumed += (uint64_t)count;
-        /* release: our copies of the records are complete before the producer
-         * can observe the space as free (it acquires head). */
-        atomic_store_explicit(&c->desc->head, head, memory_order_release);
-        atomic_store_explicit(&c->desc->consumed, c->consumed, memory_order_relaxed);
+        if (commit) ph_ring_commit(c);
     }
     return rc != 0 ? rc : count;
+}
+
+int ph_ring_drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *scratch,
+                  uint32_t max_records)
+{
+    return drain(c, fn, ctx, scratch, max_records, true);
+}
+
+int ph_ring_drain_held(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *scratch,
+                       uint32_t max_records)
+{
+    return drain(c, fn, ctx, scratch, max_records, false);
+}
+
+void ph_ring_commit(ph_ring_consumer *c)
+{
+    /* release: our copies of the records are complete (and, for a held
+     * drain, recorded wherever the caller needed) before the producer can
+     * observe the space as free (it acquires head). */
+    atomic_store_explicit(&c->desc->head, c->head, memory_order_release);
+    /* Statistics only: relaxed. */
+    atomic_store_explicit(&c->desc->consumed, c->consumed, memory_order_relaxed);
 }
 
 uint64_t ph_ring_used(const struct ph_ring_desc *desc, uint32_t capacity)

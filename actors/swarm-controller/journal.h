@@ -1,7 +1,18 @@
 /* The run journal: an append-only JSON-lines file of every signal, outcome,
  * alert and health transition of a run. Entries are buffered in memory and
  * written by io_uring (one write in flight at a time, so lines stay in
- * order); the event loop owns the ring and asks for the next buffer. */
+ * order); the event loop owns the ring and asks for the next buffer.
+ *
+ * Durability marks: journal_mark() names the bytes appended so far and
+ * journal_durable() says when they are in the file, so the controller can
+ * hold the acknowledgement of a signal until the journal records it. A
+ * journal whose writes fail reports everything as durable (it cannot do
+ * better, and holding signals would stop the swarm): the loss is counted.
+ *
+ * Size cap: once the file reaches max_bytes it is rotated (<path> ->
+ * <path>.1 -> <path>.2; older ones are removed) and the new file starts with
+ * a checkpoint entry from the owner's callback, so that the newest file alone
+ * describes the run's state. */
 #ifndef PH_JOURNAL_H
 #define PH_JOURNAL_H
 
@@ -10,9 +21,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Builds the checkpoint that starts a rotated file (a JSON object, new
+ * reference), or NULL. */
+typedef json_t *(*journal_checkpoint_fn)(void *ctx);
+
+#define JOURNAL_DEFAULT_MAX_BYTES (64ull << 20)
+#define JOURNAL_KEEP_ROTATED 2
+
 struct journal {
     int fd;
     char path[512];
+    uint64_t max_bytes;   /* rotate beyond this (0: never) */
+    uint64_t file_bytes;  /* bytes in the current file */
+    uint64_t appended;    /* bytes ever buffered */
+    uint64_t durable;     /* bytes ever written */
+    bool failing;         /* the last write failed */
+    uint64_t rotations;
+    journal_checkpoint_fn checkpoint;
+    void *checkpoint_ctx;
     char *buf[2]; /* [0] collecting, [1] being written */
     size_t len[2];
     size_t cap[2];
@@ -28,6 +54,16 @@ int journal_open(struct journal *j, const char *path, char *err, size_t errlen);
 void journal_close(struct journal *j);
 /* Appends one entry (a JSON object, borrowed) with a "ts" field added. */
 void journal_add(struct journal *j, json_t *entry);
+/* A mark covering every entry added so far. */
+static inline uint64_t journal_mark(const struct journal *j)
+{
+    return j->appended;
+}
+/* True once the entries up to `mark` are in the file (or cannot be). */
+static inline bool journal_durable(const struct journal *j, uint64_t mark)
+{
+    return j->fd < 0 || j->failing || j->durable >= mark;
+}
 /* Next bytes to write, or false when nothing is pending or a write is in
  * flight. The loop submits a write of (*data, *len) and reports it back. */
 bool journal_next_write(struct journal *j, const char **data, size_t *len);

@@ -39,6 +39,7 @@ struct opts {
     const char *instance;
     const char *run_id;
     const char *journal_dir;
+    uint32_t journal_max_mb;
     struct ph_segment_params seg;
     uint32_t tick_ms;
     struct swarm_cfg cfg;
@@ -72,16 +73,20 @@ static void usage(FILE *f)
             "  --dead-grace-s N        dead workers stay listed this long (default 30)\n"
             "  --command-timeout-s N   workers must acknowledge a command within N s\n"
             "                          or its outcome is failed, retryable (default 5)\n"
-            "  --run-id ID             journal run id (default ID-<UTC time>)\n"
+            "  --run-id ID             journal run id (default: the adopted segment's run,\n"
+            "                          else ID-<UTC time>)\n"
             "  --journal-dir DIR       journal folder (default $PH_JOURNAL_DIR or\n"
             "                          /tmp/ph-journal/ID); the file is DIR/<run id>.jsonl\n"
+            "  --journal-max-mb N      rotate the journal beyond N MiB, keeping %d older\n"
+            "                          files (default %llu)\n"
             "  --help                  this text\n"
             "\n"
             "Precedence: option > environment (PH_STATUS_TTL_S, PH_WATERMARK_S) > swarm\n"
             "file (statusTtlSec, watermarkSec, deltaCoalesceMs, workerDeltas, deadGraceSec,\n"
             "autoStart, runId, controller.instance) > default.\n"
             "Exits 0 on SIGTERM or SIGINT; the segment stays for the supervisor to remove.\n",
-            PH_DEFAULT_SLOTS, PH_DEFAULT_STATUS_RING, PH_DEFAULT_COMMAND_RING);
+            PH_DEFAULT_SLOTS, PH_DEFAULT_STATUS_RING, PH_DEFAULT_COMMAND_RING, JOURNAL_KEEP_ROTATED,
+            (unsigned long long)(JOURNAL_DEFAULT_MAX_BYTES >> 20));
 }
 
 static bool parse_u32(const char *s, uint32_t *out, int base)
@@ -192,6 +197,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"dead-grace-s", required_argument, NULL, 'G'},  {"run-id", required_argument, NULL, 'R'},
         {"journal-dir", required_argument, NULL, 'J'},   {"help", no_argument, NULL, 'h'},
         {"command-timeout-s", required_argument, NULL, 'K'},
+        {"journal-max-mb", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     swarm_cfg_defaults(&o->cfg);
@@ -226,6 +232,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case 'R': o->run_id = optarg; break;
         case 'J': o->journal_dir = optarg; break;
+        case 'M': ok = parse_u32(optarg, &o->journal_max_mb, 10) && o->journal_max_mb > 0 &&
+                       o->journal_max_mb <= 1u << 20;
+            break;
         case 'h': usage(stdout); exit(0);
         default:
             fprintf(stderr, "ph-swarm-controller: unknown or incomplete option '%s'\n",
@@ -266,15 +275,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         return 2;
     }
     if (o->run_id) snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s", o->run_id);
-    if (o->cfg.run_id[0] == '\0') {
-        char ts[32];
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
-        snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s-%s", o->swarm, ts);
-    }
-    if (ph_ident_check("run id", o->cfg.run_id, err, sizeof err) != PH_OK) {
+    /* No run id given: default_run_id() decides once the segment is open (a
+     * restarted controller continues the run it adopts). */
+    if (o->cfg.run_id[0] != '\0' &&
+        ph_ident_check("run id", o->cfg.run_id, err, sizeof err) != PH_OK) {
         fprintf(stderr, "ph-swarm-controller: %s\n", err);
         return 2;
     }
@@ -287,9 +291,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* A document the bridge has not taken yet (outcomes and alerts only). */
+/* An outcome or alert for the bridge. It stays here until the bridge has
+ * consumed it (the out ring's head passed `end`), so that when the channel
+ * has to be re-created nothing that was waiting in the old one is lost. */
 struct outdoc {
     struct outdoc *next;
+    uint64_t end; /* out-ring position just past it once written; 0: not written yet */
     size_t len;
     char data[];
 };
@@ -301,10 +308,20 @@ struct app {
     ph_ring_consumer from_bridge;
     uint8_t *signal_scratch;
     uint64_t bridge_gen;
-    struct outdoc *outbox, *outbox_tail;
+    /* reliable documents, oldest first; `unwritten` is the first not yet in
+     * the ring (NULL: all written) */
+    struct outdoc *outbox, *outbox_tail, *unwritten;
     size_t outbox_bytes;
     uint64_t outbox_dropped;
     uint64_t docs_dropped;
+    bool status_waiting; /* a status document is waiting for room (counted once) */
+    /* signals read from the in ring but not yet handed back: the bridge
+     * acknowledges a signal to the broker only when the ring's head passes
+     * it, and that waits until the journal holds it */
+    bool holding;
+    uint64_t hold_mark;
+    uint64_t channel_resets;
+    uint64_t last_reset_ns;
 
     struct ctl ctl;
     struct swarm swarm;
@@ -315,22 +332,50 @@ struct app {
     struct __kernel_timespec tick;
     bool adopted;
     uint64_t started_real_ns;
+    uint64_t start_time;
     bool stop;
 };
 
 /* ---- emitter: documents to the bridge, reliable ones via the outbox ---- */
 
+static void outbox_unlink_head(struct app *a)
+{
+    struct outdoc *d = a->outbox;
+    a->outbox = d->next;
+    if (a->outbox == NULL) a->outbox_tail = NULL;
+    if (a->unwritten == d) a->unwritten = a->outbox;
+    a->outbox_bytes -= d->len;
+    free(d);
+}
+
+/* Forgets documents the bridge has consumed. */
+static void outbox_settle(struct app *a)
+{
+    if (a->outbox == NULL) return;
+    /* acquire: pairs with the bridge's release of head; a position it
+     * reports is one it has finished reading. */
+    const uint64_t head = atomic_load_explicit(&a->chan.hdr->out.head, memory_order_acquire);
+    while (a->outbox != NULL && a->outbox->end != 0 && a->outbox->end <= head)
+        outbox_unlink_head(a);
+}
+
+/* Writes what waits, in order, as far as there is room. A full ring is a
+ * wait, not a loss: nothing is counted as dropped. */
 static bool outbox_flush(struct app *a)
 {
-    while (a->outbox != NULL) {
-        struct outdoc *d = a->outbox;
-        if (!ph_ring_write(&a->to_bridge, PH_DOC_RECORD, d->data, (uint32_t)d->len)) return false;
-        a->outbox = d->next;
-        if (a->outbox == NULL) a->outbox_tail = NULL;
-        a->outbox_bytes -= d->len;
-        free(d);
+    bool wrote = false;
+    while (a->unwritten != NULL) {
+        struct outdoc *d = a->unwritten;
+        if (!ph_ring_fits(&a->to_bridge, (uint32_t)d->len)) break;
+        void *dst = ph_ring_claim(&a->to_bridge, PH_DOC_RECORD, (uint32_t)d->len);
+        if (dst == NULL) break;
+        memcpy(dst, d->data, d->len);
+        d->end = a->to_bridge.tail;
+        wrote = true;
+        a->unwritten = d->next;
     }
-    return true;
+    if (wrote) ph_ring_publish(&a->to_bridge);
+    return a->unwritten == NULL;
 }
 
 static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
@@ -342,30 +387,35 @@ static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
         a->docs_dropped++;
         return !reliable ? true : false;
     }
-    /* Reliable documents keep their order behind anything already waiting. */
-    if ((!reliable || outbox_flush(a)) &&
-        ph_ring_write(&a->to_bridge, PH_DOC_RECORD, data, (uint32_t)len))
-        return true;
     if (!reliable) {
-        a->docs_dropped++;
-        return false; /* status: the caller retries with fresher state */
+        /* Status: written now or not at all (the swarm retries with fresher
+         * state); a wait is counted once, not on every retry. */
+        if (!ph_ring_fits(&a->to_bridge, (uint32_t)len) ||
+            !ph_ring_write(&a->to_bridge, PH_DOC_RECORD, data, (uint32_t)len)) {
+            if (!a->status_waiting) a->docs_dropped++;
+            a->status_waiting = true;
+            return false;
+        }
+        a->status_waiting = false;
+        return true;
     }
+    outbox_settle(a);
     while (a->outbox_bytes + len > OUTBOX_MAX_BYTES && a->outbox != NULL) {
-        struct outdoc *d = a->outbox;
-        a->outbox = d->next;
-        a->outbox_bytes -= d->len;
-        free(d);
-        if (a->outbox_dropped++ == 0)
-            ph_error("bridge outbox full (%u MiB): dropping the oldest outcomes/alerts",
-                     OUTBOX_MAX_BYTES >> 20);
+        /* Written ones are in the ring already; an unwritten one is lost. */
+        if (a->outbox->end == 0 && a->outbox_dropped++ % 1000 == 0)
+            ph_error("bridge outbox full (%u MiB): dropping the oldest outcomes/alerts (%" PRIu64
+                     " so far)",
+                     OUTBOX_MAX_BYTES >> 20, a->outbox_dropped);
+        outbox_unlink_head(a);
     }
-    if (a->outbox == NULL) a->outbox_tail = NULL;
     struct outdoc *d = malloc(sizeof *d + len);
     if (d == NULL) {
         a->outbox_dropped++;
+        ph_error("out of memory keeping an outcome/alert for the bridge: dropped");
         return false;
     }
     d->next = NULL;
+    d->end = 0;
     d->len = len;
     memcpy(d->data, data, len);
     if (a->outbox_tail)
@@ -373,7 +423,9 @@ static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
     else
         a->outbox = d;
     a->outbox_tail = d;
+    if (a->unwritten == NULL) a->unwritten = d;
     a->outbox_bytes += len;
+    outbox_flush(a);
     return true;
 }
 
@@ -383,16 +435,23 @@ static void journal_entry(void *ctx, json_t *entry)
     journal_add(&a->journal, entry);
 }
 
+static json_t *journal_checkpoint(void *ctx)
+{
+    struct app *a = ctx;
+    return swarm_checkpoint_json(&a->swarm);
+}
+
 /* ---- ctl hooks -------------------------------------------------------- */
 
 static void on_joined(void *ctx, struct ctl *c, struct ctl_worker *w)
 {
     struct app *a = ctx;
-    /* After a controller restart the previous controller consumed the
-     * worker's config and io records: ask for them again. */
-    if (a->adopted && w->attached_real_ns < a->started_real_ns)
-        ctl_send_command(c, w->index, PH_CMD_STATUS_REQUEST, NULL, 0);
-    swarm_on_joined(&a->swarm, w, !(a->adopted && w->attached_real_ns < a->started_real_ns), ph_mono_ns());
+    /* Attached under a previous controller (an adopted segment): that one
+     * consumed its config and io records, so ask for them again; and it had
+     * already brought the worker to the swarm's state. */
+    const bool inherited = a->adopted && w->attached_real_ns < a->started_real_ns;
+    if (inherited) ctl_send_command(c, w->index, PH_CMD_STATUS_REQUEST, NULL, 0);
+    swarm_on_joined(&a->swarm, w, !inherited, ph_mono_ns());
 }
 
 static void on_left(void *ctx, struct ctl *c, struct ctl_worker *w, bool dead)
@@ -423,6 +482,54 @@ static int on_signal_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t
     struct app *a = ctx;
     if (type == PH_DOC_RECORD) swarm_on_signal(&a->swarm, body, len, ph_mono_ns());
     return 0;
+}
+
+/* ---- the channel -------------------------------------------------------- */
+
+static void publish_controller(struct app *a)
+{
+    ph_ring_producer_init(&a->to_bridge, &a->chan.hdr->out, a->chan.out_data,
+                          a->chan.hdr->out_ring);
+    ph_ring_consumer_init(&a->from_bridge, &a->chan.hdr->in, a->chan.in_data, a->chan.hdr->in_ring);
+    atomic_store_explicit(&a->chan.hdr->controller_start_time, a->start_time,
+                          memory_order_relaxed);
+    /* relaxed: a free-standing timestamp. */
+    atomic_store_explicit(&a->chan.hdr->controller_heartbeat_ns, ph_mono_ns(),
+                          memory_order_relaxed);
+    /* release: a bridge that acquires the pid sees the start time with it. */
+    atomic_store_explicit(&a->chan.hdr->controller_pid, (int32_t)getpid(), memory_order_release);
+}
+
+/* Re-creates the channel after one side found it corrupt: what the bridge
+ * had not taken yet is written into the new one, signals read but not yet
+ * handed back are forwarded again by the bridge (and recognised by their
+ * correlation ids), and an alert says what happened. */
+static void recreate_channel(struct app *a, const char *why)
+{
+    const uint64_t now = ph_mono_ns();
+    if (a->channel_resets > 0 && now - a->last_reset_ns < 1000000000ull) return; /* at most 1/s */
+    a->last_reset_ns = now;
+    a->channel_resets++;
+    ph_error("bridge channel /dev/shm%s: %s; re-creating it (reset %" PRIu64 ")", a->chan.name,
+             why, a->channel_resets);
+    char err[512];
+    struct ph_channel fresh;
+    /* Default sizes, as at start: the old header is not to be trusted. */
+    if (ph_channel_create(&fresh, a->swarm.cfg.swarm_id, 0, 0, err, sizeof err) != PH_OK) {
+        ph_error("cannot re-create the bridge channel: %s", err);
+        return;
+    }
+    ph_channel_close(&a->chan);
+    a->chan = fresh;
+    publish_controller(a);
+    a->holding = false;
+    for (struct outdoc *d = a->outbox; d != NULL; d = d->next) d->end = 0;
+    a->unwritten = a->outbox;
+    outbox_flush(a);
+    swarm_on_bridge(&a->swarm);
+    char msg[300];
+    snprintf(msg, sizeof msg, "the controller-bridge channel was re-created: %s", why);
+    swarm_controller_alert(&a->swarm, "error", "control.channel-reset", msg);
 }
 
 /* ---- event loop ------------------------------------------------------- */
@@ -463,6 +570,15 @@ static void arm_journal(struct app *a)
     io_uring_sqe_set_data64(sqe, TAG_JOURNAL);
 }
 
+/* Hands held signals back once the journal records them. */
+static void release_signals(struct app *a)
+{
+    if (a->holding && journal_durable(&a->journal, a->hold_mark)) {
+        ph_ring_commit(&a->from_bridge);
+        a->holding = false;
+    }
+}
+
 /* user_data of a pidfd poll: tag, slot index and claim counter, so a late
  * completion about an earlier owner of the slot is recognised and ignored. */
 static uint64_t pidfd_tag(const struct ctl_worker *w)
@@ -497,6 +613,23 @@ static void on_pidfd(struct app *a, uint64_t tag)
     if (w->tracked && ph_slot_seq_of(w->word) == seq) ctl_owner_died(&a->ctl, index, w->word);
 }
 
+/* Signals from the bridge: read (held) only when nothing is held, so that
+ * one journal mark covers everything held. */
+static int take_signals(struct app *a)
+{
+    if (a->holding) return 0;
+    int n = ph_ring_drain_held(&a->from_bridge, on_signal_doc, a, a->signal_scratch, 256);
+    if (n < 0) {
+        recreate_channel(a, "the signal ring from the bridge failed validation");
+        return 0;
+    }
+    if (n > 0) {
+        a->holding = true;
+        a->hold_mark = journal_mark(&a->journal);
+    }
+    return n;
+}
+
 /* Returns whether anything arrived (records or signals). */
 static bool tick(struct app *a, uint64_t *last_liveness)
 {
@@ -504,6 +637,12 @@ static bool tick(struct app *a, uint64_t *last_liveness)
     ph_segment_heartbeat(&a->seg);
     /* relaxed: a free-standing timestamp for the bridge. */
     atomic_store_explicit(&a->chan.hdr->controller_heartbeat_ns, now, memory_order_relaxed);
+    /* acquire: pairs with the bridge's release store of its request. */
+    uint32_t reset = atomic_load_explicit(&a->chan.hdr->reset_request, memory_order_acquire);
+    if (reset != PH_CHAN_RESET_NONE)
+        recreate_channel(a, reset == PH_CHAN_RESET_OUT_CORRUPT
+                                ? "the bridge found the document ring corrupt"
+                                : "the bridge found the signal ring's positions corrupt");
     /* acquire: pairs with the bridge's release of its new generation. */
     uint64_t gen = atomic_load_explicit(&a->chan.hdr->bridge_generation, memory_order_acquire);
     if (gen != a->bridge_gen) {
@@ -511,21 +650,17 @@ static bool tick(struct app *a, uint64_t *last_liveness)
         ph_info("bridge registered (generation %" PRIu64 "): sending a fresh status-full", gen);
         swarm_on_bridge(&a->swarm);
     }
-    int n = ph_ring_drain(&a->from_bridge, on_signal_doc, a, a->signal_scratch, 256);
-    if (n < 0) {
-        ph_error("signal ring from the bridge is corrupt: resetting the channel view");
-        ph_ring_consumer_init(&a->from_bridge, &a->chan.hdr->in, a->chan.in_data,
-                              a->chan.hdr->in_ring);
-        a->from_bridge.head = atomic_load_explicit(&a->chan.hdr->in.tail, memory_order_acquire);
-    }
+    int n = take_signals(a);
     uint64_t drained = ctl_scan(&a->ctl, now);
     if (now - *last_liveness >= 1000000000ull) {
         ctl_check_liveness(&a->ctl, false);
         *last_liveness = now;
     }
+    outbox_settle(a);
     outbox_flush(a);
     swarm_tick(&a->swarm, now);
     arm_journal(a);
+    release_signals(a);
     return drained > 0 || n > 0;
 }
 
@@ -563,7 +698,11 @@ static int run(struct app *a, uint32_t tick_ms)
                 }
                 break;
             case TAG_PIDFD: on_pidfd(a, tag); break;
-            case TAG_JOURNAL: journal_write_done(&a->journal, cqe->res); break;
+            case TAG_JOURNAL:
+                journal_write_done(&a->journal, cqe->res);
+                release_signals(a);
+                arm_journal(a);
+                break;
             default: break;
             }
         }
@@ -592,6 +731,29 @@ static void raise_fd_limit(void)
     }
 }
 
+/* The run id when none was given: the run of the segment this controller
+ * adopts (a restart continues it), else <swarm>-<UTC time>. */
+static void default_run_id(struct app *a, struct opts *o)
+{
+    if (o->cfg.run_id[0] != '\0') return;
+    char prev[sizeof a->seg.hdr->run_id], err[160];
+    if (a->adopted) {
+        /* Untrusted: copied, terminated and checked before use. */
+        memcpy(prev, a->seg.hdr->run_id, sizeof prev);
+        prev[sizeof prev - 1] = '\0';
+        if (prev[0] != '\0' && ph_ident_check("run id", prev, err, sizeof err) == PH_OK) {
+            snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s", prev);
+            return;
+        }
+    }
+    char ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s-%s", o->swarm, ts);
+}
+
 static int open_journal(struct app *a, const struct opts *o)
 {
     char dir[400];
@@ -608,6 +770,9 @@ static int open_journal(struct app *a, const struct opts *o)
         ph_error("%s", err);
         return 1;
     }
+    if (o->journal_max_mb) a->journal.max_bytes = (uint64_t)o->journal_max_mb << 20;
+    a->journal.checkpoint = journal_checkpoint;
+    a->journal.checkpoint_ctx = a;
     return 0;
 }
 
@@ -630,10 +795,20 @@ int main(int argc, char **argv)
 
     static struct app a;
     char err[512];
-    if (open_journal(&a, &o) != 0) return 1;
     rc = ph_segment_create(&a.seg, o.swarm, &o.seg, &a.adopted, err, sizeof err);
     if (rc != PH_OK) {
         ph_error("%s", err);
+        return 1;
+    }
+    /* The previous controller's journal, read back once the table is built. */
+    char prev_journal[sizeof a.seg.hdr->journal_path] = "";
+    if (a.adopted) {
+        memcpy(prev_journal, a.seg.hdr->journal_path, sizeof prev_journal);
+        prev_journal[sizeof prev_journal - 1] = '\0';
+    }
+    default_run_id(&a, &o);
+    if (open_journal(&a, &o) != 0) {
+        ph_segment_close(&a.seg);
         return 1;
     }
     rc = ph_channel_create(&a.chan, o.swarm, 0, 0, err, sizeof err);
@@ -642,15 +817,11 @@ int main(int argc, char **argv)
         ph_segment_close(&a.seg);
         return 1;
     }
-    ph_ring_producer_init(&a.to_bridge, &a.chan.hdr->out, a.chan.out_data, a.chan.hdr->out_ring);
-    ph_ring_consumer_init(&a.from_bridge, &a.chan.hdr->in, a.chan.in_data, a.chan.hdr->in_ring);
     a.signal_scratch = malloc(a.chan.hdr->in_ring / 2);
-    uint64_t start = 0;
-    ph_proc_start_time(getpid(), &start);
+    ph_proc_start_time(getpid(), &a.start_time);
     publish_run_facts(&a, &o);
-    ph_segment_set_controller(&a.seg, (int32_t)getpid(), start);
-    atomic_store_explicit(&a.chan.hdr->controller_start_time, start, memory_order_relaxed);
-    atomic_store_explicit(&a.chan.hdr->controller_pid, (int32_t)getpid(), memory_order_release);
+    ph_segment_set_controller(&a.seg, (int32_t)getpid(), a.start_time);
+    publish_controller(&a);
     a.started_real_ns = ph_real_ns();
     raise_fd_limit();
 
@@ -687,6 +858,12 @@ int main(int argc, char **argv)
             a.adopted ? "adopted" : "created", a.seg.name, a.seg.slots, a.seg.status_ring,
             a.seg.command_ring, a.seg.size,
             atomic_load_explicit(&a.seg.hdr->generation, memory_order_relaxed));
+    if (a.adopted && prev_journal[0] != '\0') {
+        /* The workers first, so that signals taken up again reach them. */
+        ctl_scan(&a.ctl, ph_mono_ns());
+        if (swarm_recover(&a.swarm, prev_journal, ph_mono_ns(), err, sizeof err) < 0)
+            ph_warn("%s: the swarm starts from its swarm file's state", err);
+    }
     ph_info("controller %s ready (pid %d, tick %u ms, run %s, journal %s)", o.cfg.instance,
             getpid(), o.tick_ms, o.cfg.run_id, a.journal.path);
 
@@ -695,11 +872,15 @@ int main(int argc, char **argv)
     /* Last drain and status so nothing published before the stop is left. */
     tick(&a, &(uint64_t){ph_mono_ns()});
     outbox_flush(&a);
-    if (a.outbox != NULL) ph_warn("%zu bytes of outcomes/alerts never reached a bridge",
-                                  a.outbox_bytes);
+    if (a.unwritten != NULL)
+        ph_warn("%zu bytes of outcomes/alerts never reached a bridge", a.outbox_bytes);
     journal_add(&a.journal, json_pack("{s:s, s:s, s:s}", "event", "lifecycle", "change",
                                       "controller-stopped", "runId", o.cfg.run_id));
     journal_flush_sync(&a.journal);
+    /* Signals read but not handed back stay with the bridge (not acked):
+     * the next controller gets them again. Everything held is journaled
+     * now, so hand it back. */
+    release_signals(&a);
     swarm_destroy(&a.swarm);
     ctl_destroy(&a.ctl);
     /* release: pairs with readers' acquire of the pid; 0 means "no controller". */
@@ -709,6 +890,8 @@ int main(int argc, char **argv)
     ph_channel_close(&a.chan);
     ph_segment_close(&a.seg);
     journal_close(&a.journal);
+    while (a.outbox != NULL) outbox_unlink_head(&a);
+    free(a.signal_scratch);
     ph_info("controller stopped");
     return rc;
 }

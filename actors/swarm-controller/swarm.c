@@ -135,6 +135,12 @@ static void controller_alert(struct swarm *s, const char *level, const char *cod
                NULL);
 }
 
+void swarm_controller_alert(struct swarm *s, const char *level, const char *code,
+                            const char *message)
+{
+    controller_alert(s, level, code, message);
+}
+
 struct outcome {
     const char *type;
     const char *role;     /* scope; NULL = ALL */
@@ -1025,8 +1031,14 @@ static void workers_tick(struct swarm *s, uint64_t now)
             ws->word = w->word;
         }
         /* tps is recomputed against now, so a worker that stops reporting
-         * falls to 0 after the window instead of keeping its last rate. */
-        w->tps = ctl_worker_tps(w, now, c->tps_window_ns);
+         * falls to 0 after the window instead of keeping its last rate; the
+         * slot shows the same figure to tools (phctl shm-dump). */
+        const uint64_t tps = ctl_worker_tps(w, now, c->tps_window_ns);
+        if (tps != w->tps) {
+            w->tps = tps;
+            /* relaxed: a figure for tools, self-contained. */
+            atomic_store_explicit(&ph_segment_slot(c->seg, i)->c_tps, tps, memory_order_relaxed);
+        }
         const bool stale = !swarm_worker_healthy(s, w, now) &&
                            now - w->tracked_mono_ns > s->cfg.ttl_ns;
         if (stale != ws->stale) {

@@ -256,6 +256,9 @@ void swarm_on_ack(struct swarm *s, struct ctl_worker *w, const struct ph_rec_ack
                   uint64_t now_ns);
 /* A signal document from the bridge (already validated by it; re-checked). */
 void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t now_ns);
+/* An alert from the controller itself (reliable, journaled). */
+void swarm_controller_alert(struct swarm *s, const char *level, const char *code,
+                            const char *message);
 /* The bridge (re)registered: it needs a fresh status-full. */
 void swarm_on_bridge(struct swarm *s);
 /* After a controller restart on an adopted segment: takes back, from the

@@ -24,6 +24,9 @@
 struct mem_sink {
     struct sink base;
     json_t *got; /* [{rk, env}] */
+    uint64_t session;
+    uint64_t settled[64];
+    int nsettled;
 };
 
 static int mem_publish(struct sink *s, const char *rk, const json_t *env, enum contract_kind kind,
@@ -46,7 +49,23 @@ static void mem_close(struct sink *s)
     (void)s;
 }
 
-static const struct sink_ops mem_ops = {.publish = mem_publish, .flush = mem_flush, .close = mem_close};
+static void mem_settle(struct sink *s, uint64_t delivery)
+{
+    struct mem_sink *m = (struct mem_sink *)s;
+    assert_true(m->nsettled < 64);
+    m->settled[m->nsettled++] = delivery;
+}
+
+static uint64_t mem_session(struct sink *s)
+{
+    return ((struct mem_sink *)s)->session;
+}
+
+static const struct sink_ops mem_ops = {.publish = mem_publish,
+                                        .flush = mem_flush,
+                                        .close = mem_close,
+                                        .settle = mem_settle,
+                                        .session = mem_session};
 
 struct fixture {
     char swarm[32];
@@ -329,15 +348,213 @@ static void test_message_path_returns_the_verdict_for_the_transport(void **state
     json_decref(env);
     char rk[128];
     snprintf(rk, sizeof rk, "signal.swarm-start.%s.swarm-controller.ctl-1", f->swarm);
-    assert_int_equal(bridge_signal_message(&f->b, rk, strlen(rk), body, strlen(body)), SIG_OK);
+    assert_int_equal(bridge_signal_message(&f->b, rk, strlen(rk), body, strlen(body), 0), SIG_OK);
     snprintf(rk, sizeof rk, "signal.swarm-stop.%s.swarm-controller.ctl-1", f->swarm);
-    assert_int_equal(bridge_signal_message(&f->b, rk, strlen(rk), body, strlen(body)),
+    assert_int_equal(bridge_signal_message(&f->b, rk, strlen(rk), body, strlen(body), 0),
                      SIG_TYPE_MISMATCH);
     free(body);
     struct got_signals g = {0};
     assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 1);
     assert_string_equal(g.cid[0], "m-1");
     assert_int_equal(hdr(&f->ch.hdr->signals_rejected), 1);
+}
+
+/* ---- delivery: settled only once the controller has the signal (item 3) --- */
+
+static uint64_t delivery(uint64_t session, uint64_t tag)
+{
+    return (session << SINK_SESSION_SHIFT) | tag;
+}
+
+static enum sigcheck_verdict message(struct fixture *f, const char *type, const char *cid,
+                                     json_t *data, uint64_t dl)
+{
+    json_t *env = sample_signal_envelope(type, f->swarm, "swarm-controller", "ctl-1", cid,
+                                         "ik-1", data);
+    char *body = json_dumps(env, JSON_COMPACT);
+    json_decref(env);
+    char rk[128];
+    snprintf(rk, sizeof rk, "signal.%s.%s.swarm-controller.ctl-1", type, f->swarm);
+    enum sigcheck_verdict v = bridge_signal_message(&f->b, rk, strlen(rk), body, strlen(body), dl);
+    free(body);
+    return v;
+}
+
+static void item03_a_signal_is_settled_only_after_the_controller_consumed_it(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    assert_int_equal(message(f, "swarm-start", "m-1", json_object(), delivery(0, 7)), SIG_OK);
+    assert_int_equal(message(f, "swarm-stop", "m-2", json_object(), delivery(0, 8)), SIG_OK);
+    tick(f);
+    /* In the ring, not consumed: nothing is acknowledged to the broker. */
+    assert_int_equal(f->sink.nsettled, 0);
+    assert_int_equal(bridge_signals_unconsumed(&f->b), 2);
+    /* Read but held by the controller (not yet journaled): still nothing. */
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain_held(&f->in, on_signal, &g, f->scratch, 1), 1);
+    tick(f);
+    assert_int_equal(f->sink.nsettled, 0);
+    /* Handed back: the first is settled, the second is not. */
+    ph_ring_commit(&f->in);
+    tick(f);
+    assert_int_equal(f->sink.nsettled, 1);
+    assert_int_equal(f->sink.settled[0], delivery(0, 7));
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 1);
+    tick(f);
+    assert_int_equal(f->sink.nsettled, 2);
+    assert_int_equal(f->sink.settled[1], delivery(0, 8));
+    assert_int_equal(bridge_signals_unconsumed(&f->b), 0);
+}
+
+static void item03_signals_unconsumed_by_a_dead_controller_go_to_the_next_one(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    assert_int_equal(message(f, "swarm-start", "m-a", json_object(), delivery(0, 1)), SIG_OK);
+    assert_int_equal(message(f, "swarm-stop", "m-b", json_object(), delivery(0, 2)), SIG_OK);
+    tick(f);
+    /* The controller consumed m-a, then died before reading m-b. */
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 1), 1);
+    tick(f);
+    assert_int_equal(f->sink.nsettled, 1);
+    char err[256];
+    ph_channel_close(&f->ch);
+    assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
+                     PH_OK);
+    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
+    assert_int_equal(
+        ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring), PH_OK);
+    tick(f);
+    assert_int_equal(f->b.st.attaches, 2);
+    assert_int_equal(f->b.st.reforwarded, 1);
+    struct got_signals g2 = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g2, f->scratch, 0), 1);
+    assert_string_equal(g2.cid[0], "m-b");
+    tick(f);
+    assert_int_equal(f->sink.nsettled, 2);
+    assert_int_equal(f->sink.settled[1], delivery(0, 2));
+}
+
+static void item03_after_a_reconnect_waiting_copies_of_the_old_session_are_dropped(void **state)
+{
+    struct fixture *f = *state;
+    /* Not attached yet: both wait in the bridge. */
+    assert_int_equal(message(f, "swarm-start", "s-1", json_object(), delivery(1, 1)), SIG_OK);
+    assert_int_equal(message(f, "swarm-stop", "s-2", json_object(), delivery(1, 2)), SIG_OK);
+    assert_int_equal(bridge_signals_pending(&f->b), 2);
+    /* The connection dropped: the broker delivers them again on session 2. */
+    f->sink.session = 2;
+    tick(f);
+    assert_int_equal(bridge_signals_pending(&f->b), 0);
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 0);
+    assert_int_equal(message(f, "swarm-start", "s-1", json_object(), delivery(2, 1)), SIG_OK);
+    tick(f);
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 1);
+    tick(f);
+    assert_int_equal(f->sink.nsettled, 1);
+    assert_int_equal(f->sink.settled[0], delivery(2, 1));
+}
+
+/* ---- refused signals that say whom to answer get a failed outcome (4) ----- */
+
+static json_t *outcome_for(struct fixture *f, const char *cid)
+{
+    json_t *found = NULL;
+    for (size_t i = 0; i < json_array_size(f->sink.got); i++) {
+        json_t *env = json_object_get(json_array_get(f->sink.got, i), "env");
+        if (strcmp(json_string_value(json_object_get(env, "kind")), "outcome") != 0) continue;
+        if (strcmp(json_string_value(json_object_get(env, "correlationId")), cid) != 0) continue;
+        assert_null(found);
+        found = env;
+    }
+    return found;
+}
+
+static void item04_refused_but_identifiable_signal_gets_a_failed_outcome_with_the_reason(
+    void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    /* data beyond the controller's limits: a 120,000-character string. */
+    char *big = malloc(120001);
+    memset(big, 'x', 120000);
+    big[120000] = '\0';
+    assert_int_equal(message(f, "config-update", "m-big", json_pack("{s:s}", "note", big), 9),
+                     SIG_TOO_COMPLEX);
+    free(big);
+    json_t *o = outcome_for(f, "m-big");
+    assert_non_null(o);
+    char why[256];
+    assert_int_equal(contract_check_envelope(o, why, sizeof why), PH_OK);
+    json_t *data = json_object_get(o, "data");
+    assert_string_equal(json_string_value(json_object_get(data, "status")), "failed");
+    assert_false(json_is_true(json_object_get(data, "retryable")));
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(data, "context"),
+                                                             "message")),
+                           "exceeds"));
+    assert_string_equal(json_string_value(json_object_get(o, "idempotencyKey")), "ik-1");
+    assert_string_equal(json_string_value(json_object_get(o, "type")), "config-update");
+    assert_string_equal(json_string_value(json_object_get(o, "origin")), "ctl-1");
+    /* Oversize, within what is still read to find the sender. */
+    char *pad = malloc(300001);
+    memset(pad, 'p', 300000);
+    pad[300000] = '\0';
+    json_t *d = json_pack("{s:[s,s]}", "pad", pad, pad);
+    free(pad);
+    assert_int_equal(message(f, "swarm-start", "m-huge", d, 10), SIG_OVERSIZE);
+    assert_non_null(outcome_for(f, "m-huge"));
+    /* Nothing to answer: another swarm, no correlationId. */
+    json_t *env = sample_signal_envelope("swarm-start", "other", "swarm-controller", "ctl-1",
+                                         "m-other", NULL, json_object());
+    char *body = json_dumps(env, JSON_COMPACT);
+    json_decref(env);
+    const char *rk = "signal.swarm-start.other.swarm-controller.ctl-1";
+    assert_int_equal(bridge_signal_message(&f->b, rk, strlen(rk), body, strlen(body), 11),
+                     SIG_OTHER_SWARM);
+    free(body);
+    assert_null(outcome_for(f, "m-other"));
+    assert_int_equal(f->b.st.answered, 2);
+    /* Refused ones are never settled (the transport rejects them). */
+    assert_int_equal(f->sink.nsettled, 0);
+}
+
+/* ---- a corrupt channel is re-created, not left silent (15) ---------------- */
+
+static void item15_corrupt_out_ring_asks_the_controller_for_a_new_channel(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    /* A hostile writer moves the out ring's tail to an unaligned spot. */
+    atomic_store(&f->ch.hdr->out.tail, 13);
+    tick(f);
+    assert_true(f->b.quarantined);
+    assert_int_equal(atomic_load(&f->ch.hdr->reset_request), PH_CHAN_RESET_OUT_CORRUPT);
+    /* The controller re-creates it; the bridge follows and publishes again. */
+    char err[256];
+    ph_channel_close(&f->ch);
+    assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
+                     PH_OK);
+    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
+    ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring);
+    write_doc(f, sample_controller_delta(f->swarm, "ctl-1"));
+    tick(f);
+    assert_false(f->b.quarantined);
+    assert_int_equal(hdr(&f->ch.hdr->docs_published), 1);
+    assert_int_equal(atomic_load(&f->ch.hdr->reset_request), 0);
+}
+
+static void item15_corrupt_signal_ring_position_asks_for_a_new_channel(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    atomic_store(&f->ch.hdr->in.head, 1ull << 40); /* beyond anything written */
+    assert_int_equal(message(f, "swarm-start", "m-x", json_object(), 5), SIG_OK);
+    tick(f);
+    assert_int_equal(atomic_load(&f->ch.hdr->reset_request), PH_CHAN_RESET_IN_CORRUPT);
+    assert_int_equal(bridge_signals_pending(&f->b), 1); /* kept for the next channel */
 }
 
 int main(void)
@@ -358,6 +575,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signals_before_any_channel_wait_for_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_message_path_returns_the_verdict_for_the_transport,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            item03_a_signal_is_settled_only_after_the_controller_consumed_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            item03_signals_unconsumed_by_a_dead_controller_go_to_the_next_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            item03_after_a_reconnect_waiting_copies_of_the_old_session_are_dropped, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            item04_refused_but_identifiable_signal_gets_a_failed_outcome_with_the_reason, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            item15_corrupt_out_ring_asks_the_controller_for_a_new_channel, setup, teardown),
+        cmocka_unit_test_setup_teardown(item15_corrupt_signal_ring_position_asks_for_a_new_channel,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,7 +11,14 @@
  *
  * One bridge at a time: it registers by a compare-and-swap of bridge_pid
  * (from 0 or from a dead bridge) and bumps bridge_generation, which tells
- * the controller to send a fresh status-full to the new bridge. */
+ * the controller to send a fresh status-full to the new bridge.
+ *
+ * Recovery: a side that finds the channel corrupt does not go silent. The
+ * bridge stores a reason in reset_request; the controller (which also
+ * checks its own side) then re-creates the channel under the same name,
+ * writes into it again the outcomes and alerts the bridge had not yet
+ * taken, and raises an alert. The bridge moves to the new object (new
+ * inode) and forwards again the signals the controller had not consumed. */
 #ifndef PH_CHANNEL_H
 #define PH_CHANNEL_H
 
@@ -28,7 +35,7 @@ extern "C" {
 #endif
 
 #define PH_CHAN_MAGIC 0x31304e4148435050ull /* "PPCHAN01" little-endian */
-#define PH_CHAN_LAYOUT_VERSION 1u
+#define PH_CHAN_LAYOUT_VERSION 2u
 #define PH_CHAN_HEADER_SIZE 4096u
 #define PH_CHAN_DEFAULT_OUT_RING (8u << 20) /* 8 MiB: documents up to 4 MiB */
 #define PH_CHAN_DEFAULT_IN_RING (1u << 20)  /* 1 MiB: signals up to 512 KiB */
@@ -54,11 +61,18 @@ struct ph_chan_header {
     _Atomic uint64_t docs_published;    /* bridge statistics */
     _Atomic uint64_t docs_refused;      /* documents that violated the contract */
     _Atomic uint64_t signals_rejected;  /* signals refused before reaching the controller */
+    _Atomic uint32_t reset_request;     /* enum ph_chan_reset: the bridge asks for a new channel */
 
     struct ph_ring_desc out;
     struct ph_ring_desc in;
 };
 _Static_assert(sizeof(struct ph_chan_header) <= PH_CHAN_HEADER_SIZE, "channel header grew");
+
+enum ph_chan_reset {
+    PH_CHAN_RESET_NONE = 0,
+    PH_CHAN_RESET_OUT_CORRUPT = 1, /* the out ring failed the bridge's checks */
+    PH_CHAN_RESET_IN_CORRUPT = 2,  /* the in ring's positions failed the bridge's checks */
+};
 
 struct ph_channel {
     int fd;

@@ -119,6 +119,16 @@ typedef int (*ph_ring_handler)(void *ctx, uint16_t type, const uint8_t *body, ui
  * (the ring must then be abandoned), or a handler's non-zero result. */
 int ph_ring_drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *scratch,
                   uint32_t max_records);
+/* As ph_ring_drain(), but the space read is not handed back to the
+ * producer (nor the records counted as consumed by it) until
+ * ph_ring_commit(). A consumer that must record what it read before the
+ * producer may treat it as delivered (the controller journals signals
+ * before the bridge acknowledges them to the broker) holds the commit
+ * until then. A later drain continues after the records already read. */
+int ph_ring_drain_held(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *scratch,
+                       uint32_t max_records);
+/* Hands everything read so far back to the producer. */
+void ph_ring_commit(ph_ring_consumer *c);
 /* True when records are waiting (one acquire load). */
 bool ph_ring_pending(const ph_ring_consumer *c);
 

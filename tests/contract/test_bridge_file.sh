@@ -97,8 +97,11 @@ cat "$TMP/good.jsonl" >>"$SIG"
 cat "$TMP/bad.jsonl" >>"$SIG"
 wait_until 10 "$NGOOD signals at the controller" \
     sh -c "[ \$(grep -c '\"event\":\"signal\"' '$TMP/fcA.out') -ge $NGOOD ]"
-# answers: one outcome per command, a status-full for the status-request, one alert
-EXPECT=$((VALID + NGOOD + 1))
+# answers: one outcome per command, a status-full for the status-request, one
+# alert, and a failed outcome for each refused signal that says whom to answer
+# (a correlationId, a known type, this swarm): wrong kind, scope, data.
+ANSWERED="bad-kind bad-scope bad-data"
+EXPECT=$((VALID + NGOOD + 1 + 3))
 wait_until 10 "answers and the alert" at_least "$OUT" "$EXPECT"
 sleep 0.3
 [ "$(lines "$OUT")" -eq "$EXPECT" ] || fail "expected $EXPECT envelopes, got $(lines "$OUT")"
@@ -107,6 +110,15 @@ if grep -q '"cid":"bad-' "$TMP/fcA.out"; then fail "a bad signal reached the con
 [ "$(count "$OUT" '"code":"control.invalid-message"')" -eq 1 ] ||
     fail "expected exactly one control.invalid-message alert"
 [ "$(count "$TMP/bridge.log" 'rejected signal')" -eq "$NBAD" ] || fail "expected $NBAD rejections in the log"
+for cid in $ANSWERED; do
+    [ "$(grep '"kind":"outcome"' "$OUT" | grep -c "\"correlationId\":\"$cid\"")" -eq 1 ] ||
+        fail "refused signal $cid: expected exactly one outcome"
+    grep '"kind":"outcome"' "$OUT" | grep "\"correlationId\":\"$cid\"" | grep -q '"status":"failed"' ||
+        fail "refused signal $cid: its outcome is not failed"
+done
+for cid in bad-type bad-swarm bad-size; do
+    if grep -q "\"correlationId\":\"$cid\"" "$OUT"; then fail "$cid cannot be answered, yet was"; fi
+done
 if grep -q 'not-for-logs' "$TMP/bridge.log" "$OUT"; then fail "a signal's secret was logged"; fi
 
 echo "== the controller restarts: the bridge follows the new channel"

@@ -199,6 +199,25 @@ static void controller_tps_falls_to_zero_when_a_live_worker_goes_silent(void **s
     assert_int_equal(jint(full, "data.context.workers.0.tps"), 0);
 }
 
+/* Item 7 of the defects issue: phctl shm-dump reads the slot's c_tps. */
+static void item07_slot_tps_for_tools_falls_to_zero_with_the_controllers_figure(void **state)
+{
+    struct fx *f = *state;
+    struct raw r;
+    raw_claim(f, &r, "generator", "g-1");
+    uint64_t t = r.claimed_ns;
+    for (int i = 1; i <= 8; i++) {
+        t += 1 * SEC;
+        raw_status(&r, t, (uint64_t)i * 100, true, PH_IN_OK, PH_OUT_OK);
+        fx_step(f, 1 * SEC);
+    }
+    assert_int_equal(atomic_load(&r.slot->c_tps), 100);
+    /* Frozen (SIGSTOP): no record for 8 s. */
+    for (int i = 0; i < 80; i++) fx_step(f, 100 * MS);
+    assert_int_equal(cw(f, &r)->tps, 0);
+    assert_int_equal(atomic_load(&r.slot->c_tps), 0);
+}
+
 /* ---- huge counters ------------------------------------------------------- */
 
 static struct ctl_worker two_samples(uint64_t t0, uint64_t p0, uint64_t t1, uint64_t p1)
@@ -283,6 +302,9 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(controller_tps_falls_to_zero_when_a_live_worker_goes_silent,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            item07_slot_tps_for_tools_falls_to_zero_with_the_controllers_figure, fx_setup,
+            fx_teardown),
         cmocka_unit_test_setup_teardown(huge_absolute_counters_do_not_overflow, fx_setup,
                                         fx_teardown),
         cmocka_unit_test(huge_rates_are_accurate_and_monotonic),
