@@ -876,9 +876,16 @@ static void apply_signal(struct swarm *s, const struct sig *g, uint64_t now)
                 json_object_update(s->controller_config, rest);
                 json_decref(rest);
                 refresh_controller_config(s);
-                json_t *toggle = en >= 0 ? json_pack("{s:b}", "enabled", en) : NULL;
-                start_command(s, &proto, T_SWARM, "", "", PH_CMD_CONFIG_PATCH, toggle, now);
-                json_decref(toggle);
+                if (en >= 0) {
+                    json_t *toggle = json_pack("{s:b}", "enabled", en);
+                    start_command(s, &proto, T_SWARM, "", "", PH_CMD_CONFIG_PATCH, toggle, now);
+                    json_decref(toggle);
+                } else {
+                    /* Controller settings only: nothing for the workers. */
+                    struct outcome o = {g->type, orole, oinst, g->cid, g->ikey, "applied", -1, -1,
+                                        "controller settings updated", false};
+                    emit_outcome(s, &o, now);
+                }
             } else {
                 bool any = false;
                 for (uint32_t i = 0; i < s->ctl->seg->slots && !any; i++)

@@ -276,6 +276,21 @@ static void controller_scope_config_update_toggles_every_worker(void **state)
     assert_string_equal(jstr(d, "data.context.swarmStatus"), "STOPPED");
 }
 
+static void controller_scope_config_update_without_enabled_is_answered_at_once(void **state)
+{
+    struct fx *f = *state;
+    struct three t;
+    attach_three(f, &t);
+    size_t mark = fx_ndocs(f);
+    fx_signal(f, "config-update", CTL, f->ctl_instance, "cid-set", NULL, "{\"note\": \"x\"}");
+    json_t *o = only_outcome(f, mark, "config-update");
+    assert_string_equal(jstr(o, "data.status"), "applied");
+    /* Nothing for the workers to ack (it used to time out after 5 s). */
+    assert_int_equal(wk_apply(t.g, true, NULL, NULL), 0);
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 0);
+    assert_string_equal(json_string_value(json_object_get(f->sw.controller_config, "note")), "x");
+}
+
 static void swarm_start_answers_running_after_acks_then_sends_a_full(void **state)
 {
     struct fx *f = *state;
@@ -735,6 +750,7 @@ int main(void)
         T(config_update_for_an_absent_instance_fails),
         T(worker_refusing_a_patch_yields_failed_not_retryable_and_an_alert),
         T(controller_scope_config_update_toggles_every_worker),
+        T(controller_scope_config_update_without_enabled_is_answered_at_once),
         T(swarm_start_answers_running_after_acks_then_sends_a_full),
         T(swarm_remove_stops_workers_and_answers_removed),
         T(swarm_template_sets_desired_roles_and_answers_ready),
