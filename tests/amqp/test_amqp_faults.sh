@@ -1,0 +1,191 @@
+#!/bin/sh
+# Faults on the signal path, against a real RabbitMQ broker (private node):
+#   - item 3: the controller killed -9 while signals arrive, then restarted:
+#     every signal gets exactly one outcome (nothing acknowledged to the
+#     broker before the controller journaled it; the restarted controller
+#     takes up what its predecessor had taken in);
+#   - items 3 and 18: the controller stalled (SIGSTOP) while 400 signals of
+#     ~180 KB arrive, and the bridge restarted meanwhile: the bridge's memory
+#     stays bounded (prefetch flow control) and, once the controller
+#     continues, every signal gets exactly one outcome;
+#   - item 4: a signal refused by the bridge after parsing (a 120,000
+#     character string in its data) gets a failed outcome saying why;
+#   - every captured envelope passes tests/contract/validate.py.
+# usage: test_amqp_faults.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
+# Ports: PH_TEST_AMQP_PORT (default 27672) and the three after it, epmd on
+# PH_TEST_EPMD_PORT (default 27369). Exits 77 (skipped) without rabbitmq-server.
+set -eu
+
+BIN=${1:?usage: test_amqp_faults.sh BIN_DIR}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PY=/usr/bin/python3
+RMQ=$ROOT/deploy/rabbitmq
+if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    echo "SKIP: rabbitmq-server is not installed"
+    exit 77
+fi
+
+SWARM=pht-faults-$$
+CTL=$SWARM-controller
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ph-amqp-faults.XXXXXX")
+RDIR=$TMP/rabbitmq
+URL=$RDIR/amqp-url
+CAP=$TMP/capture.jsonl
+export PH_AMQP_PORT=${PH_TEST_AMQP_PORT:-27672}
+export PH_MGMT_PORT=$((PH_AMQP_PORT + 1))
+export PH_STOMP_PORT=$((PH_AMQP_PORT + 2))
+export PH_DIST_PORT=$((PH_AMQP_PORT + 3))
+export PH_EPMD_PORT=${PH_TEST_EPMD_PORT:-27369}
+unset PH_AMQP_URL
+CAP_PID=
+CTL_PID=
+BR_PID=
+WPIDS=
+PASSED=0
+FAILED=0
+. "$HERE/lib.sh"
+
+cleanup() {
+    [ -z "$CTL_PID" ] || kill -CONT "$CTL_PID" 2>/dev/null || true
+    for p in $BR_PID $WPIDS $CTL_PID $CAP_PID; do kill "$p" 2>/dev/null || true; done
+    for p in $BR_PID $WPIDS $CTL_PID $CAP_PID; do wait "$p" 2>/dev/null || true; done
+    "$RMQ" stop --dir "$RDIR" >/dev/null 2>&1 || true
+    rm -f "/dev/shm/ph.$SWARM" "/dev/shm/ph.$SWARM.bridge"
+    if [ -n "${PH_TEST_KEEP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+controller() {
+    "$BIN/ph-swarm-controller" --swarm "$SWARM" --instance "$CTL" --journal-dir "$TMP/journal" \
+        --run-id faults >>"$TMP/controller.log" 2>&1 &
+    CTL_PID=$!
+}
+bridge() {
+    "$BIN/ph-bridge" --swarm "$SWARM" --controller-instance "$CTL" --sink amqp \
+        --amqp-url-file "$URL" >>"$TMP/bridge.log" 2>&1 &
+    BR_PID=$!
+}
+# signals PREFIX N KIND: N signal lines "rk<TAB>body" with ids PREFIX-<i>;
+# KIND small: config-update of the whole swarm; big: ~180 KB of data for
+# one worker (answered failed: too large for its command ring).
+signals() {
+    $PY - "$SWARM" "$CTL" "$1" "$2" "$3" "$TMP/$1.cids" <<'PYEOF'
+import json, sys
+swarm, ctl, prefix, n, kind, cids = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6]
+out = open(cids, "w")
+for i in range(n):
+    cid = "%s-%d" % (prefix, i)
+    out.write(cid + "\n")
+    if kind == "small":
+        role, inst, data = None, None, {"ratePerSec": 10 + i % 7}
+    else:
+        role, inst = "processor", "proc-1"
+        data = {"blob": [chr(97 + k) * 15000 for k in range(12)]}
+    env = {"timestamp": "2026-12-01T12:00:00.000Z", "version": "1", "kind": "signal",
+           "type": "config-update", "origin": "faults-test",
+           "scope": {"swarmId": swarm, "role": role, "instance": inst},
+           "correlationId": cid, "idempotencyKey": "ik-" + cid, "data": data}
+    rk = "signal.config-update.%s.%s.%s" % (swarm, role or "ALL", inst or "ALL")
+    sys.stdout.write(rk + "\t" + json.dumps(env, separators=(",", ":")) + "\n")
+PYEOF
+}
+pub() { "$BIN/ph-test-amqp" pub "$URL" >>"$TMP/pub.log" 2>&1 || fail "publishing failed"; }
+rss_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+echo "== private broker on 127.0.0.1:$PH_AMQP_PORT"
+T0=$(date +%s)
+"$RMQ" start --dir "$RDIR" >"$TMP/rabbitmq.log" 2>&1 || fail "deploy/rabbitmq start: $(cat "$TMP/rabbitmq.log")"
+capture_start "ph.test.capture.faults.$$"
+
+echo "== controller, two workers, bridge --sink amqp"
+controller
+for w in generator:gen-1 processor:proc-1; do
+    "$BIN/ph-worker" --swarm "$SWARM" --role "${w%%:*}" --instance "${w#*:}" --heartbeat-ms 500 \
+        --config '{"ratePerSec": 20}' >"$TMP/${w#*:}.log" 2>&1 &
+    WPIDS="$WPIDS $!"
+done
+bridge
+wait_until 30 "a controller status-full" captured 1 "event.metric.status-full.$SWARM.swarm-controller.$CTL"
+ok "swarm up"
+
+echo "== item 3: controller kill -9 while 300 signals arrive"
+signals kill 300 small >"$TMP/kill.lines"
+pub <"$TMP/kill.lines" &
+PUB=$!
+wait_until 20 "some outcomes" captured 5 '"kind":"outcome"' '"correlationId":"kill-'
+# The workers stop acknowledging: commands taken in by the controller wait
+# for them, and die with it.
+for p in $WPIDS; do kill -STOP "$p"; done
+sleep 0.5
+kill -9 "$CTL_PID"
+wait "$CTL_PID" 2>/dev/null || true
+BEFORE=$(outcomes_per_cid "$TMP/kill.cids" | cut -d' ' -f1)
+wait "$PUB" || fail "publishing"
+controller
+for p in $WPIDS; do kill -CONT "$p"; done
+wait_until 90 "an outcome for each of the 300 signals" all_answered "$TMP/kill.cids"
+sleep 1 # room for a duplicate to show up
+set -- $(outcomes_per_cid "$TMP/kill.cids")
+[ "$2" = 0 ] && [ "$3" = 0 ] || fail "after the kill: $1 answered, $2 missing, $3 answered twice"
+TAKEN=$(count "$TMP/controller.log" 'taking up signal')
+[ "$TAKEN" -gt 0 ] || fail "the restarted controller took up nothing its predecessor had taken in"
+ok "controller killed after $BEFORE of 300 outcomes with $TAKEN taken in but unanswered; after its restart all 300 answered exactly once"
+
+echo "== items 3 and 18: 400 signals of ~180 KB to a stalled controller, bridge restarted"
+signals big 400 big >"$TMP/big.lines"
+kill -STOP "$CTL_PID"
+BASE_KB=$(rss_kb "$BR_PID")
+pub <"$TMP/big.lines"
+sleep 2
+PEAK1_KB=$(rss_kb "$BR_PID")
+kill "$BR_PID"
+wait "$BR_PID" || fail "the bridge did not stop cleanly"
+bridge
+sleep 3
+PEAK2_KB=$(rss_kb "$BR_PID")
+kill -CONT "$CTL_PID"
+wait_until 120 "an outcome for each of the 400 large signals" all_answered "$TMP/big.cids"
+sleep 1
+PEAK3_KB=$(rss_kb "$BR_PID")
+set -- $(outcomes_per_cid "$TMP/big.cids")
+[ "$2" = 0 ] && [ "$3" = 0 ] || fail "large signals: $1 answered, $2 missing, $3 answered twice"
+for kb in "$PEAK1_KB" "$PEAK2_KB" "$PEAK3_KB"; do
+    [ "$kb" -lt 65536 ] || fail "bridge memory peaked at $kb kB (limit 64 MiB; 400 x 180 KB offered)"
+done
+ok "400 large signals (72 MB) answered exactly once; bridge peak RSS ${PEAK1_KB}/${PEAK2_KB}/${PEAK3_KB} kB (started at ${BASE_KB} kB)"
+
+echo "== item 4: a signal refused after parsing is answered"
+$PY - "$SWARM" >"$TMP/refused.lines" <<'PYEOF'
+import json, sys
+swarm = sys.argv[1]
+env = {"timestamp": "2026-12-01T12:00:00.000Z", "version": "1", "kind": "signal",
+       "type": "config-update", "origin": "faults-test",
+       "scope": {"swarmId": swarm, "role": "generator", "instance": None},
+       "correlationId": "refused-1", "idempotencyKey": None, "data": {"note": "x" * 120000}}
+print("signal.config-update.%s.generator.ALL\t%s" % (swarm, json.dumps(env)))
+PYEOF
+pub <"$TMP/refused.lines"
+wait_until 15 "a failed outcome for the refused signal" captured 1 '"kind":"outcome"' '"correlationId":"refused-1"' '"status":"failed"'
+captured 1 '"correlationId":"refused-1"' 'exceeds' || fail "the refusal's outcome does not say why"
+ok "refused signal answered: failed, with the reason"
+
+echo "== clean stop, capture audit"
+kill "$BR_PID"
+wait "$BR_PID" || fail "ph-bridge exited with $?"
+BR_PID=
+kill "$CTL_PID" && wait "$CTL_PID" || true
+CTL_PID=
+sleep 0.5
+kill "$CAP_PID" && wait "$CAP_PID" || true
+CAP_PID=
+if $PY "$ROOT/tests/contract/validate.py" "$CAP" >"$TMP/validate.out" 2>&1; then
+    ok "capture audit: $(tail -n 1 "$TMP/validate.out")"
+else
+    cat "$TMP/validate.out" >&2
+    fail "capture audit: violations above"
+fi
+echo "run time $(($(date +%s) - T0)) s"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
