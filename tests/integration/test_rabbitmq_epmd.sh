@@ -54,6 +54,15 @@ fail() {
 
 epmd_answers() { epmd -port "$EPMD_PORT" -names >/dev/null 2>&1; }
 
+# The summary, last; after a failure what deploy/rabbitmq said comes first.
+finish() {
+    if ((failed > 0)) && [[ -f "$LOG" ]]; then
+        echo "----- deploy/rabbitmq output (last 30 lines)"
+        tail -n 30 "$LOG"
+    fi
+    echo "test_rabbitmq_epmd: $passed passed, $failed failed"
+}
+
 cleanup() {
     local p
     "$RMQ" stop --dir "$RDIR" >>"$LOG" 2>&1
@@ -64,10 +73,6 @@ cleanup() {
     if ((epmd_is_ours)) && epmd_answers &&
         ! epmd -port "$EPMD_PORT" -names 2>/dev/null | grep -q '^name '; then
         epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1
-    fi
-    if ((failed > 0)) && [[ -f "$LOG" ]]; then
-        echo "----- deploy/rabbitmq output (last 30 lines)" >&2
-        tail -n 30 "$LOG" >&2
     fi
     rm -rf "$TMP"
 }
@@ -104,7 +109,7 @@ crash() {
 if epmd_answers; then
     fail "precondition" "an epmd already answers on port $EPMD_PORT; this test needs the port" \
         "free (set PH_TEST_EPMD_PORT to another one)"
-    echo "test_rabbitmq_epmd: $passed passed, $failed failed"
+    finish
     exit 1
 fi
 
@@ -113,7 +118,7 @@ fi
 name=first_start_runs_an_epmd_on_the_private_port
 if ! rmq start; then
     fail "$name" "deploy/rabbitmq start failed"
-    echo "test_rabbitmq_epmd: $passed passed, $failed failed"
+    finish
     exit 1
 fi
 epmd_is_ours=1
@@ -170,5 +175,5 @@ else
     fi
 fi
 
-echo "test_rabbitmq_epmd: $passed passed, $failed failed"
+finish
 ((failed == 0))
