@@ -81,7 +81,7 @@ struct fixture {
 static int setup_with(void **state, uint32_t in_ring)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->swarm, sizeof f->swarm, "brunit%d", (int)getpid());
+    snprintf(f->swarm, sizeof f->swarm, "pht-brunit-%d", (int)getpid());
     char err[256];
     if (ph_channel_create(&f->ch, f->swarm, 1u << 16, in_ring, err, sizeof err) != PH_OK)
         fail_msg("%s", err);

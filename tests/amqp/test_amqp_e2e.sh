@@ -27,7 +27,7 @@ if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     exit 77
 fi
 
-SWARM=amqp$$
+SWARM=pht-amqp-$$
 CTL=$SWARM-controller
 MAX=4096
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ph-amqp-test.XXXXXX")

@@ -31,7 +31,7 @@ if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     exit 77
 fi
 
-SWARM=life$$
+SWARM=pht-life-$$
 CTL=$SWARM-controller
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ph-amqp-life.XXXXXX")
 RDIR=$TMP/rabbitmq

@@ -16,7 +16,7 @@ set -eu
 BIN=${1:?usage: test_bridge_file.sh BIN_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=/usr/bin/python3
-SWARM=brfile$$
+SWARM=pht-brfile-$$
 CTL=$SWARM-controller
 MAX=4096
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ph-bridge-test.XXXXXX")

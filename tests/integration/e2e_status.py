@@ -28,7 +28,7 @@ import uuid
 
 BIN = os.path.abspath(sys.argv[1])
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SWARM = "t-e2e-%d" % os.getpid()
+SWARM = "pht-e2e-%d" % os.getpid()
 CTL = SWARM + "-controller"
 TTL_S = 2
 

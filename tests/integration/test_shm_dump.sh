@@ -19,7 +19,7 @@
 #   BIN_DIR (or $PH_BIN_DIR): where phctl, ph-swarm-controller and ph-worker
 #   are; default <checkout>/build/bin.
 #
-# Swarm ids carry this shell's pid (t-dump-<pid>-...) so concurrent runs and a
+# Swarm ids carry this shell's pid (pht-dump-<pid>-...) so concurrent runs and a
 # developer's own swarms never meet; every /dev/shm file made here is removed
 # on exit, whatever happened.
 set -uo pipefail
@@ -30,7 +30,7 @@ BIN=${1:-${PH_BIN_DIR:-$ROOT/build/bin}}
 BIN=$(cd "$BIN" && pwd)
 PHCTL=$BIN/phctl
 PY=/usr/bin/python3
-TAG=t-dump-$$
+TAG=pht-dump-$$
 TMP=$(mktemp -d /tmp/ph-test-shm-dump.XXXXXX)
 
 for b in phctl ph-swarm-controller ph-worker; do

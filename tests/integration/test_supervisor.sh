@@ -31,7 +31,7 @@
 #   needed (phive's default is amqp; the AMQP path is tested elsewhere).
 #
 # The swarm is deploy/swarms/test-small.json under a swarm id unique to this
-# run (t-small-<pid>): segments are machine-wide, and two test runs (or a
+# run (pht-small-<pid>): segments are machine-wide, and two test runs (or a
 # developer's own t-small) must not see each other's.
 set -euo pipefail
 
@@ -46,7 +46,7 @@ PHIVE=$ROOT/deploy/phive
 PHCTL=$PH_BIN_DIR/phctl
 SUP=$PH_BIN_DIR/ph-supervisor
 PY=/usr/bin/python3
-SWARM=t-small-$$
+SWARM=pht-small-$$
 RUN=$PH_RUN_DIR/$SWARM
 export PH_SINK=file:$RUN/envelopes.jsonl
 SWARM_FILE=$PH_RUN_DIR/test-small.json

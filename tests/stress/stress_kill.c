@@ -565,7 +565,7 @@ int main(int argc, char **argv)
                 MAX_CHILDREN / 2);
         return 2;
     }
-    snprintf(swarm, sizeof swarm, "stress-kill-%d", (int)getpid());
+    snprintf(swarm, sizeof swarm, "pht-stress-kill-%d", (int)getpid());
     printf("stress_kill: swarm %s, %d producers, %u slots, %.1f s, seed %" PRIu64 "\n", swarm,
            producers, slots, seconds, seed);
 

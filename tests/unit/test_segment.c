@@ -1,7 +1,7 @@
 /* Unit tests of the segment (shm/segment.c), slot ownership (shm/slot.c) and
  * process identity (shm/proc.c), on real POSIX shared memory.
  *
- * Every test uses its own swarm id ("ut-seg-<pid>-<n>") and the group
+ * Every test uses its own swarm id ("pht-ut-seg-<pid>-<n>") and the group
  * teardown removes every object the tests created, so parallel runs and
  * failed runs leave nothing behind in /dev/shm. */
 #include <setjmp.h>
@@ -34,7 +34,7 @@ static int n_ids;
 static const char *new_id(void)
 {
     assert_true(n_ids < MAX_IDS);
-    snprintf(ids[n_ids], sizeof ids[n_ids], "ut-seg-%d-%d", (int)getpid(), n_ids);
+    snprintf(ids[n_ids], sizeof ids[n_ids], "pht-ut-seg-%d-%d", (int)getpid(), n_ids);
     return ids[n_ids++];
 }
 

@@ -33,7 +33,7 @@ static int n_ids;
 static const char *new_id(void)
 {
     assert_true(n_ids < MAX_IDS);
-    snprintf(ids[n_ids], sizeof ids[n_ids], "ut-wk-%d-%d", (int)getpid(), n_ids);
+    snprintf(ids[n_ids], sizeof ids[n_ids], "pht-ut-wk-%d-%d", (int)getpid(), n_ids);
     return ids[n_ids++];
 }
 

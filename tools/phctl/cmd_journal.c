@@ -1,18 +1,32 @@
 /* phctl journal: prints a swarm run's journal (signals, outcomes, alerts,
  * health transitions), found through the segment header or given as a file.
- * With --follow it keeps printing lines as the controller appends them. */
+ * With --follow it keeps printing lines as the controller appends them.
+ *
+ * The file is read with bounded memory (line_reader.h): a journal line is a
+ * few hundred bytes, so a line past JOURNAL_LINE_MAX is damage and is
+ * skipped, and JOURNAL_RUN_MAX bytes without any newline mean the file is not
+ * a journal at all. Only regular files are read: a FIFO would block the open,
+ * a device like /dev/zero never ends. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "line_reader.h"
 #include "ph/shm.h"
 #include "phctl.h"
+
+#define JOURNAL_LINE_MAX ((size_t)1 << 20)   /* 1 MiB */
+#define JOURNAL_RUN_MAX ((uint64_t)64 << 20) /* 64 MiB */
+#define MIB(n) ((unsigned long long)((n) >> 20))
 
 static volatile sig_atomic_t stop_flag;
 
@@ -35,17 +49,28 @@ static void usage(FILE *out)
           "  --swarm ID   the swarm whose current run to print\n"
           "  --file PATH  a journal file\n"
           "  --follow     keep printing new lines until interrupted\n"
-          "  --json       print the JSON lines as stored\n",
+          "  --json       print the JSON lines as stored\n"
+          "\n"
+          "Only a regular file is read. A line longer than 1 MiB is reported on stderr\n"
+          "and skipped; a last line without a newline is printed with a warning (with\n"
+          "--follow, the rest of it is waited for). 64 MiB without a newline end the\n"
+          "command with exit status 1: such a file is not a journal.\n",
           out);
 }
 
+static void print_as_is(const char *line, size_t len)
+{
+    fwrite(line, 1, len, stdout);
+    putchar('\n');
+}
+
 /* One line for people: time, event, then the other fields as key=value. */
-static void print_human(const char *line)
+static void print_human(const char *line, size_t len)
 {
     json_error_t je;
-    json_t *e = json_loads(line, 0, &je);
+    json_t *e = json_loadb(line, len, 0, &je);
     if (!json_is_object(e)) {
-        printf("%s\n", line); /* not ours to judge: show it as it is */
+        print_as_is(line, len); /* not ours to judge: show it as it is */
         json_decref(e);
         return;
     }
@@ -91,6 +116,96 @@ static int journal_path_of(const char *swarm, char *path, size_t n)
     return PHCTL_EXIT_OK;
 }
 
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "a file of another type";
+}
+
+/* Opens the journal for reading; refuses anything but a regular file. */
+static int open_journal(const char *path, int *fd_out)
+{
+    /* O_NONBLOCK: opening a FIFO without a writer would wait for one. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        fprintf(stderr, "phctl: cannot open journal %s: %s\n", path, strerror(e));
+        return e == ENOENT ? PHCTL_EXIT_NOENT : e == EACCES ? PHCTL_EXIT_ACCES : PHCTL_EXIT_OTHER;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        fprintf(stderr, "phctl: cannot stat journal %s: %s\n", path, strerror(errno));
+        close(fd);
+        return PHCTL_EXIT_OTHER;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr,
+                "phctl: journal %s is %s, not a regular file; give the journal file itself "
+                "(the controller writes <journal dir>/<run id>.jsonl)\n",
+                path, file_kind(st.st_mode));
+        close(fd);
+        return PHCTL_EXIT_OTHER;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *fd_out = fd;
+    return PHCTL_EXIT_OK;
+}
+
+/* Prints every line of the journal; with follow, waits at its end for more
+ * until SIGINT or SIGTERM. */
+static int print_lines(struct line_reader *r, const char *path, bool follow, bool raw)
+{
+    void (*print)(const char *, size_t) = raw ? print_as_is : print_human;
+    while (!stop_flag) {
+        const char *line;
+        size_t len;
+        switch (lr_next(r, &line, &len)) {
+        case LR_LINE:
+            print(line, len);
+            break;
+        case LR_TOO_LONG:
+            fflush(stdout); /* the warning goes between the lines around it */
+            fprintf(stderr, "phctl: journal %s: line %llu is longer than %llu MiB: skipped\n", path,
+                    (unsigned long long)r->line_no, MIB(r->max_line));
+            break;
+        case LR_RUNAWAY:
+            fflush(stdout);
+            fprintf(stderr,
+                    "phctl: journal %s: line %llu runs past %llu MiB without a newline; this "
+                    "is not a journal (one JSON object per line): stopped reading\n",
+                    path, (unsigned long long)r->line_no, MIB(r->max_run));
+            return PHCTL_EXIT_OTHER;
+        case LR_ERROR:
+            fflush(stdout);
+            fprintf(stderr, "phctl: reading journal %s: %s\n", path, strerror(errno));
+            return PHCTL_EXIT_OTHER;
+        case LR_EOF:
+            if (!follow) {
+                if (lr_partial(r, &line, &len)) {
+                    print(line, len);
+                    fflush(stdout);
+                    fprintf(stderr,
+                            "phctl: journal %s ends with an incomplete line (line %llu has no "
+                            "newline; printed as it is): the controller is still writing it, "
+                            "or stopped in the middle of it\n",
+                            path, (unsigned long long)r->line_no);
+                }
+                return PHCTL_EXIT_OK;
+            }
+            /* A partial line stays in the reader until the rest arrives. */
+            fflush(stdout);
+            nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
+            break;
+        }
+    }
+    return PHCTL_EXIT_OK;
+}
+
 int phctl_journal(int argc, char **argv)
 {
     static const struct option longs[] = {{"swarm", required_argument, NULL, 's'},
@@ -123,61 +238,28 @@ int phctl_journal(int argc, char **argv)
         int rc = journal_path_of(swarm, path, sizeof path);
         if (rc != PHCTL_EXIT_OK) return rc;
     } else {
+        if (strlen(file) >= sizeof path)
+            return phctl_usage_error("journal", "--file path is longer than %zu bytes",
+                                     sizeof path - 1);
         snprintf(path, sizeof path, "%s", file);
     }
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "phctl: cannot open journal %s: %s\n", path, strerror(errno));
-        return errno == ENOENT ? PHCTL_EXIT_NOENT
-                               : errno == EACCES ? PHCTL_EXIT_ACCES : PHCTL_EXIT_OTHER;
-    }
+    int fd;
+    int rc = open_journal(path, &fd);
+    if (rc != PHCTL_EXIT_OK) return rc;
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    char *line = NULL;
-    size_t cap = 0;
-    /* A line the controller is still writing has no newline yet: keep it
-     * until the rest arrives. */
-    char *partial = NULL;
-    size_t plen = 0;
-    while (!stop_flag) {
-        ssize_t n = getline(&line, &cap, f);
-        if (n < 0) {
-            if (!follow) break;
-            clearerr(f);
-            fflush(stdout);
-            struct timespec ts = {0, 200 * 1000000L};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        if (line[n - 1] != '\n') {
-            char *p = realloc(partial, plen + (size_t)n + 1);
-            if (p == NULL) break;
-            partial = p;
-            memcpy(partial + plen, line, (size_t)n + 1);
-            plen += (size_t)n;
-            continue;
-        }
-        line[n - 1] = '\0';
-        const char *text = line;
-        if (partial != NULL) {
-            char *p = realloc(partial, plen + (size_t)n + 1);
-            if (p == NULL) break;
-            partial = p;
-            memcpy(partial + plen, line, (size_t)n);
-            text = partial;
-        }
-        if (raw)
-            printf("%s\n", text);
-        else
-            print_human(text);
-        free(partial);
-        partial = NULL;
-        plen = 0;
+    struct line_reader *r = malloc(sizeof *r);
+    if (r == NULL) {
+        fprintf(stderr, "phctl: out of memory reading journal %s\n", path);
+        close(fd);
+        return PHCTL_EXIT_OTHER;
     }
-    free(partial);
-    free(line);
-    fclose(f);
-    return PHCTL_EXIT_OK;
+    lr_init(r, fd, JOURNAL_LINE_MAX, JOURNAL_RUN_MAX);
+    rc = print_lines(r, path, follow, raw);
+    lr_free(r);
+    free(r);
+    close(fd);
+    return rc;
 }

@@ -200,7 +200,7 @@ int fx_setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->id, sizeof f->id, "ut-sc-%d-%d", (int)getpid(), fx_counter++);
+    snprintf(f->id, sizeof f->id, "pht-ut-sc-%d-%d", (int)getpid(), fx_counter++);
     snprintf(f->ctl_instance, sizeof f->ctl_instance, "%.40s-controller", f->id);
     f->docs = json_array();
     f->journal = json_array();
