@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Item 15 of the defects issue: a corrupt position in the controller-bridge
+# channel must not silence the swarm. Real controller, worker and bridge
+# (file sink, signal file):
+#   - the out ring's tail is moved to an unaligned spot: the bridge asks for
+#     a new channel, the controller re-creates it and raises
+#     control.channel-reset, and status flows again;
+#   - the in ring's head is set beyond anything written: the bridge asks
+#     again, and a signal sent afterwards is answered;
+#   - both processes keep running; every envelope passes validate.py.
+# usage: test_channel_reset.sh [BIN_DIR]
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${1:-${PH_BIN_DIR:-$ROOT/build/bin}}
+PY=/usr/bin/python3
+SWARM=pht-chreset-$$
+CTL=$SWARM-controller
+TMP=$(mktemp -d /tmp/ph-test-chreset.XXXXXX)
+OUT=$TMP/envelopes.jsonl
+SIG=$TMP/signals.jsonl
+passed=0
+failed=0
+pids=()
+
+cleanup() {
+    set +e
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    rm -f "/dev/shm/ph.$SWARM" "/dev/shm/ph.$SWARM.bridge"
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+pass() { echo "PASS: $1"; passed=$((passed + 1)); }
+fail() {
+    echo "FAIL: $1" >&2
+    failed=$((failed + 1))
+    for f in "$TMP"/*.log; do echo "---- $f" >&2; tail -n 15 "$f" >&2; done
+    echo "test_channel_reset: $passed passed, $failed failed"
+    exit 1
+}
+wait_until() { # SECONDS WHAT COMMAND...
+    local n=$(($1 * 10)) what=$2
+    shift 2
+    for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+    fail "timed out waiting for $what"
+}
+has() { grep -q -- "$2" "$1" 2>/dev/null; }
+count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
+more_than() { [ "$(count "$1" "$2")" -gt "$3" ]; }
+signal() { # TYPE CID
+    "$PY" - "$SWARM" "$CTL" "$1" "$2" >>"$SIG" <<'PYEOF'
+import json, sys
+swarm, ctl, t, cid = sys.argv[1:5]
+env = {"timestamp": "2026-12-01T12:00:00.000Z", "version": "1", "kind": "signal", "type": t,
+       "origin": "test", "scope": {"swarmId": swarm, "role": "swarm-controller", "instance": ctl},
+       "correlationId": cid, "idempotencyKey": None, "data": {}}
+print(json.dumps({"routingKey": "signal.%s.%s.swarm-controller.%s" % (t, swarm, ctl), "envelope": env}))
+PYEOF
+}
+
+: >"$SIG"
+"$BIN/ph-swarm-controller" --swarm "$SWARM" --journal-dir "$TMP/journal" >"$TMP/controller.log" 2>&1 &
+pids+=($!)
+CTL_PID=$!
+"$BIN/ph-worker" --swarm "$SWARM" --role generator --instance gen-1 --heartbeat-ms 200 \
+    --config '{"ratePerSec": 50, "enabled": true}' >"$TMP/worker.log" 2>&1 &
+pids+=($!)
+"$BIN/ph-bridge" --swarm "$SWARM" --controller-instance "$CTL" --sink "file:$OUT" --signals "$SIG" \
+    >"$TMP/bridge.log" 2>&1 &
+pids+=($!)
+BR_PID=$!
+wait_until 15 "the controller's status-full" has "$OUT" "event.metric.status-full.$SWARM.swarm-controller"
+wait_until 15 "a worker status-full" has "$OUT" "event.metric.status-full.$SWARM.generator.gen-1"
+pass "swarm up"
+
+echo "== the out ring's tail moved to an unaligned spot"
+"$BIN/ph-test-shm" chan-out-tail "$SWARM" 13
+wait_until 10 "the bridge to ask for a new channel" has "$TMP/bridge.log" "asking the controller to re-create"
+wait_until 10 "the controller to re-create the channel" has "$TMP/controller.log" "re-creating it"
+wait_until 10 "the control.channel-reset alert" has "$OUT" '"code":"control.channel-reset"'
+FULLS=$(count "$OUT" "event.metric.status-full.$SWARM.swarm-controller")
+DELTAS=$(count "$OUT" "event.metric.status-delta.$SWARM.swarm-controller")
+signal status-request after-out-reset
+wait_until 10 "the answer to a status-request after the reset" has "$OUT" '"correlationId":"after-out-reset"'
+wait_until 15 "status-deltas flowing again" more_than "$OUT" "event.metric.status-delta.$SWARM.swarm-controller" "$DELTAS"
+pass "out ring corrupted: channel re-created, alert raised, status and answers flow again"
+
+echo "== the in ring's head set beyond anything written"
+"$BIN/ph-test-shm" chan-in-head "$SWARM" 0x10000000000
+signal status-request after-in-reset
+wait_until 10 "the bridge to ask for a new channel" sh -c "[ \$(grep -c 'asking the controller to re-create' '$TMP/bridge.log') -ge 2 ]"
+wait_until 10 "the answer to a signal sent after the corruption" has "$OUT" '"correlationId":"after-in-reset"'
+[ "$(count "$TMP/controller.log" "re-creating it")" -ge 2 ] || fail "the controller did not re-create the channel twice"
+pass "in ring corrupted: channel re-created, the waiting signal answered"
+
+kill -0 "$CTL_PID" && kill -0 "$BR_PID" || fail "the controller or the bridge died"
+pass "controller and bridge still running"
+if "$PY" "$ROOT/tests/contract/validate.py" "$OUT" >"$TMP/validate.out" 2>&1; then
+    pass "every envelope is valid: $(tail -n 1 "$TMP/validate.out")"
+else
+    cat "$TMP/validate.out" >&2
+    fail "validate.py"
+fi
+echo "test_channel_reset: $passed passed, $failed failed"
+[ "$failed" = 0 ]
