@@ -81,14 +81,20 @@ static void redact(json_t *v)
     } else if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v); i++)
             redact(json_array_get(v, i));
+    } else {
+        ph_json_strip_url_credentials(v); /* "amqp://u:p@h" under any key */
     }
 }
 
 /* Raw bytes: printable prefix, cut right after the first word that names a
- * secret, so a value written after it cannot be quoted. */
+ * secret, so a value written after it cannot be quoted, and right after the
+ * first "://": the prefix may end inside a URL's userinfo, where stripping
+ * could not tell a password from a host. */
 static void raw_prefix(const char *s, size_t len, char *out)
 {
     text_prefix(s, len, SIGCHECK_PREFIX_MAX, out);
+    char *url = strstr(out, "://");
+    if (url != NULL) url[3] = '\0';
     size_t n = strlen(out);
     for (size_t l = 1; l <= n; l++) {
         char save = out[l];
