@@ -238,16 +238,22 @@ static size_t userinfo_end(const char *s, size_t len, size_t a)
     /* No '@' before the first '/'. "host:5672/" is an ordinary authority,
      * but "user:pa/ss@host" (a password with an unencoded '/') leaves a
      * colon followed by something that is not a port: then the userinfo
-     * ends at the next '@' of the URL. */
+     * ends at the next '@' of the URL, or at the last one before the '/'
+     * that follows it, as above (so that stripping the result again finds
+     * the same userinfo, already masked). */
     const char *colon = memchr(s + a, ':', e - a);
     if (colon == NULL) return len;
     bool port = true;
     for (const char *p = colon + 1; p < s + e; p++)
         if (!isdigit((unsigned char)*p)) port = false;
     if (port) return len;
-    for (size_t i = e; i < len && !url_stop((unsigned char)s[i]); i++)
-        if (s[i] == '@') return i;
-    return len;
+    size_t i = e;
+    while (i < len && s[i] != '@' && !url_stop((unsigned char)s[i]))
+        i++;
+    if (i >= len || s[i] != '@') return len;
+    for (at = i; i < len && s[i] != '/' && !url_stop((unsigned char)s[i]); i++)
+        if (s[i] == '@') at = i;
+    return at;
 }
 
 /* Appends k bytes to out (capacity cap) and counts them in *n, snprintf-like. */
