@@ -98,6 +98,8 @@ static bool word_in(struct word w, const char *const *list)
  * authorization..., oauth..., cookie..., jwt..., bearer. */
 static bool word_names_secret(struct word w)
 {
+    /* Every secret word starts with one of these: most words stop here. */
+    if (w.n == 0 || strchr("pstcaojb", tolower((unsigned char)w.p[0])) == NULL) return false;
     /* Ordinary English words that start with "pass"; everything else that
      * does (pass, passwd, password, passwort, passphrase, passcode...) is a
      * password. */
@@ -143,7 +145,9 @@ static const char *const key_qualifiers[] = {
 static bool key_word_is_secret(struct word w, struct word prev, bool last)
 {
     /* A session id is a bearer credential (JSESSIONID, session_id). */
-    if (word_ends(w, "sessionid") || (word_is(w, "id") && word_is(prev, "session"))) return true;
+    if (word_ends(w, "id"))
+        return word_ends(w, "sessionid") || (word_is(w, "id") && word_is(prev, "session"));
+    if (!word_ends(w, "key")) return false;
     for (const char *const *x = key_compounds; *x != NULL; x++)
         if (word_ends(w, *x)) return true;
     if (!word_is(w, "key")) return false;
@@ -180,6 +184,8 @@ static size_t next_word(const char *key, size_t i, struct word *w)
  * concatenations (DBPASSWORD) the word split cannot see into. */
 static bool letters_contain(const char *key, const char *needle)
 {
+    /* Byte by byte, without a copy: only for keys too long for the buffer
+     * of letters_contain_any. */
     for (size_t s = 0; key[s] != '\0'; s++) {
         if (!isalpha((unsigned char)key[s])) continue;
         size_t i = s, j = 0;
@@ -194,14 +200,34 @@ static bool letters_contain(const char *key, const char *needle)
     return false;
 }
 
+static bool letters_contain_any(const char *key, const char *const *needles)
+{
+    /* The letters, lower-cased, once; strstr for each needle. sigcheck asks
+     * about every word end of a 120-byte quote, so this is worth a copy. */
+    char letters[256];
+    size_t j = 0;
+    for (size_t i = 0; key[i] != '\0'; i++) {
+        if (!isalpha((unsigned char)key[i])) continue;
+        if (j + 1 == sizeof letters) {
+            for (; *needles != NULL; needles++)
+                if (letters_contain(key, *needles)) return true;
+            return false;
+        }
+        letters[j++] = (char)tolower((unsigned char)key[i]);
+    }
+    letters[j] = '\0';
+    for (; *needles != NULL; needles++)
+        if (strstr(letters, *needles) != NULL) return true;
+    return false;
+}
+
 bool ph_key_is_secret(const char *key)
 {
     if (key == NULL) return false;
     static const char *const whole[] = {"password",      "passwd",     "passphrase", "secret",
                                         "token",         "credential", "apikey",     "privatekey",
                                         "authorization", "cookie",     NULL};
-    for (const char *const *x = whole; *x != NULL; x++)
-        if (letters_contain(key, *x)) return true;
+    if (letters_contain_any(key, whole)) return true;
     struct word prev = {key, 0}, w;
     size_t i = next_word(key, 0, &w);
     while (w.n > 0) {

@@ -62,6 +62,20 @@ static void item20_key_is_secret_lets_ordinary_words_through(void **state)
     assert_false(ph_key_is_secret(NULL));
 }
 
+static void item20_key_is_secret_reads_long_keys_to_the_end(void **state)
+{
+    (void)state;
+    /* Longer than the 255 letters ph_key_is_secret lower-cases at once. */
+    char key[400];
+    memset(key, 'X', 300);
+    strcpy(key + 300, "DBPASSWORD");
+    assert_true(ph_key_is_secret(key));
+    strcpy(key + 300, "_API_KEY");
+    assert_true(ph_key_is_secret(key));
+    strcpy(key + 300, "MONKEY");
+    assert_false(ph_key_is_secret(key));
+}
+
 /* ---- URL credentials ---------------------------------------------------- */
 
 static char *strip(const char *in, size_t *count)
@@ -239,6 +253,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(item20_key_is_secret_for_secret_words_in_any_spelling),
         cmocka_unit_test(item20_key_is_secret_lets_ordinary_words_through),
+        cmocka_unit_test(item20_key_is_secret_reads_long_keys_to_the_end),
         cmocka_unit_test(item20_url_strip_masks_password_and_lone_userinfo),
         cmocka_unit_test(item20_url_strip_leaves_text_without_credentials_unchanged),
         cmocka_unit_test(item20_url_strip_writes_at_most_cap_and_handles_nul_bytes),
