@@ -238,9 +238,13 @@ static int build(const struct doc *d, uint64_t real_ns, struct envelope *out, ch
                     "data has a map with a duplicate key or a key containing a NUL byte");
     }
     /* Last line of defence: the controller removes secrets from configs,
-     * but a value under a secret-named key must never reach the wire. */
-    if (kind == CK_METRIC)
-        out->secrets_dropped = contract_drop_secrets(json_object_get(data, "config"));
+     * but a value under a secret-named key, or a URL's credentials under any
+     * key, must never reach the wire. */
+    if (kind == CK_METRIC) {
+        json_t *config = json_object_get(data, "config");
+        out->secrets_dropped = contract_drop_secrets(config);
+        out->credentials_stripped = ph_json_strip_url_credentials(config);
+    }
     out->env = envelope_new(real_ns, (enum contract_kind)kind, d->type, d->origin,
                             d->has_swarm ? d->swarm : NULL, d->has_role ? d->role : NULL,
                             d->has_instance ? d->instance : NULL, d->has_cid ? d->cid : NULL,

@@ -26,6 +26,7 @@ struct envelope {
     enum contract_kind kind;
     char rk[CONTRACT_RK_MAX]; /* routing key */
     size_t secrets_dropped;   /* secret-named keys removed from data.config */
+    size_t credentials_stripped; /* URL userinfos masked in data.config strings */
 };
 
 /* Builds an envelope from its parts (NULL scope values and ids become JSON

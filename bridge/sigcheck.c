@@ -7,6 +7,7 @@
  * unordered and a sender's serializer may not keep it; the key set is. */
 #include "sigcheck.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,24 +82,49 @@ static void redact(json_t *v)
     } else if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v); i++)
             redact(json_array_get(v, i));
+    } else {
+        ph_json_strip_url_credentials(v); /* "amqp://u:p@h" under any key */
     }
 }
 
 /* Raw bytes: printable prefix, cut right after the first word that names a
- * secret, so a value written after it cannot be quoted. */
+ * secret, so a value written after it cannot be quoted, and right after the
+ * first "://": the prefix may end inside a URL's userinfo, where stripping
+ * could not tell a password from a host. */
+static bool secret_prefix(char *out, size_t l)
+{
+    char save = out[l];
+    out[l] = '\0';
+    bool secret = ph_key_is_secret(out);
+    out[l] = save;
+    return secret;
+}
+
 static void raw_prefix(const char *s, size_t len, char *out)
 {
     text_prefix(s, len, SIGCHECK_PREFIX_MAX, out);
+    char *url = strstr(out, "://");
+    if (url != NULL) url[3] = '\0';
     size_t n = strlen(out);
+    /* ph_key_is_secret splits the whole text into words on every call, so
+     * it is asked at the end of each word only (a value cannot start before
+     * its key's last letter), then, once, at each length inside the word
+     * that made it answer yes: the cut falls where a byte-by-byte scan would
+     * put it. */
     for (size_t l = 1; l <= n; l++) {
-        char save = out[l];
+        bool word_end =
+            l == n || (isalpha((unsigned char)out[l - 1]) && !isalpha((unsigned char)out[l]));
+        if (!word_end || !secret_prefix(out, l)) continue;
+        size_t b = l;
+        while (b > 0 && isalpha((unsigned char)out[b - 1]))
+            b--;
+        for (size_t c = b + 1; c < l; c++)
+            if (secret_prefix(out, c)) {
+                l = c;
+                break;
+            }
         out[l] = '\0';
-        bool secret = ph_key_is_secret(out);
-        out[l] = save;
-        if (secret) {
-            out[l] = '\0';
-            return;
-        }
+        return;
     }
 }
 

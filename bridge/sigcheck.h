@@ -59,8 +59,9 @@ struct sigcheck_result {
     /* The routing key as received, made printable ("" when there was none). */
     char rk[CONTRACT_RK_MAX];
     /* Start of the message, printable; values under secret-named keys are
-     * replaced by "***" when it parsed as JSON, and a raw prefix stops after
-     * a secret-looking word. Only filled when rejected. */
+     * replaced by "***" and URL credentials stripped when it parsed as JSON,
+     * and a raw prefix stops after a secret-looking word or a "://". Only
+     * filled when rejected. */
     char prefix[SIGCHECK_PREFIX_MAX + 1];
     /* When accepted: */
     char type[CONTRACT_TYPE_MAX];

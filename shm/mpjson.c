@@ -1,6 +1,8 @@
-/* JSON <-> msgpack for configs, io topology and command patches. */
+/* JSON <-> msgpack for configs, io topology and command patches, and the
+ * removal of secrets (secret-named keys, URL credentials) on the way. */
 #include "ph/mpjson.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "ph/common.h"
@@ -37,9 +39,26 @@ static int pack_value(msgpack_packer *pk, const json_t *v, bool drop_secrets, un
             if (pack_value(pk, json_array_get(v, i), drop_secrets, depth + 1) != 0) return -1;
         return 0;
     }
-    case JSON_STRING:
-        pack_str_n(pk, json_string_value(v), json_string_length(v));
+    case JSON_STRING: {
+        const char *s = json_string_value(v);
+        size_t len = json_string_length(v), stripped = 0;
+        /* A value under an innocent key can still hold a credential:
+         * "url": "amqp://user:password@host/". */
+        size_t n = drop_secrets ? ph_url_strip_credentials(s, len, NULL, 0, &stripped) : len;
+        if (stripped == 0) {
+            pack_str_n(pk, s, len);
+            return 0;
+        }
+        char *buf = malloc(n);
+        if (buf == NULL) {
+            pack_str_n(pk, "***", 3); /* out of memory: hide it all rather than keep it */
+            return 0;
+        }
+        ph_url_strip_credentials(s, len, buf, n, NULL);
+        pack_str_n(pk, buf, n);
+        free(buf);
         return 0;
+    }
     case JSON_INTEGER: {
         json_int_t i = json_integer_value(v);
         if (i >= 0)
@@ -59,6 +78,30 @@ static int pack_value(msgpack_packer *pk, const json_t *v, bool drop_secrets, un
 int ph_json_pack(msgpack_packer *pk, const json_t *v, bool drop_secrets)
 {
     return pack_value(pk, v, drop_secrets, 0);
+}
+
+size_t ph_json_strip_url_credentials(json_t *v)
+{
+    size_t count = 0;
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t len = json_string_length(v);
+        size_t n = ph_url_strip_credentials(s, len, NULL, 0, &count);
+        if (count == 0) return 0;
+        char *buf = malloc(n);
+        if (buf != NULL) ph_url_strip_credentials(s, len, buf, n, NULL);
+        /* Out of memory: hide the whole value rather than keep it. */
+        if (buf == NULL || json_string_setn(v, buf, n) != 0) json_string_set(v, "***");
+        free(buf);
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) count += ph_json_strip_url_credentials(x);
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            count += ph_json_strip_url_credentials(json_array_get(v, i));
+    }
+    return count;
 }
 
 json_t *ph_mp_to_json(const msgpack_object *o)

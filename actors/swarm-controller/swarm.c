@@ -27,7 +27,8 @@ void swarm_cfg_defaults(struct swarm_cfg *c)
 
 /* ---- journal ---------------------------------------------------------- */
 
-/* Copy of a JSON value without the values of secret-named keys. */
+/* Copy of a JSON value without the values of secret-named keys, and with
+ * the credentials of URL-shaped strings stripped ("amqp://u:***@h"). */
 static json_t *redacted(const json_t *v)
 {
     if (json_is_object(v)) {
@@ -46,7 +47,9 @@ static json_t *redacted(const json_t *v)
             json_array_append_new(a, redacted(json_array_get(v, i)));
         return a;
     }
-    return v != NULL ? json_deep_copy(v) : json_null();
+    json_t *c = v != NULL ? json_deep_copy(v) : json_null();
+    ph_json_strip_url_credentials(c);
+    return c;
 }
 
 static void journal(struct swarm *s, json_t *entry)

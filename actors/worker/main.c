@@ -52,7 +52,8 @@ static void usage(FILE *f)
             "config keys: ratePerSec, maxRatePerSec (cap: output throttled), datasetSize\n"
             "(finite: input out-of-data when done), errorRatio (output downstream-error),\n"
             "backpressure (input backpressure, half rate), enabled. Other keys are kept\n"
-            "and reported; keys naming secrets are never reported.\n");
+            "and reported, except values under keys naming secrets (dbPass, auth,\n"
+            "apiKey...) and the credentials of URLs (amqp://user:***@host).\n");
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)

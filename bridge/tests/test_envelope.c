@@ -135,6 +135,38 @@ static void test_nil_scope_segments_become_null_and_ALL(void **state)
     envelope_clear(&e);
 }
 
+/* Item 20: a worker status-full whose config holds a password under a
+ * non-listed name (dbPass), an auth header value and a URL with credentials
+ * goes out without any of the three values; the ordinary keys stay. */
+static void test_item20_worker_status_full_is_published_without_secret_values(void **state)
+{
+    (void)state;
+    json_t *doc = sample_worker_full(SWARM, "generator", "gen-1", CTL);
+    json_object_set_new(data_of(doc), "config",
+                        json_pack("{s:i,s:s,s:s,s:s,s:[s]}", "ratePerSec", 5, "dbPass", "hunter2",
+                                  "auth", "Basic dTpwNHNz", "url", "amqp://u:p4ss@h/", "fallbacks",
+                                  "https://t0k3n@mirror.example/"));
+    struct envelope e;
+    char why[512];
+    assert_int_equal(convert(doc, &e, why, sizeof why), PH_OK);
+    assert_string_equal(e.rk, "event.metric.status-full.demo.generator.gen-1");
+    char *s = json_dumps(e.env, JSON_COMPACT);
+    const char *secrets[] = {"hunter2", "dTpwNHNz", "p4ss", "t0k3n"};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+        if (strstr(s, secrets[i]) != NULL) fail_msg("'%s' published in %s", secrets[i], s);
+    free(s);
+    json_t *config = json_object_get(data_of(e.env), "config");
+    assert_null(json_object_get(config, "dbPass"));
+    assert_null(json_object_get(config, "auth"));
+    assert_string_equal(json_string_value(json_object_get(config, "url")), "amqp://u:***@h/");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(config, "fallbacks"), 0)),
+                        "https://***@mirror.example/");
+    assert_int_equal(json_integer_value(json_object_get(config, "ratePerSec")), 5);
+    assert_int_equal(e.secrets_dropped, 2);
+    assert_int_equal(e.credentials_stripped, 2);
+    envelope_clear(&e);
+}
+
 static void test_secret_keys_are_removed_from_config_at_every_depth(void **state)
 {
     (void)state;
@@ -467,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_routing_keys_follow_kind_type_and_scope),
         cmocka_unit_test(test_nil_scope_segments_become_null_and_ALL),
         cmocka_unit_test(test_secret_keys_are_removed_from_config_at_every_depth),
+        cmocka_unit_test(test_item20_worker_status_full_is_published_without_secret_values),
         cmocka_unit_test(test_every_valid_kind_is_published),
         cmocka_unit_test(test_refuses_status_delta_with_config),
         cmocka_unit_test(test_refuses_status_delta_with_heavy_field_nested_in_context),

@@ -353,6 +353,27 @@ static void test_quoted_prefix_never_shows_a_secret(void **state)
     sigcheck_result_free(&r);
 }
 
+/* Item 20: a rejected message quoted in the log shows neither a password
+ * under a key the old name list missed (dbPass) nor a URL's credentials. */
+static void test_item20_quoted_prefix_never_shows_dbpass_or_url_credentials(void **state)
+{
+    (void)state;
+    struct sigcheck_result r;
+    sigcheck_result_init(&r);
+    /* Parsed JSON, short enough to be quoted whole: the password is masked
+     * and the URL quoted without its credentials. */
+    expect(check_line("{\"dbPass\": \"hunter2\", \"url\": \"amqp://u:p4ss@h/\"}", &r),
+           SIG_BAD_LINE, &r);
+    assert_null(strstr(r.prefix, "hunter2"));
+    assert_null(strstr(r.prefix, "p4ss"));
+    assert_non_null(strstr(r.prefix, "amqp://u:***@h/"));
+    /* Unparseable: the quote stops at the URL, before its userinfo. */
+    expect(check_line("{\"url\": amqp://u:p4ss@h/}", &r), SIG_NOT_JSON, &r);
+    assert_null(strstr(r.prefix, "p4ss"));
+    assert_null(strstr(r.reason, "p4ss"));
+    sigcheck_result_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_rejects_oversize_messages_before_parsing),
         cmocka_unit_test(test_every_rejection_has_its_own_verdict_name),
         cmocka_unit_test(test_quoted_prefix_never_shows_a_secret),
+        cmocka_unit_test(test_item20_quoted_prefix_never_shows_dbpass_or_url_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,9 +11,16 @@
 extern "C" {
 #endif
 
-/* Packs a JSON value; keys naming secrets are dropped when `drop_secrets`.
+/* Packs a JSON value. With `drop_secrets`, members whose key names a secret
+ * (ph_key_is_secret) are dropped and every string, in objects and arrays
+ * alike, has its URL credentials stripped (ph_url_strip_credentials).
  * Returns 0, or -1 when the value is too deep. */
 int ph_json_pack(msgpack_packer *pk, const json_t *v, bool drop_secrets);
+/* Strips URL credentials, in place, from every string in `v` (v itself,
+ * object values and array items at any depth; keys are left alone).
+ * Returns how many userinfos were replaced. Should memory run out, a string
+ * that held credentials becomes "***". */
+size_t ph_json_strip_url_credentials(json_t *v);
 /* Builds a JSON value from a decoded msgpack object (map keys must be
  * strings; binary and extension values become null). New reference or NULL. */
 json_t *ph_mp_to_json(const msgpack_object *o);

@@ -14,6 +14,9 @@ events, and asserts on the envelopes the bridge writes:
   - SIGSTOP of a worker: stale after the TTL (it gets a real status-request),
     healthy again after SIGCONT;
   - the journal holds signals, outcomes, alerts and health transitions;
+  - item 20: secrets in a worker's --config-file (dbPass, auth, a URL's
+    user:password) and in a config-update reach no envelope, the journal or
+    a process log (the files are searched for the literal secret values);
   - every envelope validates against the schema(s) and the semantic guards
     (tests/contract/validate.py).
 Prints "N passed, M failed" last; exits non-zero on any failure."""
@@ -31,6 +34,10 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SWARM = "pht-e2e-%d" % os.getpid()
 CTL = SWARM + "-controller"
 TTL_S = 2
+# Item 20: secret values, unique to the run, that must never be written out.
+# Each sits under a key or in a value the old name list let through.
+SECRET = {k: "%s-%d-x9" % (k, os.getpid()) for k in
+          ("dbpass", "auth", "urlpass", "urltoken", "patchpass", "patchurl")}
 
 passed = 0
 failed = 0
@@ -112,9 +119,16 @@ def start(name, argv, log):
     return procs[name]
 
 
-def worker_argv(role, inst, cfg):
-    return [BIN + "/ph-worker", "--swarm", SWARM, "--role", role, "--instance", inst,
-            "--config", json.dumps(cfg), "--heartbeat-ms", "200"]
+def worker_argv(role, inst, cfg, config_file=None):
+    """--config-file when given (the cfg is written there first), else --config."""
+    if config_file:
+        with open(config_file, "w") as f:
+            json.dump(cfg, f)
+        given = ["--config-file", config_file]
+    else:
+        given = ["--config", json.dumps(cfg)]
+    return [BIN + "/ph-worker", "--swarm", SWARM, "--role", role, "--instance", inst] + given + [
+        "--heartbeat-ms", "200"]
 
 
 def main():
@@ -154,9 +168,15 @@ def main():
                                    {"ratePerSec": 200, "enabled": False, "datasetSize": 40}), log)
         start("gen-2", worker_argv("generator", "gen-2", {"ratePerSec": 100, "enabled": False}),
               log)
+        # Item 20: proc-1 reads its config from a file, secrets included, as
+        # the supervisor starts workers.
         start("proc-1", worker_argv("processor", "proc-1",
                                     {"ratePerSec": 100, "maxRatePerSec": 50, "errorRatio": 0.1,
-                                     "enabled": False, "apiToken": "s3cr3t"}), log)
+                                     "enabled": False, "apiToken": "s3cr3t",
+                                     "dbPass": SECRET["dbpass"], "auth": SECRET["auth"],
+                                     "url": "amqp://ph:%s@broker/" % SECRET["urlpass"],
+                                     "mirrors": ["https://%s@m.example/" % SECRET["urltoken"]]},
+                                    os.path.join(tmp, "proc-1.json")), log)
 
         # Startup: controller full, then a worker full per worker.
         check(sink.wait(is_kind("metric", "status-full", "swarm-controller")),
@@ -166,6 +186,11 @@ def main():
                   "worker status-full when %s joins" % inst)
         full = sink.find(is_kind("metric", "status-full", instance="proc-1"))
         check(full and "apiToken" not in json.dumps(full[-1]), "secret config key never sent")
+        cfg = env_of(full[-1])["data"]["config"] if full else {}
+        check("dbPass" not in cfg and "auth" not in cfg and
+              cfg.get("url") == "amqp://ph:***@broker/" and
+              cfg.get("mirrors") == ["https://***@m.example/"] and cfg.get("ratePerSec") == 100,
+              "item 20: worker status-full from --config-file without dbPass, auth, URL secrets")
         check(full and full[-1]["envelope"]["data"]["ioState"]["work"]["output"] ==
               "downstream-error", "worker ioState output downstream-error from errorRatio")
         check(sink.wait(lambda m: is_kind("metric", "status-delta", "swarm-controller")(m) and
@@ -231,6 +256,22 @@ def main():
         out = sink.wait(is_kind("outcome", "config-update", cid=cid), start=mark)
         check(out and env_of(out[0])["data"]["status"] == "applied" and
               env_of(out[0])["scope"]["role"] is None, "swarm-wide config-update applied")
+
+        # Item 20: a config-update carrying credentials is applied by the
+        # worker; its next status-full shows them neither by key nor in a URL.
+        mark = len(sink.find(lambda m: True))
+        cid = signal_("config-update", "processor", "proc-1",
+                      {"smtpPass": SECRET["patchpass"],
+                       "brokerUrl": "amqp://ph:%s@b2:5672/%%2f" % SECRET["patchurl"]},
+                      ikey="cfg-secrets")
+        out = sink.wait(is_kind("outcome", "config-update", cid=cid), start=mark)
+        check(out and env_of(out[0])["data"]["status"] == "applied",
+              "item 20: config-update with credentials applied")
+        full = sink.wait(lambda m: is_kind("metric", "status-full", instance="proc-1")(m) and
+                         "brokerUrl" in env_of(m)["data"]["config"], start=mark)
+        cfg = env_of(full[0])["data"]["config"] if full else {}
+        check(cfg.get("brokerUrl") == "amqp://ph:***@b2:5672/%2f" and "smtpPass" not in cfg,
+              "item 20: worker status-full after the update masks the new credentials")
 
         # status-request to the controller and to one worker.
         mark = len(sink.find(lambda m: True))
@@ -371,6 +412,18 @@ def main():
     check(all(e.get("runId") == "e2e-run" for e in events), "journal entries carry the runId")
     check("s3cr3t" not in open(journal_path).read() if events else False,
           "no secret in the journal")
+    # Item 20: none of the literal secret values in anything written out:
+    # envelopes, the journal, the processes' logs.
+    for what, path in (("published envelopes", sink_path), ("the journal", journal_path),
+                       ("the process logs", os.path.join(tmp, "processes.log"))):
+        try:
+            text = open(path).read()
+        except OSError as e:
+            text = None
+            print("%s unreadable: %s" % (what, e))
+        leaked = [k for k, v in SECRET.items() if text is not None and v in text]
+        check(text and not leaked, "item 20: no secret value in %s%s" % (
+            what, " (found: %s)" % ", ".join(leaked) if leaked else ""))
     # Every envelope against the schema(s) and the semantic guards.
     r = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tests", "contract", "validate.py"),
                         "--signals", sig_path, sink_path], capture_output=True, text=True)

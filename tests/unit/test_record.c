@@ -1048,8 +1048,10 @@ static void key_is_secret_matches_secret_words_in_any_spelling(void **state)
                          "private.key", "passphrase",   "Authorization", "cookie"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         if (!ph_key_is_secret(yes[i])) fail_msg("'%s' not detected as a secret", yes[i]);
-    const char *no[] = {"host",   "ratePerSec", "user", "username", "key", "keyspace",
-                        "monkey", "pass",       "api",  "queue",    "",    "routingKey"};
+    /* "key" and "pass" alone are secrets since item 20; test_secrets.c has
+     * the full positive and negative lists. */
+    const char *no[] = {"host", "ratePerSec", "user", "username", "keyspace", "monkey",
+                        "api",  "queue",      "",     "routingKey"};
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         if (ph_key_is_secret(no[i])) fail_msg("'%s' taken for a secret", no[i]);
     assert_false(ph_key_is_secret(NULL));
