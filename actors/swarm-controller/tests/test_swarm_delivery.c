@@ -310,6 +310,39 @@ static void item03_restarted_controller_answers_a_signal_its_predecessor_took_in
     assert_int_equal(f->violations, 0);
 }
 
+static void item19_restart_after_rotation_recovers_from_the_checkpoint(void **state)
+{
+    struct fx *f = *state;
+    struct three t;
+    attach_three(f, &t);
+    start_swarm(f, &t, "start-cp");
+    fx_signal(f, "config-update", "processor", NULL, "c-cp-done", "ik-cp", "{\"ratePerSec\": 5}");
+    wk_apply(t.p1, true, NULL, NULL);
+    wk_apply(t.p2, true, NULL, NULL);
+    fx_step(f, 10 * MS);
+    fx_signal(f, "config-update", "processor", "p-1", "c-cp-open", "ik-cp-open",
+              "{\"ratePerSec\": 6}");
+    fx_step(f, 10 * MS);
+    /* The journal was rotated: the new file holds only a checkpoint. */
+    json_t *cp = swarm_checkpoint_json(&f->sw);
+    json_object_set_new(cp, "event", json_string("checkpoint"));
+    json_array_clear(f->journal);
+    json_array_append_new(f->journal, cp);
+    size_t mark = fx_ndocs(f);
+    assert_true(fx_restart_controller(f) > 0);
+    assert_int_equal(f->sw.status, SW_RUNNING);
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 2); /* the open one, sent again */
+    fx_step(f, 10 * MS);
+    assert_int_equal(outcomes_for(f, mark, "c-cp-open"), 1);
+    /* Answered before the rotation: still known. */
+    fx_signal(f, "config-update", "processor", NULL, "c-cp-done", "ik-cp", "{\"ratePerSec\": 5}");
+    fx_signal(f, "config-update", "processor", NULL, "c-cp-retry", "ik-cp", "{\"ratePerSec\": 5}");
+    fx_step(f, 10 * MS);
+    assert_int_equal(outcomes_for(f, mark, "c-cp-done"), 0);
+    assert_int_equal(outcomes_for(f, mark, "c-cp-retry"), 1);
+    assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 0);
+}
+
 /* {"blob": [n strings of 100 characters]}: large, within the decoder's
  * per-string limit. */
 static char *big_data(int n)
@@ -457,6 +490,7 @@ int main(void)
             item03_signal_too_large_to_journal_is_answered_failed_retryable_after_restart,
             fx_setup_big_commands, fx_teardown),
         T(item19_large_signal_data_is_journaled_as_size_and_hash),
+        T(item19_restart_after_rotation_recovers_from_the_checkpoint),
         cmocka_unit_test(cidset_remembers_the_newest_ids_and_forgets_the_oldest),
         cmocka_unit_test(desired_folds_patches_in_order_and_forgets_overridden_keys),
     };
