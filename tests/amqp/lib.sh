@@ -47,6 +47,8 @@ sys.exit(0 if c >= n else 1)
 PYEOF
 }
 
+pub() { "$BIN/ph-test-amqp" pub "$URL" >>"$TMP/pub.log" 2>&1 || fail "publishing failed"; }
+
 # capture_start QUEUE: a durable capture queue bound to signal.# and event.#
 capture_start() {
     "$BIN/ph-test-amqp" capture "$URL" "$1" "$CAP" >"$TMP/capture.out" 2>>"$TMP/capture.log" &

@@ -57,45 +57,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$TMP"/*.log; do
-        [ -f "$f" ] || continue
-        echo "---- $f" >&2
-        tail -n 30 "$f" >&2
-    done
-    exit 1
-}
-
-wait_until() {
-    limit=$(($1 * 10))
-    what=$2
-    shift 2
-    i=0
-    until "$@"; do
-        i=$((i + 1))
-        [ "$i" -lt "$limit" ] || fail "timed out waiting for $what"
-        sleep 0.1
-    done
-}
-
-count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
-has() { grep -q -- "$2" "$1" 2>/dev/null; }
-# captured COUNT PATTERN...: at least COUNT captured lines match every pattern
-captured() {
-    n=$1
-    shift
-    $PY - "$CAP" "$n" "$@" <<'EOF'
-import json, sys
-path, n, pats = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-c = 0
-for l in open(path):
-    if all(p in l for p in pats):
-        c += 1
-sys.exit(0 if c >= n else 1)
-EOF
-}
-pub() { "$BIN/ph-test-amqp" pub "$URL" >>"$TMP/pub.log" 2>&1 || fail "publishing failed"; }
+PASSED=0
+FAILED=0
+. "$HERE/lib.sh"
 
 # Signals: "ROUTING_KEY<TAB>BODY" lines for ph-test-amqp pub, and the same
 # signals as {routingKey, envelope} lines for validate.py --signals.

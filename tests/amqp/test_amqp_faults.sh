@@ -91,7 +91,7 @@ for i in range(n):
     sys.stdout.write(rk + "\t" + json.dumps(env, separators=(",", ":")) + "\n")
 PYEOF
 }
-pub() { "$BIN/ph-test-amqp" pub "$URL" >>"$TMP/pub.log" 2>&1 || fail "publishing failed"; }
+
 rss_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 echo "== private broker on 127.0.0.1:$PH_AMQP_PORT"

@@ -63,46 +63,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ok() {
-    PASSED=$((PASSED + 1))
-    echo "ok: $*"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    echo "FAIL: $*" >&2
-    for f in "$TMP"/*.log; do
-        [ -f "$f" ] || continue
-        echo "---- $f" >&2
-        tail -n 20 "$f" >&2
-    done
-    echo "$PASSED passed, $FAILED failed"
-    exit 1
-}
-
-wait_until() {
-    limit=$(($1 * 10))
-    what=$2
-    shift 2
-    i=0
-    until "$@"; do
-        i=$((i + 1))
-        [ "$i" -lt "$limit" ] || fail "timed out waiting for $what"
-        sleep 0.1
-    done
-}
-has() { grep -q -- "$2" "$1" 2>/dev/null; }
-count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
-# captured COUNT PATTERN...: at least COUNT captured lines contain every pattern
-captured() {
-    n=$1
-    shift
-    $PY - "$CAP" "$n" "$@" <<'EOF'
-import sys
-path, n, pats = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-c = sum(1 for l in open(path) if all(p in l for p in pats))
-sys.exit(0 if c >= n else 1)
-EOF
-}
+. "$HERE/lib.sh"
 phctl() { "$BIN/phctl" "$@"; }
 # sig NAME TYPE ARGS...: phctl signal with --json; the envelope goes to
 # $TMP/NAME.json, stderr to $TMP/NAME.err; sets RC.
@@ -135,18 +96,13 @@ for l in open(sys.argv[1]):
 sys.exit(0 if n == int(sys.argv[3]) else 1)
 EOF
 }
-capture_start() {
-    "$BIN/ph-test-amqp" capture "$URL" "$CAPQ" "$CAP" >"$TMP/capture.out" 2>>"$TMP/capture.log" &
-    CAP_PID=$!
-    wait_until 10 "the capture consumer" has "$TMP/capture.out" ready
-}
 
 echo "== private broker on 127.0.0.1:$PH_AMQP_PORT"
 T0=$(date +%s)
 "$RMQ" start --dir "$RDIR" >"$TMP/rabbitmq.log" 2>&1 || fail "deploy/rabbitmq start: $(cat "$TMP/rabbitmq.log")"
 [ -s "$URL" ] || fail "no AMQP URL file"
 PASS=$(sed -n 's/^password=//p' "$RDIR/credentials")
-capture_start
+capture_start "$CAPQ"
 
 echo "== phctl signal refuses a dead broker and bad credentials"
 sed "s/:$PH_AMQP_PORT\//:$((PH_AMQP_PORT + 9))\//" "$URL" >"$TMP/dead-url"
@@ -242,7 +198,7 @@ has "$TMP/bridge.log" 'AMQP connected' && [ "$(count "$TMP/bridge.log" 'AMQP con
     fail "the bridge reconnected before the broker was started again?"
 ok "outcome $OCID and worker.died produced while the broker was down (worker stopped ${STOP_S}s)"
 "$RMQ" start --dir "$RDIR" >>"$TMP/rabbitmq.log" 2>&1 || fail "restarting the broker"
-capture_start
+capture_start "$CAPQ"
 wait_until 45 "the bridge's reconnect" sh -c "[ \$(grep -c 'AMQP connected' '$TMP/bridge.log') -ge 2 ]"
 wait_until 15 "the outage outcome after the reconnect" captured 1 '"kind":"outcome"' "\"$OCID\""
 O_STATUS=$($PY -c 'import json,sys
