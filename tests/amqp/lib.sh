@@ -1,6 +1,36 @@
-# Shared helpers of the AMQP tests (sourced). The caller sets BIN, TMP, PY
-# and CAP (the capture file), and counts with PASSED/FAILED.
+# Shared helpers of the AMQP tests (sourced after BIN and HERE are set).
+# amqp_test_init sets ROOT, PY, RMQ, SWARM, CTL, TMP, RDIR, URL, CAP, CAPQ
+# and the private node's ports; the tests count with PASSED/FAILED.
 # shellcheck shell=sh
+
+# amqp_test_init NAME AMQP_PORT EPMD_PORT: the test's names and folders, and
+# the broker's ports (PH_TEST_AMQP_PORT and PH_TEST_EPMD_PORT override the
+# defaults; the management, web-STOMP and distribution ports follow the AMQP
+# one). Exits 77 (skipped) when rabbitmq-server is not installed.
+amqp_test_init() {
+    ROOT=$(cd "$HERE/../.." && pwd)
+    PY=/usr/bin/python3
+    RMQ=$ROOT/deploy/rabbitmq
+    if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+        echo "SKIP: rabbitmq-server is not installed"
+        exit 77
+    fi
+    SWARM=pht-$1-$$
+    CTL=$SWARM-controller
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/ph-amqp-$1.XXXXXX")
+    RDIR=$TMP/rabbitmq
+    URL=$RDIR/amqp-url
+    CAP=$TMP/capture.jsonl
+    CAPQ=ph.test.capture.$1.$$
+    export PH_AMQP_PORT=${PH_TEST_AMQP_PORT:-$2}
+    export PH_MGMT_PORT=$((PH_AMQP_PORT + 1))
+    export PH_STOMP_PORT=$((PH_AMQP_PORT + 2))
+    export PH_DIST_PORT=$((PH_AMQP_PORT + 3))
+    export PH_EPMD_PORT=${PH_TEST_EPMD_PORT:-$3}
+    unset PH_AMQP_URL
+    PASSED=0
+    FAILED=0
+}
 
 ok() {
     PASSED=$((PASSED + 1))

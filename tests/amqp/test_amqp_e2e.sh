@@ -19,29 +19,10 @@ set -eu
 
 BIN=${1:?usage: test_amqp_e2e.sh BIN_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-PY=/usr/bin/python3
-RMQ=$ROOT/deploy/rabbitmq
-if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
-    echo "SKIP: rabbitmq-server is not installed"
-    exit 77
-fi
-
-SWARM=pht-amqp-$$
-CTL=$SWARM-controller
+. "$HERE/lib.sh"
+amqp_test_init amqp 25672 24369
 MAX=4096
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ph-amqp-test.XXXXXX")
-RDIR=$TMP/rabbitmq
-URL=$RDIR/amqp-url
-CAP=$TMP/capture.jsonl
-CAPQ=ph.test.capture.$$
 CTLQ=ph.control.$SWARM.swarm-controller.$CTL
-export PH_AMQP_PORT=${PH_TEST_AMQP_PORT:-25672}
-export PH_MGMT_PORT=$((PH_AMQP_PORT + 1))
-export PH_STOMP_PORT=$((PH_AMQP_PORT + 2))
-export PH_DIST_PORT=$((PH_AMQP_PORT + 3))
-export PH_EPMD_PORT=${PH_TEST_EPMD_PORT:-24369}
-unset PH_AMQP_URL
 CAP_PID=
 CTL_PID=
 W1_PID=
@@ -57,9 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-PASSED=0
-FAILED=0
-. "$HERE/lib.sh"
 
 # Signals: "ROUTING_KEY<TAB>BODY" lines for ph-test-amqp pub, and the same
 # signals as {routingKey, envelope} lines for validate.py --signals.

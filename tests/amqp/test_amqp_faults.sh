@@ -18,33 +18,12 @@ set -eu
 
 BIN=${1:?usage: test_amqp_faults.sh BIN_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-PY=/usr/bin/python3
-RMQ=$ROOT/deploy/rabbitmq
-if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
-    echo "SKIP: rabbitmq-server is not installed"
-    exit 77
-fi
-
-SWARM=pht-faults-$$
-CTL=$SWARM-controller
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ph-amqp-faults.XXXXXX")
-RDIR=$TMP/rabbitmq
-URL=$RDIR/amqp-url
-CAP=$TMP/capture.jsonl
-export PH_AMQP_PORT=${PH_TEST_AMQP_PORT:-27672}
-export PH_MGMT_PORT=$((PH_AMQP_PORT + 1))
-export PH_STOMP_PORT=$((PH_AMQP_PORT + 2))
-export PH_DIST_PORT=$((PH_AMQP_PORT + 3))
-export PH_EPMD_PORT=${PH_TEST_EPMD_PORT:-27369}
-unset PH_AMQP_URL
+. "$HERE/lib.sh"
+amqp_test_init faults 27672 27369
 CAP_PID=
 CTL_PID=
 BR_PID=
 WPIDS=
-PASSED=0
-FAILED=0
-. "$HERE/lib.sh"
 
 cleanup() {
     [ -z "$CTL_PID" ] || kill -CONT "$CTL_PID" 2>/dev/null || true
@@ -97,7 +76,7 @@ rss_kb() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>
 echo "== private broker on 127.0.0.1:$PH_AMQP_PORT"
 T0=$(date +%s)
 "$RMQ" start --dir "$RDIR" >"$TMP/rabbitmq.log" 2>&1 || fail "deploy/rabbitmq start: $(cat "$TMP/rabbitmq.log")"
-capture_start "ph.test.capture.faults.$$"
+capture_start "$CAPQ"
 
 echo "== controller, two workers, bridge --sink amqp"
 controller

@@ -23,34 +23,13 @@ set -eu
 
 BIN=${1:?usage: test_amqp_lifecycle.sh BIN_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-PY=/usr/bin/python3
-RMQ=$ROOT/deploy/rabbitmq
-if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
-    echo "SKIP: rabbitmq-server is not installed"
-    exit 77
-fi
-
-SWARM=pht-life-$$
-CTL=$SWARM-controller
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ph-amqp-life.XXXXXX")
-RDIR=$TMP/rabbitmq
-URL=$RDIR/amqp-url
-CAP=$TMP/capture.jsonl
-CAPQ=ph.test.capture.life.$$
-export PH_AMQP_PORT=${PH_TEST_AMQP_PORT:-26672}
-export PH_MGMT_PORT=$((PH_AMQP_PORT + 1))
-export PH_STOMP_PORT=$((PH_AMQP_PORT + 2))
-export PH_DIST_PORT=$((PH_AMQP_PORT + 3))
-export PH_EPMD_PORT=${PH_TEST_EPMD_PORT:-26369}
-unset PH_AMQP_URL
+. "$HERE/lib.sh"
+amqp_test_init life 26672 26369
 WORKERS="generator:gen-1 generator:gen-2 processor:proc-1 processor:proc-2"
 CAP_PID=
 CTL_PID=
 BR_PID=
 WPIDS=
-PASSED=0
-FAILED=0
 
 cleanup() {
     for p in $WPIDS; do kill -CONT "$p" 2>/dev/null || true; done
@@ -63,7 +42,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-. "$HERE/lib.sh"
 phctl() { "$BIN/phctl" "$@"; }
 # sig NAME TYPE ARGS...: phctl signal with --json; the envelope goes to
 # $TMP/NAME.json, stderr to $TMP/NAME.err; sets RC.

@@ -16,10 +16,9 @@ PY=/usr/bin/python3
 SWARM=pht-chreset-$$
 CTL=$SWARM-controller
 TMP=$(mktemp -d /tmp/ph-test-chreset.XXXXXX)
+ITEST_LOGS="$TMP/*.log"
 OUT=$TMP/envelopes.jsonl
 SIG=$TMP/signals.jsonl
-passed=0
-failed=0
 pids=()
 
 cleanup() {
@@ -31,22 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass() { echo "PASS: $1"; passed=$((passed + 1)); }
-fail() {
-    echo "FAIL: $1" >&2
-    failed=$((failed + 1))
-    for f in "$TMP"/*.log; do echo "---- $f" >&2; tail -n 15 "$f" >&2; done
-    echo "test_channel_reset: $passed passed, $failed failed"
-    exit 1
-}
-wait_until() { # SECONDS WHAT COMMAND...
-    local n=$(($1 * 10)) what=$2
-    shift 2
-    for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
-    fail "timed out waiting for $what"
-}
-has() { grep -q -- "$2" "$1" 2>/dev/null; }
-count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/itest.sh"
 more_than() { [ "$(count "$1" "$2")" -gt "$3" ]; }
 signal() { # TYPE CID
     "$PY" - "$SWARM" "$CTL" "$1" "$2" >>"$SIG" <<'PYEOF'
@@ -91,16 +75,15 @@ echo "== the in ring's head set beyond anything written"
 signal status-request after-in-reset
 wait_until 10 "the bridge to ask for a new channel" sh -c "[ \$(grep -c 'asking the controller to re-create' '$TMP/bridge.log') -ge 2 ]"
 wait_until 10 "the answer to a signal sent after the corruption" has "$OUT" '"correlationId":"after-in-reset"'
-[ "$(count "$TMP/controller.log" "re-creating it")" -ge 2 ] || fail "the controller did not re-create the channel twice"
+[ "$(count "$TMP/controller.log" "re-creating it")" -ge 2 ] || die "the controller did not re-create the channel twice"
 pass "in ring corrupted: channel re-created, the waiting signal answered"
 
-kill -0 "$CTL_PID" && kill -0 "$BR_PID" || fail "the controller or the bridge died"
+kill -0 "$CTL_PID" && kill -0 "$BR_PID" || die "the controller or the bridge died"
 pass "controller and bridge still running"
 if "$PY" "$ROOT/tests/contract/validate.py" "$OUT" >"$TMP/validate.out" 2>&1; then
     pass "every envelope is valid: $(tail -n 1 "$TMP/validate.out")"
 else
     cat "$TMP/validate.out" >&2
-    fail "validate.py"
+    die "validate.py"
 fi
-echo "test_channel_reset: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+itest_summary

@@ -18,19 +18,9 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LIB=$ROOT/tests/lib/shm_leftovers.sh
 
-passed=0
-failed=0
 made=() # /dev/shm files this script created
 
-pass() {
-    echo "PASS: $1"
-    passed=$((passed + 1))
-}
-
-fail() {
-    echo "FAIL: $1: $2" >&2
-    failed=$((failed + 1))
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/itest.sh"
 
 cleanup() {
     local f

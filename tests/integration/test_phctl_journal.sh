@@ -31,19 +31,9 @@ TMP=$(mktemp -d /tmp/ph-test-journal.XXXXXX)
 MEM_KB=200000  # ulimit -v for phctl: far below what an unbounded reader reaches
 LIMIT_S=30     # only to turn a hang into a failure; a good run takes well under 1 s
 
-passed=0
-failed=0
 FOLLOW_PID=
 
-pass() {
-    echo "PASS: $1"
-    passed=$((passed + 1))
-}
-
-fail() {
-    echo "FAIL: $1: $2" >&2
-    failed=$((failed + 1))
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/itest.sh"
 
 cleanup() {
     if [[ -n "$FOLLOW_PID" ]]; then

@@ -37,20 +37,10 @@ RDIR=$TMP/rabbitmq
 LOG=$TMP/rabbitmq.log
 CRASH_WAIT_S=60 # only to avoid a hang: a killed VM is reaped in seconds
 
-passed=0
-failed=0
 epmd_is_ours=0 # set once this test caused the epmd on EPMD_PORT
 killed=()      # pids this test killed -9, for the cleanup
 
-pass() {
-    echo "PASS: $1"
-    passed=$((passed + 1))
-}
-
-fail() {
-    echo "FAIL: $1: $2" >&2
-    failed=$((failed + 1))
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/itest.sh"
 
 epmd_answers() { epmd -port "$EPMD_PORT" -names >/dev/null 2>&1; }
 

@@ -38,20 +38,10 @@ for b in phctl ph-swarm-controller ph-worker; do
 done
 [[ -x $PY ]] || { echo "test_shm_dump: $PY is missing" >&2; exit 1; }
 
-passed=0
-failed=0
 pids=()     # processes this test started
 segments=() # swarm ids whose /dev/shm/ph.<id> this test may have created
 
-pass() {
-    echo "PASS: $1"
-    passed=$((passed + 1))
-}
-
-fail() {
-    echo "FAIL: $1: $2" >&2
-    failed=$((failed + 1))
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/itest.sh"
 
 cleanup() {
     local pid id

@@ -19,9 +19,8 @@ SWARM=pht-resume-$$
 CTL=$SWARM-controller
 RUN=$PH_RUN_DIR/$SWARM
 OUT=$RUN/envelopes.jsonl
+ITEST_LOGS="$RUN/logs/*.log"
 export PH_SINK=file:$OUT
-passed=0
-failed=0
 
 cleanup() {
     set +e
@@ -31,21 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass() { echo "PASS: $1"; passed=$((passed + 1)); }
-fail() {
-    echo "FAIL: $1" >&2
-    failed=$((failed + 1))
-    for f in "$RUN"/logs/*.log; do echo "---- $f" >&2; tail -n 12 "$f" >&2; done
-    echo "test_worker_resume: $passed passed, $failed failed"
-    exit 1
-}
-wait_until() { # SECONDS WHAT COMMAND...
-    local n=$(($1 * 10)) what=$2
-    shift 2
-    for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
-    fail "timed out waiting for $what"
-}
-has() { grep -q -- "$2" "$1" 2>/dev/null; }
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/itest.sh"
 signal() { # TYPE ROLE INSTANCE CID DATA
     "$PY" - "$SWARM" "$@" >>"$RUN/signals.jsonl" <<'PYEOF'
 import json, sys
@@ -94,7 +79,7 @@ cat >"$PH_RUN_DIR/resume.json" <<EOF2
 EOF2
 "$ROOT/deploy/phive" up "$PH_RUN_DIR/resume.json" >"$PH_RUN_DIR/up.log" 2>&1 || {
     cat "$PH_RUN_DIR/up.log" >&2
-    fail "phive up"
+    die "phive up"
 }
 wait_until 20 "the controller's status-full" has "$OUT" "event.metric.status-full.$SWARM.swarm-controller"
 processor_up() { [ -n "$(worker processor 2>/dev/null)" ]; }
@@ -103,12 +88,12 @@ pass "swarm up, workers disabled"
 
 signal swarm-start swarm-controller "$CTL" start-1 '{}'
 wait_until 20 "the swarm-start outcome" answered start-1
-[ "$(outcome_status start-1)" = Running ] || fail "swarm-start: $(outcome_status start-1)"
+[ "$(outcome_status start-1)" = Running ] || die "swarm-start: $(outcome_status start-1)"
 signal config-update processor "" rate-1 '{"ratePerSec": 33}'
 wait_until 20 "the config-update outcome" answered rate-1
-[ "$(outcome_status rate-1)" = applied ] || fail "config-update: $(outcome_status rate-1)"
+[ "$(outcome_status rate-1)" = applied ] || die "config-update: $(outcome_status rate-1)"
 read -r OLD_PID OLD_EN <<<"$(worker processor)"
-[ "$OLD_EN" = true ] || fail "the processor is not enabled after swarm-start"
+[ "$OLD_EN" = true ] || die "the processor is not enabled after swarm-start"
 pass "swarm started; processor patched to ratePerSec 33"
 
 kill -KILL "$OLD_PID"
@@ -121,7 +106,6 @@ patched_full() { [ "$(last_full_rate)" = "(33, True)" ]; }
 wait_until 10 "its status-full with the patch in force" patched_full
 pass "its status-full shows ratePerSec 33, enabled"
 "$BIN/phctl" journal --swarm "$SWARM" --json | grep '"event":"resync"' | grep -q '"processor"' ||
-    fail "the journal has no resync entry for the processor"
+    die "the journal has no resync entry for the processor"
 pass "the journal records the resync"
-echo "test_worker_resume: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+itest_summary

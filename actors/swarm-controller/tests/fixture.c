@@ -331,6 +331,15 @@ void fx_detach(struct fx *f, ph_worker *w)
     fail_msg("fx_detach: unknown worker");
 }
 
+void fx_attach_three(struct fx *f, struct fx_three *t)
+{
+    t->g = fx_attach(f, "generator", "g-1");
+    t->p1 = fx_attach(f, "processor", "p-1");
+    t->p2 = fx_attach(f, "processor", "p-2");
+    fx_step(f, 300 * MS);
+    assert_int_equal(f->ctl.live, 3);
+}
+
 int wk_apply(ph_worker *w, bool ok, json_t **last_patch, int *last_type)
 {
     int n = 0;

@@ -76,6 +76,11 @@ long fx_restart_controller(struct fx *f);
 
 /* ---- SDK workers ---- */
 ph_worker *fx_attach(struct fx *f, const char *role, const char *instance);
+/* The usual cast: generator g-1, processors p-1 and p-2, attached and seen. */
+struct fx_three {
+    ph_worker *g, *p1, *p2;
+};
+void fx_attach_three(struct fx *f, struct fx_three *t);
 /* Detaches (clean exit) and forgets an SDK worker. */
 void fx_detach(struct fx *f, ph_worker *w);
 /* Polls the worker's command ring and applies what it finds as the real

@@ -10,18 +10,6 @@
 
 #define CTL "swarm-controller"
 
-struct three {
-    ph_worker *g, *p1, *p2;
-};
-
-static void attach_three(struct fx *f, struct three *t)
-{
-    t->g = fx_attach(f, "generator", "g-1");
-    t->p1 = fx_attach(f, "processor", "p-1");
-    t->p2 = fx_attach(f, "processor", "p-2");
-    fx_step(f, 300 * MS);
-    assert_int_equal(f->ctl.live, 3);
-}
 
 static json_t *only_outcome(struct fx *f, size_t mark, const char *type)
 {
@@ -36,8 +24,8 @@ static json_t *only_outcome(struct fx *f, size_t mark, const char *type)
 static void config_update_to_one_instance_patches_only_it_and_answers_after_its_ack(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", "processor", "p-1", "cid-1", "ik-1",
               "{\"enabled\": true, \"ratePerSec\": 5}");
@@ -84,8 +72,8 @@ static void config_update_to_one_instance_patches_only_it_and_answers_after_its_
 static void config_update_to_a_role_patches_every_worker_of_the_role(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", "processor", NULL, "cid-r", "ik-r", "{\"ratePerSec\": 2}");
     assert_int_equal(wk_apply(t.g, true, NULL, NULL), 0);
@@ -112,8 +100,8 @@ struct enabled_case {
 static void config_update_accepts_enabled_at_both_places_as_bool_or_string(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     static const struct enabled_case cases[] = {
         {"{\"enabled\": true}", 1, NULL, 0},
         {"{\"enabled\": false}", 0, NULL, 0},
@@ -165,8 +153,8 @@ static void config_update_accepts_enabled_at_both_places_as_bool_or_string(void 
 static void config_update_with_enabled_maybe_fails_with_an_alert_and_sends_nothing(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     static const char *const bad[] = {"{\"enabled\": \"maybe\"}",
                                       "{\"data\": {\"enabled\": \"maybe\"}}",
                                       "{\"enabled\": 1}"};
@@ -194,8 +182,8 @@ static void config_update_with_enabled_maybe_fails_with_an_alert_and_sends_nothi
 static void config_update_for_an_absent_instance_fails(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", "processor", "p-7", "cid-none", "ik-none", "{\"enabled\": true}");
     json_t *o = only_outcome(f, mark, "config-update");
@@ -207,8 +195,8 @@ static void config_update_for_an_absent_instance_fails(void **state)
 static void worker_refusing_a_patch_yields_failed_not_retryable_and_an_alert(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", "processor", "p-1", "cid-ref", "ik-ref", "{\"ratePerSec\": -1}");
     assert_int_equal(wk_apply(t.p1, false, NULL, NULL), 1);
@@ -228,8 +216,8 @@ static void worker_refusing_a_patch_yields_failed_not_retryable_and_an_alert(voi
 static void controller_scope_config_update_toggles_every_worker(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     assert_int_equal(f->sw.status, SW_READY);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", CTL, f->ctl_instance, "cid-on", "ik-on", "{\"enabled\": true}");
@@ -279,8 +267,8 @@ static void controller_scope_config_update_toggles_every_worker(void **state)
 static void controller_scope_config_update_without_enabled_is_answered_at_once(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", CTL, f->ctl_instance, "cid-set", NULL, "{\"note\": \"x\"}");
     json_t *o = only_outcome(f, mark, "config-update");
@@ -296,8 +284,8 @@ static void swarm_start_answers_running_after_acks_then_sends_a_full(void **stat
     struct fx *f = *state;
     struct swarm_role roles[] = {{"generator", 1}, {"processor", 2}};
     swarm_set_roles(&f->sw, roles, 2);
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     assert_int_equal(f->sw.status, SW_READY);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "swarm-start", CTL, f->ctl_instance, "cid-start", "ik-start", NULL);
@@ -360,8 +348,8 @@ static void swarm_remove_stops_workers_and_answers_removed(void **state)
 #if defined(__SANITIZE_ADDRESS__)
 #endif
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "swarm-remove", CTL, f->ctl_instance, "cid-rm", "ik-rm", NULL);
     int type = -1;
@@ -400,8 +388,8 @@ static void swarm_template_sets_desired_roles_and_answers_ready(void **state)
 static void command_without_acks_fails_after_the_timeout_as_retryable_with_an_alert(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     assert_int_equal(f->sw.cfg.cmd_timeout_ns, 5 * SEC);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", "processor", "p-1", "cid-to", "ik-to", "{\"enabled\": true}");
@@ -426,8 +414,8 @@ static void command_without_acks_fails_after_the_timeout_as_retryable_with_an_al
 static void swarm_start_without_acks_fails_the_swarm(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "swarm-start", CTL, f->ctl_instance, "cid-st", "ik-st", NULL);
     assert_int_equal(wk_apply(t.g, true, NULL, NULL), 1);
@@ -447,8 +435,8 @@ static void swarm_start_without_acks_fails_the_swarm(void **state)
 static void replayed_idempotency_key_is_answered_again_without_resending(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", "processor", "p-1", "cid-a", "ik-same",
               "{\"enabled\": true}");
@@ -486,8 +474,8 @@ static void replayed_idempotency_key_is_answered_again_without_resending(void **
 static void replayed_lifecycle_command_is_answered_with_the_same_status(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     fx_signal(f, "swarm-start", CTL, f->ctl_instance, "cid-s1", "ik-s", NULL);
     assert_int_equal(wk_apply(t.g, true, NULL, NULL), 1);
     assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 1);
@@ -505,8 +493,8 @@ static void replayed_lifecycle_command_is_answered_with_the_same_status(void **s
 static void replay_while_in_flight_gets_its_own_outcome_when_the_command_completes(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", "processor", "p-1", "cid-1", "ik-fly", "{\"enabled\": true}");
     fx_step(f, 10 * MS);
@@ -529,8 +517,8 @@ static void replay_while_in_flight_gets_its_own_outcome_when_the_command_complet
 static void retry_after_a_retryable_failure_is_applied_again(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", "processor", "p-1", "cid-try1", "ik-retry",
               "{\"enabled\": true}");
@@ -557,8 +545,8 @@ static void status_request_to_the_controller_yields_its_full_with_the_cid_and_no
     void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "status-request", CTL, f->ctl_instance, "cid-sr", "ik-sr", NULL);
     fx_step(f, 1 * MS);
@@ -582,8 +570,8 @@ static void status_request_to_the_controller_yields_its_full_with_the_cid_and_no
 static void status_request_to_one_instance_yields_that_workers_full_with_the_cid(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "status-request", "processor", "p-2", "cid-p2", NULL, NULL);
     fx_step(f, 1 * MS);
@@ -605,8 +593,8 @@ static void status_request_to_one_instance_yields_that_workers_full_with_the_cid
 static void signals_for_another_swarm_are_ignored(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal_swarm(f, "config-update", "other-swarm", "processor", "p-1", "cid-x", "ik-x",
                     "{\"enabled\": true}");

@@ -11,20 +11,8 @@
 
 #define CTL "swarm-controller"
 
-struct three {
-    ph_worker *g, *p1, *p2;
-};
 
-static void attach_three(struct fx *f, struct three *t)
-{
-    t->g = fx_attach(f, "generator", "g-1");
-    t->p1 = fx_attach(f, "processor", "p-1");
-    t->p2 = fx_attach(f, "processor", "p-2");
-    fx_step(f, 300 * MS);
-    assert_int_equal(f->ctl.live, 3);
-}
-
-static void start_swarm(struct fx *f, struct three *t, const char *cid)
+static void start_swarm(struct fx *f, struct fx_three *t, const char *cid)
 {
     fx_signal(f, "swarm-start", CTL, f->ctl_instance, cid, NULL, NULL);
     assert_int_equal(wk_apply(t->g, true, NULL, NULL), 1);
@@ -55,8 +43,8 @@ static size_t outcomes_for(struct fx *f, size_t mark, const char *cid)
 static void item01_every_replay_of_an_idempotency_key_is_answered_with_its_status(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     fx_signal(f, "config-update", "processor", "p-1", "cid-1", "ik-r", "{\"ratePerSec\": 3}");
     assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 1);
@@ -84,8 +72,8 @@ static void item01_every_replay_of_an_idempotency_key_is_answered_with_its_statu
 static void item02_fifty_concurrent_attempts_of_one_key_each_get_one_outcome(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     char cid[32];
     for (int i = 0; i < 50; i++) {
@@ -115,8 +103,8 @@ static void item02_fifty_concurrent_attempts_of_one_key_each_get_one_outcome(voi
 static void item05_redelivered_attempt_is_neither_applied_nor_answered_again(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     size_t mark = fx_ndocs(f);
     /* Delivered twice while in flight (a broker redelivery after a lost ack). */
     fx_signal(f, "config-update", "processor", "p-1", "cid-once", "ik-once", "{\"ratePerSec\": 4}");
@@ -175,8 +163,8 @@ static void item06_joining_worker_gets_the_enabled_flag_and_patches_in_force(voi
     ph_worker *first = NULL;
     assert_null(join_patch(f, "generator", "g-0", &first));
     fx_detach(f, first);
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     start_swarm(f, &t, "start-1");
     fx_signal(f, "config-update", "processor", NULL, "c-role", NULL, "{\"ratePerSec\": 7}");
     wk_apply(t.p1, true, NULL, NULL);
@@ -222,8 +210,8 @@ static void item06_joining_worker_gets_the_enabled_flag_and_patches_in_force(voi
 static void item06_a_later_swarm_wide_patch_overrides_an_earlier_instance_one(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     fx_signal(f, "config-update", "processor", "p-1", "c-off", NULL, "{\"enabled\": false}");
     wk_apply(t.p1, true, NULL, NULL);
     fx_step(f, 10 * MS);
@@ -249,8 +237,8 @@ static void item06_a_later_swarm_wide_patch_overrides_an_earlier_instance_one(vo
 static void item06_joining_worker_refusing_the_swarm_config_raises_an_alert(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     start_swarm(f, &t, "start-r");
     ph_worker *w = fx_attach(f, "generator", "g-5");
     fx_step(f, 10 * MS);
@@ -269,8 +257,8 @@ static void item06_joining_worker_refusing_the_swarm_config_raises_an_alert(void
 static void item03_restarted_controller_answers_a_signal_its_predecessor_took_in(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     start_swarm(f, &t, "start-x");
     fx_signal(f, "config-update", "processor", NULL, "c-done", "ik-done", "{\"ratePerSec\": 6}");
     wk_apply(t.p1, true, NULL, NULL);
@@ -313,8 +301,8 @@ static void item03_restarted_controller_answers_a_signal_its_predecessor_took_in
 static void item19_restart_after_rotation_recovers_from_the_checkpoint(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     start_swarm(f, &t, "start-cp");
     fx_signal(f, "config-update", "processor", NULL, "c-cp-done", "ik-cp", "{\"ratePerSec\": 5}");
     wk_apply(t.p1, true, NULL, NULL);
@@ -364,8 +352,8 @@ static char *big_data(int n)
 static void item19_large_signal_data_is_journaled_as_size_and_hash(void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     char *data = big_data(1000);
     fx_signal(f, "config-update", "processor", "p-1", "c-big", NULL, data);
     free(data);
@@ -393,8 +381,8 @@ static void item03_signal_too_large_to_journal_is_answered_failed_retryable_afte
     void **state)
 {
     struct fx *f = *state;
-    struct three t;
-    attach_three(f, &t);
+    struct fx_three t;
+    fx_attach_three(f, &t);
     char *data = big_data(100);
     fx_signal(f, "config-update", "processor", "p-1", "c-bigopen", "ik-bigopen", data);
     free(data);
