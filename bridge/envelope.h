@@ -21,6 +21,14 @@
  * more), and the ring already caps a document at half its size. */
 extern const struct ph_mp_limits envelope_doc_limits;
 
+/* How every sink serialises an envelope: compact, keys in contract order,
+ * and reals with 15 significant digits. jansson's default is 17, which
+ * shows the binary approximation of a decimal (0.786 is written
+ * 0.78600000000000003); 15 digits are the most that every decimal survives
+ * a round trip through a double with, so what the controller meant (0.786)
+ * is what goes on the wire. */
+#define ENVELOPE_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+
 struct envelope {
     json_t *env; /* keys in contract order; owned */
     enum contract_kind kind;

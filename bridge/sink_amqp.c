@@ -44,6 +44,7 @@
 #include <amqp_tcp_socket.h>
 
 #include "amqp_topo.h"
+#include "envelope.h"
 #include "ph/log.h"
 
 #define EXCHANGE "ph.control"
@@ -480,7 +481,7 @@ static int amqp_publish(struct sink *sb, const char *rk, const json_t *env, enum
         s->status_dropped_since++;
         return PH_OK;
     }
-    char *body = json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *body = json_dumps(env, ENVELOPE_DUMP_FLAGS);
     if (body == NULL) {
         snprintf(err, errlen, "sink amqp: cannot serialise the envelope for %s", rk);
         return PH_ERR_SYS;

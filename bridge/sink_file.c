@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "envelope.h"
+
 /* A sink that cannot write (disk full) keeps at most this much, then drops
  * the batch with an error instead of growing without bound. */
 #define FILE_SINK_MAX_BUFFER (64u << 20)
@@ -63,7 +65,7 @@ static int file_publish(struct sink *s, const char *rk, const json_t *env, enum 
                  ? 0
                  : -1;
     f->oom = false;
-    if (rc == 0) rc = json_dump_callback(line, buf_append, f, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (rc == 0) rc = json_dump_callback(line, buf_append, f, ENVELOPE_DUMP_FLAGS);
     if (rc == 0) rc = buf_append("\n", 1, f);
     json_decref(line);
     if (rc != 0) {

@@ -12,6 +12,10 @@
 #include "ph/common.h"
 #include "ph/log.h"
 
+/* Reals with 15 significant digits, as the bridge writes envelopes: a
+ * value sent as 0.3 is journaled as 0.3, not 0.29999999999999999. */
+#define JOURNAL_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+
 /* A journal is for people and audits; an unwritable disk must not grow the
  * controller without bound. */
 #define JOURNAL_MAX_PENDING (16u << 20)
@@ -91,7 +95,7 @@ static void rotate(struct journal *j)
     json_t *line = json_pack("{s:s}", "ts", ts);
     json_object_update(line, cp);
     json_decref(cp);
-    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(line, JOURNAL_DUMP_FLAGS);
     json_decref(line);
     size_t n = text != NULL ? strlen(text) : 0;
     /* The checkpoint goes first in the new file, before the entries still
@@ -131,7 +135,7 @@ void journal_add(struct journal *j, json_t *entry)
     /* "ts" first: the entry is rebuilt so the line starts with its time. */
     json_t *line = json_pack("{s:s}", "ts", ts);
     json_object_update(line, entry);
-    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(line, JOURNAL_DUMP_FLAGS);
     json_decref(line);
     if (text == NULL) return;
     size_t n = strlen(text);
