@@ -51,6 +51,18 @@ static inline void dp_kv_bool(msgpack_packer *pk, const char *k, bool v)
         msgpack_pack_false(pk);
 }
 
+/* A duration in seconds: an integer when whole, else a double of
+ * millisecond precision (ms / 1000, the closest double to that decimal, so
+ * the bridge renders it as written: 0.25, not 0.25000000000000001). */
+static inline void dp_kv_secs(msgpack_packer *pk, const char *k, uint64_t ns)
+{
+    dp_str(pk, k);
+    if (ns % 1000000000ull == 0)
+        msgpack_pack_uint64(pk, ns / 1000000000ull);
+    else
+        msgpack_pack_double(pk, (double)(ns / 1000000ull) / 1000.0);
+}
+
 /* Opens a document: a 9-key map whose last key, "data", the caller packs. */
 static inline void dp_head(msgpack_packer *pk, const char *kind, const char *type,
                            const char *swarm, const char *role, const char *instance,

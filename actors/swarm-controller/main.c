@@ -70,6 +70,7 @@ static void usage(FILE *f)
             "  --watermark-s N         status-delta at least this often (default 5)\n"
             "  --coalesce-ms N         at most one status-delta per N ms (default 50)\n"
             "  --worker-deltas on|off  per-worker status-delta (default on)\n"
+            "  --worker-heartbeat-s N  per-worker status-delta at least every N s (default 5)\n"
             "  --dead-grace-s N        dead workers stay listed this long (default 30)\n"
             "  --command-timeout-s N   workers must acknowledge a command within N s\n"
             "                          or its outcome is failed, retryable (default 5)\n"
@@ -82,8 +83,8 @@ static void usage(FILE *f)
             "  --help                  this text\n"
             "\n"
             "Precedence: option > environment (PH_STATUS_TTL_S, PH_WATERMARK_S) > swarm\n"
-            "file (statusTtlSec, watermarkSec, deltaCoalesceMs, workerDeltas, deadGraceSec,\n"
-            "autoStart, runId, controller.instance) > default.\n"
+            "file (statusTtlSec, watermarkSec, deltaCoalesceMs, workerDeltas,\n"
+            "workerHeartbeatSec, deadGraceSec, autoStart, runId, controller.instance) > default.\n"
             "Exits 0 on SIGTERM or SIGINT; the segment stays for the supervisor to remove.\n",
             PH_DEFAULT_SLOTS, PH_DEFAULT_STATUS_RING, PH_DEFAULT_COMMAND_RING, JOURNAL_KEEP_ROTATED,
             (unsigned long long)(JOURNAL_DEFAULT_MAX_BYTES >> 20));
@@ -152,6 +153,9 @@ static int load_swarm_file(struct opts *o)
     if ((v = json_object_get(root, "deadGraceSec")) && json_is_number(v) &&
         json_number_value(v) >= 0)
         o->cfg.dead_grace_ns = (uint64_t)(json_number_value(v) * 1e9);
+    if ((v = json_object_get(root, "workerHeartbeatSec")) && json_is_number(v) &&
+        secs_ok(json_number_value(v), 3600))
+        o->cfg.worker_heartbeat_ns = (uint64_t)(json_number_value(v) * 1e9);
     if ((v = json_object_get(root, "workerDeltas")) && json_is_boolean(v))
         o->cfg.worker_deltas = json_is_true(v);
     if ((v = json_object_get(root, "autoStart")) && json_is_boolean(v))
@@ -198,6 +202,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"journal-dir", required_argument, NULL, 'J'},   {"help", no_argument, NULL, 'h'},
         {"command-timeout-s", required_argument, NULL, 'K'},
         {"journal-max-mb", required_argument, NULL, 'M'},
+        {"worker-heartbeat-s", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     swarm_cfg_defaults(&o->cfg);
@@ -205,6 +210,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     /* Options are read twice: the swarm file and environment sit between the
      * defaults and the command line, so collect the plain ones first. */
     uint32_t ttl = 0, wm = 0, coalesce = UINT32_MAX, grace = UINT32_MAX, cmd_timeout = 0;
+    uint32_t worker_hb = 0;
     int deltas = -1;
     int ch, li = 0;
     opterr = 0;
@@ -229,6 +235,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             deltas = optarg[1] == 'n';
             break;
         case 'K': ok = parse_u32(optarg, &cmd_timeout, 10) && cmd_timeout > 0 && cmd_timeout <= 3600;
+            break;
+        case 'H': ok = parse_u32(optarg, &worker_hb, 10) && worker_hb > 0 && worker_hb <= 3600;
             break;
         case 'R': o->run_id = optarg; break;
         case 'J': o->journal_dir = optarg; break;
@@ -288,6 +296,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     if (grace != UINT32_MAX) o->cfg.dead_grace_ns = (uint64_t)grace * 1000000000ull;
     if (deltas >= 0) o->cfg.worker_deltas = deltas;
     if (cmd_timeout) o->cfg.cmd_timeout_ns = (uint64_t)cmd_timeout * 1000000000ull;
+    if (worker_hb) o->cfg.worker_heartbeat_ns = (uint64_t)worker_hb * 1000000000ull;
     return 0;
 }
 

@@ -187,7 +187,9 @@ static void pack_context(const struct swarm *s, msgpack_packer *pk, const struct
                          uint64_t now, uint32_t extra)
 {
     const bool journal = s->cfg.run_id[0] != '\0';
-    dp_map(pk, 7 + (journal ? 1 : 0) + extra);
+    dp_map(pk, 8 + (journal ? 1 : 0) + extra);
+    /* The cadence: the next controller delta comes within this. */
+    dp_kv_secs(pk, "intervalSeconds", s->cfg.watermark_ns);
     dp_kv_str(pk, "swarmStatus", swarm_status_name(a->status));
     dp_kv_str(pk, "state", a->state);
     dp_str(pk, "totals");
@@ -359,7 +361,13 @@ bool swarm_emit_controller_full(struct swarm *s, const struct swarm_agg *a, cons
     pack_workers(s, &pk, now);
     bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, false);
     msgpack_sbuffer_destroy(&sb);
-    if (ok) s->fulls++;
+    if (ok) {
+        s->fulls++;
+        /* It lists the current worker set, whatever asked for it. */
+        s->members_changed = false;
+        s->have_full = true;
+        s->last_full_ns = now;
+    }
     return ok;
 }
 
@@ -393,7 +401,10 @@ bool swarm_emit_worker_full(struct swarm *s, const struct ctl_worker *w, const c
     ph_rfc3339_ms(w->attached_real_ns, ts);
     dp_kv_str(&pk, "startedAt", ts);
     dp_str(&pk, "context");
-    dp_map(&pk, 6);
+    dp_map(&pk, 6 + (s->cfg.worker_deltas ? 1 : 0));
+    /* The cadence of this worker's documents: its heartbeat deltas. An
+     * aggregate-only swarm (workerDeltas false) has none to announce. */
+    if (s->cfg.worker_deltas) dp_kv_secs(&pk, "intervalSeconds", s->cfg.worker_heartbeat_ns);
     mono_to_rfc3339(w->last_seen_ns ? w->last_seen_ns : now, now, ts);
     dp_kv_str(&pk, "lastSeenAt", ts);
     dp_kv_bool(&pk, "stale", !swarm_worker_healthy(s, w, now));
@@ -421,7 +432,8 @@ bool swarm_emit_worker_delta(struct swarm *s, const struct ctl_worker *w, uint64
     dp_str(&pk, "ioState");
     pack_iostate(&pk, w->st.io_in, w->st.io_out);
     dp_str(&pk, "context");
-    dp_map(&pk, 1);
+    dp_map(&pk, 2);
+    dp_kv_secs(&pk, "intervalSeconds", s->cfg.worker_heartbeat_ns);
     dp_kv_bool(&pk, "stale", !swarm_worker_healthy(s, w, now));
     bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, false);
     msgpack_sbuffer_destroy(&sb);

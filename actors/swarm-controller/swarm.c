@@ -19,7 +19,8 @@ void swarm_cfg_defaults(struct swarm_cfg *c)
     c->watermark_ns = 5 * NS_PER_S;
     c->coalesce_ns = 50 * NS_PER_MS;
     c->worker_delta_ns = 5 * NS_PER_S;
-    c->worker_heartbeat_ns = 15 * NS_PER_S;
+    c->worker_heartbeat_ns = 5 * NS_PER_S;
+    c->member_full_ns = 1 * NS_PER_S;
     c->dead_grace_ns = 30 * NS_PER_S;
     c->cmd_timeout_ns = 5 * NS_PER_S;
     c->worker_deltas = true;
@@ -217,15 +218,25 @@ static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
 
 /* ---- set-up ----------------------------------------------------------- */
 
+/* A duration in seconds as JSON: an integer when whole (15, not 15.0),
+ * else milliseconds / 1000, which the bridge renders without binary noise
+ * (0.25, not 0.25000000000000001; envelope.h, ENVELOPE_DUMP_FLAGS). */
+static json_t *json_secs(uint64_t ns)
+{
+    if (ns % NS_PER_S == 0) return json_integer((json_int_t)(ns / NS_PER_S));
+    return json_real((double)(ns / NS_PER_MS) / 1000.0);
+}
+
 static void refresh_controller_config(struct swarm *s)
 {
     json_t *c = s->controller_config;
     json_object_set_new(c, "swarmId", json_string(s->cfg.swarm_id));
     json_object_set_new(c, "instance", json_string(s->cfg.instance));
-    json_object_set_new(c, "statusTtlSec", json_real((double)s->cfg.ttl_ns / 1e9));
-    json_object_set_new(c, "watermarkSec", json_real((double)s->cfg.watermark_ns / 1e9));
+    json_object_set_new(c, "statusTtlSec", json_secs(s->cfg.ttl_ns));
+    json_object_set_new(c, "watermarkSec", json_secs(s->cfg.watermark_ns));
     json_object_set_new(c, "deltaCoalesceMs", json_integer((json_int_t)(s->cfg.coalesce_ns / NS_PER_MS)));
     json_object_set_new(c, "workerDeltas", json_boolean(s->cfg.worker_deltas));
+    json_object_set_new(c, "workerHeartbeatSec", json_secs(s->cfg.worker_heartbeat_ns));
     json_object_set_new(c, "workloadsEnabled", json_boolean(s->workloads_enabled));
     json_t *roles = json_array();
     for (uint32_t i = 0; i < s->nroles; i++)
@@ -539,6 +550,7 @@ void swarm_on_left(struct swarm *s, struct ctl_worker *w, bool dead, uint64_t no
                          dead ? "died" : "left", "role", w->role, "instance", w->instance, "pid",
                          (int)w->pid));
     memset(&s->ws[w->index], 0, sizeof s->ws[w->index]);
+    s->members_changed = true;
 }
 
 void swarm_on_alert(struct swarm *s, struct ctl_worker *w, const struct ph_rec_alert *a)
@@ -1069,6 +1081,9 @@ static void workers_tick(struct swarm *s, uint64_t now)
             (w->io.len > 0 || now - w->tracked_mono_ns >= 250 * NS_PER_MS)) {
             if (swarm_emit_worker_full(s, w, NULL, now)) {
                 ws->full_sent = true;
+                /* It joined, with its first status: the controller's full
+                 * lists it with real figures from now on. */
+                s->members_changed = true;
                 ws->sent_flags = w->st.flags;
                 ws->sent_in = w->st.io_in;
                 ws->sent_out = w->st.io_out;
@@ -1098,7 +1113,10 @@ static void housekeeping(struct swarm *s, uint64_t now)
 {
     for (uint32_t i = 0; i < SWARM_MAX_GHOSTS; i++) {
         struct swarm_ghost *g = &s->ghosts[i];
-        if (g->used && now - g->died_ns >= s->cfg.dead_grace_ns) g->used = false;
+        if (g->used && now - g->died_ns >= s->cfg.dead_grace_ns) {
+            g->used = false;
+            s->members_changed = true; /* its dead entry leaves the list */
+        }
     }
     for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++) {
         struct swarm_pending *p = &s->pending[i];
@@ -1153,6 +1171,12 @@ void swarm_tick(struct swarm *s, uint64_t now)
         s->state_journaled = s->state_seq;
     }
 
+    /* The worker set changed: a fresh list for consumers that keep the
+     * latest full, at most one per member_full_ns however many join or
+     * leave (a swarm of 1,000 starting up costs a handful, not 1,000). */
+    if (s->members_changed &&
+        (!s->have_full || now - s->last_full_ns >= s->cfg.member_full_ns))
+        s->full_due = true;
     while (s->nfull_cids > 0 && swarm_emit_controller_full(s, &a, s->full_cids[0], now)) {
         s->full_due = false; /* an answered request covers a pending plain full */
         memmove(s->full_cids[0], s->full_cids[1], (s->nfull_cids - 1) * sizeof s->full_cids[0]);

@@ -11,11 +11,15 @@
  *  - controller status-delta: when the aggregate changes (coalesced to at most
  *    one per `coalesce_ns`) and at least every `watermark_ns`;
  *  - controller status-full: on startup, on status-request, after swarm-start
- *    is applied, and whenever a (new) bridge registers;
+ *    is applied, whenever a (new) bridge registers, and when the worker set
+ *    changes (a worker joins, leaves, dies or its dead entry is dropped),
+ *    coalesced to at most one per `member_full_ns`, so that a consumer
+ *    holding the latest full always has the live worker list;
  *  - worker status-full: when it joins (once its first status arrived), after a
  *    config-update is applied to it, on a status-request addressed to it;
  *  - worker status-delta: when its enabled/ioState/stale changes, at most once
- *    per worker per `worker_delta_ns`; off when `worker_deltas` is false. */
+ *    per worker per `worker_delta_ns`, and at least every
+ *    `worker_heartbeat_ns`; none at all when `worker_deltas` is false. */
 #ifndef PH_SWARM_H
 #define PH_SWARM_H
 
@@ -57,7 +61,8 @@ struct swarm_cfg {
     uint64_t worker_delta_ns; /* at most one delta per worker per this (default 5 s) */
     uint64_t dead_grace_ns;   /* dead workers stay listed this long (default 30 s) */
     uint64_t cmd_timeout_ns;  /* workers must ack within this (default 5 s) */
-    uint64_t worker_heartbeat_ns; /* worker delta at least this often (default 15 s) */
+    uint64_t worker_heartbeat_ns; /* worker delta at least this often (default 5 s) */
+    uint64_t member_full_ns;  /* at most one membership status-full per this (default 1 s) */
     bool worker_deltas;       /* per-worker deltas on (default true) */
     bool auto_start;          /* apply swarm-start once every desired worker joined */
 };
@@ -228,6 +233,9 @@ struct swarm {
     bool delta_due;
     const char *last_health; /* for health transitions in the journal */
     bool auto_started;
+    bool members_changed;    /* the worker set changed since the last controller full */
+    bool have_full;          /* a controller full went out (last_full_ns is valid) */
+    uint64_t last_full_ns;
 
     /* delivery and restart safety */
     struct cidset seen;      /* correlation ids taken in (each gets one outcome) */

@@ -554,8 +554,8 @@ static void watermark_delta_every_5s_when_nothing_changes(void **state)
         assert_true(json_is_number(jget(d, "data.context.maxStalenessSec")));
         assert_true(json_number_value(jget(d, "data.context.maxStalenessSec")) <= 1.0);
     }
-    /* No per-worker delta flood either: at most one per worker per 15 s heartbeat. */
-    assert_true(fx_count(f, mark, "metric", "status-delta", "generator") <= 2);
+    /* No per-worker delta flood either: one per worker per 5 s heartbeat. */
+    assert_true(fx_count(f, mark, "metric", "status-delta", "generator") <= 4);
 }
 
 static void watermark_period_is_configurable(void **state)
