@@ -180,6 +180,7 @@ static int attach(struct bridge *b)
     const bool out_ok = ph_ring_consumer_init(&b->out, &ch.hdr->out, ch.out_data, out_cap) == PH_OK;
     ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring);
     b->ch = ch;
+    b->close_acked = 0; /* marks are positions in this channel's ring */
     requeue_unconsumed(b);
     b->dev = st.st_dev;
     b->ino = st.st_ino;
@@ -274,9 +275,25 @@ static void publish(struct bridge *b, struct envelope *e, bool from_controller)
     }
 }
 
+/* The controller stores `closing` before it writes the final documents of
+ * a removed swarm; from the first document read after it, everything is
+ * published with confirms (sink confirm_all). */
+static void check_closing(struct bridge *b)
+{
+    if (b->sink->confirm_all) return;
+    /* acquire: the ring's tail (acquired by the drain before this document
+     * was read) was published after closing was stored, so for this
+     * document the load is never stale. */
+    if (atomic_load_explicit(&b->ch.hdr->closing, memory_order_acquire) == 0) return;
+    b->sink->confirm_all = true;
+    ph_info("the controller is closing the removed swarm: publishing its last documents with "
+            "broker confirms");
+}
+
 static int handle_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t len)
 {
     struct bridge *b = ctx;
+    check_closing(b);
     if (type != PH_DOC_RECORD) {
         char why[96];
         snprintf(why, sizeof why, "ring record of type %u, expected a document (%u)", type,
@@ -593,6 +610,37 @@ void bridge_request_full(struct bridge *b)
     }
 }
 
+/* Acknowledges the controller's close mark once everything up to it is
+ * read, published and confirmed: the controller stops on that. */
+static void ack_close(struct bridge *b)
+{
+    if (!b->attached || b->quarantined) return;
+    /* acquire: pairs with the controller's release of the mark, stored once
+     * the ring held everything up to it. */
+    const uint64_t mark = atomic_load_explicit(&b->ch.hdr->close_mark, memory_order_acquire);
+    if (mark == 0 || mark == b->close_acked || b->out.head < mark) return;
+    check_closing(b); /* set before the mark: a close with no document left to read */
+    if (sink_unconfirmed(b->sink) > 0) return;
+    /* release: the controller that sees the ack may stop; nothing of ours
+     * depends on it, but the ack must not be seen before it is true. */
+    atomic_store_explicit(&b->ch.hdr->close_ack, mark, memory_order_release);
+    b->close_acked = mark;
+    ph_info("the removed swarm's last documents are published and confirmed");
+}
+
+bool bridge_finished(struct bridge *b)
+{
+    if (!b->attached || b->close_acked == 0 || ph_ring_pending(&b->out) ||
+        sink_unconfirmed(b->sink) > 0)
+        return false;
+    /* acquire: pairs with the controller's release store of 0 at exit,
+     * made after its last write into the ring. */
+    if (atomic_load_explicit(&b->ch.hdr->controller_pid, memory_order_acquire) != 0) return false;
+    /* A mark moved after our ack (the final documents re-sent) is not done. */
+    return atomic_load_explicit(&b->ch.hdr->close_mark, memory_order_acquire) ==
+           b->close_acked;
+}
+
 void bridge_tick(struct bridge *b, uint64_t now_ns)
 {
     bridge_poll_channel(b, now_ns);
@@ -603,6 +651,7 @@ void bridge_tick(struct bridge *b, uint64_t now_ns)
     bridge_settle_consumed(b);
     bridge_flush_signals(b);
     flush_sink(b);
+    ack_close(b);
     if (sink_take_resync(b->sink)) bridge_request_full(b);
 }
 

@@ -16,7 +16,11 @@
  *     transport (AMQP: basic.ack); signals the controller had not consumed
  *     when it re-created the channel are forwarded again into the new one;
  *   - when the channel fails validation, asks the controller to re-create
- *     it (reset_request) instead of going silent.
+ *     it (reset_request) instead of going silent;
+ *   - when the controller closes a removed swarm (ph/channel.h, closing),
+ *     publishes its last documents with confirms, acknowledges the close
+ *     mark once they are confirmed, and reports itself finished when the
+ *     controller is gone and nothing is left: the process then exits 0.
  * The event loop (loop.c) only decides when to call bridge_tick(). */
 #ifndef PH_BRIDGE_BRIDGE_H
 #define PH_BRIDGE_BRIDGE_H
@@ -102,6 +106,7 @@ struct bridge {
     struct bridge_pending *sent, *sent_tail; /* written, not yet consumed */
     size_t nsent;
     uint64_t session; /* transport session the deliveries were checked against */
+    uint64_t close_acked; /* close mark of this channel acknowledged (0: none) */
 
     struct bridge_stats st;
 };
@@ -142,6 +147,11 @@ static inline size_t bridge_signals_unconsumed(const struct bridge *b)
 }
 /* Settles the signals the controller has consumed (in-ring head). */
 void bridge_settle_consumed(struct bridge *b);
+
+/* True once the controller closed a removed swarm, stopped (its pid in
+ * the channel is 0), every document up to its close mark is published and
+ * confirmed, and the out ring is empty: nothing is left to do. */
+bool bridge_finished(struct bridge *b);
 
 /* Drains the out ring into the sink now; the number of documents handled. */
 int bridge_drain(struct bridge *b);

@@ -324,6 +324,10 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
                 exit_code = 1;
                 break;
             }
+            if (bridge_finished(b)) {
+                ph_info("the swarm was removed and its last documents are confirmed: exiting");
+                break;
+            }
             arm_tick(&a);
             save_position(&a.in, bridge_signals_pending(b));
         }

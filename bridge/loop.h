@@ -15,8 +15,9 @@ struct loop_cfg {
     size_t max_line;            /* longest signal line kept */
 };
 
-/* Runs until SIGTERM/SIGINT (returns 0 after a clean stop) or a fatal error
- * (returns 1 with the reason logged). */
+/* Runs until SIGTERM/SIGINT or until the controller closed a removed swarm
+ * and its last documents are confirmed (bridge_finished): returns 0 after a
+ * clean stop; 1 on a fatal error, with the reason logged. */
 int loop_run(struct bridge *b, const struct loop_cfg *cfg);
 
 #endif

@@ -60,8 +60,10 @@ static void usage(FILE *f)
         "                              of start, 1..3600 (default 10)\n"
         "  --help                      this text\n"
         "\n"
-        "Exits 0 on SIGTERM or SIGINT after draining the channel and flushing the sink;\n"
-        "2 on bad options; 1 when the sink or the channel cannot be used.\n",
+        "Exits 0 on SIGTERM or SIGINT after draining the channel and flushing the sink,\n"
+        "and when the controller has ended a removed swarm (swarm-remove) and its last\n"
+        "documents are published and confirmed by the broker; 2 on bad options; 1 when\n"
+        "the sink or the channel cannot be used.\n",
         SIGCHECK_DEFAULT_MAX_BYTES);
 }
 

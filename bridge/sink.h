@@ -6,7 +6,10 @@
  *              PH_AMQP_URL or a file (sink_cfg.amqp_url_file)
  *
  * publish() hands one checked envelope over (the sink may buffer it);
- * flush() pushes what is buffered, once per loop tick. A backend that also
+ * flush() pushes what is buffered, once per loop tick. Once `confirm_all`
+ * is set (the controller is closing a removed swarm: its last documents
+ * must not be lost), status is kept and confirmed like outcomes, and
+ * unconfirmed() says whether anything handed over is still unconfirmed. A backend that also
  * receives signals (AMQP) feeds them to the receiver the bridge installs
  * (bridge_signal_message), from flush() or service(). */
 #ifndef PH_BRIDGE_SINK_H
@@ -62,6 +65,10 @@ struct sink_ops {
     void (*settle)(struct sink *s, uint64_t delivery);
     /* The current session (changes on every reconnect). */
     uint64_t (*session)(struct sink *s);
+    /* What is handed over but not yet written (file: bytes) or confirmed
+     * by the broker (AMQP: messages it keeps, outcomes and alerts, and
+     * everything once confirm_all is set); 0 when nothing is. */
+    size_t (*unconfirmed)(struct sink *s);
 };
 
 struct sink {
@@ -69,6 +76,10 @@ struct sink {
     char spec[64]; /* for logs: "file:/path" shortened, "amqp" */
     sink_receive_fn receive; /* installed by bridge_init */
     void *receive_ctx;
+    /* Set by the bridge when the controller closes a removed swarm: from
+     * then on status envelopes, too, are kept until written or confirmed
+     * (AMQP: persistent, resent after a reconnect). Never cleared. */
+    bool confirm_all;
 };
 
 /* What a backend may need beyond its spec. */
@@ -115,6 +126,10 @@ static inline void sink_settle(struct sink *s, uint64_t delivery)
 static inline uint64_t sink_session(struct sink *s)
 {
     return s->ops->session != NULL ? s->ops->session(s) : 0;
+}
+static inline size_t sink_unconfirmed(struct sink *s)
+{
+    return s->ops->unconfirmed != NULL ? s->ops->unconfirmed(s) : 0;
 }
 
 /* Backends. */

@@ -476,7 +476,11 @@ static int amqp_publish(struct sink *sb, const char *rk, const json_t *env, enum
 {
     struct amqp_sink *s = (struct amqp_sink *)sb;
     if (amqp_topo_observe(&s->topo, rk, env)) s->topo_dirty = true;
-    if (kind == CK_METRIC && !s->up) {
+    /* Status is sent once and dropped while disconnected (the next full
+     * supersedes it), except the last documents of a removed swarm: no
+     * later full will come, so they are kept until confirmed. */
+    const bool status = kind == CK_METRIC && !s->base.confirm_all;
+    if (status && !s->up) {
         s->status_dropped++;
         s->status_dropped_since++;
         return PH_OK;
@@ -488,7 +492,7 @@ static int amqp_publish(struct sink *sb, const char *rk, const json_t *env, enum
     }
     const size_t len = strlen(body);
     int rc = PH_OK;
-    if (kind == CK_METRIC) {
+    if (status) {
         send_one(s, rk, body, len, false);
         if (!s->up) {
             s->status_dropped++;
@@ -517,6 +521,11 @@ static int amqp_flush(struct sink *sb, char *err, size_t errlen)
     if (s->up && s->topo_dirty) apply_topology(s);
     if (s->up) outbox_send(s);
     return PH_OK;
+}
+
+static size_t amqp_unconfirmed(struct sink *sb)
+{
+    return ((struct amqp_sink *)sb)->n;
 }
 
 static int amqp_poll_fd(struct sink *sb, uint64_t *gen)
@@ -589,6 +598,7 @@ static const struct sink_ops amqp_ops = {
     .take_resync = amqp_take_resync,
     .settle = amqp_settle,
     .session = amqp_session,
+    .unconfirmed = amqp_unconfirmed,
 };
 
 /* ---- opening ---------------------------------------------------------- */

@@ -104,6 +104,12 @@ static int file_flush(struct sink *s, char *err, size_t errlen)
     return rc;
 }
 
+/* Bytes still buffered: written means confirmed for a file. */
+static size_t file_unconfirmed(struct sink *s)
+{
+    return ((struct file_sink *)s)->len;
+}
+
 static void file_close(struct sink *s)
 {
     struct file_sink *f = (struct file_sink *)s;
@@ -116,6 +122,7 @@ static const struct sink_ops file_ops = {
     .publish = file_publish,
     .flush = file_flush,
     .close = file_close,
+    .unconfirmed = file_unconfirmed,
 };
 
 int sink_file_open(const char *path, struct sink **out, char *err, size_t errlen)

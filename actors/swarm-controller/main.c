@@ -42,6 +42,7 @@ struct opts {
     uint32_t journal_max_mb;
     struct ph_segment_params seg;
     uint32_t tick_ms;
+    uint32_t close_timeout_s;
     struct swarm_cfg cfg;
     struct swarm_role roles[SWARM_MAX_ROLES];
     uint32_t nroles;
@@ -71,6 +72,8 @@ static void usage(FILE *f)
             "  --coalesce-ms N         at most one status-delta per N ms (default 50)\n"
             "  --worker-deltas on|off  per-worker status-delta (default on)\n"
             "  --worker-heartbeat-s N  per-worker status-delta at least every N s (default 5)\n"
+            "  --close-timeout-s N     after swarm-remove, wait at most N s for the bridge to\n"
+            "                          confirm the final status, then stop anyway (default 60)\n"
             "  --dead-grace-s N        dead workers stay listed this long (default 30)\n"
             "  --command-timeout-s N   workers must acknowledge a command within N s\n"
             "                          or its outcome is failed, retryable (default 5)\n"
@@ -85,7 +88,9 @@ static void usage(FILE *f)
             "Precedence: option > environment (PH_STATUS_TTL_S, PH_WATERMARK_S) > swarm\n"
             "file (statusTtlSec, watermarkSec, deltaCoalesceMs, workerDeltas,\n"
             "workerHeartbeatSec, deadGraceSec, autoStart, runId, controller.instance) > default.\n"
-            "Exits 0 on SIGTERM or SIGINT; the segment stays for the supervisor to remove.\n",
+            "Exits 0 on SIGTERM or SIGINT, and once a swarm-remove has completed and the\n"
+            "bridge confirmed the final REMOVED status (or --close-timeout-s passed); the\n"
+            "segment stays for the supervisor to remove.\n",
             PH_DEFAULT_SLOTS, PH_DEFAULT_STATUS_RING, PH_DEFAULT_COMMAND_RING, JOURNAL_KEEP_ROTATED,
             (unsigned long long)(JOURNAL_DEFAULT_MAX_BYTES >> 20));
 }
@@ -203,6 +208,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"command-timeout-s", required_argument, NULL, 'K'},
         {"journal-max-mb", required_argument, NULL, 'M'},
         {"worker-heartbeat-s", required_argument, NULL, 'H'},
+        {"close-timeout-s", required_argument, NULL, 'X'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     swarm_cfg_defaults(&o->cfg);
@@ -211,6 +217,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
      * defaults and the command line, so collect the plain ones first. */
     uint32_t ttl = 0, wm = 0, coalesce = UINT32_MAX, grace = UINT32_MAX, cmd_timeout = 0;
     uint32_t worker_hb = 0;
+    o->close_timeout_s = 60;
     int deltas = -1;
     int ch, li = 0;
     opterr = 0;
@@ -237,6 +244,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'K': ok = parse_u32(optarg, &cmd_timeout, 10) && cmd_timeout > 0 && cmd_timeout <= 3600;
             break;
         case 'H': ok = parse_u32(optarg, &worker_hb, 10) && worker_hb > 0 && worker_hb <= 3600;
+            break;
+        case 'X': ok = parse_u32(optarg, &o->close_timeout_s, 10) && o->close_timeout_s > 0 &&
+                       o->close_timeout_s <= 86400;
             break;
         case 'R': o->run_id = optarg; break;
         case 'J': o->journal_dir = optarg; break;
@@ -343,6 +353,10 @@ struct app {
     uint64_t started_real_ns;
     uint64_t start_time;
     bool stop;
+    /* removal ending (ph/channel.h, closing) */
+    bool closing;
+    uint64_t closing_since_ns;
+    uint64_t close_timeout_ns;
 };
 
 /* ---- emitter: documents to the bridge, reliable ones via the outbox ---- */
@@ -436,6 +450,50 @@ static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
     a->outbox_bytes += len;
     outbox_flush(a);
     return true;
+}
+
+/* The swarm is about to emit its final documents (swarm.h): from here on
+ * the bridge publishes everything with broker confirms. Called again when
+ * they are re-sent to a new bridge or into a re-created channel. */
+static void on_closing(void *ctx)
+{
+    struct app *a = ctx;
+    if (!a->closing) {
+        a->closing = true;
+        a->closing_since_ns = ph_mono_ns();
+        ph_info("swarm removed: sending the final status; no more signals are taken in");
+    }
+    /* release: stored before the final documents are written, so a bridge
+     * that acquires their tail sees it. */
+    atomic_store_explicit(&a->chan.hdr->closing, 1, memory_order_release);
+}
+
+/* Once the final documents are all in the ring, tells the bridge where they
+ * end, and stops when it has confirmed them (or the close timeout passed:
+ * a swarm without a bridge must still end). */
+static void closing_tick(struct app *a, uint64_t now)
+{
+    if (a->stop || !swarm_finished(&a->swarm) || a->unwritten != NULL) return;
+    const uint64_t mark = a->to_bridge.tail; /* published: status and outbox writes publish */
+    if (atomic_load_explicit(&a->chan.hdr->close_mark, memory_order_relaxed) != mark) {
+        /* release: the bridge that acquires the mark finds the ring filled up to it. */
+        atomic_store_explicit(&a->chan.hdr->close_mark, mark, memory_order_release);
+        ph_info("final status handed to the bridge (out ring up to %" PRIu64
+                "); stopping once it is confirmed",
+                mark);
+    }
+    /* acquire: pairs with the bridge's release of its ack, made once the
+     * broker confirmed everything up to it. */
+    const uint64_t ack = atomic_load_explicit(&a->chan.hdr->close_ack, memory_order_acquire);
+    if (ack >= mark) {
+        ph_info("the bridge confirmed the final status: the swarm is removed, stopping");
+        a->stop = true;
+    } else if (now > a->closing_since_ns && now - a->closing_since_ns >= a->close_timeout_ns) {
+        ph_warn("no bridge confirmed the final status within %" PRIu64
+                " s (bridge down?); stopping anyway: the removal is journaled",
+                (uint64_t)(a->close_timeout_ns / 1000000000u));
+        a->stop = true;
+    }
 }
 
 static void journal_entry(void *ctx, json_t *entry)
@@ -659,7 +717,9 @@ static bool tick(struct app *a, uint64_t *last_liveness)
         ph_info("bridge registered (generation %" PRIu64 "): sending a fresh status-full", gen);
         swarm_on_bridge(&a->swarm);
     }
-    int n = take_signals(a);
+    /* Closing: a signal taken in now could not be answered (nothing may
+     * follow the final documents); it stays with the bridge, unacknowledged. */
+    int n = a->closing ? 0 : take_signals(a);
     uint64_t drained = ctl_scan(&a->ctl, now);
     if (now - *last_liveness >= 1000000000ull) {
         ctl_check_liveness(&a->ctl, false);
@@ -668,6 +728,7 @@ static bool tick(struct app *a, uint64_t *last_liveness)
     outbox_settle(a);
     outbox_flush(a);
     swarm_tick(&a->swarm, now);
+    closing_tick(a, now);
     arm_journal(a);
     release_signals(a);
     return drained > 0 || n > 0;
@@ -851,7 +912,9 @@ int main(int argc, char **argv)
     a.tick.tv_nsec = (long long)(o.tick_ms % 1000) * 1000000;
     struct ctl_hooks hooks = {
         .ctx = &a, .joined = on_joined, .left = on_left, .alert = on_alert, .ack = on_ack};
-    struct swarm_emitter em = {.ctx = &a, .emit = emit_doc, .journal = journal_entry};
+    struct swarm_emitter em = {
+        .ctx = &a, .emit = emit_doc, .journal = journal_entry, .closing = on_closing};
+    a.close_timeout_ns = (uint64_t)o.close_timeout_s * 1000000000ull;
     if (ctl_init(&a.ctl, &a.seg, &hooks) != PH_OK ||
         swarm_init(&a.swarm, &a.ctl, &o.cfg, &em, ph_mono_ns()) != PH_OK) {
         ph_error("out of memory for %u slots", a.seg.slots);

@@ -297,6 +297,12 @@ void swarm_set_roles(struct swarm *s, const struct swarm_role *roles, uint32_t n
 void swarm_on_bridge(struct swarm *s)
 {
     s->full_due = true;
+    if (s->finished) {
+        /* The previous bridge may have read the final documents and died
+         * before publishing them: the new one gets them again. */
+        s->finished = false;
+        s->final_stage = 0;
+    }
 }
 
 /* ---- commands to workers ---------------------------------------------- */
@@ -942,19 +948,24 @@ static void apply_signal(struct swarm *s, const struct sig *g, uint64_t now)
         s->status = SW_STOPPING;
         proto.lifecycle = true;
         proto.on_success = SW_REMOVED;
-        /* Nothing is desired of a removed swarm. */
+        /* Nothing is desired of a removed swarm, and its plan stops. */
         swarm_set_roles(s, NULL, 0);
+        s->plan.active = false;
         start_command(s, &proto, T_SWARM, "", "", PH_CMD_STOP, NULL, now);
     } else if (strcmp(g->type, "swarm-template") == 0) {
         struct swarm_role roles[SWARM_MAX_ROLES];
         uint32_t n = 0;
         const json_t *arr = json_object_get(g->data, "roles");
         if (!json_is_array(arr)) arr = json_object_get(g->data, "bees");
-        if (!json_is_array(arr) || !parse_roles(arr, roles, &n, err, sizeof err)) {
+        if (s->status == SW_REMOVED) {
+            /* Removal ends the swarm (its controller stops): a new template
+             * is a new swarm, started from a swarm file. */
+            fail_signal(s, g, orole, oinst, "the swarm was removed; start a new one", now);
+        } else if (!json_is_array(arr) || !parse_roles(arr, roles, &n, err, sizeof err)) {
             fail_signal(s, g, orole, oinst, err[0] ? err : "data.roles must be an array", now);
         } else {
             swarm_set_roles(s, roles, n);
-            if (s->status == SW_NEW || s->status == SW_REMOVED) s->status = SW_READY;
+            if (s->status == SW_NEW) s->status = SW_READY;
             state_changed(s);
             struct outcome o = {g->type, orole, oinst, g->cid, g->ikey, "Ready", -1, -1, NULL, false};
             emit_outcome(s, &o, now);
@@ -979,6 +990,13 @@ void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t n
 {
     struct sig g;
     char err[256] = "";
+    if (s->finished) {
+        /* The final documents went out: nothing may follow them, not even
+         * an answer. The daemon stops taking signals by then; this guards
+         * other callers. */
+        ph_warn("signal refused: the swarm was removed and its controller is stopping");
+        return;
+    }
     if (!parse_signal(doc, len, &g, err, sizeof err)) {
         ph_warn("signal document refused: %s", err);
         json_decref(g.data);
@@ -1127,8 +1145,51 @@ static void housekeeping(struct swarm *s, uint64_t now)
     }
 }
 
+static bool any_pending(const struct swarm *s)
+{
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++)
+        if (s->pending[i].used) return true;
+    return false;
+}
+
+/* Removal ends the swarm. Once swarm-remove has completed (every worker
+ * acknowledged its stop), no other command waits for an outcome and the
+ * workers have left (they exit right after their ack; one that hangs is
+ * waited for cmd_timeout_ns, then listed as it is), the final REMOVED
+ * status-delta and status-full go out, the full last: a consumer keeping the
+ * latest full ends on REMOVED with the final worker list. Nothing follows
+ * them, so observers see no endless heartbeats of a swarm that is gone.
+ * Status-requests still waiting are answered first, with their ids. A
+ * document that finds no room in the channel is retried on the next tick. */
+static void finish_removal(struct swarm *s, const struct swarm_agg *a, uint64_t now)
+{
+    if (s->final_stage == 0) {
+        if (s->out.closing) s->out.closing(s->out.ctx);
+        journal(s, json_pack("{s:s, s:s}", "event", "lifecycle", "change", "final-status"));
+        s->final_stage = 1;
+    }
+    while (s->nfull_cids > 0 && swarm_emit_controller_full(s, a, s->full_cids[0], now)) {
+        memmove(s->full_cids[0], s->full_cids[1], (s->nfull_cids - 1) * sizeof s->full_cids[0]);
+        s->nfull_cids--;
+    }
+    if (s->nfull_cids > 0) return;
+    if (s->final_stage == 1) {
+        if (!swarm_emit_controller_delta(s, a, now)) return;
+        s->last_sent = *a;
+        s->have_sent = true;
+        s->last_delta_ns = now;
+        s->final_stage = 2;
+    }
+    if (!swarm_emit_controller_full(s, a, NULL, now)) return;
+    s->full_due = false;
+    s->delta_due = false;
+    s->finished = true;
+    ph_info("swarm removed: final status sent; the controller has nothing more to say");
+}
+
 void swarm_tick(struct swarm *s, uint64_t now)
 {
+    if (s->finished) return; /* removed: the final documents were the last */
     workers_tick(s, now);
     housekeeping(s, now);
     plan_tick(s, now);
@@ -1171,6 +1232,15 @@ void swarm_tick(struct swarm *s, uint64_t now)
         s->state_journaled = s->state_seq;
     }
 
+    if (s->status == SW_REMOVED && !s->removed_seen) {
+        s->removed_seen = true;
+        s->removed_ns = now;
+    }
+    if (s->status == SW_REMOVED && !any_pending(s) &&
+        (a.live == 0 || now - s->removed_ns >= s->cfg.cmd_timeout_ns)) {
+        finish_removal(s, &a, now);
+        return;
+    }
     /* The worker set changed: a fresh list for consumers that keep the
      * latest full, at most one per member_full_ns however many join or
      * leave (a swarm of 1,000 starting up costs a handful, not 1,000). */

@@ -19,7 +19,12 @@
  *    config-update is applied to it, on a status-request addressed to it;
  *  - worker status-delta: when its enabled/ioState/stale changes, at most once
  *    per worker per `worker_delta_ns`, and at least every
- *    `worker_heartbeat_ns`; none at all when `worker_deltas` is false. */
+ *    `worker_heartbeat_ns`; none at all when `worker_deltas` is false;
+ *  - removal: once swarm-remove has completed, nothing else is in flight and
+ *    the stopped workers have left (or `cmd_timeout_ns` passed), the final
+ *    REMOVED status-delta and status-full go out, after which the
+ *    swarm emits nothing more and swarm_finished() is true: the process may
+ *    stop once the bridge has published them (emitter `closing`). */
 #ifndef PH_SWARM_H
 #define PH_SWARM_H
 
@@ -202,6 +207,11 @@ struct swarm_emitter {
     bool (*emit)(void *ctx, const char *data, size_t len, bool reliable);
     /* One journal entry (a JSON object, borrowed). May be NULL. */
     void (*journal)(void *ctx, json_t *entry);
+    /* Called right before the final documents of a removed swarm are
+     * emitted (again after swarm_on_bridge re-sends them): the process
+     * marks the channel so that the bridge publishes them with confirms.
+     * May be NULL. */
+    void (*closing)(void *ctx);
 };
 
 struct swarm {
@@ -236,6 +246,10 @@ struct swarm {
     bool members_changed;    /* the worker set changed since the last controller full */
     bool have_full;          /* a controller full went out (last_full_ns is valid) */
     uint64_t last_full_ns;
+    bool finished;           /* removed: the final documents went out, nothing follows */
+    uint8_t final_stage;     /* removal ending: 0 not begun, 1 announced, 2 final delta out */
+    bool removed_seen;       /* status REMOVED noticed by the tick, at removed_ns */
+    uint64_t removed_ns;
 
     /* delivery and restart safety */
     struct cidset seen;      /* correlation ids taken in (each gets one outcome) */
@@ -267,8 +281,17 @@ void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t n
 /* An alert from the controller itself (reliable, journaled). */
 void swarm_controller_alert(struct swarm *s, const char *level, const char *code,
                             const char *message);
-/* The bridge (re)registered: it needs a fresh status-full. */
+/* The bridge (re)registered: it needs a fresh status-full. After the swarm
+ * finished, the final documents are emitted again instead: the previous
+ * bridge may have taken them without publishing them. */
 void swarm_on_bridge(struct swarm *s);
+/* True once a removed swarm's final REMOVED status-delta and status-full
+ * have been emitted: the controller has nothing more to say and may stop
+ * when the bridge has them. */
+static inline bool swarm_finished(const struct swarm *s)
+{
+    return s->finished;
+}
 /* After a controller restart on an adopted segment: takes back, from the
  * previous controller's journal, the lifecycle status, the workloads flag,
  * the roles, the desired worker config, the idempotency cache and the ids

@@ -27,6 +27,7 @@ struct mem_sink {
     uint64_t session;
     uint64_t settled[64];
     int nsettled;
+    size_t unconfirmed; /* kept for confirms (confirm_all); the test confirms */
 };
 
 static int mem_publish(struct sink *s, const char *rk, const json_t *env, enum contract_kind kind,
@@ -34,8 +35,15 @@ static int mem_publish(struct sink *s, const char *rk, const json_t *env, enum c
 {
     (void)kind, (void)err, (void)errlen;
     struct mem_sink *m = (struct mem_sink *)s;
-    json_array_append_new(m->got, json_pack("{s:s,s:O}", "rk", rk, "env", env));
+    json_array_append_new(m->got, json_pack("{s:s,s:O,s:b}", "rk", rk, "env", env, "confirmed",
+                                            s->confirm_all));
+    if (s->confirm_all) m->unconfirmed++;
     return PH_OK;
+}
+
+static size_t mem_unconfirmed(struct sink *s)
+{
+    return ((struct mem_sink *)s)->unconfirmed;
 }
 
 static int mem_flush(struct sink *s, char *err, size_t errlen)
@@ -65,7 +73,8 @@ static const struct sink_ops mem_ops = {.publish = mem_publish,
                                         .flush = mem_flush,
                                         .close = mem_close,
                                         .settle = mem_settle,
-                                        .session = mem_session};
+                                        .session = mem_session,
+                                        .unconfirmed = mem_unconfirmed};
 
 struct fixture {
     char swarm[32];
@@ -557,6 +566,65 @@ static void item15_corrupt_signal_ring_position_asks_for_a_new_channel(void **st
     assert_int_equal(bridge_signals_pending(&f->b), 1); /* kept for the next channel */
 }
 
+/* ---- removal: the last documents are confirmed before anyone stops ------ */
+
+static void closing_last_documents_are_confirmed_before_the_ack_and_the_exit(void **state)
+{
+    struct fixture *f = *state;
+    atomic_store(&f->ch.hdr->controller_pid, (int32_t)getpid());
+    write_doc(f, sample_controller_delta(f->swarm, "ctl-1"));
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 1);
+    assert_false(json_is_true(json_object_get(json_array_get(f->sink.got, 0), "confirmed")));
+
+    /* The controller closes: the flag, the final pair, then the mark. */
+    atomic_store_explicit(&f->ch.hdr->closing, 1, memory_order_release);
+    write_doc(f, sample_controller_delta(f->swarm, "ctl-1"));
+    write_doc(f, sample_controller_full(f->swarm, "ctl-1", NULL, "final"));
+    const uint64_t mark = f->out.tail;
+    atomic_store_explicit(&f->ch.hdr->close_mark, mark, memory_order_release);
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 3);
+    for (size_t i = 1; i < 3; i++)
+        assert_true(json_is_true(json_object_get(json_array_get(f->sink.got, i), "confirmed")));
+    /* Published, not yet confirmed by the broker: no ack, not finished. */
+    tick(f);
+    assert_int_equal(atomic_load(&f->ch.hdr->close_ack), 0);
+    assert_false(bridge_finished(&f->b));
+
+    /* Confirmed: the ack lets the controller stop; the bridge waits for it. */
+    f->sink.unconfirmed = 0;
+    tick(f);
+    assert_int_equal(atomic_load(&f->ch.hdr->close_ack), mark);
+    assert_false(bridge_finished(&f->b));
+    atomic_store_explicit(&f->ch.hdr->controller_pid, 0, memory_order_release);
+    tick(f);
+    assert_true(bridge_finished(&f->b));
+}
+
+static void a_close_mark_moved_after_the_ack_is_not_finished(void **state)
+{
+    struct fixture *f = *state;
+    atomic_store_explicit(&f->ch.hdr->closing, 1, memory_order_release);
+    write_doc(f, sample_controller_full(f->swarm, "ctl-1", NULL, "final"));
+    atomic_store_explicit(&f->ch.hdr->close_mark, f->out.tail, memory_order_release);
+    tick(f);
+    f->sink.unconfirmed = 0;
+    tick(f);
+    assert_true(bridge_finished(&f->b)); /* no controller pid: it is gone */
+    /* The final documents are sent again (a re-registration) before the
+     * controller stopped: the new mark must be acknowledged first. */
+    write_doc(f, sample_controller_full(f->swarm, "ctl-1", NULL, "final-again"));
+    atomic_store_explicit(&f->ch.hdr->close_mark, f->out.tail, memory_order_release);
+    assert_false(bridge_finished(&f->b));
+    tick(f);
+    assert_false(bridge_finished(&f->b));
+    f->sink.unconfirmed = 0;
+    tick(f);
+    assert_true(bridge_finished(&f->b));
+    assert_int_equal(atomic_load(&f->ch.hdr->close_ack), f->out.tail);
+}
+
 int main(void)
 {
     ph_log_init("test_bridge_core", "unit");
@@ -590,6 +658,10 @@ int main(void)
             item15_corrupt_out_ring_asks_the_controller_for_a_new_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(item15_corrupt_signal_ring_position_asks_for_a_new_channel,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            closing_last_documents_are_confirmed_before_the_ack_and_the_exit, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_close_mark_moved_after_the_ack_is_not_finished, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

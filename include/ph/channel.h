@@ -18,7 +18,32 @@
  * checks its own side) then re-creates the channel under the same name,
  * writes into it again the outcomes and alerts the bridge had not yet
  * taken, and raises an alert. The bridge moves to the new object (new
- * inode) and forwards again the signals the controller had not consumed. */
+ * inode) and forwards again the signals the controller had not consumed.
+ *
+ * Closing (a removed swarm): the controller ends a swarm after swarm-remove
+ * with a final REMOVED status-delta and status-full, and nothing may be lost
+ * between its last document and both processes exiting. Three fields carry
+ * the handshake; each is written by one side only:
+ *   closing     controller: 1 before it writes its final documents (release).
+ *               The bridge loads it after the tail that made a document
+ *               visible (so it is never stale for that document) and from
+ *               then on publishes every document, status included, with
+ *               broker confirms.
+ *   close_mark  controller: the out-ring position just past its last
+ *               document, stored (release) once every document is in the
+ *               ring; 0 until then. It only grows: when a new bridge
+ *               registers while closing, the controller writes the final
+ *               documents again (the old bridge may have read them without
+ *               publishing them) and moves the mark.
+ *   close_ack   bridge: the highest close_mark it has read up to, published,
+ *               and had confirmed by its sink (release).
+ * The controller stops once close_ack >= close_mark (or after its
+ * --close-timeout-s), storing controller_pid 0 as it always does; it reads
+ * no signal after closing, so none can need an answer after the mark. The
+ * bridge stops (exit 0) once closing is set, the controller is gone
+ * (controller_pid 0), the out ring is empty and its sink holds nothing
+ * unconfirmed. Added within layout version 2: a zeroed field means "not
+ * closing", which is what an older controller leaves. */
 #ifndef PH_CHANNEL_H
 #define PH_CHANNEL_H
 
@@ -53,6 +78,8 @@ struct ph_chan_header {
     alignas(64) _Atomic int32_t controller_pid;
     _Atomic uint64_t controller_start_time;
     _Atomic uint64_t controller_heartbeat_ns; /* CLOCK_MONOTONIC */
+    _Atomic uint32_t closing;                 /* 1: removed; the final documents follow */
+    _Atomic uint64_t close_mark;              /* out-ring position past the last document */
 
     alignas(64) _Atomic int32_t bridge_pid;
     _Atomic uint64_t bridge_start_time;
@@ -62,6 +89,7 @@ struct ph_chan_header {
     _Atomic uint64_t docs_refused;      /* documents that violated the contract */
     _Atomic uint64_t signals_rejected;  /* signals refused before reaching the controller */
     _Atomic uint32_t reset_request;     /* enum ph_chan_reset: the bridge asks for a new channel */
+    _Atomic uint64_t close_ack;         /* close_mark published and confirmed by the bridge */
 
     struct ph_ring_desc out;
     struct ph_ring_desc in;

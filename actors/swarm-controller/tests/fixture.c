@@ -154,6 +154,13 @@ static void fx_journal(void *ctx, json_t *entry)
     json_array_append_new(f->journal, json_deep_copy(entry));
 }
 
+static void fx_closing(void *ctx)
+{
+    struct fx *f = ctx;
+    f->closings++;
+    f->closing_at = json_array_size(f->docs);
+}
+
 static void h_joined(void *ctx, struct ctl *c, struct ctl_worker *w)
 {
     (void)c;
@@ -222,7 +229,8 @@ int fx_setup(void **state)
     swarm_cfg_defaults(&cfg);
     snprintf(cfg.swarm_id, sizeof cfg.swarm_id, "%s", f->id);
     snprintf(cfg.instance, sizeof cfg.instance, "%s", f->ctl_instance);
-    struct swarm_emitter out = {.ctx = f, .emit = fx_emit, .journal = fx_journal};
+    struct swarm_emitter out = {
+        .ctx = f, .emit = fx_emit, .journal = fx_journal, .closing = fx_closing};
     if (swarm_init(&f->sw, &f->ctl, &cfg, &out, f->now) != PH_OK) return -1;
     fx_tick(f);
     *state = f;
@@ -253,7 +261,8 @@ long fx_restart_controller(struct fx *f)
     swarm_cfg_defaults(&cfg);
     snprintf(cfg.swarm_id, sizeof cfg.swarm_id, "%s", f->id);
     snprintf(cfg.instance, sizeof cfg.instance, "%s", f->ctl_instance);
-    struct swarm_emitter out = {.ctx = f, .emit = fx_emit, .journal = fx_journal};
+    struct swarm_emitter out = {
+        .ctx = f, .emit = fx_emit, .journal = fx_journal, .closing = fx_closing};
     assert_int_equal(swarm_init(&f->sw, &f->ctl, &cfg, &out, f->now), PH_OK);
     /* Workers attached before the restart were synced by the old controller;
      * the table is rebuilt first, as the daemon does, so that signals taken

@@ -54,6 +54,8 @@ struct fx {
     ph_worker *wk[FX_MAX_WORKERS];
     int nwk;
     bool adopting; /* joins seen while re-adopting are not synced */
+    int closings;      /* calls of the emitter's closing hook */
+    size_t closing_at; /* fx_ndocs() at the last of them */
 };
 
 /* cmocka set-up / teardown: *state becomes a struct fx, already ticked once

@@ -361,12 +361,34 @@ static void swarm_remove_stops_workers_and_answers_removed(void **state)
     json_t *o = only_outcome(f, mark, "swarm-remove");
     assert_string_equal(jstr(o, "data.status"), "Removed");
     assert_int_equal(f->sw.status, SW_REMOVED);
-    /* A removed swarm refuses to start. */
+    /* A removed swarm ends once its workers left (test_swarm_consumers:
+     * the final documents): a later swarm-start is neither applied nor
+     * answered. */
+    fx_detach(f, t.p1);
+    fx_detach(f, t.p2);
+    fx_step(f, 5 * SEC);
+    assert_true(swarm_finished(&f->sw));
     mark = fx_ndocs(f);
     fx_signal(f, "swarm-start", CTL, f->ctl_instance, "cid-st2", "ik-st2", NULL);
-    o = only_outcome(f, mark, "swarm-start");
-    assert_string_equal(jstr(o, "data.status"), "failed");
+    fx_step(f, 10 * MS);
+    assert_int_equal(fx_ndocs(f), mark);
     assert_int_equal(wk_apply(t.g, true, NULL, NULL), 0);
+}
+
+static void swarm_template_after_remove_is_refused(void **state)
+{
+    struct fx *f = *state;
+    /* No workers: the removal completes at once; the template arrives
+     * before the next tick ends the swarm. */
+    fx_signal(f, "swarm-remove", CTL, f->ctl_instance, "cid-rm", "ik-rm", NULL);
+    assert_int_equal(f->sw.status, SW_REMOVED);
+    size_t mark = fx_ndocs(f);
+    fx_signal(f, "swarm-template", CTL, f->ctl_instance, "cid-tpl", "ik-tpl",
+              "{\"roles\": [{\"role\": \"generator\", \"count\": 1}]}");
+    json_t *o = only_outcome(f, mark, "swarm-template");
+    assert_string_equal(jstr(o, "data.status"), "failed");
+    assert_non_null(strstr(jstr(o, "data.context.message"), "removed"));
+    assert_int_equal(f->sw.status, SW_REMOVED);
 }
 
 static void swarm_template_sets_desired_roles_and_answers_ready(void **state)
@@ -741,6 +763,7 @@ int main(void)
         T(controller_scope_config_update_without_enabled_is_answered_at_once),
         T(swarm_start_answers_running_after_acks_then_sends_a_full),
         T(swarm_remove_stops_workers_and_answers_removed),
+        T(swarm_template_after_remove_is_refused),
         T(swarm_template_sets_desired_roles_and_answers_ready),
         T(command_without_acks_fails_after_the_timeout_as_retryable_with_an_alert),
         T(swarm_start_without_acks_fails_the_swarm),

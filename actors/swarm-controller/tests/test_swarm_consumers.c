@@ -4,6 +4,8 @@
  *     death, end of a dead worker's grace), at most one per second;
  *   - per-worker heartbeat deltas every 5 s by default, configurable, none
  *     in an aggregate-only swarm (workerDeltas false);
+ *   - removal ends: the final REMOVED delta and full, then nothing, and the
+ *     process is told it may stop (swarm_finished, the closing hook);
  *   - data.context.intervalSeconds states the status cadence;
  *   - numbers reach the wire as written (0.786, no binary noise). */
 #include "fixture.h"
@@ -216,6 +218,138 @@ static void aggregate_only_swarm_sends_no_worker_heartbeats(void **state)
     assert_int_equal(fx_count(f, mark, "metric", "status-delta", CTL), 6);
 }
 
+/* ---- removal ends ------------------------------------------------------- */
+
+static void removal_sends_the_final_removed_delta_and_full_then_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    fx_signal(f, "swarm-remove", CTL, f->ctl_instance, "cid-rm", "ik-rm", NULL);
+    assert_int_equal(f->closings, 0);
+    size_t mark = fx_ndocs(f);
+    wk_apply(t.g, true, NULL, NULL);
+    wk_apply(t.p1, true, NULL, NULL);
+    wk_apply(t.p2, true, NULL, NULL);
+    fx_step(f, 10 * MS);
+    size_t out = fx_find(f, mark, "outcome", "swarm-remove", NULL);
+    assert_true(out != (size_t)-1);
+    assert_string_equal(jstr(fx_doc(f, out), "data.status"), "Removed");
+    /* Stopped workers exit right after their ack: the final list waits for
+     * them to leave. */
+    assert_false(swarm_finished(&f->sw));
+    fx_detach(f, t.g);
+    fx_detach(f, t.p1);
+    fx_detach(f, t.p2);
+    fx_step(f, 10 * MS);
+    /* Then (after the closing hook) the final pair, full last. */
+    assert_true(swarm_finished(&f->sw));
+    assert_int_equal(f->closings, 1);
+    assert_true(f->closing_at > out);
+    assert_int_equal(fx_ndocs(f) - f->closing_at, 2);
+    const json_t *delta = fx_doc(f, f->closing_at);
+    const json_t *full = fx_doc(f, f->closing_at + 1);
+    assert_string_equal(jstr(delta, "type"), "status-delta");
+    assert_string_equal(jstr(delta, "role"), CTL);
+    assert_string_equal(jstr(delta, "data.context.swarmStatus"), "REMOVED");
+    assert_string_equal(jstr(full, "type"), "status-full");
+    assert_string_equal(jstr(full, "role"), CTL);
+    assert_string_equal(jstr(full, "data.context.swarmStatus"), "REMOVED");
+    assert_false(jbool(full, "data.enabled"));
+    assert_int_equal(jint(full, "data.context.totals.desired"), 0);
+    assert_int_equal(json_array_size(jget(full, "data.context.workers")), 0);
+    assert_true(fx_journal_find(f, 0, "lifecycle", "final-status", NULL) >= 0);
+
+    /* Nothing after them: no heartbeats of a swarm that is gone. */
+    size_t end = fx_ndocs(f);
+    for (int i = 0; i < 300; i++) fx_step(f, 100 * MS);
+    assert_int_equal(fx_ndocs(f), end);
+}
+
+static void a_worker_that_does_not_leave_holds_the_final_status_5s_at_most(void **state)
+{
+    struct fx *f = *state;
+    ph_worker *g = fx_attach(f, "generator", "g-1");
+    fx_step(f, 300 * MS);
+    fx_signal(f, "swarm-remove", CTL, f->ctl_instance, "cid-rm", "ik-rm", NULL);
+    wk_apply(g, true, NULL, NULL); /* acks its stop, then hangs */
+    fx_step(f, 10 * MS);
+    assert_int_equal(f->sw.status, SW_REMOVED);
+    for (int i = 0; i < 49; i++) fx_step(f, 100 * MS);
+    assert_false(swarm_finished(&f->sw));
+    fx_step(f, 100 * MS);
+    assert_true(swarm_finished(&f->sw));
+    /* The final list shows it as it is. */
+    json_t *full = fx_last(f, 0, "metric", "status-full", CTL);
+    assert_string_equal(jstr(full, "data.context.workers.0.instance"), "g-1");
+}
+
+static void the_final_status_waits_for_every_outcome(void **state)
+{
+    struct fx *f = *state;
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    /* A config-update p-1 never acknowledges is in flight. */
+    fx_signal(f, "config-update", "processor", "p-1", "cid-cu", "ik-cu", "{\"ratePerSec\": 5}");
+    assert_int_equal(wk_drop_commands(t.p1), 1);
+    fx_signal(f, "swarm-remove", CTL, f->ctl_instance, "cid-rm", "ik-rm", NULL);
+    wk_apply(t.g, true, NULL, NULL);
+    wk_apply(t.p1, true, NULL, NULL); /* its stop, not the patch it dropped */
+    wk_apply(t.p2, true, NULL, NULL);
+    fx_detach(f, t.g);
+    fx_detach(f, t.p2);
+    fx_step(f, 10 * MS);
+    assert_int_equal(f->sw.status, SW_REMOVED);
+    assert_false(swarm_finished(&f->sw));
+    assert_int_equal(f->closings, 0);
+    /* Its timeout answers it; the final pair follows that answer. */
+    for (int i = 0; i < 60; i++) fx_step(f, 100 * MS);
+    assert_true(swarm_finished(&f->sw));
+    size_t cu = fx_find(f, 0, "outcome", "config-update", NULL);
+    assert_true(cu != (size_t)-1);
+    assert_string_equal(jstr(fx_doc(f, cu), "data.status"), "failed");
+    assert_true(f->closing_at > cu);
+    assert_int_equal(fx_ndocs(f) - f->closing_at, 2);
+}
+
+static void a_new_bridge_while_closing_gets_the_final_status_again(void **state)
+{
+    struct fx *f = *state;
+    fx_signal(f, "swarm-remove", CTL, f->ctl_instance, "cid-rm", "ik-rm", NULL);
+    fx_step(f, 10 * MS);
+    assert_true(swarm_finished(&f->sw));
+    size_t end = fx_ndocs(f);
+    /* The bridge that read the final pair died before publishing it. */
+    swarm_on_bridge(&f->sw);
+    fx_step(f, 10 * MS);
+    assert_true(swarm_finished(&f->sw));
+    assert_int_equal(f->closings, 2);
+    assert_int_equal(fx_ndocs(f) - end, 2);
+    assert_string_equal(jstr(fx_doc(f, end), "data.context.swarmStatus"), "REMOVED");
+    assert_string_equal(jstr(fx_doc(f, end + 1), "type"), "status-full");
+    fx_step(f, 10 * SEC);
+    assert_int_equal(fx_ndocs(f), end + 2);
+}
+
+static void a_controller_restarted_on_a_removed_swarm_ends_it(void **state)
+{
+    struct fx *f = *state;
+    fx_signal(f, "swarm-remove", CTL, f->ctl_instance, "cid-rm", "ik-rm", NULL);
+    fx_step(f, 10 * MS);
+    assert_true(swarm_finished(&f->sw));
+    /* Killed before the bridge confirmed: the next controller reads REMOVED
+     * from the journal and sends the final status again. */
+    f->closings = 0;
+    size_t mark = fx_ndocs(f);
+    assert_true(fx_restart_controller(f) > 0);
+    assert_true(swarm_finished(&f->sw));
+    assert_int_equal(f->closings, 1);
+    json_t *full = fx_last(f, mark, "metric", "status-full", CTL);
+    assert_non_null(full);
+    assert_string_equal(jstr(full, "data.context.swarmStatus"), "REMOVED");
+    assert_int_equal(fx_count(f, mark, "outcome", NULL, NULL), 0);
+}
+
 /* ---- cadence and numbers ------------------------------------------------ */
 
 static void interval_seconds_states_the_status_cadence(void **state)
@@ -298,6 +432,11 @@ int main(void)
         T(worker_heartbeat_deltas_go_out_every_5s_by_default),
         T(worker_heartbeat_period_is_configurable),
         T(aggregate_only_swarm_sends_no_worker_heartbeats),
+        T(removal_sends_the_final_removed_delta_and_full_then_nothing),
+        T(a_worker_that_does_not_leave_holds_the_final_status_5s_at_most),
+        T(the_final_status_waits_for_every_outcome),
+        T(a_new_bridge_while_closing_gets_the_final_status_again),
+        T(a_controller_restarted_on_a_removed_swarm_ends_it),
         T(interval_seconds_states_the_status_cadence),
         T(a_rendered_envelope_carries_numbers_without_float_noise),
     };
