@@ -226,9 +226,11 @@ static int build_procs(struct sup *s)
             struct sup_proc *p = &s->procs[w];
             p->kind = SUP_K_WORKER;
             snprintf(p->role, sizeof p->role, "%s", role->role);
-            /* Length checked by the swarm-file parser. */
-            snprintf(p->instance, sizeof p->instance, "%.40s-%u", role->role, n);
-            snprintf(p->name, sizeof p->name, "%s", p->instance);
+            /* Checked identifiers (swarmfile.c): "<swarmId>-<role>-<n>" or
+             * the file's own; the process, its log and config file are
+             * named after it too. */
+            memcpy(p->instance, role->instances[n - 1], sizeof p->instance);
+            memcpy(p->name, p->instance, sizeof p->name);
             char cfg[PATH_MAX], err[512];
             if (sup_run_write_config(s->opt->run, p->instance, role->config, cfg, sizeof cfg, err,
                                      sizeof err) != PH_OK) {

@@ -38,12 +38,18 @@ static void usage(FILE *out)
             "\n"
             "Options:\n"
             "  --swarm-file PATH  swarm file: {\"swarmId\": ID, \"roles\": [{\"role\": R,\n"
-            "                     \"count\": N, \"config\": {...}}, ...], \"controller\":\n"
-            "                     {\"instance\": I, \"slots\": N, \"args\": [...]}}\n"
+            "                     \"count\": N, \"config\": {...}, \"instances\": [...]}, ...],\n"
+            "                     \"controller\": {\"instance\": I, \"slots\": N, \"args\": [...]}}\n"
+            "                     Workers are named ID-R-1..N unless \"instances\" lists N\n"
+            "                     ids. Each role's config gets inQueue/outQueue unless it\n"
+            "                     names them: roles in file order form a chain, role R\n"
+            "                     consuming ph.work.ID.R (the first role consumes nothing)\n"
+            "                     and producing into the next role's queue.\n"
             "                     Other top-level keys (statusTtlSec, watermarkSec,\n"
-            "                     deltaCoalesceMs, workerDeltas, deadGraceSec, autoStart,\n"
-            "                     runId, description) are the controller's; they are\n"
-            "                     checked here and read by the controller from the file.\n"
+            "                     deltaCoalesceMs, workerDeltas, workerHeartbeatSec,\n"
+            "                     deadGraceSec, autoStart, runId, description) are the\n"
+            "                     controller's; they are checked here and read by the\n"
+            "                     controller from the file.\n"
             "  --run-dir DIR      where run files go: supervisor.pid, procs.json, ready,\n"
             "                     run.json, logs/<name>.log, config/<instance>.json,\n"
             "                     journal/<runId>.jsonl, signals.jsonl (created if absent)\n"
@@ -114,8 +120,13 @@ static void print_summary(const struct sup_spec *spec)
     printf("swarm %s: %zu workers in %zu roles, %u slots, controller instance %s%s\n",
            spec->swarm_id, spec->total_workers, spec->nroles, spec->slots,
            spec->controller_instance, json_is_true(auto_start) ? ", autoStart" : "");
-    for (size_t i = 0; i < spec->nroles; i++)
-        printf("  %-20s x%u\n", spec->roles[i].role, spec->roles[i].count);
+    for (size_t i = 0; i < spec->nroles; i++) {
+        const struct sup_role *r = &spec->roles[i];
+        const char *in = json_string_value(json_object_get(r->config, "inQueue"));
+        const char *out = json_string_value(json_object_get(r->config, "outQueue"));
+        printf("  %-20s x%u  in %s  out %s\n", r->role, r->count, in ? in : "-", out ? out : "-");
+        for (unsigned n = 0; n < r->count; n++) printf("    %s\n", r->instances[n]);
+    }
 }
 
 int main(int argc, char **argv)

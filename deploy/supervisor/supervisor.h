@@ -27,7 +27,13 @@
 struct sup_role {
     char role[PH_ID_MAX];
     unsigned count;
-    json_t *config; /* borrowed from sup_spec.root; an object, maybe empty */
+    /* `count` instance ids: the file's "instances", else
+     * "<swarmId>-<role>-<n>" (unique across swarms: upstream UIs key
+     * components by instance alone). Owned. */
+    char (*instances)[PH_ID_MAX];
+    /* borrowed from sup_spec.root; an object, maybe empty. Holds inQueue /
+     * outQueue: the file's, else the default pipeline's (swarmfile.c). */
+    json_t *config;
 };
 
 struct sup_spec {
@@ -123,6 +129,7 @@ int sup_run_write_config(const struct sup_run *run, const char *instance, const 
 /* Rewrites procs.json atomically (temporary file + rename). */
 int sup_run_write_procs(const struct sup_run *run, const struct sup_proc *procs, size_t n);
 int sup_run_write_ready(const struct sup_run *run);
+
 /* A sink for logs and run.json: "file:PATH" as it is; in a URL
  * (amqp://user:password@host/...) the password becomes "***". */
 void sup_sink_display(const char *sink, char *out, size_t n);

@@ -2,11 +2,23 @@
  * the configuration each role's workers start with.
  *
  *   {"swarmId": "demo",
- *    "roles": [{"role": "generator", "count": 2, "config": {...}}, ...],
+ *    "roles": [{"role": "generator", "count": 2, "config": {...},
+ *               "instances": ["gen-a", "gen-b"]}, ...],
  *    "controller": {"instance": "...", "slots": N, "args": ["--tick-ms", "50"]},
  *    "statusTtlSec": 15, "watermarkSec": 5, "deltaCoalesceMs": 50,
- *    "workerDeltas": true, "deadGraceSec": 30, "autoStart": true,
- *    "runId": "...", "description": "..."}
+ *    "workerDeltas": true, "workerHeartbeatSec": 5, "deadGraceSec": 30,
+ *    "autoStart": true, "runId": "...", "description": "..."}
+ *
+ * Instance ids are "<swarmId>-<role>-<n>" unless a role lists them
+ * ("instances", one identifier per worker): upstream UIs key components by
+ * instance alone, so ids must not repeat across swarms.
+ *
+ * Work-plane queues: each role's config gets inQueue / outQueue unless it
+ * names them. The default pipeline chains the roles in file order: role i
+ * consumes ph.work.<swarmId>.<role i> (the first role, the source, consumes
+ * nothing) and produces into the queue role i+1 consumes (the last role
+ * produces nothing). Workers report them in their status (io.work.queues),
+ * so UIs can draw the pipeline.
  *
  * The supervisor itself uses swarmId, roles and controller; the other keys
  * are the controller's, which reads them from the same file (--swarm-file).
@@ -119,6 +131,7 @@ static int controller_settings(const json_t *root, const char *file, char *err, 
         {"watermarkSec", 0, true, 3600, false, "a number of seconds in (0, 3600]"},
         {"deltaCoalesceMs", 0, false, 60000, true, "an integer number of milliseconds in 0..60000"},
         {"deadGraceSec", 0, false, 86400, false, "a number of seconds in [0, 86400]"},
+        {"workerHeartbeatSec", 0, true, 3600, false, "a number of seconds in (0, 3600]"},
     };
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
         json_t *v = json_object_get(root, nums[i].key);
@@ -157,14 +170,56 @@ static int controller_settings(const json_t *root, const char *file, char *err, 
     return PH_OK;
 }
 
-static int parse_role(json_t *v, size_t i, struct sup_role *r, const char *file, char *err,
-                      size_t errlen)
+/* The role's instance ids: the file's "instances" (identifiers, exactly
+ * `count` of them), else "<swarmId>-<role>-<n>". Uniqueness across roles is
+ * checked by the caller. */
+static int role_instances(json_t *v, size_t i, const char *swarm_id, struct sup_role *r,
+                          const char *file, char *err, size_t errlen)
+{
+    char where[64];
+    snprintf(where, sizeof where, "roles[%zu].instances", i);
+    r->instances = calloc(r->count ? r->count : 1, sizeof *r->instances);
+    if (r->instances == NULL) return fail(err, errlen, file, where, "out of memory");
+    json_t *list = json_object_get(v, "instances");
+    if (list != NULL) {
+        if (!json_is_array(list))
+            return fail(err, errlen, file, where, "must be an array of instance ids, not %s",
+                        json_type_name(list));
+        if (json_array_size(list) != r->count)
+            return fail(err, errlen, file, where,
+                        "lists %zu instance id(s) but count is %u; give one per worker",
+                        json_array_size(list), r->count);
+        for (unsigned n = 0; n < r->count; n++) {
+            snprintf(where, sizeof where, "roles[%zu].instances[%u]", i, n);
+            int rc = ident_field(json_array_get(list, n), "instance id", r->instances[n], file,
+                                 where, err, errlen);
+            if (rc != PH_OK) return rc;
+        }
+        return PH_OK;
+    }
+    for (unsigned n = 1; n <= r->count; n++) {
+        char inst[3 * PH_ID_MAX], why[256];
+        snprintf(inst, sizeof inst, "%s-%s-%u", swarm_id, r->role, n);
+        if (ph_ident_check("instance id", inst, why, sizeof why) != PH_OK) {
+            snprintf(where, sizeof where, "roles[%zu]", i);
+            return fail(err, errlen, file, where,
+                        "the default instance id '%s' is not usable (%s); name the instances "
+                        "with \"instances\": [...] or use a shorter swarm id or role",
+                        inst, why);
+        }
+        snprintf(r->instances[n - 1], PH_ID_MAX, "%.*s", PH_ID_MAX - 1, inst); /* checked */
+    }
+    return PH_OK;
+}
+
+static int parse_role(json_t *v, size_t i, const char *swarm_id, struct sup_role *r,
+                      const char *file, char *err, size_t errlen)
 {
     char where[64];
     snprintf(where, sizeof where, "roles[%zu]", i);
     if (!json_is_object(v))
         return fail(err, errlen, file, where, "must be an object, not %s", json_type_name(v));
-    static const char *const keys[] = {"role", "count", "config", NULL};
+    static const char *const keys[] = {"role", "count", "config", "instances", NULL};
     int rc = only_keys(v, keys, file, where, err, errlen);
     if (rc != PH_OK) return rc;
 
@@ -189,16 +244,8 @@ static int parse_role(json_t *v, size_t i, struct sup_role *r, const char *file,
         return fail(err, errlen, file, where,
                     "must be between 0 and %u (got %" JSON_INTEGER_FORMAT ")", PH_MAX_SLOTS, n);
     r->count = (unsigned)n;
-
-    /* Instances are "<role>-<n>": the longest must still be an identifier. */
-    if (r->count > 0) {
-        char inst[PH_ID_MAX + 16];
-        snprintf(inst, sizeof inst, "%s-%u", r->role, r->count);
-        char why[256];
-        if (ph_ident_check("instance id", inst, why, sizeof why) != PH_OK)
-            return fail(err, errlen, file, where, "%s (role name too long for %u instances)", why,
-                        r->count);
-    }
+    rc = role_instances(v, i, swarm_id, r, file, err, errlen);
+    if (rc != PH_OK) return rc;
 
     snprintf(where, sizeof where, "roles[%zu].config", i);
     json_t *config = json_object_get(v, "config");
@@ -208,8 +255,59 @@ static int parse_role(json_t *v, size_t i, struct sup_role *r, const char *file,
     }
     if (!json_is_object(config))
         return fail(err, errlen, file, where, "must be an object, not %s", json_type_name(config));
+    static const char *const queue_keys[] = {"inQueue", "outQueue"};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *q = json_object_get(config, queue_keys[k]);
+        snprintf(where, sizeof where, "roles[%zu].config.%s", i, queue_keys[k]);
+        if (q != NULL && (!json_is_string(q) || json_string_length(q) == 0))
+            return fail(err, errlen, file, where, "must be a non-empty queue name, not %s",
+                        json_is_string(q) ? "an empty string" : json_type_name(q));
+    }
     r->config = config;
     return PH_OK;
+}
+
+/* Instance ids are unique within the swarm, and none is the controller's. */
+static int check_unique_instances(const struct sup_spec *spec, const char *file, char *err,
+                                  size_t errlen)
+{
+    for (size_t i = 0; i < spec->nroles; i++)
+        for (unsigned n = 0; n < spec->roles[i].count; n++) {
+            const char *id = spec->roles[i].instances[n];
+            char where[64];
+            snprintf(where, sizeof where, "roles[%zu]", i);
+            if (strcmp(id, spec->controller_instance) == 0)
+                return fail(err, errlen, file, where,
+                            "instance id '%s' is the controller's; pick another", id);
+            for (size_t j = 0; j <= i; j++)
+                for (unsigned m = 0; m < (j == i ? n : spec->roles[j].count); m++)
+                    if (strcmp(id, spec->roles[j].instances[m]) == 0)
+                        return fail(err, errlen, file, where,
+                                    "instance id '%s' is used twice (also in roles[%zu]); "
+                                    "instance ids must be unique",
+                                    id, j);
+        }
+    return PH_OK;
+}
+
+/* The default pipeline (see the top of this file): fills inQueue/outQueue
+ * where the config names none. */
+static void default_queues(struct sup_spec *spec)
+{
+    for (size_t i = 0; i < spec->nroles; i++) {
+        json_t *c = spec->roles[i].config;
+        if (i > 0 && json_object_get(c, "inQueue") == NULL)
+            json_object_set_new(c, "inQueue", json_sprintf("ph.work.%s.%s", spec->swarm_id,
+                                                           spec->roles[i].role));
+    }
+    /* Second pass: a role produces into whatever its successor consumes,
+     * named in the file or by default. */
+    for (size_t i = 0; i + 1 < spec->nroles; i++) {
+        json_t *c = spec->roles[i].config;
+        json_t *next_in = json_object_get(spec->roles[i + 1].config, "inQueue");
+        if (json_object_get(c, "outQueue") == NULL && next_in != NULL)
+            json_object_set(c, "outQueue", next_in);
+    }
 }
 
 static int parse_controller(json_t *c, struct sup_spec *spec, const char *file, char *err,
@@ -272,10 +370,11 @@ static int parse(struct sup_spec *spec, const char *file, char *err, size_t errl
     if (!json_is_object(root))
         return fail(err, errlen, file, NULL, "the swarm file must hold a JSON object, not %s",
                     json_type_name(root));
-    static const char *const keys[] = {"swarmId",      "roles",        "controller",
-                                       "statusTtlSec", "watermarkSec", "deltaCoalesceMs",
-                                       "workerDeltas", "deadGraceSec", "autoStart",
-                                       "runId",        "description",  NULL};
+    static const char *const keys[] = {"swarmId",      "roles",           "controller",
+                                       "statusTtlSec", "watermarkSec",    "deltaCoalesceMs",
+                                       "workerDeltas", "workerHeartbeatSec", "deadGraceSec",
+                                       "autoStart",    "runId",           "description",
+                                       NULL};
     int rc = only_keys(root, keys, file, NULL, err, errlen);
     if (rc != PH_OK) return rc;
 
@@ -292,7 +391,8 @@ static int parse(struct sup_spec *spec, const char *file, char *err, size_t errl
     spec->roles = calloc(spec->nroles, sizeof *spec->roles);
     if (spec->roles == NULL) return fail(err, errlen, file, "roles", "out of memory");
     for (size_t i = 0; i < spec->nroles; i++) {
-        rc = parse_role(json_array_get(roles, i), i, &spec->roles[i], file, err, errlen);
+        rc = parse_role(json_array_get(roles, i), i, spec->swarm_id, &spec->roles[i], file, err,
+                        errlen);
         if (rc != PH_OK) return rc;
         for (size_t j = 0; j < i; j++)
             if (strcmp(spec->roles[j].role, spec->roles[i].role) == 0) {
@@ -310,7 +410,9 @@ static int parse(struct sup_spec *spec, const char *file, char *err, size_t errl
     rc = controller_settings(root, file, err, errlen);
     if (rc == PH_OK)
         rc = parse_controller(json_object_get(root, "controller"), spec, file, err, errlen);
+    if (rc == PH_OK) rc = check_unique_instances(spec, file, err, errlen);
     if (rc != PH_OK) return rc;
+    default_queues(spec);
 
     if (spec->slots == 0) {
         /* Twice the workers leaves room for restarts whose predecessor's slot
@@ -351,6 +453,7 @@ int sup_spec_load(const char *path, struct sup_spec *spec, char *err, size_t err
 
 void sup_spec_free(struct sup_spec *spec)
 {
+    for (size_t i = 0; spec->roles != NULL && i < spec->nroles; i++) free(spec->roles[i].instances);
     free(spec->roles);
     free(spec->controller_args);
     json_decref(spec->root);

@@ -241,11 +241,26 @@ expect_rejected worker_deltas_not_bool '{"swarmId": "bad", "roles": [{"role": "g
 expect_rejected negative_dead_grace '{"swarmId": "bad", "roles": [{"role": "g", "count": 1}], "deadGraceSec": -5}' \
     "deadGraceSec: must be a number of seconds in [0, 86400] (got -5)"
 
+expect_rejected worker_heartbeat_zero '{"swarmId": "bad", "roles": [{"role": "g", "count": 1}], "workerHeartbeatSec": 0}' \
+    "workerHeartbeatSec: must be a number of seconds in (0, 3600] (got 0)"
+expect_rejected instances_fewer_than_count '{"swarmId": "bad", "roles": [{"role": "g", "count": 2, "instances": ["g-a"]}]}' \
+    "roles[0].instances: lists 1 instance id(s) but count is 2"
+expect_rejected instance_with_dot '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "instances": ["g.a"]}]}' \
+    "roles[0].instances[0]: instance id 'g.a' contains '.'"
+expect_rejected instance_used_twice '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "instances": ["w-1"]}, {"role": "p", "count": 1, "instances": ["w-1"]}]}' \
+    "instance id 'w-1' is used twice"
+expect_rejected instance_named_like_the_controller '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "instances": ["bad-controller"]}]}' \
+    "instance id 'bad-controller' is the controller's"
+expect_rejected default_instance_too_long "{\"swarmId\": \"$(printf 's%.0s' {1..60})\", \"roles\": [{\"role\": \"generator\", \"count\": 1}]}" \
+    "name the instances with \"instances\""
+expect_rejected queue_not_a_string '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "config": {"inQueue": 5}}]}' \
+    "roles[0].config.inQueue: must be a non-empty queue name, not an integer"
+
 # Every key of the controller's settings is accepted with a valid value.
 f=$PH_RUN_DIR/all-keys.json
 printf '%s\n' '{"swarmId": "all-keys", "description": "d", "roles": [{"role": "g", "count": 1}],
  "statusTtlSec": 15, "watermarkSec": 5, "deltaCoalesceMs": 0, "workerDeltas": false,
- "deadGraceSec": 0, "autoStart": true, "runId": "run-1"}' >"$f"
+ "workerHeartbeatSec": 5, "deadGraceSec": 0, "autoStart": true, "runId": "run-1"}' >"$f"
 if out=$("$SUP" --check --swarm-file "$f" 2>&1) && [[ "$out" == *"controller instance all-keys-controller"* ]]; then
     pass "supervisor_accepts_the_controller_settings"
 else
@@ -351,18 +366,18 @@ else
 fi
 
 # Worker configs carry no secrets in argv: they are files only we can read.
-mode=$(stat -c %a "$RUN/config/generator-1.json" 2>/dev/null || echo none)
-if [[ "$mode" == 600 ]] && ! tr '\0' ' ' <"/proc/$(proc_pid generator-1)/cmdline" | grep -q ratePerSec; then
+mode=$(stat -c %a "$RUN/config/$SWARM-generator-1.json" 2>/dev/null || echo none)
+if [[ "$mode" == 600 ]] && ! tr '\0' ' ' <"/proc/$(proc_pid $SWARM-generator-1)/cmdline" | grep -q ratePerSec; then
     pass "worker_config_is_passed_in_a_0600_file_not_argv"
 else
-    fail "worker_config_is_passed_in_a_0600_file_not_argv" "mode $mode, cmdline: $(tr '\0' ' ' <"/proc/$(proc_pid generator-1)/cmdline" 2>/dev/null)"
+    fail "worker_config_is_passed_in_a_0600_file_not_argv" "mode $mode, cmdline: $(tr '\0' ' ' <"/proc/$(proc_pid $SWARM-generator-1)/cmdline" 2>/dev/null)"
 fi
 
 # ---- restarts ---------------------------------------------------------------
 
-old=$(proc_pid generator-1)
+old=$(proc_pid $SWARM-generator-1)
 kill -KILL "$old"
-if new=$(wait_restarted generator-1 "$old"); then
+if new=$(wait_restarted $SWARM-generator-1 "$old"); then
     remember_pids
     if wait_segment; then
         pass "a_killed_worker_is_restarted_with_a_new_pid"
@@ -370,7 +385,7 @@ if new=$(wait_restarted generator-1 "$old"); then
         fail "a_killed_worker_is_restarted_with_a_new_pid" "restarted as pid $new but: $why"
     fi
 else
-    fail "a_killed_worker_is_restarted_with_a_new_pid" "generator-1 (pid $old) not running again after ${TIMEOUT_S} s"
+    fail "a_killed_worker_is_restarted_with_a_new_pid" "$SWARM-generator-1 (pid $old) not running again after ${TIMEOUT_S} s"
 fi
 
 workers_before=$(running_workers)
@@ -406,24 +421,24 @@ fi
 # A worker that exits with status 0 was told to stop (the controller's stop
 # command after swarm-remove; here SIGTERM, on which ph-worker exits 0): it
 # stays stopped, longer than the first backoff (0.5 s) and then some.
-old=$(proc_pid processor-1)
+old=$(proc_pid $SWARM-processor-1)
 kill -TERM "$old"
 deadline=$((SECONDS + TIMEOUT_S))
 state=""
 while ((SECONDS < deadline)); do
-    state=$(proc_field processor-1 state 2>/dev/null || true)
+    state=$(proc_field $SWARM-processor-1 state 2>/dev/null || true)
     [[ "$state" == stopped ]] && break
     sleep 0.1
 done
 if [[ "$state" != stopped ]]; then
-    fail "a_worker_that_exits_0_is_not_restarted" "processor-1 (pid $old) state '$state' after SIGTERM"
+    fail "a_worker_that_exits_0_is_not_restarted" "$SWARM-processor-1 (pid $old) state '$state' after SIGTERM"
 else
     sleep 2
-    state=$(proc_field processor-1 state 2>/dev/null || true)
-    pid=$(proc_pid processor-1 2>/dev/null || true)
+    state=$(proc_field $SWARM-processor-1 state 2>/dev/null || true)
+    pid=$(proc_pid $SWARM-processor-1 2>/dev/null || true)
     if [[ "$state" != stopped || "$pid" != "$old" ]]; then
-        fail "a_worker_that_exits_0_is_not_restarted" "processor-1 is $state with pid $pid (was $old)"
-    elif ! grep -q "processor-1 pid $old exited normally; not restarted" "$RUN/logs/supervisor.log"; then
+        fail "a_worker_that_exits_0_is_not_restarted" "$SWARM-processor-1 is $state with pid $pid (was $old)"
+    elif ! grep -q "$SWARM-processor-1 pid $old exited normally; not restarted" "$RUN/logs/supervisor.log"; then
         fail "a_worker_that_exits_0_is_not_restarted" "no 'exited normally; not restarted' line in supervisor.log"
     elif ! wait_segment; then
         fail "a_worker_that_exits_0_is_not_restarted" "the other workers: $why"

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# What consumers (orchestrator, UIs) need from a running swarm, with the real
+# supervisor (phive up), controller, bridge (file sink, no broker) and workers:
+#
+#   - default instance ids carry the swarm id (<swarmId>-<role>-<n>), so two
+#     swarms started from one swarm file share none; the running workers,
+#     procs.json, the segment and the envelopes all use them
+#   - a swarm file may name a role's instances ("instances"): used as given
+#   - the default pipeline: every worker's status-full reports its
+#     work-plane queues (io.work.queues), chained through the roles in file
+#     order: ph.work.<swarmId>.<role> is what <role> consumes
+#
+# Usage: tests/integration/test_swarm_consumers.sh [BIN_DIR]; exits 77 (skip)
+# without ph-bridge.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${1:-${PH_BIN_DIR:-$ROOT/build/bin}}
+PH_BIN_DIR=$(cd "$BIN" && pwd)
+[[ -x "$PH_BIN_DIR/ph-bridge" ]] || { echo "test_swarm_consumers: no ph-bridge in $PH_BIN_DIR: skipped"; exit 77; }
+PH_RUN_DIR=$(mktemp -d /tmp/ph-test-consumers.XXXXXX)
+export PH_BIN_DIR PH_RUN_DIR
+unset PH_AMQP_URL PH_AMQP_URL_FILE
+PY=/usr/bin/python3
+SWARM=pht-cons-$$
+CTL=$SWARM-controller
+RUN=$PH_RUN_DIR/$SWARM
+OUT=$RUN/envelopes.jsonl
+SWARM_FILE=$PH_RUN_DIR/swarm.json
+ITEST_LOGS="$RUN/logs/*.log"
+export PH_SINK=file:$OUT
+# Explicit ids of the generators; the other roles take the default ones.
+GEN_A=pht-cons-$$-gen-a
+GEN_B=pht-cons-$$-gen-b
+
+cleanup() {
+    set +e
+    "$ROOT/deploy/phive" down "$SWARM" >/dev/null 2>&1
+    rm -f "/dev/shm/ph.$SWARM" "/dev/shm/ph.$SWARM.bridge"
+    rm -rf "$PH_RUN_DIR"
+}
+trap cleanup EXIT
+
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/itest.sh"
+
+"$PY" - "$SWARM_FILE" "$SWARM" "$GEN_A" "$GEN_B" <<'EOF'
+import json, sys
+path, swarm, a, b = sys.argv[1:5]
+json.dump({"swarmId": swarm,
+           "roles": [{"role": "generator", "count": 2, "instances": [a, b],
+                      "config": {"ratePerSec": 20}},
+                     {"role": "processor", "count": 2, "config": {"ratePerSec": 20}},
+                     {"role": "postprocessor", "count": 1, "config": {"ratePerSec": 20}}],
+           "autoStart": True}, open(path, "w"))
+EOF
+
+# ---- instance ids -----------------------------------------------------------
+
+# The same file under two swarm ids: no default instance id in common.
+"$PY" - "$SWARM_FILE" "$PH_RUN_DIR/other.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["swarmId"] = "pht-cons-other"
+for r in d["roles"]:
+    r.pop("instances", None)
+json.dump(d, open(sys.argv[2], "w"))
+EOF
+ids_of() { "$PH_BIN_DIR/ph-supervisor" --check --swarm-file "$1" | sed -n 's/^    //p' | sort; }
+mine=$(ids_of "$SWARM_FILE")
+other=$(ids_of "$PH_RUN_DIR/other.json")
+common=$(comm -12 <(echo "$mine") <(echo "$other"))
+if [[ -z "$common" && "$other" == *"pht-cons-other-generator-1"* && "$mine" == *"$SWARM-processor-2"* ]]; then
+    pass "default_instance_ids_carry_the_swarm_id_and_differ_across_swarms"
+else
+    fail "default_instance_ids_carry_the_swarm_id_and_differ_across_swarms" "mine: $mine; other: $other; common: $common"
+fi
+
+up_out=$("$ROOT/deploy/phive" up "$SWARM_FILE" 2>&1) || die "phive up" "$up_out"
+
+want="$GEN_A $GEN_B $SWARM-postprocessor-1 $SWARM-processor-1 $SWARM-processor-2"
+procs=$("$PY" -c 'import json,sys; print(" ".join(sorted(p["instance"] for p in json.load(open(sys.argv[1])) if p["role"] not in ("swarm-controller", "bridge"))))' "$RUN/procs.json")
+segment=$("$PH_BIN_DIR/phctl" shm-dump --swarm "$SWARM" --json | "$PY" -c 'import json,sys; print(" ".join(sorted(w["instance"] for w in json.load(sys.stdin)["workers"] if w["alive"])))')
+if [[ "$procs" == "$want" && "$segment" == "$want" && -f "$RUN/logs/$GEN_A.log" &&
+    -f "$RUN/logs/$SWARM-processor-2.log" ]]; then
+    pass "workers_run_under_the_explicit_and_the_default_instance_ids"
+else
+    fail "workers_run_under_the_explicit_and_the_default_instance_ids" "want '$want'; procs.json '$procs'; segment '$segment'"
+fi
+
+# ---- the pipeline -----------------------------------------------------------
+
+# Each worker's status-full: scope.instance and io.work.queues.
+worker_fulls() {
+    "$PY" - "$OUT" <<'EOF'
+import json, sys
+seen = {}
+for line in open(sys.argv[1]):
+    e = json.loads(line)["envelope"]
+    if e["kind"] == "metric" and e["type"] == "status-full" and e["scope"]["role"] != "swarm-controller":
+        q = e["data"]["io"].get("work", {}).get("queues", {})
+        seen[e["scope"]["instance"]] = "%s<%s>%s" % (e["scope"]["role"], ",".join(q.get("in", [])),
+                                                    ",".join(q.get("out", [])))
+print(" ".join("%s=%s" % kv for kv in sorted(seen.items())))
+EOF
+}
+all_fulls() { [[ "$(worker_fulls | wc -w)" == 5 ]]; }
+wait_until 20 "a status-full of every worker" all_fulls
+Q=ph.work.$SWARM
+want="$GEN_A=generator<>$Q.processor $GEN_B=generator<>$Q.processor"
+want+=" $SWARM-postprocessor-1=postprocessor<$Q.postprocessor>"
+want+=" $SWARM-processor-1=processor<$Q.processor>$Q.postprocessor"
+want+=" $SWARM-processor-2=processor<$Q.processor>$Q.postprocessor"
+got=$(worker_fulls)
+if [[ "$got" == "$want" ]]; then
+    pass "worker_status_full_reports_the_default_pipeline_queues"
+else
+    fail "worker_status_full_reports_the_default_pipeline_queues" "want '$want', got '$got'"
+fi
+
+itest_summary
