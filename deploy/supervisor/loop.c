@@ -9,13 +9,18 @@
  *                     runs, then write `ready`
  *   RUNNING           restart whatever crashes, with backoff; a process that
  *                     exits with status 0 was told to stop (a worker after
- *                     swarm-remove) and stays stopped
+ *                     swarm-remove) and stays stopped. A controller that
+ *                     exits 0 after closing the channel (ph/channel.h) has
+ *                     ended a removed swarm: the swarm is released, through
+ *                     the stop phases below, and the supervisor exits 0
  *   STOP_WORKERS      SIGTERM the workers; SIGKILL those left after 5 s
  *   STOP_CONTROLLER   the same for the controller, which comes after the
  *                     workers so that it sees them detach and reports it
  *   STOP_BRIDGE       the same for the bridge, last: the controller's final
  *                     status goes through the channel, the bridge drains it
- *                     and exits
+ *                     and exits. After a removal the bridge exits by itself
+ *                     once the broker confirmed the last documents: it gets
+ *                     BRIDGE_FINAL_GRACE before SIGTERM
  *   DONE              unlink the segment and the bridge channel, remove
  *                     ready and supervisor.pid
  *
@@ -53,6 +58,9 @@
 #define ATTACH_CHECK_EVERY (50 * MS)
 #define ATTACH_WARN_AFTER (10 * SEC)
 #define STOP_GRACE (5 * SEC)
+/* After a removal: how long the bridge may take to have the final status
+ * confirmed (a broker that reconnects after a hiccup) before SIGTERM. */
+#define BRIDGE_FINAL_GRACE (30 * SEC)
 #define KILL_GRACE (2 * SEC) /* after SIGKILL, for the kernel to finish the job */
 #define BACKOFF_FIRST (500 * MS)
 #define BACKOFF_MAX (30 * SEC)
@@ -85,6 +93,8 @@ struct sup {
     uint64_t next_check;     /* 0: none */
     bool killed;             /* SIGKILL already sent in this stop phase */
     bool attach_warned;
+    bool released;     /* the controller ended a removed swarm */
+    bool bridge_asked; /* released: the bridge was left to exit by itself, then SIGTERMed */
     int exit_code;
     char last_check_err[256];
 };
@@ -461,6 +471,19 @@ static void start_proc(struct sup *s, struct sup_proc *p)
     save_procs(s);
 }
 
+/* True when the controller closed the swarm's channel: it ended a removed
+ * swarm (ph/channel.h, closing). */
+static bool channel_closed(struct sup *s)
+{
+    struct ph_channel ch;
+    char err[256];
+    if (ph_channel_open(&ch, s->swarm, false, err, sizeof err) != PH_OK) return false;
+    /* acquire: pairs with the controller's release store. */
+    bool closed = atomic_load_explicit(&ch.hdr->closing, memory_order_acquire) != 0;
+    ph_channel_close(&ch);
+    return closed;
+}
+
 static void on_exit_status(struct sup *s, struct sup_proc *p, int status)
 {
     char what[96];
@@ -474,6 +497,16 @@ static void on_exit_status(struct sup *s, struct sup_proc *p, int status)
         sup_error("the controller pid %d %s before the segment was ready; see %s", (int)p->pid,
                   what, p->log_path);
         begin_shutdown(s, 1, "the controller did not start");
+    } else if (p->kind == SUP_K_CONTROLLER && WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+               channel_closed(s)) {
+        /* swarm-remove ends the swarm: nothing is left to run or restart. */
+        p->state = SUP_P_STOPPED;
+        s->released = true;
+        sup_info("the controller pid %d exited 0 after ending the swarm (swarm-remove): "
+                 "releasing it",
+                 (int)p->pid);
+        sup_run_mark_removed(s->opt->run);
+        begin_shutdown(s, 0, "swarm removed");
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         /* Status 0 is a decision, not a crash: a worker exits 0 on SIGTERM
          * and on the stop command the controller sends for swarm-remove.
@@ -569,11 +602,20 @@ static void advance_stop(struct sup *s)
     }
     if (s->phase == SUP_STOP_CONTROLLER) {
         if (any_running(s, SUP_K_CONTROLLER)) return;
-        enter_phase(s, SUP_STOP_BRIDGE, STOP_GRACE, 0);
-        /* The controller flushed its last documents into the channel before
-         * exiting; the bridge drains them on SIGTERM, then exits. */
-        if (signal_procs(s, SUP_K_BRIDGE, SIGTERM) > 0)
-            sup_info("stopping the bridge pid %d", (int)bridge_proc(s)->pid);
+        if (s->released && any_running(s, SUP_K_BRIDGE)) {
+            /* It exits by itself once the broker confirmed the final status;
+             * a SIGTERM now could cut that short. */
+            enter_phase(s, SUP_STOP_BRIDGE, BRIDGE_FINAL_GRACE, 0);
+            s->bridge_asked = true;
+            sup_info("waiting for the bridge pid %d to publish the final status",
+                     (int)bridge_proc(s)->pid);
+        } else {
+            enter_phase(s, SUP_STOP_BRIDGE, STOP_GRACE, 0);
+            /* The controller flushed its last documents into the channel before
+             * exiting; the bridge drains them on SIGTERM, then exits. */
+            if (signal_procs(s, SUP_K_BRIDGE, SIGTERM) > 0)
+                sup_info("stopping the bridge pid %d", (int)bridge_proc(s)->pid);
+        }
         save_procs(s);
     }
     if (s->phase == SUP_STOP_BRIDGE && !any_running(s, SUP_K_BRIDGE)) s->phase = SUP_DONE;
@@ -651,7 +693,14 @@ static void on_time(struct sup *s, uint64_t now)
     case SUP_STOP_CONTROLLER:
     case SUP_STOP_BRIDGE: {
         enum sup_proc_kind kind = phase_kind(s->phase);
-        if (now >= s->phase_deadline && !s->killed) {
+        if (s->phase == SUP_STOP_BRIDGE && s->bridge_asked && now >= s->phase_deadline) {
+            s->bridge_asked = false;
+            s->phase_deadline = now + STOP_GRACE;
+            if (signal_procs(s, SUP_K_BRIDGE, SIGTERM) > 0)
+                sup_warn("the bridge did not finish publishing the final status within 30 s; "
+                         "stopping it (see %s)",
+                         bridge_proc(s)->log_path);
+        } else if (now >= s->phase_deadline && !s->killed) {
             signal_procs(s, kind, SIGKILL);
             s->killed = true;
             s->phase_deadline = now + KILL_GRACE;

@@ -31,6 +31,9 @@ static void usage(FILE *out)
             "with status 0 (a worker told to stop by swarm-remove) is not. On SIGTERM or\n"
             "SIGINT stops the workers, then the controller, then the bridge (SIGKILL after\n"
             "5 s each), removes /dev/shm/ph.<swarmId> and /dev/shm/ph.<swarmId>.bridge and\n"
+            "exits 0. After swarm-remove the controller sends the final status and exits 0,\n"
+            "the bridge exits 0 once the broker confirmed it (SIGTERM after 30 s), and the\n"
+            "supervisor releases the swarm the same way, writes <run-dir>/removed and\n"
             "exits 0.\n"
             "\n"
             "Without a ph-bridge in the bin directory the swarm runs without one (a warning\n"
@@ -72,8 +75,9 @@ static void usage(FILE *out)
             "  PH_AMQP_URL_FILE   default of --amqp-url-file\n"
             "  PH_AMQP_URL        the broker URL, inherited by the bridge (never logged)\n"
             "\n"
-            "Exit status: 0 after a clean stop or a valid --check; 1 when the swarm file is\n"
-            "invalid, the swarm already runs, or the controller does not start; 2 on bad usage.\n");
+            "Exit status: 0 after a clean stop, a removal or a valid --check; 1 when the swarm\n"
+            "file is invalid, the swarm already runs, or the controller does not start; 2 on\n"
+            "bad usage.\n");
 }
 
 static int default_bin_dir(char *out, size_t n)

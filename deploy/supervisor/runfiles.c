@@ -8,6 +8,8 @@
  *                    log}], rewritten atomically on every change; kept after
  *                    exit so that the last pids can be checked
  *   ready            exists once every process runs (workers attached)
+ *   removed          the time the swarm ended after swarm-remove (the
+ *                    supervisor released it and exited)
  *   logs/<name>.log  each child's stdout and stderr
  *   config/<inst>.json  each worker's start configuration, mode 0600: configs
  *                    may hold secrets, and argv is readable by every user
@@ -75,6 +77,7 @@ int sup_run_open(struct sup_run *run, const char *dir, char *err, size_t errlen)
     if (realpath(dir, run->dir) == NULL) return sys_fail(err, errlen, "resolve", dir);
     if ((rc = join(run->pid_path, run->dir, "supervisor.pid", err, errlen)) != PH_OK ||
         (rc = join(run->ready_path, run->dir, "ready", err, errlen)) != PH_OK ||
+        (rc = join(run->removed_path, run->dir, "removed", err, errlen)) != PH_OK ||
         (rc = join(run->procs_path, run->dir, "procs.json", err, errlen)) != PH_OK ||
         (rc = join(run->logs_dir, run->dir, "logs", err, errlen)) != PH_OK ||
         (rc = join(run->config_dir, run->dir, "config", err, errlen)) != PH_OK ||
@@ -114,6 +117,7 @@ int sup_run_open(struct sup_run *run, const char *dir, char *err, size_t errlen)
     }
     /* The lock is ours: whatever else is in the directory is stale. */
     unlink(run->ready_path);
+    unlink(run->removed_path);
     unlink(run->procs_path);
     unlink(run->info_path);
     char line[32];
@@ -257,6 +261,15 @@ int sup_run_write_ready(const struct sup_run *run)
     int rc = write_atomic(run->ready_path, ts, 0644, err, sizeof err);
     if (rc != PH_OK) sup_warn("%s", err);
     return rc;
+}
+
+void sup_run_mark_removed(const struct sup_run *run)
+{
+    char ts[40];
+    ph_rfc3339_ms(ph_real_ns(), ts);
+    strcat(ts, "\n");
+    char err[512];
+    if (write_atomic(run->removed_path, ts, 0644, err, sizeof err) != PH_OK) sup_warn("%s", err);
 }
 
 /* A sink for display: "file:PATH" as it is; in a URL

@@ -108,6 +108,7 @@ struct sup_run {
     char dir[PATH_MAX];
     char pid_path[PATH_MAX];
     char ready_path[PATH_MAX];
+    char removed_path[PATH_MAX];
     char procs_path[PATH_MAX];
     char logs_dir[PATH_MAX];
     char config_dir[PATH_MAX];
@@ -129,7 +130,9 @@ int sup_run_write_config(const struct sup_run *run, const char *instance, const 
 /* Rewrites procs.json atomically (temporary file + rename). */
 int sup_run_write_procs(const struct sup_run *run, const struct sup_proc *procs, size_t n);
 int sup_run_write_ready(const struct sup_run *run);
-
+/* Writes `removed` (the time): the swarm ended after swarm-remove. phive
+ * status shows it; the next supervisor of the folder removes it. */
+void sup_run_mark_removed(const struct sup_run *run);
 /* A sink for logs and run.json: "file:PATH" as it is; in a URL
  * (amqp://user:password@host/...) the password becomes "***". */
 void sup_sink_display(const char *sink, char *out, size_t n);

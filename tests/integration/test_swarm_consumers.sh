@@ -9,6 +9,11 @@
 #   - the default pipeline: every worker's status-full reports its
 #     work-plane queues (io.work.queues), chained through the roles in file
 #     order: ph.work.<swarmId>.<role> is what <role> consumes
+#   - swarm-remove ends the swarm: the final REMOVED status-delta and
+#     status-full are the last envelopes, controller and bridge exit 0 by
+#     themselves, the supervisor releases the swarm (segment and channel
+#     removed, `phive status` says removed) and exits 0; every envelope
+#     validates against the contract
 #
 # Usage: tests/integration/test_swarm_consumers.sh [BIN_DIR]; exits 77 (skip)
 # without ph-bridge.
@@ -114,6 +119,73 @@ if [[ "$got" == "$want" ]]; then
     pass "worker_status_full_reports_the_default_pipeline_queues"
 else
     fail "worker_status_full_reports_the_default_pipeline_queues" "want '$want', got '$got'"
+fi
+
+# ---- removal ends -------------------------------------------------------------
+
+sup_pid=$(head -n1 "$RUN/supervisor.pid" | tr -dc '0-9')
+"$PY" - "$SWARM" "$CTL" >>"$RUN/signals.jsonl" <<'EOF'
+import json, sys
+swarm, ctl = sys.argv[1:3]
+env = {"timestamp": "2026-12-01T12:00:00.000Z", "version": "1", "kind": "signal",
+       "type": "swarm-remove", "origin": "test",
+       "scope": {"swarmId": swarm, "role": "swarm-controller", "instance": ctl},
+       "correlationId": "rm-1", "idempotencyKey": "ik-rm-1", "data": {}}
+print(json.dumps({"routingKey": "signal.swarm-remove.%s.swarm-controller.%s" % (swarm, ctl),
+                  "envelope": env}))
+EOF
+supervisor_gone() { ! kill -0 "$sup_pid" 2>/dev/null; }
+wait_until 30 "the supervisor to release the removed swarm and exit" supervisor_gone
+
+log=$RUN/logs/supervisor.log
+ctl_pid=$("$PY" -c 'import json,sys; print(next(p["pid"] for p in json.load(open(sys.argv[1])) if p["name"] == "controller"))' "$RUN/procs.json")
+br_pid=$("$PY" -c 'import json,sys; print(next(p["pid"] for p in json.load(open(sys.argv[1])) if p["name"] == "bridge"))' "$RUN/procs.json")
+if ! has "$log" "the controller pid $ctl_pid exited 0 after ending the swarm (swarm-remove)"; then
+    fail "removal_ends_with_controller_and_bridge_exit_0_and_the_swarm_released" "no controller exit 0 in $log"
+elif ! has "$log" "bridge pid $br_pid exited with status 0" || has "$log" "stopping the bridge"; then
+    fail "removal_ends_with_controller_and_bridge_exit_0_and_the_swarm_released" "the bridge did not exit 0 by itself: $(tail -n 5 "$log")"
+elif ! has "$log" "stopped (exit 0)"; then
+    fail "removal_ends_with_controller_and_bridge_exit_0_and_the_swarm_released" "supervisor: $(tail -n 3 "$log")"
+elif [[ -e "/dev/shm/ph.$SWARM" || -e "/dev/shm/ph.$SWARM.bridge" ]]; then
+    fail "removal_ends_with_controller_and_bridge_exit_0_and_the_swarm_released" "segment or channel left in /dev/shm"
+elif [[ -e "$RUN/supervisor.pid" || -e "$RUN/ready" || ! -e "$RUN/removed" ]]; then
+    fail "removal_ends_with_controller_and_bridge_exit_0_and_the_swarm_released" "run folder: $(ls "$RUN")"
+elif [[ "$("$ROOT/deploy/phive" status 2>&1 | grep "^$SWARM ")" != *" removed "* ]]; then
+    fail "removal_ends_with_controller_and_bridge_exit_0_and_the_swarm_released" "phive status: $("$ROOT/deploy/phive" status 2>&1)"
+else
+    pass "removal_ends_with_controller_and_bridge_exit_0_and_the_swarm_released"
+fi
+
+# The last envelopes: the outcome, then the final REMOVED delta and full, and
+# nothing of the controller after them.
+tail_check=$("$PY" - "$OUT" <<'EOF'
+import json, sys
+envs = [json.loads(l)["envelope"] for l in open(sys.argv[1]) if l.strip()]
+ctl = [e for e in envs if e["scope"]["role"] == "swarm-controller"]
+out = [i for i, e in enumerate(ctl) if e["kind"] == "outcome" and e["type"] == "swarm-remove"]
+if len(out) != 1 or ctl[out[0]]["data"]["status"] != "Removed":
+    print("no single Removed outcome"); sys.exit()
+last = ctl[-2:]
+kinds = [(e["type"], e["data"]["context"]["swarmStatus"]) for e in last]
+if kinds != [("status-delta", "REMOVED"), ("status-full", "REMOVED")]:
+    print("the controller's last two envelopes are %s" % kinds); sys.exit()
+if last[1]["data"]["context"]["workers"]:
+    print("the final full lists workers: %s" % last[1]["data"]["context"]["workers"]); sys.exit()
+if len(ctl) - out[0] != 3:
+    print("%d controller envelopes after the outcome, expected the final two" % (len(ctl) - out[0] - 1)); sys.exit()
+print("ok")
+EOF
+)
+if [[ "$tail_check" == ok ]]; then
+    pass "the_final_removed_delta_and_full_are_the_controllers_last_envelopes"
+else
+    fail "the_final_removed_delta_and_full_are_the_controllers_last_envelopes" "$tail_check"
+fi
+
+if v=$("$PY" "$ROOT/tests/contract/validate.py" --signals "$RUN/signals.jsonl" "$OUT" 2>&1); then
+    pass "every_envelope_validates_against_the_contract"
+else
+    fail "every_envelope_validates_against_the_contract" "$(tail -n 8 <<<"$v")"
 fi
 
 itest_summary
