@@ -33,8 +33,9 @@ typedef int (*sink_receive_fn)(void *ctx, const char *rk, size_t rklen, const ch
                                size_t len, uint64_t delivery);
 
 /* A delivery handle carries the transport session (connection) it belongs
- * to in its top bits: after a reconnect the broker redelivers what was not
- * acknowledged, and handles of the old session can no longer be settled. */
+ * to in its top bits (as ph/amqp.h's do): after a reconnect the broker
+ * redelivers what was not acknowledged, and handles of the old session can
+ * no longer be settled. */
 #define SINK_SESSION_SHIFT 40
 static inline uint64_t sink_delivery_session(uint64_t delivery)
 {
