@@ -288,12 +288,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* An outcome or alert for the bridge. It stays here until the bridge has
- * consumed it (the out ring's head passed `end`), so that when the channel
- * has to be re-created nothing that was waiting in the old one is lost. */
+/* An outcome or alert for the bridge. It goes into the ring once the journal
+ * holds what was journaled before it (`mark`: an outcome's own entry), and
+ * stays here until the bridge has consumed it (the out ring's head passed
+ * `end`), so that when the channel has to be re-created nothing that was
+ * waiting in the old one is lost. */
 struct outdoc {
     struct outdoc *next;
-    uint64_t end; /* out-ring position just past it once written; 0: not written yet */
+    uint64_t mark; /* journal mark it waits for */
+    uint64_t end;  /* out-ring position just past it once written; 0: not written yet */
     size_t len;
     char data[];
 };
@@ -356,13 +359,14 @@ static void outbox_settle(struct app *a)
         outbox_unlink_head(a);
 }
 
-/* Writes what waits, in order, as far as there is room. A full ring is a
- * wait, not a loss: nothing is counted as dropped. */
+/* Writes what waits, in order, as far as the journal and the room allow.
+ * A full ring is a wait, not a loss: nothing is counted as dropped. */
 static bool outbox_flush(struct app *a)
 {
     bool wrote = false;
     while (a->unwritten != NULL) {
         struct outdoc *d = a->unwritten;
+        if (!journal_durable(&a->journal, d->mark)) break;
         if (!ph_ring_fits(&a->to_bridge, (uint32_t)d->len)) break;
         void *dst = ph_ring_claim(&a->to_bridge, PH_DOC_RECORD, (uint32_t)d->len);
         if (dst == NULL) break;
@@ -412,6 +416,7 @@ static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
         return false;
     }
     d->next = NULL;
+    d->mark = journal_mark(&a->journal);
     d->end = 0;
     d->len = len;
     memcpy(d->data, data, len);
@@ -563,6 +568,7 @@ static void on_journal_written(void *ctx, uint64_t tag, int res)
     a->journal_writing = false;
     journal_write_done(&a->journal, res);
     release_signals(a);
+    outbox_flush(a);
     arm_journal(a);
 }
 
@@ -828,18 +834,18 @@ int main(int argc, char **argv)
 
     /* Last drain and status so nothing published before the stop is left. */
     tick(&a);
-    outbox_flush(&a);
-    if (a.unwritten != NULL)
-        ph_warn("%zu bytes of outcomes/alerts never reached a bridge", a.outbox_bytes);
     journal_add(&a.journal, json_pack("{s:s, s:s, s:s}", "event", "lifecycle", "change",
                                       "controller-stopped", "runId", o.cfg.run_id));
     /* A write in flight finishes first: the rest follows it, in order. */
     for (int i = 0; i < 1000 && a.journal_writing; i++)
         if (ph_loop_once(a.loop) < 0) break;
     journal_flush_sync(&a.journal);
-    /* Signals read but not handed back stay with the bridge (not acked):
-     * the next controller gets them again. Everything held is journaled
-     * now, so hand it back. */
+    /* Everything is journaled now: outcomes may go, held signals are handed
+     * back (those still unread stay with the bridge, unacknowledged, for
+     * the next controller). */
+    outbox_flush(&a);
+    if (a.unwritten != NULL)
+        ph_warn("%zu bytes of outcomes/alerts never reached a bridge", a.outbox_bytes);
     release_signals(&a);
     swarm_destroy(&a.swarm);
     ctl_destroy(&a.ctl);
