@@ -1,14 +1,14 @@
-/* ph-bridge's io_uring loop (loop.h).
+/* ph-bridge's event loop (loop.h), on ph/loop.h.
  *
- * Three kinds of completion wake the process:
- *   TAG_TICK    the tick timeout: channel check, heartbeat, out-ring drain,
- *               pending signals, sink flush; re-armed every time;
- *   TAG_SIGNAL  a signalfd read: SIGTERM or SIGINT, a clean stop;
- *   TAG_INPUT   a read of the signal input;
- *   TAG_SOCK    the sink's socket became readable (AMQP): signals and
- *               publisher confirms are read at once, not at the next tick.
- *               The poll is tagged with the connection it was armed on and
- *               removed when the sink reconnects.
+ * What wakes the process:
+ *   the tick     a timeout: channel check, heartbeat, out-ring drain,
+ *                pending signals, sink flush; re-armed every time;
+ *   a signal     SIGTERM or SIGINT: a clean stop;
+ *   the input    a read of the signal input completed;
+ *   the socket   the sink's socket became readable (AMQP): signals and
+ *                publisher confirms are read at once, not at the next tick.
+ *                The poll is tagged with the connection it was armed on and
+ *                cancelled when the sink reconnects.
  * A pipe or terminal on stdin is read with one read always in flight (the
  * kernel completes it when data arrives); a regular file is followed like
  * `tail -f` by one read per tick at the current offset, since a regular
@@ -19,20 +19,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <liburing.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lines.h"
 #include "ph/log.h"
-
-enum { TAG_NONE = 0, TAG_TICK = 1, TAG_SIGNAL = 2, TAG_INPUT = 3, TAG_SOCK = 4 };
+#include "ph/loop.h"
 
 #define INPUT_CHUNK (64u * 1024u)
 
@@ -56,58 +53,36 @@ struct input {
 };
 
 struct app {
-    struct io_uring ring;
+    struct ph_loop *loop;
     struct bridge *b;
     struct input in;
-    int sigfd;
-    struct signalfd_siginfo si;
-    struct __kernel_timespec tick;
-    bool stop;
+    uint32_t tick_ms;
+    bool ticked;
     bool sock_armed;
     uint64_t sock_gen; /* connection the armed poll belongs to */
+    uint64_t sock_id;  /* the poll request */
 };
 
-static struct io_uring_sqe *sqe_get(struct app *a)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
-    if (sqe == NULL) {
-        /* The queue is sized for every request we ever have in flight;
-         * submitting frees entries if that ever changes. */
-        io_uring_submit(&a->ring);
-        sqe = io_uring_get_sqe(&a->ring);
-    }
-    return sqe;
-}
-
-static void arm_tick(struct app *a)
-{
-    struct io_uring_sqe *sqe = sqe_get(a);
-    io_uring_prep_timeout(sqe, &a->tick, 0, 0);
-    io_uring_sqe_set_data64(sqe, TAG_TICK);
-}
-
-static void arm_signal(struct app *a)
-{
-    struct io_uring_sqe *sqe = sqe_get(a);
-    io_uring_prep_read(sqe, a->sigfd, &a->si, sizeof a->si, 0);
-    io_uring_sqe_set_data64(sqe, TAG_SIGNAL);
-}
+static void on_input(void *ctx, uint64_t tag, int res);
 
 static void arm_input(struct app *a)
 {
     struct input *in = &a->in;
     if (!in->on || in->eof || in->inflight || bridge_signals_pending(a->b) > 0) return;
-    struct io_uring_sqe *sqe = sqe_get(a);
     /* -1: the fd's own position (pipes have none); a followed file is read
      * at an explicit offset so that truncation can be handled. */
-    io_uring_prep_read(sqe, in->fd, in->buf, INPUT_CHUNK, in->follow ? in->offset : (uint64_t)-1);
-    io_uring_sqe_set_data64(sqe, TAG_INPUT);
-    in->inflight = true;
+    in->inflight = ph_loop_read(a->loop, in->fd, in->buf, INPUT_CHUNK,
+                                in->follow ? in->offset : (uint64_t)-1, on_input, a, 0) != 0;
 }
 
-static uint64_t sock_tag(uint64_t gen)
+static void on_sock(void *ctx, uint64_t gen, int res)
 {
-    return TAG_SOCK | (gen << 8);
+    (void)res;
+    struct app *a = ctx;
+    /* A stale poll (older connection) or a cancelled one is only accounted for. */
+    if (!a->sock_armed || gen != a->sock_gen) return;
+    a->sock_armed = false;
+    sink_service(a->b->sink);
 }
 
 /* Keeps one poll armed on the sink's current socket, none when it has none. */
@@ -116,16 +91,12 @@ static void sync_sock(struct app *a)
     uint64_t gen = 0;
     int fd = sink_poll_fd(a->b->sink, &gen);
     if (a->sock_armed && (fd < 0 || gen != a->sock_gen)) {
-        struct io_uring_sqe *sqe = sqe_get(a);
-        io_uring_prep_poll_remove(sqe, sock_tag(a->sock_gen));
-        io_uring_sqe_set_data64(sqe, TAG_NONE);
+        ph_loop_cancel(a->loop, a->sock_id);
         a->sock_armed = false;
     }
     if (!a->sock_armed && fd >= 0) {
-        struct io_uring_sqe *sqe = sqe_get(a);
-        io_uring_prep_poll_add(sqe, fd, POLLIN);
-        io_uring_sqe_set_data64(sqe, sock_tag(gen));
-        a->sock_armed = true;
+        a->sock_id = ph_loop_poll(a->loop, fd, POLLIN, on_sock, a, gen);
+        a->sock_armed = a->sock_id != 0;
         a->sock_gen = gen;
     }
 }
@@ -135,8 +106,10 @@ static void on_line(void *ctx, const char *line, size_t len, size_t full_len)
     bridge_signal_line(ctx, line, len, full_len);
 }
 
-static void on_input(struct app *a, int res)
+static void on_input(void *ctx, uint64_t tag, int res)
 {
+    (void)tag;
+    struct app *a = ctx;
     struct input *in = &a->in;
     in->inflight = false;
     if (res > 0) {
@@ -238,29 +211,40 @@ static void close_input(struct input *in)
     lines_free(&in->lines);
 }
 
+static void on_tick(void *ctx, uint64_t tag, int res)
+{
+    (void)tag, (void)res;
+    struct app *a = ctx;
+    a->ticked = true;
+    if (!ph_loop_stopped(a->loop)) ph_loop_timeout(a->loop, a->tick_ms, on_tick, a, 0);
+}
+
+static void on_stop_signal(void *ctx, uint64_t tag, int signo)
+{
+    (void)tag;
+    struct app *a = ctx;
+    ph_info("signal %d received: stopping", signo);
+    ph_loop_stop(a->loop);
+}
+
 int loop_run(struct bridge *b, const struct loop_cfg *cfg)
 {
     struct app a;
     memset(&a, 0, sizeof a);
     a.b = b;
-    a.tick.tv_sec = cfg->tick_ms / 1000;
-    a.tick.tv_nsec = (long long)(cfg->tick_ms % 1000) * 1000000ll;
+    a.tick_ms = cfg->tick_ms;
     if (open_input(&a.in, cfg->signals, cfg->max_line) != 0) {
         close_input(&a.in);
         return 1;
     }
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    a.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
-    int rc = a.sigfd < 0 ? -errno : io_uring_queue_init(16, &a.ring, 0);
-    if (rc < 0) {
-        ph_error("cannot set up the event loop (%s): %s", a.sigfd < 0 ? "signalfd" : "io_uring",
-                 strerror(-rc));
-        if (a.sigfd >= 0) close(a.sigfd);
+    char err[256];
+    static const int stop_signals[] = {SIGTERM, SIGINT};
+    a.loop = ph_loop_new(16, err, sizeof err);
+    if (a.loop == NULL ||
+        ph_loop_signals(a.loop, stop_signals, 2, on_stop_signal, &a, err, sizeof err) != 0) {
+        ph_error("cannot set up the event loop: %s", err);
+        ph_loop_free(a.loop);
         close_input(&a.in);
         return 1;
     }
@@ -268,52 +252,19 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
     const uint64_t started = ph_mono_ns();
     int exit_code = 0;
     bridge_tick(b, started);
-    arm_tick(&a);
-    arm_signal(&a);
+    ph_loop_timeout(a.loop, a.tick_ms, on_tick, &a, 0);
     arm_input(&a);
     sync_sock(&a);
-    while (!a.stop) {
-        rc = io_uring_submit_and_wait(&a.ring, 1);
+    while (!ph_loop_stopped(a.loop)) {
+        int rc = ph_loop_once(a.loop);
         if (rc < 0 && rc != -EINTR) {
-            ph_error("io_uring wait failed: %s", strerror(-rc));
+            ph_error("event loop wait failed: %s", strerror(-rc));
             exit_code = 1;
             break;
         }
-        bool ticked = false;
-        unsigned head, seen = 0;
-        struct io_uring_cqe *cqe;
-        io_uring_for_each_cqe(&a.ring, head, cqe)
-        {
-            seen++;
-            const uint64_t tag = io_uring_cqe_get_data64(cqe);
-            if ((tag & 0xff) == TAG_SOCK) {
-                /* A stale poll (older connection) or a cancelled one is
-                 * only accounted for. */
-                if (a.sock_armed && tag == sock_tag(a.sock_gen)) {
-                    a.sock_armed = false;
-                    sink_service(b->sink);
-                }
-                continue;
-            }
-            switch (tag) {
-            case TAG_TICK:
-                ticked = true;
-                break;
-            case TAG_SIGNAL:
-                if (cqe->res == (int)sizeof a.si) {
-                    ph_info("signal %u received: stopping", a.si.ssi_signo);
-                    a.stop = true;
-                } else {
-                    arm_signal(&a);
-                }
-                break;
-            case TAG_INPUT:
-                on_input(&a, cqe->res);
-                break;
-            }
-        }
-        io_uring_cq_advance(&a.ring, seen);
-        if (a.stop) break;
+        if (ph_loop_stopped(a.loop)) break;
+        const bool ticked = a.ticked;
+        a.ticked = false;
         if (ticked) {
             const uint64_t now = ph_mono_ns();
             bridge_tick(b, now);
@@ -328,7 +279,6 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
                 ph_info("the swarm was removed and its last documents are confirmed: exiting");
                 break;
             }
-            arm_tick(&a);
             save_position(&a.in, bridge_signals_pending(b));
         }
         sync_sock(&a);
@@ -336,9 +286,8 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
         if (ticked) a.in.defer = false;
         if ((!a.in.follow && !a.in.defer) || ticked) arm_input(&a);
     }
-    /* Requests still in flight reference `a`: the ring goes first. */
-    io_uring_queue_exit(&a.ring);
-    close(a.sigfd);
+    /* Requests still in flight reference `a`: the loop goes first. */
+    ph_loop_free(a.loop);
     if (exit_code == 0) bridge_stop(b);
     save_position(&a.in, bridge_signals_pending(b));
     close_input(&a.in);

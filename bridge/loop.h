@@ -1,6 +1,6 @@
-/* ph-bridge's event loop on io_uring: a timeout for the tick, a signalfd for
- * SIGTERM/SIGINT, and reads of the signal input. Nothing spins: between
- * ticks the process sleeps in io_uring_submit_and_wait(). */
+/* ph-bridge's event loop (ph/loop.h): a timeout for the tick, SIGTERM/SIGINT
+ * as events, reads of the signal input and a poll of the broker's socket.
+ * Nothing spins: between events the process sleeps in the kernel. */
 #ifndef PH_BRIDGE_LOOP_H
 #define PH_BRIDGE_LOOP_H
 

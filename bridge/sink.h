@@ -9,9 +9,9 @@
  * flush() pushes what is buffered, once per loop tick. Once `confirm_all`
  * is set (the controller is closing a removed swarm: its last documents
  * must not be lost), status is kept and confirmed like outcomes, and
- * unconfirmed() says whether anything handed over is still unconfirmed. A backend that also
- * receives signals (AMQP) feeds them to the receiver the bridge installs
- * (bridge_signal_message), from flush() or service(). */
+ * unconfirmed() says whether anything handed over is still unconfirmed.
+ * A backend that also receives signals (AMQP) feeds them to the receiver
+ * the bridge installs (bridge_signal_message), from flush() or service(). */
 #ifndef PH_BRIDGE_SINK_H
 #define PH_BRIDGE_SINK_H
 
@@ -36,8 +36,9 @@ typedef int (*sink_receive_fn)(void *ctx, const char *rk, size_t rklen, const ch
                                size_t len, uint64_t delivery);
 
 /* A delivery handle carries the transport session (connection) it belongs
- * to in its top bits: after a reconnect the broker redelivers what was not
- * acknowledged, and handles of the old session can no longer be settled. */
+ * to in its top bits (as ph/amqp.h's do): after a reconnect the broker
+ * redelivers what was not acknowledged, and handles of the old session can
+ * no longer be settled. */
 #define SINK_SESSION_SHIFT 40
 static inline uint64_t sink_delivery_session(uint64_t delivery)
 {

@@ -1,22 +1,20 @@
 /* ph-swarm-controller: owns a swarm's segment, drains every worker slot,
  * keeps the swarm aggregate, and talks to the bridge through the channel.
  *
- * The loop runs on io_uring and never busy-waits: a timeout wakes it every
- * tick (drain rings, beat the heartbeat, emit status when due), a signalfd
- * read delivers SIGTERM/SIGINT, one poll per worker pidfd reports an owner's
- * death the moment it happens (a periodic /proc check covers owners without
- * one), and journal appends are io_uring writes. */
+ * The loop (ph/loop.h) never busy-waits: a timeout wakes it every tick
+ * (drain rings, beat the heartbeat, emit status when due), SIGTERM/SIGINT
+ * arrive as events, one poll per worker pidfd reports an owner's death the
+ * moment it happens (a periodic /proc check covers owners without one), and
+ * journal appends are asynchronous writes. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <liburing.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,10 +24,9 @@
 #include "journal.h"
 #include "ph/channel.h"
 #include "ph/log.h"
+#include "ph/loop.h"
 #include "ph/shm.h"
 #include "swarm.h"
-
-enum { TAG_TICK = 1, TAG_SIGNAL = 2, TAG_PIDFD = 3, TAG_JOURNAL = 4 };
 
 #define OUTBOX_MAX_BYTES (64u << 20)
 
@@ -310,12 +307,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* An outcome or alert for the bridge. It stays here until the bridge has
- * consumed it (the out ring's head passed `end`), so that when the channel
- * has to be re-created nothing that was waiting in the old one is lost. */
+/* An outcome or alert for the bridge. It goes into the ring once the journal
+ * holds what was journaled before it (`mark`: an outcome's own entry), and
+ * stays here until the bridge has consumed it (the out ring's head passed
+ * `end`), so that when the channel has to be re-created nothing that was
+ * waiting in the old one is lost. */
 struct outdoc {
     struct outdoc *next;
-    uint64_t end; /* out-ring position just past it once written; 0: not written yet */
+    uint64_t mark; /* journal mark it waits for */
+    uint64_t end;  /* out-ring position just past it once written; 0: not written yet */
     size_t len;
     char data[];
 };
@@ -345,10 +345,10 @@ struct app {
     struct ctl ctl;
     struct swarm swarm;
     struct journal journal;
-    struct io_uring ring;
-    int sigfd;
-    struct signalfd_siginfo si;
-    struct __kernel_timespec tick;
+    struct ph_loop *loop;
+    uint32_t tick_ms;
+    uint64_t last_liveness, last_activity;
+    bool journal_writing;
     bool adopted;
     uint64_t started_real_ns;
     uint64_t start_time;
@@ -382,13 +382,14 @@ static void outbox_settle(struct app *a)
         outbox_unlink_head(a);
 }
 
-/* Writes what waits, in order, as far as there is room. A full ring is a
- * wait, not a loss: nothing is counted as dropped. */
+/* Writes what waits, in order, as far as the journal and the room allow.
+ * A full ring is a wait, not a loss: nothing is counted as dropped. */
 static bool outbox_flush(struct app *a)
 {
     bool wrote = false;
     while (a->unwritten != NULL) {
         struct outdoc *d = a->unwritten;
+        if (!journal_durable(&a->journal, d->mark)) break;
         if (!ph_ring_fits(&a->to_bridge, (uint32_t)d->len)) break;
         void *dst = ph_ring_claim(&a->to_bridge, PH_DOC_RECORD, (uint32_t)d->len);
         if (dst == NULL) break;
@@ -438,6 +439,7 @@ static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
         return false;
     }
     d->next = NULL;
+    d->mark = journal_mark(&a->journal);
     d->end = 0;
     d->len = len;
     memcpy(d->data, data, len);
@@ -473,7 +475,7 @@ static void on_closing(void *ctx)
  * a swarm without a bridge must still end). */
 static void closing_tick(struct app *a, uint64_t now)
 {
-    if (a->stop || !swarm_finished(&a->swarm) || a->unwritten != NULL) return;
+    if (ph_loop_stopped(a->loop) || !swarm_finished(&a->swarm) || a->unwritten != NULL) return;
     const uint64_t mark = a->to_bridge.tail; /* published: status and outbox writes publish */
     if (atomic_load_explicit(&a->chan.hdr->close_mark, memory_order_relaxed) != mark) {
         /* release: the bridge that acquires the mark finds the ring filled up to it. */
@@ -487,12 +489,12 @@ static void closing_tick(struct app *a, uint64_t now)
     const uint64_t ack = atomic_load_explicit(&a->chan.hdr->close_ack, memory_order_acquire);
     if (ack >= mark) {
         ph_info("the bridge confirmed the final status: the swarm is removed, stopping");
-        a->stop = true;
+        ph_loop_stop(a->loop);
     } else if (now > a->closing_since_ns && now - a->closing_since_ns >= a->close_timeout_ns) {
         ph_warn("no bridge confirmed the final status within %" PRIu64
                 " s (bridge down?); stopping anyway: the removal is journaled",
                 (uint64_t)(a->close_timeout_ns / 1000000000u));
-        a->stop = true;
+        ph_loop_stop(a->loop);
     }
 }
 
@@ -601,40 +603,20 @@ static void recreate_channel(struct app *a, const char *why)
 
 /* ---- event loop ------------------------------------------------------- */
 
-static struct io_uring_sqe *sqe_get(struct app *a)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
-    if (sqe == NULL) {
-        io_uring_submit(&a->ring);
-        sqe = io_uring_get_sqe(&a->ring);
-    }
-    return sqe;
-}
-
-static void arm_tick(struct app *a)
-{
-    struct io_uring_sqe *sqe = sqe_get(a);
-    io_uring_prep_timeout(sqe, &a->tick, 0, 0);
-    io_uring_sqe_set_data64(sqe, TAG_TICK);
-}
-
-static void arm_signal(struct app *a)
-{
-    struct io_uring_sqe *sqe = sqe_get(a);
-    io_uring_prep_read(sqe, a->sigfd, &a->si, sizeof a->si, 0);
-    io_uring_sqe_set_data64(sqe, TAG_SIGNAL);
-}
+static void on_journal_written(void *ctx, uint64_t tag, int res);
 
 static void arm_journal(struct app *a)
 {
     const char *data;
     size_t len;
-    if (!journal_next_write(&a->journal, &data, &len)) return;
-    struct io_uring_sqe *sqe = sqe_get(a);
+    if (a->journal_writing || !journal_next_write(&a->journal, &data, &len)) return;
     /* offset -1: the file position, which O_APPEND keeps at the end. */
-    io_uring_prep_write(sqe, a->journal.fd, data, (unsigned)(len > (1u << 30) ? 1u << 30 : len),
-                        (uint64_t)-1);
-    io_uring_sqe_set_data64(sqe, TAG_JOURNAL);
+    if (ph_loop_write(a->loop, a->journal.fd, data,
+                      (unsigned)(len > (1u << 30) ? 1u << 30 : len), (uint64_t)-1,
+                      on_journal_written, a, 0) != 0)
+        a->journal_writing = true;
+    else
+        journal_write_done(&a->journal, -ENOMEM);
 }
 
 /* Hands held signals back once the journal records them. */
@@ -646,11 +628,24 @@ static void release_signals(struct app *a)
     }
 }
 
-/* user_data of a pidfd poll: tag, slot index and claim counter, so a late
+static void on_journal_written(void *ctx, uint64_t tag, int res)
+{
+    (void)tag;
+    struct app *a = ctx;
+    a->journal_writing = false;
+    journal_write_done(&a->journal, res);
+    release_signals(a);
+    outbox_flush(a);
+    arm_journal(a);
+}
+
+static void on_pidfd(void *ctx, uint64_t tag, int res);
+
+/* The tag of a pidfd poll: slot index and claim counter, so a late
  * completion about an earlier owner of the slot is recognised and ignored. */
 static uint64_t pidfd_tag(const struct ctl_worker *w)
 {
-    return TAG_PIDFD | ((uint64_t)w->index << 8) | ((uint64_t)ph_slot_seq_of(w->word) << 32);
+    return (uint64_t)w->index | ((uint64_t)ph_slot_seq_of(w->word) << 32);
 }
 
 static void arm_pidfds(struct app *a)
@@ -661,16 +656,15 @@ static void arm_pidfds(struct app *a)
     for (uint32_t i = 0; i < a->seg.slots; i++) {
         struct ctl_worker *w = &a->ctl.w[i];
         if (!w->tracked || w->pidfd < 0 || w->pidfd_armed) continue;
-        struct io_uring_sqe *sqe = sqe_get(a);
-        io_uring_prep_poll_add(sqe, w->pidfd, POLLIN);
-        io_uring_sqe_set_data64(sqe, pidfd_tag(w));
-        w->pidfd_armed = true;
+        w->pidfd_armed = ph_loop_poll(a->loop, w->pidfd, POLLIN, on_pidfd, a, pidfd_tag(w)) != 0;
     }
 }
 
-static void on_pidfd(struct app *a, uint64_t tag)
+static void on_pidfd(void *ctx, uint64_t tag, int res)
 {
-    uint32_t index = (uint32_t)((tag >> 8) & 0xffffffu);
+    (void)res;
+    struct app *a = ctx;
+    uint32_t index = (uint32_t)(tag & 0xffffffffu);
     uint32_t seq = (uint32_t)(tag >> 32);
     if (index >= a->seg.slots) return;
     struct ctl_worker *w = &a->ctl.w[index];
@@ -678,6 +672,7 @@ static void on_pidfd(struct app *a, uint64_t tag)
     /* Drain once more first: records published just before the exit count. */
     ctl_scan(&a->ctl, ph_mono_ns());
     if (w->tracked && ph_slot_seq_of(w->word) == seq) ctl_owner_died(&a->ctl, index, w->word);
+    arm_pidfds(a);
 }
 
 /* Signals from the bridge: read (held) only when nothing is held, so that
@@ -698,7 +693,7 @@ static int take_signals(struct app *a)
 }
 
 /* Returns whether anything arrived (records or signals). */
-static bool tick(struct app *a, uint64_t *last_liveness)
+static bool tick(struct app *a)
 {
     uint64_t now = ph_mono_ns();
     ph_segment_heartbeat(&a->seg);
@@ -721,9 +716,9 @@ static bool tick(struct app *a, uint64_t *last_liveness)
      * follow the final documents); it stays with the bridge, unacknowledged. */
     int n = a->closing ? 0 : take_signals(a);
     uint64_t drained = ctl_scan(&a->ctl, now);
-    if (now - *last_liveness >= 1000000000ull) {
+    if (now - a->last_liveness >= 1000000000ull) {
         ctl_check_liveness(&a->ctl, false);
-        *last_liveness = now;
+        a->last_liveness = now;
     }
     outbox_settle(a);
     outbox_flush(a);
@@ -731,6 +726,7 @@ static bool tick(struct app *a, uint64_t *last_liveness)
     closing_tick(a, now);
     arm_journal(a);
     release_signals(a);
+    arm_pidfds(a);
     return drained > 0 || n > 0;
 }
 
@@ -741,54 +737,25 @@ static bool tick(struct app *a, uint64_t *last_liveness)
 #define IDLE_AFTER_NS 1000000000ull
 #define IDLE_TICK_MS 50u
 
-static int run(struct app *a, uint32_t tick_ms)
+static void on_tick(void *ctx, uint64_t tag, int res)
 {
-    uint64_t last_liveness = ph_mono_ns();
-    uint64_t last_activity = last_liveness;
-    arm_tick(a);
-    arm_signal(a);
-    while (!a->stop) {
-        arm_pidfds(a);
-        io_uring_submit_and_wait(&a->ring, 1);
-        struct io_uring_cqe *cqe;
-        unsigned head, seen = 0;
-        bool ticked = false;
-        io_uring_for_each_cqe(&a->ring, head, cqe)
-        {
-            seen++;
-            uint64_t tag = io_uring_cqe_get_data64(cqe);
-            switch (tag & 0xff) {
-            case TAG_TICK: ticked = true; break;
-            case TAG_SIGNAL:
-                if (cqe->res == (int)sizeof a->si) {
-                    ph_info("signal %u received: stopping", a->si.ssi_signo);
-                    a->stop = true;
-                } else {
-                    arm_signal(a);
-                }
-                break;
-            case TAG_PIDFD: on_pidfd(a, tag); break;
-            case TAG_JOURNAL:
-                journal_write_done(&a->journal, cqe->res);
-                release_signals(a);
-                arm_journal(a);
-                break;
-            default: break;
-            }
-        }
-        io_uring_cq_advance(&a->ring, seen);
-        if (ticked && !a->stop) {
-            uint64_t now = ph_mono_ns();
-            if (tick(a, &last_liveness)) last_activity = now;
-            uint32_t ms = now - last_activity > IDLE_AFTER_NS && tick_ms < IDLE_TICK_MS
-                              ? IDLE_TICK_MS
-                              : tick_ms;
-            a->tick.tv_sec = ms / 1000;
-            a->tick.tv_nsec = (long long)(ms % 1000) * 1000000;
-            arm_tick(a);
-        }
-    }
-    return 0;
+    (void)tag, (void)res;
+    struct app *a = ctx;
+    if (ph_loop_stopped(a->loop)) return;
+    uint64_t now = ph_mono_ns();
+    if (tick(a)) a->last_activity = now;
+    uint32_t ms = now - a->last_activity > IDLE_AFTER_NS && a->tick_ms < IDLE_TICK_MS
+                      ? IDLE_TICK_MS
+                      : a->tick_ms;
+    ph_loop_timeout(a->loop, ms, on_tick, a, 0);
+}
+
+static void on_stop_signal(void *ctx, uint64_t tag, int signo)
+{
+    (void)tag;
+    struct app *a = ctx;
+    ph_info("signal %d received: stopping", signo);
+    ph_loop_stop(a->loop);
 }
 
 static void raise_fd_limit(void)
@@ -895,21 +862,15 @@ int main(int argc, char **argv)
     a.started_real_ns = ph_real_ns();
     raise_fd_limit();
 
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
-    a.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
-    rc = a.sigfd < 0 ? -errno : io_uring_queue_init(256, &a.ring, 0);
-    if (rc < 0 || a.signal_scratch == NULL) {
-        ph_error("cannot set up the event loop: %s", strerror(rc < 0 ? -rc : ENOMEM));
+    static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
+    a.loop = ph_loop_new(256, err, sizeof err);
+    if (a.loop == NULL || a.signal_scratch == NULL ||
+        ph_loop_signals(a.loop, stop_signals, 3, on_stop_signal, &a, err, sizeof err) != 0) {
+        ph_error("cannot set up the event loop: %s", a.signal_scratch ? err : "out of memory");
         return 1;
     }
-    a.tick.tv_sec = o.tick_ms / 1000;
-    a.tick.tv_nsec = (long long)(o.tick_ms % 1000) * 1000000;
+    a.tick_ms = o.tick_ms;
     struct ctl_hooks hooks = {
         .ctx = &a, .joined = on_joined, .left = on_left, .alert = on_alert, .ack = on_ack};
     struct swarm_emitter em = {
@@ -939,26 +900,31 @@ int main(int argc, char **argv)
     ph_info("controller %s ready (pid %d, tick %u ms, run %s, journal %s)", o.cfg.instance,
             getpid(), o.tick_ms, o.cfg.run_id, a.journal.path);
 
-    rc = run(&a, o.tick_ms);
+    a.last_liveness = a.last_activity = ph_mono_ns();
+    ph_loop_timeout(a.loop, a.tick_ms, on_tick, &a, 0);
+    rc = ph_loop_run(a.loop) == 0 ? 0 : 1;
 
     /* Last drain and status so nothing published before the stop is left. */
-    tick(&a, &(uint64_t){ph_mono_ns()});
+    tick(&a);
+    journal_add(&a.journal, json_pack("{s:s, s:s, s:s}", "event", "lifecycle", "change",
+                                      "controller-stopped", "runId", o.cfg.run_id));
+    /* A write in flight finishes first: the rest follows it, in order. */
+    for (int i = 0; i < 1000 && a.journal_writing; i++)
+        if (ph_loop_once(a.loop) < 0) break;
+    journal_flush_sync(&a.journal);
+    /* Everything is journaled now: outcomes may go, held signals are handed
+     * back (those still unread stay with the bridge, unacknowledged, for
+     * the next controller). */
     outbox_flush(&a);
     if (a.unwritten != NULL)
         ph_warn("%zu bytes of outcomes/alerts never reached a bridge", a.outbox_bytes);
-    journal_add(&a.journal, json_pack("{s:s, s:s, s:s}", "event", "lifecycle", "change",
-                                      "controller-stopped", "runId", o.cfg.run_id));
-    journal_flush_sync(&a.journal);
-    /* Signals read but not handed back stay with the bridge (not acked):
-     * the next controller gets them again. Everything held is journaled
-     * now, so hand it back. */
     release_signals(&a);
     swarm_destroy(&a.swarm);
     ctl_destroy(&a.ctl);
     /* release: pairs with readers' acquire of the pid; 0 means "no controller". */
     atomic_store_explicit(&a.seg.hdr->controller_pid, 0, memory_order_release);
     atomic_store_explicit(&a.chan.hdr->controller_pid, 0, memory_order_release);
-    io_uring_queue_exit(&a.ring);
+    ph_loop_free(a.loop); /* before the journal: a write may be in flight */
     ph_channel_close(&a.chan);
     ph_segment_close(&a.seg);
     journal_close(&a.journal);

@@ -200,12 +200,9 @@ static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
     dp_map(&pk, o->message != NULL ? 2 : 1);
     dp_kv_str(&pk, "swarmStatus", swarm_status_name(s->status));
     if (o->message != NULL) dp_kv_str(&pk, "message", o->message);
-    s->out.emit(s->out.ctx, sb.data, sb.size, true);
-    msgpack_sbuffer_destroy(&sb);
-    s->outcomes++;
-    /* A replay answers from the cache entry itself: storing it again would
-     * copy the entry onto itself. */
-    if (!o->replay) idem_store(s, o, now);
+    /* Journaled before it is handed out: the emitter publishes an outcome
+     * only once the journal holds it, so a restarted controller never takes
+     * up again a signal whose answer went out. */
     json_t *e = json_pack("{s:s, s:s, s:o, s:o, s:s, s:o, s:s}", "event", "outcome", "type",
                           o->type, "role", jstr_or_null(o->role), "instance",
                           jstr_or_null(o->instance), "correlationId", o->cid, "idempotencyKey",
@@ -214,6 +211,12 @@ static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
     if (e != NULL && o->retryable >= 0)
         json_object_set_new(e, "retryable", json_boolean(o->retryable));
     journal(s, e);
+    s->out.emit(s->out.ctx, sb.data, sb.size, true);
+    msgpack_sbuffer_destroy(&sb);
+    s->outcomes++;
+    /* A replay answers from the cache entry itself: storing it again would
+     * copy the entry onto itself. */
+    if (!o->replay) idem_store(s, o, now);
 }
 
 /* ---- set-up ----------------------------------------------------------- */

@@ -12,8 +12,31 @@
  *                                        not JSON); prints "ready" on stdout
  *                                        once consuming; stops on SIGTERM
  *   ph-test-amqp depth URL_FILE QUEUE    print "<ready> <consumers>" of QUEUE
+ *   ph-test-amqp declare URL_FILE QUEUE [DLX]
+ *                                        declare QUEUE (durable; "" for a
+ *                                        server-named one) with DLX as its
+ *                                        dead-letter exchange when given;
+ *                                        prints "declared NAME"
+ *   ph-test-amqp bind URL_FILE KEY [WAIT_S]
+ *                                        declare a server-named exclusive queue
+ *                                        and bind it to ph.control with KEY;
+ *                                        prints "bound KEY". With WAIT_S, then
+ *                                        consume it and print "got ROUTING_KEY"
+ *                                        for the first message (exit 1 when
+ *                                        none comes within WAIT_S seconds)
+ *   ph-test-amqp consume|get|purge|delete URL_FILE QUEUE
+ *                                        declare QUEUE passively, then start a
+ *                                        consumer on it (and cancel it at
+ *                                        once: nothing is taken), basic.get
+ *                                        (the message is requeued), purge or
+ *                                        delete it; prints "OP QUEUE: ok"
  *
- * The URL is read from a file, like the bridge does. */
+ * The URL is read from a file, like the bridge does. Every command exits 1
+ * when the broker refuses an operation, after printing the refusal as
+ * "ph-test-amqp: OPERATION: CODE TEXT" on stderr (e.g. "queue.bind: 403
+ * ACCESS_REFUSED - ..."), so a test can tell a refusal from other errors.
+ * The exchange is declared passively first: a user without configure
+ * permission on ph.control (ph-observer) can use it once it exists. */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,9 +58,10 @@ static void on_term(int sig)
     stop = 1;
 }
 
-static void die_reply(const char *what, amqp_rpc_reply_t r)
+/* Prints why R is not a normal reply; false when it is one. */
+static bool report_reply(const char *what, amqp_rpc_reply_t r)
 {
-    if (r.reply_type == AMQP_RESPONSE_NORMAL) return;
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return false;
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
         fprintf(stderr, "ph-test-amqp: %s: %s\n", what, amqp_error_string2(r.library_error));
     else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
@@ -45,9 +69,54 @@ static void die_reply(const char *what, amqp_rpc_reply_t r)
         amqp_channel_close_t *m = r.reply.decoded;
         fprintf(stderr, "ph-test-amqp: %s: %u %.*s\n", what, m->reply_code, (int)m->reply_text.len,
                 (char *)m->reply_text.bytes);
+    } else if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+               r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_t *m = r.reply.decoded;
+        fprintf(stderr, "ph-test-amqp: %s: connection closed: %u %.*s\n", what, m->reply_code,
+                (int)m->reply_text.len, (char *)m->reply_text.bytes);
     } else
         fprintf(stderr, "ph-test-amqp: %s failed (reply type %d)\n", what, r.reply_type);
-    exit(1);
+    return true;
+}
+
+static void die_reply(const char *what, amqp_rpc_reply_t r)
+{
+    if (report_reply(what, r)) exit(1);
+}
+
+/* A channel.close or connection.close frame: the broker refused something
+ * sent without a reply of its own (basic.publish). Prints it. */
+static bool frame_refusal(const char *what, const amqp_frame_t *f)
+{
+    if (f->frame_type != AMQP_FRAME_METHOD ||
+        (f->payload.method.id != AMQP_CHANNEL_CLOSE_METHOD &&
+         f->payload.method.id != AMQP_CONNECTION_CLOSE_METHOD))
+        return false;
+    amqp_rpc_reply_t r = {.reply_type = AMQP_RESPONSE_SERVER_EXCEPTION, .reply = f->payload.method};
+    return report_reply(what, r);
+}
+
+/* ph.control: passively first, so that a user who may not configure it can
+ * use it; declared (durable topic) when it does not exist yet. */
+static void ensure_exchange(amqp_connection_state_t c)
+{
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(EXCHANGE), amqp_cstring_bytes("topic"), 1, 0, 0,
+                          0, amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return;
+    if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION || r.reply.id != AMQP_CHANNEL_CLOSE_METHOD ||
+        ((amqp_channel_close_t *)r.reply.decoded)->reply_code != AMQP_NOT_FOUND)
+        die_reply("exchange.declare (passive)", r);
+    amqp_channel_close_ok_t close_ok = {0};
+    if (amqp_send_method(c, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok) != AMQP_STATUS_OK) {
+        fprintf(stderr, "ph-test-amqp: channel.close-ok failed\n");
+        exit(1);
+    }
+    amqp_channel_open(c, 1);
+    die_reply("channel.open", amqp_get_rpc_reply(c));
+    amqp_exchange_declare(c, 1, amqp_cstring_bytes(EXCHANGE), amqp_cstring_bytes("topic"), 0, 1, 0,
+                          0, amqp_empty_table);
+    die_reply("exchange.declare", amqp_get_rpc_reply(c));
 }
 
 static amqp_connection_state_t connect_url(const char *url_file)
@@ -79,9 +148,7 @@ static amqp_connection_state_t connect_url(const char *url_file)
                                   ci.password));
     amqp_channel_open(c, 1);
     die_reply("channel.open", amqp_get_rpc_reply(c));
-    amqp_exchange_declare(c, 1, amqp_cstring_bytes(EXCHANGE), amqp_cstring_bytes("topic"), 0, 1, 0,
-                          0, amqp_empty_table);
-    die_reply("exchange.declare", amqp_get_rpc_reply(c));
+    ensure_exchange(c);
     return c;
 }
 
@@ -129,6 +196,7 @@ static int cmd_pub(const char *url_file)
             fprintf(stderr, "ph-test-amqp: waiting for confirms: %s\n", amqp_error_string2(rc));
             return 1;
         }
+        if (frame_refusal("basic.publish", &f)) return 1;
         if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             amqp_basic_ack_t *a = f.payload.method.decoded;
             acked = a->multiple ? (unsigned)a->delivery_tag : acked + 1;
@@ -215,12 +283,105 @@ static int cmd_depth(const char *url_file, const char *queue)
     return 0;
 }
 
+static int cmd_declare(const char *url_file, const char *queue, const char *dlx)
+{
+    amqp_connection_state_t c = connect_url(url_file);
+    amqp_table_entry_t e = {.key = amqp_cstring_bytes("x-dead-letter-exchange"),
+                            .value = {.kind = AMQP_FIELD_KIND_UTF8}};
+    amqp_table_t args = amqp_empty_table;
+    if (dlx != NULL) {
+        e.value.value.bytes = amqp_cstring_bytes(dlx);
+        args = (amqp_table_t){.num_entries = 1, .entries = &e};
+    }
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(c, 1, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
+    die_reply("queue.declare", amqp_get_rpc_reply(c));
+    printf("declared %.*s\n", (int)ok->queue.len, (char *)ok->queue.bytes);
+    close_conn(c);
+    return 0;
+}
+
+static int cmd_bind(const char *url_file, const char *key, const char *wait_arg)
+{
+    amqp_connection_state_t c = connect_url(url_file);
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(c, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
+    die_reply("queue.declare", amqp_get_rpc_reply(c));
+    amqp_bytes_t q = amqp_bytes_malloc_dup(ok->queue);
+    amqp_queue_bind(c, 1, q, amqp_cstring_bytes(EXCHANGE), amqp_cstring_bytes(key),
+                    amqp_empty_table);
+    die_reply("queue.bind", amqp_get_rpc_reply(c));
+    printf("bound %s\n", key);
+    fflush(stdout);
+    int rc = 0;
+    if (wait_arg != NULL) {
+        amqp_basic_consume(c, 1, q, amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
+        die_reply("basic.consume", amqp_get_rpc_reply(c));
+        amqp_envelope_t env;
+        struct timeval tv = {atoi(wait_arg), 0};
+        amqp_rpc_reply_t r = amqp_consume_message(c, &env, &tv, 0);
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT) {
+            fprintf(stderr, "ph-test-amqp: no message within %s s\n", wait_arg);
+            rc = 1;
+        } else {
+            die_reply("consume", r);
+            printf("got %.*s\n", (int)env.routing_key.len, (char *)env.routing_key.bytes);
+            amqp_destroy_envelope(&env);
+        }
+    }
+    amqp_bytes_free(q);
+    close_conn(c);
+    return rc;
+}
+
+/* consume, get, purge or delete an existing QUEUE. A consumer is cancelled
+ * and a message got is left unacknowledged: both go back to the queue when
+ * the channel closes. */
+static int cmd_queue_op(const char *op, const char *url_file, const char *queue)
+{
+    amqp_connection_state_t c = connect_url(url_file);
+    amqp_bytes_t q = amqp_cstring_bytes(queue);
+    amqp_queue_declare(c, 1, q, 1, 0, 0, 0, amqp_empty_table);
+    die_reply("queue.declare (passive)", amqp_get_rpc_reply(c));
+    if (strcmp(op, "consume") == 0) {
+        amqp_basic_consume_ok_t *ok =
+            amqp_basic_consume(c, 1, q, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+        die_reply("basic.consume", amqp_get_rpc_reply(c));
+        amqp_basic_cancel(c, 1, ok->consumer_tag);
+        die_reply("basic.cancel", amqp_get_rpc_reply(c));
+    } else if (strcmp(op, "get") == 0) {
+        die_reply("basic.get", amqp_basic_get(c, 1, q, 0));
+    } else if (strcmp(op, "purge") == 0) {
+        amqp_queue_purge(c, 1, q);
+        die_reply("queue.purge", amqp_get_rpc_reply(c));
+    } else {
+        amqp_queue_delete(c, 1, q, 0, 0);
+        die_reply("queue.delete", amqp_get_rpc_reply(c));
+    }
+    printf("%s %s: ok\n", op, queue);
+    close_conn(c);
+    return 0;
+}
+
+static bool is_queue_op(const char *op)
+{
+    return strcmp(op, "consume") == 0 || strcmp(op, "get") == 0 || strcmp(op, "purge") == 0 ||
+           strcmp(op, "delete") == 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "pub") == 0) return cmd_pub(argv[2]);
     if (argc == 5 && strcmp(argv[1], "capture") == 0) return cmd_capture(argv[2], argv[3], argv[4]);
     if (argc == 4 && strcmp(argv[1], "depth") == 0) return cmd_depth(argv[2], argv[3]);
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "declare") == 0)
+        return cmd_declare(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "bind") == 0)
+        return cmd_bind(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
+    if (argc == 4 && is_queue_op(argv[1])) return cmd_queue_op(argv[1], argv[2], argv[3]);
     fprintf(stderr, "usage: ph-test-amqp pub URL_FILE < lines | capture URL_FILE QUEUE OUT | "
-                    "depth URL_FILE QUEUE\n");
+                    "depth URL_FILE QUEUE | declare URL_FILE QUEUE [DLX] | "
+                    "bind URL_FILE KEY [WAIT_S] | consume|get|purge|delete URL_FILE QUEUE\n");
     return 2;
 }

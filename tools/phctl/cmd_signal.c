@@ -24,6 +24,7 @@
 #include <amqp_tcp_socket.h>
 #include <jansson.h>
 
+#include "ph/amqp.h"
 #include "ph/common.h"
 #include "phctl.h"
 
@@ -32,7 +33,6 @@
 #define CHANNEL 1
 #define CONTROLLER_ROLE "swarm-controller"
 #define WILDCARD "ALL"
-#define URL_MAX 2048
 #define RK_MAX 256
 
 static const char *const types[] = {"status-request", "config-update", "swarm-start",
@@ -126,59 +126,6 @@ static void make_origin(char *out, size_t n)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
               *p == '-' || *p == '_'))
             *p = '-';
-}
-
-static int read_url(const char *file, char *url, size_t n)
-{
-    if (file != NULL) {
-        FILE *f = fopen(file, "re");
-        if (f == NULL) {
-            fprintf(stderr, "phctl: cannot open the AMQP URL file %s: %s\n", file,
-                    strerror(errno));
-            return errno == EACCES ? PHCTL_EXIT_ACCES : PHCTL_EXIT_OTHER;
-        }
-        bool ok = fgets(url, (int)n, f) != NULL;
-        fclose(f);
-        if (!ok) url[0] = '\0';
-    } else {
-        const char *env = getenv("PH_AMQP_URL");
-        if (env == NULL || env[0] == '\0')
-            return phctl_usage_error(CMD, "no broker: set PH_AMQP_URL or give --amqp-url-file "
-                                          "PATH (deploy/rabbitmq start writes one)");
-        if (strlen(env) >= n) return phctl_usage_error(CMD, "PH_AMQP_URL is too long");
-        snprintf(url, n, "%s", env);
-    }
-    url[strcspn(url, "\r\n")] = '\0';
-    if (url[0] == '\0') {
-        fprintf(stderr, "phctl: the AMQP URL%s%s is empty\n", file ? " file " : "",
-                file ? file : "");
-        return PHCTL_EXIT_USAGE;
-    }
-    return PHCTL_EXIT_OK;
-}
-
-static void describe_reply(amqp_rpc_reply_t r, char *buf, size_t n)
-{
-    switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL: snprintf(buf, n, "ok"); break;
-    case AMQP_RESPONSE_NONE: snprintf(buf, n, "no reply from the broker"); break;
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-        snprintf(buf, n, "%s", amqp_error_string2(r.library_error));
-        break;
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-            const amqp_connection_close_t *m = r.reply.decoded;
-            snprintf(buf, n, "broker closed the connection: %u %.*s", m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-            const amqp_channel_close_t *m = r.reply.decoded;
-            snprintf(buf, n, "broker closed the channel: %u %.*s", m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        } else {
-            snprintf(buf, n, "unexpected broker method 0x%08x", r.reply.id);
-        }
-        break;
-    }
 }
 
 /* ---- the conversation --------------------------------------------------- */
@@ -286,7 +233,7 @@ static int open_conn(amqp_connection_state_t *out, struct amqp_connection_info *
                                     ci->password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[300];
-        describe_reply(r, why, sizeof why);
+        ph_amqp_describe_reply(r, why, sizeof why);
         const bool refused =
             (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
              r.reply.id == AMQP_CONNECTION_CLOSE_METHOD &&
@@ -310,7 +257,7 @@ static bool rpc_ok(amqp_connection_state_t c, const char *what)
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) return true;
     char why[300];
-    describe_reply(r, why, sizeof why);
+    ph_amqp_describe_reply(r, why, sizeof why);
     fprintf(stderr, "phctl: %s: %s\n", what, why);
     return false;
 }
@@ -459,33 +406,20 @@ int phctl_signal(int argc, char **argv)
              s_inst ? s_inst : WILDCARD);
 
     /* The broker. */
-    char url[URL_MAX];
-    int rc = read_url(url_file, url, sizeof url);
-    if (rc != PHCTL_EXIT_OK) {
+    struct ph_amqp_url url;
+    char uerr[400];
+    int rc = ph_amqp_url_load(&url, url_file, uerr, sizeof uerr);
+    if (rc != PH_OK) {
+        fprintf(stderr, "phctl: %s\n", uerr);
         free(body);
-        return rc;
+        return rc == PH_ERR_SYS ? (errno == EACCES ? PHCTL_EXIT_ACCES : PHCTL_EXIT_OTHER)
+                                : PHCTL_EXIT_USAGE;
     }
-    struct amqp_connection_info ci;
-    amqp_default_connection_info(&ci);
-    if (amqp_parse_url(url, &ci) != AMQP_STATUS_OK) {
-        fprintf(stderr, "phctl: the AMQP URL %s is not amqp://user:password@host:port/vhost "
-                        "(not shown: it may hold a password)\n",
-                url_file ? "in the file" : "in PH_AMQP_URL");
-        memset(url, 0, sizeof url);
-        free(body);
-        return PHCTL_EXIT_USAGE;
-    }
-    if (ci.ssl) {
-        fprintf(stderr, "phctl: amqps:// URLs are not supported by this build; use amqp://\n");
-        memset(url, 0, sizeof url);
-        free(body);
-        return PHCTL_EXIT_USAGE;
-    }
-    char where[300];
-    snprintf(where, sizeof where, "%s@%s:%d vhost '%s'", ci.user, ci.host, ci.port, ci.vhost);
+    struct amqp_connection_info ci = url.ci;
+    const char *where = url.where;
     amqp_connection_state_t c = NULL;
     rc = open_conn(&c, &ci, where);
-    memset(url, 0, sizeof url); /* the password */
+    ph_amqp_url_wipe(&url); /* the password */
     if (rc != PHCTL_EXIT_OK) {
         free(body);
         return rc;
@@ -582,7 +516,7 @@ int phctl_signal(int argc, char **argv)
             amqp_rpc_reply_t r = amqp_read_message(c, f.channel, &msg, 0);
             if (r.reply_type != AMQP_RESPONSE_NORMAL) {
                 char why[300];
-                describe_reply(r, why, sizeof why);
+                ph_amqp_describe_reply(r, why, sizeof why);
                 fprintf(stderr, "phctl: reading a message from the broker: %s\n", why);
                 up = false;
                 goto lost_q;

@@ -1,0 +1,32 @@
+/* The orchestrator's HTTP server: libmicrohttpd without threads of its own,
+ * driven by the process's loop (ph/loop.h) through its epoll fd. Routes
+ * under /api/ and /metrics go to api.c; anything else is a file of the web
+ * UI's folder (index.html at "/"), read-only, with a fixed set of types. */
+#ifndef PH_ORCH_HTTP_H
+#define PH_ORCH_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "ph/loop.h"
+
+struct http;
+
+struct http_cfg {
+    const char *addr;    /* "HOST:PORT"; HOST an IPv4 address */
+    const char *web_dir; /* NULL: no UI files (a note is served at "/") */
+};
+
+/* Parses "HOST:PORT" into an IPv4 socket address; false with a message. */
+bool http_parse_addr(const char *spec, void *sockaddr_in_out, char *err, size_t errlen);
+
+int http_start(struct http **out, const struct http_cfg *cfg, struct api *api,
+               struct ph_loop *loop, char *err, size_t errlen);
+/* Serves what is ready; called when the loop reports the server's fd and
+ * on every tick (connection timeouts). */
+void http_service(struct http *h);
+void http_stop(struct http *h);
+uint16_t http_port(const struct http *h);
+
+#endif

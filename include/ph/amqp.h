@@ -1,0 +1,136 @@
+/* RabbitMQ for the project's processes, through rabbitmq-c: the bridge,
+ * the orchestrator and phctl speak to the broker through this.
+ *
+ * The broker's URL (amqp://user:password@host:port/vhost) comes from a file
+ * or from PH_AMQP_URL, never from a command line, and only its user, host,
+ * port and vhost are ever shown.
+ *
+ * The client (struct ph_amqp) keeps one connection with one channel in
+ * confirm mode for a single-threaded event loop:
+ *   - it (re)connects with capped exponential backoff (0.5 s doubling to
+ *     30 s), attempted from ph_amqp_flush() only when due, so a missing
+ *     broker costs one refused connect per period;
+ *   - it declares the ph.control exchange (topic, durable) and, when asked,
+ *     a queue it consumes with manual acks and a prefetch: durable and named
+ *     (a control queue), or exclusive and auto-deleted (a consumer's own);
+ *     the queue's bindings follow the set of keys given to ph_amqp_bind();
+ *   - reads never block: the loop polls ph_amqp_fd() and calls
+ *     ph_amqp_service(), which drains whole frames with a zero timeout;
+ *     writes and the connect/declare RPCs block with short timeouts (the
+ *     broker is local or near);
+ *   - reliable publishes (outcomes, alerts, signals) are persistent and kept
+ *     in a bounded outbox until the broker confirms them, and sent again
+ *     after a reconnect; others (status) go out once or are dropped, counted,
+ *     while disconnected;
+ *   - a delivery the receiver accepts is acknowledged only when the caller
+ *     settles it (ph_amqp_settle), unless the queue is consumed with
+ *     auto-ack; a refused one is rejected without requeue. */
+#ifndef PH_AMQP_H
+#define PH_AMQP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <amqp.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PH_AMQP_EXCHANGE "ph.control"
+#define PH_AMQP_URL_MAX 2048
+
+/* ---- the broker's address --------------------------------------------- */
+
+struct ph_amqp_url {
+    char raw[PH_AMQP_URL_MAX]; /* as read */
+    char url[PH_AMQP_URL_MAX]; /* a copy parsed in place: ci's strings point into it */
+    struct amqp_connection_info ci;
+    char where[320]; /* "user@host:port vhost '/'" for messages: no password */
+};
+
+/* Reads the URL from `file`, or from PH_AMQP_URL when file is NULL, and
+ * parses it. PH_ERR_INVAL (missing, empty, not an amqp:// URL, amqps://) or
+ * PH_ERR_SYS (the file) with a message that never quotes the URL. */
+int ph_amqp_url_load(struct ph_amqp_url *u, const char *file, char *err, size_t errlen);
+/* Overwrites the URL (it holds the password). */
+void ph_amqp_url_wipe(struct ph_amqp_url *u);
+
+/* A broker reply as a sentence ("broker closed the channel: 403 ..."). */
+void ph_amqp_describe_reply(amqp_rpc_reply_t r, char *buf, size_t n);
+
+/* ---- the client ----------------------------------------------------------- */
+
+/* A delivery handle carries the connection (session) it arrived on in its
+ * top bits: after a reconnect the broker delivers again what was not
+ * acknowledged, and handles of an old session can no longer be settled. */
+#define PH_AMQP_SESSION_SHIFT 40
+static inline uint64_t ph_amqp_delivery_session(uint64_t delivery)
+{
+    return delivery >> PH_AMQP_SESSION_SHIFT;
+}
+
+/* A delivery: 0 accepts it (settled later unless the queue is auto-ack),
+ * anything else rejects it without requeue. */
+typedef int (*ph_amqp_deliver_fn)(void *ctx, const char *rk, size_t rklen, const char *body,
+                                  size_t len, uint64_t delivery);
+
+struct ph_amqp_cfg {
+    const char *name;   /* who speaks, for logs ("bridge", "orchestrator") */
+    const char *queue;  /* the queue to consume; NULL: publish only */
+    bool durable_queue; /* durable and shared (a control queue); else exclusive, auto-deleted */
+    uint16_t prefetch;  /* unsettled deliveries at most (0: 50) */
+    bool auto_ack;      /* the broker needs no acknowledgement */
+    ph_amqp_deliver_fn deliver;
+    void *deliver_ctx;
+};
+
+struct ph_amqp_stats {
+    uint64_t connections, published, confirmed, nacked, dropped_down, outbox_dropped, acked,
+        rejected, delivered;
+};
+
+struct ph_amqp;
+
+/* Takes the URL (wiped from *url) and the settings; connects at the first
+ * ph_amqp_flush(). */
+int ph_amqp_open(struct ph_amqp **out, struct ph_amqp_url *url, const struct ph_amqp_cfg *cfg,
+                 char *err, size_t errlen);
+/* Waits up to `confirm_wait_ns` for outstanding confirms, closes, frees.
+ * Deliveries not settled are left for the broker to deliver again. */
+void ph_amqp_close(struct ph_amqp *a, uint64_t confirm_wait_ns);
+
+/* The binding keys the consumed queue should have (a {key: true} object,
+ * stolen); applied now when connected, else on connect. */
+void ph_amqp_bind(struct ph_amqp *a, json_t *keys);
+/* Publishes one message (content type application/json) to ph.control.
+ * reliable: persistent, kept until confirmed (PH_OK) or PH_ERR_SYS when out
+ * of memory; otherwise sent now, or dropped and counted while down
+ * (PH_ERR_NOENT then). */
+int ph_amqp_publish(struct ph_amqp *a, const char *rk, const char *body, size_t len,
+                    bool reliable);
+/* Once per loop tick: connects when due, reads what arrived, applies
+ * bindings, sends what waits. */
+void ph_amqp_flush(struct ph_amqp *a);
+/* Reads what arrived (deliveries, confirms) without blocking. */
+void ph_amqp_service(struct ph_amqp *a);
+/* The socket to poll, or -1 while disconnected; *session changes with every
+ * connection (a poll armed on an older one is stale). */
+int ph_amqp_fd(const struct ph_amqp *a, uint64_t *session);
+/* Acknowledges an accepted delivery; one of an older session is ignored. */
+void ph_amqp_settle(struct ph_amqp *a, uint64_t delivery);
+bool ph_amqp_up(const struct ph_amqp *a);
+/* The current connection's number (1 for the first; 0 before any). */
+uint64_t ph_amqp_session(const struct ph_amqp *a);
+/* Messages waiting for a confirm. */
+size_t ph_amqp_unconfirmed(const struct ph_amqp *a);
+const struct ph_amqp_stats *ph_amqp_stats(const struct ph_amqp *a);
+/* "user@host:port vhost '/'" of the broker. */
+const char *ph_amqp_where(const struct ph_amqp *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
