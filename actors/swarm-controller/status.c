@@ -216,6 +216,14 @@ static void pack_context(const struct swarm *s, msgpack_packer *pk, const struct
     }
 }
 
+/* A removed swarm's final documents (and the answers just before them) are
+ * reliable: they go through the emitter's ordered outbox like outcomes, so
+ * none overtakes the Removed outcome, and none is lost. */
+static bool final_docs(const struct swarm *s)
+{
+    return s->final_stage != 0;
+}
+
 static void pack_controller_head(const struct swarm *s, msgpack_packer *pk, const char *type,
                                  const char *cid)
 {
@@ -237,7 +245,7 @@ bool swarm_emit_controller_delta(struct swarm *s, const struct swarm_agg *a, uin
     pack_iostate(&pk, a->io_in, a->io_out);
     dp_str(&pk, "context");
     pack_context(s, &pk, a, now, 0);
-    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, false);
+    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, final_docs(s));
     msgpack_sbuffer_destroy(&sb);
     if (ok) s->deltas++;
     return ok;
@@ -359,7 +367,7 @@ bool swarm_emit_controller_full(struct swarm *s, const struct swarm_agg *a, cons
     pack_context(s, &pk, a, now, 1);
     dp_str(&pk, "workers");
     pack_workers(s, &pk, now);
-    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, false);
+    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, final_docs(s));
     msgpack_sbuffer_destroy(&sb);
     if (ok) {
         s->fulls++;

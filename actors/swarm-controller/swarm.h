@@ -201,9 +201,10 @@ struct swarm_agg {
 
 struct swarm_emitter {
     void *ctx;
-    /* A packed document (ph/doc.h). `reliable`: outcome or alert, must not be
-     * lost (the emitter keeps it until the bridge takes it). Returns false
-     * when a non-reliable document could not be queued (the caller retries). */
+    /* A packed document (ph/doc.h). `reliable`: outcome, alert or a removed
+     * swarm's final status, must not be lost (the emitter keeps it, in
+     * order, until the bridge takes it). Returns false when a non-reliable
+     * document could not be queued (the caller retries). */
     bool (*emit)(void *ctx, const char *data, size_t len, bool reliable);
     /* One journal entry (a JSON object, borrowed). May be NULL. */
     void (*journal)(void *ctx, json_t *entry);

@@ -256,6 +256,9 @@ static void removal_sends_the_final_removed_delta_and_full_then_nothing(void **s
     assert_string_equal(jstr(full, "role"), CTL);
     assert_string_equal(jstr(full, "data.context.swarmStatus"), "REMOVED");
     assert_false(jbool(full, "data.enabled"));
+    /* Reliable: kept in order behind the outcome, never dropped. */
+    for (size_t i = f->closing_at; i < fx_ndocs(f); i++)
+        assert_true(json_is_true(json_object_get(json_array_get(f->docs, i), "reliable")));
     assert_int_equal(jint(full, "data.context.totals.desired"), 0);
     assert_int_equal(json_array_size(jget(full, "data.context.workers")), 0);
     assert_true(fx_journal_find(f, 0, "lifecycle", "final-status", NULL) >= 0);
