@@ -883,10 +883,12 @@ int main(int argc, char **argv)
     }
     swarm_set_roles(&a.swarm, o.roles, o.nroles);
     a.bridge_gen = atomic_load_explicit(&a.chan.hdr->bridge_generation, memory_order_acquire);
-    journal_add(&a.journal, json_pack("{s:s, s:s, s:s, s:s, s:i}", "event", "lifecycle", "change",
-                                      a.adopted ? "controller-restarted" : "controller-started",
-                                      "runId", o.cfg.run_id, "instance", o.cfg.instance, "pid",
-                                      (int)getpid()));
+    /* journal_add borrows the entry. */
+    json_t *life = json_pack("{s:s, s:s, s:s, s:s, s:i}", "event", "lifecycle", "change",
+                             a.adopted ? "controller-restarted" : "controller-started", "runId",
+                             o.cfg.run_id, "instance", o.cfg.instance, "pid", (int)getpid());
+    journal_add(&a.journal, life);
+    json_decref(life);
     ph_info("%s segment /dev/shm%s: %u slots, rings %u/%u bytes, %zu bytes, generation %" PRIu64,
             a.adopted ? "adopted" : "created", a.seg.name, a.seg.slots, a.seg.status_ring,
             a.seg.command_ring, a.seg.size,
@@ -906,8 +908,10 @@ int main(int argc, char **argv)
 
     /* Last drain and status so nothing published before the stop is left. */
     tick(&a);
-    journal_add(&a.journal, json_pack("{s:s, s:s, s:s}", "event", "lifecycle", "change",
-                                      "controller-stopped", "runId", o.cfg.run_id));
+    life = json_pack("{s:s, s:s, s:s}", "event", "lifecycle", "change", "controller-stopped",
+                     "runId", o.cfg.run_id);
+    journal_add(&a.journal, life);
+    json_decref(life);
     /* A write in flight finishes first: the rest follows it, in order. */
     for (int i = 0; i < 1000 && a.journal_writing; i++)
         if (ph_loop_once(a.loop) < 0) break;
