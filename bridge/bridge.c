@@ -637,8 +637,7 @@ bool bridge_finished(struct bridge *b)
      * made after its last write into the ring. */
     if (atomic_load_explicit(&b->ch.hdr->controller_pid, memory_order_acquire) != 0) return false;
     /* A mark moved after our ack (the final documents re-sent) is not done. */
-    return atomic_load_explicit(&b->ch.hdr->close_mark, memory_order_acquire) ==
-           b->close_acked;
+    return atomic_load_explicit(&b->ch.hdr->close_mark, memory_order_acquire) == b->close_acked;
 }
 
 void bridge_tick(struct bridge *b, uint64_t now_ns)

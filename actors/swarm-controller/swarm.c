@@ -1247,8 +1247,7 @@ void swarm_tick(struct swarm *s, uint64_t now)
     /* The worker set changed: a fresh list for consumers that keep the
      * latest full, at most one per member_full_ns however many join or
      * leave (a swarm of 1,000 starting up costs a handful, not 1,000). */
-    if (s->members_changed &&
-        (!s->have_full || now - s->last_full_ns >= s->cfg.member_full_ns))
+    if (s->members_changed && (!s->have_full || now - s->last_full_ns >= s->cfg.member_full_ns))
         s->full_due = true;
     while (s->nfull_cids > 0 && swarm_emit_controller_full(s, &a, s->full_cids[0], now)) {
         s->full_due = false; /* an answered request covers a pending plain full */

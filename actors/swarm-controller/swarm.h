@@ -67,7 +67,7 @@ struct swarm_cfg {
     uint64_t dead_grace_ns;   /* dead workers stay listed this long (default 30 s) */
     uint64_t cmd_timeout_ns;  /* workers must ack within this (default 5 s) */
     uint64_t worker_heartbeat_ns; /* worker delta at least this often (default 5 s) */
-    uint64_t member_full_ns;  /* at most one membership status-full per this (default 1 s) */
+    uint64_t member_full_ns;      /* at most one membership status-full per this (default 1 s) */
     bool worker_deltas;       /* per-worker deltas on (default true) */
     bool auto_start;          /* apply swarm-start once every desired worker joined */
 };
@@ -244,12 +244,12 @@ struct swarm {
     bool delta_due;
     const char *last_health; /* for health transitions in the journal */
     bool auto_started;
-    bool members_changed;    /* the worker set changed since the last controller full */
-    bool have_full;          /* a controller full went out (last_full_ns is valid) */
+    bool members_changed; /* the worker set changed since the last controller full */
+    bool have_full;       /* a controller full went out (last_full_ns is valid) */
     uint64_t last_full_ns;
-    bool finished;           /* removed: the final documents went out, nothing follows */
-    uint8_t final_stage;     /* removal ending: 0 not begun, 1 announced, 2 final delta out */
-    bool removed_seen;       /* status REMOVED noticed by the tick, at removed_ns */
+    bool finished;       /* removed: the final documents went out, nothing follows */
+    uint8_t final_stage; /* removal ending: 0 not begun, 1 announced, 2 final delta out */
+    bool removed_seen;   /* status REMOVED noticed by the tick, at removed_ns */
     uint64_t removed_ns;
 
     /* delivery and restart safety */

@@ -35,8 +35,8 @@ static int mem_publish(struct sink *s, const char *rk, const json_t *env, enum c
 {
     (void)kind, (void)err, (void)errlen;
     struct mem_sink *m = (struct mem_sink *)s;
-    json_array_append_new(m->got, json_pack("{s:s,s:O,s:b}", "rk", rk, "env", env, "confirmed",
-                                            s->confirm_all));
+    json_array_append_new(
+        m->got, json_pack("{s:s,s:O,s:b}", "rk", rk, "env", env, "confirmed", s->confirm_all));
     if (s->confirm_all) m->unconfirmed++;
     return PH_OK;
 }

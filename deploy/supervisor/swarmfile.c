@@ -297,8 +297,8 @@ static void default_queues(struct sup_spec *spec)
     for (size_t i = 0; i < spec->nroles; i++) {
         json_t *c = spec->roles[i].config;
         if (i > 0 && json_object_get(c, "inQueue") == NULL)
-            json_object_set_new(c, "inQueue", json_sprintf("ph.work.%s.%s", spec->swarm_id,
-                                                           spec->roles[i].role));
+            json_object_set_new(c, "inQueue",
+                                json_sprintf("ph.work.%s.%s", spec->swarm_id, spec->roles[i].role));
     }
     /* Second pass: a role produces into whatever its successor consumes,
      * named in the file or by default. */
@@ -370,10 +370,18 @@ static int parse(struct sup_spec *spec, const char *file, char *err, size_t errl
     if (!json_is_object(root))
         return fail(err, errlen, file, NULL, "the swarm file must hold a JSON object, not %s",
                     json_type_name(root));
-    static const char *const keys[] = {"swarmId",      "roles",           "controller",
-                                       "statusTtlSec", "watermarkSec",    "deltaCoalesceMs",
-                                       "workerDeltas", "workerHeartbeatSec", "deadGraceSec",
-                                       "autoStart",    "runId",           "description",
+    static const char *const keys[] = {"swarmId",
+                                       "roles",
+                                       "controller",
+                                       "statusTtlSec",
+                                       "watermarkSec",
+                                       "deltaCoalesceMs",
+                                       "workerDeltas",
+                                       "workerHeartbeatSec",
+                                       "deadGraceSec",
+                                       "autoStart",
+                                       "runId",
+                                       "description",
                                        NULL};
     int rc = only_keys(root, keys, file, NULL, err, errlen);
     if (rc != PH_OK) return rc;
@@ -453,7 +461,8 @@ int sup_spec_load(const char *path, struct sup_spec *spec, char *err, size_t err
 
 void sup_spec_free(struct sup_spec *spec)
 {
-    for (size_t i = 0; spec->roles != NULL && i < spec->nroles; i++) free(spec->roles[i].instances);
+    for (size_t i = 0; spec->roles != NULL && i < spec->nroles; i++)
+        free(spec->roles[i].instances);
     free(spec->roles);
     free(spec->controller_args);
     json_decref(spec->root);

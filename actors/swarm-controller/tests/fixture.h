@@ -54,7 +54,7 @@ struct fx {
     ph_worker *wk[FX_MAX_WORKERS];
     int nwk;
     bool adopting; /* joins seen while re-adopting are not synced */
-    int closings;      /* calls of the emitter's closing hook */
+    int closings;  /* calls of the emitter's closing hook */
     size_t closing_at; /* fx_ndocs() at the last of them */
 };
 

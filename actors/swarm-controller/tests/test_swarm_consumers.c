@@ -61,7 +61,8 @@ static pid_t fork_worker(struct fx *f, const char *role, const char *instance)
         ph_worker *w = ph_worker_attach(&o, err, sizeof err);
         char c = w != NULL ? 'y' : 'n';
         if (write(pfd[1], &c, 1) != 1) _exit(2);
-        for (;;) pause();
+        for (;;)
+            pause();
     }
     close(pfd[1]);
     char c = 0;
@@ -99,7 +100,8 @@ static void membership_change_fulls_are_coalesced_to_one_per_second(void **state
     fx_attach(f, "moderator", "m-1");
     fx_attach(f, "moderator", "m-2");
     fx_detach(f, gone);
-    for (int i = 0; i < 30; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 30; i++)
+        fx_step(f, 100 * MS);
     size_t n = plain_fulls(f, mark, idx, 32);
     assert_int_equal(n, 2);
     assert_in_range(fx_doc_at(f, idx[1]) - fx_doc_at(f, idx[0]), 1 * SEC, 1 * SEC + 100 * MS);
@@ -110,7 +112,8 @@ static void membership_change_fulls_are_coalesced_to_one_per_second(void **state
 
     /* Nothing changes: no more fulls (deltas carry the aggregate). */
     size_t quiet = fx_ndocs(f);
-    for (int i = 0; i < 100; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 100; i++)
+        fx_step(f, 100 * MS);
     assert_int_equal(plain_fulls(f, quiet, idx, 32), 0);
 }
 
@@ -120,7 +123,8 @@ static void a_worker_death_and_the_end_of_its_grace_each_send_a_full(void **stat
     f->sw.cfg.dead_grace_ns = 3 * SEC;
     fx_attach(f, "generator", "g-1");
     pid_t pid = fork_worker(f, "processor", "p-9");
-    for (int i = 0; i < 20; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 20; i++)
+        fx_step(f, 100 * MS);
     size_t mark = fx_ndocs(f);
     assert_int_equal(kill(pid, SIGKILL), 0);
     assert_int_equal(waitpid(pid, NULL, 0), pid);
@@ -135,7 +139,8 @@ static void a_worker_death_and_the_end_of_its_grace_each_send_a_full(void **stat
 
     /* Its grace ends: the entry leaves the list, and a full says so. */
     mark = fx_ndocs(f);
-    for (int i = 0; i < 31; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 31; i++)
+        fx_step(f, 100 * MS);
     assert_int_equal(plain_fulls(f, mark, idx, 8), 1);
     full = fx_doc(f, idx[0]);
     assert_false(lists(full, "p-9"));
@@ -156,7 +161,8 @@ static size_t steady_worker_deltas(struct fx *f, struct raw *r, int secs, size_t
     size_t n = 0;
     for (size_t i = from; i < fx_ndocs(f); i++) {
         const json_t *d = fx_doc(f, i);
-        if (strcmp(jstr(d, "type"), "status-delta") == 0 && strcmp(jstr(d, "role"), "generator") == 0) {
+        if (strcmp(jstr(d, "type"), "status-delta") == 0 &&
+            strcmp(jstr(d, "role"), "generator") == 0) {
             if (n < max) idx[n] = i;
             n++;
         }
@@ -170,7 +176,8 @@ static void worker_heartbeat_deltas_go_out_every_5s_by_default(void **state)
     struct raw r;
     raw_claim(f, &r, "generator", "g-1");
     raw_status(&r, f->now, 0, true, PH_IN_OK, PH_OUT_OK);
-    for (int i = 0; i < 5; i++) fx_step(f, 100 * MS); /* its join full */
+    for (int i = 0; i < 5; i++)
+        fx_step(f, 100 * MS); /* its join full */
     size_t idx[16];
     size_t n = steady_worker_deltas(f, &r, 30, idx, 16);
     assert_int_equal(n, 6);
@@ -189,7 +196,8 @@ static void worker_heartbeat_period_is_configurable(void **state)
     struct raw r;
     raw_claim(f, &r, "generator", "g-1");
     raw_status(&r, f->now, 0, true, PH_IN_OK, PH_OUT_OK);
-    for (int i = 0; i < 5; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 5; i++)
+        fx_step(f, 100 * MS);
     size_t idx[32];
     size_t n = steady_worker_deltas(f, &r, 20, idx, 32);
     assert_int_equal(n, 10);
@@ -206,7 +214,8 @@ static void aggregate_only_swarm_sends_no_worker_heartbeats(void **state)
     struct raw r;
     raw_claim(f, &r, "generator", "g-1");
     raw_status(&r, f->now, 0, true, PH_IN_OK, PH_OUT_OK);
-    for (int i = 0; i < 5; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 5; i++)
+        fx_step(f, 100 * MS);
     /* The join full still goes out, without a cadence to announce. */
     json_t *wf = fx_last(f, 0, "metric", "status-full", "generator");
     assert_non_null(wf);
@@ -265,7 +274,8 @@ static void removal_sends_the_final_removed_delta_and_full_then_nothing(void **s
 
     /* Nothing after them: no heartbeats of a swarm that is gone. */
     size_t end = fx_ndocs(f);
-    for (int i = 0; i < 300; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 300; i++)
+        fx_step(f, 100 * MS);
     assert_int_equal(fx_ndocs(f), end);
 }
 
@@ -278,7 +288,8 @@ static void a_worker_that_does_not_leave_holds_the_final_status_5s_at_most(void 
     wk_apply(g, true, NULL, NULL); /* acks its stop, then hangs */
     fx_step(f, 10 * MS);
     assert_int_equal(f->sw.status, SW_REMOVED);
-    for (int i = 0; i < 49; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 49; i++)
+        fx_step(f, 100 * MS);
     assert_false(swarm_finished(&f->sw));
     fx_step(f, 100 * MS);
     assert_true(swarm_finished(&f->sw));
@@ -306,7 +317,8 @@ static void the_final_status_waits_for_every_outcome(void **state)
     assert_false(swarm_finished(&f->sw));
     assert_int_equal(f->closings, 0);
     /* Its timeout answers it; the final pair follows that answer. */
-    for (int i = 0; i < 60; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 60; i++)
+        fx_step(f, 100 * MS);
     assert_true(swarm_finished(&f->sw));
     size_t cu = fx_find(f, 0, "outcome", "config-update", NULL);
     assert_true(cu != (size_t)-1);
@@ -368,19 +380,21 @@ static void interval_seconds_states_the_status_cadence(void **state)
     ph_worker *g = fx_attach(f, "generator", "g-1");
     fx_step(f, 10 * MS);
     fx_step(f, 300 * MS);
-    assert_int_equal(jint(fx_last(f, 0, "metric", "status-full", "generator"),
-                          "data.context.intervalSeconds"),
-                     5);
+    assert_int_equal(
+        jint(fx_last(f, 0, "metric", "status-full", "generator"), "data.context.intervalSeconds"),
+        5);
     ph_worker_set_enabled(g, true);
     assert_true(ph_worker_publish_status(g));
-    for (int i = 0; i < 60; i++) fx_step(f, 100 * MS);
-    assert_int_equal(jint(fx_last(f, 0, "metric", "status-delta", "generator"),
-                          "data.context.intervalSeconds"),
-                     5);
+    for (int i = 0; i < 60; i++)
+        fx_step(f, 100 * MS);
+    assert_int_equal(
+        jint(fx_last(f, 0, "metric", "status-delta", "generator"), "data.context.intervalSeconds"),
+        5);
     /* Fractions stay fractions. */
     f->sw.cfg.watermark_ns = 2500 * MS;
     size_t mark = fx_ndocs(f);
-    for (int i = 0; i < 30; i++) fx_step(f, 100 * MS);
+    for (int i = 0; i < 30; i++)
+        fx_step(f, 100 * MS);
     d = fx_last(f, mark, "metric", "status-delta", CTL);
     assert_non_null(d);
     assert_true(json_is_real(jget(d, "data.context.intervalSeconds")));
@@ -411,8 +425,8 @@ static void a_rendered_envelope_carries_numbers_without_float_noise(void **state
     assert_int_equal(ph_json_pack(&pk, doc, false), 0);
     struct envelope e;
     char why[512] = "";
-    int rc = envelope_from_doc((const uint8_t *)sb.data, sb.size, ph_real_ns(), &e, why,
-                               sizeof why);
+    int rc =
+        envelope_from_doc((const uint8_t *)sb.data, sb.size, ph_real_ns(), &e, why, sizeof why);
     msgpack_sbuffer_destroy(&sb);
     if (rc != PH_OK) fail_msg("envelope refused: %s", why);
     char *text = json_dumps(e.env, ENVELOPE_DUMP_FLAGS);
