@@ -315,8 +315,11 @@ static void producer(struct ctrl *c, struct ph_segment *seg, const struct opts *
     uint32_t j = 0;
     for (uint32_t i = k; i < seg->slots; i += np, j++) {
         struct ph_slot *s = ph_segment_slot(seg, i);
-        ph_ring_producer_init(&pr.p[j], &s->status, ph_slot_status_data(seg, s),
-                              seg->status_ring);
+        if (ph_ring_producer_init(&pr.p[j], &s->status, ph_slot_status_data(seg, s),
+                                  seg->status_ring) != PH_OK) {
+            fprintf(stderr, "ph-bench-controller: slot %u: status ring positions inconsistent\n", i);
+            _exit(1);
+        }
     }
     uint64_t produced = 0, dropped = 0;
     wait_go(c);
@@ -625,7 +628,12 @@ static void cold_sweeps(const struct opts *o, struct cold_res *res)
             break;
         struct ph_slot *s = ph_segment_slot(&seg, idx);
         struct ph_ring_producer p;
-        ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+        if (ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s),
+                                  seg.status_ring) != PH_OK) {
+            fprintf(stderr, "ph-bench-controller: slot %u: status ring positions inconsistent\n",
+                    idx);
+            exit(1);
+        }
         struct ph_rec_status st = {.mono_ns = ph_mono_coarse_ns(), .processed = 1, .seq = 1};
         ph_ring_write(&p, PH_REC_STATUS, &st, sizeof st); /* as ph_worker_attach does */
     }
@@ -725,7 +733,12 @@ static void idle_helper(struct helper_ctl *h, const char *id, const struct opts 
             _exit(1);
         }
         struct ph_slot *s = ph_segment_slot(&seg, idx[i]);
-        ph_ring_producer_init(&p[i], &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+        if (ph_ring_producer_init(&p[i], &s->status, ph_slot_status_data(&seg, s),
+                                  seg.status_ring) != PH_OK) {
+            snprintf(h->err, sizeof h->err, "claim %u: status ring positions inconsistent", i);
+            atomic_store(&h->claimed, -1);
+            _exit(1);
+        }
         struct ph_rec_status st = {.mono_ns = ph_mono_coarse_ns(), .seq = 1};
         ph_ring_write(&p[i], PH_REC_STATUS, &st, sizeof st);
     }

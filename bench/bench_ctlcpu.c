@@ -231,7 +231,12 @@ static void helper(struct helper_ctl *h, const char *id, const struct opts *o)
             _exit(1);
         }
         struct ph_slot *s = ph_segment_slot(&seg, idx);
-        ph_ring_producer_init(&p[i], &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+        if (ph_ring_producer_init(&p[i], &s->status, ph_slot_status_data(&seg, s),
+                                  seg.status_ring) != PH_OK) {
+            snprintf(h->err, sizeof h->err, "claim %u: status ring positions inconsistent", i);
+            atomic_store(&h->claimed, -1);
+            _exit(1);
+        }
         st[i] = (struct ph_rec_status){.mono_ns = ph_mono_coarse_ns(), .seq = 1,
                                        .flags = PH_STATUS_ENABLED, .io_in = PH_IN_OK,
                                        .io_out = PH_OUT_OK};

@@ -473,7 +473,8 @@ static bool trial_ph(const struct opts *o, int mode, uint32_t ring, uint32_t bod
         bu_child_init();
         pin_to(g_cpu_prod);
         ph_ring_producer p;
-        ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), ring);
+        if (ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), ring) != PH_OK)
+            _exit(1);
         producer_ph(c, o, &p, mode, body);
         _exit(0);
     }

@@ -148,7 +148,14 @@ static int attach(struct bridge *b)
     } else {
         b->quarantined = false;
     }
-    ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring);
+    if (ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring) != PH_OK) {
+        snprintf(err, sizeof err, "channel /dev/shm%s: the in ring's positions are inconsistent; "
+                 "not writing it until the controller re-creates the channel", ch.name);
+        set_wait_reason(b, err);
+        ph_channel_unregister_bridge(&ch, b->pid);
+        ph_channel_close(&ch);
+        return PH_ERR_CORRUPT;
+    }
     b->ch = ch;
     b->dev = st.st_dev;
     b->ino = st.st_ino;

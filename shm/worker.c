@@ -151,8 +151,17 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
         return NULL;
     }
     w->slot = ph_segment_slot(&w->seg, w->index);
-    ph_ring_producer_init(&w->status, &w->slot->status, ph_slot_status_data(&w->seg, w->slot),
-                          w->seg.status_ring);
+    if (ph_ring_producer_init(&w->status, &w->slot->status,
+                              ph_slot_status_data(&w->seg, w->slot), w->seg.status_ring) != PH_OK) {
+        /* The claim has just reset this ring: someone else is writing our slot. */
+        snprintf(err, errlen, "slot %u of swarm '%s': status ring positions changed under the "
+                 "claim (another process writes this slot)", w->index, o->swarm_id);
+        ph_slot_detach(&w->seg, w->index);
+        ph_segment_close(&w->seg);
+        free(w);
+        json_decref(config);
+        return NULL;
+    }
     if (ph_ring_consumer_init(&w->cmd, &w->slot->command, ph_slot_command_data(&w->seg, w->slot),
                               w->seg.command_ring) != PH_OK)
         w->cmd_broken = true;

@@ -259,8 +259,15 @@ static void track(struct ctl *c, struct ctl_worker *w, struct ph_slot *s, uint64
                                      c->seg->status_ring) != PH_OK) {
         quarantine(c, w, PH_Q_RING, "status ring head/tail inconsistent");
     }
-    ph_ring_producer_init(&w->command, &s->command, ph_slot_command_data(c->seg, s),
-                          c->seg->command_ring);
+    /* We produce into the command ring, but its positions live in a slot
+     * the worker can write: a bad tail would make us write past the ring
+     * into the next slot. Validated once here; afterwards the producer keeps
+     * its own tail and never re-reads the shared one. */
+    w->command_ok = ph_ring_producer_init(&w->command, &s->command,
+                                          ph_slot_command_data(c->seg, s),
+                                          c->seg->command_ring) == PH_OK;
+    if (!w->command_ok)
+        quarantine(c, w, PH_Q_RING, "command ring head/tail inconsistent; never written");
     /* Cumulative counts start at zero when the slot is claimed: that is the
      * first sample, so the first report's items count towards tps. */
     /* relaxed: written before the claim was published (acquired above). */
@@ -369,7 +376,7 @@ void ctl_check_liveness(struct ctl *c, bool all)
 uint64_t ctl_send_command(struct ctl *c, uint32_t index, uint16_t type, const uint8_t *patch,
                           size_t patch_len)
 {
-    if (index >= c->seg->slots || !c->w[index].tracked) return 0;
+    if (index >= c->seg->slots || !c->w[index].tracked || !c->w[index].command_ok) return 0;
     struct ctl_worker *w = &c->w[index];
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);

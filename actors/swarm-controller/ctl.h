@@ -48,6 +48,7 @@ struct ctl_worker {
 
     ph_ring_consumer status;
     ph_ring_producer command;
+    bool command_ok; /* command ring positions passed validation: it may be written */
     int pidfd; /* -1 when unavailable: liveness then comes from the periodic check */
     bool pidfd_armed;
 
@@ -114,7 +115,8 @@ void ctl_owner_died(struct ctl *c, uint32_t index, uint64_t word);
 void ctl_check_liveness(struct ctl *c, bool all);
 
 /* Writes a command into a worker's command ring; returns its token, or 0
- * when the ring is full or the worker is not tracked. */
+ * when the ring is full, the worker is not tracked, or its command ring
+ * failed validation (the slot is then quarantined and never written). */
 uint64_t ctl_send_command(struct ctl *c, uint32_t index, uint16_t type, const uint8_t *patch,
                           size_t patch_len);
 

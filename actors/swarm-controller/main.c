@@ -642,7 +642,14 @@ int main(int argc, char **argv)
         ph_segment_close(&a.seg);
         return 1;
     }
-    ph_ring_producer_init(&a.to_bridge, &a.chan.hdr->out, a.chan.out_data, a.chan.hdr->out_ring);
+    if (ph_ring_producer_init(&a.to_bridge, &a.chan.hdr->out, a.chan.out_data,
+                              a.chan.hdr->out_ring) != PH_OK) {
+        ph_error("channel /dev/shm%s: the out ring's positions are inconsistent; remove it with "
+                 "'phctl shm-rm --swarm %s' and start again", a.chan.name, o.swarm);
+        ph_channel_close(&a.chan);
+        ph_segment_close(&a.seg);
+        return 1;
+    }
     ph_ring_consumer_init(&a.from_bridge, &a.chan.hdr->in, a.chan.in_data, a.chan.hdr->in_ring);
     a.signal_scratch = malloc(a.chan.hdr->in_ring / 2);
     uint64_t start = 0;

@@ -105,7 +105,7 @@ static inline uint64_t ph_slot_word(unsigned state, uint32_t seq, int32_t pid)
 /* Quarantine reasons, written by the controller. */
 enum ph_quarantine {
     PH_Q_NONE = 0,
-    PH_Q_RING = 1,     /* status ring positions or a record header out of bounds */
+    PH_Q_RING = 1,     /* a ring's positions or a status record header out of bounds */
     PH_Q_RECORD = 2,   /* a record body failed validation */
     PH_Q_IDENTITY = 3, /* role/instance not a valid identifier */
 };

@@ -140,7 +140,11 @@ static _Noreturn void run_raw(const char *instance, uint64_t rng)
     }
     struct ph_slot *s = ph_segment_slot(&seg, idx);
     ph_ring_producer p;
-    ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+    if (ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), seg.status_ring) !=
+        PH_OK) {
+        fprintf(stderr, "raw %s: status ring positions inconsistent after the claim\n", instance);
+        _exit(3);
+    }
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);

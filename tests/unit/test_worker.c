@@ -116,8 +116,10 @@ static void ctl_watch(struct ctl *c, const ph_worker *w)
                                            ph_slot_status_data(&c->seg, c->slot),
                                            c->seg.status_ring),
                      PH_OK);
-    ph_ring_producer_init(&c->cmd, &c->slot->command, ph_slot_command_data(&c->seg, c->slot),
-                          c->seg.command_ring);
+    assert_int_equal(ph_ring_producer_init(&c->cmd, &c->slot->command,
+                                           ph_slot_command_data(&c->seg, c->slot),
+                                           c->seg.command_ring),
+                     PH_OK);
 }
 
 /* Drains into a fresh c->recs; returns the number of records. */

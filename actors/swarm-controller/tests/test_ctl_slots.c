@@ -1,0 +1,167 @@
+/* The controller's slot table (ctl.c) against hostile or unlucky slots:
+ * corrupt ring positions, claims that stall, restarts of the controller.
+ *
+ * These tests drive ctl directly on a real segment (no swarm module): slots
+ * are claimed with ph_slot_claim or set by hand, as a worker (or any process
+ * mapping the segment read-write) could, and ctl_scan runs on a simulated
+ * clock. Each test uses its own swarm id, removed in teardown. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "ph/record.h"
+#include "ph/shm.h"
+
+#define SEC 1000000000ull
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+#define MAX_IDS 32
+static char ids[MAX_IDS][PH_ID_MAX];
+static int n_ids;
+
+static const char *new_id(void)
+{
+    assert_true(n_ids < MAX_IDS);
+    snprintf(ids[n_ids], sizeof ids[n_ids], "ut-cs-%d-%d", (int)getpid(), n_ids);
+    return ids[n_ids++];
+}
+
+static int remove_all(void **state)
+{
+    (void)state;
+    char err[256];
+    for (int i = 0; i < n_ids; i++) ph_segment_unlink(ids[i], err, sizeof err);
+    return 0;
+}
+
+static void create(struct ph_segment *seg, const char *id, uint32_t slots)
+{
+    char err[256];
+    bool adopted = true;
+    struct ph_segment_params p = {.slots = slots, .status_ring = 1024, .command_ring = 512};
+    if (ph_segment_create(seg, id, &p, &adopted, err, sizeof err) != PH_OK)
+        fail_msg("create %s: %s", id, err);
+}
+
+static void ctl_start(struct ctl *c, struct ph_segment *seg)
+{
+    assert_int_equal(ctl_init(c, seg, NULL), PH_OK);
+    c->use_pidfd = false; /* liveness from /proc only: nothing to arm here */
+}
+
+static uint64_t my_start(void)
+{
+    uint64_t st = 0;
+    assert_int_equal(ph_proc_start_time((int32_t)getpid(), &st), PH_OK);
+    return st;
+}
+
+static uint32_t claim(struct ph_segment *seg, const char *instance)
+{
+    char err[256];
+    uint32_t idx = UINT32_MAX;
+    if (ph_slot_claim(seg, "r", instance, (int32_t)getpid(), my_start(), &idx, err, sizeof err) !=
+        PH_OK)
+        fail_msg("claim %s: %s", instance, err);
+    return idx;
+}
+
+/* ---- item 8: command ring positions ------------------------------------- */
+
+/* The controller produces into each worker's command ring, but the ring's
+ * positions sit in the worker's slot. A worker that sets an unaligned tail
+ * near the end of the ring used to make the controller's padding record
+ * spill past the ring into the next slot's state word. */
+static void item08_controller_refuses_corrupt_command_ring_positions(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment seg;
+    create(&seg, id, 4);
+    const uint32_t a = claim(&seg, "hostile");
+    const uint32_t b = claim(&seg, "neighbour");
+    assert_int_equal(b, a + 1);
+    struct ph_slot *sa = ph_segment_slot(&seg, a), *sb = ph_segment_slot(&seg, b);
+    const uint64_t tail = seg.command_ring - 4; /* unaligned, 4 bytes before the end */
+    atomic_store(&sa->command.tail, tail);
+    atomic_store(&sa->command.head, tail);
+    const uint64_t neighbour = atomic_load(&sb->state);
+
+    struct ctl c;
+    ctl_start(&c, &seg);
+    ctl_scan(&c, ph_mono_ns());
+    assert_true(c.w[a].tracked);
+    assert_true(c.w[b].tracked);
+    /* A command to each: the hostile slot's is refused, nothing spills. */
+    assert_int_equal(ctl_send_command(&c, a, PH_CMD_STATUS_REQUEST, NULL, 0), 0);
+    assert_int_equal(atomic_load(&sb->state), neighbour);
+    assert_int_equal(atomic_load(&sa->command.tail), tail);
+    assert_int_equal(c.w[a].quarantine, PH_Q_RING);
+    assert_int_equal(atomic_load(&sa->c_quarantine), PH_Q_RING);
+    /* The neighbour is neither quarantined nor refused. */
+    assert_int_equal(c.w[b].quarantine, PH_Q_NONE);
+    assert_true(ctl_send_command(&c, b, PH_CMD_STATUS_REQUEST, NULL, 0) != 0);
+    assert_int_equal(ph_slot_state_of(atomic_load(&sb->state)), PH_SLOT_ACTIVE);
+
+    /* Positions made to look sane again after tracking change nothing: the
+     * verdict stands and the ring is never written. */
+    atomic_store(&sa->command.tail, 0);
+    atomic_store(&sa->command.head, 0);
+    ctl_scan(&c, ph_mono_ns());
+    assert_int_equal(ctl_send_command(&c, a, PH_CMD_STATUS_REQUEST, NULL, 0), 0);
+    assert_int_equal(atomic_load(&sa->command.tail), 0);
+    ctl_destroy(&c);
+    ph_segment_close(&seg);
+}
+
+/* A head ahead of tail, or a tail more than a ring ahead of head: the same
+ * verdict, and the neighbour's state word untouched. */
+static void item08_controller_refuses_out_of_range_command_ring_positions(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t tail, head;
+    } bad[] = {{64, 128}, {4096, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *id = new_id();
+        struct ph_segment seg;
+        create(&seg, id, 2);
+        const uint32_t a = claim(&seg, "hostile");
+        const uint32_t b = claim(&seg, "neighbour");
+        struct ph_slot *sa = ph_segment_slot(&seg, a), *sb = ph_segment_slot(&seg, b);
+        atomic_store(&sa->command.tail, bad[i].tail);
+        atomic_store(&sa->command.head, bad[i].head);
+        const uint64_t neighbour = atomic_load(&sb->state);
+        struct ctl c;
+        ctl_start(&c, &seg);
+        ctl_scan(&c, ph_mono_ns());
+        assert_int_equal(ctl_send_command(&c, a, PH_CMD_STATUS_REQUEST, NULL, 0), 0);
+        assert_int_equal(atomic_load(&sa->command.tail), bad[i].tail);
+        assert_int_equal(atomic_load(&sb->state), neighbour);
+        assert_int_equal(c.w[a].quarantine, PH_Q_RING);
+        ctl_destroy(&c);
+        ph_segment_close(&seg);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(item08_controller_refuses_corrupt_command_ring_positions),
+        cmocka_unit_test(item08_controller_refuses_out_of_range_command_ring_positions),
+    };
+    return cmocka_run_group_tests(tests, NULL, remove_all);
+}
