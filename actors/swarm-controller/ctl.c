@@ -29,7 +29,13 @@ int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hook
     c->started_mono_ns = ph_mono_ns();
     c->tps_window_ns = 5ull * 1000000000ull;
     c->use_pidfd = true;
-    c->next_token = 1;
+    /* Tokens are seeded with the segment's generation (+1 on every
+     * adoption), so an ack still in a worker's ring for a command of the
+     * previous controller cannot complete one of ours: each controller has
+     * its own range of 2^32 tokens. relaxed: this process bumped (or set)
+     * the generation itself in ph_segment_create(). */
+    const uint64_t gen = atomic_load_explicit(&seg->hdr->generation, memory_order_relaxed);
+    c->next_token = (gen << 32) | 1u;
     return PH_OK;
 }
 

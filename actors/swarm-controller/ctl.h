@@ -91,7 +91,7 @@ struct ctl {
     uint64_t tps_window_ns;
     bool use_pidfd;
     struct ctl_hooks hooks;
-    uint64_t next_token;
+    uint64_t next_token; /* (generation << 32) | n: disjoint across controller restarts */
     /* counters */
     uint64_t records;
     uint64_t reclaimed;

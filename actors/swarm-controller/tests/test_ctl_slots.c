@@ -157,11 +157,71 @@ static void item08_controller_refuses_out_of_range_command_ring_positions(void *
     }
 }
 
+/* ---- item 12: command tokens across controller restarts ----------------- */
+
+/* Sends n status requests to slot `idx` and stores their tokens. */
+static void send_n(struct ctl *c, uint32_t idx, uint64_t *tokens, int n)
+{
+    for (int i = 0; i < n; i++) {
+        tokens[i] = ctl_send_command(c, idx, PH_CMD_STATUS_REQUEST, NULL, 0);
+        assert_true(tokens[i] != 0);
+    }
+}
+
+/* An ack left in a worker's ring for the previous controller's command must
+ * not complete a command of the next one: the two controllers' tokens never
+ * meet. */
+static void item12_tokens_of_successive_controllers_are_disjoint(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment seg;
+    create(&seg, id, 2);
+    const uint32_t idx = claim(&seg, "w");
+    enum { N = 5 };
+    uint64_t first[N], second[N];
+
+    struct ctl c;
+    ctl_start(&c, &seg);
+    ctl_scan(&c, ph_mono_ns());
+    assert_true(c.w[idx].tracked);
+    send_n(&c, idx, first, N);
+    ctl_destroy(&c);
+    const uint64_t gen1 = atomic_load(&seg.hdr->generation);
+    ph_segment_close(&seg);
+
+    /* The next controller adopts the segment (a new generation) and sends
+     * commands to the same, still attached, worker. */
+    char err[256];
+    bool adopted = false;
+    struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    if (ph_segment_create(&seg, id, &p, &adopted, err, sizeof err) != PH_OK)
+        fail_msg("adopt: %s", err);
+    assert_true(adopted);
+    assert_int_equal(atomic_load(&seg.hdr->generation), gen1 + 1);
+    ctl_start(&c, &seg);
+    ctl_scan(&c, ph_mono_ns());
+    assert_true(c.w[idx].tracked);
+    send_n(&c, idx, second, N);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            if (first[i] == second[j])
+                fail_msg("token %llu issued by both controllers", (unsigned long long)first[i]);
+    /* Each controller's range is its generation's. */
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(first[i] >> 32, gen1);
+        assert_int_equal(second[i] >> 32, gen1 + 1);
+    }
+    ctl_destroy(&c);
+    ph_segment_close(&seg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(item08_controller_refuses_corrupt_command_ring_positions),
         cmocka_unit_test(item08_controller_refuses_out_of_range_command_ring_positions),
+        cmocka_unit_test(item12_tokens_of_successive_controllers_are_disjoint),
     };
     return cmocka_run_group_tests(tests, NULL, remove_all);
 }
