@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -34,13 +35,45 @@ static int sys_err(const char *what, const char *name, char *err, size_t errlen)
     return PH_ERR_SYS;
 }
 
-/* Validates a mapped header against what this build reads. `file_size` is
- * the object's size; the header page must already be mapped. */
-static int validate_header(const struct ph_shm_header *h, const char *name, const char *swarm_id,
-                           uint64_t file_size, char *err, size_t errlen)
+/* The immutable part of the header as one reader saw it. The live header
+ * is writable by every process that maps the segment read-write, so it is
+ * copied once, right after magic is acquired, and from then on only the
+ * copy is validated and used: a field read twice could differ between the
+ * check and the use. The layout mirrors ph_shm_header from layout_version
+ * to swarm_id, so one memcpy takes it. */
+struct hdr_copy {
+    uint32_t layout_version;
+    uint32_t header_size;
+    uint64_t segment_size;
+    uint32_t slot_capacity;
+    uint32_t slot_size;
+    uint32_t status_ring;
+    uint32_t command_ring;
+    uint64_t created_real_ns;
+    char swarm_id[PH_ID_MAX];
+};
+#define HDR_COPY_AT offsetof(struct ph_shm_header, layout_version)
+#define HDR_COPY_LEN (offsetof(struct ph_shm_header, swarm_id) + PH_ID_MAX - HDR_COPY_AT)
+#define SAME_PLACE(f)                                                                        \
+    _Static_assert(offsetof(struct hdr_copy, f) == offsetof(struct ph_shm_header, f) - HDR_COPY_AT, \
+                   "struct hdr_copy must mirror ph_shm_header: " #f)
+SAME_PLACE(header_size);
+SAME_PLACE(segment_size);
+SAME_PLACE(slot_capacity);
+SAME_PLACE(slot_size);
+SAME_PLACE(status_ring);
+SAME_PLACE(command_ring);
+SAME_PLACE(created_real_ns);
+SAME_PLACE(swarm_id);
+_Static_assert(sizeof(struct hdr_copy) == HDR_COPY_LEN, "struct hdr_copy has padding at its end");
+
+/* Acquires magic and, when it is ours, copies the immutable fields. */
+static int copy_header(const struct ph_shm_header *h, const char *name, struct hdr_copy *out,
+                       char *err, size_t errlen)
 {
     /* acquire: pairs with the creator's release store of magic, which it
-     * makes after every immutable field is written. */
+     * makes after every immutable field is written; the copy below reads
+     * those fields. */
     uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
     if (magic == 0) {
         snprintf(err, errlen, "segment /dev/shm%s is not initialised (controller starting, or "
@@ -52,6 +85,15 @@ static int validate_header(const struct ph_shm_header *h, const char *name, cons
                  name, magic);
         return PH_ERR_MAGIC;
     }
+    memcpy(out, (const uint8_t *)h + HDR_COPY_AT, HDR_COPY_LEN);
+    return PH_OK;
+}
+
+/* Validates a private copy of a header against what this build reads.
+ * `file_size` is the object's size. */
+static int validate_copy(const struct hdr_copy *h, const char *name, const char *swarm_id,
+                         uint64_t file_size, char *err, size_t errlen)
+{
     if (h->layout_version != PH_LAYOUT_VERSION) {
         snprintf(err, errlen, "segment /dev/shm%s has layout version %" PRIu32
                  ", this program reads %u", name, h->layout_version, PH_LAYOUT_VERSION);
@@ -81,15 +123,6 @@ static int validate_header(const struct ph_shm_header *h, const char *name, cons
     return PH_OK;
 }
 
-static void fill_geometry(struct ph_segment *seg)
-{
-    seg->hdr = seg->base;
-    seg->slots = seg->hdr->slot_capacity;
-    seg->slot_size = seg->hdr->slot_size;
-    seg->status_ring = seg->hdr->status_ring;
-    seg->command_ring = seg->hdr->command_ring;
-}
-
 /* Maps and validates an open object. On success the segment owns fd. */
 static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, bool writable,
                          char *err, size_t errlen)
@@ -105,26 +138,37 @@ static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, b
      * header checks out. */
     void *h = mmap(NULL, PH_SHM_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
     if (h == MAP_FAILED) return sys_err("cannot map", seg->name, err, errlen);
-    int rc = validate_header(h, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
-    uint64_t size = ((struct ph_shm_header *)h)->segment_size;
+    struct hdr_copy hc;
+    int rc = copy_header(h, seg->name, &hc, err, errlen);
     munmap(h, PH_SHM_HEADER_SIZE);
+    if (rc == PH_OK) rc = validate_copy(&hc, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
     if (rc != PH_OK) return rc;
-    void *base = mmap(NULL, (size_t)size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-                      MAP_SHARED, fd, 0);
+    /* Size and geometry come from the validated copy only. */
+    const size_t size = (size_t)hc.segment_size;
+    void *base = mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) return sys_err("cannot map", seg->name, err, errlen);
+    /* Re-check on the final mapping: someone may have recreated the object
+     * between the two maps. The live header must still say what the copy
+     * says; the copy is what we use either way. */
+    struct hdr_copy again;
+    rc = copy_header(base, seg->name, &again, err, errlen);
+    if (rc == PH_OK && memcmp(&again, &hc, sizeof hc) != 0) {
+        snprintf(err, errlen, "segment /dev/shm%s changed while being opened (recreated, or its "
+                 "header is being written by another process)", seg->name);
+        rc = PH_ERR_CORRUPT;
+    }
+    if (rc != PH_OK) {
+        munmap(base, size);
+        return rc;
+    }
     seg->fd = fd;
     seg->base = base;
-    seg->size = (size_t)size;
-    fill_geometry(seg);
-    /* Re-check on the final mapping: the header could have changed between
-     * the two maps if someone recreated the object. */
-    rc = validate_header(seg->hdr, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
-    if (rc != PH_OK || seg->hdr->segment_size != size) {
-        munmap(base, (size_t)size);
-        seg->base = NULL;
-        seg->fd = -1;
-        return rc != PH_OK ? rc : PH_ERR_CORRUPT;
-    }
+    seg->size = size;
+    seg->hdr = base;
+    seg->slots = hc.slot_capacity;
+    seg->slot_size = hc.slot_size;
+    seg->status_ring = hc.status_ring;
+    seg->command_ring = hc.command_ring;
     return PH_OK;
 }
 
@@ -201,12 +245,13 @@ static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_s
         ph_segment_close(seg);
         return PH_ERR_BUSY;
     }
-    if (h->slot_capacity != p->slots || h->status_ring != p->status_ring ||
-        h->command_ring != p->command_ring) {
+    /* The geometry validated at open (seg), not the live header. */
+    if (seg->slots != p->slots || seg->status_ring != p->status_ring ||
+        seg->command_ring != p->command_ring) {
         snprintf(err, errlen, "segment /dev/shm%s left by a previous controller has another "
                  "geometry (%" PRIu32 " slots, rings %" PRIu32 "/%" PRIu32 "); remove it with "
                  "'phctl shm-rm --swarm %s' once its workers are gone", seg->name,
-                 h->slot_capacity, h->status_ring, h->command_ring, swarm_id);
+                 seg->slots, seg->status_ring, seg->command_ring, swarm_id);
         ph_segment_close(seg);
         return PH_ERR_EXISTS;
     }
@@ -284,7 +329,12 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         seg->fd = fd;
         seg->base = base;
         seg->size = (size_t)size;
-        fill_geometry(seg);
+        /* Our own parameters, not a read-back of the shared header. */
+        seg->hdr = h;
+        seg->slots = p.slots;
+        seg->slot_size = PH_SLOT_META_SIZE + p.status_ring + p.command_ring;
+        seg->status_ring = p.status_ring;
+        seg->command_ring = p.command_ring;
         return PH_OK;
     }
     snprintf(err, errlen, "cannot create /dev/shm%s: it keeps reappearing", seg->name);
