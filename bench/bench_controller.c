@@ -317,7 +317,8 @@ static void producer(struct ctrl *c, struct ph_segment *seg, const struct opts *
         struct ph_slot *s = ph_segment_slot(seg, i);
         if (ph_ring_producer_init(&pr.p[j], &s->status, ph_slot_status_data(seg, s),
                                   seg->status_ring) != PH_OK) {
-            fprintf(stderr, "ph-bench-controller: slot %u: status ring positions inconsistent\n", i);
+            fprintf(stderr, "ph-bench-controller: slot %u: status ring positions inconsistent\n",
+                    i);
             _exit(1);
         }
     }
@@ -501,7 +502,8 @@ static bool drain_trial(const struct opts *o, int kind, int dmode, struct trial 
         char inst[32];
         uint32_t idx;
         snprintf(inst, sizeof inst, "bee-%05u", i);
-        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, err, sizeof err) != PH_OK) {
+        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, NULL, err, sizeof err) !=
+            PH_OK) {
             fprintf(stderr, "ph-bench-controller: claim %u: %s\n", i, err);
             ph_segment_close(&seg);
             bu_cleanup_del_swarm(id);
@@ -624,7 +626,8 @@ static void cold_sweeps(const struct opts *o, struct cold_res *res)
         char inst[32];
         uint32_t idx;
         snprintf(inst, sizeof inst, "bee-%05u", i);
-        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, err, sizeof err) != PH_OK)
+        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, NULL, err, sizeof err) !=
+            PH_OK)
             break;
         struct ph_slot *s = ph_segment_slot(&seg, idx);
         struct ph_ring_producer p;
@@ -726,7 +729,7 @@ static void idle_helper(struct helper_ctl *h, const char *id, const struct opts 
     for (uint32_t i = 0; i < n; i++) {
         char inst[32];
         snprintf(inst, sizeof inst, "idle-%05u", i);
-        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx[i], err, sizeof err) !=
+        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx[i], NULL, err, sizeof err) !=
             PH_OK) {
             snprintf(h->err, sizeof h->err, "claim %u: %.200s", i, err);
             atomic_store(&h->claimed, -1);

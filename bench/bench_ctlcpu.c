@@ -224,7 +224,7 @@ static void helper(struct helper_ctl *h, const char *id, const struct opts *o)
         char inst[PH_ID_MAX];
         snprintf(inst, sizeof inst, "%s-%u", g_roles[r], ++per_role[r]);
         uint32_t idx;
-        if (ph_slot_claim(&seg, g_roles[r], inst, getpid(), start, &idx, err, sizeof err) !=
+        if (ph_slot_claim(&seg, g_roles[r], inst, getpid(), start, &idx, NULL, err, sizeof err) !=
             PH_OK) {
             snprintf(h->err, sizeof h->err, "claim %u: %.200s", i, err);
             atomic_store(&h->claimed, -1);

@@ -446,7 +446,8 @@ static bool trial_ph(const struct opts *o, int mode, uint32_t ring, uint32_t bod
     uint64_t start = 0;
     uint32_t idx = 0;
     ph_proc_start_time(getpid(), &start);
-    if (ph_slot_claim(&seg, "bench", "ring", getpid(), start, &idx, err, sizeof err) != PH_OK) {
+    if (ph_slot_claim(&seg, "bench", "ring", getpid(), start, &idx, NULL, err, sizeof err) !=
+        PH_OK) {
         fprintf(stderr, "ph-bench-ring: %s\n", err);
         ph_segment_close(&seg);
         bu_cleanup_del_swarm(id);

@@ -278,8 +278,8 @@ static void world_open(struct world *wd, uint32_t n)
         char inst[PH_ID_MAX];
         snprintf(inst, sizeof inst, "%s-%u", g_roles[r], ++per_role[r]);
         uint32_t idx;
-        if (ph_slot_claim(&wd->seg, g_roles[r], inst, getpid(), start, &idx, err, sizeof err) !=
-            PH_OK) {
+        if (ph_slot_claim(&wd->seg, g_roles[r], inst, getpid(), start, &idx, NULL, err,
+                          sizeof err) != PH_OK) {
             fprintf(stderr, "ph-bench-status: claim %u: %s\n", i, err);
             return;
         }

@@ -162,7 +162,8 @@ int main(int argc, char **argv)
         char inst[32];
         uint32_t idx;
         snprintf(inst, sizeof inst, "idle-%05u", i);
-        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, err, sizeof err) != PH_OK) {
+        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, NULL, err, sizeof err) !=
+            PH_OK) {
             fprintf(stderr, "ph-bench-segsize: %s\n", err);
             return 1;
         }

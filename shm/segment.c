@@ -54,8 +54,9 @@ struct hdr_copy {
 };
 #define HDR_COPY_AT offsetof(struct ph_shm_header, layout_version)
 #define HDR_COPY_LEN (offsetof(struct ph_shm_header, swarm_id) + PH_ID_MAX - HDR_COPY_AT)
-#define SAME_PLACE(f)                                                                        \
-    _Static_assert(offsetof(struct hdr_copy, f) == offsetof(struct ph_shm_header, f) - HDR_COPY_AT, \
+#define SAME_PLACE(f)                                                                              \
+    _Static_assert(offsetof(struct hdr_copy, f) ==                                                 \
+                       offsetof(struct ph_shm_header, f) - HDR_COPY_AT,                            \
                    "struct hdr_copy must mirror ph_shm_header: " #f)
 SAME_PLACE(header_size);
 SAME_PLACE(segment_size);
@@ -141,7 +142,8 @@ static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, b
     struct hdr_copy hc;
     int rc = copy_header(h, seg->name, &hc, err, errlen);
     munmap(h, PH_SHM_HEADER_SIZE);
-    if (rc == PH_OK) rc = validate_copy(&hc, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
+    if (rc == PH_OK)
+        rc = validate_copy(&hc, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
     if (rc != PH_OK) return rc;
     /* Size and geometry come from the validated copy only. */
     const size_t size = (size_t)hc.segment_size;

@@ -16,8 +16,10 @@ static bool identity_matches(const struct ph_slot_identity *id, const char *role
 
 bool ph_slot_identity_read(const struct ph_slot *s, struct ph_slot_identity *out)
 {
-    /* acquire: pairs with the claimer's release CAS to ACTIVE, so the plain
-     * identity fields below are complete. */
+    /* A seqlock on the state word: acquire the word, copy the identity with
+     * relaxed loads, acquire fence, reload the word. acquire: pairs with the
+     * claimer's CAS out of CLAIMING (release or stronger), so the identity
+     * words of the claim named by w1 are visible. */
     uint64_t w1 = atomic_load_explicit(&s->state, memory_order_acquire);
     if (ph_slot_state_of(w1) == PH_SLOT_FREE) return false;
     out->state = w1;
@@ -29,16 +31,14 @@ bool ph_slot_identity_read(const struct ph_slot *s, struct ph_slot_identity *out
         out->role[0] = out->instance[0] = '\0';
         return true;
     }
-    out->pid = s->owner_pid;
-    out->start_time = s->owner_start_time;
-    out->attached_real_ns = s->attached_real_ns;
-    memcpy(out->role, s->role, sizeof out->role);
-    memcpy(out->instance, s->instance, sizeof out->instance);
-    /* The segment is untrusted: never let an unterminated string escape. */
-    out->role[sizeof out->role - 1] = '\0';
-    out->instance[sizeof out->instance - 1] = '\0';
-    /* acquire fence: the copies above complete before the state is read
-     * again; an unchanged word means no new claim overwrote them. */
+    out->pid = ph_slot_id_pid(s);
+    out->start_time = ph_slot_id_start_time(s);
+    out->attached_real_ns = ph_slot_id_attached_real_ns(s);
+    ph_slot_id_text_load(s->id_role, out->role);
+    ph_slot_id_text_load(s->id_instance, out->instance);
+    /* acquire fence: if any word above came from a later claimer (whose
+     * stores follow the release fence after its CAS to CLAIMING), that
+     * CAS is visible to the reload below, which then differs from w1. */
     atomic_thread_fence(memory_order_acquire);
     uint64_t w2 = atomic_load_explicit(&s->state, memory_order_relaxed);
     return w1 == w2;
@@ -47,16 +47,14 @@ bool ph_slot_identity_read(const struct ph_slot *s, struct ph_slot_identity *out
 static void reset_slot(struct ph_slot *s, const char *role, const char *instance, int32_t pid,
                        uint64_t start_time)
 {
-    /* Runs while the slot is CLAIMING by us: no other process reads these
-     * fields until the release CAS to ACTIVE publishes them, hence relaxed. */
+    /* release fence: orders our CAS to CLAIMING before every store below, so
+     * a reader that copies any of them (relaxed) and then acquire-fences
+     * sees the slot no longer in the state it started from (seqlock). */
+    atomic_thread_fence(memory_order_release);
+    /* Runs while the slot is CLAIMING by us: the CAS out of CLAIMING
+     * publishes these, hence relaxed. */
     atomic_store_explicit(&s->claimed_mono_ns, ph_mono_ns(), memory_order_relaxed);
-    s->owner_pid = pid;
-    s->owner_start_time = start_time;
-    s->attached_real_ns = ph_real_ns();
-    memset(s->role, 0, sizeof s->role);
-    memset(s->instance, 0, sizeof s->instance);
-    snprintf(s->role, sizeof s->role, "%s", role);
-    snprintf(s->instance, sizeof s->instance, "%s", instance);
+    ph_slot_id_store(s, role, instance, pid, start_time, ph_real_ns());
     atomic_store_explicit(&s->w_processed, 0, memory_order_relaxed);
     atomic_store_explicit(&s->w_errors, 0, memory_order_relaxed);
     atomic_store_explicit(&s->w_heartbeat_ns, ph_mono_coarse_ns(), memory_order_relaxed);
@@ -81,7 +79,8 @@ static void raise_high_water(struct ph_shm_header *h, uint32_t n)
 }
 
 int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance, int32_t pid,
-                  uint64_t start_time, uint32_t *index, char *err, size_t errlen)
+                  uint64_t start_time, uint32_t *index, uint64_t *word, char *err,
+                  size_t errlen)
 {
     int rc = ph_ident_check("role", role, err, errlen);
     if (rc == PH_OK) rc = ph_ident_check("instance", instance, err, errlen);
@@ -120,13 +119,15 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
             raise_high_water(seg->hdr, i + 1);
             reset_slot(s, role, instance, pid, start_time);
             uint64_t expect = claiming;
+            const uint64_t active = ph_slot_word(PH_SLOT_ACTIVE, seq, pid);
             /* release: publishes the identity and the reset rings. The CAS
-             * fails only if the controller expired a claim that stalled for
-             * seconds; then we lost the slot and try again. */
-            if (atomic_compare_exchange_strong_explicit(
-                    &s->state, &expect, ph_slot_word(PH_SLOT_ACTIVE, seq, pid),
-                    memory_order_release, memory_order_relaxed)) {
+             * fails only if the controller judged our claim abandoned; then
+             * we lost the slot and try again. */
+            if (atomic_compare_exchange_strong_explicit(&s->state, &expect, active,
+                                                        memory_order_release,
+                                                        memory_order_relaxed)) {
                 *index = i;
+                if (word != NULL) *word = active;
                 return PH_OK;
             }
         }
@@ -136,17 +137,18 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
     return PH_ERR_FULL;
 }
 
-void ph_slot_detach(struct ph_segment *seg, uint32_t index)
+bool ph_slot_detach(struct ph_segment *seg, uint32_t index, uint64_t word)
 {
-    if (index >= seg->slots) return;
+    if (index >= seg->slots || ph_slot_state_of(word) != PH_SLOT_ACTIVE) return false;
     struct ph_slot *s = ph_segment_slot(seg, index);
-    /* relaxed load: the word is ours while ACTIVE. */
-    uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
-    if (ph_slot_state_of(w) != PH_SLOT_ACTIVE) return;
-    /* release: our last records and mirror stores precede DETACHED, so the
+    uint64_t expect = word;
+    /* Only from the exact word we were given by the claim: if the slot was
+     * freed and claimed again meanwhile, it is not ours to detach.
+     * release: our last records and mirror stores precede DETACHED, so the
      * controller, acquiring it, drains everything before freeing. */
-    atomic_compare_exchange_strong_explicit(
-        &s->state, &w, ph_slot_word(PH_SLOT_DETACHED, ph_slot_seq_of(w), ph_slot_pid_of(w)),
+    return atomic_compare_exchange_strong_explicit(
+        &s->state, &expect,
+        ph_slot_word(PH_SLOT_DETACHED, ph_slot_seq_of(word), ph_slot_pid_of(word)),
         memory_order_release, memory_order_relaxed);
 }
 

@@ -28,6 +28,7 @@ struct ph_worker {
     struct ph_segment seg;
     struct ph_slot *slot;
     uint32_t index;
+    uint64_t word; /* our claim's state word: detach only from exactly this */
     ph_ring_producer status;
     ph_ring_consumer cmd;
     bool cmd_broken;
@@ -143,7 +144,8 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
     uint64_t start = 0;
     int32_t pid = (int32_t)getpid();
     if (ph_proc_start_time(pid, &start) != PH_OK ||
-        ph_slot_claim(&w->seg, o->role, o->instance, pid, start, &w->index, err, errlen) != PH_OK) {
+        ph_slot_claim(&w->seg, o->role, o->instance, pid, start, &w->index, &w->word, err,
+                      errlen) != PH_OK) {
         if (start == 0) snprintf(err, errlen, "cannot read this process's start time from /proc");
         ph_segment_close(&w->seg);
         free(w);
@@ -156,7 +158,7 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
         /* The claim has just reset this ring: someone else is writing our slot. */
         snprintf(err, errlen, "slot %u of swarm '%s': status ring positions changed under the "
                  "claim (another process writes this slot)", w->index, o->swarm_id);
-        ph_slot_detach(&w->seg, w->index);
+        ph_slot_detach(&w->seg, w->index, w->word);
         ph_segment_close(&w->seg);
         free(w);
         json_decref(config);
@@ -188,9 +190,15 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
 void ph_worker_detach(ph_worker *w)
 {
     if (w == NULL) return;
-    flush_all(w);
-    ph_worker_publish_status(w);
-    ph_slot_detach(&w->seg, w->index);
+    /* A slot taken over while we were away (the controller judged us gone
+     * and another worker claimed it) is not ours: no final records into the
+     * new owner's ring, and ph_slot_detach() refuses its word anyway.
+     * relaxed: compared with our own word only; the CAS decides. */
+    if (atomic_load_explicit(&w->slot->state, memory_order_relaxed) == w->word) {
+        flush_all(w);
+        ph_worker_publish_status(w);
+        ph_slot_detach(&w->seg, w->index, w->word);
+    }
     ph_segment_close(&w->seg);
     msgpack_sbuffer_destroy(&w->config.buf);
     msgpack_sbuffer_destroy(&w->io.buf);

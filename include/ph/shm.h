@@ -14,22 +14,30 @@
  *
  * The controller creates the segment and writes the immutable part of the
  * header; storing `magic` (release) is the last step and publishes it.
- * Readers acquire `magic` first and validate every field before use; the
- * segment is untrusted input to every reader.
+ * Readers acquire `magic` first, copy the immutable part once and validate
+ * and use only that copy; the segment is untrusted input to every reader.
  *
  * Slot ownership is one 64-bit word, `state`: bits 0-7 the state, 8-31 a
  * claim counter (so a stale compare-and-swap cannot hit a later owner),
  * 32-63 the owner's pid. FREE -> CLAIMING (worker CAS) -> ACTIVE (worker
- * CAS) -> DETACHED (worker, on clean exit) -> FREE (controller CAS once it
- * has drained the rings; also from ACTIVE/CLAIMING when the owner died).
+ * CAS) -> DETACHED (worker, on clean exit, a CAS from the exact word its
+ * claim returned) -> FREE (controller CAS once it has drained the rings;
+ * also from ACTIVE/CLAIMING when the owner died). The identity (pid, start
+ * time, role, instance) is stored as 64-bit atomic words, written while
+ * CLAIMING and read under a seqlock on `state`, because a reader may copy
+ * it while a new claimer writes it.
  * No process-shared lock exists anywhere: a process killed at any point
- * leaves a state the others can see and repair. */
+ * leaves a state the others can see and repair.
+ *
+ * Layout version 2: identity words.
+ * Programs refuse segments of any other version. */
 #ifndef PH_SHM_H
 #define PH_SHM_H
 
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "ph/common.h"
@@ -40,10 +48,12 @@ extern "C" {
 #endif
 
 #define PH_SHM_MAGIC 0x31304d4853485050ull /* "PPHSHM01" little-endian */
-#define PH_LAYOUT_VERSION 1u
+#define PH_LAYOUT_VERSION 2u
 #define PH_SHM_HEADER_SIZE 4096u
 #define PH_SLOT_META_SIZE 768u
 #define PH_MAX_SLOTS 65536u
+#define PH_ID_WORDS (PH_ID_MAX / 8) /* 64-bit words of an identifier in a slot */
+_Static_assert(PH_ID_MAX % 8 == 0, "identifiers are stored as whole 64-bit words");
 #define PH_DEFAULT_SLOTS 256u
 #define PH_DEFAULT_STATUS_RING 8192u
 #define PH_DEFAULT_COMMAND_RING 4096u
@@ -114,15 +124,17 @@ const char *ph_quarantine_name(int q);
 struct ph_slot {
     /* Ownership line. */
     alignas(64) _Atomic uint64_t state;
-    _Atomic uint64_t claimed_mono_ns; /* when CLAIMING began; lets the controller expire it */
-    /* Identity: plain fields written while CLAIMING, immutable while ACTIVE,
-     * published by the release CAS to ACTIVE. */
-    int32_t owner_pid;
-    uint32_t reserved0;
-    uint64_t owner_start_time; /* /proc/<pid>/stat starttime, against pid reuse */
-    uint64_t attached_real_ns;
-    char role[PH_ID_MAX];
-    char instance[PH_ID_MAX];
+    _Atomic uint64_t claimed_mono_ns; /* when CLAIMING began (the tps baseline) */
+    /* Identity: 64-bit words, because a reader may copy them while a new
+     * claimer writes them. Written with relaxed stores by the claimer while
+     * the slot is CLAIMING, published by its CAS out of CLAIMING, read with
+     * relaxed loads under a seqlock on `state` (ph_slot_identity_read()).
+     * Use the ph_slot_id_* accessors below, not the words. */
+    _Atomic uint64_t id_pid;        /* owner pid (low 32 bits) */
+    _Atomic uint64_t id_start_time; /* /proc/<pid>/stat starttime, against pid reuse */
+    _Atomic uint64_t id_attached_real_ns;
+    _Atomic uint64_t id_role[PH_ID_WORDS];     /* NUL-padded text, 8 bytes a word */
+    _Atomic uint64_t id_instance[PH_ID_WORDS];
 
     /* Worker mirror line: the latest status, relaxed stores by the owner,
      * for tools that read the segment while nothing drains it. */
@@ -142,6 +154,53 @@ struct ph_slot {
 };
 _Static_assert(sizeof(struct ph_slot) <= PH_SLOT_META_SIZE, "slot metadata grew");
 _Static_assert(sizeof(struct ph_shm_header) <= PH_SHM_HEADER_SIZE, "header grew");
+
+/* Identity accessors. Text goes in and out as NUL-padded bytes, 8 to a
+ * word, in host order (the segment never leaves the host). Stores are
+ * relaxed: only the claimer writes, while CLAIMING, and its CAS out of
+ * CLAIMING publishes them. Loads are relaxed: readers order them with the
+ * seqlock in ph_slot_identity_read(), which is the only reader. */
+static inline void ph_slot_id_text_store(_Atomic uint64_t words[PH_ID_WORDS], const char *s)
+{
+    char buf[PH_ID_MAX] = {0};
+    size_t n = strnlen(s, PH_ID_MAX - 1);
+    memcpy(buf, s, n);
+    for (unsigned i = 0; i < PH_ID_WORDS; i++) {
+        uint64_t v;
+        memcpy(&v, buf + 8 * i, sizeof v);
+        atomic_store_explicit(&words[i], v, memory_order_relaxed);
+    }
+}
+static inline void ph_slot_id_text_load(const _Atomic uint64_t words[PH_ID_WORDS],
+                                        char out[PH_ID_MAX])
+{
+    for (unsigned i = 0; i < PH_ID_WORDS; i++) {
+        uint64_t v = atomic_load_explicit(&words[i], memory_order_relaxed);
+        memcpy(out + 8 * i, &v, sizeof v);
+    }
+    out[PH_ID_MAX - 1] = '\0'; /* untrusted: never let an unterminated string escape */
+}
+static inline void ph_slot_id_store(struct ph_slot *s, const char *role, const char *instance,
+                                    int32_t pid, uint64_t start_time, uint64_t attached_real_ns)
+{
+    atomic_store_explicit(&s->id_pid, (uint32_t)pid, memory_order_relaxed);
+    atomic_store_explicit(&s->id_start_time, start_time, memory_order_relaxed);
+    atomic_store_explicit(&s->id_attached_real_ns, attached_real_ns, memory_order_relaxed);
+    ph_slot_id_text_store(s->id_role, role);
+    ph_slot_id_text_store(s->id_instance, instance);
+}
+static inline int32_t ph_slot_id_pid(const struct ph_slot *s)
+{
+    return (int32_t)(uint32_t)atomic_load_explicit(&s->id_pid, memory_order_relaxed);
+}
+static inline uint64_t ph_slot_id_start_time(const struct ph_slot *s)
+{
+    return atomic_load_explicit(&s->id_start_time, memory_order_relaxed);
+}
+static inline uint64_t ph_slot_id_attached_real_ns(const struct ph_slot *s)
+{
+    return atomic_load_explicit(&s->id_attached_real_ns, memory_order_relaxed);
+}
 
 static inline uint32_t ph_w_state_pack(int enabled, int io_in, int io_out)
 {
@@ -210,11 +269,17 @@ static inline uint8_t *ph_slot_command_data(const struct ph_segment *seg, struct
 
 /* Claims a free slot for (role, instance) as process (pid, start_time).
  * Refuses an (role, instance) pair held by a live process (PH_ERR_BUSY) and
- * returns PH_ERR_FULL when every slot is taken. */
+ * returns PH_ERR_FULL when every slot is taken. On success *index is the
+ * slot and *word (when not NULL) the state word the owner now holds: keep
+ * it for ph_slot_detach(). */
 int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance, int32_t pid,
-                  uint64_t start_time, uint32_t *index, char *err, size_t errlen);
-/* Owner side: marks the slot DETACHED (the controller frees it). */
-void ph_slot_detach(struct ph_segment *seg, uint32_t index);
+                  uint64_t start_time, uint32_t *index, uint64_t *word, char *err,
+                  size_t errlen);
+/* Owner side: marks the slot DETACHED (the controller frees it), only if
+ * its state word is still exactly `word`, the one ph_slot_claim() returned:
+ * a slot taken over since then belongs to someone else. Returns true when
+ * it detached. */
+bool ph_slot_detach(struct ph_segment *seg, uint32_t index, uint64_t word);
 /* Controller side: frees the slot if its state word still equals `expect`. */
 bool ph_slot_free(struct ph_segment *seg, uint32_t index, uint64_t expect);
 

@@ -137,9 +137,15 @@ craft_header "/dev/shm/ph.$ID" "$ID" 99 8192
 expect "layout version 99 is unsupported" 6 "has layout version 99, this" -- \
     "$PHCTL" shm-dump --swarm "$ID"
 
+ID=$TAG-v1
+segments+=("$ID")
+craft_header "/dev/shm/ph.$ID" "$ID" 1 8192
+expect "layout version 1 (before the identity words) is refused" 6 \
+    "has layout version 1, this program reads 2" -- "$PHCTL" shm-dump --swarm "$ID"
+
 ID=$TAG-short
 segments+=("$ID")
-craft_header "/dev/shm/ph.$ID" "$ID" 1 5000
+craft_header "/dev/shm/ph.$ID" "$ID" 2 5000
 expect "crafted header longer than its object is truncated" 7 "is truncated" -- \
     "$PHCTL" shm-dump --swarm "$ID"
 
@@ -169,7 +175,7 @@ elif ! command -v setpriv >/dev/null; then
     echo "SKIP: permission denied (setpriv is not installed)"
 else
     segments+=("$ID")
-    craft_header "/dev/shm/ph.$ID" "$ID" 1 8192
+    craft_header "/dev/shm/ph.$ID" "$ID" 2 8192
     chmod 0600 "/dev/shm/ph.$ID"
     expect "root-owned 0600 segment read as nobody is permission denied" 4 "Permission denied" -- \
         setpriv --reuid=65534 --regid=65534 --clear-groups "$PHCTL" shm-dump --swarm "$ID"
@@ -217,7 +223,7 @@ for k, t in [("layoutVersion", int), ("generation", int), ("controllerPid", int)
              ("quarantinedTotal", int), ("reclaimedTotal", int), ("swarmId", str)]:
     need(h, k, t, "header")
 if h.get("swarmId") != swarm: problems.append(f"header.swarmId is {h.get('swarmId')!r}")
-if h.get("layoutVersion") != 1: problems.append(f"header.layoutVersion is {h.get('layoutVersion')}")
+if h.get("layoutVersion") != 2: problems.append(f"header.layoutVersion is {h.get('layoutVersion')}")
 if h.get("controllerAlive") != (ctl_alive == "true"):
     problems.append(f"header.controllerAlive is {h.get('controllerAlive')}, expected {ctl_alive}")
 ws = doc.get("workers", [])

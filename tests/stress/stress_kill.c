@@ -131,7 +131,7 @@ static _Noreturn void run_raw(const char *instance, uint64_t rng)
     uint32_t idx;
     int rc = PH_ERR_FULL;
     for (int tries = 0; tries < 2000 && rc == PH_ERR_FULL; tries++) {
-        rc = ph_slot_claim(&seg, "raw", instance, pid, start, &idx, err, sizeof err);
+        rc = ph_slot_claim(&seg, "raw", instance, pid, start, &idx, NULL, err, sizeof err);
         if (rc == PH_ERR_FULL) nap_ms(1);
     }
     if (rc != PH_OK) {

@@ -273,6 +273,24 @@ static void segment_open_rejects_other_layout_version(void **state)
     ph_segment_close(&c);
 }
 
+/* Layout 2 (identity words, controller claim, JOINING) cannot read a
+ * segment of layout 1, and says so in words. */
+static void segment_of_layout_1_is_refused_with_a_clear_message(void **state)
+{
+    (void)state;
+    assert_int_equal(PH_LAYOUT_VERSION, 2);
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    c.hdr->layout_version = 1;
+    char err[256], want[128];
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_VERSION);
+    snprintf(want, sizeof want, "segment /dev/shm/ph.%s has layout version 1, this program reads 2",
+             id);
+    assert_string_equal(err, want);
+    ph_segment_close(&c);
+}
+
 static void segment_open_rejects_truncated_object(void **state)
 {
     (void)state;
@@ -509,7 +527,8 @@ static void segment_adoption_after_controller_died_bumps_generation(void **state
     uint32_t idx;
     char err[256];
     assert_int_equal(
-        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
+        PH_OK);
     ph_segment_close(&c);
     kill_and_reap(ctl);
 
@@ -624,7 +643,7 @@ static void slot_claim_sets_active_state_and_identity(void **state)
     uint32_t idx = 99;
     const uint64_t st = my_start();
     assert_int_equal(
-        ph_slot_claim(&c, "generator", "gen-1", (int32_t)getpid(), st, &idx, err, sizeof err),
+        ph_slot_claim(&c, "generator", "gen-1", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
         PH_OK);
     assert_int_equal(idx, 0);
     uint64_t w = atomic_load(&s0->state);
@@ -650,7 +669,7 @@ static void slot_claim_sets_active_state_and_identity(void **state)
 
     /* The next claim takes the next slot. */
     assert_int_equal(
-        ph_slot_claim(&c, "generator", "gen-2", (int32_t)getpid(), st, &idx, err, sizeof err),
+        ph_slot_claim(&c, "generator", "gen-2", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
         PH_OK);
     assert_int_equal(idx, 1);
     assert_int_equal(atomic_load(&c.hdr->slot_high_water), 2);
@@ -667,12 +686,15 @@ static void slot_claim_refuses_invalid_identifiers(void **state)
     uint32_t idx;
     const uint64_t st = my_start();
     const int32_t me = (int32_t)getpid();
-    assert_int_equal(ph_slot_claim(&c, "a.b", "i", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_slot_claim(&c, "a.b", "i", me, st, &idx, NULL, err, sizeof err),
+                     PH_ERR_INVAL);
     assert_non_null(strstr(err, "role"));
-    assert_int_equal(ph_slot_claim(&c, "r", "", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_slot_claim(&c, "r", "", me, st, &idx, NULL, err, sizeof err), PH_ERR_INVAL);
     assert_non_null(strstr(err, "instance"));
-    assert_int_equal(ph_slot_claim(&c, "r", "ALL", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
-    assert_int_equal(ph_slot_claim(&c, "r", "x#", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_slot_claim(&c, "r", "ALL", me, st, &idx, NULL, err, sizeof err),
+                     PH_ERR_INVAL);
+    assert_int_equal(ph_slot_claim(&c, "r", "x#", me, st, &idx, NULL, err, sizeof err),
+                     PH_ERR_INVAL);
     for (uint32_t i = 0; i < c.slots; i++)
         assert_int_equal(atomic_load(&ph_segment_slot(&c, i)->state), 0);
     ph_segment_close(&c);
@@ -688,23 +710,24 @@ static void slot_claim_refuses_instance_held_by_live_process(void **state)
     uint32_t idx;
     uint64_t start;
     pid_t holder = sleeper(&start);
-    assert_int_equal(ph_slot_claim(&c, "proc", "p-1", holder, start, &idx, err, sizeof err), PH_OK);
-    assert_int_equal(
-        ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
-        PH_ERR_BUSY);
+    assert_int_equal(ph_slot_claim(&c, "proc", "p-1", holder, start, &idx, NULL, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, NULL,
+                                   err, sizeof err),
+                     PH_ERR_BUSY);
     assert_non_null(strstr(err, "p-1"));
     /* Same instance name in another role, or another instance: fine. */
     assert_int_equal(
-        ph_slot_claim(&c, "gen", "p-1", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
+        ph_slot_claim(&c, "gen", "p-1", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
         PH_OK);
-    assert_int_equal(
-        ph_slot_claim(&c, "proc", "p-2", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
-        PH_OK);
+    assert_int_equal(ph_slot_claim(&c, "proc", "p-2", (int32_t)getpid(), my_start(), &idx, NULL,
+                                   err, sizeof err),
+                     PH_OK);
     /* Once the holder is dead, the instance can attach again. */
     kill_and_reap(holder);
-    assert_int_equal(
-        ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
-        PH_OK);
+    assert_int_equal(ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, NULL,
+                                   err, sizeof err),
+                     PH_OK);
     assert_int_equal(idx, 3);
     ph_segment_close(&c);
 }
@@ -719,16 +742,18 @@ static void slot_claim_allows_instance_whose_holder_is_dead_or_reused(void **sta
     uint32_t idx;
     uint64_t dstart;
     pid_t dead = dead_process(&dstart);
-    assert_int_equal(ph_slot_claim(&c, "r", "i", dead, dstart, &idx, err, sizeof err), PH_OK);
+    assert_int_equal(ph_slot_claim(&c, "r", "i", dead, dstart, &idx, NULL, err, sizeof err), PH_OK);
     assert_int_equal(
-        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
+        PH_OK);
     assert_int_equal(idx, 1);
     /* A live pid with another start time is a reused pid, not the holder. */
     assert_int_equal(
-        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start() + 1, &idx, err, sizeof err),
+        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start() + 1, &idx, NULL, err, sizeof err),
         PH_OK);
     assert_int_equal(
-        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
+        PH_OK);
     ph_segment_close(&c);
 }
 
@@ -743,20 +768,23 @@ static void slot_claim_reports_full_table(void **state)
     const uint64_t st = my_start();
     for (int i = 0; i < 4; i++) {
         snprintf(inst, sizeof inst, "w-%d", i);
-        assert_int_equal(ph_slot_claim(&c, "r", inst, (int32_t)getpid(), st, &idx, err, sizeof err),
-                         PH_OK);
+        assert_int_equal(
+            ph_slot_claim(&c, "r", inst, (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
+            PH_OK);
         assert_int_equal(idx, (uint32_t)i);
     }
-    assert_int_equal(ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, err, sizeof err),
-                     PH_ERR_FULL);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
+        PH_ERR_FULL);
     assert_non_null(strstr(err, "4 slots"));
     /* DETACHED slots are not free either, until the controller frees them. */
-    ph_slot_detach(&c, 2);
-    assert_int_equal(ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, err, sizeof err),
-                     PH_ERR_FULL);
+    assert_true(ph_slot_detach(&c, 2, atomic_load(&ph_segment_slot(&c, 2)->state)));
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
+        PH_ERR_FULL);
     assert_true(ph_slot_free(&c, 2, atomic_load(&ph_segment_slot(&c, 2)->state)));
-    assert_int_equal(ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, err, sizeof err),
-                     PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, NULL, err, sizeof err), PH_OK);
     assert_int_equal(idx, 2);
     ph_segment_close(&c);
 }
@@ -769,11 +797,14 @@ static void slot_detach_leaves_slot_detached_with_identity(void **state)
     create(&c, id, 2);
     char err[256];
     uint32_t idx;
+    uint64_t word = 0;
     assert_int_equal(
-        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, &word, err, sizeof err),
+        PH_OK);
     struct ph_slot *s = ph_segment_slot(&c, idx);
     const uint64_t active = atomic_load(&s->state);
-    ph_slot_detach(&c, idx);
+    assert_int_equal(word, active);
+    assert_true(ph_slot_detach(&c, idx, word));
     const uint64_t w = atomic_load(&s->state);
     assert_int_equal(ph_slot_state_of(w), PH_SLOT_DETACHED);
     assert_int_equal(ph_slot_seq_of(w), ph_slot_seq_of(active));
@@ -781,10 +812,41 @@ static void slot_detach_leaves_slot_detached_with_identity(void **state)
     struct ph_slot_identity ident;
     assert_true(ph_slot_identity_read(s, &ident));
     assert_string_equal(ident.instance, "i");
-    /* Detaching twice, or a slot out of range, changes nothing. */
-    ph_slot_detach(&c, idx);
+    /* Detaching twice, with the DETACHED word, or a slot out of range,
+     * changes nothing. */
+    assert_false(ph_slot_detach(&c, idx, word));
+    assert_false(ph_slot_detach(&c, idx, w));
     assert_int_equal(atomic_load(&s->state), w);
-    ph_slot_detach(&c, 1000);
+    assert_false(ph_slot_detach(&c, 1000, word));
+    ph_segment_close(&c);
+}
+
+/* Item 17: the owner detaches only from the exact word its claim gave it.
+ * Its slot freed (judged dead) and claimed by another process, its detach
+ * with the old word must leave the new owner ACTIVE. */
+static void item17_slot_detach_with_a_stale_word_leaves_the_new_owner_active(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 1);
+    char err[256];
+    uint32_t idx, idx2;
+    uint64_t first = 0, second = 0;
+    const int32_t me = (int32_t)getpid();
+    assert_int_equal(ph_slot_claim(&c, "r", "old", me, my_start(), &idx, &first, err, sizeof err),
+                     PH_OK);
+    assert_true(ph_slot_free(&c, idx, first));
+    assert_int_equal(ph_slot_claim(&c, "r", "new", me, my_start(), &idx2, &second, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(idx2, idx);
+    assert_true(second != first);
+    assert_false(ph_slot_detach(&c, idx, first));
+    struct ph_slot *s = ph_segment_slot(&c, idx);
+    assert_int_equal(atomic_load(&s->state), second);
+    /* The new owner's own word still detaches it. */
+    assert_true(ph_slot_detach(&c, idx, second));
+    assert_int_equal(ph_slot_state_of(atomic_load(&s->state)), PH_SLOT_DETACHED);
     ph_segment_close(&c);
 }
 
@@ -797,11 +859,11 @@ static void slot_free_needs_the_current_state_word(void **state)
     char err[256];
     uint32_t idx;
     const uint64_t st = my_start();
-    assert_int_equal(ph_slot_claim(&c, "r", "i", (int32_t)getpid(), st, &idx, err, sizeof err),
-                     PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), st, &idx, NULL, err, sizeof err), PH_OK);
     struct ph_slot *s = ph_segment_slot(&c, idx);
     const uint64_t active = atomic_load(&s->state);
-    ph_slot_detach(&c, idx);
+    assert_true(ph_slot_detach(&c, idx, active));
     const uint64_t detached = atomic_load(&s->state);
     /* Stale words: the ACTIVE word it had, a CLAIMING word, another claim count. */
     assert_false(ph_slot_free(&c, idx, active));
@@ -819,8 +881,8 @@ static void slot_free_needs_the_current_state_word(void **state)
 
     /* Claimed again: same slot, a new claim counter. */
     uint32_t idx2;
-    assert_int_equal(ph_slot_claim(&c, "r", "i2", (int32_t)getpid(), st, &idx2, err, sizeof err),
-                     PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "i2", (int32_t)getpid(), st, &idx2, NULL, err, sizeof err), PH_OK);
     assert_int_equal(idx2, idx);
     const uint64_t again = atomic_load(&s->state);
     assert_int_equal(ph_slot_state_of(again), PH_SLOT_ACTIVE);
@@ -849,8 +911,10 @@ static void slot_identity_read_on_free_slot_returns_false(void **state)
     assert_string_equal(ident.role, "");
     /* Unterminated identity strings in a hostile segment are cut. */
     struct ph_slot *s = ph_segment_slot(&c, 0);
-    memset(s->role, 'R', sizeof s->role);
-    memset(s->instance, 'I', sizeof s->instance);
+    for (unsigned i = 0; i < PH_ID_WORDS; i++) {
+        atomic_store(&s->id_role[i], 0x5252525252525252ull);     /* "RRRRRRRR" */
+        atomic_store(&s->id_instance[i], 0x4949494949494949ull); /* "IIIIIIII" */
+    }
     atomic_store(&s->state, ph_slot_word(PH_SLOT_ACTIVE, 1, 4321));
     assert_true(ph_slot_identity_read(s, &ident));
     assert_int_equal(strlen(ident.role), PH_ID_MAX - 1);
@@ -939,6 +1003,7 @@ int main(void)
         cmocka_unit_test(segment_create_refuses_invalid_parameters),
         cmocka_unit_test(segment_open_rejects_bad_magic),
         cmocka_unit_test(segment_open_rejects_other_layout_version),
+        cmocka_unit_test(segment_of_layout_1_is_refused_with_a_clear_message),
         cmocka_unit_test(segment_open_rejects_truncated_object),
         cmocka_unit_test(segment_open_rejects_inconsistent_geometry),
         cmocka_unit_test(item13_open_geometry_fits_the_mapping_under_concurrent_header_writes),
@@ -955,6 +1020,7 @@ int main(void)
         cmocka_unit_test(slot_claim_allows_instance_whose_holder_is_dead_or_reused),
         cmocka_unit_test(slot_claim_reports_full_table),
         cmocka_unit_test(slot_detach_leaves_slot_detached_with_identity),
+        cmocka_unit_test(item17_slot_detach_with_a_stale_word_leaves_the_new_owner_active),
         cmocka_unit_test(slot_free_needs_the_current_state_word),
         cmocka_unit_test(slot_identity_read_on_free_slot_returns_false),
         cmocka_unit_test(slot_word_packs_state_claim_counter_and_pid),

@@ -655,6 +655,40 @@ static void worker_detach_publishes_final_status_and_leaves_slot_detached(void *
     ctl_free(c);
 }
 
+/* Item 17: a worker whose slot was taken over (the controller freed it,
+ * another process claimed it) must not detach the new owner, nor write its
+ * final status into the new owner's ring, when it finally detaches. */
+static void item17_worker_detach_after_takeover_leaves_the_new_owner_active(void **state)
+{
+    (void)state;
+    struct ctl *c = ctl_new(0);
+    ph_worker *w = attach(c, "processor", "proc-1", NULL, 600000);
+    const uint32_t idx = ph_worker_slot(w);
+    assert_int_equal(ctl_drain(c, 0), 1);
+    /* Judged gone and freed by the controller, then claimed by another. */
+    assert_true(ph_slot_free(&c->seg, idx, atomic_load(&c->slot->state)));
+    uint64_t start;
+    assert_int_equal(ph_proc_start_time((int32_t)getpid(), &start), PH_OK);
+    char err[256];
+    uint32_t idx2;
+    assert_int_equal(ph_slot_claim(&c->seg, "other", "other-1", (int32_t)getpid(), start, &idx2,
+                                   NULL, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(idx2, idx);
+    const uint64_t new_owner = atomic_load(&c->slot->state);
+    assert_int_equal(ph_slot_state_of(new_owner), PH_SLOT_ACTIVE);
+
+    ph_worker_count(w, 5);
+    ph_worker_detach(w);
+    assert_int_equal(atomic_load(&c->slot->state), new_owner);
+    /* Nothing of the old worker's in the new owner's ring. */
+    assert_int_equal(atomic_load(&c->slot->status.tail), 0);
+    struct ph_slot_identity id;
+    assert_true(ph_slot_identity_read(c->slot, &id));
+    assert_string_equal(id.instance, "other-1");
+    ctl_free(c);
+}
+
 static void worker_attach_refuses_instance_already_attached(void **state)
 {
     (void)state;
@@ -841,6 +875,7 @@ int main(void)
         cmocka_unit_test(worker_reports_corrupt_command_ring_and_stays_away),
         cmocka_unit_test(worker_delivers_every_pending_ack_in_order),
         cmocka_unit_test(worker_detach_publishes_final_status_and_leaves_slot_detached),
+        cmocka_unit_test(item17_worker_detach_after_takeover_leaves_the_new_owner_active),
         cmocka_unit_test(worker_attach_refuses_instance_already_attached),
         cmocka_unit_test(worker_attach_to_missing_swarm_fails_after_timeout),
         cmocka_unit_test(worker_attach_waits_for_segment_created_later),

@@ -73,8 +73,8 @@ static uint32_t claim(struct ph_segment *seg, const char *instance)
 {
     char err[256];
     uint32_t idx = UINT32_MAX;
-    if (ph_slot_claim(seg, "r", instance, (int32_t)getpid(), my_start(), &idx, err, sizeof err) !=
-        PH_OK)
+    if (ph_slot_claim(seg, "r", instance, (int32_t)getpid(), my_start(), &idx, NULL, err,
+                      sizeof err) != PH_OK)
         fail_msg("claim %s: %s", instance, err);
     return idx;
 }
