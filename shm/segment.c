@@ -227,8 +227,41 @@ static bool abandoned_creation(int fd)
     return time(NULL) - st.st_mtime > 1;
 }
 
+/* True when the claim names a process that still runs: its pid is alive
+ * (not a zombie) and the low 32 bits of its start time match. */
+static bool claim_alive(uint64_t claim)
+{
+    const int32_t pid = ph_controller_claim_pid(claim);
+    uint64_t start;
+    if (pid <= 0 || ph_proc_start_time(pid, &start) != PH_OK) return false;
+    return (uint32_t)start == (uint32_t)claim && ph_proc_alive(pid, start);
+}
+
+/* Takes the controller claim for `me`: PH_OK, or the pid of the live
+ * controller that holds it (a positive number). */
+static int take_claim(struct ph_shm_header *h, uint64_t me)
+{
+    /* acquire: pairs with the acq_rel CAS of the controller that took the
+     * claim last (or the creator's release of magic), so what it did
+     * before claiming is visible to us once we hold the claim. */
+    uint64_t cur = atomic_load_explicit(&h->controller_claim, memory_order_acquire);
+    for (;;) {
+        /* Our own word (this process created or adopted it before) is not
+         * a rival; a reused pid of ours has another start time. */
+        if (cur != 0 && cur != me && claim_alive(cur)) return ph_controller_claim_pid(cur);
+        /* acq_rel: acquire as above; release so that our later stores
+         * (generation, controller fields, rings) are ordered after the
+         * claim for whoever takes it after us. A failure reloads `cur`
+         * (acquire): someone else claimed first; re-check it, it is most
+         * likely alive, and we are BUSY. */
+        if (atomic_compare_exchange_strong_explicit(&h->controller_claim, &cur, me,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            return PH_OK;
+    }
+}
+
 static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_segment_params *p,
-                 char *err, size_t errlen)
+                 uint64_t me, char *err, size_t errlen)
 {
     int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return sys_err("cannot open", seg->name, err, errlen);
@@ -237,17 +270,9 @@ static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_s
         close(fd);
         return rc;
     }
-    struct ph_shm_header *h = seg->hdr;
-    /* acquire: pairs with ph_segment_set_controller()'s release of the pid. */
-    int32_t pid = atomic_load_explicit(&h->controller_pid, memory_order_acquire);
-    uint64_t start = atomic_load_explicit(&h->controller_start_time, memory_order_relaxed);
-    if (pid != getpid() && ph_proc_alive(pid, start)) {
-        snprintf(err, errlen, "swarm '%s' already has a live controller (pid %" PRId32 ")",
-                 swarm_id, pid);
-        ph_segment_close(seg);
-        return PH_ERR_BUSY;
-    }
-    /* The geometry validated at open (seg), not the live header. */
+    /* The geometry validated at open (seg), not the live header. Checked
+     * before the claim: a controller that cannot use the segment must not
+     * take it from the next one that can. */
     if (seg->slots != p->slots || seg->status_ring != p->status_ring ||
         seg->command_ring != p->command_ring) {
         snprintf(err, errlen, "segment /dev/shm%s left by a previous controller has another "
@@ -257,6 +282,14 @@ static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_s
         ph_segment_close(seg);
         return PH_ERR_EXISTS;
     }
+    rc = take_claim(seg->hdr, me);
+    if (rc != PH_OK) {
+        snprintf(err, errlen, "swarm '%s' already has a live controller (pid %" PRId32 ")",
+                 swarm_id, (int32_t)rc);
+        ph_segment_close(seg);
+        return PH_ERR_BUSY;
+    }
+    seg->claim = me;
     return PH_OK;
 }
 
@@ -282,6 +315,13 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         return PH_ERR_INVAL;
     }
     const uint64_t size = ph_segment_size_for(p.slots, p.status_ring, p.command_ring);
+    uint64_t start = 0;
+    if (ph_proc_start_time((int32_t)getpid(), &start) != PH_OK) {
+        snprintf(err, errlen, "cannot read this process's start time from /proc/%d/stat",
+                 (int)getpid());
+        return PH_ERR_SYS;
+    }
+    const uint64_t me = ph_controller_claim_word((int32_t)getpid(), start);
 
     for (int attempt = 0; attempt < 2; attempt++) {
         int fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, p.mode);
@@ -293,9 +333,11 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
                 shm_unlink(seg->name);
                 continue;
             }
-            rc = adopt(seg, swarm_id, &p, err, errlen);
+            rc = adopt(seg, swarm_id, &p, me, err, errlen);
             if (rc != PH_OK) return rc;
             *adopted = true;
+            /* Only the claim's winner gets here. relaxed: a counter, ordered
+             * for the next controller by our claim CAS's release side. */
             atomic_fetch_add_explicit(&seg->hdr->generation, 1, memory_order_relaxed);
             return PH_OK;
         }
@@ -326,6 +368,9 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         h->created_real_ns = ph_real_ns();
         snprintf(h->swarm_id, sizeof h->swarm_id, "%s", swarm_id);
         atomic_store_explicit(&h->generation, 1, memory_order_relaxed);
+        /* relaxed: the creator holds the claim from the start; published
+         * with everything else by the release store of magic below. */
+        atomic_store_explicit(&h->controller_claim, me, memory_order_relaxed);
         /* release: publishes every field above to readers that acquire magic. */
         atomic_store_explicit(&h->magic, PH_SHM_MAGIC, memory_order_release);
         seg->fd = fd;
@@ -337,6 +382,7 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         seg->slot_size = PH_SLOT_META_SIZE + p.status_ring + p.command_ring;
         seg->status_ring = p.status_ring;
         seg->command_ring = p.command_ring;
+        seg->claim = me;
         return PH_OK;
     }
     snprintf(err, errlen, "cannot create /dev/shm%s: it keeps reappearing", seg->name);
@@ -350,6 +396,18 @@ void ph_segment_set_controller(struct ph_segment *seg, int32_t pid, uint64_t sta
     /* release: a reader that acquires the new pid also sees its start time
      * and first heartbeat. */
     atomic_store_explicit(&seg->hdr->controller_pid, pid, memory_order_release);
+}
+
+void ph_segment_release_controller(struct ph_segment *seg)
+{
+    if (seg->hdr == NULL || seg->claim == 0) return;
+    uint64_t expect = seg->claim;
+    /* release: our last stores as controller precede the empty claim, for
+     * the next controller that takes it (acquire). Only from our own word:
+     * a claim someone else took since is theirs. */
+    atomic_compare_exchange_strong_explicit(&seg->hdr->controller_claim, &expect, 0,
+                                            memory_order_release, memory_order_relaxed);
+    seg->claim = 0;
 }
 
 void ph_segment_heartbeat(struct ph_segment *seg)

@@ -711,6 +711,8 @@ int main(int argc, char **argv)
     ctl_destroy(&a.ctl);
     /* release: pairs with readers' acquire of the pid; 0 means "no controller". */
     atomic_store_explicit(&a.seg.hdr->controller_pid, 0, memory_order_release);
+    /* The next controller may adopt at once, without finding us gone first. */
+    ph_segment_release_controller(&a.seg);
     atomic_store_explicit(&a.chan.hdr->controller_pid, 0, memory_order_release);
     io_uring_queue_exit(&a.ring);
     ph_channel_close(&a.chan);

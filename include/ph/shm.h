@@ -14,6 +14,9 @@
  *
  * The controller creates the segment and writes the immutable part of the
  * header; storing `magic` (release) is the last step and publishes it.
+ * Which process is the controller is one word, `controller_claim` (pid and
+ * start time): set at creation, taken over by one CAS when its process is
+ * gone, given up on a clean exit; so two controllers never share a swarm.
  * Readers acquire `magic` first, copy the immutable part once and validate
  * and use only that copy; the segment is untrusted input to every reader.
  *
@@ -29,7 +32,7 @@
  * No process-shared lock exists anywhere: a process killed at any point
  * leaves a state the others can see and repair.
  *
- * Layout version 2: identity words.
+ * Layout version 2: identity words, the controller claim word.
  * Programs refuse segments of any other version. */
 #ifndef PH_SHM_H
 #define PH_SHM_H
@@ -72,7 +75,14 @@ struct ph_shm_header {
     char swarm_id[PH_ID_MAX];
 
     /* Controller line: written by the controller only. */
-    alignas(64) _Atomic int32_t controller_pid;
+    /* Who is the controller: ph_controller_claim_word(pid, start time), or 0
+     * after a clean exit. Set by the creator before magic is published;
+     * taken by an adopter with one compare-and-swap, only from a claim
+     * whose process is gone, before it touches anything else. This word,
+     * not controller_pid, decides adoption. */
+    alignas(64) _Atomic uint64_t controller_claim;
+    /* For readers (tools, workers): published by ph_segment_set_controller. */
+    _Atomic int32_t controller_pid;
     _Atomic uint64_t controller_start_time;  /* /proc/<pid>/stat starttime */
     _Atomic uint64_t controller_heartbeat_ns; /* CLOCK_MONOTONIC */
     _Atomic uint64_t generation;              /* +1 per controller (re)start */
@@ -202,6 +212,17 @@ static inline uint64_t ph_slot_id_attached_real_ns(const struct ph_slot *s)
     return atomic_load_explicit(&s->id_attached_real_ns, memory_order_relaxed);
 }
 
+/* The controller claim word: pid in the high half, the low 32 bits of its
+ * /proc start time in the low half (enough to tell a reused pid). */
+static inline uint64_t ph_controller_claim_word(int32_t pid, uint64_t start_time)
+{
+    return ((uint64_t)(uint32_t)pid << 32) | (uint32_t)start_time;
+}
+static inline int32_t ph_controller_claim_pid(uint64_t claim)
+{
+    return (int32_t)(uint32_t)(claim >> 32);
+}
+
 static inline uint32_t ph_w_state_pack(int enabled, int io_in, int io_out)
 {
     return (uint32_t)(enabled ? 1 : 0) | ((uint32_t)(io_in & 0xff) << 8) |
@@ -218,6 +239,7 @@ struct ph_segment {
     uint32_t slot_size;
     uint32_t status_ring;
     uint32_t command_ring;
+    uint64_t claim;           /* our controller claim word if we created/adopted it, else 0 */
     char name[PH_ID_MAX + 8]; /* "/ph.<swarm>" */
 };
 
@@ -233,9 +255,14 @@ uint64_t ph_segment_size_for(uint32_t slots, uint32_t status_ring, uint32_t comm
 /* Writes "/ph.<swarm>" into buf; PH_ERR_INVAL when the id is not valid. */
 int ph_segment_name(const char *swarm_id, char *buf, size_t n, char *err, size_t errlen);
 
-/* Controller side. Creates the segment; when one exists whose controller is
- * dead and whose geometry matches, adopts it (generation + 1) and returns
- * PH_ERR_EXISTS-free PH_OK with *adopted = true. A live controller -> PH_ERR_BUSY. */
+/* Controller side. Creates the segment, holding the controller claim for
+ * this process (getpid() and its /proc start time) from before it is
+ * published. When one exists whose controller claim names a process that is
+ * gone (or no claim: a clean exit) and whose geometry matches, takes the
+ * claim with one compare-and-swap and only then adopts it (generation + 1):
+ * PH_OK with *adopted = true. Of several processes adopting at once exactly
+ * one wins; the others, like anyone facing a live controller, get
+ * PH_ERR_BUSY. Another geometry -> PH_ERR_EXISTS. */
 int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
                       const struct ph_segment_params *params, bool *adopted, char *err,
                       size_t errlen);
@@ -248,8 +275,12 @@ void ph_segment_close(struct ph_segment *seg);
 /* Removes /dev/shm/ph.<swarm>; PH_ERR_NOENT when absent. */
 int ph_segment_unlink(const char *swarm_id, char *err, size_t errlen);
 
-/* Publishes this process as the controller and beats its heartbeat. */
+/* Publishes this process as the controller (controller_pid and start time,
+ * for readers) and beats its heartbeat. */
 void ph_segment_set_controller(struct ph_segment *seg, int32_t pid, uint64_t start_time);
+/* Clean controller exit: gives the claim up (0), if it is still ours, so
+ * the next controller adopts without waiting for this process to be gone. */
+void ph_segment_release_controller(struct ph_segment *seg);
 void ph_segment_heartbeat(struct ph_segment *seg);
 
 static inline struct ph_slot *ph_segment_slot(const struct ph_segment *seg, uint32_t i)

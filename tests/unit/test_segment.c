@@ -100,6 +100,14 @@ static pid_t dead_process(uint64_t *start)
     return pid;
 }
 
+/* Makes (pid, start) the segment's controller as another process would:
+ * the claim word adoption decides on, and the fields readers show. */
+static void pose_controller(struct ph_segment *seg, pid_t pid, uint64_t start)
+{
+    atomic_store(&seg->hdr->controller_claim, ph_controller_claim_word(pid, start));
+    ph_segment_set_controller(seg, pid, start);
+}
+
 static void shm_path(char *buf, size_t n, const char *id)
 {
     snprintf(buf, n, "/dev/shm/ph.%s", id);
@@ -490,7 +498,7 @@ static void segment_create_refuses_swarm_with_live_controller(void **state)
     create(&c, id, 2);
     uint64_t start;
     pid_t ctl = sleeper(&start);
-    ph_segment_set_controller(&c, ctl, start);
+    pose_controller(&c, ctl, start);
     assert_int_equal(atomic_load(&c.hdr->controller_pid), ctl);
     assert_int_equal(atomic_load(&c.hdr->controller_start_time), start);
     assert_true(atomic_load(&c.hdr->controller_heartbeat_ns) > 0);
@@ -506,7 +514,7 @@ static void segment_create_refuses_swarm_with_live_controller(void **state)
     assert_int_equal(atomic_load(&c.hdr->generation), 1);
 
     /* The same pid with another start time is a reused pid: not the controller. */
-    ph_segment_set_controller(&c, ctl, start + 1);
+    pose_controller(&c, ctl, start + 1);
     assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_OK);
     assert_true(adopted);
     assert_int_equal(atomic_load(&c.hdr->generation), 2);
@@ -523,7 +531,7 @@ static void segment_adoption_after_controller_died_bumps_generation(void **state
     create(&c, id, 2);
     uint64_t start;
     pid_t ctl = sleeper(&start);
-    ph_segment_set_controller(&c, ctl, start);
+    pose_controller(&c, ctl, start);
     uint32_t idx;
     char err[256];
     assert_int_equal(
@@ -557,7 +565,7 @@ static void segment_adoption_treats_zombie_controller_as_dead(void **state)
     create(&c, id, 2);
     uint64_t start;
     pid_t ctl = sleeper(&start);
-    ph_segment_set_controller(&c, ctl, start);
+    pose_controller(&c, ctl, start);
     kill(ctl, SIGKILL);
     siginfo_t si;
     /* Wait until it is a zombie, without reaping it. */
@@ -598,13 +606,124 @@ static void segment_adoption_by_own_pid_is_not_busy(void **state)
     const char *id = new_id();
     struct ph_segment c, c2;
     create(&c, id, 2);
-    ph_segment_set_controller(&c, (int32_t)getpid(), my_start());
+    pose_controller(&c, (int32_t)getpid(), my_start());
     char err[256];
     bool adopted = false;
     struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
     assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_OK);
     assert_true(adopted);
     ph_segment_close(&c2);
+    ph_segment_close(&c);
+}
+
+/* Item 9: adoption is one atomic claim of the controller identity. Eight
+ * processes released together (all blocked reading a pipe until the parent
+ * closes it) try to adopt a segment whose controller is dead: exactly one
+ * may get it, the others are told a live controller has it; every round
+ * bumps the generation once. The winner stays alive until all have
+ * answered, then every child exits and the next round starts with a dead
+ * controller again. */
+static void item09_only_one_of_concurrent_adopters_wins(void **state)
+{
+    (void)state;
+    enum { ADOPTERS = 8, ROUNDS = 30 };
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    uint64_t dstart;
+    pid_t dead = dead_process(&dstart);
+    pose_controller(&c, dead, dstart);
+    const struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    for (int round = 0; round < ROUNDS; round++) {
+        const uint64_t gen = atomic_load(&c.hdr->generation);
+        int go[2], done[2], res[2];
+        assert_int_equal(pipe(go), 0);
+        assert_int_equal(pipe(done), 0);
+        assert_int_equal(pipe(res), 0);
+        pid_t kids[ADOPTERS];
+        for (int k = 0; k < ADOPTERS; k++) {
+            kids[k] = fork();
+            assert_true(kids[k] >= 0);
+            if (kids[k] != 0) continue;
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            alarm(60);
+            close(go[1]);
+            close(done[1]);
+            close(res[0]);
+            char b;
+            if (read(go[0], &b, 1) != 0) _exit(1); /* EOF: released */
+            struct ph_segment s;
+            char err[256];
+            bool adopted = false;
+            int rc = ph_segment_create(&s, id, &p, &adopted, err, sizeof err);
+            char r = rc == PH_OK && adopted ? 'o' : rc == PH_ERR_BUSY ? 'b' : 'x';
+            if (write(res[1], &r, 1) != 1) _exit(1);
+            if (read(done[0], &b, 1) != 0) _exit(1); /* stay alive until all answered */
+            _exit(0);
+        }
+        close(go[0]);
+        close(done[0]);
+        close(res[1]);
+        close(go[1]); /* release them all at once */
+        int won = 0, busy = 0, other = 0;
+        for (int k = 0; k < ADOPTERS; k++) {
+            char r;
+            assert_int_equal(read(res[0], &r, 1), 1);
+            won += r == 'o';
+            busy += r == 'b';
+            other += r == 'x';
+        }
+        close(done[1]);
+        close(res[0]);
+        for (int k = 0; k < ADOPTERS; k++) {
+            int ws;
+            assert_int_equal(waitpid(kids[k], &ws, 0), kids[k]);
+        }
+        if (won != 1 || busy != ADOPTERS - 1)
+            fail_msg("round %d: %d adopted, %d busy, %d other (want 1 and %d)", round, won, busy,
+                     other, ADOPTERS - 1);
+        assert_int_equal(atomic_load(&c.hdr->generation), gen + 1);
+    }
+    ph_segment_close(&c);
+}
+
+/* Item 9: the creator holds the claim from creation (a live creator is a
+ * live controller even before ph_segment_set_controller) until a clean exit
+ * releases it. */
+static void item09_creator_holds_the_claim_until_it_releases_it(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    assert_int_equal(atomic_load(&c.hdr->controller_claim),
+                     ph_controller_claim_word(getpid(), my_start()));
+    const struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    for (int released = 0; released < 2; released++) {
+        pid_t kid = fork();
+        assert_true(kid >= 0);
+        if (kid == 0) {
+            struct ph_segment s;
+            char err[256];
+            bool adopted = false;
+            int rc = ph_segment_create(&s, id, &p, &adopted, err, sizeof err);
+            _exit(rc == PH_OK ? 0 : rc == PH_ERR_BUSY ? 1 : 2);
+        }
+        int ws;
+        assert_int_equal(waitpid(kid, &ws, 0), kid);
+        assert_true(WIFEXITED(ws));
+        /* Held: another process is refused. Released: it adopts. */
+        assert_int_equal(WEXITSTATUS(ws), released ? 0 : 1);
+        if (!released) {
+            ph_segment_release_controller(&c);
+            assert_int_equal(atomic_load(&c.hdr->controller_claim), 0);
+        }
+    }
+    /* Releasing a claim that is no longer ours leaves it alone. */
+    const uint64_t theirs = atomic_load(&c.hdr->controller_claim);
+    assert_true(theirs != 0);
+    ph_segment_release_controller(&c);
+    assert_int_equal(atomic_load(&c.hdr->controller_claim), theirs);
     ph_segment_close(&c);
 }
 
@@ -1013,6 +1132,8 @@ int main(void)
         cmocka_unit_test(segment_adoption_treats_zombie_controller_as_dead),
         cmocka_unit_test(segment_adoption_refuses_other_geometry),
         cmocka_unit_test(segment_adoption_by_own_pid_is_not_busy),
+        cmocka_unit_test(item09_only_one_of_concurrent_adopters_wins),
+        cmocka_unit_test(item09_creator_holds_the_claim_until_it_releases_it),
         cmocka_unit_test(segment_unlink_removes_the_object),
         cmocka_unit_test(slot_claim_sets_active_state_and_identity),
         cmocka_unit_test(slot_claim_refuses_invalid_identifiers),
