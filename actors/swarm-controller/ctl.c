@@ -15,9 +15,11 @@ int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hook
     memset(c, 0, sizeof *c);
     c->seg = seg;
     c->w = calloc(seg->slots, sizeof *c->w);
+    c->claims = calloc(seg->slots, sizeof *c->claims);
     c->scratch = malloc(seg->status_ring / 2);
-    if (c->w == NULL || c->scratch == NULL) {
+    if (c->w == NULL || c->claims == NULL || c->scratch == NULL) {
         free(c->w);
+        free(c->claims);
         free(c->scratch);
         return PH_ERR_SYS;
     }
@@ -62,8 +64,10 @@ void ctl_destroy(struct ctl *c)
     for (uint32_t i = 0; c->w != NULL && i < c->seg->slots; i++)
         if (c->w[i].tracked) untrack(c, &c->w[i]);
     free(c->w);
+    free(c->claims);
     free(c->scratch);
     c->w = NULL;
+    c->claims = NULL;
     c->scratch = NULL;
 }
 
@@ -312,6 +316,40 @@ static void depart(struct ctl *c, struct ctl_worker *w, bool dead)
     }
 }
 
+/* A slot in CLAIMING: its claimer is between its claim CAS and publishing
+ * the slot. Its age proves nothing (a stopped or descheduled claimer may
+ * not even have stamped claimed_mono_ns), and freeing it under a live
+ * claimer lets a second worker take the slot, which the first, resumed,
+ * then overwrites. So a claim is freed only when its process is gone: dead,
+ * a zombie, or its pid now another process (start time differs from the
+ * one read when the claim was first seen). */
+static void watch_claim(struct ctl *c, uint32_t i, uint64_t word, uint64_t now)
+{
+    struct ctl_claim *k = &c->claims[i];
+    const int32_t pid = ph_slot_pid_of(word);
+    if (k->word != word) {
+        *k = (struct ctl_claim){.word = word, .first_seen_ns = now};
+        k->known = ph_proc_start_time(pid, &k->start_time) == PH_OK;
+    }
+    if (!k->known || !ph_proc_alive(pid, k->start_time)) {
+        if (ph_slot_free(c->seg, i, word)) {
+            c->reclaimed++;
+            /* relaxed: a statistics counter for tools. */
+            atomic_fetch_add_explicit(&c->seg->hdr->reclaimed_total, 1, memory_order_relaxed);
+            ph_warn("slot %u: claim by pid %d abandoned (the process is gone), freed", i, pid);
+        }
+        k->word = 0;
+        return;
+    }
+    if (!k->warned && now > k->first_seen_ns && now - k->first_seen_ns > CTL_CLAIM_TIMEOUT_NS) {
+        k->warned = true;
+        c->slow_claims++;
+        ph_warn("slot %u: claim by pid %d in progress for over %llu s; its process is alive, so "
+                "the slot stays claimed", i, pid,
+                (unsigned long long)(CTL_CLAIM_TIMEOUT_NS / 1000000000ull));
+    }
+}
+
 uint64_t ctl_scan(struct ctl *c, uint64_t now)
 {
     struct ph_shm_header *h = c->seg->hdr;
@@ -326,6 +364,7 @@ uint64_t ctl_scan(struct ctl *c, uint64_t now)
          * ring reset; DETACHED publishes the owner's final records. */
         uint64_t word = atomic_load_explicit(&s->state, memory_order_acquire);
         unsigned st = ph_slot_state_of(word);
+        if (st != PH_SLOT_CLAIMING) c->claims[i].word = 0; /* no claim in progress */
         if (w->tracked && word != w->word) {
             bool detached = st == PH_SLOT_DETACHED &&
                             ph_slot_seq_of(word) == ph_slot_seq_of(w->word) &&
@@ -339,19 +378,9 @@ uint64_t ctl_scan(struct ctl *c, uint64_t now)
             if (!w->tracked) track(c, w, s, word, now);
             if (w->tracked) total += drain(c, w, now, CTL_DRAIN_BUDGET);
             break;
-        case PH_SLOT_CLAIMING: {
-            /* relaxed: written by the claimer right after its CAS; a stale
-             * value only delays expiry by one scan. */
-            uint64_t since = atomic_load_explicit(&s->claimed_mono_ns, memory_order_relaxed);
-            bool expired = now > since && now - since > CTL_CLAIM_TIMEOUT_NS;
-            if ((expired || !ph_proc_alive(ph_slot_pid_of(word), 0)) &&
-                ph_slot_free(c->seg, i, word)) {
-                c->reclaimed++;
-                atomic_fetch_add_explicit(&h->reclaimed_total, 1, memory_order_relaxed);
-                ph_warn("slot %u: claim by pid %d abandoned, freed", i, ph_slot_pid_of(word));
-            }
+        case PH_SLOT_CLAIMING:
+            watch_claim(c, i, word, now);
             break;
-        }
         case PH_SLOT_DETACHED:
             /* Detached before we ever tracked it (controller restart). */
             ph_slot_free(c->seg, i, word);

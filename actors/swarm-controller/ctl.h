@@ -21,6 +21,9 @@
 #include "ph/shm.h"
 
 #define CTL_TPS_SAMPLES 32
+/* A claim in progress for longer than this is warned about, once. It is
+ * never freed while its process lives: a claimer may be stopped or slow,
+ * and freeing under it would let it overwrite the slot's next owner. */
 #define CTL_CLAIM_TIMEOUT_NS (10ull * 1000000000ull)
 #define CTL_DRAIN_BUDGET 4096u /* records per slot per scan: one noisy worker cannot starve others */
 
@@ -67,6 +70,17 @@ struct ctl_worker {
     uint64_t alerts;
 };
 
+/* A claim in progress (slot CLAIMING), as the controller first saw it.
+ * Kept apart from ctl_worker, whose entry is cleared when a claim it
+ * followed ends: these facts must outlive that. */
+struct ctl_claim {
+    uint64_t word;          /* state word first seen; 0: no claim in progress */
+    uint64_t first_seen_ns; /* controller clock at first sight, not the slot's claim time */
+    uint64_t start_time;    /* the claimer's /proc start time, read at first sight */
+    bool known;             /* start_time was read: the claimer was alive then */
+    bool warned;            /* the once-only warning about a slow claim is out */
+};
+
 struct ctl;
 /* Observers of table events (all optional). */
 struct ctl_hooks {
@@ -86,6 +100,7 @@ struct ctl_hooks {
 struct ctl {
     struct ph_segment *seg;
     struct ctl_worker *w; /* seg->slots entries */
+    struct ctl_claim *claims; /* seg->slots entries: claims in progress */
     uint8_t *scratch;     /* status_ring / 2 bytes */
     uint64_t started_mono_ns;
     uint64_t tps_window_ns;
@@ -96,6 +111,7 @@ struct ctl {
     uint64_t records;
     uint64_t reclaimed;
     uint64_t quarantined;
+    uint64_t slow_claims; /* claims in progress longer than CTL_CLAIM_TIMEOUT_NS (warned) */
     uint32_t live;          /* tracked entries */
     uint32_t pidfds_to_arm; /* pidfds opened since the loop last armed polls */
 };
@@ -104,7 +120,7 @@ int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hook
 void ctl_destroy(struct ctl *c);
 
 /* Follows claims and detaches, drains every tracked slot's status ring,
- * expires stalled claims. Returns records drained. */
+ * frees claims whose process is gone. Returns records drained. */
 uint64_t ctl_scan(struct ctl *c, uint64_t now_ns);
 /* The owner of slot `index` is gone (pidfd fired, or the periodic check):
  * drain what it left, report it, free the slot. `word` guards against a

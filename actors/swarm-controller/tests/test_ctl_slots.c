@@ -157,6 +157,112 @@ static void item08_controller_refuses_out_of_range_command_ring_positions(void *
     }
 }
 
+/* ---- item 10: claims in progress ---------------------------------------- */
+
+/* A child that sleeps until killed; its start time is real. Returns once
+ * the child has armed its death signal, so that stopping it at once cannot
+ * leave it behind if this test dies. */
+static pid_t sleeper(void)
+{
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(60);
+        if (write(ready[1], "r", 1) != 1) _exit(1);
+        for (;;) pause();
+    }
+    char r;
+    assert_int_equal(read(ready[0], &r, 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    return pid;
+}
+
+static void kill_and_reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+}
+
+/* Puts slot `i` in `state` for `pid`, as a claimer between its claim CAS and
+ * anything else would leave it: no claim time yet. */
+static uint64_t put_claim(struct ph_segment *seg, uint32_t i, unsigned state, pid_t pid)
+{
+    struct ph_slot *s = ph_segment_slot(seg, i);
+    const uint64_t w = ph_slot_word(state, ph_slot_seq_of(atomic_load(&s->state)) + 1, pid);
+    atomic_store(&s->claimed_mono_ns, 0);
+    atomic_store(&s->state, w);
+    if (atomic_load(&seg->hdr->slot_high_water) < i + 1)
+        atomic_store(&seg->hdr->slot_high_water, i + 1);
+    return w;
+}
+
+/* A claimer stopped right after its claim CAS (SIGSTOP), with no claim time
+ * written: however long it stays there, its process lives, so the
+ * controller must not free the slot (another worker would get it, and the
+ * first, resumed, would reset the new owner's rings and identity). It warns
+ * once. When the claimer dies, the slot is freed. */
+static void item10_controller_never_expires_a_live_claimer(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment seg;
+    create(&seg, id, 2);
+    pid_t claimer = sleeper();
+    assert_int_equal(kill(claimer, SIGSTOP), 0);
+    const uint64_t w = put_claim(&seg, 0, PH_SLOT_CLAIMING, claimer);
+    struct ph_slot *s = ph_segment_slot(&seg, 0);
+
+    struct ctl c;
+    ctl_start(&c, &seg);
+    const uint64_t t0 = ph_mono_ns();
+    ctl_scan(&c, t0);
+    ctl_scan(&c, t0 + 3600 * SEC); /* an hour later */
+    ctl_scan(&c, t0 + 7200 * SEC);
+    assert_int_equal(atomic_load(&s->state), w);
+    assert_false(c.w[0].tracked);
+    assert_int_equal(c.reclaimed, 0);
+    assert_int_equal(c.slow_claims, 1); /* warned once, not on every scan */
+
+    kill_and_reap(claimer);
+    ctl_scan(&c, t0 + 7201 * SEC);
+    assert_int_equal(ph_slot_state_of(atomic_load(&s->state)), PH_SLOT_FREE);
+    assert_int_equal(c.reclaimed, 1);
+    ctl_destroy(&c);
+    ph_segment_close(&seg);
+}
+
+/* The same with this test's own pid as the claimer (alive for sure), and a
+ * claim time from long ago: the age of the claim is no reason. A claim by
+ * a process that is already gone when first seen is freed at once. */
+static void item10_claims_are_judged_by_their_process_not_their_age(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment seg;
+    create(&seg, id, 2);
+    const uint64_t mine = put_claim(&seg, 0, PH_SLOT_CLAIMING, getpid());
+    atomic_store(&ph_segment_slot(&seg, 0)->claimed_mono_ns, 1);
+    pid_t gone = sleeper();
+    kill_and_reap(gone);
+    put_claim(&seg, 1, PH_SLOT_CLAIMING, gone);
+
+    struct ctl c;
+    ctl_start(&c, &seg);
+    const uint64_t t0 = ph_mono_ns();
+    ctl_scan(&c, t0 + 1000 * SEC);
+    assert_int_equal(atomic_load(&ph_segment_slot(&seg, 0)->state), mine);
+    assert_int_equal(ph_slot_state_of(atomic_load(&ph_segment_slot(&seg, 1)->state)),
+                     PH_SLOT_FREE);
+    assert_int_equal(c.reclaimed, 1);
+    ctl_destroy(&c);
+    ph_segment_close(&seg);
+}
+
 /* ---- item 12: command tokens across controller restarts ----------------- */
 
 /* Sends n status requests to slot `idx` and stores their tokens. */
@@ -221,6 +327,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(item08_controller_refuses_corrupt_command_ring_positions),
         cmocka_unit_test(item08_controller_refuses_out_of_range_command_ring_positions),
+        cmocka_unit_test(item10_controller_never_expires_a_live_claimer),
+        cmocka_unit_test(item10_claims_are_judged_by_their_process_not_their_age),
         cmocka_unit_test(item12_tokens_of_successive_controllers_are_disjoint),
     };
     return cmocka_run_group_tests(tests, NULL, remove_all);
