@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static bool identity_matches(const struct ph_slot_identity *id, const char *role,
                              const char *instance)
@@ -69,13 +70,82 @@ static void reset_slot(struct ph_slot *s, const char *role, const char *instance
 
 static void raise_high_water(struct ph_shm_header *h, uint32_t n)
 {
-    /* release: pairs with scanners' acquire; a scanner that sees the new
-     * bound may look at the slot (whose state it then acquires itself). */
-    uint32_t cur = atomic_load_explicit(&h->slot_high_water, memory_order_relaxed);
+    /* seq_cst: part of the duplicate check's total order (see
+     * check_duplicates()): a claimer that scans up to a bound read after
+     * our raise covers our slot; seq_cst also gives the release that
+     * scanners (acquire) rely on to look at the slot. */
+    uint32_t cur = atomic_load_explicit(&h->slot_high_water, memory_order_seq_cst);
     while (cur < n && !atomic_compare_exchange_weak_explicit(&h->slot_high_water, &cur, n,
-                                                             memory_order_release,
-                                                             memory_order_relaxed)) {
+                                                             memory_order_seq_cst,
+                                                             memory_order_seq_cst)) {
     }
+}
+
+#define JOIN_WAIT_NS (2ull * 1000000000ull) /* longest wait for a concurrent claim */
+#define JOIN_NAP_NS (1000000L)              /* between looks at it */
+
+/* Our slot `mine` is JOINING with (role, instance). Looks at every other
+ * slot that may be in use; PH_OK when we may go ACTIVE, PH_ERR_BUSY when a
+ * live process holds or wins the same pair.
+ *
+ * Why two concurrent claimers cannot both win (the store-buffer litmus):
+ * each made its slot JOINING with a seq_cst CAS, then reads the high water
+ * mark and every other state word with seq_cst loads. All of these are in
+ * one total order. Whichever CAS to JOINING comes first, the other
+ * claimer's loads come after it and see that slot JOINING (or what it
+ * became: ACTIVE, or FREE after giving up); high-water raises are seq_cst
+ * too and precede each claimer's CAS, so the bound the other reads covers
+ * the slot. With acquire/release only, both could read the old states and
+ * both win. At least one of any two sees the other, then:
+ *   - the other is ACTIVE: we lose;
+ *   - the other is JOINING in a lower slot: it wins, we lose;
+ *   - the other is JOINING in a higher slot: it may not have seen us, so we
+ *     wait until it resolves: it gives up (FREE), or goes ACTIVE and we
+ *     lose. Waits only go from lower to higher slots, so they end. */
+static int check_duplicates(struct ph_segment *seg, uint32_t mine, const char *role,
+                            const char *instance, char *err, size_t errlen)
+{
+    uint64_t deadline = 0;
+    /* seq_cst: see above. */
+    uint32_t hw = atomic_load_explicit(&seg->hdr->slot_high_water, memory_order_seq_cst);
+    if (hw > seg->slots) hw = seg->slots;
+    for (uint32_t j = 0; j < hw; j++) {
+        if (j == mine) continue;
+        const struct ph_slot *o = ph_segment_slot(seg, j);
+        for (int look = 0;; look++) {
+            /* seq_cst: see above. */
+            const uint64_t w = atomic_load_explicit(&o->state, memory_order_seq_cst);
+            const unsigned st = ph_slot_state_of(w);
+            if (st != PH_SLOT_ACTIVE && st != PH_SLOT_JOINING) break;
+            struct ph_slot_identity id;
+            if (!ph_slot_identity_read(o, &id) || id.state != w) {
+                if (look < 64) continue; /* changed while read: look again */
+                break;                   /* churning: not a settled holder of our pair */
+            }
+            if (!identity_matches(&id, role, instance) || !ph_proc_alive(id.pid, id.start_time))
+                break;
+            if (st == PH_SLOT_ACTIVE || j < mine) {
+                snprintf(err, errlen, "instance '%s' (role %s) is already attached to swarm "
+                         "'%s' by pid %" PRId32 " in slot %" PRIu32 "%s", instance, role,
+                         seg->hdr->swarm_id, id.pid, j,
+                         st == PH_SLOT_JOINING ? " (attaching at the same moment)" : "");
+                return PH_ERR_BUSY;
+            }
+            /* JOINING above us: wait for it to resolve, then look again. */
+            const uint64_t now = ph_mono_ns();
+            if (deadline == 0) deadline = now + JOIN_WAIT_NS;
+            if (now >= deadline) {
+                snprintf(err, errlen, "instance '%s' (role %s) is being attached to swarm '%s' "
+                         "by pid %" PRId32 " in slot %" PRIu32 " at the same moment, and that "
+                         "attach did not finish within 2 s; try again", instance, role,
+                         seg->hdr->swarm_id, id.pid, j);
+                return PH_ERR_BUSY;
+            }
+            struct timespec ts = {0, JOIN_NAP_NS};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return PH_OK;
 }
 
 int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance, int32_t pid,
@@ -86,7 +156,9 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
     if (rc == PH_OK) rc = ph_ident_check("instance", instance, err, errlen);
     if (rc != PH_OK) return rc;
 
-    /* acquire: see raise_high_water(). */
+    /* Fast refusal when a live process already holds the pair, before
+     * taking a slot: the authoritative check is check_duplicates(), made
+     * after our slot is JOINING. acquire: see raise_high_water(). */
     uint32_t hw = atomic_load_explicit(&seg->hdr->slot_high_water, memory_order_acquire);
     if (hw > seg->slots) hw = seg->slots;
     for (uint32_t i = 0; i < hw; i++) {
@@ -118,11 +190,26 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
                 continue;
             raise_high_water(seg->hdr, i + 1);
             reset_slot(s, role, instance, pid, start_time);
+            const uint64_t joining = ph_slot_word(PH_SLOT_JOINING, seq, pid);
             uint64_t expect = claiming;
+            /* seq_cst: publishes the identity (it includes release) and puts
+             * this CAS in the total order the duplicate check relies on
+             * (check_duplicates()). It fails only if the controller freed
+             * the slot, judging us gone; then we try another slot. */
+            if (!atomic_compare_exchange_strong_explicit(&s->state, &expect, joining,
+                                                         memory_order_seq_cst,
+                                                         memory_order_relaxed))
+                continue;
+            rc = check_duplicates(seg, i, role, instance, err, errlen);
+            if (rc != PH_OK) {
+                /* Lost: give the slot back (it keeps its claim counter). */
+                ph_slot_free(seg, i, joining);
+                return rc;
+            }
+            expect = joining;
             const uint64_t active = ph_slot_word(PH_SLOT_ACTIVE, seq, pid);
-            /* release: publishes the identity and the reset rings. The CAS
-             * fails only if the controller judged our claim abandoned; then
-             * we lost the slot and try again. */
+            /* release: the controller, acquiring ACTIVE, sees the identity
+             * and the reset rings (already published by JOINING). */
             if (atomic_compare_exchange_strong_explicit(&s->state, &expect, active,
                                                         memory_order_release,
                                                         memory_order_relaxed)) {

@@ -316,20 +316,43 @@ static void depart(struct ctl *c, struct ctl_worker *w, bool dead)
     }
 }
 
-/* A slot in CLAIMING: its claimer is between its claim CAS and publishing
- * the slot. Its age proves nothing (a stopped or descheduled claimer may
- * not even have stamped claimed_mono_ns), and freeing it under a live
- * claimer lets a second worker take the slot, which the first, resumed,
- * then overwrites. So a claim is freed only when its process is gone: dead,
- * a zombie, or its pid now another process (start time differs from the
- * one read when the claim was first seen). */
+/* The start time of a JOINING claimer, from the identity it published;
+ * false when the slot changed under the read or names another pid. */
+static bool published_start(const struct ph_slot *s, uint64_t word, uint64_t *start)
+{
+    struct ph_slot_identity id;
+    if (!ph_slot_identity_read(s, &id) || id.state != word || id.pid != ph_slot_pid_of(word))
+        return false;
+    *start = id.start_time;
+    return true;
+}
+
+/* A slot in CLAIMING or JOINING: its claimer is between its claim CAS and
+ * publishing the slot ACTIVE. Its age proves nothing (a stopped or
+ * descheduled claimer may not even have stamped claimed_mono_ns), and
+ * freeing it under a live claimer lets a second worker take the slot, which
+ * the first, resumed, then overwrites. So a claim is freed only when its
+ * process is gone: dead, a zombie, or its pid now another process. "Its
+ * process" is the pid with the start time read when the claim was first
+ * seen, or, once JOINING, the start time the claimer published (which also
+ * catches a pid reused before we first looked). */
 static void watch_claim(struct ctl *c, uint32_t i, uint64_t word, uint64_t now)
 {
     struct ctl_claim *k = &c->claims[i];
     const int32_t pid = ph_slot_pid_of(word);
-    if (k->word != word) {
+    /* The same claim keeps its pid and counter from CLAIMING to JOINING. */
+    const bool same = k->word != 0 && ph_slot_seq_of(k->word) == ph_slot_seq_of(word) &&
+                      ph_slot_pid_of(k->word) == pid;
+    if (!same) {
         *k = (struct ctl_claim){.word = word, .first_seen_ns = now};
         k->known = ph_proc_start_time(pid, &k->start_time) == PH_OK;
+    }
+    k->word = word;
+    uint64_t st;
+    if (ph_slot_state_of(word) == PH_SLOT_JOINING && !k->published &&
+        published_start(ph_segment_slot(c->seg, i), word, &st)) {
+        k->start_time = st;
+        k->known = k->published = true;
     }
     if (!k->known || !ph_proc_alive(pid, k->start_time)) {
         if (ph_slot_free(c->seg, i, word)) {
@@ -364,7 +387,8 @@ uint64_t ctl_scan(struct ctl *c, uint64_t now)
          * ring reset; DETACHED publishes the owner's final records. */
         uint64_t word = atomic_load_explicit(&s->state, memory_order_acquire);
         unsigned st = ph_slot_state_of(word);
-        if (st != PH_SLOT_CLAIMING) c->claims[i].word = 0; /* no claim in progress */
+        if (st != PH_SLOT_CLAIMING && st != PH_SLOT_JOINING)
+            c->claims[i].word = 0; /* no claim in progress */
         if (w->tracked && word != w->word) {
             bool detached = st == PH_SLOT_DETACHED &&
                             ph_slot_seq_of(word) == ph_slot_seq_of(w->word) &&
@@ -379,6 +403,7 @@ uint64_t ctl_scan(struct ctl *c, uint64_t now)
             if (w->tracked) total += drain(c, w, now, CTL_DRAIN_BUDGET);
             break;
         case PH_SLOT_CLAIMING:
+        case PH_SLOT_JOINING: /* not tracked until ACTIVE; same liveness rule */
             watch_claim(c, i, word, now);
             break;
         case PH_SLOT_DETACHED:

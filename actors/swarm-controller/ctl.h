@@ -70,7 +70,7 @@ struct ctl_worker {
     uint64_t alerts;
 };
 
-/* A claim in progress (slot CLAIMING), as the controller first saw it.
+/* A claim in progress (slot CLAIMING or JOINING), as the controller first saw it.
  * Kept apart from ctl_worker, whose entry is cleared when a claim it
  * followed ends: these facts must outlive that. */
 struct ctl_claim {
@@ -78,6 +78,7 @@ struct ctl_claim {
     uint64_t first_seen_ns; /* controller clock at first sight, not the slot's claim time */
     uint64_t start_time;    /* the claimer's /proc start time, read at first sight */
     bool known;             /* start_time was read: the claimer was alive then */
+    bool published;         /* start_time is the one the claimer published (JOINING) */
     bool warned;            /* the once-only warning about a slow claim is out */
 };
 

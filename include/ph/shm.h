@@ -22,17 +22,29 @@
  *
  * Slot ownership is one 64-bit word, `state`: bits 0-7 the state, 8-31 a
  * claim counter (so a stale compare-and-swap cannot hit a later owner),
- * 32-63 the owner's pid. FREE -> CLAIMING (worker CAS) -> ACTIVE (worker
- * CAS) -> DETACHED (worker, on clean exit, a CAS from the exact word its
- * claim returned) -> FREE (controller CAS once it has drained the rings;
- * also from ACTIVE/CLAIMING when the owner died). The identity (pid, start
- * time, role, instance) is stored as 64-bit atomic words, written while
- * CLAIMING and read under a seqlock on `state`, because a reader may copy
- * it while a new claimer writes it.
+ * 32-63 the owner's pid. The transitions, each a CAS on that word:
+ *
+ *   FREE -> CLAIMING      worker: the slot is its own; it writes its identity
+ *                         and resets the rings
+ *   CLAIMING -> JOINING   worker (seq_cst): identity published; it now checks
+ *                         every other slot for the same role and instance
+ *   JOINING -> FREE       worker: lost (a live duplicate is ACTIVE, or JOINING
+ *                         in a lower slot) -> PH_ERR_BUSY
+ *   JOINING -> ACTIVE     worker (release): won; the controller tracks it
+ *   ACTIVE -> DETACHED    worker, on clean exit, from the exact word its claim
+ *                         returned
+ *   DETACHED -> FREE      controller, once it has drained the rings
+ *   any -> FREE           controller, when the process named by the word is
+ *                         gone (dead, zombie, or its pid reused): never
+ *                         because a claim is slow
+ *
+ * The identity (pid, start time, role, instance) is stored as 64-bit atomic
+ * words, written while CLAIMING and read under a seqlock on `state`,
+ * because a reader may copy it while a new claimer writes it.
  * No process-shared lock exists anywhere: a process killed at any point
  * leaves a state the others can see and repair.
  *
- * Layout version 2: identity words, the controller claim word.
+ * Layout version 2: identity words, the controller claim word, JOINING.
  * Programs refuse segments of any other version. */
 #ifndef PH_SHM_H
 #define PH_SHM_H
@@ -104,6 +116,7 @@ enum ph_slot_state {
     PH_SLOT_CLAIMING = 1,
     PH_SLOT_ACTIVE = 2,
     PH_SLOT_DETACHED = 3,
+    PH_SLOT_JOINING = 4, /* identity published; its claimer is checking for duplicates */
 };
 static inline unsigned ph_slot_state_of(uint64_t w)
 {
@@ -299,8 +312,12 @@ static inline uint8_t *ph_slot_command_data(const struct ph_segment *seg, struct
 }
 
 /* Claims a free slot for (role, instance) as process (pid, start_time).
- * Refuses an (role, instance) pair held by a live process (PH_ERR_BUSY) and
- * returns PH_ERR_FULL when every slot is taken. On success *index is the
+ * Refuses an (role, instance) pair held by a live process (PH_ERR_BUSY),
+ * also one being claimed at the same moment by another process: of
+ * concurrent claims of one pair exactly one wins. A claim may wait (short
+ * sleeps, at most 2 s) for a concurrent claim of the same pair in a higher
+ * slot to resolve. Returns PH_ERR_FULL when every slot is taken. On success
+ * *index is the
  * slot and *word (when not NULL) the state word the owner now holds: keep
  * it for ph_slot_detach(). */
 int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance, int32_t pid,

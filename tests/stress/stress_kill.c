@@ -417,8 +417,9 @@ static void scan(struct ph_segment *seg, struct track *tracks, bool liveness, bo
             t->word = 0;
             continue;
         }
-        if (st == PH_SLOT_CLAIMING) {
-            if (t->word != 0) bad(t, "tracked slot went back to CLAIMING", w, t->word);
+        if (st == PH_SLOT_CLAIMING || st == PH_SLOT_JOINING) {
+            /* A claim in progress: not tracked until ACTIVE. */
+            if (t->word != 0) bad(t, "tracked slot went back to CLAIMING/JOINING", w, t->word);
             t->word = 0;
             if (liveness && !ph_proc_alive(ph_slot_pid_of(w), 0)) {
                 if (ph_slot_free(seg, i, w)) stats.freed_claiming++;

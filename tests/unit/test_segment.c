@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -876,6 +877,109 @@ static void slot_claim_allows_instance_whose_holder_is_dead_or_reused(void **sta
     ph_segment_close(&c);
 }
 
+/* Puts slot `i` in JOINING for (pid, start) with identity r/i, as a
+ * concurrent claimer in the middle of its duplicate check would be. */
+static uint64_t put_joining(struct ph_segment *c, uint32_t i, pid_t pid, uint64_t start)
+{
+    struct ph_slot *s = ph_segment_slot(c, i);
+    ph_slot_id_store(s, "r", "i", pid, start, ph_real_ns());
+    const uint64_t w = ph_slot_word(PH_SLOT_JOINING, ph_slot_seq_of(atomic_load(&s->state)) + 1,
+                                    pid);
+    atomic_store(&s->state, w);
+    if (atomic_load(&c->hdr->slot_high_water) < i + 1)
+        atomic_store(&c->hdr->slot_high_water, i + 1);
+    return w;
+}
+
+/* A concurrent claimer of r/i in slot 1, played by a child process: it is
+ * JOINING; once slot 0 (ours) is JOINING too, it resolves to `outcome`
+ * (ACTIVE: it won; FREE: it gave up) and stays alive until killed. */
+static pid_t rival_in_slot_1(struct ph_segment *c, unsigned outcome)
+{
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(60);
+        char r;
+        if (read(ready[0], &r, 1) != 1) _exit(1); /* the parent has set slot 1 up */
+        struct ph_slot *mine = ph_segment_slot(c, 1), *theirs = ph_segment_slot(c, 0);
+        while (ph_slot_state_of(atomic_load(&theirs->state)) != PH_SLOT_JOINING) sched_yield();
+        const uint64_t w = atomic_load(&mine->state);
+        atomic_store(&mine->state, ph_slot_word(outcome, ph_slot_seq_of(w),
+                                                outcome == PH_SLOT_FREE ? 0 : ph_slot_pid_of(w)));
+        for (;;) pause();
+    }
+    uint64_t start;
+    assert_int_equal(ph_proc_start_time(pid, &start), PH_OK);
+    put_joining(c, 1, pid, start);
+    assert_int_equal(write(ready[1], "r", 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    return pid;
+}
+
+/* Item 11: a claim of r/i that finds r/i JOINING in a lower slot, by a live
+ * process, loses: that one wins the tie. Our slot goes back to FREE. */
+static void item11_claim_loses_to_a_lower_slot_joining_the_same_instance(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 4);
+    uint64_t start;
+    pid_t rival = sleeper(&start);
+    put_joining(&c, 0, rival, start);
+    char err[256] = "";
+    uint32_t idx = 99;
+    assert_int_equal(ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err,
+                                   sizeof err),
+                     PH_ERR_BUSY);
+    assert_non_null(strstr(err, "already attached"));
+    assert_int_equal(ph_slot_state_of(atomic_load(&ph_segment_slot(&c, 1)->state)), PH_SLOT_FREE);
+    /* Another instance is no rival. */
+    assert_int_equal(ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start(), &idx, NULL, err,
+                                   sizeof err),
+                     PH_OK);
+    /* A JOINING rival that died is none either. */
+    kill_and_reap(rival);
+    assert_int_equal(ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err,
+                                   sizeof err),
+                     PH_OK);
+    ph_segment_close(&c);
+}
+
+/* Item 11: r/i JOINING in a higher slot may not have seen our claim, so our
+ * claim waits for it: it wins (ACTIVE) and we lose, or it gives up and we
+ * win. The rival acts only once our slot is JOINING: no timing involved. */
+static void item11_claim_waits_for_a_higher_slot_joining_the_same_instance(void **state)
+{
+    (void)state;
+    for (int give_up = 0; give_up < 2; give_up++) {
+        const char *id = new_id();
+        struct ph_segment c;
+        create(&c, id, 4);
+        pid_t rival = rival_in_slot_1(&c, give_up ? PH_SLOT_FREE : PH_SLOT_ACTIVE);
+        char err[256] = "";
+        uint32_t idx = 99;
+        int rc = ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err,
+                               sizeof err);
+        if (give_up) {
+            if (rc != PH_OK) fail_msg("rival gave up, yet: %s", err);
+            assert_int_equal(idx, 0);
+        } else {
+            assert_int_equal(rc, PH_ERR_BUSY);
+            assert_non_null(strstr(err, "already attached"));
+            assert_int_equal(ph_slot_state_of(atomic_load(&ph_segment_slot(&c, 0)->state)),
+                             PH_SLOT_FREE);
+        }
+        kill_and_reap(rival);
+        ph_segment_close(&c);
+    }
+}
+
 static void slot_claim_reports_full_table(void **state)
 {
     (void)state;
@@ -1139,6 +1243,8 @@ int main(void)
         cmocka_unit_test(slot_claim_refuses_invalid_identifiers),
         cmocka_unit_test(slot_claim_refuses_instance_held_by_live_process),
         cmocka_unit_test(slot_claim_allows_instance_whose_holder_is_dead_or_reused),
+        cmocka_unit_test(item11_claim_loses_to_a_lower_slot_joining_the_same_instance),
+        cmocka_unit_test(item11_claim_waits_for_a_higher_slot_joining_the_same_instance),
         cmocka_unit_test(slot_claim_reports_full_table),
         cmocka_unit_test(slot_detach_leaves_slot_detached_with_identity),
         cmocka_unit_test(item17_slot_detach_with_a_stale_word_leaves_the_new_owner_active),

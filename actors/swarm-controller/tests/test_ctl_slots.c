@@ -263,6 +263,38 @@ static void item10_claims_are_judged_by_their_process_not_their_age(void **state
     ph_segment_close(&seg);
 }
 
+/* Item 11 (controller side): a JOINING slot is a claim in progress, not a
+ * worker: not tracked, never freed while its claimer lives, judged by the
+ * start time the claimer published. A JOINING slot whose published start
+ * time is not its pid's (the pid was reused) is freed. */
+static void item11_controller_treats_joining_like_claiming(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment seg;
+    create(&seg, id, 2);
+    const uint64_t live = put_claim(&seg, 0, PH_SLOT_JOINING, getpid());
+    ph_slot_id_store(ph_segment_slot(&seg, 0), "r", "joining", getpid(), my_start(), ph_real_ns());
+    put_claim(&seg, 1, PH_SLOT_JOINING, getpid());
+    ph_slot_id_store(ph_segment_slot(&seg, 1), "r", "reused", getpid(), my_start() + 1,
+                     ph_real_ns());
+
+    struct ctl c;
+    ctl_start(&c, &seg);
+    const uint64_t t0 = ph_mono_ns();
+    ctl_scan(&c, t0);
+    ctl_scan(&c, t0 + 3600 * SEC);
+    assert_int_equal(atomic_load(&ph_segment_slot(&seg, 0)->state), live);
+    assert_false(c.w[0].tracked);
+    assert_int_equal(c.live, 0);
+    assert_int_equal(c.slow_claims, 1);
+    assert_int_equal(ph_slot_state_of(atomic_load(&ph_segment_slot(&seg, 1)->state)),
+                     PH_SLOT_FREE);
+    assert_int_equal(c.reclaimed, 1);
+    ctl_destroy(&c);
+    ph_segment_close(&seg);
+}
+
 /* ---- item 12: command tokens across controller restarts ----------------- */
 
 /* Sends n status requests to slot `idx` and stores their tokens. */
@@ -329,6 +361,7 @@ int main(void)
         cmocka_unit_test(item08_controller_refuses_out_of_range_command_ring_positions),
         cmocka_unit_test(item10_controller_never_expires_a_live_claimer),
         cmocka_unit_test(item10_claims_are_judged_by_their_process_not_their_age),
+        cmocka_unit_test(item11_controller_treats_joining_like_claiming),
         cmocka_unit_test(item12_tokens_of_successive_controllers_are_disjoint),
     };
     return cmocka_run_group_tests(tests, NULL, remove_all);
