@@ -4,7 +4,14 @@
  * segment only in ph_worker_publish_status(), a 40-byte ring write plus a
  * few relaxed mirror stores, at most once per tick. Variable records
  * (config, io, acks) are encoded once and kept until a ring write succeeds,
- * so a full ring delays them but never loses the latest state. */
+ * so a full ring delays them but never loses the latest state.
+ *
+ * A full ring: a status record that does not fit is one overflow, and the
+ * change waits; so do config/io/ack records (not counted: they are kept).
+ * ph_worker_tick() then looks for room at most once per coarse-clock tick,
+ * with ph_ring_fits() (which counts nothing), not on every call: a worker
+ * ticking per item would otherwise re-read the consumer's cache line and
+ * count an overflow per item while the controller is away. */
 #include "ph/worker.h"
 
 #include <errno.h>
@@ -41,8 +48,10 @@ struct ph_worker {
     uint8_t io_in;
     uint8_t io_out;
     bool dirty;
+    bool status_waiting; /* a status record found the ring full (counted once) */
     uint64_t heartbeat_ns;
     uint64_t last_publish_ns;
+    uint64_t retry_ns; /* coarse clock of the last look for room for waiting records */
 
     struct pending config;
     struct pending io;
@@ -251,7 +260,12 @@ bool ph_worker_publish_status(ph_worker *w)
     atomic_store_explicit(&w->slot->w_heartbeat_ns, now, memory_order_relaxed);
     w->last_publish_ns = now;
     struct ph_rec_status *r = ph_ring_claim(&w->status, PH_REC_STATUS, PH_REC_STATUS_SIZE);
-    if (r == NULL) return false; /* counted; the next status repairs it */
+    if (r == NULL) {
+        /* Counted once by the ring; the tick retries when there is room,
+         * and the next record carries the latest state anyway. */
+        w->status_waiting = true;
+        return false;
+    }
     r->mono_ns = now;
     r->processed = w->processed;
     r->errors = w->errors;
@@ -262,13 +276,25 @@ bool ph_worker_publish_status(ph_worker *w)
     r->reserved = 0;
     ph_ring_publish(&w->status);
     w->dirty = false;
+    w->status_waiting = false;
     return true;
 }
 
 void ph_worker_tick(ph_worker *w)
 {
     const uint64_t now = ph_mono_coarse_ns();
-    if (w->config.due || w->io.due || w->acks_count > 0) flush_all(w);
+    if (w->status_waiting || w->config.due || w->io.due || w->acks_count > 0) {
+        /* Records wait for room: look at most once per coarse-clock tick. */
+        if (now == w->retry_ns) return;
+        w->retry_ns = now;
+        flush_all(w);
+        if (w->status_waiting) {
+            /* Already counted: write it only once it fits, count nothing
+             * meanwhile; it carries the latest state when it goes. */
+            if (ph_ring_fits(&w->status, PH_REC_STATUS_SIZE)) ph_worker_publish_status(w);
+            return;
+        }
+    }
     if (w->dirty || now - w->last_publish_ns >= w->heartbeat_ns) ph_worker_publish_status(w);
 }
 
