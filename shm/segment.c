@@ -237,6 +237,14 @@ static bool claim_alive(uint64_t claim)
     return (uint32_t)start == (uint32_t)claim && ph_proc_alive(pid, start);
 }
 
+/* True when claim `cur` belongs to a live controller other than `me`. Our
+ * own word (this process created or adopted the segment before) is not a
+ * rival; a reused pid of ours has another start time. */
+static bool rival(uint64_t cur, uint64_t me)
+{
+    return cur != 0 && cur != me && claim_alive(cur);
+}
+
 /* Takes the controller claim for `me`: PH_OK, or the pid of the live
  * controller that holds it (a positive number). */
 static int take_claim(struct ph_shm_header *h, uint64_t me)
@@ -246,9 +254,7 @@ static int take_claim(struct ph_shm_header *h, uint64_t me)
      * before claiming is visible to us once we hold the claim. */
     uint64_t cur = atomic_load_explicit(&h->controller_claim, memory_order_acquire);
     for (;;) {
-        /* Our own word (this process created or adopted it before) is not
-         * a rival; a reused pid of ours has another start time. */
-        if (cur != 0 && cur != me && claim_alive(cur)) return ph_controller_claim_pid(cur);
+        if (rival(cur, me)) return ph_controller_claim_pid(cur);
         /* acq_rel: acquire as above; release so that our later stores
          * (generation, controller fields, rings) are ordered after the
          * claim for whoever takes it after us. A failure reloads `cur`
@@ -270,11 +276,16 @@ static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_s
         close(fd);
         return rc;
     }
+    /* A live controller first: its segment's geometry is none of our
+     * business. acquire: as in take_claim(); this look decides nothing by
+     * itself, take_claim() does. */
+    const uint64_t cur = atomic_load_explicit(&seg->hdr->controller_claim, memory_order_acquire);
+    int holder = rival(cur, me) ? ph_controller_claim_pid(cur) : 0;
     /* The geometry validated at open (seg), not the live header. Checked
      * before the claim: a controller that cannot use the segment must not
      * take it from the next one that can. */
-    if (seg->slots != p->slots || seg->status_ring != p->status_ring ||
-        seg->command_ring != p->command_ring) {
+    if (holder == 0 && (seg->slots != p->slots || seg->status_ring != p->status_ring ||
+                        seg->command_ring != p->command_ring)) {
         snprintf(err, errlen, "segment /dev/shm%s left by a previous controller has another "
                  "geometry (%" PRIu32 " slots, rings %" PRIu32 "/%" PRIu32 "); remove it with "
                  "'phctl shm-rm --swarm %s' once its workers are gone", seg->name,
@@ -282,10 +293,10 @@ static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_s
         ph_segment_close(seg);
         return PH_ERR_EXISTS;
     }
-    rc = take_claim(seg->hdr, me);
-    if (rc != PH_OK) {
-        snprintf(err, errlen, "swarm '%s' already has a live controller (pid %" PRId32 ")",
-                 swarm_id, (int32_t)rc);
+    if (holder == 0) holder = take_claim(seg->hdr, me);
+    if (holder != 0) {
+        snprintf(err, errlen, "swarm '%s' already has a live controller (pid %d)", swarm_id,
+                 holder);
         ph_segment_close(seg);
         return PH_ERR_BUSY;
     }

@@ -601,6 +601,27 @@ static void segment_adoption_refuses_other_geometry(void **state)
     ph_segment_close(&c);
 }
 
+/* A live controller is reported as such even when the geometry asked for
+ * differs: "remove the segment" would be the wrong advice. */
+static void segment_adoption_with_live_controller_and_other_geometry_is_busy(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c, c2;
+    create(&c, id, 2);
+    uint64_t start;
+    pid_t ctl = sleeper(&start);
+    pose_controller(&c, ctl, start);
+    char err[256];
+    bool adopted = true;
+    struct ph_segment_params p = {.slots = 3, .status_ring = 1024, .command_ring = 512};
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_ERR_BUSY);
+    assert_non_null(strstr(err, "live controller"));
+    kill_and_reap(ctl);
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_ERR_EXISTS);
+    ph_segment_close(&c);
+}
+
 static void segment_adoption_by_own_pid_is_not_busy(void **state)
 {
     (void)state;
@@ -1235,6 +1256,7 @@ int main(void)
         cmocka_unit_test(segment_adoption_after_controller_died_bumps_generation),
         cmocka_unit_test(segment_adoption_treats_zombie_controller_as_dead),
         cmocka_unit_test(segment_adoption_refuses_other_geometry),
+        cmocka_unit_test(segment_adoption_with_live_controller_and_other_geometry_is_busy),
         cmocka_unit_test(segment_adoption_by_own_pid_is_not_busy),
         cmocka_unit_test(item09_only_one_of_concurrent_adopters_wins),
         cmocka_unit_test(item09_creator_holds_the_claim_until_it_releases_it),
