@@ -143,6 +143,24 @@ craft_header "/dev/shm/ph.$ID" "$ID" 1 8192
 expect "layout version 1 (before the identity words) is refused" 6 \
     "has layout version 1, this program reads 2" -- "$PHCTL" shm-dump --swarm "$ID"
 
+# A slot whose claimer is checking for duplicates (state JOINING, identity
+# published as 64-bit words at the offsets of struct ph_slot) shows as such.
+ID=$TAG-joining
+segments+=("$ID")
+craft_header "/dev/shm/ph.$ID" "$ID" 2 $((4096 + 768 + 256 + 256))
+"$PY" - "/dev/shm/ph.$ID" "$$" <<'EOF'
+import struct, sys
+path, pid = sys.argv[1], int(sys.argv[2])
+state = (pid << 32) | (1 << 8) | 4              # JOINING, claim 1
+slot = struct.pack("<QQQQQ64s64s", state, 0, pid, 0, 0, b"gen", b"gen-1")
+with open(path, "r+b") as f:
+    f.seek(4096)
+    f.write(slot)
+EOF
+expect "a slot in JOINING is shown as joining" 0 " joining " -- "$PHCTL" shm-dump --swarm "$ID"
+expect "a slot in JOINING is shown as joining (json)" 0 '"state": "joining"' -- \
+    "$PHCTL" shm-dump --swarm "$ID" --json
+
 ID=$TAG-short
 segments+=("$ID")
 craft_header "/dev/shm/ph.$ID" "$ID" 2 5000
