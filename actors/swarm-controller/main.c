@@ -488,11 +488,17 @@ static int on_signal_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t
 
 /* ---- the channel -------------------------------------------------------- */
 
+/* Takes up a channel this controller has just created (so its positions are
+ * zero and cannot fail the checks) and publishes itself in it. */
 static void publish_controller(struct app *a)
 {
-    ph_ring_producer_init(&a->to_bridge, &a->chan.hdr->out, a->chan.out_data,
-                          a->chan.hdr->out_ring);
-    ph_ring_consumer_init(&a->from_bridge, &a->chan.hdr->in, a->chan.in_data, a->chan.hdr->in_ring);
+    if (ph_ring_producer_init(&a->to_bridge, &a->chan.hdr->out, a->chan.out_data,
+                              a->chan.hdr->out_ring) != PH_OK ||
+        ph_ring_consumer_init(&a->from_bridge, &a->chan.hdr->in, a->chan.in_data,
+                              a->chan.hdr->in_ring) != PH_OK)
+        ph_error("channel /dev/shm%s: a new channel with inconsistent positions (another process "
+                 "writing it?); it will be re-created",
+                 a->chan.name);
     atomic_store_explicit(&a->chan.hdr->controller_start_time, a->start_time,
                           memory_order_relaxed);
     /* relaxed: a free-standing timestamp. */
@@ -851,6 +857,8 @@ int main(int argc, char **argv)
     ctl_destroy(&a.ctl);
     /* release: pairs with readers' acquire of the pid; 0 means "no controller". */
     atomic_store_explicit(&a.seg.hdr->controller_pid, 0, memory_order_release);
+    /* The next controller may adopt at once, without finding us gone first. */
+    ph_segment_release_controller(&a.seg);
     atomic_store_explicit(&a.chan.hdr->controller_pid, 0, memory_order_release);
     ph_loop_free(a.loop); /* before the journal: a write may be in flight */
     ph_channel_close(&a.chan);
