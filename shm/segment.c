@@ -1,4 +1,5 @@
 /* Creation, adoption and validated mapping of a swarm's segment. */
+#include "ph/log.h"
 #include "ph/shm.h"
 
 #include <errno.h>
@@ -266,12 +267,34 @@ static int take_claim(struct ph_shm_header *h, uint64_t me)
     }
 }
 
+/* A segment shorter than its (valid) header says: someone truncated it. The
+ * adopting controller gives it back its size (the lost pages come back as
+ * zeros: free slots, empty rings) rather than refusing it and being
+ * restarted into the same refusal. */
+static int restore_truncated(int fd, const char *name, const char *swarm_id, char *err,
+                             size_t errlen)
+{
+    struct ph_shm_header h;
+    if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h) return PH_ERR_TRUNC;
+    struct hdr_copy hc;
+    int rc = copy_header(&h, name, &hc, err, errlen);
+    if (rc == PH_OK) rc = validate_copy(&hc, name, swarm_id, UINT64_MAX, err, errlen);
+    if (rc != PH_OK) return rc;
+    if (ftruncate(fd, (off_t)hc.segment_size) != 0)
+        return sys_err("cannot restore the size of", name, err, errlen);
+    ph_warn("segment /dev/shm%s was truncated: its size is restored to %" PRIu64 " bytes",
+            name, hc.segment_size);
+    return PH_OK;
+}
+
 static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_segment_params *p,
                  uint64_t me, char *err, size_t errlen)
 {
     int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return sys_err("cannot open", seg->name, err, errlen);
     int rc = map_validated(seg, fd, swarm_id, true, err, errlen);
+    if (rc == PH_ERR_TRUNC && restore_truncated(fd, seg->name, swarm_id, err, errlen) == PH_OK)
+        rc = map_validated(seg, fd, swarm_id, true, err, errlen);
     if (rc != PH_OK) {
         close(fd);
         return rc;
@@ -436,4 +459,40 @@ const char *ph_quarantine_name(int q)
     case PH_Q_IDENTITY: return "invalid-identity";
     default: return "unknown";
     }
+}
+
+int ph_segment_check_size(struct ph_segment *seg, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(seg->fd, &st) != 0) return sys_err("cannot stat", seg->name, err, errlen);
+    if ((uint64_t)st.st_size >= seg->size) return PH_OK;
+    const uint64_t had = (uint64_t)st.st_size;
+    if (ftruncate(seg->fd, (off_t)seg->size) != 0)
+        return sys_err("cannot restore the size of", seg->name, err, errlen);
+    struct ph_shm_header *h = seg->hdr;
+    /* acquire: as readers do; a header page that was cut away comes back
+     * as zeros, and is written again from what this process validated. */
+    if (atomic_load_explicit(&h->magic, memory_order_acquire) != PH_SHM_MAGIC) {
+        h->layout_version = PH_LAYOUT_VERSION;
+        h->header_size = PH_SHM_HEADER_SIZE;
+        h->segment_size = seg->size;
+        h->slot_capacity = seg->slots;
+        h->slot_size = seg->slot_size;
+        h->status_ring = seg->status_ring;
+        h->command_ring = seg->command_ring;
+        h->created_real_ns = ph_real_ns();
+        snprintf(h->swarm_id, sizeof h->swarm_id, "%s", seg->name + 4);
+        /* relaxed: published by the release store of magic below. */
+        atomic_store_explicit(&h->controller_claim, seg->claim, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->generation, 1, memory_order_relaxed);
+        /* release: publishes the fields above to readers that acquire magic. */
+        atomic_store_explicit(&h->magic, PH_SHM_MAGIC, memory_order_release);
+    }
+    snprintf(err, errlen,
+             "segment /dev/shm%s was truncated to %" PRIu64 " bytes (it needs %zu): its size is "
+             "restored and the workers in the lost part must attach again; if it happens again, "
+             "stop the swarm (deploy/phive down %s) and remove the segment (phctl shm-rm --swarm "
+             "%s --force)",
+             seg->name, had, seg->size, seg->name + 4, seg->name + 4);
+    return PH_ERR_TRUNC;
 }

@@ -288,6 +288,14 @@ void ph_segment_close(struct ph_segment *seg);
 /* Removes /dev/shm/ph.<swarm>; PH_ERR_NOENT when absent. */
 int ph_segment_unlink(const char *swarm_id, char *err, size_t errlen);
 
+/* Controller side, every tick: PH_OK while the object has its size. When
+ * someone truncated it, restores the size (and a header page cut away,
+ * from this process's validated geometry) and returns PH_ERR_TRUNC with a
+ * message saying what was lost and what to do; PH_ERR_SYS when it cannot.
+ * Touching the mapping beyond a truncated object raises SIGBUS: callers
+ * check before they touch the slots. */
+int ph_segment_check_size(struct ph_segment *seg, char *err, size_t errlen);
+
 /* Publishes this process as the controller (controller_pid and start time,
  * for readers) and beats its heartbeat. */
 void ph_segment_set_controller(struct ph_segment *seg, int32_t pid, uint64_t start_time);
