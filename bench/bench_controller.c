@@ -315,8 +315,12 @@ static void producer(struct ctrl *c, struct ph_segment *seg, const struct opts *
     uint32_t j = 0;
     for (uint32_t i = k; i < seg->slots; i += np, j++) {
         struct ph_slot *s = ph_segment_slot(seg, i);
-        ph_ring_producer_init(&pr.p[j], &s->status, ph_slot_status_data(seg, s),
-                              seg->status_ring);
+        if (ph_ring_producer_init(&pr.p[j], &s->status, ph_slot_status_data(seg, s),
+                                  seg->status_ring) != PH_OK) {
+            fprintf(stderr, "ph-bench-controller: slot %u: status ring positions inconsistent\n",
+                    i);
+            _exit(1);
+        }
     }
     uint64_t produced = 0, dropped = 0;
     wait_go(c);
@@ -498,7 +502,8 @@ static bool drain_trial(const struct opts *o, int kind, int dmode, struct trial 
         char inst[32];
         uint32_t idx;
         snprintf(inst, sizeof inst, "bee-%05u", i);
-        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, err, sizeof err) != PH_OK) {
+        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, NULL, err, sizeof err) !=
+            PH_OK) {
             fprintf(stderr, "ph-bench-controller: claim %u: %s\n", i, err);
             ph_segment_close(&seg);
             bu_cleanup_del_swarm(id);
@@ -621,11 +626,17 @@ static void cold_sweeps(const struct opts *o, struct cold_res *res)
         char inst[32];
         uint32_t idx;
         snprintf(inst, sizeof inst, "bee-%05u", i);
-        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, err, sizeof err) != PH_OK)
+        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, NULL, err, sizeof err) !=
+            PH_OK)
             break;
         struct ph_slot *s = ph_segment_slot(&seg, idx);
         struct ph_ring_producer p;
-        ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+        if (ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s),
+                                  seg.status_ring) != PH_OK) {
+            fprintf(stderr, "ph-bench-controller: slot %u: status ring positions inconsistent\n",
+                    idx);
+            exit(1);
+        }
         struct ph_rec_status st = {.mono_ns = ph_mono_coarse_ns(), .processed = 1, .seq = 1};
         ph_ring_write(&p, PH_REC_STATUS, &st, sizeof st); /* as ph_worker_attach does */
     }
@@ -718,14 +729,19 @@ static void idle_helper(struct helper_ctl *h, const char *id, const struct opts 
     for (uint32_t i = 0; i < n; i++) {
         char inst[32];
         snprintf(inst, sizeof inst, "idle-%05u", i);
-        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx[i], err, sizeof err) !=
+        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx[i], NULL, err, sizeof err) !=
             PH_OK) {
             snprintf(h->err, sizeof h->err, "claim %u: %.200s", i, err);
             atomic_store(&h->claimed, -1);
             _exit(1);
         }
         struct ph_slot *s = ph_segment_slot(&seg, idx[i]);
-        ph_ring_producer_init(&p[i], &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+        if (ph_ring_producer_init(&p[i], &s->status, ph_slot_status_data(&seg, s),
+                                  seg.status_ring) != PH_OK) {
+            snprintf(h->err, sizeof h->err, "claim %u: status ring positions inconsistent", i);
+            atomic_store(&h->claimed, -1);
+            _exit(1);
+        }
         struct ph_rec_status st = {.mono_ns = ph_mono_coarse_ns(), .seq = 1};
         ph_ring_write(&p[i], PH_REC_STATUS, &st, sizeof st);
     }

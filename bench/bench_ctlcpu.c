@@ -224,14 +224,19 @@ static void helper(struct helper_ctl *h, const char *id, const struct opts *o)
         char inst[PH_ID_MAX];
         snprintf(inst, sizeof inst, "%s-%u", g_roles[r], ++per_role[r]);
         uint32_t idx;
-        if (ph_slot_claim(&seg, g_roles[r], inst, getpid(), start, &idx, err, sizeof err) !=
+        if (ph_slot_claim(&seg, g_roles[r], inst, getpid(), start, &idx, NULL, err, sizeof err) !=
             PH_OK) {
             snprintf(h->err, sizeof h->err, "claim %u: %.200s", i, err);
             atomic_store(&h->claimed, -1);
             _exit(1);
         }
         struct ph_slot *s = ph_segment_slot(&seg, idx);
-        ph_ring_producer_init(&p[i], &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+        if (ph_ring_producer_init(&p[i], &s->status, ph_slot_status_data(&seg, s),
+                                  seg.status_ring) != PH_OK) {
+            snprintf(h->err, sizeof h->err, "claim %u: status ring positions inconsistent", i);
+            atomic_store(&h->claimed, -1);
+            _exit(1);
+        }
         st[i] = (struct ph_rec_status){.mono_ns = ph_mono_coarse_ns(), .seq = 1,
                                        .flags = PH_STATUS_ENABLED, .io_in = PH_IN_OK,
                                        .io_out = PH_OUT_OK};

@@ -446,7 +446,8 @@ static bool trial_ph(const struct opts *o, int mode, uint32_t ring, uint32_t bod
     uint64_t start = 0;
     uint32_t idx = 0;
     ph_proc_start_time(getpid(), &start);
-    if (ph_slot_claim(&seg, "bench", "ring", getpid(), start, &idx, err, sizeof err) != PH_OK) {
+    if (ph_slot_claim(&seg, "bench", "ring", getpid(), start, &idx, NULL, err, sizeof err) !=
+        PH_OK) {
         fprintf(stderr, "ph-bench-ring: %s\n", err);
         ph_segment_close(&seg);
         bu_cleanup_del_swarm(id);
@@ -473,7 +474,8 @@ static bool trial_ph(const struct opts *o, int mode, uint32_t ring, uint32_t bod
         bu_child_init();
         pin_to(g_cpu_prod);
         ph_ring_producer p;
-        ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), ring);
+        if (ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), ring) != PH_OK)
+            _exit(1);
         producer_ph(c, o, &p, mode, body);
         _exit(0);
     }

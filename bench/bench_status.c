@@ -206,7 +206,11 @@ static void publish_worker(struct ph_segment *seg, uint32_t idx, uint32_t n, con
 {
     struct ph_slot *s = ph_segment_slot(seg, idx);
     ph_ring_producer p;
-    ph_ring_producer_init(&p, &s->status, ph_slot_status_data(seg, s), seg->status_ring);
+    if (ph_ring_producer_init(&p, &s->status, ph_slot_status_data(seg, s), seg->status_ring) !=
+        PH_OK) {
+        fprintf(stderr, "ph-bench-status: slot %u: status ring positions inconsistent\n", idx);
+        exit(1);
+    }
     /* A report one second after the claim with 100..1099 items: tps is the
      * item count (the first sample of a worker's window is its claim). */
     const uint64_t claimed = atomic_load_explicit(&s->claimed_mono_ns, memory_order_relaxed);
@@ -274,8 +278,8 @@ static void world_open(struct world *wd, uint32_t n)
         char inst[PH_ID_MAX];
         snprintf(inst, sizeof inst, "%s-%u", g_roles[r], ++per_role[r]);
         uint32_t idx;
-        if (ph_slot_claim(&wd->seg, g_roles[r], inst, getpid(), start, &idx, err, sizeof err) !=
-            PH_OK) {
+        if (ph_slot_claim(&wd->seg, g_roles[r], inst, getpid(), start, &idx, NULL, err,
+                          sizeof err) != PH_OK) {
             fprintf(stderr, "ph-bench-status: claim %u: %s\n", i, err);
             return;
         }

@@ -162,13 +162,18 @@ int main(int argc, char **argv)
         char inst[32];
         uint32_t idx;
         snprintf(inst, sizeof inst, "idle-%05u", i);
-        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, err, sizeof err) != PH_OK) {
+        if (ph_slot_claim(&seg, "bench", inst, getpid(), start, &idx, NULL, err, sizeof err) !=
+            PH_OK) {
             fprintf(stderr, "ph-bench-segsize: %s\n", err);
             return 1;
         }
         struct ph_slot *s = ph_segment_slot(&seg, idx);
         ph_ring_producer p;
-        ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+        if (ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s),
+                                  seg.status_ring) != PH_OK) {
+            fprintf(stderr, "ph-bench-segsize: slot %u: status ring positions inconsistent\n", idx);
+            return 1;
+        }
         struct ph_rec_status r = {.mono_ns = ph_mono_coarse_ns(), .seq = 1};
         ph_ring_write(&p, PH_REC_STATUS, &r, sizeof r);
     }
@@ -181,7 +186,11 @@ int main(int argc, char **argv)
         struct ph_slot *s = ph_segment_slot(&seg, i);
         ph_ring_producer p;
         ph_ring_consumer c;
-        ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+        if (ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s),
+                                  seg.status_ring) != PH_OK) {
+            fprintf(stderr, "ph-bench-segsize: slot %u: status ring positions inconsistent\n", i);
+            return 1;
+        }
         ph_ring_consumer_init(&c, &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
         uint64_t n = 0;
         struct ph_rec_status r = {0};
@@ -197,7 +206,11 @@ int main(int argc, char **argv)
     for (uint32_t i = 0; i < o.workers; i++) {
         struct ph_slot *s = ph_segment_slot(&seg, i);
         ph_ring_producer p;
-        ph_ring_producer_init(&p, &s->command, ph_slot_command_data(&seg, s), seg.command_ring);
+        if (ph_ring_producer_init(&p, &s->command, ph_slot_command_data(&seg, s),
+                                  seg.command_ring) != PH_OK) {
+            fprintf(stderr, "ph-bench-segsize: slot %u: command ring positions inconsistent\n", i);
+            return 1;
+        }
         static const uint8_t body[24] = {0x81};
         ph_ring_write(&p, PH_CMD_STATUS_REQUEST, body, sizeof body);
     }

@@ -178,7 +178,7 @@ static int attach(struct bridge *b)
     /* The out ring's positions come from the controller side and are
      * validated here and on every drain. */
     const bool out_ok = ph_ring_consumer_init(&b->out, &ch.hdr->out, ch.out_data, out_cap) == PH_OK;
-    ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring);
+    const bool in_ok = ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring) == PH_OK;
     b->ch = ch;
     b->close_acked = 0; /* marks are positions in this channel's ring */
     requeue_unconsumed(b);
@@ -189,12 +189,12 @@ static int attach(struct bridge *b)
     b->wait_reason[0] = '\0';
     b->st.attaches++;
     b->quarantined = false;
-    if (!out_ok) {
-        ph_error("channel /dev/shm%s: the out ring's positions are inconsistent; asking the "
+    if (!out_ok || !in_ok) {
+        ph_error("channel /dev/shm%s: the %s ring's positions are inconsistent; asking the "
                  "controller to re-create the channel",
-                 ch.name);
+                 ch.name, out_ok ? "signal" : "document");
         b->quarantined = true;
-        request_reset(b, PH_CHAN_RESET_OUT_CORRUPT);
+        request_reset(b, out_ok ? PH_CHAN_RESET_IN_CORRUPT : PH_CHAN_RESET_OUT_CORRUPT);
     }
     ph_info("attached to /dev/shm%s (controller pid %" PRId32 ", bridge generation %" PRIu64
             ", %zu signal(s) pending)",
@@ -534,7 +534,8 @@ static void check_session(struct bridge *b)
 
 bool bridge_flush_signals(struct bridge *b)
 {
-    if (!b->attached) return b->head == NULL;
+    /* A quarantined channel is being replaced: signals wait for the new one. */
+    if (!b->attached || b->quarantined) return b->head == NULL;
     if (b->head != NULL && !in_ring_sane(b)) return false;
     bool wrote = false;
     while (b->head != NULL) {

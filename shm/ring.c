@@ -33,8 +33,8 @@ void ph_ring_reset(struct ph_ring_desc *d)
     atomic_store_explicit(&d->consumed, 0, memory_order_relaxed);
 }
 
-void ph_ring_producer_init(ph_ring_producer *p, struct ph_ring_desc *desc, void *data,
-                           uint32_t capacity)
+int ph_ring_producer_init(ph_ring_producer *p, struct ph_ring_desc *desc, void *data,
+                          uint32_t capacity)
 {
     p->desc = desc;
     p->data = data;
@@ -47,6 +47,16 @@ void ph_ring_producer_init(ph_ring_producer *p, struct ph_ring_desc *desc, void 
     p->published = atomic_load_explicit(&desc->published, memory_order_relaxed);
     p->overflows = atomic_load_explicit(&desc->overflows, memory_order_relaxed);
     p->head_cache = atomic_load_explicit(&desc->head, memory_order_acquire);
+    /* The same checks as the consumer's: an unaligned tail would put a
+     * padding record across the end of the data area, and a tail more than
+     * a ring ahead of head (or behind it) is no state this protocol makes.
+     * Unsigned subtraction folds "head beyond tail" into "> capacity". */
+    if ((p->tail & (PH_RING_ALIGN - 1)) != 0 || p->tail - p->head_cache > capacity) {
+        p->max_record = 0; /* refuse everything: see ph_ring_claim() */
+        p->head_cache = p->tail;
+        return PH_ERR_CORRUPT;
+    }
+    return PH_OK;
 }
 
 static inline void count_overflow(ph_ring_producer *p)
@@ -59,7 +69,8 @@ static inline void count_overflow(ph_ring_producer *p)
 
 void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len)
 {
-    if (type == PH_RING_PAD || body_len > p->max_record - PH_RING_HDR) {
+    /* 64-bit sum: max_record is 0 for a producer whose init failed. */
+    if (type == PH_RING_PAD || (uint64_t)body_len + PH_RING_HDR > p->max_record) {
         count_overflow(p);
         return NULL;
     }
@@ -99,7 +110,7 @@ void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len)
 
 bool ph_ring_fits(ph_ring_producer *p, uint32_t body_len)
 {
-    if (body_len > p->max_record - PH_RING_HDR) return false;
+    if ((uint64_t)body_len + PH_RING_HDR > p->max_record) return false;
     const uint64_t need = align_up(PH_RING_HDR + body_len);
     const uint32_t to_end = p->capacity - (uint32_t)(p->tail & (p->capacity - 1));
     const uint64_t total = need <= to_end ? need : need + to_end;

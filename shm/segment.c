@@ -1,9 +1,11 @@
 /* Creation, adoption and validated mapping of a swarm's segment. */
+#include "ph/log.h"
 #include "ph/shm.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -34,13 +36,46 @@ static int sys_err(const char *what, const char *name, char *err, size_t errlen)
     return PH_ERR_SYS;
 }
 
-/* Validates a mapped header against what this build reads. `file_size` is
- * the object's size; the header page must already be mapped. */
-static int validate_header(const struct ph_shm_header *h, const char *name, const char *swarm_id,
-                           uint64_t file_size, char *err, size_t errlen)
+/* The immutable part of the header as one reader saw it. The live header
+ * is writable by every process that maps the segment read-write, so it is
+ * copied once, right after magic is acquired, and from then on only the
+ * copy is validated and used: a field read twice could differ between the
+ * check and the use. The layout mirrors ph_shm_header from layout_version
+ * to swarm_id, so one memcpy takes it. */
+struct hdr_copy {
+    uint32_t layout_version;
+    uint32_t header_size;
+    uint64_t segment_size;
+    uint32_t slot_capacity;
+    uint32_t slot_size;
+    uint32_t status_ring;
+    uint32_t command_ring;
+    uint64_t created_real_ns;
+    char swarm_id[PH_ID_MAX];
+};
+#define HDR_COPY_AT offsetof(struct ph_shm_header, layout_version)
+#define HDR_COPY_LEN (offsetof(struct ph_shm_header, swarm_id) + PH_ID_MAX - HDR_COPY_AT)
+#define SAME_PLACE(f)                                                                              \
+    _Static_assert(offsetof(struct hdr_copy, f) ==                                                 \
+                       offsetof(struct ph_shm_header, f) - HDR_COPY_AT,                            \
+                   "struct hdr_copy must mirror ph_shm_header: " #f)
+SAME_PLACE(header_size);
+SAME_PLACE(segment_size);
+SAME_PLACE(slot_capacity);
+SAME_PLACE(slot_size);
+SAME_PLACE(status_ring);
+SAME_PLACE(command_ring);
+SAME_PLACE(created_real_ns);
+SAME_PLACE(swarm_id);
+_Static_assert(sizeof(struct hdr_copy) == HDR_COPY_LEN, "struct hdr_copy has padding at its end");
+
+/* Acquires magic and, when it is ours, copies the immutable fields. */
+static int copy_header(const struct ph_shm_header *h, const char *name, struct hdr_copy *out,
+                       char *err, size_t errlen)
 {
     /* acquire: pairs with the creator's release store of magic, which it
-     * makes after every immutable field is written. */
+     * makes after every immutable field is written; the copy below reads
+     * those fields. */
     uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
     if (magic == 0) {
         snprintf(err, errlen, "segment /dev/shm%s is not initialised (controller starting, or "
@@ -52,6 +87,15 @@ static int validate_header(const struct ph_shm_header *h, const char *name, cons
                  name, magic);
         return PH_ERR_MAGIC;
     }
+    memcpy(out, (const uint8_t *)h + HDR_COPY_AT, HDR_COPY_LEN);
+    return PH_OK;
+}
+
+/* Validates a private copy of a header against what this build reads.
+ * `file_size` is the object's size. */
+static int validate_copy(const struct hdr_copy *h, const char *name, const char *swarm_id,
+                         uint64_t file_size, char *err, size_t errlen)
+{
     if (h->layout_version != PH_LAYOUT_VERSION) {
         snprintf(err, errlen, "segment /dev/shm%s has layout version %" PRIu32
                  ", this program reads %u", name, h->layout_version, PH_LAYOUT_VERSION);
@@ -81,15 +125,6 @@ static int validate_header(const struct ph_shm_header *h, const char *name, cons
     return PH_OK;
 }
 
-static void fill_geometry(struct ph_segment *seg)
-{
-    seg->hdr = seg->base;
-    seg->slots = seg->hdr->slot_capacity;
-    seg->slot_size = seg->hdr->slot_size;
-    seg->status_ring = seg->hdr->status_ring;
-    seg->command_ring = seg->hdr->command_ring;
-}
-
 /* Maps and validates an open object. On success the segment owns fd. */
 static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, bool writable,
                          char *err, size_t errlen)
@@ -105,26 +140,38 @@ static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, b
      * header checks out. */
     void *h = mmap(NULL, PH_SHM_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
     if (h == MAP_FAILED) return sys_err("cannot map", seg->name, err, errlen);
-    int rc = validate_header(h, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
-    uint64_t size = ((struct ph_shm_header *)h)->segment_size;
+    struct hdr_copy hc;
+    int rc = copy_header(h, seg->name, &hc, err, errlen);
     munmap(h, PH_SHM_HEADER_SIZE);
+    if (rc == PH_OK)
+        rc = validate_copy(&hc, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
     if (rc != PH_OK) return rc;
-    void *base = mmap(NULL, (size_t)size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-                      MAP_SHARED, fd, 0);
+    /* Size and geometry come from the validated copy only. */
+    const size_t size = (size_t)hc.segment_size;
+    void *base = mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) return sys_err("cannot map", seg->name, err, errlen);
+    /* Re-check on the final mapping: someone may have recreated the object
+     * between the two maps. The live header must still say what the copy
+     * says; the copy is what we use either way. */
+    struct hdr_copy again;
+    rc = copy_header(base, seg->name, &again, err, errlen);
+    if (rc == PH_OK && memcmp(&again, &hc, sizeof hc) != 0) {
+        snprintf(err, errlen, "segment /dev/shm%s changed while being opened (recreated, or its "
+                 "header is being written by another process)", seg->name);
+        rc = PH_ERR_CORRUPT;
+    }
+    if (rc != PH_OK) {
+        munmap(base, size);
+        return rc;
+    }
     seg->fd = fd;
     seg->base = base;
-    seg->size = (size_t)size;
-    fill_geometry(seg);
-    /* Re-check on the final mapping: the header could have changed between
-     * the two maps if someone recreated the object. */
-    rc = validate_header(seg->hdr, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
-    if (rc != PH_OK || seg->hdr->segment_size != size) {
-        munmap(base, (size_t)size);
-        seg->base = NULL;
-        seg->fd = -1;
-        return rc != PH_OK ? rc : PH_ERR_CORRUPT;
-    }
+    seg->size = size;
+    seg->hdr = base;
+    seg->slots = hc.slot_capacity;
+    seg->slot_size = hc.slot_size;
+    seg->status_ring = hc.status_ring;
+    seg->command_ring = hc.command_ring;
     return PH_OK;
 }
 
@@ -181,35 +228,102 @@ static bool abandoned_creation(int fd)
     return time(NULL) - st.st_mtime > 1;
 }
 
+/* True when the claim names a process that still runs: its pid is alive
+ * (not a zombie) and the low 32 bits of its start time match. */
+static bool claim_alive(uint64_t claim)
+{
+    const int32_t pid = ph_controller_claim_pid(claim);
+    uint64_t start;
+    if (pid <= 0 || ph_proc_start_time(pid, &start) != PH_OK) return false;
+    return (uint32_t)start == (uint32_t)claim && ph_proc_alive(pid, start);
+}
+
+/* True when claim `cur` belongs to a live controller other than `me`. Our
+ * own word (this process created or adopted the segment before) is not a
+ * rival; a reused pid of ours has another start time. */
+static bool rival(uint64_t cur, uint64_t me)
+{
+    return cur != 0 && cur != me && claim_alive(cur);
+}
+
+/* Takes the controller claim for `me`: PH_OK, or the pid of the live
+ * controller that holds it (a positive number). */
+static int take_claim(struct ph_shm_header *h, uint64_t me)
+{
+    /* acquire: pairs with the acq_rel CAS of the controller that took the
+     * claim last (or the creator's release of magic), so what it did
+     * before claiming is visible to us once we hold the claim. */
+    uint64_t cur = atomic_load_explicit(&h->controller_claim, memory_order_acquire);
+    for (;;) {
+        if (rival(cur, me)) return ph_controller_claim_pid(cur);
+        /* acq_rel: acquire as above; release so that our later stores
+         * (generation, controller fields, rings) are ordered after the
+         * claim for whoever takes it after us. A failure reloads `cur`
+         * (acquire): someone else claimed first; re-check it, it is most
+         * likely alive, and we are BUSY. */
+        if (atomic_compare_exchange_strong_explicit(&h->controller_claim, &cur, me,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            return PH_OK;
+    }
+}
+
+/* A segment shorter than its (valid) header says: someone truncated it. The
+ * adopting controller gives it back its size (the lost pages come back as
+ * zeros: free slots, empty rings) rather than refusing it and being
+ * restarted into the same refusal. */
+static int restore_truncated(int fd, const char *name, const char *swarm_id, char *err,
+                             size_t errlen)
+{
+    struct ph_shm_header h;
+    if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h) return PH_ERR_TRUNC;
+    struct hdr_copy hc;
+    int rc = copy_header(&h, name, &hc, err, errlen);
+    if (rc == PH_OK) rc = validate_copy(&hc, name, swarm_id, UINT64_MAX, err, errlen);
+    if (rc != PH_OK) return rc;
+    if (ftruncate(fd, (off_t)hc.segment_size) != 0)
+        return sys_err("cannot restore the size of", name, err, errlen);
+    ph_warn("segment /dev/shm%s was truncated: its size is restored to %" PRIu64 " bytes",
+            name, hc.segment_size);
+    return PH_OK;
+}
+
 static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_segment_params *p,
-                 char *err, size_t errlen)
+                 uint64_t me, char *err, size_t errlen)
 {
     int fd = shm_open(seg->name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return sys_err("cannot open", seg->name, err, errlen);
     int rc = map_validated(seg, fd, swarm_id, true, err, errlen);
+    if (rc == PH_ERR_TRUNC && restore_truncated(fd, seg->name, swarm_id, err, errlen) == PH_OK)
+        rc = map_validated(seg, fd, swarm_id, true, err, errlen);
     if (rc != PH_OK) {
         close(fd);
         return rc;
     }
-    struct ph_shm_header *h = seg->hdr;
-    /* acquire: pairs with ph_segment_set_controller()'s release of the pid. */
-    int32_t pid = atomic_load_explicit(&h->controller_pid, memory_order_acquire);
-    uint64_t start = atomic_load_explicit(&h->controller_start_time, memory_order_relaxed);
-    if (pid != getpid() && ph_proc_alive(pid, start)) {
-        snprintf(err, errlen, "swarm '%s' already has a live controller (pid %" PRId32 ")",
-                 swarm_id, pid);
-        ph_segment_close(seg);
-        return PH_ERR_BUSY;
-    }
-    if (h->slot_capacity != p->slots || h->status_ring != p->status_ring ||
-        h->command_ring != p->command_ring) {
+    /* A live controller first: its segment's geometry is none of our
+     * business. acquire: as in take_claim(); this look decides nothing by
+     * itself, take_claim() does. */
+    const uint64_t cur = atomic_load_explicit(&seg->hdr->controller_claim, memory_order_acquire);
+    int holder = rival(cur, me) ? ph_controller_claim_pid(cur) : 0;
+    /* The geometry validated at open (seg), not the live header. Checked
+     * before the claim: a controller that cannot use the segment must not
+     * take it from the next one that can. */
+    if (holder == 0 && (seg->slots != p->slots || seg->status_ring != p->status_ring ||
+                        seg->command_ring != p->command_ring)) {
         snprintf(err, errlen, "segment /dev/shm%s left by a previous controller has another "
                  "geometry (%" PRIu32 " slots, rings %" PRIu32 "/%" PRIu32 "); remove it with "
                  "'phctl shm-rm --swarm %s' once its workers are gone", seg->name,
-                 h->slot_capacity, h->status_ring, h->command_ring, swarm_id);
+                 seg->slots, seg->status_ring, seg->command_ring, swarm_id);
         ph_segment_close(seg);
         return PH_ERR_EXISTS;
     }
+    if (holder == 0) holder = take_claim(seg->hdr, me);
+    if (holder != 0) {
+        snprintf(err, errlen, "swarm '%s' already has a live controller (pid %d)", swarm_id,
+                 holder);
+        ph_segment_close(seg);
+        return PH_ERR_BUSY;
+    }
+    seg->claim = me;
     return PH_OK;
 }
 
@@ -235,6 +349,13 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         return PH_ERR_INVAL;
     }
     const uint64_t size = ph_segment_size_for(p.slots, p.status_ring, p.command_ring);
+    uint64_t start = 0;
+    if (ph_proc_start_time((int32_t)getpid(), &start) != PH_OK) {
+        snprintf(err, errlen, "cannot read this process's start time from /proc/%d/stat",
+                 (int)getpid());
+        return PH_ERR_SYS;
+    }
+    const uint64_t me = ph_controller_claim_word((int32_t)getpid(), start);
 
     for (int attempt = 0; attempt < 2; attempt++) {
         int fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, p.mode);
@@ -246,9 +367,11 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
                 shm_unlink(seg->name);
                 continue;
             }
-            rc = adopt(seg, swarm_id, &p, err, errlen);
+            rc = adopt(seg, swarm_id, &p, me, err, errlen);
             if (rc != PH_OK) return rc;
             *adopted = true;
+            /* Only the claim's winner gets here. relaxed: a counter, ordered
+             * for the next controller by our claim CAS's release side. */
             atomic_fetch_add_explicit(&seg->hdr->generation, 1, memory_order_relaxed);
             return PH_OK;
         }
@@ -279,12 +402,21 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         h->created_real_ns = ph_real_ns();
         snprintf(h->swarm_id, sizeof h->swarm_id, "%s", swarm_id);
         atomic_store_explicit(&h->generation, 1, memory_order_relaxed);
+        /* relaxed: the creator holds the claim from the start; published
+         * with everything else by the release store of magic below. */
+        atomic_store_explicit(&h->controller_claim, me, memory_order_relaxed);
         /* release: publishes every field above to readers that acquire magic. */
         atomic_store_explicit(&h->magic, PH_SHM_MAGIC, memory_order_release);
         seg->fd = fd;
         seg->base = base;
         seg->size = (size_t)size;
-        fill_geometry(seg);
+        /* Our own parameters, not a read-back of the shared header. */
+        seg->hdr = h;
+        seg->slots = p.slots;
+        seg->slot_size = PH_SLOT_META_SIZE + p.status_ring + p.command_ring;
+        seg->status_ring = p.status_ring;
+        seg->command_ring = p.command_ring;
+        seg->claim = me;
         return PH_OK;
     }
     snprintf(err, errlen, "cannot create /dev/shm%s: it keeps reappearing", seg->name);
@@ -298,6 +430,18 @@ void ph_segment_set_controller(struct ph_segment *seg, int32_t pid, uint64_t sta
     /* release: a reader that acquires the new pid also sees its start time
      * and first heartbeat. */
     atomic_store_explicit(&seg->hdr->controller_pid, pid, memory_order_release);
+}
+
+void ph_segment_release_controller(struct ph_segment *seg)
+{
+    if (seg->hdr == NULL || seg->claim == 0) return;
+    uint64_t expect = seg->claim;
+    /* release: our last stores as controller precede the empty claim, for
+     * the next controller that takes it (acquire). Only from our own word:
+     * a claim someone else took since is theirs. */
+    atomic_compare_exchange_strong_explicit(&seg->hdr->controller_claim, &expect, 0,
+                                            memory_order_release, memory_order_relaxed);
+    seg->claim = 0;
 }
 
 void ph_segment_heartbeat(struct ph_segment *seg)
@@ -315,4 +459,40 @@ const char *ph_quarantine_name(int q)
     case PH_Q_IDENTITY: return "invalid-identity";
     default: return "unknown";
     }
+}
+
+int ph_segment_check_size(struct ph_segment *seg, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(seg->fd, &st) != 0) return sys_err("cannot stat", seg->name, err, errlen);
+    if ((uint64_t)st.st_size >= seg->size) return PH_OK;
+    const uint64_t had = (uint64_t)st.st_size;
+    if (ftruncate(seg->fd, (off_t)seg->size) != 0)
+        return sys_err("cannot restore the size of", seg->name, err, errlen);
+    struct ph_shm_header *h = seg->hdr;
+    /* acquire: as readers do; a header page that was cut away comes back
+     * as zeros, and is written again from what this process validated. */
+    if (atomic_load_explicit(&h->magic, memory_order_acquire) != PH_SHM_MAGIC) {
+        h->layout_version = PH_LAYOUT_VERSION;
+        h->header_size = PH_SHM_HEADER_SIZE;
+        h->segment_size = seg->size;
+        h->slot_capacity = seg->slots;
+        h->slot_size = seg->slot_size;
+        h->status_ring = seg->status_ring;
+        h->command_ring = seg->command_ring;
+        h->created_real_ns = ph_real_ns();
+        snprintf(h->swarm_id, sizeof h->swarm_id, "%s", seg->name + 4);
+        /* relaxed: published by the release store of magic below. */
+        atomic_store_explicit(&h->controller_claim, seg->claim, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->generation, 1, memory_order_relaxed);
+        /* release: publishes the fields above to readers that acquire magic. */
+        atomic_store_explicit(&h->magic, PH_SHM_MAGIC, memory_order_release);
+    }
+    snprintf(err, errlen,
+             "segment /dev/shm%s was truncated to %" PRIu64 " bytes (it needs %zu): its size is "
+             "restored and the workers in the lost part must attach again; if it happens again, "
+             "stop the swarm (deploy/phive down %s) and remove the segment (phctl shm-rm --swarm "
+             "%s --force)",
+             seg->name, had, seg->size, seg->name + 4, seg->name + 4);
+    return PH_ERR_TRUNC;
 }

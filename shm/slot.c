@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static bool identity_matches(const struct ph_slot_identity *id, const char *role,
                              const char *instance)
@@ -16,8 +17,10 @@ static bool identity_matches(const struct ph_slot_identity *id, const char *role
 
 bool ph_slot_identity_read(const struct ph_slot *s, struct ph_slot_identity *out)
 {
-    /* acquire: pairs with the claimer's release CAS to ACTIVE, so the plain
-     * identity fields below are complete. */
+    /* A seqlock on the state word: acquire the word, copy the identity with
+     * relaxed loads, acquire fence, reload the word. acquire: pairs with the
+     * claimer's CAS out of CLAIMING (release or stronger), so the identity
+     * words of the claim named by w1 are visible. */
     uint64_t w1 = atomic_load_explicit(&s->state, memory_order_acquire);
     if (ph_slot_state_of(w1) == PH_SLOT_FREE) return false;
     out->state = w1;
@@ -29,16 +32,14 @@ bool ph_slot_identity_read(const struct ph_slot *s, struct ph_slot_identity *out
         out->role[0] = out->instance[0] = '\0';
         return true;
     }
-    out->pid = s->owner_pid;
-    out->start_time = s->owner_start_time;
-    out->attached_real_ns = s->attached_real_ns;
-    memcpy(out->role, s->role, sizeof out->role);
-    memcpy(out->instance, s->instance, sizeof out->instance);
-    /* The segment is untrusted: never let an unterminated string escape. */
-    out->role[sizeof out->role - 1] = '\0';
-    out->instance[sizeof out->instance - 1] = '\0';
-    /* acquire fence: the copies above complete before the state is read
-     * again; an unchanged word means no new claim overwrote them. */
+    out->pid = ph_slot_id_pid(s);
+    out->start_time = ph_slot_id_start_time(s);
+    out->attached_real_ns = ph_slot_id_attached_real_ns(s);
+    ph_slot_id_text_load(s->id_role, out->role);
+    ph_slot_id_text_load(s->id_instance, out->instance);
+    /* acquire fence: if any word above came from a later claimer (whose
+     * stores follow the release fence after its CAS to CLAIMING), that
+     * CAS is visible to the reload below, which then differs from w1. */
     atomic_thread_fence(memory_order_acquire);
     uint64_t w2 = atomic_load_explicit(&s->state, memory_order_relaxed);
     return w1 == w2;
@@ -47,16 +48,14 @@ bool ph_slot_identity_read(const struct ph_slot *s, struct ph_slot_identity *out
 static void reset_slot(struct ph_slot *s, const char *role, const char *instance, int32_t pid,
                        uint64_t start_time)
 {
-    /* Runs while the slot is CLAIMING by us: no other process reads these
-     * fields until the release CAS to ACTIVE publishes them, hence relaxed. */
+    /* release fence: orders our CAS to CLAIMING before every store below, so
+     * a reader that copies any of them (relaxed) and then acquire-fences
+     * sees the slot no longer in the state it started from (seqlock). */
+    atomic_thread_fence(memory_order_release);
+    /* Runs while the slot is CLAIMING by us: the CAS out of CLAIMING
+     * publishes these, hence relaxed. */
     atomic_store_explicit(&s->claimed_mono_ns, ph_mono_ns(), memory_order_relaxed);
-    s->owner_pid = pid;
-    s->owner_start_time = start_time;
-    s->attached_real_ns = ph_real_ns();
-    memset(s->role, 0, sizeof s->role);
-    memset(s->instance, 0, sizeof s->instance);
-    snprintf(s->role, sizeof s->role, "%s", role);
-    snprintf(s->instance, sizeof s->instance, "%s", instance);
+    ph_slot_id_store(s, role, instance, pid, start_time, ph_real_ns());
     atomic_store_explicit(&s->w_processed, 0, memory_order_relaxed);
     atomic_store_explicit(&s->w_errors, 0, memory_order_relaxed);
     atomic_store_explicit(&s->w_heartbeat_ns, ph_mono_coarse_ns(), memory_order_relaxed);
@@ -71,23 +70,95 @@ static void reset_slot(struct ph_slot *s, const char *role, const char *instance
 
 static void raise_high_water(struct ph_shm_header *h, uint32_t n)
 {
-    /* release: pairs with scanners' acquire; a scanner that sees the new
-     * bound may look at the slot (whose state it then acquires itself). */
-    uint32_t cur = atomic_load_explicit(&h->slot_high_water, memory_order_relaxed);
+    /* seq_cst: part of the duplicate check's total order (see
+     * check_duplicates()): a claimer that scans up to a bound read after
+     * our raise covers our slot; seq_cst also gives the release that
+     * scanners (acquire) rely on to look at the slot. */
+    uint32_t cur = atomic_load_explicit(&h->slot_high_water, memory_order_seq_cst);
     while (cur < n && !atomic_compare_exchange_weak_explicit(&h->slot_high_water, &cur, n,
-                                                             memory_order_release,
-                                                             memory_order_relaxed)) {
+                                                             memory_order_seq_cst,
+                                                             memory_order_seq_cst)) {
     }
 }
 
+#define JOIN_WAIT_NS (2ull * 1000000000ull) /* longest wait for a concurrent claim */
+#define JOIN_NAP_NS (1000000L)              /* between looks at it */
+
+/* Our slot `mine` is JOINING with (role, instance). Looks at every other
+ * slot that may be in use; PH_OK when we may go ACTIVE, PH_ERR_BUSY when a
+ * live process holds or wins the same pair.
+ *
+ * Why two concurrent claimers cannot both win (the store-buffer litmus):
+ * each made its slot JOINING with a seq_cst CAS, then reads the high water
+ * mark and every other state word with seq_cst loads. All of these are in
+ * one total order. Whichever CAS to JOINING comes first, the other
+ * claimer's loads come after it and see that slot JOINING (or what it
+ * became: ACTIVE, or FREE after giving up); high-water raises are seq_cst
+ * too and precede each claimer's CAS, so the bound the other reads covers
+ * the slot. With acquire/release only, both could read the old states and
+ * both win. At least one of any two sees the other, then:
+ *   - the other is ACTIVE: we lose;
+ *   - the other is JOINING in a lower slot: it wins, we lose;
+ *   - the other is JOINING in a higher slot: it may not have seen us, so we
+ *     wait until it resolves: it gives up (FREE), or goes ACTIVE and we
+ *     lose. Waits only go from lower to higher slots, so they end. */
+static int check_duplicates(struct ph_segment *seg, uint32_t mine, const char *role,
+                            const char *instance, char *err, size_t errlen)
+{
+    uint64_t deadline = 0;
+    /* seq_cst: see above. */
+    uint32_t hw = atomic_load_explicit(&seg->hdr->slot_high_water, memory_order_seq_cst);
+    if (hw > seg->slots) hw = seg->slots;
+    for (uint32_t j = 0; j < hw; j++) {
+        if (j == mine) continue;
+        const struct ph_slot *o = ph_segment_slot(seg, j);
+        for (int look = 0;; look++) {
+            /* seq_cst: see above. */
+            const uint64_t w = atomic_load_explicit(&o->state, memory_order_seq_cst);
+            const unsigned st = ph_slot_state_of(w);
+            if (st != PH_SLOT_ACTIVE && st != PH_SLOT_JOINING) break;
+            struct ph_slot_identity id;
+            if (!ph_slot_identity_read(o, &id) || id.state != w) {
+                if (look < 64) continue; /* changed while read: look again */
+                break;                   /* churning: not a settled holder of our pair */
+            }
+            if (!identity_matches(&id, role, instance) || !ph_proc_alive(id.pid, id.start_time))
+                break;
+            if (st == PH_SLOT_ACTIVE || j < mine) {
+                snprintf(err, errlen, "instance '%s' (role %s) is already attached to swarm "
+                         "'%s' by pid %" PRId32 " in slot %" PRIu32 "%s", instance, role,
+                         seg->hdr->swarm_id, id.pid, j,
+                         st == PH_SLOT_JOINING ? " (attaching at the same moment)" : "");
+                return PH_ERR_BUSY;
+            }
+            /* JOINING above us: wait for it to resolve, then look again. */
+            const uint64_t now = ph_mono_ns();
+            if (deadline == 0) deadline = now + JOIN_WAIT_NS;
+            if (now >= deadline) {
+                snprintf(err, errlen, "instance '%s' (role %s) is being attached to swarm '%s' "
+                         "by pid %" PRId32 " in slot %" PRIu32 " at the same moment, and that "
+                         "attach did not finish within 2 s; try again", instance, role,
+                         seg->hdr->swarm_id, id.pid, j);
+                return PH_ERR_BUSY;
+            }
+            struct timespec ts = {0, JOIN_NAP_NS};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return PH_OK;
+}
+
 int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance, int32_t pid,
-                  uint64_t start_time, uint32_t *index, char *err, size_t errlen)
+                  uint64_t start_time, uint32_t *index, uint64_t *word, char *err,
+                  size_t errlen)
 {
     int rc = ph_ident_check("role", role, err, errlen);
     if (rc == PH_OK) rc = ph_ident_check("instance", instance, err, errlen);
     if (rc != PH_OK) return rc;
 
-    /* acquire: see raise_high_water(). */
+    /* Fast refusal when a live process already holds the pair, before
+     * taking a slot: the authoritative check is check_duplicates(), made
+     * after our slot is JOINING. acquire: see raise_high_water(). */
     uint32_t hw = atomic_load_explicit(&seg->hdr->slot_high_water, memory_order_acquire);
     if (hw > seg->slots) hw = seg->slots;
     for (uint32_t i = 0; i < hw; i++) {
@@ -119,14 +190,31 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
                 continue;
             raise_high_water(seg->hdr, i + 1);
             reset_slot(s, role, instance, pid, start_time);
+            const uint64_t joining = ph_slot_word(PH_SLOT_JOINING, seq, pid);
             uint64_t expect = claiming;
-            /* release: publishes the identity and the reset rings. The CAS
-             * fails only if the controller expired a claim that stalled for
-             * seconds; then we lost the slot and try again. */
-            if (atomic_compare_exchange_strong_explicit(
-                    &s->state, &expect, ph_slot_word(PH_SLOT_ACTIVE, seq, pid),
-                    memory_order_release, memory_order_relaxed)) {
+            /* seq_cst: publishes the identity (it includes release) and puts
+             * this CAS in the total order the duplicate check relies on
+             * (check_duplicates()). It fails only if the controller freed
+             * the slot, judging us gone; then we try another slot. */
+            if (!atomic_compare_exchange_strong_explicit(&s->state, &expect, joining,
+                                                         memory_order_seq_cst,
+                                                         memory_order_relaxed))
+                continue;
+            rc = check_duplicates(seg, i, role, instance, err, errlen);
+            if (rc != PH_OK) {
+                /* Lost: give the slot back (it keeps its claim counter). */
+                ph_slot_free(seg, i, joining);
+                return rc;
+            }
+            expect = joining;
+            const uint64_t active = ph_slot_word(PH_SLOT_ACTIVE, seq, pid);
+            /* release: the controller, acquiring ACTIVE, sees the identity
+             * and the reset rings (already published by JOINING). */
+            if (atomic_compare_exchange_strong_explicit(&s->state, &expect, active,
+                                                        memory_order_release,
+                                                        memory_order_relaxed)) {
                 *index = i;
+                if (word != NULL) *word = active;
                 return PH_OK;
             }
         }
@@ -136,17 +224,18 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
     return PH_ERR_FULL;
 }
 
-void ph_slot_detach(struct ph_segment *seg, uint32_t index)
+bool ph_slot_detach(struct ph_segment *seg, uint32_t index, uint64_t word)
 {
-    if (index >= seg->slots) return;
+    if (index >= seg->slots || ph_slot_state_of(word) != PH_SLOT_ACTIVE) return false;
     struct ph_slot *s = ph_segment_slot(seg, index);
-    /* relaxed load: the word is ours while ACTIVE. */
-    uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
-    if (ph_slot_state_of(w) != PH_SLOT_ACTIVE) return;
-    /* release: our last records and mirror stores precede DETACHED, so the
+    uint64_t expect = word;
+    /* Only from the exact word we were given by the claim: if the slot was
+     * freed and claimed again meanwhile, it is not ours to detach.
+     * release: our last records and mirror stores precede DETACHED, so the
      * controller, acquiring it, drains everything before freeing. */
-    atomic_compare_exchange_strong_explicit(
-        &s->state, &w, ph_slot_word(PH_SLOT_DETACHED, ph_slot_seq_of(w), ph_slot_pid_of(w)),
+    return atomic_compare_exchange_strong_explicit(
+        &s->state, &expect,
+        ph_slot_word(PH_SLOT_DETACHED, ph_slot_seq_of(word), ph_slot_pid_of(word)),
         memory_order_release, memory_order_relaxed);
 }
 

@@ -4,7 +4,14 @@
  * segment only in ph_worker_publish_status(), a 40-byte ring write plus a
  * few relaxed mirror stores, at most once per tick. Variable records
  * (config, io, acks) are encoded once and kept until a ring write succeeds,
- * so a full ring delays them but never loses the latest state. */
+ * so a full ring delays them but never loses the latest state.
+ *
+ * A full ring: a status record that does not fit is one overflow, and the
+ * change waits; so do config/io/ack records (not counted: they are kept).
+ * ph_worker_tick() then looks for room at most once per coarse-clock tick,
+ * with ph_ring_fits() (which counts nothing), not on every call: a worker
+ * ticking per item would otherwise re-read the consumer's cache line and
+ * count an overflow per item while the controller is away. */
 #include "ph/worker.h"
 
 #include <errno.h>
@@ -28,6 +35,7 @@ struct ph_worker {
     struct ph_segment seg;
     struct ph_slot *slot;
     uint32_t index;
+    uint64_t word; /* our claim's state word: detach only from exactly this */
     ph_ring_producer status;
     ph_ring_consumer cmd;
     bool cmd_broken;
@@ -40,8 +48,10 @@ struct ph_worker {
     uint8_t io_in;
     uint8_t io_out;
     bool dirty;
+    bool status_waiting; /* a status record found the ring full (counted once) */
     uint64_t heartbeat_ns;
     uint64_t last_publish_ns;
+    uint64_t retry_ns; /* coarse clock of the last look for room for waiting records */
 
     struct pending config;
     struct pending io;
@@ -143,7 +153,8 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
     uint64_t start = 0;
     int32_t pid = (int32_t)getpid();
     if (ph_proc_start_time(pid, &start) != PH_OK ||
-        ph_slot_claim(&w->seg, o->role, o->instance, pid, start, &w->index, err, errlen) != PH_OK) {
+        ph_slot_claim(&w->seg, o->role, o->instance, pid, start, &w->index, &w->word, err,
+                      errlen) != PH_OK) {
         if (start == 0) snprintf(err, errlen, "cannot read this process's start time from /proc");
         ph_segment_close(&w->seg);
         free(w);
@@ -151,8 +162,17 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
         return NULL;
     }
     w->slot = ph_segment_slot(&w->seg, w->index);
-    ph_ring_producer_init(&w->status, &w->slot->status, ph_slot_status_data(&w->seg, w->slot),
-                          w->seg.status_ring);
+    if (ph_ring_producer_init(&w->status, &w->slot->status,
+                              ph_slot_status_data(&w->seg, w->slot), w->seg.status_ring) != PH_OK) {
+        /* The claim has just reset this ring: someone else is writing our slot. */
+        snprintf(err, errlen, "slot %u of swarm '%s': status ring positions changed under the "
+                 "claim (another process writes this slot)", w->index, o->swarm_id);
+        ph_slot_detach(&w->seg, w->index, w->word);
+        ph_segment_close(&w->seg);
+        free(w);
+        json_decref(config);
+        return NULL;
+    }
     if (ph_ring_consumer_init(&w->cmd, &w->slot->command, ph_slot_command_data(&w->seg, w->slot),
                               w->seg.command_ring) != PH_OK)
         w->cmd_broken = true;
@@ -179,9 +199,15 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
 void ph_worker_detach(ph_worker *w)
 {
     if (w == NULL) return;
-    flush_all(w);
-    ph_worker_publish_status(w);
-    ph_slot_detach(&w->seg, w->index);
+    /* A slot taken over while we were away (the controller judged us gone
+     * and another worker claimed it) is not ours: no final records into the
+     * new owner's ring, and ph_slot_detach() refuses its word anyway.
+     * relaxed: compared with our own word only; the CAS decides. */
+    if (atomic_load_explicit(&w->slot->state, memory_order_relaxed) == w->word) {
+        flush_all(w);
+        ph_worker_publish_status(w);
+        ph_slot_detach(&w->seg, w->index, w->word);
+    }
     ph_segment_close(&w->seg);
     msgpack_sbuffer_destroy(&w->config.buf);
     msgpack_sbuffer_destroy(&w->io.buf);
@@ -234,7 +260,12 @@ bool ph_worker_publish_status(ph_worker *w)
     atomic_store_explicit(&w->slot->w_heartbeat_ns, now, memory_order_relaxed);
     w->last_publish_ns = now;
     struct ph_rec_status *r = ph_ring_claim(&w->status, PH_REC_STATUS, PH_REC_STATUS_SIZE);
-    if (r == NULL) return false; /* counted; the next status repairs it */
+    if (r == NULL) {
+        /* Counted once by the ring; the tick retries when there is room,
+         * and the next record carries the latest state anyway. */
+        w->status_waiting = true;
+        return false;
+    }
     r->mono_ns = now;
     r->processed = w->processed;
     r->errors = w->errors;
@@ -245,13 +276,25 @@ bool ph_worker_publish_status(ph_worker *w)
     r->reserved = 0;
     ph_ring_publish(&w->status);
     w->dirty = false;
+    w->status_waiting = false;
     return true;
 }
 
 void ph_worker_tick(ph_worker *w)
 {
     const uint64_t now = ph_mono_coarse_ns();
-    if (w->config.due || w->io.due || w->acks_count > 0) flush_all(w);
+    if (w->status_waiting || w->config.due || w->io.due || w->acks_count > 0) {
+        /* Records wait for room: look at most once per coarse-clock tick. */
+        if (now == w->retry_ns) return;
+        w->retry_ns = now;
+        flush_all(w);
+        if (w->status_waiting) {
+            /* Already counted: write it only once it fits, count nothing
+             * meanwhile; it carries the latest state when it goes. */
+            if (ph_ring_fits(&w->status, PH_REC_STATUS_SIZE)) ph_worker_publish_status(w);
+            return;
+        }
+    }
     if (w->dirty || now - w->last_publish_ns >= w->heartbeat_ns) ph_worker_publish_status(w);
 }
 

@@ -15,9 +15,11 @@ int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hook
     memset(c, 0, sizeof *c);
     c->seg = seg;
     c->w = calloc(seg->slots, sizeof *c->w);
+    c->claims = calloc(seg->slots, sizeof *c->claims);
     c->scratch = malloc(seg->status_ring / 2);
-    if (c->w == NULL || c->scratch == NULL) {
+    if (c->w == NULL || c->claims == NULL || c->scratch == NULL) {
         free(c->w);
+        free(c->claims);
         free(c->scratch);
         return PH_ERR_SYS;
     }
@@ -29,7 +31,13 @@ int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hook
     c->started_mono_ns = ph_mono_ns();
     c->tps_window_ns = 5ull * 1000000000ull;
     c->use_pidfd = true;
-    c->next_token = 1;
+    /* Tokens are seeded with the segment's generation (+1 on every
+     * adoption), so an ack still in a worker's ring for a command of the
+     * previous controller cannot complete one of ours: each controller has
+     * its own range of 2^32 tokens. relaxed: this process bumped (or set)
+     * the generation itself in ph_segment_create(). */
+    const uint64_t gen = atomic_load_explicit(&seg->hdr->generation, memory_order_relaxed);
+    c->next_token = (gen << 32) | 1u;
     return PH_OK;
 }
 
@@ -56,8 +64,10 @@ void ctl_destroy(struct ctl *c)
     for (uint32_t i = 0; c->w != NULL && i < c->seg->slots; i++)
         if (c->w[i].tracked) untrack(c, &c->w[i]);
     free(c->w);
+    free(c->claims);
     free(c->scratch);
     c->w = NULL;
+    c->claims = NULL;
     c->scratch = NULL;
 }
 
@@ -259,8 +269,15 @@ static void track(struct ctl *c, struct ctl_worker *w, struct ph_slot *s, uint64
                                      c->seg->status_ring) != PH_OK) {
         quarantine(c, w, PH_Q_RING, "status ring head/tail inconsistent");
     }
-    ph_ring_producer_init(&w->command, &s->command, ph_slot_command_data(c->seg, s),
-                          c->seg->command_ring);
+    /* We produce into the command ring, but its positions live in a slot
+     * the worker can write: a bad tail would make us write past the ring
+     * into the next slot. Validated once here; afterwards the producer keeps
+     * its own tail and never re-reads the shared one. */
+    w->command_ok = ph_ring_producer_init(&w->command, &s->command,
+                                          ph_slot_command_data(c->seg, s),
+                                          c->seg->command_ring) == PH_OK;
+    if (!w->command_ok)
+        quarantine(c, w, PH_Q_RING, "command ring head/tail inconsistent; never written");
     /* Cumulative counts start at zero when the slot is claimed: that is the
      * first sample, so the first report's items count towards tps. */
     /* relaxed: written before the claim was published (acquired above). */
@@ -299,6 +316,63 @@ static void depart(struct ctl *c, struct ctl_worker *w, bool dead)
     }
 }
 
+/* The start time of a JOINING claimer, from the identity it published;
+ * false when the slot changed under the read or names another pid. */
+static bool published_start(const struct ph_slot *s, uint64_t word, uint64_t *start)
+{
+    struct ph_slot_identity id;
+    if (!ph_slot_identity_read(s, &id) || id.state != word || id.pid != ph_slot_pid_of(word))
+        return false;
+    *start = id.start_time;
+    return true;
+}
+
+/* A slot in CLAIMING or JOINING: its claimer is between its claim CAS and
+ * publishing the slot ACTIVE. Its age proves nothing (a stopped or
+ * descheduled claimer may not even have stamped claimed_mono_ns), and
+ * freeing it under a live claimer lets a second worker take the slot, which
+ * the first, resumed, then overwrites. So a claim is freed only when its
+ * process is gone: dead, a zombie, or its pid now another process. "Its
+ * process" is the pid with the start time read when the claim was first
+ * seen, or, once JOINING, the start time the claimer published (which also
+ * catches a pid reused before we first looked). */
+static void watch_claim(struct ctl *c, uint32_t i, uint64_t word, uint64_t now)
+{
+    struct ctl_claim *k = &c->claims[i];
+    const int32_t pid = ph_slot_pid_of(word);
+    /* The same claim keeps its pid and counter from CLAIMING to JOINING. */
+    const bool same = k->word != 0 && ph_slot_seq_of(k->word) == ph_slot_seq_of(word) &&
+                      ph_slot_pid_of(k->word) == pid;
+    if (!same) {
+        *k = (struct ctl_claim){.word = word, .first_seen_ns = now};
+        k->known = ph_proc_start_time(pid, &k->start_time) == PH_OK;
+    }
+    k->word = word;
+    uint64_t st;
+    if (ph_slot_state_of(word) == PH_SLOT_JOINING && !k->published &&
+        published_start(ph_segment_slot(c->seg, i), word, &st)) {
+        k->start_time = st;
+        k->known = k->published = true;
+    }
+    if (!k->known || !ph_proc_alive(pid, k->start_time)) {
+        if (ph_slot_free(c->seg, i, word)) {
+            c->reclaimed++;
+            /* relaxed: a statistics counter for tools. */
+            atomic_fetch_add_explicit(&c->seg->hdr->reclaimed_total, 1, memory_order_relaxed);
+            ph_warn("slot %u: claim by pid %d abandoned (the process is gone), freed", i, pid);
+        }
+        k->word = 0;
+        return;
+    }
+    if (!k->warned && now > k->first_seen_ns && now - k->first_seen_ns > CTL_CLAIM_TIMEOUT_NS) {
+        k->warned = true;
+        c->slow_claims++;
+        ph_warn("slot %u: claim by pid %d in progress for over %llu s; its process is alive, so "
+                "the slot stays claimed", i, pid,
+                (unsigned long long)(CTL_CLAIM_TIMEOUT_NS / 1000000000ull));
+    }
+}
+
 uint64_t ctl_scan(struct ctl *c, uint64_t now)
 {
     struct ph_shm_header *h = c->seg->hdr;
@@ -313,6 +387,8 @@ uint64_t ctl_scan(struct ctl *c, uint64_t now)
          * ring reset; DETACHED publishes the owner's final records. */
         uint64_t word = atomic_load_explicit(&s->state, memory_order_acquire);
         unsigned st = ph_slot_state_of(word);
+        if (st != PH_SLOT_CLAIMING && st != PH_SLOT_JOINING)
+            c->claims[i].word = 0; /* no claim in progress */
         if (w->tracked && word != w->word) {
             bool detached = st == PH_SLOT_DETACHED &&
                             ph_slot_seq_of(word) == ph_slot_seq_of(w->word) &&
@@ -326,19 +402,10 @@ uint64_t ctl_scan(struct ctl *c, uint64_t now)
             if (!w->tracked) track(c, w, s, word, now);
             if (w->tracked) total += drain(c, w, now, CTL_DRAIN_BUDGET);
             break;
-        case PH_SLOT_CLAIMING: {
-            /* relaxed: written by the claimer right after its CAS; a stale
-             * value only delays expiry by one scan. */
-            uint64_t since = atomic_load_explicit(&s->claimed_mono_ns, memory_order_relaxed);
-            bool expired = now > since && now - since > CTL_CLAIM_TIMEOUT_NS;
-            if ((expired || !ph_proc_alive(ph_slot_pid_of(word), 0)) &&
-                ph_slot_free(c->seg, i, word)) {
-                c->reclaimed++;
-                atomic_fetch_add_explicit(&h->reclaimed_total, 1, memory_order_relaxed);
-                ph_warn("slot %u: claim by pid %d abandoned, freed", i, ph_slot_pid_of(word));
-            }
+        case PH_SLOT_CLAIMING:
+        case PH_SLOT_JOINING: /* not tracked until ACTIVE; same liveness rule */
+            watch_claim(c, i, word, now);
             break;
-        }
         case PH_SLOT_DETACHED:
             /* Detached before we ever tracked it (controller restart). */
             ph_slot_free(c->seg, i, word);
@@ -369,7 +436,7 @@ void ctl_check_liveness(struct ctl *c, bool all)
 uint64_t ctl_send_command(struct ctl *c, uint32_t index, uint16_t type, const uint8_t *patch,
                           size_t patch_len)
 {
-    if (index >= c->seg->slots || !c->w[index].tracked) return 0;
+    if (index >= c->seg->slots || !c->w[index].tracked || !c->w[index].command_ok) return 0;
     struct ctl_worker *w = &c->w[index];
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);

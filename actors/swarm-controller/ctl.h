@@ -21,6 +21,9 @@
 #include "ph/shm.h"
 
 #define CTL_TPS_SAMPLES 32
+/* A claim in progress for longer than this is warned about, once. It is
+ * never freed while its process lives: a claimer may be stopped or slow,
+ * and freeing under it would let it overwrite the slot's next owner. */
 #define CTL_CLAIM_TIMEOUT_NS (10ull * 1000000000ull)
 #define CTL_DRAIN_BUDGET 4096u /* records per slot per scan: one noisy worker cannot starve others */
 
@@ -48,6 +51,7 @@ struct ctl_worker {
 
     ph_ring_consumer status;
     ph_ring_producer command;
+    bool command_ok; /* command ring positions passed validation: it may be written */
     int pidfd; /* -1 when unavailable: liveness then comes from the periodic check */
     bool pidfd_armed;
 
@@ -64,6 +68,18 @@ struct ctl_worker {
     uint64_t records;
     uint64_t bad_records;
     uint64_t alerts;
+};
+
+/* A claim in progress (slot CLAIMING or JOINING), as the controller first saw it.
+ * Kept apart from ctl_worker, whose entry is cleared when a claim it
+ * followed ends: these facts must outlive that. */
+struct ctl_claim {
+    uint64_t word;          /* state word first seen; 0: no claim in progress */
+    uint64_t first_seen_ns; /* controller clock at first sight, not the slot's claim time */
+    uint64_t start_time;    /* the claimer's /proc start time, read at first sight */
+    bool known;             /* start_time was read: the claimer was alive then */
+    bool published;         /* start_time is the one the claimer published (JOINING) */
+    bool warned;            /* the once-only warning about a slow claim is out */
 };
 
 struct ctl;
@@ -85,16 +101,18 @@ struct ctl_hooks {
 struct ctl {
     struct ph_segment *seg;
     struct ctl_worker *w; /* seg->slots entries */
+    struct ctl_claim *claims; /* seg->slots entries: claims in progress */
     uint8_t *scratch;     /* status_ring / 2 bytes */
     uint64_t started_mono_ns;
     uint64_t tps_window_ns;
     bool use_pidfd;
     struct ctl_hooks hooks;
-    uint64_t next_token;
+    uint64_t next_token; /* (generation << 32) | n: disjoint across controller restarts */
     /* counters */
     uint64_t records;
     uint64_t reclaimed;
     uint64_t quarantined;
+    uint64_t slow_claims; /* claims in progress longer than CTL_CLAIM_TIMEOUT_NS (warned) */
     uint32_t live;          /* tracked entries */
     uint32_t pidfds_to_arm; /* pidfds opened since the loop last armed polls */
 };
@@ -103,7 +121,7 @@ int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hook
 void ctl_destroy(struct ctl *c);
 
 /* Follows claims and detaches, drains every tracked slot's status ring,
- * expires stalled claims. Returns records drained. */
+ * frees claims whose process is gone. Returns records drained. */
 uint64_t ctl_scan(struct ctl *c, uint64_t now_ns);
 /* The owner of slot `index` is gone (pidfd fired, or the periodic check):
  * drain what it left, report it, free the slot. `word` guards against a
@@ -114,7 +132,8 @@ void ctl_owner_died(struct ctl *c, uint32_t index, uint64_t word);
 void ctl_check_liveness(struct ctl *c, bool all);
 
 /* Writes a command into a worker's command ring; returns its token, or 0
- * when the ring is full or the worker is not tracked. */
+ * when the ring is full, the worker is not tracked, or its command ring
+ * failed validation (the slot is then quarantined and never written). */
 uint64_t ctl_send_command(struct ctl *c, uint32_t index, uint16_t type, const uint8_t *patch,
                           size_t patch_len);
 

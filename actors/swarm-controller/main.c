@@ -10,11 +10,13 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -349,6 +351,7 @@ struct app {
     uint32_t tick_ms;
     uint64_t last_liveness, last_activity;
     bool journal_writing;
+    uint64_t bus_faults, size_errors;
     bool adopted;
     uint64_t started_real_ns;
     uint64_t start_time;
@@ -555,11 +558,17 @@ static int on_signal_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t
 
 /* ---- the channel -------------------------------------------------------- */
 
+/* Takes up a channel this controller has just created (so its positions are
+ * zero and cannot fail the checks) and publishes itself in it. */
 static void publish_controller(struct app *a)
 {
-    ph_ring_producer_init(&a->to_bridge, &a->chan.hdr->out, a->chan.out_data,
-                          a->chan.hdr->out_ring);
-    ph_ring_consumer_init(&a->from_bridge, &a->chan.hdr->in, a->chan.in_data, a->chan.hdr->in_ring);
+    if (ph_ring_producer_init(&a->to_bridge, &a->chan.hdr->out, a->chan.out_data,
+                              a->chan.hdr->out_ring) != PH_OK ||
+        ph_ring_consumer_init(&a->from_bridge, &a->chan.hdr->in, a->chan.in_data,
+                              a->chan.hdr->in_ring) != PH_OK)
+        ph_error("channel /dev/shm%s: a new channel with inconsistent positions (another process "
+                 "writing it?); it will be re-created",
+                 a->chan.name);
     atomic_store_explicit(&a->chan.hdr->controller_start_time, a->start_time,
                           memory_order_relaxed);
     /* relaxed: a free-standing timestamp. */
@@ -568,6 +577,8 @@ static void publish_controller(struct app *a)
     /* release: a bridge that acquires the pid sees the start time with it. */
     atomic_store_explicit(&a->chan.hdr->controller_pid, (int32_t)getpid(), memory_order_release);
 }
+
+static void note_mappings(const struct app *a);
 
 /* Re-creates the channel after one side found it corrupt: what the bridge
  * had not taken yet is written into the new one, signals read but not yet
@@ -590,6 +601,7 @@ static void recreate_channel(struct app *a, const char *why)
     }
     ph_channel_close(&a->chan);
     a->chan = fresh;
+    note_mappings(a);
     publish_controller(a);
     a->holding = false;
     for (struct outdoc *d = a->outbox; d != NULL; d = d->next) d->end = 0;
@@ -599,6 +611,75 @@ static void recreate_channel(struct app *a, const char *why)
     char msg[300];
     snprintf(msg, sizeof msg, "the controller-bridge channel was re-created: %s", why);
     swarm_controller_alert(&a->swarm, "error", "control.channel-reset", msg);
+}
+
+/* ---- shared memory that shrinks under us -------------------------------- */
+
+/* A process that truncates the segment or the channel makes every access
+ * beyond the new end raise SIGBUS. The loop checks the sizes before it
+ * touches them; for the race between check and access, the work that
+ * touches shared memory runs guarded: a SIGBUS inside a mapping of ours
+ * jumps back out of it, the sizes are repaired, and the loop goes on. */
+static sigjmp_buf *g_bus_jump;
+static uintptr_t g_map_lo[2], g_map_hi[2];
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    const uintptr_t at = (uintptr_t)si->si_addr;
+    for (int i = 0; g_bus_jump != NULL && i < 2; i++)
+        if (at >= g_map_lo[i] && at < g_map_hi[i]) siglongjmp(*g_bus_jump, 1);
+    /* Not ours to handle: the default action, as if no handler were set. */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void note_mappings(const struct app *a)
+{
+    g_map_lo[0] = (uintptr_t)a->seg.base;
+    g_map_hi[0] = g_map_lo[0] + a->seg.size;
+    g_map_lo[1] = (uintptr_t)a->chan.base;
+    g_map_hi[1] = g_map_lo[1] + a->chan.size;
+}
+
+/* Sizes first: PH_OK when the slots may be touched this tick. */
+static bool shared_memory_whole(struct app *a)
+{
+    char err[600];
+    int rc = ph_segment_check_size(&a->seg, err, sizeof err);
+    if (rc == PH_ERR_TRUNC) {
+        ph_error("%s", err);
+        swarm_controller_alert(&a->swarm, "error", "segment.truncated", err);
+    } else if (rc != PH_OK) {
+        if (a->size_errors++ == 0) ph_error("%s; not touching the slots until it is back", err);
+        return false;
+    }
+    struct stat st;
+    if (fstat(a->chan.fd, &st) == 0 && (uint64_t)st.st_size < a->chan.size)
+        recreate_channel(a, "the channel was truncated");
+    return true;
+}
+
+typedef void (*guarded_fn)(struct app *a, void *arg);
+
+/* Runs fn; a SIGBUS in our mappings ends it early and repairs the sizes.
+ * False when it was cut short. */
+static bool guarded(struct app *a, guarded_fn fn, void *arg)
+{
+    sigjmp_buf jump;
+    if (sigsetjmp(jump, 1) != 0) {
+        g_bus_jump = NULL;
+        a->bus_faults++;
+        ph_error("an access to shared memory faulted (SIGBUS: the segment or the channel was "
+                 "truncated); repairing");
+        shared_memory_whole(a);
+        note_mappings(a);
+        return false;
+    }
+    g_bus_jump = &jump;
+    fn(a, arg);
+    g_bus_jump = NULL;
+    return true;
 }
 
 /* ---- event loop ------------------------------------------------------- */
@@ -660,10 +741,9 @@ static void arm_pidfds(struct app *a)
     }
 }
 
-static void on_pidfd(void *ctx, uint64_t tag, int res)
+static void owner_died(struct app *a, void *arg)
 {
-    (void)res;
-    struct app *a = ctx;
+    const uint64_t tag = *(const uint64_t *)arg;
     uint32_t index = (uint32_t)(tag & 0xffffffffu);
     uint32_t seq = (uint32_t)(tag >> 32);
     if (index >= a->seg.slots) return;
@@ -672,6 +752,13 @@ static void on_pidfd(void *ctx, uint64_t tag, int res)
     /* Drain once more first: records published just before the exit count. */
     ctl_scan(&a->ctl, ph_mono_ns());
     if (w->tracked && ph_slot_seq_of(w->word) == seq) ctl_owner_died(&a->ctl, index, w->word);
+}
+
+static void on_pidfd(void *ctx, uint64_t tag, int res)
+{
+    (void)res;
+    struct app *a = ctx;
+    if (shared_memory_whole(a)) guarded(a, owner_died, &tag);
     arm_pidfds(a);
 }
 
@@ -695,6 +782,7 @@ static int take_signals(struct app *a)
 /* Returns whether anything arrived (records or signals). */
 static bool tick(struct app *a)
 {
+    if (!shared_memory_whole(a)) return false;
     uint64_t now = ph_mono_ns();
     ph_segment_heartbeat(&a->seg);
     /* relaxed: a free-standing timestamp for the bridge. */
@@ -737,13 +825,19 @@ static bool tick(struct app *a)
 #define IDLE_AFTER_NS 1000000000ull
 #define IDLE_TICK_MS 50u
 
+static void tick_guarded(struct app *a, void *arg)
+{
+    *(bool *)arg = tick(a);
+}
+
 static void on_tick(void *ctx, uint64_t tag, int res)
 {
     (void)tag, (void)res;
     struct app *a = ctx;
     if (ph_loop_stopped(a->loop)) return;
     uint64_t now = ph_mono_ns();
-    if (tick(a)) a->last_activity = now;
+    bool active = false;
+    if (guarded(a, tick_guarded, &active) && active) a->last_activity = now;
     uint32_t ms = now - a->last_activity > IDLE_AFTER_NS && a->tick_ms < IDLE_TICK_MS
                       ? IDLE_TICK_MS
                       : a->tick_ms;
@@ -863,6 +957,10 @@ int main(int argc, char **argv)
     raise_fd_limit();
 
     signal(SIGPIPE, SIG_IGN);
+    note_mappings(&a);
+    struct sigaction bus = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER};
+    sigemptyset(&bus.sa_mask);
+    sigaction(SIGBUS, &bus, NULL);
     static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
     a.loop = ph_loop_new(256, err, sizeof err);
     if (a.loop == NULL || a.signal_scratch == NULL ||
@@ -907,7 +1005,8 @@ int main(int argc, char **argv)
     rc = ph_loop_run(a.loop) == 0 ? 0 : 1;
 
     /* Last drain and status so nothing published before the stop is left. */
-    tick(&a);
+    bool active;
+    guarded(&a, tick_guarded, &active);
     life = json_pack("{s:s, s:s, s:s}", "event", "lifecycle", "change", "controller-stopped",
                      "runId", o.cfg.run_id);
     journal_add(&a.journal, life);
@@ -927,6 +1026,8 @@ int main(int argc, char **argv)
     ctl_destroy(&a.ctl);
     /* release: pairs with readers' acquire of the pid; 0 means "no controller". */
     atomic_store_explicit(&a.seg.hdr->controller_pid, 0, memory_order_release);
+    /* The next controller may adopt at once, without finding us gone first. */
+    ph_segment_release_controller(&a.seg);
     atomic_store_explicit(&a.chan.hdr->controller_pid, 0, memory_order_release);
     ph_loop_free(a.loop); /* before the journal: a write may be in flight */
     ph_channel_close(&a.chan);

@@ -6,6 +6,8 @@
 #   bench/amqp/run.sh                 tables
 #   bench/amqp/run.sh --json          one JSON object (also appended to BUILD/bench-amqp.jsonl)
 #   bench/amqp/run.sh -- --only latency --changes 300    options after -- go to ph-bench-amqp
+#   bench/amqp/run.sh --fanout        ph-bench-fanout instead: what one UI costs, subscribed
+#                                     to the aggregate vs to every worker (1,000 workers)
 #
 # Environment: PH_BENCH_BUILD (build tree, default build-bench/);
 # PH_AMQP_PORT / PH_MGMT_PORT / PH_STOMP_PORT / PH_DIST_PORT / PH_EPMD_PORT
@@ -16,19 +18,21 @@ set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${PH_BENCH_BUILD:-$here/build-bench}
 json=
+prog=ph-bench-amqp
 while [ $# -gt 0 ]; do
     case $1 in
         --json) json=--json; shift ;;
+        --fanout) prog=ph-bench-fanout; shift ;;
         --table) shift ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "run.sh: unknown option '$1' (--json, --table, -- ARGS)" >&2; exit 2 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown option '$1' (--json, --table, --fanout, -- ARGS)" >&2; exit 2 ;;
     esac
 done
 
 echo "== building Release into $build" >&2
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target ph-bench-amqp ph-bridge ph-swarm-controller >/dev/null
+cmake --build "$build" -j"$(nproc)" --target "$prog" ph-bridge ph-swarm-controller >/dev/null
 
 dir=
 stop_broker() {
@@ -58,11 +62,11 @@ else
     url_file=$dir/amqp-url
 fi
 
-echo "== ph-bench-amqp" >&2
+echo "== $prog" >&2
 if [ -n "$json" ]; then
-    out=$("$build/bin/ph-bench-amqp" --amqp-url-file "$url_file" --json "$@")
+    out=$("$build/bin/$prog" --amqp-url-file "$url_file" --json "$@")
     printf '%s\n' "$out"
-    printf '{"when":"%s","result":%s}\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$out" >>"$build/bench-amqp.jsonl"
+    printf '{"when":"%s","bench":"%s","result":%s}\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$prog" "$out" >>"$build/bench-amqp.jsonl"
 else
-    "$build/bin/ph-bench-amqp" --amqp-url-file "$url_file" "$@"
+    "$build/bin/$prog" --amqp-url-file "$url_file" "$@"
 fi

@@ -231,7 +231,7 @@ int main(int argc, char **argv)
     atomic_store(&h->controller_start_time, start);
     atomic_store(&h->controller_heartbeat_ns, ph_mono_ns());
     atomic_store(&h->controller_pid, (int32_t)getpid());
-    ph_ring_producer_init(&f.out, &h->out, f.ch.out_data, h->out_ring);
+    if (ph_ring_producer_init(&f.out, &h->out, f.ch.out_data, h->out_ring) != PH_OK) return 1;
     if (ph_ring_consumer_init(&f.in, &h->in, f.ch.in_data, h->in_ring) != PH_OK) return 1;
     f.scratch = malloc(h->in_ring / 2);
 

@@ -94,7 +94,9 @@ static int setup_with(void **state, uint32_t in_ring)
     char err[256];
     if (ph_channel_create(&f->ch, f->swarm, 1u << 16, in_ring, err, sizeof err) != PH_OK)
         fail_msg("%s", err);
-    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
+    assert_int_equal(
+        ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring),
+        PH_OK);
     assert_int_equal(
         ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring), PH_OK);
     f->scratch = malloc(f->ch.hdr->in_ring);
@@ -321,7 +323,9 @@ static void test_controller_restart_is_followed_and_pending_signals_survive(void
     /* A new controller creates a new channel. */
     assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
                      PH_OK);
-    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
+    assert_int_equal(
+        ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring),
+        PH_OK);
     assert_int_equal(
         ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring), PH_OK);
     write_doc(f, sample_controller_delta(f->swarm, "ctl-1"));

@@ -66,8 +66,8 @@ typedef struct ph_ring_producer {
     struct ph_ring_desc *desc;
     uint8_t *data;
     uint32_t capacity;
-    uint32_t max_record; /* largest header+body accepted: capacity / 2 */
-    uint64_t tail;       /* next write position, published or not */
+    uint32_t max_record; /* largest header+body accepted: capacity / 2; 0 when broken */
+    uint64_t tail;       /* next write position, published or not; never re-read */
     uint64_t head_cache; /* last head seen; refreshed only when short of space */
     uint64_t published;
     uint64_t overflows;
@@ -87,9 +87,17 @@ typedef struct ph_ring_consumer {
 void ph_ring_reset(struct ph_ring_desc *desc);
 bool ph_ring_capacity_valid(uint64_t capacity);
 
-/* Attaches a producer to a ring, resuming at its current tail. */
-void ph_ring_producer_init(ph_ring_producer *p, struct ph_ring_desc *desc, void *data,
-                           uint32_t capacity);
+/* Attaches a producer to a ring, resuming at its current tail. The
+ * positions come from shared memory, which the consumer side (any process
+ * mapping it read-write) can scribble on, so they are validated as
+ * ph_ring_consumer_init() validates its side: PH_ERR_CORRUPT when tail is
+ * not 8-aligned, head is beyond tail, or tail is more than a ring ahead of
+ * head. A producer whose init failed refuses every record (each refusal is
+ * counted); the caller must treat the ring as broken. After a successful
+ * init the producer's tail is its own trusted copy: the shared tail is
+ * never read again, only written. */
+int ph_ring_producer_init(ph_ring_producer *p, struct ph_ring_desc *desc, void *data,
+                          uint32_t capacity);
 /* Reserves room for one record of `body_len` bytes and returns where its body
  * goes (8-byte aligned), or NULL when the ring is full (the drop is counted).
  * Nothing is visible to the consumer until ph_ring_publish(). */

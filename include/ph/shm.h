@@ -14,22 +14,45 @@
  *
  * The controller creates the segment and writes the immutable part of the
  * header; storing `magic` (release) is the last step and publishes it.
- * Readers acquire `magic` first and validate every field before use; the
- * segment is untrusted input to every reader.
+ * Which process is the controller is one word, `controller_claim` (pid and
+ * start time): set at creation, taken over by one CAS when its process is
+ * gone, given up on a clean exit; so two controllers never share a swarm.
+ * Readers acquire `magic` first, copy the immutable part once and validate
+ * and use only that copy; the segment is untrusted input to every reader.
  *
  * Slot ownership is one 64-bit word, `state`: bits 0-7 the state, 8-31 a
  * claim counter (so a stale compare-and-swap cannot hit a later owner),
- * 32-63 the owner's pid. FREE -> CLAIMING (worker CAS) -> ACTIVE (worker
- * CAS) -> DETACHED (worker, on clean exit) -> FREE (controller CAS once it
- * has drained the rings; also from ACTIVE/CLAIMING when the owner died).
+ * 32-63 the owner's pid. The transitions, each a CAS on that word:
+ *
+ *   FREE -> CLAIMING      worker: the slot is its own; it writes its identity
+ *                         and resets the rings
+ *   CLAIMING -> JOINING   worker (seq_cst): identity published; it now checks
+ *                         every other slot for the same role and instance
+ *   JOINING -> FREE       worker: lost (a live duplicate is ACTIVE, or JOINING
+ *                         in a lower slot) -> PH_ERR_BUSY
+ *   JOINING -> ACTIVE     worker (release): won; the controller tracks it
+ *   ACTIVE -> DETACHED    worker, on clean exit, from the exact word its claim
+ *                         returned
+ *   DETACHED -> FREE      controller, once it has drained the rings
+ *   any -> FREE           controller, when the process named by the word is
+ *                         gone (dead, zombie, or its pid reused): never
+ *                         because a claim is slow
+ *
+ * The identity (pid, start time, role, instance) is stored as 64-bit atomic
+ * words, written while CLAIMING and read under a seqlock on `state`,
+ * because a reader may copy it while a new claimer writes it.
  * No process-shared lock exists anywhere: a process killed at any point
- * leaves a state the others can see and repair. */
+ * leaves a state the others can see and repair.
+ *
+ * Layout version 2: identity words, the controller claim word, JOINING.
+ * Programs refuse segments of any other version. */
 #ifndef PH_SHM_H
 #define PH_SHM_H
 
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "ph/common.h"
@@ -40,10 +63,12 @@ extern "C" {
 #endif
 
 #define PH_SHM_MAGIC 0x31304d4853485050ull /* "PPHSHM01" little-endian */
-#define PH_LAYOUT_VERSION 1u
+#define PH_LAYOUT_VERSION 2u
 #define PH_SHM_HEADER_SIZE 4096u
 #define PH_SLOT_META_SIZE 768u
 #define PH_MAX_SLOTS 65536u
+#define PH_ID_WORDS (PH_ID_MAX / 8) /* 64-bit words of an identifier in a slot */
+_Static_assert(PH_ID_MAX % 8 == 0, "identifiers are stored as whole 64-bit words");
 #define PH_DEFAULT_SLOTS 256u
 #define PH_DEFAULT_STATUS_RING 8192u
 #define PH_DEFAULT_COMMAND_RING 4096u
@@ -62,7 +87,14 @@ struct ph_shm_header {
     char swarm_id[PH_ID_MAX];
 
     /* Controller line: written by the controller only. */
-    alignas(64) _Atomic int32_t controller_pid;
+    /* Who is the controller: ph_controller_claim_word(pid, start time), or 0
+     * after a clean exit. Set by the creator before magic is published;
+     * taken by an adopter with one compare-and-swap, only from a claim
+     * whose process is gone, before it touches anything else. This word,
+     * not controller_pid, decides adoption. */
+    alignas(64) _Atomic uint64_t controller_claim;
+    /* For readers (tools, workers): published by ph_segment_set_controller. */
+    _Atomic int32_t controller_pid;
     _Atomic uint64_t controller_start_time;  /* /proc/<pid>/stat starttime */
     _Atomic uint64_t controller_heartbeat_ns; /* CLOCK_MONOTONIC */
     _Atomic uint64_t generation;              /* +1 per controller (re)start */
@@ -84,6 +116,7 @@ enum ph_slot_state {
     PH_SLOT_CLAIMING = 1,
     PH_SLOT_ACTIVE = 2,
     PH_SLOT_DETACHED = 3,
+    PH_SLOT_JOINING = 4, /* identity published; its claimer is checking for duplicates */
 };
 static inline unsigned ph_slot_state_of(uint64_t w)
 {
@@ -105,7 +138,7 @@ static inline uint64_t ph_slot_word(unsigned state, uint32_t seq, int32_t pid)
 /* Quarantine reasons, written by the controller. */
 enum ph_quarantine {
     PH_Q_NONE = 0,
-    PH_Q_RING = 1,     /* status ring positions or a record header out of bounds */
+    PH_Q_RING = 1,     /* a ring's positions or a status record header out of bounds */
     PH_Q_RECORD = 2,   /* a record body failed validation */
     PH_Q_IDENTITY = 3, /* role/instance not a valid identifier */
 };
@@ -114,15 +147,17 @@ const char *ph_quarantine_name(int q);
 struct ph_slot {
     /* Ownership line. */
     alignas(64) _Atomic uint64_t state;
-    _Atomic uint64_t claimed_mono_ns; /* when CLAIMING began; lets the controller expire it */
-    /* Identity: plain fields written while CLAIMING, immutable while ACTIVE,
-     * published by the release CAS to ACTIVE. */
-    int32_t owner_pid;
-    uint32_t reserved0;
-    uint64_t owner_start_time; /* /proc/<pid>/stat starttime, against pid reuse */
-    uint64_t attached_real_ns;
-    char role[PH_ID_MAX];
-    char instance[PH_ID_MAX];
+    _Atomic uint64_t claimed_mono_ns; /* when CLAIMING began (the tps baseline) */
+    /* Identity: 64-bit words, because a reader may copy them while a new
+     * claimer writes them. Written with relaxed stores by the claimer while
+     * the slot is CLAIMING, published by its CAS out of CLAIMING, read with
+     * relaxed loads under a seqlock on `state` (ph_slot_identity_read()).
+     * Use the ph_slot_id_* accessors below, not the words. */
+    _Atomic uint64_t id_pid;        /* owner pid (low 32 bits) */
+    _Atomic uint64_t id_start_time; /* /proc/<pid>/stat starttime, against pid reuse */
+    _Atomic uint64_t id_attached_real_ns;
+    _Atomic uint64_t id_role[PH_ID_WORDS];     /* NUL-padded text, 8 bytes a word */
+    _Atomic uint64_t id_instance[PH_ID_WORDS];
 
     /* Worker mirror line: the latest status, relaxed stores by the owner,
      * for tools that read the segment while nothing drains it. */
@@ -143,6 +178,64 @@ struct ph_slot {
 _Static_assert(sizeof(struct ph_slot) <= PH_SLOT_META_SIZE, "slot metadata grew");
 _Static_assert(sizeof(struct ph_shm_header) <= PH_SHM_HEADER_SIZE, "header grew");
 
+/* Identity accessors. Text goes in and out as NUL-padded bytes, 8 to a
+ * word, in host order (the segment never leaves the host). Stores are
+ * relaxed: only the claimer writes, while CLAIMING, and its CAS out of
+ * CLAIMING publishes them. Loads are relaxed: readers order them with the
+ * seqlock in ph_slot_identity_read(), which is the only reader. */
+static inline void ph_slot_id_text_store(_Atomic uint64_t words[PH_ID_WORDS], const char *s)
+{
+    char buf[PH_ID_MAX] = {0};
+    size_t n = strnlen(s, PH_ID_MAX - 1);
+    memcpy(buf, s, n);
+    for (unsigned i = 0; i < PH_ID_WORDS; i++) {
+        uint64_t v;
+        memcpy(&v, buf + 8 * i, sizeof v);
+        atomic_store_explicit(&words[i], v, memory_order_relaxed);
+    }
+}
+static inline void ph_slot_id_text_load(const _Atomic uint64_t words[PH_ID_WORDS],
+                                        char out[PH_ID_MAX])
+{
+    for (unsigned i = 0; i < PH_ID_WORDS; i++) {
+        uint64_t v = atomic_load_explicit(&words[i], memory_order_relaxed);
+        memcpy(out + 8 * i, &v, sizeof v);
+    }
+    out[PH_ID_MAX - 1] = '\0'; /* untrusted: never let an unterminated string escape */
+}
+static inline void ph_slot_id_store(struct ph_slot *s, const char *role, const char *instance,
+                                    int32_t pid, uint64_t start_time, uint64_t attached_real_ns)
+{
+    atomic_store_explicit(&s->id_pid, (uint32_t)pid, memory_order_relaxed);
+    atomic_store_explicit(&s->id_start_time, start_time, memory_order_relaxed);
+    atomic_store_explicit(&s->id_attached_real_ns, attached_real_ns, memory_order_relaxed);
+    ph_slot_id_text_store(s->id_role, role);
+    ph_slot_id_text_store(s->id_instance, instance);
+}
+static inline int32_t ph_slot_id_pid(const struct ph_slot *s)
+{
+    return (int32_t)(uint32_t)atomic_load_explicit(&s->id_pid, memory_order_relaxed);
+}
+static inline uint64_t ph_slot_id_start_time(const struct ph_slot *s)
+{
+    return atomic_load_explicit(&s->id_start_time, memory_order_relaxed);
+}
+static inline uint64_t ph_slot_id_attached_real_ns(const struct ph_slot *s)
+{
+    return atomic_load_explicit(&s->id_attached_real_ns, memory_order_relaxed);
+}
+
+/* The controller claim word: pid in the high half, the low 32 bits of its
+ * /proc start time in the low half (enough to tell a reused pid). */
+static inline uint64_t ph_controller_claim_word(int32_t pid, uint64_t start_time)
+{
+    return ((uint64_t)(uint32_t)pid << 32) | (uint32_t)start_time;
+}
+static inline int32_t ph_controller_claim_pid(uint64_t claim)
+{
+    return (int32_t)(uint32_t)(claim >> 32);
+}
+
 static inline uint32_t ph_w_state_pack(int enabled, int io_in, int io_out)
 {
     return (uint32_t)(enabled ? 1 : 0) | ((uint32_t)(io_in & 0xff) << 8) |
@@ -159,6 +252,7 @@ struct ph_segment {
     uint32_t slot_size;
     uint32_t status_ring;
     uint32_t command_ring;
+    uint64_t claim;           /* our controller claim word if we created/adopted it, else 0 */
     char name[PH_ID_MAX + 8]; /* "/ph.<swarm>" */
 };
 
@@ -174,9 +268,14 @@ uint64_t ph_segment_size_for(uint32_t slots, uint32_t status_ring, uint32_t comm
 /* Writes "/ph.<swarm>" into buf; PH_ERR_INVAL when the id is not valid. */
 int ph_segment_name(const char *swarm_id, char *buf, size_t n, char *err, size_t errlen);
 
-/* Controller side. Creates the segment; when one exists whose controller is
- * dead and whose geometry matches, adopts it (generation + 1) and returns
- * PH_ERR_EXISTS-free PH_OK with *adopted = true. A live controller -> PH_ERR_BUSY. */
+/* Controller side. Creates the segment, holding the controller claim for
+ * this process (getpid() and its /proc start time) from before it is
+ * published. When one exists whose controller claim names a process that is
+ * gone (or no claim: a clean exit) and whose geometry matches, takes the
+ * claim with one compare-and-swap and only then adopts it (generation + 1):
+ * PH_OK with *adopted = true. Of several processes adopting at once exactly
+ * one wins; the others, like anyone facing a live controller, get
+ * PH_ERR_BUSY. Another geometry -> PH_ERR_EXISTS. */
 int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
                       const struct ph_segment_params *params, bool *adopted, char *err,
                       size_t errlen);
@@ -189,8 +288,20 @@ void ph_segment_close(struct ph_segment *seg);
 /* Removes /dev/shm/ph.<swarm>; PH_ERR_NOENT when absent. */
 int ph_segment_unlink(const char *swarm_id, char *err, size_t errlen);
 
-/* Publishes this process as the controller and beats its heartbeat. */
+/* Controller side, every tick: PH_OK while the object has its size. When
+ * someone truncated it, restores the size (and a header page cut away,
+ * from this process's validated geometry) and returns PH_ERR_TRUNC with a
+ * message saying what was lost and what to do; PH_ERR_SYS when it cannot.
+ * Touching the mapping beyond a truncated object raises SIGBUS: callers
+ * check before they touch the slots. */
+int ph_segment_check_size(struct ph_segment *seg, char *err, size_t errlen);
+
+/* Publishes this process as the controller (controller_pid and start time,
+ * for readers) and beats its heartbeat. */
 void ph_segment_set_controller(struct ph_segment *seg, int32_t pid, uint64_t start_time);
+/* Clean controller exit: gives the claim up (0), if it is still ours, so
+ * the next controller adopts without waiting for this process to be gone. */
+void ph_segment_release_controller(struct ph_segment *seg);
 void ph_segment_heartbeat(struct ph_segment *seg);
 
 static inline struct ph_slot *ph_segment_slot(const struct ph_segment *seg, uint32_t i)
@@ -209,12 +320,22 @@ static inline uint8_t *ph_slot_command_data(const struct ph_segment *seg, struct
 }
 
 /* Claims a free slot for (role, instance) as process (pid, start_time).
- * Refuses an (role, instance) pair held by a live process (PH_ERR_BUSY) and
- * returns PH_ERR_FULL when every slot is taken. */
+ * Refuses an (role, instance) pair held by a live process (PH_ERR_BUSY),
+ * also one being claimed at the same moment by another process: of
+ * concurrent claims of one pair exactly one wins. A claim may wait (short
+ * sleeps, at most 2 s) for a concurrent claim of the same pair in a higher
+ * slot to resolve. Returns PH_ERR_FULL when every slot is taken. On success
+ * *index is the
+ * slot and *word (when not NULL) the state word the owner now holds: keep
+ * it for ph_slot_detach(). */
 int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance, int32_t pid,
-                  uint64_t start_time, uint32_t *index, char *err, size_t errlen);
-/* Owner side: marks the slot DETACHED (the controller frees it). */
-void ph_slot_detach(struct ph_segment *seg, uint32_t index);
+                  uint64_t start_time, uint32_t *index, uint64_t *word, char *err,
+                  size_t errlen);
+/* Owner side: marks the slot DETACHED (the controller frees it), only if
+ * its state word is still exactly `word`, the one ph_slot_claim() returned:
+ * a slot taken over since then belongs to someone else. Returns true when
+ * it detached. */
+bool ph_slot_detach(struct ph_segment *seg, uint32_t index, uint64_t word);
 /* Controller side: frees the slot if its state word still equals `expect`. */
 bool ph_slot_free(struct ph_segment *seg, uint32_t index, uint64_t expect);
 

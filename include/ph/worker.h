@@ -61,11 +61,15 @@ void ph_worker_set_enabled(ph_worker *w, bool enabled);
 void ph_worker_set_io_state(ph_worker *w, enum ph_io_in in, enum ph_io_out out);
 bool ph_worker_enabled(const ph_worker *w);
 
-/* Publishes a status record now. false when the ring was full (counted). */
+/* Publishes a status record now. false when the ring was full (counted);
+ * the status then waits and ph_worker_tick() writes it once it fits. */
 bool ph_worker_publish_status(ph_worker *w);
 /* Publishes status if a state changed or the heartbeat is due, and retries
- * pending config/io records. Cheap enough to call per item: one coarse
- * clock read and a compare. */
+ * records waiting for room (status, config, io, acks). Cheap enough to call
+ * per item: one coarse clock read and a compare. Waiting records are looked
+ * after at most once per coarse-clock tick (a few ms), and a waiting status
+ * is not counted again: one overflow per change that found the ring full,
+ * however often this is called. */
 void ph_worker_tick(ph_worker *w);
 
 /* Publishes the effective configuration (a JSON object). Keys naming

@@ -127,9 +127,33 @@ craft_header "/dev/shm/ph.$ID" "$ID" 99 8192
 expect "layout version 99 is unsupported" 6 "has layout version 99, this" -- \
     "$PHCTL" shm-dump --swarm "$ID"
 
+ID=$TAG-v1
+segments+=("$ID")
+craft_header "/dev/shm/ph.$ID" "$ID" 1 8192
+expect "layout version 1 (before the identity words) is refused" 6 \
+    "has layout version 1, this program reads 2" -- "$PHCTL" shm-dump --swarm "$ID"
+
+# A slot whose claimer is checking for duplicates (state JOINING, identity
+# published as 64-bit words at the offsets of struct ph_slot) shows as such.
+ID=$TAG-joining
+segments+=("$ID")
+craft_header "/dev/shm/ph.$ID" "$ID" 2 $((4096 + 768 + 256 + 256))
+"$PY" - "/dev/shm/ph.$ID" "$$" <<'EOF'
+import struct, sys
+path, pid = sys.argv[1], int(sys.argv[2])
+state = (pid << 32) | (1 << 8) | 4              # JOINING, claim 1
+slot = struct.pack("<QQQQQ64s64s", state, 0, pid, 0, 0, b"gen", b"gen-1")
+with open(path, "r+b") as f:
+    f.seek(4096)
+    f.write(slot)
+EOF
+expect "a slot in JOINING is shown as joining" 0 " joining " -- "$PHCTL" shm-dump --swarm "$ID"
+expect "a slot in JOINING is shown as joining (json)" 0 '"state": "joining"' -- \
+    "$PHCTL" shm-dump --swarm "$ID" --json
+
 ID=$TAG-short
 segments+=("$ID")
-craft_header "/dev/shm/ph.$ID" "$ID" 1 5000
+craft_header "/dev/shm/ph.$ID" "$ID" 2 5000
 expect "crafted header longer than its object is truncated" 7 "is truncated" -- \
     "$PHCTL" shm-dump --swarm "$ID"
 
@@ -159,7 +183,7 @@ elif ! command -v setpriv >/dev/null; then
     echo "SKIP: permission denied (setpriv is not installed)"
 else
     segments+=("$ID")
-    craft_header "/dev/shm/ph.$ID" "$ID" 1 8192
+    craft_header "/dev/shm/ph.$ID" "$ID" 2 8192
     chmod 0600 "/dev/shm/ph.$ID"
     expect "root-owned 0600 segment read as nobody is permission denied" 4 "Permission denied" -- \
         setpriv --reuid=65534 --regid=65534 --clear-groups "$PHCTL" shm-dump --swarm "$ID"
@@ -207,7 +231,7 @@ for k, t in [("layoutVersion", int), ("generation", int), ("controllerPid", int)
              ("quarantinedTotal", int), ("reclaimedTotal", int), ("swarmId", str)]:
     need(h, k, t, "header")
 if h.get("swarmId") != swarm: problems.append(f"header.swarmId is {h.get('swarmId')!r}")
-if h.get("layoutVersion") != 1: problems.append(f"header.layoutVersion is {h.get('layoutVersion')}")
+if h.get("layoutVersion") != 2: problems.append(f"header.layoutVersion is {h.get('layoutVersion')}")
 if h.get("controllerAlive") != (ctl_alive == "true"):
     problems.append(f"header.controllerAlive is {h.get('controllerAlive')}, expected {ctl_alive}")
 ws = doc.get("workers", [])

@@ -131,7 +131,7 @@ static _Noreturn void run_raw(const char *instance, uint64_t rng)
     uint32_t idx;
     int rc = PH_ERR_FULL;
     for (int tries = 0; tries < 2000 && rc == PH_ERR_FULL; tries++) {
-        rc = ph_slot_claim(&seg, "raw", instance, pid, start, &idx, err, sizeof err);
+        rc = ph_slot_claim(&seg, "raw", instance, pid, start, &idx, NULL, err, sizeof err);
         if (rc == PH_ERR_FULL) nap_ms(1);
     }
     if (rc != PH_OK) {
@@ -140,7 +140,11 @@ static _Noreturn void run_raw(const char *instance, uint64_t rng)
     }
     struct ph_slot *s = ph_segment_slot(&seg, idx);
     ph_ring_producer p;
-    ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), seg.status_ring);
+    if (ph_ring_producer_init(&p, &s->status, ph_slot_status_data(&seg, s), seg.status_ring) !=
+        PH_OK) {
+        fprintf(stderr, "raw %s: status ring positions inconsistent after the claim\n", instance);
+        _exit(3);
+    }
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -413,8 +417,9 @@ static void scan(struct ph_segment *seg, struct track *tracks, bool liveness, bo
             t->word = 0;
             continue;
         }
-        if (st == PH_SLOT_CLAIMING) {
-            if (t->word != 0) bad(t, "tracked slot went back to CLAIMING", w, t->word);
+        if (st == PH_SLOT_CLAIMING || st == PH_SLOT_JOINING) {
+            /* A claim in progress: not tracked until ACTIVE. */
+            if (t->word != 0) bad(t, "tracked slot went back to CLAIMING/JOINING", w, t->word);
             t->word = 0;
             if (liveness && !ph_proc_alive(ph_slot_pid_of(w), 0)) {
                 if (ph_slot_free(seg, i, w)) stats.freed_claiming++;

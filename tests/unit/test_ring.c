@@ -68,7 +68,7 @@ static struct ring *ring_new(uint32_t cap)
     memset(r->data, 0xa5, sizeof r->data);
     r->cap = cap;
     ph_ring_reset(&r->desc);
-    ph_ring_producer_init(&r->p, &r->desc, r->data, cap);
+    assert_int_equal(ph_ring_producer_init(&r->p, &r->desc, r->data, cap), PH_OK);
     assert_int_equal(ph_ring_consumer_init(&r->c, &r->desc, r->data, cap), PH_OK);
     return r;
 }
@@ -577,7 +577,7 @@ static void ring_producer_init_resumes_at_shared_tail(void **state)
     assert_true(ph_ring_write(&r->p, 1, &v, 1));
     assert_null(ph_ring_claim(&r->p, 1, CAP)); /* one overflow */
     ph_ring_producer p2;
-    ph_ring_producer_init(&p2, &r->desc, r->data, CAP);
+    assert_int_equal(ph_ring_producer_init(&p2, &r->desc, r->data, CAP), PH_OK);
     assert_int_equal(p2.tail, 16);
     assert_int_equal(p2.published, 1);
     assert_int_equal(p2.overflows, 1);
@@ -612,6 +612,71 @@ static void ring_producer_treats_head_beyond_tail_as_full(void **state)
     /* Once the consumer is sane again, space comes back. */
     atomic_store(&r->desc.head, CAP);
     assert_true(ph_ring_write(&r->p, 1, body, sizeof body));
+    free(r);
+}
+
+/* Item 8: the producer's positions live in shared memory that the other
+ * side can write. A tail that is unaligned, more than a ring ahead of head,
+ * or behind head is refused at init, and the refused producer writes
+ * nothing, least of all past the end of its data area (an unaligned tail
+ * near the end used to put a padding record across it). */
+static void item08_producer_init_refuses_corrupt_positions(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *what;
+        uint64_t tail, head;
+    } bad[] = {
+        {"unaligned tail near the end", CAP - 4, CAP - 4},
+        {"unaligned tail", 12, 0},
+        {"tail more than a ring ahead of head", 2 * CAP, CAP - 8},
+        {"head beyond tail", 64, 128},
+    };
+    uint8_t body[16] = {1, 2, 3};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct ring *r = ring_new(CAP);
+        atomic_store(&r->desc.tail, bad[i].tail);
+        atomic_store(&r->desc.head, bad[i].head);
+        ph_ring_producer p;
+        int rc = ph_ring_producer_init(&p, &r->desc, r->data, CAP);
+        /* Whatever the caller then does with it, nothing is written. */
+        bool wrote = ph_ring_write(&p, 1, body, sizeof body);
+        for (uint32_t k = 0; k < sizeof r->data; k++)
+            if (r->data[k] != 0xa5)
+                fail_msg("%s: byte %u of the data area written (capacity %u)", bad[i].what, k, CAP);
+        if (wrote) fail_msg("%s: a record was accepted", bad[i].what);
+        if (rc != PH_ERR_CORRUPT) fail_msg("%s: init returned %d", bad[i].what, rc);
+        assert_false(ph_ring_fits(&p, 0));
+        free(r);
+    }
+    /* Aligned and within a ring: accepted, and writing works. */
+    struct ring *r = ring_new(CAP);
+    atomic_store(&r->desc.tail, 3 * CAP - 8);
+    atomic_store(&r->desc.head, 3 * CAP - 8);
+    ph_ring_producer p;
+    assert_int_equal(ph_ring_producer_init(&p, &r->desc, r->data, CAP), PH_OK);
+    assert_true(ph_ring_write(&p, 1, body, sizeof body));
+    for (uint32_t k = CAP; k < sizeof r->data; k++) assert_int_equal(r->data[k], 0xa5);
+    free(r);
+}
+
+/* Item 8, second half: after init the producer trusts only its own tail. A
+ * consumer that scribbles on the shared tail cannot move where the producer
+ * writes. */
+static void item08_producer_never_rereads_the_shared_tail(void **state)
+{
+    (void)state;
+    struct ring *r = ring_new(CAP);
+    uint8_t body[16] = {0};
+    assert_true(ph_ring_write(&r->p, 1, body, sizeof body)); /* tail 24 */
+    atomic_store(&r->desc.tail, CAP - 4); /* hostile, unaligned */
+    atomic_store(&r->desc.head, 24);
+    for (int i = 0; i < 64; i++) {
+        ph_ring_write(&r->p, 1, body, sizeof body);
+        atomic_store(&r->desc.head, r->p.tail); /* consumer keeps up */
+    }
+    assert_int_equal(r->p.tail & 7u, 0);
+    for (uint32_t k = CAP; k < sizeof r->data; k++) assert_int_equal(r->data[k], 0xa5);
     free(r);
 }
 
@@ -688,6 +753,8 @@ int main(void)
         cmocka_unit_test(ring_consumer_init_resumes_at_shared_head),
         cmocka_unit_test(ring_producer_init_resumes_at_shared_tail),
         cmocka_unit_test(ring_producer_treats_head_beyond_tail_as_full),
+        cmocka_unit_test(item08_producer_init_refuses_corrupt_positions),
+        cmocka_unit_test(item08_producer_never_rereads_the_shared_tail),
         cmocka_unit_test(ring_used_clamps_to_capacity),
         cmocka_unit_test(ring_capacity_valid_accepts_only_powers_of_two_in_range),
         cmocka_unit_test(ring_reset_zeroes_positions_and_counters),

@@ -242,7 +242,10 @@ int main(int argc, char **argv)
     }
     memset(data, 0xee, capacity);
     ph_ring_reset(&desc);
-    ph_ring_producer_init(&prod, &desc, data, capacity);
+    if (ph_ring_producer_init(&prod, &desc, data, capacity) != PH_OK) {
+        fprintf(stderr, "FAIL: producer init on a fresh ring\n");
+        return 1;
+    }
     if (ph_ring_consumer_init(&cons, &desc, data, capacity) != PH_OK) {
         fprintf(stderr, "FAIL: consumer init on a fresh ring\n");
         return 1;

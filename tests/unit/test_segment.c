@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -24,6 +25,10 @@
 #include <unistd.h>
 
 #include "ph/shm.h"
+
+#ifndef PH_TEST_OPENS
+#define PH_TEST_OPENS 100000
+#endif
 
 /* ---- fixtures ----------------------------------------------------------- */
 
@@ -94,6 +99,14 @@ static pid_t dead_process(uint64_t *start)
     pid_t pid = sleeper(start);
     kill_and_reap(pid);
     return pid;
+}
+
+/* Makes (pid, start) the segment's controller as another process would:
+ * the claim word adoption decides on, and the fields readers show. */
+static void pose_controller(struct ph_segment *seg, pid_t pid, uint64_t start)
+{
+    atomic_store(&seg->hdr->controller_claim, ph_controller_claim_word(pid, start));
+    ph_segment_set_controller(seg, pid, start);
 }
 
 static void shm_path(char *buf, size_t n, const char *id)
@@ -269,6 +282,24 @@ static void segment_open_rejects_other_layout_version(void **state)
     ph_segment_close(&c);
 }
 
+/* Layout 2 (identity words, controller claim, JOINING) cannot read a
+ * segment of layout 1, and says so in words. */
+static void segment_of_layout_1_is_refused_with_a_clear_message(void **state)
+{
+    (void)state;
+    assert_int_equal(PH_LAYOUT_VERSION, 2);
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    c.hdr->layout_version = 1;
+    char err[256], want[128];
+    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_VERSION);
+    snprintf(want, sizeof want, "segment /dev/shm/ph.%s has layout version 1, this program reads 2",
+             id);
+    assert_string_equal(err, want);
+    ph_segment_close(&c);
+}
+
 static void segment_open_rejects_truncated_object(void **state)
 {
     (void)state;
@@ -355,6 +386,84 @@ static void segment_open_rejects_inconsistent_geometry(void **state)
     ph_segment_close(&c);
 }
 
+/* Item 13: the geometry an open returns must be the geometry it validated.
+ * A forked child (another process, as a hostile worker would be; TSan does
+ * not see it) maps the header read-write and flips the slot count, slot size
+ * and segment size between the real values and ones far beyond the object,
+ * while this process opens and closes the segment. Every open that succeeds
+ * must describe slots that lie inside its own mapping. */
+static void item13_open_geometry_fits_the_mapping_under_concurrent_header_writes(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 4);
+    const uint32_t slots = c.slots, slot_size = c.slot_size;
+    const uint64_t size = c.size;
+    char path[128];
+    shm_path(path, sizeof path, id);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(60);
+        int fd = open(path, O_RDWR);
+        if (fd < 0) _exit(1);
+        struct ph_shm_header *h =
+            mmap(NULL, PH_SHM_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (h == MAP_FAILED) _exit(1);
+        volatile uint32_t *cap = &h->slot_capacity, *ssz = &h->slot_size;
+        volatile uint64_t *seg_size = &h->segment_size;
+        if (write(go[1], "g", 1) != 1) _exit(1);
+        const uint64_t huge = ph_segment_size_for(PH_MAX_SLOTS, c.status_ring, c.command_ring);
+        for (uint64_t i = 0;; i++) {
+            /* The slot count flips on every store; slot size and segment
+             * size on slower phases of their own, so that every mix of real
+             * and bogus values occurs, the real geometry included. */
+            *cap = (i & 1) ? PH_MAX_SLOTS : slots;
+            *ssz = (i & (1u << 12)) ? slot_size * 16 : slot_size;
+            *seg_size = (i & (1u << 14)) ? huge : size;
+        }
+    }
+    char g;
+    assert_int_equal(read(go[0], &g, 1), 1);
+    close(go[0]);
+    close(go[1]);
+    int ok = 0, refused = 0;
+    /* The race needs both processes on a CPU at once: on a loaded 2-core
+     * machine the old code was caught in about half the runs of 100,000
+     * opens (the plain build's count; sanitizer builds do fewer). */
+    for (int i = 0; i < PH_TEST_OPENS; i++) {
+        struct ph_segment r;
+        char err[256];
+        if (ph_segment_open(&r, id, false, err, sizeof err) != PH_OK) {
+            refused++;
+            continue;
+        }
+        ok++;
+        const uint64_t end = (uint64_t)PH_SHM_HEADER_SIZE + (uint64_t)r.slots * r.slot_size;
+        const bool fits = end <= r.size && r.size <= size &&
+                          r.slot_size == PH_SLOT_META_SIZE + r.status_ring + r.command_ring &&
+                          r.slots <= (r.size - PH_SHM_HEADER_SIZE) / r.slot_size;
+        const uint32_t got_slots = r.slots, got_slot_size = r.slot_size;
+        const size_t got_size = r.size;
+        ph_segment_close(&r);
+        if (!fits) {
+            kill_and_reap(child);
+            fail_msg("open %d returned %u slots of %u bytes on a %zu-byte mapping", i, got_slots,
+                     got_slot_size, got_size);
+        }
+    }
+    kill_and_reap(child);
+    print_message("%d opens succeeded, %d refused\n", ok, refused);
+    /* Sanity of the test itself: both outcomes happened. */
+    assert_true(ok > 0);
+    assert_true(refused > 0);
+    ph_segment_close(&c);
+}
+
 static void segment_is_owner_only_by_default_and_honours_mode(void **state)
 {
     (void)state;
@@ -390,7 +499,7 @@ static void segment_create_refuses_swarm_with_live_controller(void **state)
     create(&c, id, 2);
     uint64_t start;
     pid_t ctl = sleeper(&start);
-    ph_segment_set_controller(&c, ctl, start);
+    pose_controller(&c, ctl, start);
     assert_int_equal(atomic_load(&c.hdr->controller_pid), ctl);
     assert_int_equal(atomic_load(&c.hdr->controller_start_time), start);
     assert_true(atomic_load(&c.hdr->controller_heartbeat_ns) > 0);
@@ -406,7 +515,7 @@ static void segment_create_refuses_swarm_with_live_controller(void **state)
     assert_int_equal(atomic_load(&c.hdr->generation), 1);
 
     /* The same pid with another start time is a reused pid: not the controller. */
-    ph_segment_set_controller(&c, ctl, start + 1);
+    pose_controller(&c, ctl, start + 1);
     assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_OK);
     assert_true(adopted);
     assert_int_equal(atomic_load(&c.hdr->generation), 2);
@@ -423,11 +532,12 @@ static void segment_adoption_after_controller_died_bumps_generation(void **state
     create(&c, id, 2);
     uint64_t start;
     pid_t ctl = sleeper(&start);
-    ph_segment_set_controller(&c, ctl, start);
+    pose_controller(&c, ctl, start);
     uint32_t idx;
     char err[256];
     assert_int_equal(
-        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
+        PH_OK);
     ph_segment_close(&c);
     kill_and_reap(ctl);
 
@@ -456,7 +566,7 @@ static void segment_adoption_treats_zombie_controller_as_dead(void **state)
     create(&c, id, 2);
     uint64_t start;
     pid_t ctl = sleeper(&start);
-    ph_segment_set_controller(&c, ctl, start);
+    pose_controller(&c, ctl, start);
     kill(ctl, SIGKILL);
     siginfo_t si;
     /* Wait until it is a zombie, without reaping it. */
@@ -491,19 +601,151 @@ static void segment_adoption_refuses_other_geometry(void **state)
     ph_segment_close(&c);
 }
 
+/* A live controller is reported as such even when the geometry asked for
+ * differs: "remove the segment" would be the wrong advice. */
+static void segment_adoption_with_live_controller_and_other_geometry_is_busy(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c, c2;
+    create(&c, id, 2);
+    uint64_t start;
+    pid_t ctl = sleeper(&start);
+    pose_controller(&c, ctl, start);
+    char err[256];
+    bool adopted = true;
+    struct ph_segment_params p = {.slots = 3, .status_ring = 1024, .command_ring = 512};
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_ERR_BUSY);
+    assert_non_null(strstr(err, "live controller"));
+    kill_and_reap(ctl);
+    assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_ERR_EXISTS);
+    ph_segment_close(&c);
+}
+
 static void segment_adoption_by_own_pid_is_not_busy(void **state)
 {
     (void)state;
     const char *id = new_id();
     struct ph_segment c, c2;
     create(&c, id, 2);
-    ph_segment_set_controller(&c, (int32_t)getpid(), my_start());
+    pose_controller(&c, (int32_t)getpid(), my_start());
     char err[256];
     bool adopted = false;
     struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
     assert_int_equal(ph_segment_create(&c2, id, &p, &adopted, err, sizeof err), PH_OK);
     assert_true(adopted);
     ph_segment_close(&c2);
+    ph_segment_close(&c);
+}
+
+/* Item 9: adoption is one atomic claim of the controller identity. Eight
+ * processes released together (all blocked reading a pipe until the parent
+ * closes it) try to adopt a segment whose controller is dead: exactly one
+ * may get it, the others are told a live controller has it; every round
+ * bumps the generation once. The winner stays alive until all have
+ * answered, then every child exits and the next round starts with a dead
+ * controller again. */
+static void item09_only_one_of_concurrent_adopters_wins(void **state)
+{
+    (void)state;
+    enum { ADOPTERS = 8, ROUNDS = 30 };
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    uint64_t dstart;
+    pid_t dead = dead_process(&dstart);
+    pose_controller(&c, dead, dstart);
+    const struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    for (int round = 0; round < ROUNDS; round++) {
+        const uint64_t gen = atomic_load(&c.hdr->generation);
+        int go[2], done[2], res[2];
+        assert_int_equal(pipe(go), 0);
+        assert_int_equal(pipe(done), 0);
+        assert_int_equal(pipe(res), 0);
+        pid_t kids[ADOPTERS];
+        for (int k = 0; k < ADOPTERS; k++) {
+            kids[k] = fork();
+            assert_true(kids[k] >= 0);
+            if (kids[k] != 0) continue;
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            alarm(60);
+            close(go[1]);
+            close(done[1]);
+            close(res[0]);
+            char b;
+            if (read(go[0], &b, 1) != 0) _exit(1); /* EOF: released */
+            struct ph_segment s;
+            char err[256];
+            bool adopted = false;
+            int rc = ph_segment_create(&s, id, &p, &adopted, err, sizeof err);
+            char r = rc == PH_OK && adopted ? 'o' : rc == PH_ERR_BUSY ? 'b' : 'x';
+            if (write(res[1], &r, 1) != 1) _exit(1);
+            if (read(done[0], &b, 1) != 0) _exit(1); /* stay alive until all answered */
+            _exit(0);
+        }
+        close(go[0]);
+        close(done[0]);
+        close(res[1]);
+        close(go[1]); /* release them all at once */
+        int won = 0, busy = 0, other = 0;
+        for (int k = 0; k < ADOPTERS; k++) {
+            char r;
+            assert_int_equal(read(res[0], &r, 1), 1);
+            won += r == 'o';
+            busy += r == 'b';
+            other += r == 'x';
+        }
+        close(done[1]);
+        close(res[0]);
+        for (int k = 0; k < ADOPTERS; k++) {
+            int ws;
+            assert_int_equal(waitpid(kids[k], &ws, 0), kids[k]);
+        }
+        if (won != 1 || busy != ADOPTERS - 1)
+            fail_msg("round %d: %d adopted, %d busy, %d other (want 1 and %d)", round, won, busy,
+                     other, ADOPTERS - 1);
+        assert_int_equal(atomic_load(&c.hdr->generation), gen + 1);
+    }
+    ph_segment_close(&c);
+}
+
+/* Item 9: the creator holds the claim from creation (a live creator is a
+ * live controller even before ph_segment_set_controller) until a clean exit
+ * releases it. */
+static void item09_creator_holds_the_claim_until_it_releases_it(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 2);
+    assert_int_equal(atomic_load(&c.hdr->controller_claim),
+                     ph_controller_claim_word(getpid(), my_start()));
+    const struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    for (int released = 0; released < 2; released++) {
+        pid_t kid = fork();
+        assert_true(kid >= 0);
+        if (kid == 0) {
+            struct ph_segment s;
+            char err[256];
+            bool adopted = false;
+            int rc = ph_segment_create(&s, id, &p, &adopted, err, sizeof err);
+            _exit(rc == PH_OK ? 0 : rc == PH_ERR_BUSY ? 1 : 2);
+        }
+        int ws;
+        assert_int_equal(waitpid(kid, &ws, 0), kid);
+        assert_true(WIFEXITED(ws));
+        /* Held: another process is refused. Released: it adopts. */
+        assert_int_equal(WEXITSTATUS(ws), released ? 0 : 1);
+        if (!released) {
+            ph_segment_release_controller(&c);
+            assert_int_equal(atomic_load(&c.hdr->controller_claim), 0);
+        }
+    }
+    /* Releasing a claim that is no longer ours leaves it alone. */
+    const uint64_t theirs = atomic_load(&c.hdr->controller_claim);
+    assert_true(theirs != 0);
+    ph_segment_release_controller(&c);
+    assert_int_equal(atomic_load(&c.hdr->controller_claim), theirs);
     ph_segment_close(&c);
 }
 
@@ -542,7 +784,7 @@ static void slot_claim_sets_active_state_and_identity(void **state)
     uint32_t idx = 99;
     const uint64_t st = my_start();
     assert_int_equal(
-        ph_slot_claim(&c, "generator", "gen-1", (int32_t)getpid(), st, &idx, err, sizeof err),
+        ph_slot_claim(&c, "generator", "gen-1", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
         PH_OK);
     assert_int_equal(idx, 0);
     uint64_t w = atomic_load(&s0->state);
@@ -568,7 +810,7 @@ static void slot_claim_sets_active_state_and_identity(void **state)
 
     /* The next claim takes the next slot. */
     assert_int_equal(
-        ph_slot_claim(&c, "generator", "gen-2", (int32_t)getpid(), st, &idx, err, sizeof err),
+        ph_slot_claim(&c, "generator", "gen-2", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
         PH_OK);
     assert_int_equal(idx, 1);
     assert_int_equal(atomic_load(&c.hdr->slot_high_water), 2);
@@ -585,12 +827,15 @@ static void slot_claim_refuses_invalid_identifiers(void **state)
     uint32_t idx;
     const uint64_t st = my_start();
     const int32_t me = (int32_t)getpid();
-    assert_int_equal(ph_slot_claim(&c, "a.b", "i", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_slot_claim(&c, "a.b", "i", me, st, &idx, NULL, err, sizeof err),
+                     PH_ERR_INVAL);
     assert_non_null(strstr(err, "role"));
-    assert_int_equal(ph_slot_claim(&c, "r", "", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_slot_claim(&c, "r", "", me, st, &idx, NULL, err, sizeof err), PH_ERR_INVAL);
     assert_non_null(strstr(err, "instance"));
-    assert_int_equal(ph_slot_claim(&c, "r", "ALL", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
-    assert_int_equal(ph_slot_claim(&c, "r", "x#", me, st, &idx, err, sizeof err), PH_ERR_INVAL);
+    assert_int_equal(ph_slot_claim(&c, "r", "ALL", me, st, &idx, NULL, err, sizeof err),
+                     PH_ERR_INVAL);
+    assert_int_equal(ph_slot_claim(&c, "r", "x#", me, st, &idx, NULL, err, sizeof err),
+                     PH_ERR_INVAL);
     for (uint32_t i = 0; i < c.slots; i++)
         assert_int_equal(atomic_load(&ph_segment_slot(&c, i)->state), 0);
     ph_segment_close(&c);
@@ -606,23 +851,24 @@ static void slot_claim_refuses_instance_held_by_live_process(void **state)
     uint32_t idx;
     uint64_t start;
     pid_t holder = sleeper(&start);
-    assert_int_equal(ph_slot_claim(&c, "proc", "p-1", holder, start, &idx, err, sizeof err), PH_OK);
-    assert_int_equal(
-        ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
-        PH_ERR_BUSY);
+    assert_int_equal(ph_slot_claim(&c, "proc", "p-1", holder, start, &idx, NULL, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, NULL,
+                                   err, sizeof err),
+                     PH_ERR_BUSY);
     assert_non_null(strstr(err, "p-1"));
     /* Same instance name in another role, or another instance: fine. */
     assert_int_equal(
-        ph_slot_claim(&c, "gen", "p-1", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
+        ph_slot_claim(&c, "gen", "p-1", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
         PH_OK);
-    assert_int_equal(
-        ph_slot_claim(&c, "proc", "p-2", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
-        PH_OK);
+    assert_int_equal(ph_slot_claim(&c, "proc", "p-2", (int32_t)getpid(), my_start(), &idx, NULL,
+                                   err, sizeof err),
+                     PH_OK);
     /* Once the holder is dead, the instance can attach again. */
     kill_and_reap(holder);
-    assert_int_equal(
-        ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, err, sizeof err),
-        PH_OK);
+    assert_int_equal(ph_slot_claim(&c, "proc", "p-1", (int32_t)getpid(), my_start(), &idx, NULL,
+                                   err, sizeof err),
+                     PH_OK);
     assert_int_equal(idx, 3);
     ph_segment_close(&c);
 }
@@ -637,17 +883,122 @@ static void slot_claim_allows_instance_whose_holder_is_dead_or_reused(void **sta
     uint32_t idx;
     uint64_t dstart;
     pid_t dead = dead_process(&dstart);
-    assert_int_equal(ph_slot_claim(&c, "r", "i", dead, dstart, &idx, err, sizeof err), PH_OK);
+    assert_int_equal(ph_slot_claim(&c, "r", "i", dead, dstart, &idx, NULL, err, sizeof err), PH_OK);
     assert_int_equal(
-        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
+        PH_OK);
     assert_int_equal(idx, 1);
     /* A live pid with another start time is a reused pid, not the holder. */
     assert_int_equal(
-        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start() + 1, &idx, err, sizeof err),
+        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start() + 1, &idx, NULL, err, sizeof err),
         PH_OK);
     assert_int_equal(
-        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
+        PH_OK);
     ph_segment_close(&c);
+}
+
+/* Puts slot `i` in JOINING for (pid, start) with identity r/i, as a
+ * concurrent claimer in the middle of its duplicate check would be. */
+static uint64_t put_joining(struct ph_segment *c, uint32_t i, pid_t pid, uint64_t start)
+{
+    struct ph_slot *s = ph_segment_slot(c, i);
+    ph_slot_id_store(s, "r", "i", pid, start, ph_real_ns());
+    const uint64_t w = ph_slot_word(PH_SLOT_JOINING, ph_slot_seq_of(atomic_load(&s->state)) + 1,
+                                    pid);
+    atomic_store(&s->state, w);
+    if (atomic_load(&c->hdr->slot_high_water) < i + 1)
+        atomic_store(&c->hdr->slot_high_water, i + 1);
+    return w;
+}
+
+/* A concurrent claimer of r/i in slot 1, played by a child process: it is
+ * JOINING; once slot 0 (ours) is JOINING too, it resolves to `outcome`
+ * (ACTIVE: it won; FREE: it gave up) and stays alive until killed. */
+static pid_t rival_in_slot_1(struct ph_segment *c, unsigned outcome)
+{
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        alarm(60);
+        char r;
+        if (read(ready[0], &r, 1) != 1) _exit(1); /* the parent has set slot 1 up */
+        struct ph_slot *mine = ph_segment_slot(c, 1), *theirs = ph_segment_slot(c, 0);
+        while (ph_slot_state_of(atomic_load(&theirs->state)) != PH_SLOT_JOINING) sched_yield();
+        const uint64_t w = atomic_load(&mine->state);
+        atomic_store(&mine->state, ph_slot_word(outcome, ph_slot_seq_of(w),
+                                                outcome == PH_SLOT_FREE ? 0 : ph_slot_pid_of(w)));
+        for (;;) pause();
+    }
+    uint64_t start;
+    assert_int_equal(ph_proc_start_time(pid, &start), PH_OK);
+    put_joining(c, 1, pid, start);
+    assert_int_equal(write(ready[1], "r", 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    return pid;
+}
+
+/* Item 11: a claim of r/i that finds r/i JOINING in a lower slot, by a live
+ * process, loses: that one wins the tie. Our slot goes back to FREE. */
+static void item11_claim_loses_to_a_lower_slot_joining_the_same_instance(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 4);
+    uint64_t start;
+    pid_t rival = sleeper(&start);
+    put_joining(&c, 0, rival, start);
+    char err[256] = "";
+    uint32_t idx = 99;
+    assert_int_equal(ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err,
+                                   sizeof err),
+                     PH_ERR_BUSY);
+    assert_non_null(strstr(err, "already attached"));
+    assert_int_equal(ph_slot_state_of(atomic_load(&ph_segment_slot(&c, 1)->state)), PH_SLOT_FREE);
+    /* Another instance is no rival. */
+    assert_int_equal(ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start(), &idx, NULL, err,
+                                   sizeof err),
+                     PH_OK);
+    /* A JOINING rival that died is none either. */
+    kill_and_reap(rival);
+    assert_int_equal(ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err,
+                                   sizeof err),
+                     PH_OK);
+    ph_segment_close(&c);
+}
+
+/* Item 11: r/i JOINING in a higher slot may not have seen our claim, so our
+ * claim waits for it: it wins (ACTIVE) and we lose, or it gives up and we
+ * win. The rival acts only once our slot is JOINING: no timing involved. */
+static void item11_claim_waits_for_a_higher_slot_joining_the_same_instance(void **state)
+{
+    (void)state;
+    for (int give_up = 0; give_up < 2; give_up++) {
+        const char *id = new_id();
+        struct ph_segment c;
+        create(&c, id, 4);
+        pid_t rival = rival_in_slot_1(&c, give_up ? PH_SLOT_FREE : PH_SLOT_ACTIVE);
+        char err[256] = "";
+        uint32_t idx = 99;
+        int rc = ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err,
+                               sizeof err);
+        if (give_up) {
+            if (rc != PH_OK) fail_msg("rival gave up, yet: %s", err);
+            assert_int_equal(idx, 0);
+        } else {
+            assert_int_equal(rc, PH_ERR_BUSY);
+            assert_non_null(strstr(err, "already attached"));
+            assert_int_equal(ph_slot_state_of(atomic_load(&ph_segment_slot(&c, 0)->state)),
+                             PH_SLOT_FREE);
+        }
+        kill_and_reap(rival);
+        ph_segment_close(&c);
+    }
 }
 
 static void slot_claim_reports_full_table(void **state)
@@ -661,20 +1012,23 @@ static void slot_claim_reports_full_table(void **state)
     const uint64_t st = my_start();
     for (int i = 0; i < 4; i++) {
         snprintf(inst, sizeof inst, "w-%d", i);
-        assert_int_equal(ph_slot_claim(&c, "r", inst, (int32_t)getpid(), st, &idx, err, sizeof err),
-                         PH_OK);
+        assert_int_equal(
+            ph_slot_claim(&c, "r", inst, (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
+            PH_OK);
         assert_int_equal(idx, (uint32_t)i);
     }
-    assert_int_equal(ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, err, sizeof err),
-                     PH_ERR_FULL);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
+        PH_ERR_FULL);
     assert_non_null(strstr(err, "4 slots"));
     /* DETACHED slots are not free either, until the controller frees them. */
-    ph_slot_detach(&c, 2);
-    assert_int_equal(ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, err, sizeof err),
-                     PH_ERR_FULL);
+    assert_true(ph_slot_detach(&c, 2, atomic_load(&ph_segment_slot(&c, 2)->state)));
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
+        PH_ERR_FULL);
     assert_true(ph_slot_free(&c, 2, atomic_load(&ph_segment_slot(&c, 2)->state)));
-    assert_int_equal(ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, err, sizeof err),
-                     PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, NULL, err, sizeof err), PH_OK);
     assert_int_equal(idx, 2);
     ph_segment_close(&c);
 }
@@ -687,11 +1041,14 @@ static void slot_detach_leaves_slot_detached_with_identity(void **state)
     create(&c, id, 2);
     char err[256];
     uint32_t idx;
+    uint64_t word = 0;
     assert_int_equal(
-        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, err, sizeof err), PH_OK);
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, &word, err, sizeof err),
+        PH_OK);
     struct ph_slot *s = ph_segment_slot(&c, idx);
     const uint64_t active = atomic_load(&s->state);
-    ph_slot_detach(&c, idx);
+    assert_int_equal(word, active);
+    assert_true(ph_slot_detach(&c, idx, word));
     const uint64_t w = atomic_load(&s->state);
     assert_int_equal(ph_slot_state_of(w), PH_SLOT_DETACHED);
     assert_int_equal(ph_slot_seq_of(w), ph_slot_seq_of(active));
@@ -699,10 +1056,41 @@ static void slot_detach_leaves_slot_detached_with_identity(void **state)
     struct ph_slot_identity ident;
     assert_true(ph_slot_identity_read(s, &ident));
     assert_string_equal(ident.instance, "i");
-    /* Detaching twice, or a slot out of range, changes nothing. */
-    ph_slot_detach(&c, idx);
+    /* Detaching twice, with the DETACHED word, or a slot out of range,
+     * changes nothing. */
+    assert_false(ph_slot_detach(&c, idx, word));
+    assert_false(ph_slot_detach(&c, idx, w));
     assert_int_equal(atomic_load(&s->state), w);
-    ph_slot_detach(&c, 1000);
+    assert_false(ph_slot_detach(&c, 1000, word));
+    ph_segment_close(&c);
+}
+
+/* Item 17: the owner detaches only from the exact word its claim gave it.
+ * Its slot freed (judged dead) and claimed by another process, its detach
+ * with the old word must leave the new owner ACTIVE. */
+static void item17_slot_detach_with_a_stale_word_leaves_the_new_owner_active(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c;
+    create(&c, id, 1);
+    char err[256];
+    uint32_t idx, idx2;
+    uint64_t first = 0, second = 0;
+    const int32_t me = (int32_t)getpid();
+    assert_int_equal(ph_slot_claim(&c, "r", "old", me, my_start(), &idx, &first, err, sizeof err),
+                     PH_OK);
+    assert_true(ph_slot_free(&c, idx, first));
+    assert_int_equal(ph_slot_claim(&c, "r", "new", me, my_start(), &idx2, &second, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(idx2, idx);
+    assert_true(second != first);
+    assert_false(ph_slot_detach(&c, idx, first));
+    struct ph_slot *s = ph_segment_slot(&c, idx);
+    assert_int_equal(atomic_load(&s->state), second);
+    /* The new owner's own word still detaches it. */
+    assert_true(ph_slot_detach(&c, idx, second));
+    assert_int_equal(ph_slot_state_of(atomic_load(&s->state)), PH_SLOT_DETACHED);
     ph_segment_close(&c);
 }
 
@@ -715,11 +1103,11 @@ static void slot_free_needs_the_current_state_word(void **state)
     char err[256];
     uint32_t idx;
     const uint64_t st = my_start();
-    assert_int_equal(ph_slot_claim(&c, "r", "i", (int32_t)getpid(), st, &idx, err, sizeof err),
-                     PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), st, &idx, NULL, err, sizeof err), PH_OK);
     struct ph_slot *s = ph_segment_slot(&c, idx);
     const uint64_t active = atomic_load(&s->state);
-    ph_slot_detach(&c, idx);
+    assert_true(ph_slot_detach(&c, idx, active));
     const uint64_t detached = atomic_load(&s->state);
     /* Stale words: the ACTIVE word it had, a CLAIMING word, another claim count. */
     assert_false(ph_slot_free(&c, idx, active));
@@ -737,8 +1125,8 @@ static void slot_free_needs_the_current_state_word(void **state)
 
     /* Claimed again: same slot, a new claim counter. */
     uint32_t idx2;
-    assert_int_equal(ph_slot_claim(&c, "r", "i2", (int32_t)getpid(), st, &idx2, err, sizeof err),
-                     PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "i2", (int32_t)getpid(), st, &idx2, NULL, err, sizeof err), PH_OK);
     assert_int_equal(idx2, idx);
     const uint64_t again = atomic_load(&s->state);
     assert_int_equal(ph_slot_state_of(again), PH_SLOT_ACTIVE);
@@ -767,8 +1155,10 @@ static void slot_identity_read_on_free_slot_returns_false(void **state)
     assert_string_equal(ident.role, "");
     /* Unterminated identity strings in a hostile segment are cut. */
     struct ph_slot *s = ph_segment_slot(&c, 0);
-    memset(s->role, 'R', sizeof s->role);
-    memset(s->instance, 'I', sizeof s->instance);
+    for (unsigned i = 0; i < PH_ID_WORDS; i++) {
+        atomic_store(&s->id_role[i], 0x5252525252525252ull);     /* "RRRRRRRR" */
+        atomic_store(&s->id_instance[i], 0x4949494949494949ull); /* "IIIIIIII" */
+    }
     atomic_store(&s->state, ph_slot_word(PH_SLOT_ACTIVE, 1, 4321));
     assert_true(ph_slot_identity_read(s, &ident));
     assert_int_equal(strlen(ident.role), PH_ID_MAX - 1);
@@ -857,21 +1247,29 @@ int main(void)
         cmocka_unit_test(segment_create_refuses_invalid_parameters),
         cmocka_unit_test(segment_open_rejects_bad_magic),
         cmocka_unit_test(segment_open_rejects_other_layout_version),
+        cmocka_unit_test(segment_of_layout_1_is_refused_with_a_clear_message),
         cmocka_unit_test(segment_open_rejects_truncated_object),
         cmocka_unit_test(segment_open_rejects_inconsistent_geometry),
+        cmocka_unit_test(item13_open_geometry_fits_the_mapping_under_concurrent_header_writes),
         cmocka_unit_test(segment_is_owner_only_by_default_and_honours_mode),
         cmocka_unit_test(segment_create_refuses_swarm_with_live_controller),
         cmocka_unit_test(segment_adoption_after_controller_died_bumps_generation),
         cmocka_unit_test(segment_adoption_treats_zombie_controller_as_dead),
         cmocka_unit_test(segment_adoption_refuses_other_geometry),
+        cmocka_unit_test(segment_adoption_with_live_controller_and_other_geometry_is_busy),
         cmocka_unit_test(segment_adoption_by_own_pid_is_not_busy),
+        cmocka_unit_test(item09_only_one_of_concurrent_adopters_wins),
+        cmocka_unit_test(item09_creator_holds_the_claim_until_it_releases_it),
         cmocka_unit_test(segment_unlink_removes_the_object),
         cmocka_unit_test(slot_claim_sets_active_state_and_identity),
         cmocka_unit_test(slot_claim_refuses_invalid_identifiers),
         cmocka_unit_test(slot_claim_refuses_instance_held_by_live_process),
         cmocka_unit_test(slot_claim_allows_instance_whose_holder_is_dead_or_reused),
+        cmocka_unit_test(item11_claim_loses_to_a_lower_slot_joining_the_same_instance),
+        cmocka_unit_test(item11_claim_waits_for_a_higher_slot_joining_the_same_instance),
         cmocka_unit_test(slot_claim_reports_full_table),
         cmocka_unit_test(slot_detach_leaves_slot_detached_with_identity),
+        cmocka_unit_test(item17_slot_detach_with_a_stale_word_leaves_the_new_owner_active),
         cmocka_unit_test(slot_free_needs_the_current_state_word),
         cmocka_unit_test(slot_identity_read_on_free_slot_returns_false),
         cmocka_unit_test(slot_word_packs_state_claim_counter_and_pid),

@@ -116,8 +116,10 @@ static void ctl_watch(struct ctl *c, const ph_worker *w)
                                            ph_slot_status_data(&c->seg, c->slot),
                                            c->seg.status_ring),
                      PH_OK);
-    ph_ring_producer_init(&c->cmd, &c->slot->command, ph_slot_command_data(&c->seg, c->slot),
-                          c->seg.command_ring);
+    assert_int_equal(ph_ring_producer_init(&c->cmd, &c->slot->command,
+                                           ph_slot_command_data(&c->seg, c->slot),
+                                           c->seg.command_ring),
+                     PH_OK);
 }
 
 /* Drains into a fresh c->recs; returns the number of records. */
@@ -205,6 +207,16 @@ static void send_cmd(struct ctl *c, uint16_t type, uint64_t token, const char *p
 static void send_raw(struct ctl *c, uint16_t type, const void *body, uint32_t len)
 {
     assert_true(ph_ring_write(&c->cmd, type, body, len));
+}
+
+/* Ticks once the coarse clock has moved on: records that wait for room are
+ * looked after at most once per coarse-clock tick. */
+static void tick_later(ph_worker *w)
+{
+    const uint64_t t = ph_mono_coarse_ns();
+    struct timespec ts = {0, 500 * 1000L};
+    while (ph_mono_coarse_ns() == t) nanosleep(&ts, NULL);
+    ph_worker_tick(w);
 }
 
 static uint64_t ms_since(uint64_t t0)
@@ -357,10 +369,11 @@ static void worker_full_status_ring_counts_overflows_and_never_blocks(void **sta
     json_decref(cfg);
     ph_worker_tick(w);
     /* Only a dropped record counts: the config waits for room (it is not
-     * lost, so neither its first try nor the tick's retry counts); the
-     * tick's status record is dropped and counted. */
-    assert_int_equal(ph_worker_overflows(w), attempts - ok + 1);
-    assert_int_equal(atomic_load(&c->slot->status.overflows), attempts - ok + 1);
+     * lost, so neither its first try nor the tick's retry counts), and so
+     * does the status change: the last failed publish above counted it
+     * once, the tick only looks for room. */
+    assert_int_equal(ph_worker_overflows(w), attempts - ok);
+    assert_int_equal(atomic_load(&c->slot->status.overflows), attempts - ok);
 
     /* Everything that got in is intact and in order: config, then statuses
      * with consecutive seq and increasing processed. */
@@ -376,7 +389,7 @@ static void worker_full_status_ring_counts_overflows_and_never_blocks(void **sta
 
     /* Space again: the next tick restores the latest absolute state, and the
      * config published while full is delivered first. */
-    ph_worker_tick(w);
+    tick_later(w);
     assert_int_equal(ctl_drain(c, 0), 2);
     assert_int_equal(c->recs->r[0].type, PH_REC_CONFIG);
     assert_json(json_of(&c->recs->r[0]),
@@ -388,8 +401,48 @@ static void worker_full_status_ring_counts_overflows_and_never_blocks(void **sta
     assert_int_equal(s.io_out, PH_OUT_BLOCKED);
     assert_int_equal(s.seq, (uint32_t)ok + 2);
     /* Delivered once: the next tick has nothing to send. */
-    ph_worker_tick(w);
+    tick_later(w);
     assert_int_equal(ctl_drain(c, 0), 0);
+    ph_worker_detach(w);
+    ctl_free(c);
+}
+
+/* Item 16: a status change that finds the ring full is one overflow, not
+ * one per tick. It waits; ticks look for room (without counting) at most
+ * once per coarse-clock tick, and the change is written once there is room.
+ * Here nothing drains while 100,000 ticks go by. */
+static void item16_a_waiting_status_change_counts_one_overflow(void **state)
+{
+    (void)state;
+    struct ctl *c = ctl_new(0);
+    ph_worker *w = attach(c, "processor", "proc-1", NULL, 600000); /* no heartbeat due */
+    /* Fill the ring with status records without dropping any: no consumer,
+     * so the tail only grows and nothing wraps. */
+    const uint64_t rec = (8 + PH_REC_STATUS_SIZE + 7) & ~7ull;
+    while (c->seg.status_ring - ph_ring_used(&c->slot->status, c->seg.status_ring) >= rec)
+        assert_true(ph_worker_publish_status(w));
+    assert_int_equal(ph_worker_overflows(w), 0);
+
+    ph_worker_set_enabled(w, true);
+    for (int i = 0; i < 100000; i++) ph_worker_tick(w);
+    const uint64_t overflows = ph_worker_overflows(w);
+    if (overflows > 1)
+        fail_msg("%llu overflows for one waiting change", (unsigned long long)overflows);
+
+    /* The consumer drains: the change arrives, once. */
+    const int old = ctl_drain(c, 0);
+    assert_true(old > 0);
+    for (int i = 0; i < old; i++) assert_int_equal(status_of(&c->recs->r[i]).flags, 0);
+    int enabled = 0;
+    for (int round = 0; round < 10000 && enabled == 0; round++) {
+        tick_later(w);
+        const int n = ctl_drain(c, 0);
+        for (int i = 0; i < n; i++) enabled += status_of(&c->recs->r[i]).flags == PH_STATUS_ENABLED;
+    }
+    assert_int_equal(enabled, 1);
+    tick_later(w);
+    assert_int_equal(ctl_drain(c, 0), 0);
+    assert_int_equal(ph_worker_overflows(w), overflows);
     ph_worker_detach(w);
     ctl_free(c);
 }
@@ -588,7 +641,7 @@ static void worker_delivers_every_pending_ack_in_order(void **state)
     assert_int_equal(ctl_drain(c, 1), 1);
     assert_int_equal(c->recs->r[0].type, PH_REC_STATUS);
     for (int round = 0; round < 4; round++) {
-        ph_worker_tick(w);
+        tick_later(w);
         int n = ctl_drain(c, 0);
         for (int i = 0; i < n; i++) {
             if (c->recs->r[i].type != PH_REC_ACK) continue;
@@ -603,7 +656,7 @@ static void worker_delivers_every_pending_ack_in_order(void **state)
     }
     /* A new ack after the backlog cleared goes after the older ones. */
     assert_true(ph_worker_ack(w, ++token, true, ""));
-    ph_worker_tick(w);
+    tick_later(w);
     int n = ctl_drain(c, 0);
     for (int i = 0; i < n; i++) {
         struct ph_rec_ack a;
@@ -650,6 +703,40 @@ static void worker_detach_publishes_final_status_and_leaves_slot_detached(void *
     ph_worker *w2 = attach(c, "processor", "proc-1", NULL, 0);
     ph_worker_detach(w2);
     ph_worker_detach(NULL);
+    ctl_free(c);
+}
+
+/* Item 17: a worker whose slot was taken over (the controller freed it,
+ * another process claimed it) must not detach the new owner, nor write its
+ * final status into the new owner's ring, when it finally detaches. */
+static void item17_worker_detach_after_takeover_leaves_the_new_owner_active(void **state)
+{
+    (void)state;
+    struct ctl *c = ctl_new(0);
+    ph_worker *w = attach(c, "processor", "proc-1", NULL, 600000);
+    const uint32_t idx = ph_worker_slot(w);
+    assert_int_equal(ctl_drain(c, 0), 1);
+    /* Judged gone and freed by the controller, then claimed by another. */
+    assert_true(ph_slot_free(&c->seg, idx, atomic_load(&c->slot->state)));
+    uint64_t start;
+    assert_int_equal(ph_proc_start_time((int32_t)getpid(), &start), PH_OK);
+    char err[256];
+    uint32_t idx2;
+    assert_int_equal(ph_slot_claim(&c->seg, "other", "other-1", (int32_t)getpid(), start, &idx2,
+                                   NULL, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(idx2, idx);
+    const uint64_t new_owner = atomic_load(&c->slot->state);
+    assert_int_equal(ph_slot_state_of(new_owner), PH_SLOT_ACTIVE);
+
+    ph_worker_count(w, 5);
+    ph_worker_detach(w);
+    assert_int_equal(atomic_load(&c->slot->state), new_owner);
+    /* Nothing of the old worker's in the new owner's ring. */
+    assert_int_equal(atomic_load(&c->slot->status.tail), 0);
+    struct ph_slot_identity id;
+    assert_true(ph_slot_identity_read(c->slot, &id));
+    assert_string_equal(id.instance, "other-1");
     ctl_free(c);
 }
 
@@ -832,6 +919,7 @@ int main(void)
         cmocka_unit_test(worker_tick_publishes_counts_enabled_and_io_state),
         cmocka_unit_test(worker_tick_publishes_heartbeat_when_due),
         cmocka_unit_test(worker_full_status_ring_counts_overflows_and_never_blocks),
+        cmocka_unit_test(item16_a_waiting_status_change_counts_one_overflow),
         cmocka_unit_test(worker_publish_config_refuses_non_object_and_oversized),
         cmocka_unit_test(worker_publish_io_and_alert_records),
         cmocka_unit_test(worker_polls_config_patch_status_request_and_stop),
@@ -839,6 +927,7 @@ int main(void)
         cmocka_unit_test(worker_reports_corrupt_command_ring_and_stays_away),
         cmocka_unit_test(worker_delivers_every_pending_ack_in_order),
         cmocka_unit_test(worker_detach_publishes_final_status_and_leaves_slot_detached),
+        cmocka_unit_test(item17_worker_detach_after_takeover_leaves_the_new_owner_active),
         cmocka_unit_test(worker_attach_refuses_instance_already_attached),
         cmocka_unit_test(worker_attach_to_missing_swarm_fails_after_timeout),
         cmocka_unit_test(worker_attach_waits_for_segment_created_later),

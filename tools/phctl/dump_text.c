@@ -72,7 +72,8 @@ static void render_counters(FILE *out, const struct dump *d, bool *stale, bool *
     for (size_t k = 0; k < d->n; k++) {
         const struct dump_worker *w = &d->workers[k];
         char role[16], inst[20], tps[32], age[32];
-        const bool claiming = w->state == PH_SLOT_CLAIMING;
+        /* Not attached yet: no enabled state of its own to show. */
+        const bool claiming = w->state == PH_SLOT_CLAIMING || w->state == PH_SLOT_JOINING;
         const char *mark = w->tps_source == DUMP_TPS_STALE   ? "?"
                            : w->tps_source == DUMP_TPS_PHCTL ? "*"
                                                              : "";

@@ -276,6 +276,8 @@ const char *dump_state_name(unsigned state)
         return "active";
     case PH_SLOT_DETACHED:
         return "detached";
+    case PH_SLOT_JOINING:
+        return "joining";
     default:
         return "unknown";
     }

@@ -393,13 +393,15 @@ void raw_claim(struct fx *f, struct raw *r, const char *role, const char *instan
     char err[256] = "";
     uint64_t start = 0;
     assert_int_equal(ph_proc_start_time((int32_t)getpid(), &start), PH_OK);
-    if (ph_slot_claim(&f->seg, role, instance, (int32_t)getpid(), start, &r->index, err,
+    if (ph_slot_claim(&f->seg, role, instance, (int32_t)getpid(), start, &r->index, NULL, err,
                       sizeof err) != PH_OK)
         fail_msg("ph_slot_claim(%s/%s): %s", role, instance, err);
     r->slot = ph_segment_slot(&f->seg, r->index);
     r->claimed_ns = atomic_load(&r->slot->claimed_mono_ns);
-    ph_ring_producer_init(&r->st, &r->slot->status, ph_slot_status_data(&f->seg, r->slot),
-                          f->seg.status_ring);
+    assert_int_equal(ph_ring_producer_init(&r->st, &r->slot->status,
+                                           ph_slot_status_data(&f->seg, r->slot),
+                                           f->seg.status_ring),
+                     PH_OK);
     assert_int_equal(ph_ring_consumer_init(&r->cmd, &r->slot->command,
                                            ph_slot_command_data(&f->seg, r->slot),
                                            f->seg.command_ring),
