@@ -211,13 +211,16 @@ done
 WPIDS=
 ok "swarm-remove: Removed, the workers exited 0"
 
-echo "== clean stop, capture audit"
-sleep 0.5
-kill "$BR_PID"
-if wait "$BR_PID"; then :; else fail "ph-bridge exited with $?"; fi
-BR_PID=
-kill "$CTL_PID" && wait "$CTL_PID" || true
+echo "== the removed swarm ends: controller and bridge exit 0 by themselves"
+for p in $CTL_PID $BR_PID; do
+    wait_until 30 "process $p to exit after the removal" sh -c "! kill -0 $p 2>/dev/null"
+    if wait "$p"; then :; else fail "process $p exited with $? after the removal"; fi
+done
 CTL_PID=
+BR_PID=
+ok "after swarm-remove the controller and the bridge exited 0"
+
+echo "== capture audit"
 sleep 0.5
 kill "$CAP_PID" && wait "$CAP_PID" || true
 CAP_PID=
