@@ -12,6 +12,8 @@
 //     read from FILE, never argv): each UI connection (user ph-observer) has
 //     exactly the three allowed bindings (the swarm's controller deltas,
 //     alerts, outcomes), and no ph-observer queue is bound to anything else;
+//   - an alert published on ph.control shows in every page; the refresh
+//     button answers;
 //   - stop and start from the UI: the outcome shows in the page that clicked
 //     and, over STOMP, in the others; the status changes in every page.
 // Screenshots go to --out. Prints "PASS: ..." / "FAIL: ..." lines and ends
@@ -216,6 +218,39 @@ try {
       !allowed.test(b.routing_key));
     if (bad.length) throw new Error(`observer queues bound with other keys: ${bad.map((b) => b.routing_key).join(', ')}`);
     return `${byConn.size} connections, each ${want.join(' ')}`;
+  });
+
+  await check('an alert on ph.control shows in every page (over STOMP)', async () => {
+    // Published by the test through the management API, as the admin: the
+    // pages only read. Shaped like the controller's io.out-of-data alert.
+    const code = `io.out-of-data`;
+    const marker = `browser test alert ${Date.now()}`;
+    const env = {
+      timestamp: new Date().toISOString(), version: '1', kind: 'event', type: 'alert', origin: 'ui-test',
+      scope: { swarmId: opt.swarm, role: 'generator', instance: 'generator-1' },
+      correlationId: null, idempotencyKey: null,
+      data: { level: 'warn', code, message: marker, context: { dataset: 'browser-test' } },
+    };
+    const res = await fetch(`http://127.0.0.1:${opt.mgmtPort}/api/exchanges/%2F/ph.control/publish`, {
+      method: 'POST', headers: { Authorization: auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ properties: { content_type: 'application/json' },
+        routing_key: `event.alert.alert.${opt.swarm}.generator.generator-1`,
+        payload: JSON.stringify(env), payload_encoding: 'string' }),
+    });
+    const routed = res.ok && (await res.json()).routed;
+    if (!routed) throw new Error(`the management API did not route the alert (HTTP ${res.status})`);
+    for (const p of pages) {
+      await p.locator('[data-testid=feed-item][data-kind=alert]', { hasText: marker }).waitFor({ timeout: 15000 });
+    }
+    return `${code} in ${pages.length} pages`;
+  });
+
+  await check('the refresh button asks the controllers for their fulls (POST /api/control-plane/refresh)', async () => {
+    await pages[0].click('[data-testid=btn-refresh]');
+    const n = pages[0].locator('[data-testid=notice]');
+    await pages[0].waitForFunction(() => /^Refresh: /.test(document.querySelector('[data-testid=notice]').textContent),
+      null, { timeout: 10000 });
+    return await n.innerText();
   });
 
   // ---- stop and start from the UI ----
