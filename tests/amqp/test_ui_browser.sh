@@ -58,6 +58,7 @@ NODE_PID=
 
 cleanup() {
     set +e
+    trap '' PIPE # a closed stdout (| head) must not cut the clean-up short
     [ -z "$NODE_PID" ] || kill "$NODE_PID" 2>/dev/null
     [ -z "$NODE_PID" ] || wait "$NODE_PID" 2>/dev/null
     "$ROOT/deploy/phive" down --all >>"$TMP/phive-down.log" 2>&1
