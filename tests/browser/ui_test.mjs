@@ -15,7 +15,8 @@
 //   - an alert published on ph.control shows in every page; the refresh
 //     button answers;
 //   - stop and start from the UI: the outcome shows in the page that clicked
-//     and, over STOMP, in the others; the status changes in every page.
+//     and, over STOMP, in the others; the status changes in every page, and
+//     so does every worker's row (the page asks for a fresh status-full).
 // Screenshots go to --out. Prints "PASS: ..." / "FAIL: ..." lines and ends
 // with "ui_test: N passed, M failed"; exits 1 when a check failed.
 import fs from 'node:fs';
@@ -254,8 +255,8 @@ try {
   });
 
   // ---- stop and start from the UI ----
-  for (const [cmd, signal, outcome, status] of [['stop', 'swarm-stop', 'Stopped', 'STOPPED'],
-    ['start', 'swarm-start', 'Running', 'RUNNING']]) {
+  for (const [cmd, signal, outcome, status, enabled] of [['stop', 'swarm-stop', 'Stopped', 'STOPPED', 'no'],
+    ['start', 'swarm-start', 'Running', 'RUNNING', 'yes']]) {
     let cid = '';
     await check(`${cmd} from the UI: the outcome shows in the page that clicked`, async () => {
       await pages[0].click(`[data-testid=btn-${cmd}]`);
@@ -278,6 +279,12 @@ try {
           .waitFor({ timeout: 15000 });
         const item = await pages[i].locator(`[data-testid=feed-item][data-cid="${cid}"]`).first().getAttribute('data-status');
         if (item !== outcome) throw new Error(`the feed shows ${item}, not ${outcome}`);
+      });
+      await check(`${cmd}: page ${i + 1} lists every worker as enabled=${enabled} (a fresh status-full)`, async () => {
+        await pages[i].waitForFunction(([n, want]) => {
+          const cells = document.querySelectorAll('[data-testid=worker-row] td:nth-child(3)');
+          return cells.length === n && [...cells].every((td) => td.textContent === want);
+        }, [W, enabled], { timeout: 20000 });
       });
     }
     await shot(pages[0], `swarm-after-${cmd}`);

@@ -83,6 +83,10 @@ const app = {
     c.doneAt = Date.now();
     this.pendingByCid.delete(c.cid);
     this.store.emit('command', c.swarm);
+    // The workers changed (enabled, tps): their list is a status-full, which
+    // the controller sends after swarm-start but not after swarm-stop. Every
+    // page reads the orchestrator's copy, so one request serves them all.
+    this.requestFull(c.swarm, true);
     schedulePoll(200); // the status changed: fetch the projection soon
   },
 
