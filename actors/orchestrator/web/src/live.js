@@ -26,6 +26,7 @@ export class Live {
     this.lastSubscribeAt = 0;
     this.quickCloses = 0;
     this.messages = 0;
+    this.errorAt = 0;
     this.client = null;
   }
 
@@ -52,7 +53,9 @@ export class Live {
       this.reconcile();
     };
     c.onStompError = (frame) => {
-      this.on.state('error', `the broker said: ${frame.headers.message || 'error'}`);
+      // E.g. a refused login; the socket closes next, and the message stays.
+      this.errorAt = Date.now();
+      this.on.state('error', `the broker said: ${frame.headers.message || 'error'}; retrying`);
     };
     c.onWebSocketClose = () => {
       const quick = this.lastSubscribeAt && Date.now() - this.lastSubscribeAt < QUICK_CLOSE_MS;
@@ -63,7 +66,7 @@ export class Live {
         c.reconnectDelay = 30000;
         this.on.state('error', 'the broker closes the connection right after the subscriptions ' +
           '(a refused subscription?); retrying every 30 s');
-      } else {
+      } else if (!this.errorAt || Date.now() - this.errorAt > 2000) {
         this.on.state('closed', 'connection closed; reconnecting');
       }
     };

@@ -305,7 +305,7 @@ async function startLive() {
     },
     alert: (env) => app.store.addFeed('alert', env, Date.now()),
   });
-  window.phLive = app.live; // for the curious (and the browser test): its destinations
+  window.phLive = app.live; // for the curious: phLive.destinations() in the console
   app.live.start();
   subscribe();
 }
