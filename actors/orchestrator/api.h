@@ -3,7 +3,10 @@
  * serves it), so every route is a unit test.
  *
  *   GET  /api/swarms                          every swarm's projection
- *   GET  /api/swarms/{id}                     one swarm (404 when unknown)
+ *   GET  /api/swarms/{id}                     one swarm (404 when unknown); its
+ *                                             workers are those of the latest
+ *                                             controller status-full, taken at
+ *                                             fullAt (fullAgeSec ago)
  *   POST /api/swarms/{id}/start|stop|remove|status-request
  *                                             publishes the signal; 202 with its ids
  *   GET  /api/swarms/{id}/outcomes/{cid}      200 the outcome, 202 still pending, 404

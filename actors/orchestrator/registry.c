@@ -201,6 +201,7 @@ bool reg_feed(struct registry *r, const char *rk, const json_t *env, uint64_t no
         json_decref(s->full);
         s->full = json_incref((json_t *)data);
         s->last_full_ns = now;
+        snprintf(s->last_full_at, sizeof s->last_full_at, "%s", str(env, "timestamp"));
     }
     if (status != NULL && strcmp(status, "REMOVED") == 0) {
         snprintf(eff->swarm, sizeof eff->swarm, "%s", swarm);
@@ -304,6 +305,13 @@ json_t *reg_swarm_json(const struct registry *r, const struct reg_swarm *s, uint
     json_object_set_new(o, "scenario", get_or_null(ctx, "scenario"));
     json_object_set_new(o, "journal", get_or_null(ctx, "journal"));
     json_object_set_new(o, "complete", json_boolean(s->full != NULL));
+    /* When the worker list was taken: a full is sent on start, on request
+     * and when the worker set changes, so its per-worker tps and lastSeenAt
+     * age between fulls (the UI says so, and can ask for a fresh one). */
+    const uint64_t full_ms = (now > s->last_full_ns ? now - s->last_full_ns : 0) / 1000000;
+    json_object_set_new(o, "fullAt", s->full != NULL ? json_string(s->last_full_at) : json_null());
+    json_object_set_new(o, "fullAgeSec",
+                        s->full != NULL ? json_real((double)full_ms / 1000.0) : json_null());
     json_object_set_new(o, "workers", json_is_array(workers) ? json_incref((json_t *)workers)
                                                              : json_array());
     json_object_set_new(o, "queues", pipeline_of(workers));

@@ -32,6 +32,7 @@ struct reg_swarm {
     json_t *delta;              /* latest controller data (delta or full), owned */
     json_t *full;               /* latest controller status-full data, owned, or NULL */
     char last_status_at[32];    /* RFC 3339 of the envelope's timestamp */
+    char last_full_at[32];      /* the same for the latest status-full, or "" */
 };
 
 struct reg_outcome {

@@ -228,6 +228,31 @@ static void a_swarm_without_its_full_is_asked_again_after_10_s(void **state)
 
 /* ---- API ------------------------------------------------------------------- */
 
+static void the_projection_says_when_its_worker_list_was_taken(void **state)
+{
+    struct registry *r = *state;
+    ctl_status(r, "s1", "status-delta", "RUNNING", 3, 1 * SEC, NULL);
+    struct reg_swarm *s = reg_find(r, "s1");
+    json_t *j = reg_swarm_json(r, s, 1 * SEC, 0);
+    assert_true(json_is_null(json_object_get(j, "fullAt")));
+    assert_true(json_is_null(json_object_get(j, "fullAgeSec")));
+    json_decref(j);
+    ctl_status(r, "s1", "status-full", "RUNNING", 3, 3 * SEC, NULL);
+    /* A later delta refreshes the aggregate, not the worker list's age. */
+    json_t *d = envelope("metric", "status-delta", "s1", "swarm-controller", "s1-controller", NULL,
+                         ctl_data("RUNNING", 3, false));
+    json_object_set_new(d, "timestamp", json_string("2026-12-01T12:00:04.500Z"));
+    assert_true(feed(r, d, 4 * SEC, NULL));
+    j = reg_swarm_json(r, s, 5 * SEC + 250000000ull, 0);
+    assert_string_equal(json_string_value(json_object_get(j, "fullAt")),
+                        "2026-12-01T12:00:00.000Z");
+    assert_true(json_real_value(json_object_get(j, "fullAgeSec")) > 2.249 &&
+                json_real_value(json_object_get(j, "fullAgeSec")) < 2.251);
+    assert_string_equal(json_string_value(json_object_get(j, "lastStatusAt")),
+                        "2026-12-01T12:00:04.500Z");
+    json_decref(j);
+}
+
 struct published {
     int n;
     char type[16][32], swarm[16][64], role[16][64], instance[16][64], cid[16][64];
@@ -485,6 +510,7 @@ int main(void)
         T(worker_status_and_malformed_envelopes_are_ignored),
         T(outcomes_are_kept_by_correlation_id),
         T(a_swarm_without_its_full_is_asked_again_after_10_s),
+        T(the_projection_says_when_its_worker_list_was_taken),
         T(get_swarms_lists_each_projection_with_the_documented_fields),
         T(refresh_asks_every_known_swarm_and_a_second_call_within_2_s_is_throttled),
         T(reset_wipes_the_projection_then_asks_every_controller),
