@@ -52,6 +52,7 @@ static void untrack(struct ctl *c, struct ctl_worker *w)
     if (w->pidfd >= 0) close(w->pidfd);
     blob_free(&w->config);
     blob_free(&w->io);
+    blob_free(&w->queues);
     uint32_t index = w->index;
     memset(w, 0, sizeof *w);
     w->index = index;
@@ -133,6 +134,45 @@ static int blob_set(struct ctl_blob *b, const uint8_t *body, uint32_t len)
     return PH_OK;
 }
 
+/* The worker's work-plane queues ({in, out} name lists of io.work.queues),
+ * kept packed for the controller's status-full so that consumers can draw
+ * the pipeline. Only lists of short strings are kept: the record comes from
+ * the worker, the full goes to every consumer. */
+static void keep_queues(struct ctl_worker *w, const msgpack_object *io)
+{
+    w->queues.len = 0;
+    const msgpack_object *q = ph_mp_map_get(ph_mp_map_get(io, "work"), "queues");
+    if (q == NULL || q->type != MSGPACK_OBJECT_MAP) return;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    static const char *const keys[2] = {"in", "out"};
+    const msgpack_object *lists[2];
+    uint32_t n = 0;
+    for (int k = 0; k < 2; k++) {
+        lists[k] = ph_mp_map_get(q, keys[k]);
+        bool ok = lists[k] != NULL && lists[k]->type == MSGPACK_OBJECT_ARRAY &&
+                  lists[k]->via.array.size <= 16;
+        for (uint32_t i = 0; ok && i < lists[k]->via.array.size; i++)
+            ok = lists[k]->via.array.ptr[i].type == MSGPACK_OBJECT_STR &&
+                 lists[k]->via.array.ptr[i].via.str.size <= 255;
+        if (!ok) lists[k] = NULL;
+        n += lists[k] != NULL;
+    }
+    if (n > 0) {
+        msgpack_pack_map(&pk, n);
+        for (int k = 0; k < 2; k++) {
+            if (lists[k] == NULL) continue;
+            msgpack_pack_str(&pk, strlen(keys[k]));
+            msgpack_pack_str_body(&pk, keys[k], strlen(keys[k]));
+            msgpack_pack_object(&pk, *lists[k]);
+        }
+        blob_set(&w->queues, (const uint8_t *)sb.data, (uint32_t)sb.size);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
 struct drain_ctx {
     struct ctl *c;
     struct ctl_worker *w;
@@ -167,6 +207,7 @@ static int on_record(void *ctx, uint16_t type, const uint8_t *body, uint32_t len
         msgpack_zone_init(&zone, 2048);
         msgpack_object o;
         int rc = ph_mp_decode(body, len, true, &zone, &o, err, sizeof err);
+        if (rc == PH_OK && type == PH_REC_IO) keep_queues(w, &o);
         msgpack_zone_destroy(&zone);
         if (rc != PH_OK) {
             quarantine(d->c, w, PH_Q_RECORD, err);

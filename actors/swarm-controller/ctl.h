@@ -64,6 +64,7 @@ struct ctl_worker {
 
     struct ctl_blob config;
     struct ctl_blob io;
+    struct ctl_blob queues; /* {in: [..], out: [..]} of io.work.queues, msgpack; len 0: none */
     uint32_t quarantine; /* enum ph_quarantine */
     uint64_t records;
     uint64_t bad_records;

@@ -270,6 +270,7 @@ struct wentry {
     uint64_t tps, last_seen;
     int32_t pid;
     int64_t slot; /* -1 for ghosts */
+    const struct ctl_blob *queues; /* packed {in, out}, or NULL */
 };
 
 static int wentry_cmp(const void *x, const void *y)
@@ -299,20 +300,21 @@ static void pack_workers(const struct swarm *s, msgpack_packer *pk, uint64_t now
                                  w->tps,
                                  w->last_seen_ns ? w->last_seen_ns : w->tracked_mono_ns,
                                  w->pid,
-                                 w->index};
+                                 w->index,
+                                 w->queues.len > 0 ? &w->queues : NULL};
     }
     for (uint32_t i = 0; e != NULL && i < SWARM_MAX_GHOSTS; i++) {
         const struct swarm_ghost *g = &s->ghosts[i];
         if (!g->used) continue;
         e[n++] = (struct wentry){g->role, g->instance, g->enabled, true,  true, g->io_in,
-                                 g->io_out, 0,         g->last_seen_ns, g->pid, -1};
+                                 g->io_out, 0,         g->last_seen_ns, g->pid, -1, NULL};
     }
     if (e != NULL) qsort(e, n, sizeof *e, wentry_cmp);
     msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++) {
         char ts[32];
         mono_to_rfc3339(e[i].last_seen, now, ts);
-        dp_map(pk, e[i].dead ? 10 : 9);
+        dp_map(pk, 9 + (e[i].dead ? 1 : 0) + (e[i].queues != NULL ? 1 : 0));
         dp_kv_str(pk, "role", e[i].role);
         dp_kv_str(pk, "instance", e[i].instance);
         dp_kv_bool(pk, "enabled", e[i].enabled);
@@ -328,6 +330,12 @@ static void pack_workers(const struct swarm *s, msgpack_packer *pk, uint64_t now
         else
             msgpack_pack_nil(pk);
         if (e[i].dead) dp_kv_bool(pk, "dead", true);
+        if (e[i].queues != NULL) {
+            /* The work-plane queues, as the worker reported them (ctl.c kept
+             * them packed): consumers draw the pipeline from them. */
+            dp_str(pk, "queues");
+            pk->callback(pk->data, (const char *)e[i].queues->data, e[i].queues->len);
+        }
     }
     free(e);
     free((void *)live);

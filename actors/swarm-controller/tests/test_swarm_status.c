@@ -888,6 +888,38 @@ static void same_alert_code_from_two_workers_is_not_suppressed(void **state)
     assert_int_equal(fx_count(f, mark, "event", "alert", NULL), 2);
 }
 
+/* Consumers draw the pipeline from the controller's full (issue 8). */
+static void controller_full_carries_each_workers_queues_for_the_pipeline(void **state)
+{
+    struct fx *f = *state;
+    ph_worker *g = fx_attach(f, "generator", "g-1");
+    ph_worker *p = fx_attach(f, "processor", "p-1");
+    json_t *io = json_pack("{s:{s:{s:[s], s:[s]}}}", "work", "queues", "in", "ph.work.s.generator",
+                           "out", "ph.work.s.processor");
+    ph_worker_publish_io(g, io);
+    json_decref(io);
+    /* A worker's nonsense is not passed on. */
+    io = json_pack("{s:{s:{s:[i, i]}}}", "work", "queues", "in", 1, 2);
+    ph_worker_publish_io(p, io);
+    json_decref(io);
+    fx_step(f, 300 * MS);
+    size_t mark = fx_ndocs(f);
+    fx_signal(f, "status-request", "swarm-controller", f->ctl_instance, "c-q", NULL, NULL);
+    fx_step(f, 1 * MS);
+    json_t *full = fx_last(f, mark, "metric", "status-full", "swarm-controller");
+    assert_non_null(full);
+    json_t *ws = jget(full, "data.context.workers");
+    assert_int_equal(json_array_size(ws), 2);
+    json_t *gq = json_object_get(json_array_get(ws, 0), "queues");
+    assert_non_null(gq);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(gq, "in"), 0)),
+                        "ph.work.s.generator");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(gq, "out"), 0)),
+                        "ph.work.s.processor");
+    assert_null(json_object_get(json_array_get(ws, 1), "queues"));
+    assert_int_equal(f->violations, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void)
@@ -912,6 +944,7 @@ int main(void)
         T(delta_carries_the_small_aggregate_only),
         T(controller_full_lists_live_workers_sorted_by_role_then_instance),
         T(clean_detach_removes_the_worker_from_the_list),
+        T(controller_full_carries_each_workers_queues_for_the_pipeline),
         T(dead_worker_is_listed_stale_and_dead_within_grace_then_dropped),
         T(restarted_worker_replaces_its_dead_entry_and_is_healthy),
         T(worker_status_never_contains_a_workers_list),
