@@ -65,11 +65,14 @@ static void reply_error(struct api_resp *out, int status, const char *fmt, ...)
 
 /* ---- broadcasts ---------------------------------------------------------- */
 
-json_t *api_broadcast(struct api *a, bool reset, uint64_t now, uint64_t real_ns)
+json_t *api_broadcast(struct api *a, bool reset, bool throttled, uint64_t now, uint64_t real_ns)
 {
-    struct api_broadcast *b = reset ? &a->reset : &a->refresh;
+    struct api_broadcast own = {0};
+    /* The orchestrator's own rebuilds neither wait for nor count against
+     * the callers' throttle. */
+    struct api_broadcast *b = !throttled ? &own : reset ? &a->reset : &a->refresh;
     const char *mode = reset ? "reset" : "refresh";
-    if (b->at_ns != 0 && now - b->at_ns < API_THROTTLE_NS)
+    if (throttled && b->at_ns != 0 && now - b->at_ns < API_THROTTLE_NS)
         return json_pack("{s:s, s:s, s:s, s:i, s:b, s:s}", "mode", mode, "correlationId", b->cid,
                          "idempotencyKey", b->ikey, "signalsPublished", 0, "throttled", 1,
                          "issuedAt", b->issued_at);
@@ -246,7 +249,7 @@ void api_handle(struct api *a, const char *method, const char *path, const char 
     } else if (n == 3 && strcmp(seg[1], "control-plane") == 0 &&
                (strcmp(seg[2], "refresh") == 0 || strcmp(seg[2], "reset") == 0)) {
         if (!post) reply_error(out, 405, "%.200s takes POST", path);
-        else reply_json(out, 202, api_broadcast(a, strcmp(seg[2], "reset") == 0, now, real_ns));
+        else reply_json(out, 202, api_broadcast(a, strcmp(seg[2], "reset") == 0, true, now, real_ns));
     } else if (strcmp(seg[1], "swarms") == 0 &&
                ph_ident_check("swarm id", seg[2], why, sizeof why) != PH_OK) {
         reply_error(out, 400, "%s", why);

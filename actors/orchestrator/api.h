@@ -62,8 +62,11 @@ void api_handle(struct api *a, const char *method, const char *path, const char 
 void api_resp_free(struct api_resp *r);
 
 /* A status-request to every known swarm (or to every controller when none
- * is known). `reset` wipes the registry first. Returns the 202 body. */
-json_t *api_broadcast(struct api *a, bool reset, uint64_t now_ns, uint64_t real_ns);
+ * is known). `reset` wipes the registry first; `throttled` (the API's calls)
+ * answers a call within 2 s of the previous one without sending anything.
+ * Returns the 202 body. */
+json_t *api_broadcast(struct api *a, bool reset, bool throttled, uint64_t now_ns,
+                      uint64_t real_ns);
 
 /* A fresh random id ("orch-" and 32 hex digits). */
 void api_new_id(char *buf, size_t n, const char *prefix);

@@ -324,12 +324,10 @@ static void housekeeping(struct app *a, uint64_t now)
         a->full_due = true;
     }
     if (a->rebuild_due && ph_amqp_up(a->amqp)) {
-        json_t *b = api_broadcast(&a->api, false, now, ph_real_ns());
-        if (!json_is_true(json_object_get(b, "throttled"))) {
-            a->rebuild_due = false;
-            ph_info("asked %lld swarm(s) for a status-full (rebuild)",
-                    (long long)json_integer_value(json_object_get(b, "signalsPublished")));
-        }
+        json_t *b = api_broadcast(&a->api, false, false, now, ph_real_ns());
+        a->rebuild_due = false;
+        ph_info("asked %lld swarm(s) for a status-full (rebuild)",
+                (long long)json_integer_value(json_object_get(b, "signalsPublished")));
         json_decref(b);
     }
     char ids[16][PH_ID_MAX], ctl[16][PH_ID_MAX];

@@ -351,6 +351,19 @@ static void refresh_asks_every_known_swarm_and_a_second_call_within_2_s_is_throt
     json_decref(j);
 }
 
+static void the_orchestrators_own_rebuild_does_not_throttle_a_callers_refresh(void **state)
+{
+    struct registry *r = *state;
+    struct api a;
+    struct published p = {0};
+    api_init(&a, r, fake_publish, &p);
+    json_decref(api_broadcast(&a, false, false, 10 * SEC, 0)); /* on (re)connect */
+    json_t *j = call(&a, "POST", "/api/control-plane/refresh", NULL, 10 * SEC + 1, 202);
+    assert_false(json_is_true(json_object_get(j, "throttled")));
+    json_decref(j);
+    assert_int_equal(p.n, 2);
+}
+
 static void reset_wipes_the_projection_then_asks_every_controller(void **state)
 {
     struct registry *r = *state;
@@ -513,6 +526,7 @@ int main(void)
         T(the_projection_says_when_its_worker_list_was_taken),
         T(get_swarms_lists_each_projection_with_the_documented_fields),
         T(refresh_asks_every_known_swarm_and_a_second_call_within_2_s_is_throttled),
+        T(the_orchestrators_own_rebuild_does_not_throttle_a_callers_refresh),
         T(reset_wipes_the_projection_then_asks_every_controller),
         T(start_publishes_to_the_controller_and_its_outcome_can_be_fetched),
         T(errors_are_json_with_the_right_status),
