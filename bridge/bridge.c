@@ -467,10 +467,8 @@ static bool in_ring_has_room(const ph_ring_producer *p, uint32_t len)
 
 /* The in ring's consumer position, checked: the controller writes it, and
  * a nonsense value must not leave signals waiting forever. */
-static bool in_ring_sane(struct bridge *b)
+static bool in_ring_sane(struct bridge *b, uint64_t head)
 {
-    /* acquire: as in ph_ring_claim(); here only to validate it. */
-    const uint64_t head = atomic_load_explicit(&b->ch.hdr->in.head, memory_order_acquire);
     if ((head & (PH_RING_ALIGN - 1)) == 0 && head <= b->in.tail &&
         b->in.tail - head <= b->in.capacity)
         return true;
@@ -485,10 +483,16 @@ static bool in_ring_sane(struct bridge *b)
 
 void bridge_settle_consumed(struct bridge *b)
 {
-    if (!b->attached || b->sent == NULL) return;
+    /* A quarantined channel settles nothing: what it holds goes again into
+     * the next one. */
+    if (!b->attached || b->sent == NULL || b->quarantined) return;
     /* acquire: pairs with the controller's release of head (ph_ring_commit),
      * which it makes once the signals before it are in its journal. */
     const uint64_t head = atomic_load_explicit(&b->ch.hdr->in.head, memory_order_acquire);
+    /* A head no controller could have written (misaligned, ahead of what was
+     * written, or further behind than the ring holds) settles nothing: an
+     * acknowledgement on its word would lose the signals. */
+    if (!in_ring_sane(b, head)) return;
     while (b->sent != NULL && b->sent->end <= head) {
         struct bridge_pending *p = b->sent;
         b->sent = p->next;
@@ -536,7 +540,10 @@ bool bridge_flush_signals(struct bridge *b)
 {
     /* A quarantined channel is being replaced: signals wait for the new one. */
     if (!b->attached || b->quarantined) return b->head == NULL;
-    if (b->head != NULL && !in_ring_sane(b)) return false;
+    /* acquire: as in ph_ring_claim(); here to validate the position. */
+    if (b->head != NULL &&
+        !in_ring_sane(b, atomic_load_explicit(&b->ch.hdr->in.head, memory_order_acquire)))
+        return false;
     bool wrote = false;
     while (b->head != NULL) {
         struct bridge_pending *p = b->head;

@@ -629,6 +629,34 @@ static void a_close_mark_moved_after_the_ack_is_not_finished(void **state)
     assert_int_equal(atomic_load(&f->ch.hdr->close_ack), f->out.tail);
 }
 
+static void item15_a_corrupt_signal_ring_head_settles_nothing_in_flight(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    assert_int_equal(message(f, "swarm-start", "m-1", json_object(), 21), SIG_OK);
+    assert_int_equal(message(f, "swarm-stop", "m-2", json_object(), 22), SIG_OK);
+    tick(f);
+    assert_int_equal(bridge_signals_unconsumed(&f->b), 2);
+    /* A head beyond anything written must not be taken as "consumed". */
+    atomic_store(&f->ch.hdr->in.head, 1ull << 40);
+    tick(f);
+    assert_int_equal(f->sink.nsettled, 0);
+    assert_int_equal(atomic_load(&f->ch.hdr->reset_request), PH_CHAN_RESET_IN_CORRUPT);
+    /* The controller re-creates the channel: both go into the new one. */
+    char err[256];
+    ph_channel_close(&f->ch);
+    assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
+                     PH_OK);
+    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
+    ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring);
+    tick(f);
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 2);
+    assert_string_equal(g.cid[0], "m-1");
+    tick(f);
+    assert_int_equal(f->sink.nsettled, 2);
+}
+
 int main(void)
 {
     ph_log_init("test_bridge_core", "unit");
@@ -662,6 +690,8 @@ int main(void)
             item15_corrupt_out_ring_asks_the_controller_for_a_new_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(item15_corrupt_signal_ring_position_asks_for_a_new_channel,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            item15_a_corrupt_signal_ring_head_settles_nothing_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(
             closing_last_documents_are_confirmed_before_the_ack_and_the_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(a_close_mark_moved_after_the_ack_is_not_finished, setup,
