@@ -124,6 +124,15 @@ bool ph_ring_fits(ph_ring_producer *p, uint32_t body_len)
     return p->capacity - used >= total;
 }
 
+int ph_ring_producer_check(ph_ring_producer *p)
+{
+    /* acquire: as in ph_ring_claim(); here to judge the position. */
+    const uint64_t head = atomic_load_explicit(&p->desc->head, memory_order_acquire);
+    if ((head & (PH_RING_ALIGN - 1)) != 0 || head > p->tail || p->tail - head > p->capacity)
+        return PH_ERR_CORRUPT;
+    return PH_OK;
+}
+
 void ph_ring_publish(ph_ring_producer *p)
 {
     /* release: every record byte written before this store is visible to a

@@ -341,6 +341,7 @@ struct app {
      * it, and that waits until the journal holds it */
     bool holding;
     uint64_t hold_mark;
+    bool out_corrupt; /* the bridge's position in the document ring failed the checks */
     uint64_t channel_resets;
     uint64_t last_reset_ns;
 
@@ -381,8 +382,25 @@ static void outbox_settle(struct app *a)
     /* acquire: pairs with the bridge's release of head; a position it
      * reports is one it has finished reading. */
     const uint64_t head = atomic_load_explicit(&a->chan.hdr->out.head, memory_order_acquire);
+    const ph_ring_producer *p = &a->to_bridge;
+    /* A position no bridge could have written settles nothing. */
+    if ((head & (PH_RING_ALIGN - 1)) != 0 || head > p->tail || p->tail - head > p->capacity) {
+        a->out_corrupt = true;
+        return;
+    }
     while (a->outbox != NULL && a->outbox->end != 0 && a->outbox->end <= head)
         outbox_unlink_head(a);
+}
+
+static void recreate_channel(struct app *a, const char *why, bool rewrite_written);
+
+/* A full document ring: the bridge is slow, or its position is corrupt. The
+ * second would stop the swarm's status for good: the channel is re-created
+ * (the bridge cannot read an abandoned ring, so what waited is written again). */
+static void check_document_ring(struct app *a)
+{
+    if (ph_ring_producer_check(&a->to_bridge) != PH_OK)
+        a->out_corrupt = true; /* re-created at the start of the next tick */
 }
 
 /* Writes what waits, in order, as far as the journal and the room allow.
@@ -393,7 +411,10 @@ static bool outbox_flush(struct app *a)
     while (a->unwritten != NULL) {
         struct outdoc *d = a->unwritten;
         if (!journal_durable(&a->journal, d->mark)) break;
-        if (!ph_ring_fits(&a->to_bridge, (uint32_t)d->len)) break;
+        if (!ph_ring_fits(&a->to_bridge, (uint32_t)d->len)) {
+            check_document_ring(a);
+            break;
+        }
         void *dst = ph_ring_claim(&a->to_bridge, PH_DOC_RECORD, (uint32_t)d->len);
         if (dst == NULL) break;
         memcpy(dst, d->data, d->len);
@@ -419,6 +440,7 @@ static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
          * state); a wait is counted once, not on every retry. */
         if (!ph_ring_fits(&a->to_bridge, (uint32_t)len) ||
             !ph_ring_write(&a->to_bridge, PH_DOC_RECORD, data, (uint32_t)len)) {
+            check_document_ring(a);
             if (!a->status_waiting) a->docs_dropped++;
             a->status_waiting = true;
             return false;
@@ -580,11 +602,15 @@ static void publish_controller(struct app *a)
 
 static void note_mappings(const struct app *a);
 
-/* Re-creates the channel after one side found it corrupt: what the bridge
- * had not taken yet is written into the new one, signals read but not yet
- * handed back are forwarded again by the bridge (and recognised by their
- * correlation ids), and an alert says what happened. */
-static void recreate_channel(struct app *a, const char *why)
+/* Re-creates the channel after one side found it corrupt: signals read but
+ * not yet handed back are forwarded again by the bridge (and recognised by
+ * their correlation ids), and an alert says what happened. Outcomes and
+ * alerts not yet in the old ring go into the new one. Those already in the
+ * old ring are written again only when the bridge cannot read it
+ * (`rewrite_written`: its document ring is corrupt or cut short); otherwise
+ * the bridge drains the old ring before it moves, and writing them again
+ * would publish them twice. */
+static void recreate_channel(struct app *a, const char *why, bool rewrite_written)
 {
     const uint64_t now = ph_mono_ns();
     if (a->channel_resets > 0 && now - a->last_reset_ns < 1000000000ull) return; /* at most 1/s */
@@ -592,6 +618,7 @@ static void recreate_channel(struct app *a, const char *why)
     a->channel_resets++;
     ph_error("bridge channel /dev/shm%s: %s; re-creating it (reset %" PRIu64 ")", a->chan.name,
              why, a->channel_resets);
+    if (!rewrite_written) outbox_settle(a);
     char err[512];
     struct ph_channel fresh;
     /* Default sizes, as at start: the old header is not to be trusted. */
@@ -604,8 +631,14 @@ static void recreate_channel(struct app *a, const char *why)
     note_mappings(a);
     publish_controller(a);
     a->holding = false;
-    for (struct outdoc *d = a->outbox; d != NULL; d = d->next) d->end = 0;
-    a->unwritten = a->outbox;
+    a->out_corrupt = false;
+    if (rewrite_written) {
+        for (struct outdoc *d = a->outbox; d != NULL; d = d->next) d->end = 0;
+        a->unwritten = a->outbox;
+    } else {
+        /* In the old ring, for the bridge to drain: no longer ours to keep. */
+        while (a->outbox != NULL && a->outbox->end != 0) outbox_unlink_head(a);
+    }
     outbox_flush(a);
     swarm_on_bridge(&a->swarm);
     char msg[300];
@@ -656,7 +689,7 @@ static bool shared_memory_whole(struct app *a)
     }
     struct stat st;
     if (fstat(a->chan.fd, &st) == 0 && (uint64_t)st.st_size < a->chan.size)
-        recreate_channel(a, "the channel was truncated");
+        recreate_channel(a, "the channel was truncated", true);
     return true;
 }
 
@@ -769,7 +802,7 @@ static int take_signals(struct app *a)
     if (a->holding) return 0;
     int n = ph_ring_drain_held(&a->from_bridge, on_signal_doc, a, a->signal_scratch, 256);
     if (n < 0) {
-        recreate_channel(a, "the signal ring from the bridge failed validation");
+        recreate_channel(a, "the signal ring from the bridge failed validation", false);
         return 0;
     }
     if (n > 0) {
@@ -790,9 +823,13 @@ static bool tick(struct app *a)
     /* acquire: pairs with the bridge's release store of its request. */
     uint32_t reset = atomic_load_explicit(&a->chan.hdr->reset_request, memory_order_acquire);
     if (reset != PH_CHAN_RESET_NONE)
-        recreate_channel(a, reset == PH_CHAN_RESET_OUT_CORRUPT
-                                ? "the bridge found the document ring corrupt"
-                                : "the bridge found the signal ring's positions corrupt");
+        recreate_channel(a,
+                         reset == PH_CHAN_RESET_OUT_CORRUPT
+                             ? "the bridge found the document ring corrupt"
+                             : "the bridge found the signal ring's positions corrupt",
+                         reset == PH_CHAN_RESET_OUT_CORRUPT);
+    if (a->out_corrupt)
+        recreate_channel(a, "the bridge's position in the document ring is corrupt", false);
     /* acquire: pairs with the bridge's release of its new generation. */
     uint64_t gen = atomic_load_explicit(&a->chan.hdr->bridge_generation, memory_order_acquire);
     if (gen != a->bridge_gen) {

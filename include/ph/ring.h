@@ -105,6 +105,12 @@ void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len);
 /* True when a record of `body_len` bytes would fit now; counts nothing.
  * For retrying records that wait for room without inflating overflows. */
 bool ph_ring_fits(ph_ring_producer *p, uint32_t body_len);
+/* Checks the consumer's position as the producer sees it: PH_ERR_CORRUPT
+ * when no consumer could have written it (misaligned, ahead of what was
+ * written, further behind than the ring holds). A producer finding its ring
+ * full asks this before waiting: a corrupt position would leave it waiting
+ * for ever. */
+int ph_ring_producer_check(ph_ring_producer *p);
 /* Makes every claimed record visible to the consumer. */
 void ph_ring_publish(ph_ring_producer *p);
 /* claim + copy + publish; false when dropped. */

@@ -7,6 +7,8 @@
 #     control.channel-reset, and status flows again;
 #   - the in ring's head is set beyond anything written: the bridge asks
 #     again, and a signal sent afterwards is answered;
+#   - the out ring's head is set beyond anything written: the controller,
+#     unable to write, finds it out and re-creates the channel;
 #   - both processes keep running; every envelope passes validate.py.
 # usage: test_channel_reset.sh [BIN_DIR]
 set -euo pipefail
@@ -77,6 +79,16 @@ wait_until 10 "the bridge to ask for a new channel" sh -c "[ \$(grep -c 'asking 
 wait_until 10 "the answer to a signal sent after the corruption" has "$OUT" '"correlationId":"after-in-reset"'
 [ "$(count "$TMP/controller.log" "re-creating it")" -ge 2 ] || die "the controller did not re-create the channel twice"
 pass "in ring corrupted: channel re-created, the waiting signal answered"
+
+echo "== the document ring's consumer position set beyond anything written (review finding)"
+RESETS=$(count "$TMP/controller.log" "re-creating it")
+"$BIN/ph-test-shm" chan-out-head "$SWARM" 0x10000000000
+signal status-request after-out-head
+wait_until 15 "the controller to re-create the channel" more_than "$TMP/controller.log" "re-creating it" "$RESETS"
+wait_until 10 "the answer to a signal sent after the corruption" has "$OUT" '"correlationId":"after-out-head"'
+DELTAS=$(count "$OUT" "event.metric.status-delta.$SWARM.swarm-controller")
+wait_until 15 "status-deltas flowing again" more_than "$OUT" "event.metric.status-delta.$SWARM.swarm-controller" "$DELTAS"
+pass "document ring head corrupted: channel re-created, status and answers flow again"
 
 kill -0 "$CTL_PID" && kill -0 "$BR_PID" || die "the controller or the bridge died"
 pass "controller and bridge still running"

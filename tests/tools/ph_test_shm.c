@@ -4,6 +4,7 @@
  *
  *   ph-test-shm chan-out-tail SWARM VALUE   the out ring's tail (controller side)
  *   ph-test-shm chan-in-head SWARM VALUE    the in ring's head (controller side)
+ *   ph-test-shm chan-out-head SWARM VALUE   the out ring's head (bridge side)
  *   ph-test-shm cmd-tail SWARM SLOT VALUE   a worker slot's command ring tail
  *
  * Exit 0 when written, 1 with a message otherwise. */
@@ -17,7 +18,7 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: ph-test-shm chan-out-tail|chan-in-head SWARM VALUE\n"
+    fprintf(stderr, "usage: ph-test-shm chan-out-tail|chan-in-head|chan-out-head SWARM VALUE\n"
                     "       ph-test-shm cmd-tail SWARM SLOT VALUE\n");
     return 2;
 }
@@ -37,13 +38,16 @@ int main(int argc, char **argv)
 {
     if (argc < 4) return usage();
     char err[512];
-    if (strcmp(argv[1], "chan-out-tail") == 0 || strcmp(argv[1], "chan-in-head") == 0) {
+    if (strcmp(argv[1], "chan-out-tail") == 0 || strcmp(argv[1], "chan-in-head") == 0 ||
+        strcmp(argv[1], "chan-out-head") == 0) {
         struct ph_channel ch;
         if (ph_channel_open(&ch, argv[2], true, err, sizeof err) != PH_OK) {
             fprintf(stderr, "ph-test-shm: %s\n", err);
             return 1;
         }
-        _Atomic uint64_t *p = argv[1][5] == 'o' ? &ch.hdr->out.tail : &ch.hdr->in.head;
+        _Atomic uint64_t *p = strcmp(argv[1], "chan-out-tail") == 0  ? &ch.hdr->out.tail
+                              : strcmp(argv[1], "chan-out-head") == 0 ? &ch.hdr->out.head
+                                                                      : &ch.hdr->in.head;
         atomic_store_explicit(p, num(argv[3]), memory_order_release);
         ph_channel_close(&ch);
         return 0;
