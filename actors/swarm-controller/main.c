@@ -352,6 +352,7 @@ struct app {
     uint32_t tick_ms;
     uint64_t last_liveness, last_activity;
     bool journal_writing;
+    bool initial_scan; /* the first scan of an adopted segment */
     uint64_t bus_faults, size_errors;
     bool adopted;
     uint64_t started_real_ns;
@@ -543,7 +544,8 @@ static void on_joined(void *ctx, struct ctl *c, struct ctl_worker *w)
     /* Attached under a previous controller (an adopted segment): that one
      * consumed its config and io records, so ask for them again; and it had
      * already brought the worker to the swarm's state. */
-    const bool inherited = a->adopted && w->attached_real_ns < a->started_real_ns;
+    const bool inherited =
+        a->adopted && (a->initial_scan || w->attached_real_ns < a->started_real_ns);
     if (inherited) ctl_send_command(c, w->index, PH_CMD_STATUS_REQUEST, NULL, 0);
     swarm_on_joined(&a->swarm, w, !inherited, ph_mono_ns());
 }
@@ -1029,8 +1031,12 @@ int main(int argc, char **argv)
             a.seg.command_ring, a.seg.size,
             atomic_load_explicit(&a.seg.hdr->generation, memory_order_relaxed));
     if (a.adopted && prev_journal[0] != '\0') {
-        /* The workers first, so that signals taken up again reach them. */
+        /* The workers first, so that signals taken up again reach them;
+         * each is checked against the recovered desired config once it has
+         * reported its own (swarm_on_joined). */
+        a.initial_scan = true;
         ctl_scan(&a.ctl, ph_mono_ns());
+        a.initial_scan = false;
         if (swarm_recover(&a.swarm, prev_journal, ph_mono_ns(), err, sizeof err) < 0)
             ph_warn("%s: the swarm starts from its swarm file's state", err);
     }

@@ -504,6 +504,50 @@ void swarm_on_joined(struct swarm *s, struct ctl_worker *w, bool sync, uint64_t 
                          "role", w->role, "instance", w->instance, "pid", (int)w->pid, "slot",
                          (int)w->index));
     if (sync && w->quarantine == PH_Q_NONE) join_sync(s, w, now);
+    if (!sync) {
+        s->ws[w->index].sync_check = true;
+        s->ws[w->index].sync_check_since = now;
+    }
+}
+
+/* Does the worker's reported config hold every value the swarm wants of it? */
+static bool config_matches(const struct ctl_worker *w, const json_t *want)
+{
+    if (w->config.len == 0) return false;
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 2048);
+    msgpack_object o;
+    char err[128];
+    json_t *have = NULL;
+    if (ph_mp_decode(w->config.data, w->config.len, true, &zone, &o, err, sizeof err) == PH_OK)
+        have = ph_mp_to_json(&o);
+    msgpack_zone_destroy(&zone);
+    bool same = have != NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)want, k, v)
+    {
+        if (!same) break;
+        /* Secrets never appear in a reported config: they cannot be compared. */
+        if (ph_key_is_secret(k)) continue;
+        same = json_equal(json_object_get(have, k), v);
+    }
+    json_decref(have);
+    return same;
+}
+
+/* An inherited worker whose config has arrived (or did not in time): sent
+ * the swarm's config only when it differs from what the worker reports. */
+static void sync_check(struct swarm *s, struct ctl_worker *w, uint64_t now)
+{
+    struct swarm_wstate *ws = &s->ws[w->index];
+    if (w->config.len == 0 && now - ws->sync_check_since < SWARM_SYNC_CHECK_NS) return;
+    ws->sync_check = false;
+    json_t *want = desired_for(&s->desired, w->role, w->instance);
+    if (want == NULL) return;
+    const bool same = config_matches(w, want);
+    json_decref(want);
+    if (!same && w->quarantine == PH_Q_NONE) join_sync(s, w, now);
 }
 
 void swarm_on_left(struct swarm *s, struct ctl_worker *w, bool dead, uint64_t now)
@@ -1073,6 +1117,7 @@ static void workers_tick(struct swarm *s, uint64_t now)
             memset(ws, 0, sizeof *ws);
             ws->word = w->word;
         }
+        if (ws->sync_check) sync_check(s, w, now);
         /* tps is recomputed against now, so a worker that stops reporting
          * falls to 0 after the window instead of keeping its last rate; the
          * slot shows the same figure to tools (phctl shm-dump). */

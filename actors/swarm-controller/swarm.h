@@ -102,6 +102,9 @@ struct swarm_wstate {
     bool delta_due;
     uint64_t last_delta_ns;
     int16_t role_hint;        /* its role's index in the last aggregate (a guess, checked) */
+    bool sync_check;          /* inherited from a previous controller: compare its config
+                               * with the desired one once it has reported it */
+    uint64_t sync_check_since;
     char last_alert_code[64]; /* per-worker alert flood guard */
     uint64_t last_alert_ns;
     uint32_t alerts_suppressed;
@@ -270,8 +273,12 @@ void swarm_destroy(struct swarm *s);
 void swarm_set_roles(struct swarm *s, const struct swarm_role *roles, uint32_t n);
 
 /* ctl hooks forward here. `sync`: bring the worker to the swarm's desired
- * state (false for workers that were attached, and synced, under a previous
- * controller of an adopted segment). */
+ * state now. False for workers found attached when an adopted segment is
+ * taken over: those are checked once they have reported their config (or
+ * after SWARM_SYNC_CHECK_NS) and sent the desired config only if it
+ * differs, because a restarted controller must not disturb a whole swarm,
+ * yet a worker restarted while no controller ran must not stay behind. */
+#define SWARM_SYNC_CHECK_NS 2000000000ull
 void swarm_on_joined(struct swarm *s, struct ctl_worker *w, bool sync, uint64_t now_ns);
 void swarm_on_left(struct swarm *s, struct ctl_worker *w, bool dead, uint64_t now_ns);
 void swarm_on_alert(struct swarm *s, struct ctl_worker *w, const struct ph_rec_alert *a);

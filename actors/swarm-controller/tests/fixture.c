@@ -163,8 +163,10 @@ static void fx_closing(void *ctx)
 
 static void h_joined(void *ctx, struct ctl *c, struct ctl_worker *w)
 {
-    (void)c;
     struct fx *f = ctx;
+    /* As the daemon does: a worker inherited from a previous controller is
+     * asked to report everything again. */
+    if (f->adopting) ctl_send_command(c, w->index, PH_CMD_STATUS_REQUEST, NULL, 0);
     swarm_on_joined(&f->sw, w, !f->adopting, f->now);
 }
 
@@ -188,6 +190,8 @@ static void h_ack(void *ctx, struct ctl *c, struct ctl_worker *w, const struct p
     struct fx *f = ctx;
     swarm_on_ack(&f->sw, w, a, f->now);
 }
+
+static void wk_forget(ph_worker *w);
 
 /* ---- set-up ------------------------------------------------------------ */
 
@@ -281,7 +285,10 @@ int fx_teardown(void **state)
 {
     struct fx *f = *state;
     if (f == NULL) return 0;
-    for (int i = 0; i < f->nwk; i++) ph_worker_detach(f->wk[i]);
+    for (int i = 0; i < f->nwk; i++) {
+        wk_forget(f->wk[i]);
+        ph_worker_detach(f->wk[i]);
+    }
     swarm_destroy(&f->sw);
     ctl_destroy(&f->ctl);
     ph_segment_close(&f->seg);
@@ -314,6 +321,37 @@ void fx_step(struct fx *f, uint64_t dt)
 
 /* ---- SDK workers ------------------------------------------------------- */
 
+/* Each SDK worker's effective config, as a real worker keeps it: patches
+ * merge into it, and it is what the worker reports. */
+static struct {
+    ph_worker *w;
+    json_t *config;
+} wk_cfg[4 * FX_MAX_WORKERS];
+
+static json_t **wk_config(ph_worker *w)
+{
+    for (size_t i = 0; i < sizeof wk_cfg / sizeof wk_cfg[0]; i++)
+        if (wk_cfg[i].w == w) return &wk_cfg[i].config;
+    for (size_t i = 0; i < sizeof wk_cfg / sizeof wk_cfg[0]; i++)
+        if (wk_cfg[i].w == NULL) {
+            wk_cfg[i].w = w;
+            wk_cfg[i].config = json_pack("{s:i, s:s}", "ratePerSec", 1, "password", "hunter2");
+            return &wk_cfg[i].config;
+        }
+    fail_msg("too many SDK workers in one test");
+    return NULL;
+}
+
+static void wk_forget(ph_worker *w)
+{
+    for (size_t i = 0; i < sizeof wk_cfg / sizeof wk_cfg[0]; i++)
+        if (wk_cfg[i].w == w) {
+            json_decref(wk_cfg[i].config);
+            wk_cfg[i].w = NULL;
+            wk_cfg[i].config = NULL;
+        }
+}
+
 ph_worker *fx_attach(struct fx *f, const char *role, const char *instance)
 {
     assert_true(f->nwk < FX_MAX_WORKERS);
@@ -333,6 +371,7 @@ void fx_detach(struct fx *f, ph_worker *w)
 {
     for (int i = 0; i < f->nwk; i++) {
         if (f->wk[i] != w) continue;
+        wk_forget(w);
         ph_worker_detach(w);
         f->wk[i] = f->wk[--f->nwk];
         return;
@@ -364,7 +403,9 @@ int wk_apply(ph_worker *w, bool ok, json_t **last_patch, int *last_type)
             if (ok) {
                 const json_t *en = json_object_get(cmd.patch, "enabled");
                 if (json_is_boolean(en)) ph_worker_set_enabled(w, json_is_true(en));
-                ph_worker_publish_config(w, cmd.patch);
+                json_t **cfg = wk_config(w);
+                json_object_update(*cfg, cmd.patch);
+                ph_worker_publish_config(w, *cfg);
                 ph_worker_publish_status(w);
             }
             ph_worker_ack(w, cmd.token, ok, ok ? "config applied" : "refused by the test");

@@ -269,13 +269,18 @@ static void item03_restarted_controller_answers_a_signal_its_predecessor_took_in
     fx_step(f, 10 * MS);
     size_t mark = fx_ndocs(f);
     assert_true(fx_restart_controller(f) > 0);
+    /* The adopter asks every worker to report again; their configs are what
+     * the swarm wants, so nothing else is sent to them. */
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 1);
+    assert_int_equal(wk_apply(t.g, true, NULL, NULL), 1);
 
     /* The swarm is where it was. */
     assert_int_equal(f->sw.status, SW_RUNNING);
     assert_true(f->sw.workloads_enabled);
     /* The open signal was sent again; the worker applies both copies (the
-     * first from the dead controller) and the new controller answers once. */
-    assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 2);
+     * first from the dead controller) and the adopter's status-request, and
+     * the new controller answers once. */
+    assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 3);
     fx_step(f, 10 * MS);
     assert_int_equal(outcomes_for(f, mark, "c-open"), 1);
     assert_string_equal(jstr(fx_first(f, mark, "outcome", NULL, NULL), "data.status"), "applied");
@@ -319,7 +324,9 @@ static void item19_restart_after_rotation_recovers_from_the_checkpoint(void **st
     size_t mark = fx_ndocs(f);
     assert_true(fx_restart_controller(f) > 0);
     assert_int_equal(f->sw.status, SW_RUNNING);
-    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 2); /* the open one, sent again */
+    /* the open one, sent again, and the adopter's status-request */
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 3);
+    assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 1); /* the status-request */
     fx_step(f, 10 * MS);
     assert_int_equal(outcomes_for(f, mark, "c-cp-open"), 1);
     /* Answered before the rotation: still known. */
@@ -347,6 +354,42 @@ static char *big_data(int n)
     }
     snprintf(d + len, cap - len, "]}");
     return d;
+}
+
+/* Review finding on item 6: a worker restarted while no controller ran must
+ * not be taken as already synced by the controller that adopts the segment. */
+static void item06_a_worker_restarted_while_no_controller_ran_is_brought_up_to_date(void **state)
+{
+    struct fx *f = *state;
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    start_swarm(f, &t, "start-z");
+    fx_signal(f, "config-update", "processor", NULL, "c-z", NULL, "{\"ratePerSec\": 7}");
+    wk_apply(t.p1, true, NULL, NULL);
+    wk_apply(t.p2, true, NULL, NULL);
+    fx_step(f, 10 * MS);
+    /* The controller is gone; p-1 dies and comes back from its file config. */
+    fx_detach(f, t.p1);
+    ph_worker *p1 = fx_attach(f, "processor", "p-1");
+    fx_restart_controller(f);
+    /* It reports its config (the status-request the adopter sends), which
+     * lacks what the swarm wants: it gets the swarm's config. */
+    int type = -1;
+    json_t *patch = NULL;
+    for (int i = 0; i < 30 && patch == NULL; i++) {
+        wk_apply(p1, true, &patch, &type);
+        fx_step(f, 100 * MS);
+    }
+    assert_non_null(patch);
+    assert_true(json_is_true(json_object_get(patch, "enabled")));
+    assert_int_equal(json_integer_value(json_object_get(patch, "ratePerSec")), 7);
+    json_decref(patch);
+    /* The generator reports what the swarm wants: left alone. */
+    patch = NULL;
+    wk_apply(t.g, true, &patch, NULL);
+    fx_step(f, 3 * SEC);
+    wk_apply(t.g, true, &patch, NULL);
+    assert_null(patch);
 }
 
 static void item19_large_signal_data_is_journaled_as_size_and_hash(void **state)
@@ -473,6 +516,7 @@ int main(void)
         T(item06_joining_worker_gets_the_enabled_flag_and_patches_in_force),
         T(item06_a_later_swarm_wide_patch_overrides_an_earlier_instance_one),
         T(item06_joining_worker_refusing_the_swarm_config_raises_an_alert),
+        T(item06_a_worker_restarted_while_no_controller_ran_is_brought_up_to_date),
         T(item03_restarted_controller_answers_a_signal_its_predecessor_took_in),
         cmocka_unit_test_setup_teardown(
             item03_signal_too_large_to_journal_is_answered_failed_retryable_after_restart,
