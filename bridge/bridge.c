@@ -128,7 +128,8 @@ static void requeue_unconsumed(struct bridge *b)
     b->npending += b->nsent;
     b->st.reforwarded += b->nsent;
     ph_info("%zu signal(s) the controller had not consumed will be forwarded again", b->nsent);
-    for (struct bridge_pending *p = b->sent; p != NULL; p = p->next) p->end = 0;
+    for (struct bridge_pending *p = b->sent; p != NULL; p = p->next)
+        p->end = 0;
     b->sent = b->sent_tail = NULL;
     b->nsent = 0;
 }
@@ -178,7 +179,8 @@ static int attach(struct bridge *b)
     /* The out ring's positions come from the controller side and are
      * validated here and on every drain. */
     const bool out_ok = ph_ring_consumer_init(&b->out, &ch.hdr->out, ch.out_data, out_cap) == PH_OK;
-    const bool in_ok = ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring) == PH_OK;
+    const bool in_ok =
+        ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring) == PH_OK;
     b->ch = ch;
     b->close_acked = 0; /* marks are positions in this channel's ring */
     requeue_unconsumed(b);
@@ -374,13 +376,13 @@ static void answer_refused(struct bridge *b, const struct sigcheck_result *r)
                            strncmp(r->answer.type, "swarm-", 6) == 0;
     const char *role = ctl_scope ? CONTRACT_CONTROLLER_ROLE : r->answer.role;
     const char *inst = ctl_scope ? b->cfg.controller_instance : r->answer.instance;
-    json_t *data = json_pack("{s:s, s:b, s:{s:s, s:s}}", "status", "failed", "retryable", 0,
-                             "context", "message", r->reason, "rejection",
-                             sigcheck_verdict_name(r->verdict));
+    json_t *data =
+        json_pack("{s:s, s:b, s:{s:s, s:s}}", "status", "failed", "retryable", 0, "context",
+                  "message", r->reason, "rejection", sigcheck_verdict_name(r->verdict));
     struct envelope e = {0};
     e.env = envelope_new(ph_real_ns(), CK_OUTCOME, r->answer.type, b->cfg.controller_instance,
-                         b->cfg.swarm, role[0] ? role : NULL, inst[0] ? inst : NULL,
-                         r->answer.cid, r->answer.ikey[0] ? r->answer.ikey : NULL, data);
+                         b->cfg.swarm, role[0] ? role : NULL, inst[0] ? inst : NULL, r->answer.cid,
+                         r->answer.ikey[0] ? r->answer.ikey : NULL, data);
     char why[256] = "out of memory";
     if (e.env == NULL || envelope_finish(&e, why, sizeof why) != PH_OK) {
         ph_error("cannot answer refused signal %s (correlationId %.64s): %s", r->answer.type,
@@ -403,7 +405,8 @@ static void reject(struct bridge *b, const struct sigcheck_result *r)
     answer_refused(b, r);
 }
 
-static void enqueue(struct bridge *b, const struct sigcheck_result *r, uint64_t delivery)
+static void enqueue(struct bridge *b, const struct sigcheck_result *r, uint64_t delivery,
+                    uint64_t line_end)
 {
     struct bridge_pending *p = malloc(sizeof *p + r->doc.size);
     if (p == NULL) {
@@ -414,6 +417,7 @@ static void enqueue(struct bridge *b, const struct sigcheck_result *r, uint64_t 
     p->next = NULL;
     p->delivery = delivery;
     p->end = 0;
+    p->line_end = line_end;
     p->len = (uint32_t)r->doc.size;
     memcpy(p->body, r->doc.data, r->doc.size);
     snprintf(p->type, sizeof p->type, "%s", r->type);
@@ -426,11 +430,11 @@ static void enqueue(struct bridge *b, const struct sigcheck_result *r, uint64_t 
     b->npending++;
 }
 
-static enum sigcheck_verdict on_verdict(struct bridge *b, uint64_t delivery)
+static enum sigcheck_verdict on_verdict(struct bridge *b, uint64_t delivery, uint64_t line_end)
 {
     enum sigcheck_verdict v = b->res.verdict;
     if (v == SIG_OK) {
-        enqueue(b, &b->res, delivery);
+        enqueue(b, &b->res, delivery, line_end);
         bridge_flush_signals(b);
     } else {
         reject(b, &b->res);
@@ -440,17 +444,17 @@ static enum sigcheck_verdict on_verdict(struct bridge *b, uint64_t delivery)
 }
 
 enum sigcheck_verdict bridge_signal_line(struct bridge *b, const char *line, size_t len,
-                                         size_t full_len)
+                                         size_t full_len, uint64_t line_end)
 {
     sigcheck_line(&b->sc, line, len, full_len, &b->res);
-    return on_verdict(b, 0);
+    return on_verdict(b, 0, line_end);
 }
 
 enum sigcheck_verdict bridge_signal_message(struct bridge *b, const char *rk, size_t rklen,
                                             const char *body, size_t len, uint64_t delivery)
 {
     sigcheck_message(&b->sc, rk, rklen, body, len, &b->res);
-    return on_verdict(b, delivery);
+    return on_verdict(b, delivery, 0);
 }
 
 /* Room for one record of `len` body bytes, computed like ph_ring_claim()
@@ -498,6 +502,7 @@ void bridge_settle_consumed(struct bridge *b)
         b->sent = p->next;
         if (b->sent == NULL) b->sent_tail = NULL;
         b->nsent--;
+        if (p->line_end > b->line_settled) b->line_settled = p->line_end;
         sink_settle(b->sink, p->delivery);
         b->st.settled++;
         free(p);

@@ -64,6 +64,7 @@ struct bridge_pending {
     struct bridge_pending *next;
     uint64_t delivery; /* transport handle to settle (0: none) */
     uint64_t end;      /* in-ring position just past it, once written */
+    uint64_t line_end; /* signal-file position just past its line (0: not from a file) */
     uint32_t len;
     char type[CONTRACT_TYPE_MAX];
     char cid[CONTRACT_STR_MAX];
@@ -105,7 +106,10 @@ struct bridge {
     size_t npending;
     struct bridge_pending *sent, *sent_tail; /* written, not yet consumed */
     size_t nsent;
-    uint64_t session; /* transport session the deliveries were checked against */
+    /* Signal-file position just past the last line whose signal the
+     * controller consumed: how far a restarted bridge may skip. */
+    uint64_t line_settled;
+    uint64_t session;     /* transport session the deliveries were checked against */
     uint64_t close_acked; /* close mark of this channel acknowledged (0: none) */
 
     struct bridge_stats st;
@@ -127,12 +131,13 @@ void bridge_request_full(struct bridge *b);
  * flushes the sink and unregisters. */
 void bridge_stop(struct bridge *b);
 
-/* Signals from a transport. The verdict tells the transport what to do
+/* Signals from a transport (a signal file's line carries the file position
+ * just past it, reported back through line_settled). The verdict tells the transport what to do
  * with the message (AMQP: ack on SIG_OK, reject without requeue otherwise);
  * a valid signal is queued in order and written into the in ring as soon as
  * there is room. */
 enum sigcheck_verdict bridge_signal_line(struct bridge *b, const char *line, size_t len,
-                                         size_t full_len);
+                                         size_t full_len, uint64_t line_end);
 enum sigcheck_verdict bridge_signal_message(struct bridge *b, const char *rk, size_t rklen,
                                             const char *body, size_t len, uint64_t delivery);
 /* Valid signals still waiting for room (or for a channel). */

@@ -51,6 +51,7 @@ void lines_feed(struct lines *l, const char *data, size_t n, lines_fn fn, void *
         l->len += keep;
         l->full_len += chunk;
         if (nl == NULL) return;
+        l->pos += l->full_len + 1;
         emit(l, fn, ctx);
         data += chunk + 1;
         n -= chunk + 1;
@@ -59,5 +60,8 @@ void lines_feed(struct lines *l, const char *data, size_t n, lines_fn fn, void *
 
 void lines_finish(struct lines *l, lines_fn fn, void *ctx)
 {
-    if (l->full_len > 0) emit(l, fn, ctx);
+    if (l->full_len > 0) {
+        l->pos += l->full_len;
+        emit(l, fn, ctx);
+    }
 }

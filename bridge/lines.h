@@ -7,16 +7,22 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct lines {
     char *buf;
     size_t max;      /* longest line kept whole */
     size_t len;      /* bytes of the current line kept in buf */
     size_t full_len; /* bytes of the current line seen so far */
+    /* Stream position just past the last complete line (its "\n"
+     * included), whether it was handed out or skipped as blank. The owner
+     * sets it when it starts reading mid-stream. */
+    uint64_t pos;
 };
 
 /* A complete line without its "\n" (and "\r"): `len` bytes at `line`, and its
- * real length `full_len` (> len only for an oversize line). */
+ * real length `full_len` (> len only for an oversize line). While fn runs,
+ * `pos` is already past the line. */
 typedef void (*lines_fn)(void *ctx, const char *line, size_t len, size_t full_len);
 
 int lines_init(struct lines *l, size_t max_line);

@@ -103,7 +103,8 @@ static void sync_sock(struct app *a)
 
 static void on_line(void *ctx, const char *line, size_t len, size_t full_len)
 {
-    bridge_signal_line(ctx, line, len, full_len);
+    struct app *a = ctx;
+    bridge_signal_line(a->b, line, len, full_len, a->in.lines.pos);
 }
 
 static void on_input(void *ctx, uint64_t tag, int res)
@@ -114,7 +115,7 @@ static void on_input(void *ctx, uint64_t tag, int res)
     in->inflight = false;
     if (res > 0) {
         in->offset += (uint64_t)res;
-        lines_feed(&in->lines, in->buf, (size_t)res, on_line, a->b);
+        lines_feed(&in->lines, in->buf, (size_t)res, on_line, a);
         return;
     }
     if (res == -EINTR) return; /* re-armed by the caller */
@@ -132,11 +133,16 @@ static void on_input(void *ctx, uint64_t tag, int res)
             ph_warn("signal file %s was truncated; reading it from the start", in->name);
             in->offset = 0;
             in->lines.len = in->lines.full_len = 0;
+            in->lines.pos = 0;
+            a->b->line_settled = 0;
+            /* The saved position belongs to the old content. */
+            in->saved = 0;
+            unlink(in->pos_path);
         }
         return;
     }
     if (res == 0) {
-        lines_finish(&in->lines, on_line, a->b);
+        lines_finish(&in->lines, on_line, a);
         ph_info("signal input %s ended; no more signals will be read from it", in->name);
     } else {
         ph_error("reading signal input %s failed: %s; no more signals will be read from it",
@@ -145,14 +151,17 @@ static void on_input(void *ctx, uint64_t tag, int res)
     in->eof = true;
 }
 
-/* Records how far complete lines of a followed file have been forwarded.
- * Only when nothing waits in the bridge: a line still queued for the
- * controller must be read again after a crash. */
-static void save_position(struct input *in, size_t pending)
+/* Records how far a followed file has been taken: a line whose signal the
+ * controller has not consumed (still queued in the bridge, or in the ring)
+ * must be read again after a crash. With nothing outstanding that is every
+ * complete line read (refused and blank ones too); else the end of the last
+ * line the controller consumed. */
+static void save_position(struct input *in, const struct bridge *b)
 {
-    if (!in->follow || pending > 0) return;
-    const uint64_t done = in->offset - in->lines.full_len;
-    if (done == in->saved) return;
+    if (!in->follow) return;
+    const bool idle = bridge_signals_pending(b) + bridge_signals_unconsumed(b) == 0;
+    const uint64_t done = idle ? in->lines.pos : b->line_settled;
+    if (done <= in->saved) return;
     char tmp[sizeof in->pos_path + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", in->pos_path);
     FILE *f = fopen(tmp, "w");
@@ -201,6 +210,7 @@ static int open_input(struct input *in, const char *spec, size_t max_line)
         ph_error("out of memory for the signal input buffers");
         return -1;
     }
+    in->lines.pos = in->offset;
     return 0;
 }
 
@@ -279,7 +289,7 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
                 ph_info("the swarm was removed and its last documents are confirmed: exiting");
                 break;
             }
-            save_position(&a.in, bridge_signals_pending(b));
+            save_position(&a.in, b);
         }
         sync_sock(&a);
         /* stdin: keep one read in flight; a followed file: one per tick. */
@@ -289,7 +299,7 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
     /* Requests still in flight reference `a`: the loop goes first. */
     ph_loop_free(a.loop);
     if (exit_code == 0) bridge_stop(b);
-    save_position(&a.in, bridge_signals_pending(b));
+    save_position(&a.in, b);
     close_input(&a.in);
     return exit_code;
 }

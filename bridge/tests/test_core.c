@@ -184,7 +184,15 @@ static int on_signal(void *ctx, uint16_t type, const uint8_t *body, uint32_t len
 static void signal_line(struct fixture *f, const char *cid, json_t *data)
 {
     char *line = sample_signal_line("config-update", f->swarm, "generator", NULL, cid, NULL, data);
-    bridge_signal_line(&f->b, line, strlen(line), strlen(line));
+    bridge_signal_line(&f->b, line, strlen(line), strlen(line), 0);
+    free(line);
+}
+
+static void signal_line_at(struct fixture *f, const char *cid, uint64_t line_end)
+{
+    char *line =
+        sample_signal_line("config-update", f->swarm, "generator", NULL, cid, NULL, json_object());
+    bridge_signal_line(&f->b, line, strlen(line), strlen(line), line_end);
     free(line);
 }
 
@@ -278,7 +286,7 @@ static void test_bad_signals_raise_one_alert_per_second_with_the_suppressed_coun
     tick(f);
     const char *bad[] = {"not json", "[1]", "{\"routingKey\":\"x\",\"envelope\":{}}"};
     for (int i = 0; i < 3; i++)
-        bridge_signal_line(&f->b, bad[i], strlen(bad[i]), strlen(bad[i]));
+        bridge_signal_line(&f->b, bad[i], strlen(bad[i]), strlen(bad[i]), 0);
     assert_int_equal(hdr(&f->ch.hdr->signals_rejected), 3);
     assert_int_equal(json_array_size(f->sink.got), 1);
     json_t *env = json_object_get(json_array_get(f->sink.got, 0), "env");
@@ -302,7 +310,7 @@ static void test_bad_signals_raise_one_alert_per_second_with_the_suppressed_coun
 
     /* A second later the next bad one alerts again and reports the two held back. */
     f->b.alerts.e[0].last_ns -= 1000000000;
-    bridge_signal_line(&f->b, "{}", 2, 2);
+    bridge_signal_line(&f->b, "{}", 2, 2, 0);
     assert_int_equal(json_array_size(f->sink.got), 2);
     env = json_object_get(json_array_get(f->sink.got, 1), "env");
     ctx = json_object_get(json_object_get(env, "data"), "context");
@@ -382,8 +390,8 @@ static uint64_t delivery(uint64_t session, uint64_t tag)
 static enum sigcheck_verdict message(struct fixture *f, const char *type, const char *cid,
                                      json_t *data, uint64_t dl)
 {
-    json_t *env = sample_signal_envelope(type, f->swarm, "swarm-controller", "ctl-1", cid,
-                                         "ik-1", data);
+    json_t *env =
+        sample_signal_envelope(type, f->swarm, "swarm-controller", "ctl-1", cid, "ik-1", data);
     char *body = json_dumps(env, JSON_COMPACT);
     json_decref(env);
     char rk[128];
@@ -450,6 +458,33 @@ static void item03_signals_unconsumed_by_a_dead_controller_go_to_the_next_one(vo
     assert_int_equal(f->sink.settled[1], delivery(0, 2));
 }
 
+static void item14_signal_file_progress_counts_only_lines_the_controller_consumed(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    signal_line_at(f, "f-1", 100);
+    signal_line_at(f, "f-2", 220);
+    signal_line_at(f, "f-3", 300);
+    tick(f);
+    /* Written into the ring, none consumed: a restart reads all three again. */
+    assert_int_equal(bridge_signals_unconsumed(&f->b), 3);
+    assert_int_equal(f->b.line_settled, 0);
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 2), 2);
+    tick(f);
+    assert_int_equal(f->b.line_settled, 220);
+    assert_int_equal(bridge_signals_unconsumed(&f->b), 1);
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 1);
+    tick(f);
+    assert_int_equal(f->b.line_settled, 300);
+    /* A transport's signals do not move it. */
+    assert_int_equal(message(f, "swarm-start", "m-1", json_object(), delivery(1, 1)), SIG_OK);
+    tick(f);
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 1);
+    tick(f);
+    assert_int_equal(f->b.line_settled, 300);
+}
+
 static void item03_after_a_reconnect_waiting_copies_of_the_old_session_are_dropped(void **state)
 {
     struct fixture *f = *state;
@@ -486,8 +521,8 @@ static json_t *outcome_for(struct fixture *f, const char *cid)
     return found;
 }
 
-static void item04_refused_but_identifiable_signal_gets_a_failed_outcome_with_the_reason(
-    void **state)
+static void
+item04_refused_but_identifiable_signal_gets_a_failed_outcome_with_the_reason(void **state)
 {
     struct fixture *f = *state;
     tick(f);
@@ -505,9 +540,9 @@ static void item04_refused_but_identifiable_signal_gets_a_failed_outcome_with_th
     json_t *data = json_object_get(o, "data");
     assert_string_equal(json_string_value(json_object_get(data, "status")), "failed");
     assert_false(json_is_true(json_object_get(data, "retryable")));
-    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(data, "context"),
-                                                             "message")),
-                           "exceeds"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_object_get(data, "context"), "message")),
+               "exceeds"));
     assert_string_equal(json_string_value(json_object_get(o, "idempotencyKey")), "ik-1");
     assert_string_equal(json_string_value(json_object_get(o, "type")), "config-update");
     assert_string_equal(json_string_value(json_object_get(o, "origin")), "ctl-1");
@@ -681,6 +716,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             item03_signals_unconsumed_by_a_dead_controller_go_to_the_next_one, setup, teardown),
         cmocka_unit_test_setup_teardown(
+            item14_signal_file_progress_counts_only_lines_the_controller_consumed, setup, teardown),
+        cmocka_unit_test_setup_teardown(
             item03_after_a_reconnect_waiting_copies_of_the_old_session_are_dropped, setup,
             teardown),
         cmocka_unit_test_setup_teardown(
@@ -690,8 +727,8 @@ int main(void)
             item15_corrupt_out_ring_asks_the_controller_for_a_new_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(item15_corrupt_signal_ring_position_asks_for_a_new_channel,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            item15_a_corrupt_signal_ring_head_settles_nothing_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(item15_a_corrupt_signal_ring_head_settles_nothing_in_flight,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             closing_last_documents_are_confirmed_before_the_ack_and_the_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(a_close_mark_moved_after_the_ack_is_not_finished, setup,

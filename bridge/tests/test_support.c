@@ -90,6 +90,43 @@ static void test_unterminated_last_line_counts_at_end_of_input(void **state)
     lines_free(&l);
 }
 
+/* Where each line ends in the stream, so a reader can resume after the
+ * last one it handed on (blank lines and CRs included in the count). */
+struct ends {
+    struct lines *l;
+    int n;
+    uint64_t end[8];
+};
+
+static void note_end(void *ctx, const char *line, size_t len, size_t full_len)
+{
+    (void)line, (void)len, (void)full_len;
+    struct ends *e = ctx;
+    assert_true(e->n < 8);
+    e->end[e->n++] = e->l->pos;
+}
+
+static void test_line_positions_count_every_byte_of_the_stream(void **state)
+{
+    (void)state;
+    struct lines l;
+    assert_int_equal(lines_init(&l, 4), 0);
+    l.pos = 1000; /* resumed mid-file */
+    struct ends e = {.l = &l};
+    const char *in = "ab\n\r\n  \ncd\r\n0123456789\nlast";
+    for (size_t i = 0; i < strlen(in); i++)
+        lines_feed(&l, in + i, 1, note_end, &e);
+    assert_int_equal(e.n, 3);
+    assert_int_equal(e.end[0], 1003); /* "ab\n" */
+    assert_int_equal(e.end[1], 1012); /* "\r\n", "  \n" skipped, then "cd\r\n" */
+    assert_int_equal(e.end[2], 1023); /* the oversize line, all of it */
+    assert_int_equal(l.pos, 1023);    /* "last" is not complete yet */
+    lines_finish(&l, note_end, &e);
+    assert_int_equal(e.n, 4);
+    assert_int_equal(e.end[3], 1027);
+    lines_free(&l);
+}
+
 static void test_prefix_keeps_utf8_and_escapes_the_rest(void **state)
 {
     (void)state;
@@ -149,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_lines_are_split_across_arbitrary_chunks),
         cmocka_unit_test(test_oversize_line_is_reported_once_with_its_prefix_and_length),
         cmocka_unit_test(test_unterminated_last_line_counts_at_end_of_input),
+        cmocka_unit_test(test_line_positions_count_every_byte_of_the_stream),
         cmocka_unit_test(test_prefix_keeps_utf8_and_escapes_the_rest),
         cmocka_unit_test(test_rate_limit_allows_one_alert_per_code_per_interval),
         cmocka_unit_test(test_rate_limit_table_overflow_shares_the_last_entry),
