@@ -78,8 +78,10 @@ static int copy_header(const struct ph_shm_header *h, const char *name, struct h
      * those fields. */
     uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
     if (magic == 0) {
-        snprintf(err, errlen, "segment /dev/shm%s is not initialised (controller starting, or "
-                 "it died while creating it)", name);
+        snprintf(err, errlen,
+                 "segment /dev/shm%s is not initialised (controller starting, or "
+                 "it died while creating it)",
+                 name);
         return PH_ERR_MAGIC;
     }
     if (magic != PH_SHM_MAGIC) {
@@ -97,8 +99,9 @@ static int validate_copy(const struct hdr_copy *h, const char *name, const char 
                          uint64_t file_size, char *err, size_t errlen)
 {
     if (h->layout_version != PH_LAYOUT_VERSION) {
-        snprintf(err, errlen, "segment /dev/shm%s has layout version %" PRIu32
-                 ", this program reads %u", name, h->layout_version, PH_LAYOUT_VERSION);
+        snprintf(err, errlen,
+                 "segment /dev/shm%s has layout version %" PRIu32 ", this program reads %u", name,
+                 h->layout_version, PH_LAYOUT_VERSION);
         return PH_ERR_VERSION;
     }
     if (h->header_size != PH_SHM_HEADER_SIZE || h->slot_capacity == 0 ||
@@ -106,7 +109,8 @@ static int validate_copy(const struct hdr_copy *h, const char *name, const char 
         !ph_ring_capacity_valid(h->command_ring) ||
         h->slot_size != PH_SLOT_META_SIZE + h->status_ring + h->command_ring ||
         h->segment_size != ph_segment_size_for(h->slot_capacity, h->status_ring, h->command_ring)) {
-        snprintf(err, errlen, "segment /dev/shm%s has an inconsistent geometry (slots %" PRIu32
+        snprintf(err, errlen,
+                 "segment /dev/shm%s has an inconsistent geometry (slots %" PRIu32
                  ", slot size %" PRIu32 ", rings %" PRIu32 "/%" PRIu32 ", size %" PRIu64 ")",
                  name, h->slot_capacity, h->slot_size, h->status_ring, h->command_ring,
                  h->segment_size);
@@ -118,8 +122,10 @@ static int validate_copy(const struct hdr_copy *h, const char *name, const char 
         return PH_ERR_CORRUPT;
     }
     if (file_size < h->segment_size) {
-        snprintf(err, errlen, "segment /dev/shm%s is truncated: %" PRIu64 " bytes, its header "
-                 "says %" PRIu64, name, file_size, h->segment_size);
+        snprintf(err, errlen,
+                 "segment /dev/shm%s is truncated: %" PRIu64 " bytes, its header "
+                 "says %" PRIu64,
+                 name, file_size, h->segment_size);
         return PH_ERR_TRUNC;
     }
     return PH_OK;
@@ -132,8 +138,10 @@ static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, b
     struct stat st;
     if (fstat(fd, &st) != 0) return sys_err("cannot stat", seg->name, err, errlen);
     if ((uint64_t)st.st_size < PH_SHM_HEADER_SIZE) {
-        snprintf(err, errlen, "segment /dev/shm%s is truncated: %lld bytes, smaller than its "
-                 "%u-byte header", seg->name, (long long)st.st_size, PH_SHM_HEADER_SIZE);
+        snprintf(err, errlen,
+                 "segment /dev/shm%s is truncated: %lld bytes, smaller than its "
+                 "%u-byte header",
+                 seg->name, (long long)st.st_size, PH_SHM_HEADER_SIZE);
         return PH_ERR_TRUNC;
     }
     /* Map the header alone first: the full size is only trusted once the
@@ -156,8 +164,10 @@ static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, b
     struct hdr_copy again;
     rc = copy_header(base, seg->name, &again, err, errlen);
     if (rc == PH_OK && memcmp(&again, &hc, sizeof hc) != 0) {
-        snprintf(err, errlen, "segment /dev/shm%s changed while being opened (recreated, or its "
-                 "header is being written by another process)", seg->name);
+        snprintf(err, errlen,
+                 "segment /dev/shm%s changed while being opened (recreated, or its "
+                 "header is being written by another process)",
+                 seg->name);
         rc = PH_ERR_CORRUPT;
     }
     if (rc != PH_OK) {
@@ -185,8 +195,10 @@ int ph_segment_open(struct ph_segment *seg, const char *swarm_id, bool writable,
     int fd = shm_open(seg->name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
     if (fd < 0) {
         if (errno == ENOENT) {
-            snprintf(err, errlen, "no swarm '%s': /dev/shm%s does not exist (is its controller "
-                     "running?)", swarm_id, seg->name);
+            snprintf(err, errlen,
+                     "no swarm '%s': /dev/shm%s does not exist (is its controller "
+                     "running?)",
+                     swarm_id, seg->name);
             return PH_ERR_NOENT;
         }
         return sys_err("cannot open", seg->name, err, errlen);
@@ -214,20 +226,6 @@ int ph_segment_unlink(const char *swarm_id, char *err, size_t errlen)
     return PH_OK;
 }
 
-/* An existing object whose magic was never published and that is older
- * than a second was left by a creator that died half-way: safe to replace. */
-static bool abandoned_creation(int fd)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0) return false;
-    if ((uint64_t)st.st_size >= sizeof(uint64_t)) {
-        uint64_t magic = 0;
-        if (pread(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic || magic != 0)
-            return false;
-    }
-    return time(NULL) - st.st_mtime > 1;
-}
-
 /* True when the claim names a process that still runs: its pid is alive
  * (not a zombie) and the low 32 bits of its start time match. */
 static bool claim_alive(uint64_t claim)
@@ -236,6 +234,38 @@ static bool claim_alive(uint64_t claim)
     uint64_t start;
     if (pid <= 0 || ph_proc_start_time(pid, &start) != PH_OK) return false;
     return (uint32_t)start == (uint32_t)claim && ph_proc_alive(pid, start);
+}
+
+/* An existing object whose magic was never published, older than a second
+ * and whose creator (the claim it writes before the magic) is gone, was left
+ * by a creator that died half-way: safe to replace. A creator that is only
+ * slow (stopped, swapped out) keeps its object. */
+static bool abandoned_creation(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return false;
+    if ((uint64_t)st.st_size >= sizeof(uint64_t)) {
+        uint64_t magic = 0;
+        if (pread(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic || magic != 0) return false;
+    }
+    const off_t at = (off_t)offsetof(struct ph_shm_header, controller_claim);
+    uint64_t claim = 0;
+    if ((uint64_t)st.st_size >= (uint64_t)at + sizeof claim &&
+        pread(fd, &claim, sizeof claim, at) == (ssize_t)sizeof claim && claim != 0 &&
+        claim_alive(claim))
+        return false;
+    return time(NULL) - st.st_mtime > 1;
+}
+
+/* True when `name` still names the object open on `fd`: a rival that took
+ * our half-made object for abandoned has unlinked it and made its own. */
+static bool still_named(int fd, const char *name)
+{
+    char path[PH_ID_MAX + 32];
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    struct stat mine, named;
+    return fstat(fd, &mine) == 0 && stat(path, &named) == 0 && mine.st_ino == named.st_ino &&
+           mine.st_dev == named.st_dev;
 }
 
 /* True when claim `cur` belongs to a live controller other than `me`. Our
@@ -282,8 +312,8 @@ static int restore_truncated(int fd, const char *name, const char *swarm_id, cha
     if (rc != PH_OK) return rc;
     if (ftruncate(fd, (off_t)hc.segment_size) != 0)
         return sys_err("cannot restore the size of", name, err, errlen);
-    ph_warn("segment /dev/shm%s was truncated: its size is restored to %" PRIu64 " bytes",
-            name, hc.segment_size);
+    ph_warn("segment /dev/shm%s was truncated: its size is restored to %" PRIu64 " bytes", name,
+            hc.segment_size);
     return PH_OK;
 }
 
@@ -309,10 +339,11 @@ static int adopt(struct ph_segment *seg, const char *swarm_id, const struct ph_s
      * take it from the next one that can. */
     if (holder == 0 && (seg->slots != p->slots || seg->status_ring != p->status_ring ||
                         seg->command_ring != p->command_ring)) {
-        snprintf(err, errlen, "segment /dev/shm%s left by a previous controller has another "
+        snprintf(err, errlen,
+                 "segment /dev/shm%s left by a previous controller has another "
                  "geometry (%" PRIu32 " slots, rings %" PRIu32 "/%" PRIu32 "); remove it with "
-                 "'phctl shm-rm --swarm %s' once its workers are gone", seg->name,
-                 seg->slots, seg->status_ring, seg->command_ring, swarm_id);
+                 "'phctl shm-rm --swarm %s' once its workers are gone",
+                 seg->name, seg->slots, seg->status_ring, seg->command_ring, swarm_id);
         ph_segment_close(seg);
         return PH_ERR_EXISTS;
     }
@@ -343,9 +374,10 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
     if (p.mode == 0) p.mode = 0600;
     if (p.slots > PH_MAX_SLOTS || !ph_ring_capacity_valid(p.status_ring) ||
         !ph_ring_capacity_valid(p.command_ring) || (p.mode & ~0777u) != 0) {
-        snprintf(err, errlen, "invalid segment parameters: slots 1..%u, ring sizes powers of two "
-                 "in %u..%u bytes, mode within 0777", PH_MAX_SLOTS, PH_RING_MIN_CAPACITY,
-                 PH_RING_MAX_CAPACITY);
+        snprintf(err, errlen,
+                 "invalid segment parameters: slots 1..%u, ring sizes powers of two "
+                 "in %u..%u bytes, mode within 0777",
+                 PH_MAX_SLOTS, PH_RING_MIN_CAPACITY, PH_RING_MAX_CAPACITY);
         return PH_ERR_INVAL;
     }
     const uint64_t size = ph_segment_size_for(p.slots, p.status_ring, p.command_ring);
@@ -357,7 +389,7 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
     }
     const uint64_t me = ph_controller_claim_word((int32_t)getpid(), start);
 
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (int attempt = 0; attempt < 3; attempt++) {
         int fd = shm_open(seg->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, p.mode);
         if (fd < 0 && errno == EEXIST) {
             int probe = shm_open(seg->name, O_RDONLY | O_CLOEXEC, 0);
@@ -407,6 +439,13 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         atomic_store_explicit(&h->controller_claim, me, memory_order_relaxed);
         /* release: publishes every field above to readers that acquire magic. */
         atomic_store_explicit(&h->magic, PH_SHM_MAGIC, memory_order_release);
+        if (!still_named(fd, seg->name)) {
+            /* Replaced while we were slow: ours is reachable by no one.
+             * Start over; the next attempt meets the replacement. */
+            munmap(base, (size_t)size);
+            close(fd);
+            continue;
+        }
         seg->fd = fd;
         seg->base = base;
         seg->size = (size_t)size;
@@ -453,11 +492,16 @@ void ph_segment_heartbeat(struct ph_segment *seg)
 const char *ph_quarantine_name(int q)
 {
     switch (q) {
-    case PH_Q_NONE: return "none";
-    case PH_Q_RING: return "ring-out-of-bounds";
-    case PH_Q_RECORD: return "malformed-record";
-    case PH_Q_IDENTITY: return "invalid-identity";
-    default: return "unknown";
+    case PH_Q_NONE:
+        return "none";
+    case PH_Q_RING:
+        return "ring-out-of-bounds";
+    case PH_Q_RECORD:
+        return "malformed-record";
+    case PH_Q_IDENTITY:
+        return "invalid-identity";
+    default:
+        return "unknown";
     }
 }
 

@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ph/shm.h"
@@ -189,6 +190,65 @@ static void segment_size_formula_fits_1000_workers_in_16_mib(void **state)
         ph_segment_size_for(PH_DEFAULT_SLOTS, PH_DEFAULT_STATUS_RING, PH_DEFAULT_COMMAND_RING));
     assert_int_equal(c.slots, PH_DEFAULT_SLOTS);
     ph_segment_close(&c);
+}
+
+/* An object as a creator leaves it between sizing it and publishing the
+ * magic: zeros but for the claim word, last modified `age_s` ago. */
+static void half_made(const char *id, uint64_t claim, int age_s)
+{
+    char name[PH_ID_MAX + 8];
+    snprintf(name, sizeof name, "/ph.%s", id);
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)ph_segment_size_for(2, 1024, 512)), 0);
+    assert_int_equal(
+        pwrite(fd, &claim, sizeof claim, (off_t)offsetof(struct ph_shm_header, controller_claim)),
+        (ssize_t)sizeof claim);
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= age_s;
+    ts[1] = ts[0];
+    assert_int_equal(futimens(fd, ts), 0);
+    close(fd);
+}
+
+static ino_t shm_inode(const char *id)
+{
+    char path[PH_ID_MAX + 32];
+    snprintf(path, sizeof path, "/dev/shm/ph.%s", id);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_ino;
+}
+
+static void segment_create_replaces_a_half_made_object_whose_creator_died(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    uint64_t start;
+    pid_t gone = dead_process(&start);
+    half_made(id, ph_controller_claim_word(gone, start), 10);
+    struct ph_segment seg;
+    create(&seg, id, 2); /* created anew, not adopted */
+    assert_int_equal(seg.hdr->magic, PH_SHM_MAGIC);
+    ph_segment_close(&seg);
+}
+
+static void segment_create_leaves_a_half_made_object_of_a_live_creator(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    uint64_t start;
+    pid_t slow = sleeper(&start); /* a creator stopped before its magic */
+    half_made(id, ph_controller_claim_word(slow, start), 10);
+    const ino_t before = shm_inode(id);
+    struct ph_segment seg;
+    char err[256];
+    bool adopted = false;
+    struct ph_segment_params p = {.slots = 2, .status_ring = 1024, .command_ring = 512};
+    assert_int_not_equal(ph_segment_create(&seg, id, &p, &adopted, err, sizeof err), PH_OK);
+    assert_int_equal(shm_inode(id), before); /* not unlinked from under it */
+    kill_and_reap(slow);
 }
 
 static void segment_open_of_missing_swarm_is_noent(void **state)
@@ -904,8 +964,8 @@ static uint64_t put_joining(struct ph_segment *c, uint32_t i, pid_t pid, uint64_
 {
     struct ph_slot *s = ph_segment_slot(c, i);
     ph_slot_id_store(s, "r", "i", pid, start, ph_real_ns());
-    const uint64_t w = ph_slot_word(PH_SLOT_JOINING, ph_slot_seq_of(atomic_load(&s->state)) + 1,
-                                    pid);
+    const uint64_t w =
+        ph_slot_word(PH_SLOT_JOINING, ph_slot_seq_of(atomic_load(&s->state)) + 1, pid);
     atomic_store(&s->state, w);
     if (atomic_load(&c->hdr->slot_high_water) < i + 1)
         atomic_store(&c->hdr->slot_high_water, i + 1);
@@ -927,11 +987,13 @@ static pid_t rival_in_slot_1(struct ph_segment *c, unsigned outcome)
         char r;
         if (read(ready[0], &r, 1) != 1) _exit(1); /* the parent has set slot 1 up */
         struct ph_slot *mine = ph_segment_slot(c, 1), *theirs = ph_segment_slot(c, 0);
-        while (ph_slot_state_of(atomic_load(&theirs->state)) != PH_SLOT_JOINING) sched_yield();
+        while (ph_slot_state_of(atomic_load(&theirs->state)) != PH_SLOT_JOINING)
+            sched_yield();
         const uint64_t w = atomic_load(&mine->state);
         atomic_store(&mine->state, ph_slot_word(outcome, ph_slot_seq_of(w),
                                                 outcome == PH_SLOT_FREE ? 0 : ph_slot_pid_of(w)));
-        for (;;) pause();
+        for (;;)
+            pause();
     }
     uint64_t start;
     assert_int_equal(ph_proc_start_time(pid, &start), PH_OK);
@@ -955,20 +1017,20 @@ static void item11_claim_loses_to_a_lower_slot_joining_the_same_instance(void **
     put_joining(&c, 0, rival, start);
     char err[256] = "";
     uint32_t idx = 99;
-    assert_int_equal(ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err,
-                                   sizeof err),
-                     PH_ERR_BUSY);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
+        PH_ERR_BUSY);
     assert_non_null(strstr(err, "already attached"));
     assert_int_equal(ph_slot_state_of(atomic_load(&ph_segment_slot(&c, 1)->state)), PH_SLOT_FREE);
     /* Another instance is no rival. */
-    assert_int_equal(ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start(), &idx, NULL, err,
-                                   sizeof err),
-                     PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "j", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
+        PH_OK);
     /* A JOINING rival that died is none either. */
     kill_and_reap(rival);
-    assert_int_equal(ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err,
-                                   sizeof err),
-                     PH_OK);
+    assert_int_equal(
+        ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err),
+        PH_OK);
     ph_segment_close(&c);
 }
 
@@ -985,8 +1047,8 @@ static void item11_claim_waits_for_a_higher_slot_joining_the_same_instance(void 
         pid_t rival = rival_in_slot_1(&c, give_up ? PH_SLOT_FREE : PH_SLOT_ACTIVE);
         char err[256] = "";
         uint32_t idx = 99;
-        int rc = ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err,
-                               sizeof err);
+        int rc =
+            ph_slot_claim(&c, "r", "i", (int32_t)getpid(), my_start(), &idx, NULL, err, sizeof err);
         if (give_up) {
             if (rc != PH_OK) fail_msg("rival gave up, yet: %s", err);
             assert_int_equal(idx, 0);
@@ -1243,6 +1305,8 @@ int main(void)
         cmocka_unit_test(segment_create_then_open_round_trip),
         cmocka_unit_test(segment_size_formula_fits_1000_workers_in_16_mib),
         cmocka_unit_test(segment_open_of_missing_swarm_is_noent),
+        cmocka_unit_test(segment_create_replaces_a_half_made_object_whose_creator_died),
+        cmocka_unit_test(segment_create_leaves_a_half_made_object_of_a_live_creator),
         cmocka_unit_test(segment_open_and_create_refuse_invalid_swarm_id),
         cmocka_unit_test(segment_create_refuses_invalid_parameters),
         cmocka_unit_test(segment_open_rejects_bad_magic),
