@@ -159,7 +159,7 @@ static int attach(struct bridge *b)
         ph_channel_close(&ch);
         return PH_ERR_SYS;
     }
-    const uint32_t out_cap = ch.hdr->out_ring;
+    const uint32_t out_cap = ch.out_ring;
     if (b->scratch_cap < out_cap / 2) {
         uint8_t *s = realloc(b->scratch, out_cap / 2);
         if (s == NULL) {
@@ -179,8 +179,7 @@ static int attach(struct bridge *b)
     /* The out ring's positions come from the controller side and are
      * validated here and on every drain. */
     const bool out_ok = ph_ring_consumer_init(&b->out, &ch.hdr->out, ch.out_data, out_cap) == PH_OK;
-    const bool in_ok =
-        ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.hdr->in_ring) == PH_OK;
+    const bool in_ok = ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.in_ring) == PH_OK;
     b->ch = ch;
     b->close_acked = 0; /* marks are positions in this channel's ring */
     requeue_unconsumed(b);

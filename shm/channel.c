@@ -26,11 +26,15 @@ static int sys_err(const char *what, const char *name, char *err, size_t errlen)
     return e == ENOENT ? PH_ERR_NOENT : (e == EACCES || e == EPERM) ? PH_ERR_ACCES : PH_ERR_SYS;
 }
 
-static void set_views(struct ph_channel *ch)
+/* From the geometry this process validated (or chose), never from the
+ * shared header: a header rewritten later must not move our views. */
+static void set_views(struct ph_channel *ch, uint32_t out_ring, uint32_t in_ring)
 {
     ch->hdr = ch->base;
+    ch->out_ring = out_ring;
+    ch->in_ring = in_ring;
     ch->out_data = (uint8_t *)ch->base + PH_CHAN_HEADER_SIZE;
-    ch->in_data = ch->out_data + ch->hdr->out_ring;
+    ch->in_data = ch->out_data + out_ring;
 }
 
 int ph_channel_create(struct ph_channel *ch, const char *swarm_id, uint32_t out_ring,
@@ -78,7 +82,7 @@ int ph_channel_create(struct ph_channel *ch, const char *swarm_id, uint32_t out_
     ch->fd = fd;
     ch->base = base;
     ch->size = (size_t)size;
-    set_views(ch);
+    set_views(ch, out_ring, in_ring);
     return PH_OK;
 }
 
@@ -92,8 +96,10 @@ int ph_channel_open(struct ph_channel *ch, const char *swarm_id, bool writable, 
     int fd = shm_open(ch->name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
     if (fd < 0) {
         if (errno == ENOENT) {
-            snprintf(err, errlen, "no bridge channel for swarm '%s': /dev/shm%s does not exist "
-                     "(is its controller running?)", swarm_id, ch->name);
+            snprintf(err, errlen,
+                     "no bridge channel for swarm '%s': /dev/shm%s does not exist "
+                     "(is its controller running?)",
+                     swarm_id, ch->name);
             return PH_ERR_NOENT;
         }
         return sys_err("cannot open", ch->name, err, errlen);
@@ -113,19 +119,22 @@ int ph_channel_open(struct ph_channel *ch, const char *swarm_id, bool writable, 
     const struct ph_chan_header *h = hp;
     /* acquire: pairs with the creator's release of magic. */
     uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
-    uint64_t size = h->size;
+    /* One copy of the geometry, validated below and used from then on. */
+    const uint64_t size = h->size;
+    const uint32_t out_ring = h->out_ring, in_ring = h->in_ring;
     rc = PH_OK;
     if (magic != PH_CHAN_MAGIC) {
         snprintf(err, errlen, "/dev/shm%s is not a bridge channel (or not initialised yet)",
                  ch->name);
         rc = PH_ERR_MAGIC;
     } else if (h->layout_version != PH_CHAN_LAYOUT_VERSION) {
-        snprintf(err, errlen, "channel /dev/shm%s has layout version %" PRIu32
-                 ", this program reads %u", ch->name, h->layout_version, PH_CHAN_LAYOUT_VERSION);
+        snprintf(err, errlen,
+                 "channel /dev/shm%s has layout version %" PRIu32 ", this program reads %u",
+                 ch->name, h->layout_version, PH_CHAN_LAYOUT_VERSION);
         rc = PH_ERR_VERSION;
-    } else if (h->header_size != PH_CHAN_HEADER_SIZE || !ph_ring_capacity_valid(h->out_ring) ||
-               !ph_ring_capacity_valid(h->in_ring) ||
-               size != (uint64_t)PH_CHAN_HEADER_SIZE + h->out_ring + h->in_ring ||
+    } else if (h->header_size != PH_CHAN_HEADER_SIZE || !ph_ring_capacity_valid(out_ring) ||
+               !ph_ring_capacity_valid(in_ring) ||
+               size != (uint64_t)PH_CHAN_HEADER_SIZE + out_ring + in_ring ||
                memchr(h->swarm_id, '\0', sizeof h->swarm_id) == NULL ||
                strcmp(h->swarm_id, swarm_id) != 0) {
         snprintf(err, errlen, "channel /dev/shm%s has an inconsistent header", ch->name);
@@ -139,8 +148,8 @@ int ph_channel_open(struct ph_channel *ch, const char *swarm_id, bool writable, 
         close(fd);
         return rc;
     }
-    void *base = mmap(NULL, (size_t)size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-                      MAP_SHARED, fd, 0);
+    void *base =
+        mmap(NULL, (size_t)size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         rc = sys_err("cannot map", ch->name, err, errlen);
         close(fd);
@@ -149,10 +158,10 @@ int ph_channel_open(struct ph_channel *ch, const char *swarm_id, bool writable, 
     ch->fd = fd;
     ch->base = base;
     ch->size = (size_t)size;
-    set_views(ch);
+    set_views(ch, out_ring, in_ring);
     /* The header is immutable once published, but re-check the final view:
      * the object could have been replaced between the two mappings. */
-    if (ch->hdr->size != size) {
+    if (ch->hdr->size != size || ch->hdr->out_ring != out_ring || ch->hdr->in_ring != in_ring) {
         ph_channel_close(ch);
         snprintf(err, errlen, "channel /dev/shm%s changed while opening", ch->name);
         return PH_ERR_CORRUPT;
@@ -178,8 +187,8 @@ int ph_channel_unlink(const char *swarm_id, char *err, size_t errlen)
     return PH_OK;
 }
 
-int ph_channel_register_bridge(struct ph_channel *ch, int32_t pid, uint64_t start_time,
-                               char *err, size_t errlen)
+int ph_channel_register_bridge(struct ph_channel *ch, int32_t pid, uint64_t start_time, char *err,
+                               size_t errlen)
 {
     struct ph_chan_header *h = ch->hdr;
     for (;;) {
@@ -194,8 +203,8 @@ int ph_channel_register_bridge(struct ph_channel *ch, int32_t pid, uint64_t star
         }
         /* acq_rel: the winner's later stores (start time, heartbeat) are
          * ordered after taking ownership. */
-        if (atomic_compare_exchange_strong_explicit(&h->bridge_pid, &cur, pid,
-                                                    memory_order_acq_rel, memory_order_relaxed))
+        if (atomic_compare_exchange_strong_explicit(&h->bridge_pid, &cur, pid, memory_order_acq_rel,
+                                                    memory_order_relaxed))
             break;
     }
     atomic_store_explicit(&h->bridge_start_time, start_time, memory_order_relaxed);
@@ -210,6 +219,6 @@ void ph_channel_unregister_bridge(struct ph_channel *ch, int32_t pid)
 {
     int32_t expect = pid;
     /* release: our last ring positions are published before the slot opens. */
-    atomic_compare_exchange_strong_explicit(&ch->hdr->bridge_pid, &expect, 0,
-                                            memory_order_release, memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(&ch->hdr->bridge_pid, &expect, 0, memory_order_release,
+                                            memory_order_relaxed);
 }

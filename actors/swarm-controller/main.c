@@ -587,9 +587,9 @@ static int on_signal_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t
 static void publish_controller(struct app *a)
 {
     if (ph_ring_producer_init(&a->to_bridge, &a->chan.hdr->out, a->chan.out_data,
-                              a->chan.hdr->out_ring) != PH_OK ||
+                              a->chan.out_ring) != PH_OK ||
         ph_ring_consumer_init(&a->from_bridge, &a->chan.hdr->in, a->chan.in_data,
-                              a->chan.hdr->in_ring) != PH_OK)
+                              a->chan.in_ring) != PH_OK)
         ph_error("channel /dev/shm%s: a new channel with inconsistent positions (another process "
                  "writing it?); it will be re-created",
                  a->chan.name);
@@ -987,7 +987,7 @@ int main(int argc, char **argv)
         ph_segment_close(&a.seg);
         return 1;
     }
-    a.signal_scratch = malloc(a.chan.hdr->in_ring / 2);
+    a.signal_scratch = malloc(a.chan.in_ring / 2);
     ph_proc_start_time(getpid(), &a.start_time);
     publish_run_facts(&a, &o);
     ph_segment_set_controller(&a.seg, (int32_t)getpid(), a.start_time);

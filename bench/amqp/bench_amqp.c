@@ -424,7 +424,7 @@ static void run_throughput(const struct opts *o, const char *br_bin, struct tp_r
     atomic_store_explicit(&ch.hdr->controller_start_time, start, memory_order_relaxed);
     atomic_store_explicit(&ch.hdr->controller_pid, (int32_t)getpid(), memory_order_release);
     ph_ring_producer p;
-    if (ph_ring_producer_init(&p, &ch.hdr->out, ch.out_data, ch.hdr->out_ring) != PH_OK) {
+    if (ph_ring_producer_init(&p, &ch.hdr->out, ch.out_data, ch.out_ring) != PH_OK) {
         res->fail = "the channel's out ring positions are inconsistent";
         goto done;
     }

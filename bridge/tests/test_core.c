@@ -95,11 +95,10 @@ static int setup_with(void **state, uint32_t in_ring)
     if (ph_channel_create(&f->ch, f->swarm, 1u << 16, in_ring, err, sizeof err) != PH_OK)
         fail_msg("%s", err);
     assert_int_equal(
-        ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring),
-        PH_OK);
-    assert_int_equal(
-        ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring), PH_OK);
-    f->scratch = malloc(f->ch.hdr->in_ring);
+        ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.out_ring), PH_OK);
+    assert_int_equal(ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.in_ring),
+                     PH_OK);
+    f->scratch = malloc(f->ch.in_ring);
     f->sink.base.ops = &mem_ops;
     snprintf(f->sink.base.spec, sizeof f->sink.base.spec, "mem");
     f->sink.got = json_array();
@@ -332,10 +331,9 @@ static void test_controller_restart_is_followed_and_pending_signals_survive(void
     assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
                      PH_OK);
     assert_int_equal(
-        ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring),
-        PH_OK);
-    assert_int_equal(
-        ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring), PH_OK);
+        ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.out_ring), PH_OK);
+    assert_int_equal(ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.in_ring),
+                     PH_OK);
     write_doc(f, sample_controller_delta(f->swarm, "ctl-1"));
     tick(f);
     assert_int_equal(f->b.st.attaches, 2);
@@ -444,9 +442,9 @@ static void item03_signals_unconsumed_by_a_dead_controller_go_to_the_next_one(vo
     ph_channel_close(&f->ch);
     assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
                      PH_OK);
-    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
-    assert_int_equal(
-        ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring), PH_OK);
+    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.out_ring);
+    assert_int_equal(ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.in_ring),
+                     PH_OK);
     tick(f);
     assert_int_equal(f->b.st.attaches, 2);
     assert_int_equal(f->b.st.reforwarded, 1);
@@ -585,8 +583,8 @@ static void item15_corrupt_out_ring_asks_the_controller_for_a_new_channel(void *
     ph_channel_close(&f->ch);
     assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
                      PH_OK);
-    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
-    ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring);
+    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.out_ring);
+    ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.in_ring);
     write_doc(f, sample_controller_delta(f->swarm, "ctl-1"));
     tick(f);
     assert_false(f->b.quarantined);
@@ -682,8 +680,8 @@ static void item15_a_corrupt_signal_ring_head_settles_nothing_in_flight(void **s
     ph_channel_close(&f->ch);
     assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
                      PH_OK);
-    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.hdr->out_ring);
-    ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.hdr->in_ring);
+    ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.out_ring);
+    ph_ring_consumer_init(&f->in, &f->ch.hdr->in, f->ch.in_data, f->ch.in_ring);
     tick(f);
     struct got_signals g = {0};
     assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 2);

@@ -109,6 +109,11 @@ struct ph_channel {
     struct ph_chan_header *hdr;
     uint8_t *out_data;
     uint8_t *in_data;
+    /* Ring capacities as validated when the channel was opened (or chosen
+     * when created): use these, not the header's, which any process that
+     * maps the channel writable could change. */
+    uint32_t out_ring;
+    uint32_t in_ring;
     char name[PH_ID_MAX + 16];
 };
 
@@ -124,8 +129,8 @@ int ph_channel_unlink(const char *swarm_id, char *err, size_t errlen);
 
 /* Bridge: registers this process as the channel's only bridge. PH_ERR_BUSY
  * when another live bridge holds it. */
-int ph_channel_register_bridge(struct ph_channel *ch, int32_t pid, uint64_t start_time,
-                               char *err, size_t errlen);
+int ph_channel_register_bridge(struct ph_channel *ch, int32_t pid, uint64_t start_time, char *err,
+                               size_t errlen);
 void ph_channel_unregister_bridge(struct ph_channel *ch, int32_t pid);
 
 #ifdef __cplusplus
