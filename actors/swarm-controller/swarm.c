@@ -95,12 +95,31 @@ static void state_changed(struct swarm *s)
     s->state_seq++;
 }
 
+static void controller_alert(struct swarm *s, const char *level, const char *code,
+                             const char *message);
+
+/* Records a patch in the desired config, for workers that join later. A
+ * full table (or no memory) is said aloud: the workers running now got the
+ * patch, a worker that rejoins would not. */
+static void remember(struct swarm *s, const char *role, const char *instance, const json_t *patch)
+{
+    if (desired_apply(&s->desired, role, instance, patch)) return;
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "config patch for %s%s%s is applied but not remembered (%u scopes in force, out "
+             "of room): a worker of that scope that rejoins will not get it",
+             role[0] ? role : "the swarm", instance[0] ? "/" : "", instance,
+             (unsigned)s->desired.n);
+    ph_warn("%s", msg);
+    controller_alert(s, "warn", "config.not-remembered", msg);
+}
+
 /* Every worker's workload on or off (swarm-start/stop, a controller-scope
  * config-update, auto-start), remembered for workers that join later. */
 static void want_enabled(struct swarm *s, bool on)
 {
     json_t *patch = json_pack("{s:b}", "enabled", on);
-    desired_apply(&s->desired, "", "", patch);
+    remember(s, "", "", patch);
     json_decref(patch);
     state_changed(s);
 }
@@ -962,8 +981,8 @@ static void apply_signal(struct swarm *s, const struct sig *g, uint64_t now)
                     fail_signal(s, g, orole, oinst, "no live worker matches the scope", now);
                 else {
                     /* In force for workers of this scope that join later. */
-                    desired_apply(&s->desired, tk == T_SWARM ? "" : g->role,
-                                  tk == T_INSTANCE ? g->instance : "", patch);
+                    remember(s, tk == T_SWARM ? "" : g->role, tk == T_INSTANCE ? g->instance : "",
+                             patch);
                     state_changed(s);
                     start_command(s, &proto, tk, g->role, g->instance, PH_CMD_CONFIG_PATCH, patch,
                                   now);
@@ -1084,7 +1103,7 @@ static void plan_tick(struct swarm *s, uint64_t now)
             st->fired = true;
             snprintf(p->last_step, sizeof p->last_step, "%s", st->id);
             enum target_kind tk = st->instance[0] ? T_INSTANCE : st->role[0] ? T_ROLE : T_SWARM;
-            desired_apply(&s->desired, st->role, st->instance, st->patch);
+            remember(s, st->role, st->instance, st->patch);
             state_changed(s);
             struct swarm_pending proto = {0};
             snprintf(proto.type, sizeof proto.type, "config-update");

@@ -252,6 +252,34 @@ static void item06_joining_worker_refusing_the_swarm_config_raises_an_alert(void
     assert_int_equal(fx_count(f, mark, "outcome", NULL, NULL), 0);
 }
 
+static void item06_a_patch_the_desired_table_has_no_room_for_is_said_aloud(void **state)
+{
+    struct fx *f = *state;
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    /* Instance scopes of workers long gone fill the table. */
+    json_t *filler = json_pack("{s:i}", "ratePerSec", 1);
+    char inst[32];
+    for (int i = 0; f->sw.desired.n < DESIRED_MAX_ENTRIES; i++) {
+        snprintf(inst, sizeof inst, "gone-%d", i);
+        assert_true(desired_apply(&f->sw.desired, "processor", inst, filler));
+    }
+    json_decref(filler);
+    size_t mark = fx_ndocs(f);
+    fx_signal(f, "config-update", "processor", "p-1", "c-full", NULL, "{\"ratePerSec\": 5}");
+    wk_apply(t.p1, true, NULL, NULL);
+    fx_step(f, 10 * MS);
+    /* Applied to the worker that runs, and the loss of memory told. */
+    json_t *o = fx_last(f, mark, "outcome", "config-update", NULL);
+    assert_non_null(o);
+    assert_string_equal(jstr(o, "data.status"), "applied");
+    json_t *a = fx_first(f, mark, "event", "alert", NULL);
+    assert_non_null(a);
+    assert_string_equal(jstr(a, "data.code"), "config.not-remembered");
+    assert_non_null(strstr(jstr(a, "data.message"), "processor/p-1"));
+    assert_int_equal(f->violations, 0);
+}
+
 /* ---- 3: a restarted controller takes up what it had taken in ------------- */
 
 static void item03_restarted_controller_answers_a_signal_its_predecessor_took_in(void **state)
@@ -516,6 +544,7 @@ int main(void)
         T(item06_joining_worker_gets_the_enabled_flag_and_patches_in_force),
         T(item06_a_later_swarm_wide_patch_overrides_an_earlier_instance_one),
         T(item06_joining_worker_refusing_the_swarm_config_raises_an_alert),
+        T(item06_a_patch_the_desired_table_has_no_room_for_is_said_aloud),
         T(item06_a_worker_restarted_while_no_controller_ran_is_brought_up_to_date),
         T(item03_restarted_controller_answers_a_signal_its_predecessor_took_in),
         cmocka_unit_test_setup_teardown(
