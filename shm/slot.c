@@ -9,6 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+/* The swarm id for messages: from the object's name this process opened,
+ * not the shared header (which a corrupt segment may leave unterminated). */
+static const char *seg_swarm(const struct ph_segment *seg)
+{
+    return seg->name + 4; /* "/ph." */
+}
+
 static bool identity_matches(const struct ph_slot_identity *id, const char *role,
                              const char *instance)
 {
@@ -127,7 +134,7 @@ static int check_duplicates(struct ph_segment *seg, uint32_t mine, const char *r
             if (st == PH_SLOT_ACTIVE || j < mine) {
                 snprintf(err, errlen, "instance '%s' (role %s) is already attached to swarm "
                          "'%s' by pid %" PRId32 " in slot %" PRIu32 "%s", instance, role,
-                         seg->hdr->swarm_id, id.pid, j,
+                         seg_swarm(seg), id.pid, j,
                          st == PH_SLOT_JOINING ? " (attaching at the same moment)" : "");
                 return PH_ERR_BUSY;
             }
@@ -138,7 +145,7 @@ static int check_duplicates(struct ph_segment *seg, uint32_t mine, const char *r
                 snprintf(err, errlen, "instance '%s' (role %s) is being attached to swarm '%s' "
                          "by pid %" PRId32 " in slot %" PRIu32 " at the same moment, and that "
                          "attach did not finish within 2 s; try again", instance, role,
-                         seg->hdr->swarm_id, id.pid, j);
+                         seg_swarm(seg), id.pid, j);
                 return PH_ERR_BUSY;
             }
             struct timespec ts = {0, JOIN_NAP_NS};
@@ -167,7 +174,7 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
             ph_slot_state_of(id.state) == PH_SLOT_ACTIVE && identity_matches(&id, role, instance) &&
             ph_proc_alive(id.pid, id.start_time)) {
             snprintf(err, errlen, "instance '%s' (role %s) is already attached to swarm '%s' by "
-                     "pid %" PRId32 " in slot %" PRIu32, instance, role, seg->hdr->swarm_id,
+                     "pid %" PRId32 " in slot %" PRIu32, instance, role, seg_swarm(seg),
                      id.pid, i);
             return PH_ERR_BUSY;
         }
@@ -220,7 +227,7 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
         }
     }
     snprintf(err, errlen, "all %" PRIu32 " slots of swarm '%s' are in use", seg->slots,
-             seg->hdr->swarm_id);
+             seg_swarm(seg));
     return PH_ERR_FULL;
 }
 
