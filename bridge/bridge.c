@@ -456,18 +456,6 @@ enum sigcheck_verdict bridge_signal_message(struct bridge *b, const char *rk, si
     return on_verdict(b, delivery, 0);
 }
 
-/* Room for one record of `len` body bytes, computed like ph_ring_claim()
- * does, so that a full ring is found out without counting an overflow in the
- * ring's statistics on every retry. */
-static bool in_ring_has_room(const ph_ring_producer *p, uint32_t len)
-{
-    const uint64_t need =
-        (PH_RING_HDR + (uint64_t)len + PH_RING_ALIGN - 1) & ~(uint64_t)(PH_RING_ALIGN - 1);
-    const uint32_t to_end = p->capacity - (uint32_t)(p->tail & (p->capacity - 1));
-    const uint64_t total = need <= to_end ? need : need + to_end;
-    return p->capacity - ph_ring_producer_used(p) >= total;
-}
-
 /* The in ring's consumer position, checked: the controller writes it, and
  * a nonsense value must not leave signals waiting forever. */
 static bool in_ring_sane(struct bridge *b, uint64_t head)
@@ -569,7 +557,7 @@ bool bridge_flush_signals(struct bridge *b)
             b->npending--;
             free(p);
             continue;
-        } else if (in_ring_has_room(&b->in, p->len)) {
+        } else if (ph_ring_fits(&b->in, p->len)) {
             void *dst = ph_ring_claim(&b->in, PH_DOC_RECORD, p->len);
             if (dst == NULL) break; /* raced with nothing (single producer); be safe */
             memcpy(dst, p->body, p->len);

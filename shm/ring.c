@@ -67,6 +67,16 @@ static inline void count_overflow(ph_ring_producer *p)
     atomic_store_explicit(&p->desc->overflows, p->overflows, memory_order_relaxed);
 }
 
+/* Ring bytes a record of `len` (header included) takes at the current
+ * tail: a record never straddles the end of the data area, so when it does
+ * not fit before the end a padding record fills the rest and it goes at 0. */
+static uint64_t span_at_tail(const ph_ring_producer *p, uint32_t len)
+{
+    const uint64_t need = align_up(len);
+    const uint32_t to_end = p->capacity - (uint32_t)(p->tail & (p->capacity - 1));
+    return need <= to_end ? need : need + to_end;
+}
+
 void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len)
 {
     /* 64-bit sum: max_record is 0 for a producer whose init failed. */
@@ -78,9 +88,7 @@ void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len)
     const uint64_t need = align_up(len);
     const uint32_t offset = (uint32_t)(p->tail & (p->capacity - 1));
     const uint32_t to_end = p->capacity - offset;
-    /* A record never straddles the end of the data area: if it does not fit
-     * before the end, a padding record fills the rest and it goes at 0. */
-    const uint64_t total = need <= to_end ? need : need + to_end;
+    const uint64_t total = span_at_tail(p, len);
 
     if (p->capacity - (p->tail - p->head_cache) < total) {
         /* acquire: pairs with the consumer's release of head, so the space it
@@ -111,9 +119,7 @@ void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len)
 bool ph_ring_fits(ph_ring_producer *p, uint32_t body_len)
 {
     if ((uint64_t)body_len + PH_RING_HDR > p->max_record) return false;
-    const uint64_t need = align_up(PH_RING_HDR + body_len);
-    const uint32_t to_end = p->capacity - (uint32_t)(p->tail & (p->capacity - 1));
-    const uint64_t total = need <= to_end ? need : need + to_end;
+    const uint64_t total = span_at_tail(p, PH_RING_HDR + body_len);
     /* acquire: as in ph_ring_claim(), the space must really be free. */
     p->head_cache = atomic_load_explicit(&p->desc->head, memory_order_acquire);
     const uint64_t used = p->tail - p->head_cache;
