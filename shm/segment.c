@@ -513,6 +513,12 @@ int ph_segment_check_size(struct ph_segment *seg, char *err, size_t errlen)
     const uint64_t had = (uint64_t)st.st_size;
     if (ftruncate(seg->fd, (off_t)seg->size) != 0)
         return sys_err("cannot restore the size of", seg->name, err, errlen);
+    /* The shared pages over our whole mapping again, at the same address: a
+     * SIGBUS guard (ph/busguard.h) may have put private zero pages where
+     * the lost part was, and the header must be written to the object. */
+    if (mmap(seg->base, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, seg->fd, 0) ==
+        MAP_FAILED)
+        return sys_err("cannot map again", seg->name, err, errlen);
     struct ph_shm_header *h = seg->hdr;
     /* acquire: as readers do; a header page that was cut away comes back
      * as zeros, and is written again from what this process validated. */

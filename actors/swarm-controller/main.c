@@ -10,11 +10,11 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -24,6 +24,7 @@
 
 #include "ctl.h"
 #include "journal.h"
+#include "ph/busguard.h"
 #include "ph/channel.h"
 #include "ph/log.h"
 #include "ph/loop.h"
@@ -354,6 +355,7 @@ struct app {
     bool journal_writing;
     bool initial_scan; /* the first scan of an adopted segment */
     uint64_t bus_faults, size_errors;
+    unsigned bus_pending; /* guard slots faulted and not yet repaired */
     bool adopted;
     uint64_t started_real_ns;
     uint64_t start_time;
@@ -652,29 +654,16 @@ static void recreate_channel(struct app *a, const char *why, bool rewrite_writte
 
 /* A process that truncates the segment or the channel makes every access
  * beyond the new end raise SIGBUS. The loop checks the sizes before it
- * touches them; for the race between check and access, the work that
- * touches shared memory runs guarded: a SIGBUS inside a mapping of ours
- * jumps back out of it, the sizes are repaired, and the loop goes on. */
-static sigjmp_buf *g_bus_jump;
-static uintptr_t g_map_lo[2], g_map_hi[2];
-
-static void on_sigbus(int sig, siginfo_t *si, void *uc)
-{
-    (void)uc;
-    const uintptr_t at = (uintptr_t)si->si_addr;
-    for (int i = 0; g_bus_jump != NULL && i < 2; i++)
-        if (at >= g_map_lo[i] && at < g_map_hi[i]) siglongjmp(*g_bus_jump, 1);
-    /* Not ours to handle: the default action, as if no handler were set. */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
+ * touches them; for the race between check and access, the SIGBUS guard
+ * (ph/busguard.h) puts zero pages where the lost part was, the code that
+ * faulted goes on with them, and repair_faults() restores the sizes and the
+ * shared pages at the next safe point. */
+enum { BUS_SEGMENT = 0, BUS_CHANNEL = 1 };
 
 static void note_mappings(const struct app *a)
 {
-    g_map_lo[0] = (uintptr_t)a->seg.base;
-    g_map_hi[0] = g_map_lo[0] + a->seg.size;
-    g_map_lo[1] = (uintptr_t)a->chan.base;
-    g_map_hi[1] = g_map_lo[1] + a->chan.size;
+    ph_busguard_watch(BUS_SEGMENT, a->seg.base, a->seg.size, PROT_READ | PROT_WRITE);
+    ph_busguard_watch(BUS_CHANNEL, a->chan.base, a->chan.size, PROT_READ | PROT_WRITE);
 }
 
 /* Sizes first: PH_OK when the slots may be touched this tick. */
@@ -695,26 +684,41 @@ static bool shared_memory_whole(struct app *a)
     return true;
 }
 
-typedef void (*guarded_fn)(struct app *a, void *arg);
-
-/* Runs fn; a SIGBUS in our mappings ends it early and repairs the sizes.
- * False when it was cut short. */
-static bool guarded(struct app *a, guarded_fn fn, void *arg)
+/* After a SIGBUS the guard answered: sizes restored (shared_memory_whole),
+ * then the shared pages mapped back over the zero pages. A channel that
+ * could not be re-created yet (at most one re-creation a second) keeps its
+ * zero pages until the next tick tries again: what the controller writes
+ * there meanwhile is in its outbox, written again into the new channel. */
+static void repair_faults(struct app *a)
 {
-    sigjmp_buf jump;
-    if (sigsetjmp(jump, 1) != 0) {
-        g_bus_jump = NULL;
-        a->bus_faults++;
-        ph_error("an access to shared memory faulted (SIGBUS: the segment or the channel was "
-                 "truncated); repairing");
-        shared_memory_whole(a);
-        note_mappings(a);
-        return false;
+    const unsigned fresh = ph_busguard_take();
+    const unsigned hit = fresh | a->bus_pending;
+    if (hit == 0) return;
+    a->bus_pending = 0;
+    if (fresh != 0) a->bus_faults++;
+    if (fresh != 0)
+        ph_error("an access to shared memory faulted (SIGBUS: the %s%s%s was truncated); repairing",
+             hit & (1u << BUS_SEGMENT) ? "segment" : "",
+             hit == ((1u << BUS_SEGMENT) | (1u << BUS_CHANNEL)) ? " and the " : "",
+             hit & (1u << BUS_CHANNEL) ? "channel" : "");
+    const void *chan_before = a->chan.base;
+    if (!shared_memory_whole(a)) {
+        a->bus_pending = hit; /* the segment is not whole yet: again next tick */
+        return;
     }
-    g_bus_jump = &jump;
-    fn(a, arg);
-    g_bus_jump = NULL;
-    return true;
+    /* ph_segment_check_size maps the segment again when it restores the
+     * size; this is for a size someone else restored first. */
+    int rc = 0;
+    if (hit & (1u << BUS_SEGMENT))
+        rc = ph_busguard_remap(a->seg.base, a->seg.size, a->seg.fd, PROT_READ | PROT_WRITE);
+    if (rc != 0) ph_error("cannot map segment /dev/shm%s again: %s", a->seg.name, strerror(-rc));
+    if ((hit & (1u << BUS_CHANNEL)) && a->chan.base == chan_before) {
+        struct stat st;
+        /* Not re-created: restored by someone else, or re-creation waits. */
+        if (fstat(a->chan.fd, &st) == 0 && (uint64_t)st.st_size >= a->chan.size)
+            ph_busguard_remap(a->chan.base, a->chan.size, a->chan.fd, PROT_READ | PROT_WRITE);
+    }
+    note_mappings(a);
 }
 
 /* ---- event loop ------------------------------------------------------- */
@@ -793,7 +797,8 @@ static void on_pidfd(void *ctx, uint64_t tag, int res)
 {
     (void)res;
     struct app *a = ctx;
-    if (shared_memory_whole(a)) guarded(a, owner_died, &tag);
+    if (shared_memory_whole(a)) owner_died(a, &tag);
+    repair_faults(a);
     arm_pidfds(a);
 }
 
@@ -864,19 +869,15 @@ static bool tick(struct app *a)
 #define IDLE_AFTER_NS 1000000000ull
 #define IDLE_TICK_MS 50u
 
-static void tick_guarded(struct app *a, void *arg)
-{
-    *(bool *)arg = tick(a);
-}
-
 static void on_tick(void *ctx, uint64_t tag, int res)
 {
     (void)tag, (void)res;
     struct app *a = ctx;
     if (ph_loop_stopped(a->loop)) return;
     uint64_t now = ph_mono_ns();
-    bool active = false;
-    if (guarded(a, tick_guarded, &active) && active) a->last_activity = now;
+    repair_faults(a);
+    if (tick(a)) a->last_activity = now;
+    repair_faults(a);
     uint32_t ms = now - a->last_activity > IDLE_AFTER_NS && a->tick_ms < IDLE_TICK_MS
                       ? IDLE_TICK_MS
                       : a->tick_ms;
@@ -997,9 +998,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     note_mappings(&a);
-    struct sigaction bus = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER};
-    sigemptyset(&bus.sa_mask);
-    sigaction(SIGBUS, &bus, NULL);
+    if (ph_busguard_install() != 0) ph_warn("cannot install the SIGBUS guard: %s", strerror(errno));
     static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
     a.loop = ph_loop_new(256, err, sizeof err);
     if (a.loop == NULL || a.signal_scratch == NULL ||
@@ -1048,8 +1047,9 @@ int main(int argc, char **argv)
     rc = ph_loop_run(a.loop) == 0 ? 0 : 1;
 
     /* Last drain and status so nothing published before the stop is left. */
-    bool active;
-    guarded(&a, tick_guarded, &active);
+    repair_faults(&a);
+    tick(&a);
+    repair_faults(&a);
     life = json_pack("{s:s, s:s, s:s}", "event", "lifecycle", "change", "controller-stopped",
                      "runId", o.cfg.run_id);
     journal_add(&a.journal, life);

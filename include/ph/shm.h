@@ -292,8 +292,10 @@ int ph_segment_unlink(const char *swarm_id, char *err, size_t errlen);
  * someone truncated it, restores the size (and a header page cut away,
  * from this process's validated geometry) and returns PH_ERR_TRUNC with a
  * message saying what was lost and what to do; PH_ERR_SYS when it cannot.
- * Touching the mapping beyond a truncated object raises SIGBUS: callers
- * check before they touch the slots. */
+ * The segment is mapped again (same address) after a restore, replacing
+ * any zero pages a SIGBUS guard put there. Touching the mapping beyond a
+ * truncated object raises SIGBUS: callers check before they touch the
+ * slots, and guard the race (ph/busguard.h). */
 int ph_segment_check_size(struct ph_segment *seg, char *err, size_t errlen);
 
 /* Publishes this process as the controller (controller_pid and start time,
