@@ -114,7 +114,7 @@ static void rotate(struct journal *j)
     j->buf[0] = b;
     j->len[0] += n + 1;
     j->cap[0] = j->len[0] + 1;
-    j->appended += n + 1;
+    /* No new mark: the checkpoint restates what the entries say. */
     j->entries++;
 }
 
@@ -146,7 +146,8 @@ void journal_add(struct journal *j, json_t *entry)
     }
     if (j->len[0] + n + 1 > j->cap[0]) {
         size_t cap = j->cap[0] ? j->cap[0] * 2 : 65536;
-        while (cap < j->len[0] + n + 1) cap *= 2;
+        while (cap < j->len[0] + n + 1)
+            cap *= 2;
         char *b = realloc(j->buf[0], cap);
         if (b == NULL) {
             j->dropped++;
@@ -159,7 +160,7 @@ void journal_add(struct journal *j, json_t *entry)
     memcpy(j->buf[0] + j->len[0], text, n);
     j->buf[0][j->len[0] + n] = '\n';
     j->len[0] += n + 1;
-    j->appended += n + 1;
+    j->last[0] = ++j->added;
     j->entries++;
     free(text);
 }
@@ -176,6 +177,7 @@ bool journal_next_write(struct journal *j, const char **data, size_t *len)
         j->buf[1] = j->buf[0];
         j->len[1] = j->len[0];
         j->cap[1] = j->cap[0];
+        j->last[1] = j->last[0];
         j->buf[0] = b;
         j->cap[0] = c;
         j->len[0] = 0;
@@ -201,8 +203,10 @@ void journal_write_done(struct journal *j, int res)
     if (j->failing) ph_info("journal %s: writing again", j->path);
     j->failing = false;
     j->written += (size_t)res;
-    j->durable += (uint64_t)res;
     j->file_bytes += (uint64_t)res;
+    /* Entries count once their whole buffer is in: a short write leaves the
+     * last of them cut. */
+    if (j->written >= j->len[1]) j->durable = j->last[1];
 }
 
 void journal_flush_sync(struct journal *j)

@@ -3,11 +3,14 @@
  * written by io_uring (one write in flight at a time, so lines stay in
  * order); the event loop owns the ring and asks for the next buffer.
  *
- * Durability marks: journal_mark() names the bytes appended so far and
- * journal_durable() says when they are in the file, so the controller can
- * hold the acknowledgement of a signal until the journal records it. A
- * journal whose writes fail reports everything as durable (it cannot do
- * better, and holding signals would stop the swarm): the loss is counted.
+ * Durability marks: journal_mark() names the entries added so far (a count
+ * of entries, not a file offset, so that a checkpoint written at rotation
+ * moves no mark) and journal_durable() says when they are in the file, so
+ * the controller can hold the acknowledgement of a signal until the journal
+ * records it. A buffer counts once all of it is written: a mark is never
+ * judged durable while part of its line is missing. A journal whose writes
+ * fail reports everything as durable (it cannot do better, and holding
+ * signals would stop the swarm): the loss is counted.
  *
  * Size cap: once the file reaches max_bytes it is rotated (<path> ->
  * <path>.1 -> <path>.2; older ones are removed) and the new file starts with
@@ -31,18 +34,19 @@ typedef json_t *(*journal_checkpoint_fn)(void *ctx);
 struct journal {
     int fd;
     char path[512];
-    uint64_t max_bytes;   /* rotate beyond this (0: never) */
-    uint64_t file_bytes;  /* bytes in the current file */
-    uint64_t appended;    /* bytes ever buffered */
-    uint64_t durable;     /* bytes ever written */
-    bool failing;         /* the last write failed */
+    uint64_t max_bytes;  /* rotate beyond this (0: never) */
+    uint64_t file_bytes; /* bytes in the current file */
+    uint64_t added;      /* entries ever buffered: the marks */
+    uint64_t durable;    /* entries 1..durable are in the file */
+    bool failing;        /* the last write failed */
     uint64_t rotations;
     journal_checkpoint_fn checkpoint;
     void *checkpoint_ctx;
     char *buf[2]; /* [0] collecting, [1] being written */
     size_t len[2];
     size_t cap[2];
-    size_t written; /* bytes of buf[1] already written */
+    uint64_t last[2]; /* `added` at the last entry of each buffer */
+    size_t written;   /* bytes of buf[1] already written */
     bool in_flight;
     uint64_t entries;
     uint64_t dropped; /* entries lost to write errors or the size cap */
@@ -57,7 +61,7 @@ void journal_add(struct journal *j, json_t *entry);
 /* A mark covering every entry added so far. */
 static inline uint64_t journal_mark(const struct journal *j)
 {
-    return j->appended;
+    return j->added;
 }
 /* True once the entries up to `mark` are in the file (or cannot be). */
 static inline bool journal_durable(const struct journal *j, uint64_t mark)
