@@ -12,10 +12,23 @@
  * fail reports everything as durable (it cannot do better, and holding
  * signals would stop the swarm): the loss is counted.
  *
- * Size cap: once the file reaches max_bytes it is rotated (<path> ->
- * <path>.1 -> <path>.2; older ones are removed) and the new file starts with
- * a checkpoint entry from the owner's callback, so that the newest file alone
- * describes the run's state. */
+ * Size cap: once the file reaches max_bytes it is rotated, and the new file
+ * starts with a checkpoint entry from the owner's callback (the state that
+ * everything journaled so far adds up to), so that the newest file alone
+ * describes the run's state. The order makes a crash at any step harmless
+ * to a reader of <path>.1 then <path> (swarm_recover):
+ *   1. whatever is pending is written to the old file, so that the old file
+ *      holds every entry the checkpoint sums up;
+ *   2. the checkpoint goes into <path>.new, which is fdatasync'ed;
+ *   3. <path>.1 -> <path>.2 (the older .2 goes), <path> -> <path>.1;
+ *   4. <path>.new -> <path>, and the folder is fsync'ed.
+ * Until 4 the old file is whole under <path> or <path>.1 and <path> is it
+ * or missing; after 4, <path> starts with a complete checkpoint. A failure
+ * at 1 or 2 leaves everything as it was (tried again later).
+ *
+ * A previous controller that died in the middle of a write left its last
+ * line incomplete: journal_open() cuts it off (it was not durable, nothing
+ * depended on it), so that the next line does not run into it. */
 #ifndef PH_JOURNAL_H
 #define PH_JOURNAL_H
 
@@ -24,8 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Builds the checkpoint that starts a rotated file (a JSON object, new
- * reference), or NULL. */
+/* Builds a checkpoint (a JSON object, new reference) of the state that the
+ * entries added so far add up to, or NULL. */
 typedef json_t *(*journal_checkpoint_fn)(void *ctx);
 
 #define JOURNAL_DEFAULT_MAX_BYTES (64ull << 20)
@@ -34,11 +47,13 @@ typedef json_t *(*journal_checkpoint_fn)(void *ctx);
 struct journal {
     int fd;
     char path[512];
-    uint64_t max_bytes;  /* rotate beyond this (0: never) */
-    uint64_t file_bytes; /* bytes in the current file */
-    uint64_t added;      /* entries ever buffered: the marks */
-    uint64_t durable;    /* entries 1..durable are in the file */
-    bool failing;        /* the last write failed */
+    uint64_t max_bytes;       /* rotate beyond this (0: never) */
+    uint64_t file_bytes;      /* bytes in the current file */
+    uint64_t base_bytes;      /* of them, the checkpoint it starts with */
+    uint64_t rotate_after_ns; /* a failed rotation is tried again after this */
+    uint64_t added;           /* entries ever buffered: the marks */
+    uint64_t durable;         /* entries 1..durable are in the file */
+    bool failing;             /* the last write failed */
     uint64_t rotations;
     journal_checkpoint_fn checkpoint;
     void *checkpoint_ctx;
@@ -53,7 +68,9 @@ struct journal {
     uint64_t errors;
 };
 
-/* Opens (creating, 0600, parents 0700) the journal file for appending. */
+/* Opens (creating, 0600, parents 0700) the journal file for appending. An
+ * incomplete last line is cut off; a <path>.new left by a rotation that did
+ * not finish is removed. */
 int journal_open(struct journal *j, const char *path, char *err, size_t errlen);
 void journal_close(struct journal *j);
 /* Appends one entry (a JSON object, borrowed) with a "ts" field added. */
@@ -75,5 +92,9 @@ bool journal_next_write(struct journal *j, const char **data, size_t *len);
 void journal_write_done(struct journal *j, int res);
 /* Writes everything pending synchronously (at exit). */
 void journal_flush_sync(struct journal *j);
+/* Appends a checkpoint entry (from the callback) after the entries added so
+ * far: a restarted controller writes one once it has recovered, so that its
+ * journal describes the state it took up whatever older files are gone. */
+void journal_add_checkpoint(struct journal *j);
 
 #endif

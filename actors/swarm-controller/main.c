@@ -1039,6 +1039,10 @@ int main(int argc, char **argv)
         a.initial_scan = false;
         if (swarm_recover(&a.swarm, prev_journal, ph_mono_ns(), err, sizeof err) < 0)
             ph_warn("%s: the swarm starts from its swarm file's state", err);
+        else
+            /* What was recovered may come from files a rotation will remove
+             * (or from <path>.1 alone): this journal states it again. */
+            journal_add_checkpoint(&a.journal);
     }
     ph_info("controller %s ready (pid %d, tick %u ms, run %s, journal %s)", o.cfg.instance,
             getpid(), o.tick_ms, o.cfg.run_id, a.journal.path);

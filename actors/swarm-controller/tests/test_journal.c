@@ -125,6 +125,170 @@ static void a_mark_is_durable_only_once_its_line_is_whole_across_a_rotation(void
     rmdir(dir);
 }
 
+/* One buffer's write, as the event loop makes it (none when nothing waits). */
+static void write_once(struct journal *j)
+{
+    const char *data;
+    size_t len;
+    if (!journal_next_write(j, &data, &len)) return;
+    ssize_t n = write(j->fd, data, len);
+    journal_write_done(j, n < 0 ? -1 : (int)n);
+}
+
+static int count_lines(const char *text)
+{
+    int n = 0;
+    for (const char *p = text; *p; p++)
+        n += *p == '\n';
+    return n;
+}
+
+struct probe {
+    struct journal *j;
+    int calls;
+    bool all_written; /* at the last call, every entry added was in the file */
+};
+
+static json_t *probing_checkpoint(void *ctx)
+{
+    struct probe *p = ctx;
+    p->calls++;
+    p->all_written = p->j->durable == p->j->added && p->j->len[0] == 0;
+    return json_pack("{s:i}", "n", p->calls);
+}
+
+/* Review finding: the checkpoint that starts a rotated file sums up every
+ * entry added before it, but the entries still pending went into the new
+ * file after it, and the old file was renamed before the new one held the
+ * checkpoint. Now the old file is written out first and keeps all of them;
+ * the new file holds just the checkpoint, whole; no temporary file stays. */
+static void rotation_writes_the_old_file_out_before_the_new_one_takes_the_name(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ph-journal-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], p1[300], tmp[300];
+    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    snprintf(p1, sizeof p1, "%s.1", path);
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    struct journal j;
+    char err[256];
+    assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
+    struct probe probe = {.j = &j};
+    j.checkpoint = probing_checkpoint;
+    j.checkpoint_ctx = &probe;
+    add_event(&j, "alert", "a");
+    journal_flush_sync(&j);
+    j.max_bytes = 1;
+    add_event(&j, "signal", "b");
+    add_event(&j, "outcome", "c");
+    const uint64_t mark = journal_mark(&j);
+    write_once(&j); /* rotates */
+    j.max_bytes = 0;
+    journal_flush_sync(&j);
+    assert_int_equal(j.rotations, 1);
+    assert_int_equal(probe.calls, 1);
+    assert_true(probe.all_written);
+    assert_true(journal_durable(&j, mark));
+    char *old = slurp(p1), *cur = slurp(path);
+    assert_non_null(old);
+    assert_non_null(cur);
+    assert_non_null(strstr(old, "\"tag\":\"a\"}\n"));
+    assert_non_null(strstr(old, "\"tag\":\"b\"}\n"));
+    assert_non_null(strstr(old, "\"tag\":\"c\"}\n"));
+    assert_int_equal(count_lines(cur), 1);
+    json_error_t je;
+    json_t *cp = json_loads(cur, 0, &je);
+    assert_non_null(cp);
+    assert_string_equal(json_string_value(json_object_get(cp, "event")), "checkpoint");
+    json_decref(cp);
+    assert_int_equal(access(tmp, F_OK), -1);
+    free(old);
+    free(cur);
+    journal_close(&j);
+    unlink(path);
+    unlink(p1);
+    rmdir(dir);
+}
+
+/* A controller that died in the middle of a write left a last line without
+ * its newline: the next one cuts it off instead of running its first line
+ * into it; a temporary file of a rotation that did not finish goes too. */
+static void an_incomplete_last_line_is_cut_off_when_the_journal_is_opened(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ph-journal-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], tmp[300];
+    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"event\":\"alert\",\"tag\":\"whole\"}\n{\"event\":\"signal\",\"tag\":\"cut", f);
+    fclose(f);
+    f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs("{\"event\":\"checkp", f);
+    fclose(f);
+    struct journal j;
+    char err[256];
+    assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
+    assert_int_equal(access(tmp, F_OK), -1);
+    add_event(&j, "lifecycle", "next");
+    journal_flush_sync(&j);
+    journal_close(&j);
+    char *text = slurp(path);
+    assert_non_null(text);
+    assert_int_equal(count_lines(text), 2);
+    assert_null(strstr(text, "cut"));
+    char *second = strchr(text, '\n') + 1;
+    json_t *e = json_loads(second, JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "tag")), "next");
+    json_decref(e);
+    free(text);
+    unlink(path);
+    rmdir(dir);
+}
+
+static json_t *large_checkpoint(void *ctx)
+{
+    (void)ctx;
+    char pad[1001];
+    memset(pad, 'c', 1000);
+    pad[1000] = '\0';
+    return json_pack("{s:s}", "pad", pad);
+}
+
+/* A checkpoint larger than the cap does not rotate the file again at every
+ * write: the entries after it have to reach its size first. */
+static void a_checkpoint_larger_than_the_cap_does_not_rotate_every_write(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ph-journal-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], p1[300], p2[300];
+    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    snprintf(p1, sizeof p1, "%s.1", path);
+    snprintf(p2, sizeof p2, "%s.2", path);
+    struct journal j;
+    char err[256];
+    assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
+    j.checkpoint = large_checkpoint;
+    j.max_bytes = 100;
+    for (int i = 0; i < 20; i++) {
+        add_event(&j, "alert", "some entry of sixty-odd bytes");
+        write_once(&j);
+    }
+    assert_true(j.rotations >= 1);
+    assert_true(j.rotations <= 3);
+    journal_close(&j);
+    unlink(path);
+    unlink(p1);
+    unlink(p2);
+    rmdir(dir);
+}
+
 static void item19_journal_rotates_by_size_and_each_file_starts_with_a_checkpoint(void **state)
 {
     (void)state;
@@ -201,6 +365,9 @@ int main(void)
         cmocka_unit_test(item19_journal_rotates_by_size_and_each_file_starts_with_a_checkpoint),
         cmocka_unit_test(a_journal_that_cannot_write_does_not_hold_marks),
         cmocka_unit_test(a_mark_is_durable_only_once_its_line_is_whole_across_a_rotation),
+        cmocka_unit_test(rotation_writes_the_old_file_out_before_the_new_one_takes_the_name),
+        cmocka_unit_test(an_incomplete_last_line_is_cut_off_when_the_journal_is_opened),
+        cmocka_unit_test(a_checkpoint_larger_than_the_cap_does_not_rotate_every_write),
     };
     return cmocka_run_group_tests_name("run journal", tests, NULL, NULL);
 }
