@@ -24,6 +24,14 @@
 /* A rotation that failed (disk full, permissions) is tried again after this. */
 #define JOURNAL_ROTATE_RETRY_NS (10ull * 1000000000ull)
 
+/* A failed write is tried again after a pause that doubles from the first
+ * to the last. */
+#define JOURNAL_RETRY_FIRST_NS (10ull * 1000000ull)
+#define JOURNAL_RETRY_MAX_NS (1000ull * 1000000ull)
+
+/* While writes fail or entries are lost, a reminder is logged this often. */
+#define JOURNAL_REPORT_NS (60ull * 1000000000ull)
+
 static int mkdirs(char *path)
 {
     for (char *p = path + 1; *p; p++) {
@@ -89,6 +97,7 @@ int journal_open(struct journal *j, const char *path, char *err, size_t errlen)
     struct stat st;
     if (fstat(j->fd, &st) == 0) j->file_bytes = (uint64_t)st.st_size;
     j->max_bytes = JOURNAL_DEFAULT_MAX_BYTES;
+    j->max_pending = JOURNAL_MAX_PENDING;
     return PH_OK;
 }
 
@@ -119,6 +128,80 @@ static char *checkpoint_line(struct journal *j, size_t *len)
     return b;
 }
 
+/* Appends `n` bytes of text and a newline to the collecting buffer. Beyond
+ * `limit` pending bytes, or without memory, nothing is appended. */
+static bool buffer_line(struct journal *j, const char *text, size_t n, size_t limit)
+{
+    if (j->len[0] + n + 1 > limit) return false;
+    if (j->len[0] + n + 1 > j->cap[0]) {
+        size_t cap = j->cap[0] ? j->cap[0] * 2 : 65536;
+        while (cap < j->len[0] + n + 1)
+            cap *= 2;
+        char *b = realloc(j->buf[0], cap);
+        if (b == NULL) return false;
+        j->buf[0] = b;
+        j->cap[0] = cap;
+    }
+    memcpy(j->buf[0] + j->len[0], text, n);
+    j->buf[0][j->len[0] + n] = '\n';
+    j->len[0] += n + 1;
+    j->entries++;
+    return true;
+}
+
+/* Entries up to `upto` are in the file; a lost one (not covered yet) stops
+ * the marks short of it. */
+static void advance_durable(struct journal *j, uint64_t upto)
+{
+    if (j->lost_from != 0 && upto >= j->lost_from) upto = j->lost_from - 1;
+    if (upto > j->durable) j->durable = upto;
+}
+
+/* A checkpoint summing up entries 1..cover is in the file: the entries lost
+ * among them are recorded by it. */
+static void checkpoint_written(struct journal *j, uint64_t cover)
+{
+    if (j->lost_from == 0 || j->lost_from > cover) return;
+    if (j->lost_last > cover) {
+        j->lost_from = cover + 1; /* lost since: the next checkpoint covers them */
+        return;
+    }
+    j->lost_from = 0;
+    ph_info("journal %s: a checkpoint records the state the lost entries had changed (%llu "
+            "entries lost in all); held signals and outcomes go on",
+            j->path, (unsigned long long)j->dropped);
+}
+
+/* An entry (number `seq`) could not be buffered. */
+static void entry_lost(struct journal *j, uint64_t seq, const char *why)
+{
+    const bool first = j->lost_from == 0;
+    j->dropped++;
+    if (first) j->lost_from = seq;
+    j->lost_last = seq;
+    const uint64_t now = ph_mono_ns();
+    if (first || now >= j->report_ns) {
+        j->report_ns = now + JOURNAL_REPORT_NS;
+        ph_error("journal %s: entries are being lost (%s; %llu so far): signals stay "
+                 "unacknowledged and outcomes wait until a checkpoint records the state",
+                 j->path, why, (unsigned long long)j->dropped);
+    }
+}
+
+/* Appends a checkpoint (summing up every entry added so far) to the
+ * collecting buffer. It is not dropped for the pending cap: it is bounded
+ * by the state it describes, and lost entries wait for it. */
+static bool queue_checkpoint(struct journal *j)
+{
+    size_t n = 0;
+    char *cp = checkpoint_line(j, &n);
+    if (cp == NULL) return false;
+    bool ok = buffer_line(j, cp, n - 1, SIZE_MAX);
+    free(cp);
+    if (ok) j->cover[0] = j->added;
+    return ok;
+}
+
 /* Hands the collecting buffer over to be written, when the previous one is
  * written and there is something to write. */
 static bool swap_buffers(struct journal *j)
@@ -130,6 +213,8 @@ static bool swap_buffers(struct journal *j)
     j->len[1] = j->len[0];
     j->cap[1] = j->cap[0];
     j->last[1] = j->last[0];
+    j->cover[1] = j->cover[0];
+    j->cover[0] = 0;
     j->buf[0] = b;
     j->cap[0] = c;
     j->len[0] = 0;
@@ -238,7 +323,12 @@ static void rotate(struct journal *j)
     j->fd = fd;
     j->file_bytes = j->base_bytes = n;
     j->rotations++;
-    if (n > 0) j->entries++;
+    if (n > 0) {
+        j->entries++;
+        /* It sums up every entry added, lost ones included, and it is in. */
+        checkpoint_written(j, j->added);
+        advance_durable(j, j->added);
+    }
     ph_info("journal %s rotated (over %llu bytes); the previous file is %s", j->path,
             (unsigned long long)j->max_bytes, to);
 }
@@ -262,27 +352,6 @@ void journal_close(struct journal *j)
     j->fd = -1;
 }
 
-/* Appends `n` bytes of text and a newline to the collecting buffer. Beyond
- * `limit` pending bytes, or without memory, nothing is appended. */
-static bool buffer_line(struct journal *j, const char *text, size_t n, size_t limit)
-{
-    if (j->len[0] + n + 1 > limit) return false;
-    if (j->len[0] + n + 1 > j->cap[0]) {
-        size_t cap = j->cap[0] ? j->cap[0] * 2 : 65536;
-        while (cap < j->len[0] + n + 1)
-            cap *= 2;
-        char *b = realloc(j->buf[0], cap);
-        if (b == NULL) return false;
-        j->buf[0] = b;
-        j->cap[0] = cap;
-    }
-    memcpy(j->buf[0] + j->len[0], text, n);
-    j->buf[0][j->len[0] + n] = '\n';
-    j->len[0] += n + 1;
-    j->entries++;
-    return true;
-}
-
 void journal_add(struct journal *j, json_t *entry)
 {
     if (j->fd < 0) return;
@@ -293,35 +362,39 @@ void journal_add(struct journal *j, json_t *entry)
     json_object_update(line, entry);
     char *text = json_dumps(line, JOURNAL_DUMP_FLAGS);
     json_decref(line);
-    if (text == NULL) return;
-    if (buffer_line(j, text, strlen(text), JOURNAL_MAX_PENDING))
-        j->last[0] = ++j->added;
+    /* Lost or not, the entry takes its place in the count: marks taken
+     * after it must not pass it. */
+    const uint64_t seq = ++j->added;
+    if (text == NULL)
+        entry_lost(j, seq, "it cannot be encoded");
+    else if (buffer_line(j, text, strlen(text), j->max_pending))
+        j->last[0] = seq;
     else
-        j->dropped++;
+        entry_lost(j, seq,
+                   j->len[0] + strlen(text) + 1 > j->max_pending
+                       ? "the entries waiting to be written reached their cap"
+                       : "no memory");
     free(text);
 }
 
 void journal_add_checkpoint(struct journal *j)
 {
-    if (j->fd < 0) return;
-    size_t n = 0;
-    char *cp = checkpoint_line(j, &n);
-    if (cp == NULL) return;
-    /* Not a mark of its own: it restates what the entries before it say. A
-     * checkpoint is not dropped for the pending cap (it is bounded by the
-     * state it describes). */
-    if (!buffer_line(j, cp, n - 1, SIZE_MAX)) {
-        j->dropped++;
+    /* Not a mark of its own: it restates what the entries before it say. */
+    if (j->fd >= 0 && !queue_checkpoint(j))
         ph_error("journal %s: no memory for a checkpoint", j->path);
-    }
-    free(cp);
 }
 
 bool journal_next_write(struct journal *j, const char **data, size_t *len)
 {
     if (j->fd < 0 || j->in_flight) return false;
+    if (j->failing && ph_mono_ns() < j->retry_ns) return false;
     if (j->written >= j->len[1]) {
         if (rotation_due(j)) rotate(j);
+        /* Lost entries: the buffer about to be written ends with a
+         * checkpoint that records what they changed. */
+        if (j->lost_from != 0 && j->written >= j->len[1] && j->cover[0] == 0 &&
+            j->checkpoint != NULL)
+            queue_checkpoint(j);
         /* Collect into the other buffer while this one is written. */
         if (j->written >= j->len[1] && !swap_buffers(j)) return false;
     }
@@ -334,27 +407,55 @@ bool journal_next_write(struct journal *j, const char **data, size_t *len)
 void journal_write_done(struct journal *j, int res)
 {
     j->in_flight = false;
+    const uint64_t now = ph_mono_ns();
     if (res <= 0) {
-        /* Keep the bytes and retry with the next write; say it once. */
-        if (j->errors++ == 0)
-            ph_error("journal %s: write failed: %s", j->path,
-                     res < 0 ? strerror(-res) : "nothing written");
-        j->failing = true;
+        /* The bytes stay; the write is tried again after a pause. */
+        const char *why = res < 0 ? strerror(-res) : "nothing written";
+        j->errors++;
+        j->failed_writes++;
+        j->backoff_ns = j->backoff_ns == 0 ? JOURNAL_RETRY_FIRST_NS : j->backoff_ns * 2;
+        if (j->backoff_ns > JOURNAL_RETRY_MAX_NS) j->backoff_ns = JOURNAL_RETRY_MAX_NS;
+        j->retry_ns = now + j->backoff_ns;
+        if (!j->failing) {
+            j->failing = true;
+            j->failing_since_ns = now;
+            j->report_ns = now + JOURNAL_REPORT_NS;
+            ph_error("journal %s: cannot write (%s): signals stay unacknowledged and outcomes "
+                     "wait until it can; trying again",
+                     j->path, why);
+        } else if (now >= j->report_ns) {
+            j->report_ns = now + JOURNAL_REPORT_NS;
+            ph_error("journal %s: still cannot write (%s): %llu attempts in %llu s, %zu bytes "
+                     "waiting",
+                     j->path, why, (unsigned long long)j->failed_writes,
+                     (unsigned long long)((now - j->failing_since_ns) / 1000000000u),
+                     j->len[1] - j->written + j->len[0]);
+        }
         return;
     }
-    if (j->failing) ph_info("journal %s: writing again", j->path);
+    if (j->failing)
+        ph_info("journal %s: writing again after %llu failed attempts in %llu s", j->path,
+                (unsigned long long)j->failed_writes,
+                (unsigned long long)((now - j->failing_since_ns) / 1000000000u));
     j->failing = false;
+    j->failed_writes = 0;
+    j->backoff_ns = 0;
     j->written += (size_t)res;
     j->file_bytes += (uint64_t)res;
     /* Entries count once their whole buffer is in: a short write leaves the
      * last of them cut. */
-    if (j->written >= j->len[1]) j->durable = j->last[1];
+    if (j->written >= j->len[1]) {
+        if (j->cover[1] != 0) checkpoint_written(j, j->cover[1]);
+        advance_durable(j, j->last[1] > j->cover[1] ? j->last[1] : j->cover[1]);
+        j->cover[1] = 0;
+    }
 }
 
 void journal_flush_sync(struct journal *j)
 {
     const char *data;
     size_t len;
+    j->retry_ns = 0;
     while (journal_next_write(j, &data, &len)) {
         ssize_t n = write(j->fd, data, len);
         journal_write_done(j, n < 0 ? -errno : (int)n);

@@ -849,6 +849,7 @@ static bool tick(struct app *a)
     }
     outbox_settle(a);
     outbox_flush(a);
+    swarm_set_journal_failing(&a->swarm, journal_failing(&a->journal));
     swarm_tick(&a->swarm, now);
     closing_tick(a, now);
     arm_journal(a);
@@ -1062,9 +1063,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < 1000 && a.journal_writing; i++)
         if (ph_loop_once(a.loop) < 0) break;
     journal_flush_sync(&a.journal);
-    /* Everything is journaled now: outcomes may go, held signals are handed
-     * back (those still unread stay with the bridge, unacknowledged, for
-     * the next controller). */
+    /* What the journal holds now may go: its outcomes, and the held signals
+     * are handed back (those still unread, or held for entries the journal
+     * could not write, stay with the bridge, unacknowledged, for the next
+     * controller). */
     outbox_flush(&a);
     if (a.unwritten != NULL)
         ph_warn("%zu bytes of outcomes/alerts never reached a bridge", a.outbox_bytes);

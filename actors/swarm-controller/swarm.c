@@ -145,6 +145,11 @@ void swarm_controller_alert(struct swarm *s, const char *level, const char *code
     controller_alert(s, level, code, message);
 }
 
+void swarm_set_journal_failing(struct swarm *s, bool failing)
+{
+    s->journal_failing = failing;
+}
+
 struct outcome {
     const char *type;
     const char *role;     /* scope; NULL = ALL */

@@ -1,6 +1,7 @@
 /* The run journal (journal.c): durability marks and rotation by size
  * (item 19 of the defects issue: the journal had no size cap), and the
  * review findings on rotation, marks and write failures. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -341,29 +342,119 @@ static void item19_journal_rotates_by_size_and_each_file_starts_with_a_checkpoin
     rmdir(dir);
 }
 
-static void a_journal_that_cannot_write_does_not_hold_marks(void **state)
+/* Review finding: a journal whose writes failed reported every mark as
+ * durable, so the controller acknowledged signals it had not journaled. A
+ * failing journal holds its marks and says it is failing. */
+static void a_journal_that_cannot_write_holds_its_marks(void **state)
 {
     (void)state;
     struct journal j;
     char err[256];
     assert_int_equal(journal_open(&j, "/dev/full", err, sizeof err), 0);
     j.max_bytes = 0; /* no rotation of a device */
-    json_t *e = json_pack("{s:s}", "event", "signal");
-    journal_add(&j, e);
-    json_decref(e);
+    add_event(&j, "signal", "held");
     uint64_t mark = journal_mark(&j);
     assert_false(journal_durable(&j, mark));
     journal_flush_sync(&j); /* ENOSPC */
     assert_true(j.failing);
-    assert_true(journal_durable(&j, mark)); /* holding signals would stop the swarm */
+    assert_true(journal_failing(&j));
+    assert_false(journal_durable(&j, mark));
+    journal_flush_sync(&j); /* still ENOSPC */
+    assert_false(journal_durable(&j, mark));
+    assert_true(j.errors >= 2);
     journal_close(&j);
+}
+
+/* The failed bytes stay and go out with the next attempt that works. */
+static void a_failed_write_is_tried_again_and_then_releases_its_marks(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ph-journal-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    struct journal j;
+    char err[256];
+    assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
+    add_event(&j, "signal", "retried");
+    const uint64_t mark = journal_mark(&j);
+    const char *data;
+    size_t len;
+    assert_true(journal_next_write(&j, &data, &len));
+    journal_write_done(&j, -ENOSPC);
+    assert_true(journal_failing(&j));
+    assert_false(journal_durable(&j, mark));
+    journal_flush_sync(&j); /* the disk has room again */
+    assert_false(journal_failing(&j));
+    assert_true(journal_durable(&j, mark));
+    assert_true(journaled(path, "\"tag\":\"retried\"}\n"));
+    journal_close(&j);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Review finding: an entry that did not fit the pending cap was dropped
+ * silently, and a mark taken after it was judged durable once the others
+ * were written. Now the entry keeps its place in the count: marks after it
+ * wait until a checkpoint (which sums up what it changed) is in the file. */
+static void a_lost_entry_holds_later_marks_until_a_checkpoint_is_written(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ph-journal-test.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    struct journal j;
+    char err[256];
+    assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
+    add_event(&j, "signal", "kept");
+    const uint64_t before = journal_mark(&j);
+    /* The disk is slow: 16 MiB wait, the next entry does not fit. */
+    const size_t big = 1u << 20;
+    char *pad = malloc(big + 1);
+    assert_non_null(pad);
+    memset(pad, 'p', big);
+    pad[big] = '\0';
+    for (int i = 0; i < 17 && j.dropped == 0; i++) {
+        json_t *e = json_pack("{s:s, s:s}", "event", "alert", "pad", pad);
+        journal_add(&j, e);
+        json_decref(e);
+    }
+    free(pad);
+    assert_int_equal(j.dropped, 1);
+    add_event(&j, "signal", "after");
+    const uint64_t after = journal_mark(&j);
+    assert_true(journal_failing(&j));
+    /* No checkpoint to be had: what was written counts, nothing after the
+     * lost entry does. */
+    journal_flush_sync(&j);
+    assert_true(journal_durable(&j, before));
+    assert_false(journal_durable(&j, after));
+    assert_true(journal_failing(&j));
+    /* With one, the next write ends with it, and the marks go on. */
+    checkpoints = 0;
+    j.checkpoint = checkpoint;
+    journal_flush_sync(&j);
+    assert_int_equal(checkpoints, 1);
+    assert_true(journal_durable(&j, after));
+    assert_false(journal_failing(&j));
+    char *text = slurp(path);
+    assert_non_null(text);
+    char *lastline = strrchr(text, '{');
+    assert_non_null(strstr(lastline, "\"event\":\"checkpoint\""));
+    free(text);
+    journal_close(&j);
+    unlink(path);
+    rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(item19_journal_rotates_by_size_and_each_file_starts_with_a_checkpoint),
-        cmocka_unit_test(a_journal_that_cannot_write_does_not_hold_marks),
+        cmocka_unit_test(a_journal_that_cannot_write_holds_its_marks),
+        cmocka_unit_test(a_failed_write_is_tried_again_and_then_releases_its_marks),
+        cmocka_unit_test(a_lost_entry_holds_later_marks_until_a_checkpoint_is_written),
         cmocka_unit_test(a_mark_is_durable_only_once_its_line_is_whole_across_a_rotation),
         cmocka_unit_test(rotation_writes_the_old_file_out_before_the_new_one_takes_the_name),
         cmocka_unit_test(an_incomplete_last_line_is_cut_off_when_the_journal_is_opened),
