@@ -365,8 +365,13 @@ void journal_add(struct journal *j, json_t *entry)
     /* Lost or not, the entry takes its place in the count: marks taken
      * after it must not pass it. */
     const uint64_t seq = ++j->added;
+    const uint64_t queued = j->cover[0] > j->cover[1] ? j->cover[0] : j->cover[1];
     if (text == NULL)
         entry_lost(j, seq, "it cannot be encoded");
+    else if (j->lost_from != 0 && j->lost_last > queued)
+        /* No entry goes into the file between a lost one and the checkpoint
+         * that records it: a reader would take it without what came before. */
+        entry_lost(j, seq, "an earlier entry was lost");
     else if (buffer_line(j, text, strlen(text), j->max_pending))
         j->last[0] = seq;
     else

@@ -21,7 +21,9 @@
  *     marks at or after it wait until a checkpoint (from the callback; it
  *     sums up every entry added before it, the lost ones included) is in
  *     the file. One is appended when the collecting buffer is next handed
- *     over to be written; a rotation's checkpoint does as well.
+ *     over to be written; a rotation's checkpoint does as well. Entries
+ *     added until then are lost too, so that the file never holds an entry
+ *     after a lost one without that checkpoint in between.
  * journal_failing() says either is the case. Errors are logged when they
  * start and end, and at most once a minute in between.
  *

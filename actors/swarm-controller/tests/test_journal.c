@@ -442,7 +442,16 @@ static void a_lost_entry_holds_later_marks_until_a_checkpoint_is_written(void **
     assert_non_null(text);
     char *lastline = strrchr(text, '{');
     assert_non_null(strstr(lastline, "\"event\":\"checkpoint\""));
+    /* Nothing after the lost entry went into the file before the checkpoint
+     * (the entry after it was lost too); what follows it is written again. */
+    assert_null(strstr(text, "\"tag\":\"after\""));
     free(text);
+    add_event(&j, "signal", "later");
+    const uint64_t later = journal_mark(&j);
+    journal_flush_sync(&j);
+    assert_true(journal_durable(&j, later));
+    assert_true(journaled(path, "\"tag\":\"later\"}\n"));
+    assert_int_equal(j.dropped, 2);
     journal_close(&j);
     unlink(path);
     rmdir(dir);
