@@ -854,6 +854,7 @@ static bool tick(struct app *a)
     }
     outbox_settle(a);
     outbox_flush(a);
+    swarm_set_journal_failing(&a->swarm, journal_failing(&a->journal));
     swarm_tick(&a->swarm, now);
     closing_tick(a, now);
     arm_journal(a);
@@ -1038,6 +1039,10 @@ int main(int argc, char **argv)
         a.initial_scan = false;
         if (swarm_recover(&a.swarm, prev_journal, ph_mono_ns(), err, sizeof err) < 0)
             ph_warn("%s: the swarm starts from its swarm file's state", err);
+        else
+            /* What was recovered may come from files a rotation will remove
+             * (or from <path>.1 alone): this journal states it again. */
+            journal_add_checkpoint(&a.journal);
     }
     ph_info("controller %s ready (pid %d, tick %u ms, run %s, journal %s)", o.cfg.instance,
             getpid(), o.tick_ms, o.cfg.run_id, a.journal.path);
@@ -1058,9 +1063,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < 1000 && a.journal_writing; i++)
         if (ph_loop_once(a.loop) < 0) break;
     journal_flush_sync(&a.journal);
-    /* Everything is journaled now: outcomes may go, held signals are handed
-     * back (those still unread stay with the bridge, unacknowledged, for
-     * the next controller). */
+    /* What the journal holds now may go: its outcomes, and the held signals
+     * are handed back (those still unread, or held for entries the journal
+     * could not write, stay with the bridge, unacknowledged, for the next
+     * controller). */
     outbox_flush(&a);
     if (a.unwritten != NULL)
         ph_warn("%zu bytes of outcomes/alerts never reached a bridge", a.outbox_bytes);

@@ -1,12 +1,19 @@
 /* swarm_recover (swarm.h): a restarted controller takes up the swarm where
  * the previous one left it, from that controller's journal.
  *
- * The journal is read once, in order. What counts:
- *   checkpoint  written first in a rotated file: state, idempotency cache,
- *               ids taken in, signals still unanswered;
+ * The journal is read once, in order: <path>.1 first when <path> does not
+ * start with a complete checkpoint (a controller that died right after a
+ * rotation left <path> missing, empty or holding a checkpoint cut short;
+ * journal.h gives the order of a rotation), then <path>. What counts:
+ *   checkpoint  written first in a rotated file, and after a recovery: state,
+ *               idempotency cache, ids taken in, signals still unanswered.
+ *               It sums up every entry before it, so it replaces what was
+ *               read up to it. An incomplete one (a last line without its
+ *               newline, or one that does not parse) counts for nothing;
  *   state       a snapshot of status, workloads, roles, desired config; the
- *               one with the highest stateSeq wins (a checkpoint can precede
- *               older entries that were still buffered when it was written);
+ *               one with the highest stateSeq wins (a journal written before
+ *               rotations wrote the old file out first can hold entries older
+ *               than the checkpoint that precedes them);
  *   signal      an attempt taken in; unanswered until an outcome names it;
  *   outcome     answers an attempt; feeds the idempotency cache;
  *   ignored     an attempt that needs no answer.
@@ -17,6 +24,7 @@
  * The file is the controller's own (0600), but it is still read as input:
  * lines are bounded, and entries of the wrong shape are skipped. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +72,21 @@ static void take_answer(struct recovery *r, const char *cid)
     json_object_set_new(r->cids, cid, json_true());
 }
 
+/* Forgets what was read so far: a checkpoint replaces it. */
+static void reset(struct recovery *r)
+{
+    json_decref(r->state);
+    r->state = NULL;
+    r->state_seq = 0;
+    json_object_clear(r->cids);
+    json_array_clear(r->order);
+    json_array_clear(r->outcomes);
+    json_array_clear(r->seen);
+}
+
 static void take_checkpoint(struct recovery *r, json_t *cp)
 {
+    reset(r);
     take_state(r, cp);
     size_t i;
     json_t *v;
@@ -173,19 +194,56 @@ static long read_lines(struct recovery *r, FILE *f)
     return lines;
 }
 
-long swarm_recover(struct swarm *s, const char *path, uint64_t now, char *err, size_t errlen)
+/* Does the file start with a complete checkpoint? */
+static bool starts_with_checkpoint(const char *path)
 {
     FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot read the previous journal %s: %s", path, strerror(errno));
-        return -1;
+    if (f == NULL) return false;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    fclose(f);
+    bool yes = false;
+    if (n > 1 && n <= (ssize_t)LINE_MAX_BYTES && line[n - 1] == '\n' &&
+        memmem(line, (size_t)n, "\"event\":\"checkpoint\"", 20) != NULL) {
+        json_t *e = json_loadb(line, (size_t)n - 1, 0, NULL);
+        const char *ev = json_string_value(json_object_get(e, "event"));
+        yes = ev != NULL && strcmp(ev, "checkpoint") == 0;
+        json_decref(e);
     }
+    free(line);
+    return yes;
+}
+
+long swarm_recover(struct swarm *s, const char *path, uint64_t now, char *err, size_t errlen)
+{
     struct recovery r = {.cids = json_object(),
                          .order = json_array(),
                          .outcomes = json_array(),
                          .seen = json_array()};
-    long lines = read_lines(&r, f);
-    fclose(f);
+    long lines = 0;
+    char older[PATH_MAX + 8];
+    snprintf(older, sizeof older, "%s.1", path);
+    FILE *f = starts_with_checkpoint(path) ? NULL : fopen(older, "re");
+    const bool read_older = f != NULL;
+    if (f != NULL) {
+        lines += read_lines(&r, f);
+        fclose(f);
+    }
+    f = fopen(path, "re");
+    if (f == NULL && !(read_older && errno == ENOENT)) {
+        snprintf(err, errlen, "cannot read the previous journal %s: %s", path, strerror(errno));
+        json_decref(r.state);
+        json_decref(r.cids);
+        json_decref(r.order);
+        json_decref(r.outcomes);
+        json_decref(r.seen);
+        return -1;
+    }
+    if (f != NULL) {
+        lines += read_lines(&r, f);
+        fclose(f);
+    }
 
     if (r.state != NULL) swarm_state_restore(s, r.state);
     size_t i;
@@ -210,9 +268,10 @@ long swarm_recover(struct swarm *s, const char *path, uint64_t now, char *err, s
             open++;
         }
     }
-    ph_info("journal %s: %ld line(s); resumed at %s with %u answered id(s), %u signal(s) taken "
+    ph_info("journal %s%s: %ld line(s); resumed at %s with %u answered id(s), %u signal(s) taken "
             "up again",
-            path, lines, swarm_status_name(s->status), answered, open);
+            path, read_older ? " (and the file before it)" : "", lines,
+            swarm_status_name(s->status), answered, open);
     json_decref(r.state);
     json_decref(r.cids);
     json_decref(r.order);

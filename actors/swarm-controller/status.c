@@ -95,6 +95,7 @@ void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
         a->state = swarm_status_name(s->status);
     for (uint32_t i = 0; i < s->plan.nsteps; i++) a->plan_fired += s->plan.steps[i].fired;
     a->plan_gen = s->plan_gen;
+    a->journal_failing = s->journal_failing;
 }
 
 bool swarm_agg_changed(const struct swarm_agg *a, const struct swarm_agg *b)
@@ -102,7 +103,8 @@ bool swarm_agg_changed(const struct swarm_agg *a, const struct swarm_agg *b)
     if (a->desired != b->desired || a->healthy != b->healthy || a->running != b->running ||
         a->enabled != b->enabled || a->live != b->live || a->io_in != b->io_in ||
         a->io_out != b->io_out || a->status != b->status || strcmp(a->state, b->state) != 0 ||
-        a->plan_fired != b->plan_fired || a->plan_gen != b->plan_gen)
+        a->plan_fired != b->plan_fired || a->plan_gen != b->plan_gen ||
+        a->journal_failing != b->journal_failing)
         return true;
     /* Rates wander all the time; only a move of a fifth of the figure last
      * sent (`b`), or to/from zero, is news. The watermark delta carries the
@@ -211,8 +213,9 @@ static void pack_context(const struct swarm *s, msgpack_packer *pk, const struct
     pack_roles(pk, a);
     if (journal) {
         dp_str(pk, "journal");
-        dp_map(pk, 1);
+        dp_map(pk, 2);
         dp_kv_str(pk, "runId", s->cfg.run_id);
+        dp_kv_bool(pk, "failing", a->journal_failing);
     }
 }
 

@@ -164,6 +164,11 @@ void swarm_controller_alert(struct swarm *s, const char *level, const char *code
     controller_alert(s, level, code, message);
 }
 
+void swarm_set_journal_failing(struct swarm *s, bool failing)
+{
+    s->journal_failing = failing;
+}
+
 struct outcome {
     const char *type;
     const char *role;     /* scope; NULL = ALL */
@@ -1334,18 +1339,75 @@ void swarm_tick(struct swarm *s, uint64_t now)
 
 /* ---- journal forms and recovery --------------------------------------- */
 
+/* The desired config as journaled. The journal is on disk: secrets stay in
+ * memory. A value that redaction would change (under a secret-named key, or
+ * holding a URL with credentials) is left out whole, its key listed under
+ * "withheld": a masked value must never come back from the journal to be
+ * sent to a worker in place of the real one. */
+static json_t *desired_journal_form(const struct desired *d)
+{
+    json_t *list = desired_to_json(d);
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o)
+    {
+        const json_t *patch = json_object_get(o, "patch");
+        json_t *kept = json_object(), *withheld = json_array();
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)patch, k, v)
+        {
+            json_t *r = ph_key_is_secret(k) ? NULL : redacted(v);
+            if (r != NULL && json_equal(r, v)) {
+                json_object_set_new(kept, k, r);
+            } else {
+                json_decref(r);
+                json_array_append_new(withheld, json_string(k));
+            }
+        }
+        json_object_set_new(o, "patch", kept);
+        if (json_array_size(withheld) > 0)
+            json_object_set_new(o, "withheld", withheld);
+        else
+            json_decref(withheld);
+    }
+    return list;
+}
+
 json_t *swarm_state_json(const struct swarm *s)
 {
     json_t *roles = json_array();
     for (uint32_t i = 0; i < s->nroles; i++)
         json_array_append_new(roles, json_pack("{s:s, s:I}", "role", s->roles[i].role, "count",
                                                (json_int_t)s->roles[i].count));
-    json_t *d = desired_to_json(&s->desired);
-    json_t *rd = redacted(d); /* the journal is on disk: secrets stay in memory */
-    json_decref(d);
     return json_pack("{s:I, s:s, s:b, s:o, s:o}", "stateSeq", (json_int_t)s->state_seq, "status",
                      swarm_status_name(s->status), "workloadsEnabled", s->workloads_enabled,
-                     "roles", roles, "desired", rd);
+                     "roles", roles, "desired", desired_journal_form(&s->desired));
+}
+
+/* Says which desired values a recovered config lacks (desired_journal_form). */
+static void report_withheld(const json_t *desired)
+{
+    char keys[256] = "";
+    size_t len = 0, n = 0, i, k;
+    const json_t *o, *name;
+    json_array_foreach(desired, i, o)
+    {
+        json_array_foreach(json_object_get(o, "withheld"), k, name)
+        {
+            const char *key = json_string_value(name);
+            if (key == NULL) continue;
+            n++;
+            if (len < sizeof keys - 1)
+                len +=
+                    (size_t)snprintf(keys + len, sizeof keys - len, "%s%s", len ? ", " : "", key);
+        }
+    }
+    if (n > 0)
+        ph_warn("the recovered desired config lacks %zu value(s) that were not journaled "
+                "(secrets, URLs with credentials: %s): workers that join from now on keep their "
+                "own values for them",
+                n, keys);
 }
 
 void swarm_state_restore(struct swarm *s, const json_t *st)
@@ -1362,7 +1424,10 @@ void swarm_state_restore(struct swarm *s, const json_t *st)
     char err[160];
     if (json_is_array(roles) && parse_roles(roles, r, &n, err, sizeof err)) swarm_set_roles(s, r, n);
     const json_t *d = json_object_get(st, "desired");
-    if (json_is_array(d)) desired_from_json(&s->desired, d);
+    if (json_is_array(d)) {
+        desired_from_json(&s->desired, d);
+        report_withheld(d);
+    }
     const json_t *seq = json_object_get(st, "stateSeq");
     if (json_is_integer(seq) && json_integer_value(seq) >= 0)
         s->state_seq = (uint64_t)json_integer_value(seq);
@@ -1466,10 +1531,15 @@ void swarm_apply_recovered(struct swarm *s, const json_t *e, uint64_t now)
         if (tk != T_NOT_US && strcmp(g.type, "status-request") != 0) {
             const char *orole, *oinst;
             outcome_scope(s, &g, tk, &orole, &oinst);
-            struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "failed", -1, 1,
-                                "the controller restarted while applying it and its data was "
-                                "too large to keep; send it again",
-                                false};
+            /* Not journaled whole: too large (kept as its size and hash), or
+             * holding secrets (journaled without them). */
+            const char *why =
+                json_is_true(json_object_get(json_object_get(e, "data"), "truncated"))
+                    ? "the controller restarted while applying it and its data was too large "
+                      "to keep; send it again"
+                    : "the controller restarted while applying it and its data held secrets, "
+                      "which are not kept; send it again";
+            struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "failed", -1, 1, why, false};
             emit_outcome(s, &o, now);
         }
     }

@@ -200,6 +200,7 @@ struct swarm_agg {
     const char *state;
     uint32_t plan_fired;
     uint32_t plan_gen;
+    bool journal_failing;
 };
 
 struct swarm_emitter {
@@ -260,6 +261,7 @@ struct swarm {
     struct desired desired;  /* config in force for (re)joining workers */
     uint64_t state_seq;      /* +1 per change of status, workloads, roles or desired */
     uint64_t state_journaled;
+    bool journal_failing; /* the journal cannot take entries (swarm_set_journal_failing) */
 
     /* statistics */
     uint64_t deltas, fulls, outcomes, alerts, worker_fulls, worker_deltas, duplicates,
@@ -286,6 +288,10 @@ void swarm_on_ack(struct swarm *s, struct ctl_worker *w, const struct ph_rec_ack
                   uint64_t now_ns);
 /* A signal document from the bridge (already validated by it; re-checked). */
 void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t now_ns);
+/* Whether the process's journal is failing (journal_failing()): reported
+ * as data.context.journal.failing, a change in the next delta. Signals and
+ * outcomes wait for the journal meanwhile; status does not. */
+void swarm_set_journal_failing(struct swarm *s, bool failing);
 /* An alert from the controller itself (reliable, journaled). */
 void swarm_controller_alert(struct swarm *s, const char *level, const char *code,
                             const char *message);

@@ -241,10 +241,8 @@ int fx_setup(void **state)
     return 0;
 }
 
-long fx_restart_controller(struct fx *f)
+void fx_write_journal(const struct fx *f, const char *path)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/tmp/%s.journal.jsonl", f->id);
     FILE *jf = fopen(path, "w");
     assert_non_null(jf);
     for (size_t i = 0; i < json_array_size(f->journal); i++) {
@@ -253,6 +251,20 @@ long fx_restart_controller(struct fx *f)
         free(line);
     }
     fclose(jf);
+}
+
+long fx_restart_controller(struct fx *f)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/%s.journal.jsonl", f->id);
+    fx_write_journal(f, path);
+    long n = fx_restart_controller_from(f, path);
+    unlink(path);
+    return n;
+}
+
+long fx_restart_controller_from(struct fx *f, const char *path)
+{
     /* The old controller is gone without a word: its pending commands, caches
      * and table with it. The segment is adopted (a new generation). */
     swarm_destroy(&f->sw);
@@ -275,7 +287,6 @@ long fx_restart_controller(struct fx *f)
     ctl_scan(&f->ctl, f->now);
     char err[256];
     long n = swarm_recover(&f->sw, path, f->now, err, sizeof err);
-    unlink(path);
     fx_tick(f);
     f->adopting = false;
     return n;

@@ -75,6 +75,11 @@ void fx_tick(struct fx *f);
  * clean-up, adopts the segment (generation + 1), recovers from the file
  * (swarm_recover) and ticks once. Returns what swarm_recover returned. */
 long fx_restart_controller(struct fx *f);
+/* The same, recovering from the journal at `path` as the test left it
+ * (with <path>.1 beside it, or not). */
+long fx_restart_controller_from(struct fx *f, const char *path);
+/* Writes the journal entries so far to `path`, one line each. */
+void fx_write_journal(const struct fx *f, const char *path);
 
 /* ---- SDK workers ---- */
 ph_worker *fx_attach(struct fx *f, const char *role, const char *instance);

@@ -8,6 +8,7 @@
 #include "fixture.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define CTL "swarm-controller"
 
@@ -366,6 +367,105 @@ static void item19_restart_after_rotation_recovers_from_the_checkpoint(void **st
     assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 0);
 }
 
+/* Review finding on the rotation crash window: the controller dies right
+ * after a rotation, before the new file holds a whole checkpoint (`current`
+ * is what <path> holds then: a checkpoint cut short, nothing, or no file at
+ * all). What the old file, now <path>.1, recorded is taken up: the open
+ * signal is answered once, the answered ones stay answered. */
+static void restart_right_after_a_rotation(struct fx *f, const char *current)
+{
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    start_swarm(f, &t, "start-rw");
+    fx_signal(f, "config-update", "processor", NULL, "c-rw-done", "ik-rw", "{\"ratePerSec\": 5}");
+    wk_apply(t.p1, true, NULL, NULL);
+    wk_apply(t.p2, true, NULL, NULL);
+    fx_step(f, 10 * MS);
+    fx_signal(f, "config-update", "processor", "p-1", "c-rw-open", "ik-rw-open",
+              "{\"ratePerSec\": 6}");
+    fx_step(f, 10 * MS);
+    char path[128], older[160];
+    snprintf(path, sizeof path, "/tmp/%s.rotated.jsonl", f->id);
+    snprintf(older, sizeof older, "%s.1", path);
+    fx_write_journal(f, older);
+    unlink(path);
+    if (current != NULL) {
+        FILE *cf = fopen(path, "w");
+        assert_non_null(cf);
+        fputs(current, cf);
+        fclose(cf);
+    }
+    size_t mark = fx_ndocs(f);
+    assert_true(fx_restart_controller_from(f, path) > 0);
+    unlink(path);
+    unlink(older);
+    assert_int_equal(f->sw.status, SW_RUNNING);
+    /* the open one, sent again, and the adopter's status-request */
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 3);
+    assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 1);
+    fx_step(f, 10 * MS);
+    assert_int_equal(outcomes_for(f, mark, "c-rw-open"), 1);
+    fx_signal(f, "config-update", "processor", NULL, "c-rw-done", "ik-rw", "{\"ratePerSec\": 5}");
+    fx_signal(f, "config-update", "processor", NULL, "c-rw-retry", "ik-rw", "{\"ratePerSec\": 5}");
+    fx_step(f, 10 * MS);
+    assert_int_equal(outcomes_for(f, mark, "c-rw-done"), 0);
+    assert_int_equal(outcomes_for(f, mark, "c-rw-retry"), 1);
+    assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 0);
+    assert_int_equal(f->violations, 0);
+}
+
+static void rotation_crash_with_a_checkpoint_cut_short_recovers_from_the_older_file(void **state)
+{
+    restart_right_after_a_rotation(*state, "{\"ts\":\"2026-01-01T00:00:00.000Z\",\"stateSeq\":9,"
+                                           "\"status\":\"RUNNING\",\"idem\":[{\"idem");
+}
+
+static void rotation_crash_with_an_empty_new_file_recovers_from_the_older_file(void **state)
+{
+    restart_right_after_a_rotation(*state, "");
+}
+
+static void rotation_crash_between_the_renames_recovers_from_the_older_file(void **state)
+{
+    restart_right_after_a_rotation(*state, NULL);
+}
+
+/* A complete checkpoint at the start of <path> sums up <path>.1: the older
+ * file is not needed, and what it says is superseded (here: a signal it
+ * shows open was answered before the checkpoint). */
+static void a_complete_checkpoint_supersedes_the_older_file(void **state)
+{
+    struct fx *f = *state;
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    start_swarm(f, &t, "start-sp");
+    fx_signal(f, "config-update", "processor", "p-1", "c-sp", "ik-sp", "{\"ratePerSec\": 4}");
+    fx_step(f, 10 * MS);
+    char path[128], older[160];
+    snprintf(path, sizeof path, "/tmp/%s.rotated.jsonl", f->id);
+    snprintf(older, sizeof older, "%s.1", path);
+    /* <path>.1 as the controller left it with c-sp open. */
+    fx_write_journal(f, older);
+    wk_apply(t.p1, true, NULL, NULL);
+    fx_step(f, 10 * MS);
+    size_t mark = fx_ndocs(f);
+    /* The outcome went out; the rotation wrote a checkpoint of it. */
+    json_t *cp = swarm_checkpoint_json(&f->sw);
+    json_object_set_new(cp, "event", json_string("checkpoint"));
+    json_array_clear(f->journal);
+    json_array_append_new(f->journal, cp);
+    fx_write_journal(f, path);
+    assert_true(fx_restart_controller_from(f, path) > 0);
+    unlink(path);
+    unlink(older);
+    assert_int_equal(f->sw.status, SW_RUNNING);
+    /* Only the adopter's status-request: c-sp is not applied again. */
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 1);
+    fx_step(f, 10 * MS);
+    assert_int_equal(outcomes_for(f, mark, "c-sp"), 0);
+    assert_int_equal(f->violations, 0);
+}
+
 /* {"blob": [n strings of 100 characters]}: large, within the decoder's
  * per-string limit. */
 static char *big_data(int n)
@@ -552,6 +652,10 @@ int main(void)
             fx_setup_big_commands, fx_teardown),
         T(item19_large_signal_data_is_journaled_as_size_and_hash),
         T(item19_restart_after_rotation_recovers_from_the_checkpoint),
+        T(rotation_crash_with_a_checkpoint_cut_short_recovers_from_the_older_file),
+        T(rotation_crash_with_an_empty_new_file_recovers_from_the_older_file),
+        T(rotation_crash_between_the_renames_recovers_from_the_older_file),
+        T(a_complete_checkpoint_supersedes_the_older_file),
         cmocka_unit_test(cidset_remembers_the_newest_ids_and_forgets_the_oldest),
         cmocka_unit_test(desired_folds_patches_in_order_and_forgets_overridden_keys),
     };

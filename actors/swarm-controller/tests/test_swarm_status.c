@@ -606,6 +606,36 @@ static void delta_carries_the_small_aggregate_only(void **state)
     assert_int_equal(jint(d, "data.context.roles.processor.desired"), 2);
 }
 
+/* Review finding: a journal that could not take entries was silent in the
+ * controller's status. Its failing shows in data.context.journal, in the
+ * next delta, and clears the same way. */
+static void a_failing_journal_shows_in_the_controller_status(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->sw.cfg.run_id, sizeof f->sw.cfg.run_id, "run-43");
+    fx_step(f, 300 * MS);
+    size_t mark = fx_ndocs(f);
+    fx_signal(f, "status-request", CTL, f->ctl_instance, "c-j", NULL, NULL);
+    fx_step(f, 1 * MS);
+    json_t *d = fx_last(f, mark, "metric", "status-full", CTL);
+    assert_non_null(d);
+    assert_false(jbool(d, "data.context.journal.failing"));
+    mark = fx_ndocs(f);
+    swarm_set_journal_failing(&f->sw, true);
+    fx_step(f, 100 * MS);
+    d = fx_first(f, mark, "metric", "status-delta", CTL);
+    assert_non_null(d);
+    assert_string_equal(jstr(d, "data.context.journal.runId"), "run-43");
+    assert_true(jbool(d, "data.context.journal.failing"));
+    mark = fx_ndocs(f);
+    swarm_set_journal_failing(&f->sw, false);
+    fx_step(f, 100 * MS);
+    d = fx_first(f, mark, "metric", "status-delta", CTL);
+    assert_non_null(d);
+    assert_false(jbool(d, "data.context.journal.failing"));
+    assert_int_equal(f->violations, 0);
+}
+
 static void controller_full_lists_live_workers_sorted_by_role_then_instance(void **state)
 {
     struct fx *f = *state;
@@ -942,6 +972,7 @@ int main(void)
         T(watermark_delta_every_5s_when_nothing_changes),
         T(watermark_period_is_configurable),
         T(delta_carries_the_small_aggregate_only),
+        T(a_failing_journal_shows_in_the_controller_status),
         T(controller_full_lists_live_workers_sorted_by_role_then_instance),
         T(clean_detach_removes_the_worker_from_the_list),
         T(controller_full_carries_each_workers_queues_for_the_pipeline),
