@@ -14,6 +14,7 @@
 #include "ph/common.h"
 #include "ph/mpjson.h"
 #include "ph/record.h"
+#include "through_msgpack.h"
 
 /* ---- status record ---------------------------------------------------- */
 
@@ -893,26 +894,6 @@ static void mp_str_copies_only_clean_strings_that_fit(void **state)
 }
 
 /* ---- JSON <-> msgpack ------------------------------------------------- */
-
-static json_t *through_msgpack(const json_t *in, bool drop_secrets)
-{
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    assert_int_equal(ph_json_pack(&pk, in, drop_secrets), 0);
-    char err[128];
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 1024);
-    msgpack_object o;
-    assert_int_equal(
-        ph_mp_decode((const uint8_t *)sb.data, sb.size, false, &zone, &o, err, sizeof err), PH_OK);
-    json_t *out = ph_mp_to_json(&o);
-    assert_non_null(out);
-    msgpack_zone_destroy(&zone);
-    msgpack_sbuffer_destroy(&sb);
-    return out;
-}
 
 static void mpjson_round_trip_preserves_every_json_type(void **state)
 {

@@ -18,6 +18,7 @@
 #include "ph/common.h"
 #include "ph/mpjson.h"
 #include "ph/record.h"
+#include "through_msgpack.h"
 
 /* ---- key names ---------------------------------------------------------- */
 
@@ -181,26 +182,6 @@ static void assert_no_secret_value(const json_t *v)
         if (strstr(s, SECRET_VALUES[i]) != NULL)
             fail_msg("secret value '%s' still in %s", SECRET_VALUES[i], s);
     free(s);
-}
-
-static json_t *through_msgpack(const json_t *in, bool drop_secrets)
-{
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    assert_int_equal(ph_json_pack(&pk, in, drop_secrets), 0);
-    char err[128];
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 1024);
-    msgpack_object o;
-    assert_int_equal(
-        ph_mp_decode((const uint8_t *)sb.data, sb.size, false, &zone, &o, err, sizeof err), PH_OK);
-    json_t *out = ph_mp_to_json(&o);
-    assert_non_null(out);
-    msgpack_zone_destroy(&zone);
-    msgpack_sbuffer_destroy(&sb);
-    return out;
 }
 
 static void item20_json_pack_drops_secret_keys_and_url_credentials(void **state)
