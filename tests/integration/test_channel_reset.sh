@@ -80,7 +80,7 @@ wait_until 10 "the answer to a signal sent after the corruption" has "$OUT" '"co
 [ "$(count "$TMP/controller.log" "re-creating it")" -ge 2 ] || die "the controller did not re-create the channel twice"
 pass "in ring corrupted: channel re-created, the waiting signal answered"
 
-echo "== the document ring's consumer position set beyond anything written (review finding)"
+echo "== the document ring's consumer position set beyond anything written"
 RESETS=$(count "$TMP/controller.log" "re-creating it")
 "$BIN/ph-test-shm" chan-out-head "$SWARM" 0x10000000000
 signal status-request after-out-head

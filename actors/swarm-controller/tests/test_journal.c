@@ -1,6 +1,6 @@
 /* The run journal (journal.c): durability marks and rotation by size
- * (item 19 of the defects issue: the journal had no size cap), and the
- * review findings on rotation, marks and write failures. */
+ * (item 19 of the defects issue: the journal had no size cap), rotation
+ * crash safety, and write failures. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -84,19 +84,41 @@ static void add_event(struct journal *j, const char *event, const char *tag)
     json_decref(e);
 }
 
-/* Review finding: marks counted bytes, and the checkpoint that starts a
+/* A fresh folder with the journal's file names in it, removed with every
+ * file a test left there. */
+struct jfiles {
+    char dir[32];
+    char path[64], p1[72], p2[72], p3[72], tmp[72];
+};
+
+static void jfiles_make(struct jfiles *t)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/ph-journal-test.XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->path, sizeof t->path, "%s/run.jsonl", t->dir);
+    snprintf(t->p1, sizeof t->p1, "%s.1", t->path);
+    snprintf(t->p2, sizeof t->p2, "%s.2", t->path);
+    snprintf(t->p3, sizeof t->p3, "%s.3", t->path);
+    snprintf(t->tmp, sizeof t->tmp, "%s.new", t->path);
+}
+
+static void jfiles_remove(const struct jfiles *t)
+{
+    const char *const files[] = {t->path, t->p1, t->p2, t->p3, t->tmp};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unlink(files[i]);
+    rmdir(t->dir);
+}
+
+/* Formerly marks counted bytes, and the checkpoint that starts a
  * rotated file was counted with them, so after a rotation a mark was judged
  * durable while the end of its line was not yet written. Written in small
  * pieces, the line must be whole in a file before its mark is durable. */
 static void a_mark_is_durable_only_once_its_line_is_whole_across_a_rotation(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ph-journal-test.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256], p1[300], p2[300];
-    snprintf(path, sizeof path, "%s/run.jsonl", dir);
-    snprintf(p1, sizeof p1, "%s.1", path);
-    snprintf(p2, sizeof p2, "%s.2", path);
+    struct jfiles t;
+    jfiles_make(&t);
+    const char *path = t.path;
     struct journal j;
     char err[256];
     assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
@@ -120,10 +142,7 @@ static void a_mark_is_durable_only_once_its_line_is_whole_across_a_rotation(void
     assert_true(journal_durable(&j, mark));
     assert_true(journaled(path, "\"tag\":\"second\"}\n"));
     journal_close(&j);
-    unlink(path);
-    unlink(p1);
-    unlink(p2);
-    rmdir(dir);
+    jfiles_remove(&t);
 }
 
 /* One buffer's write, as the event loop makes it (none when nothing waits). */
@@ -158,7 +177,7 @@ static json_t *probing_checkpoint(void *ctx)
     return json_pack("{s:i}", "n", p->calls);
 }
 
-/* Review finding: the checkpoint that starts a rotated file sums up every
+/* Formerly the checkpoint that starts a rotated file sums up every
  * entry added before it, but the entries still pending went into the new
  * file after it, and the old file was renamed before the new one held the
  * checkpoint. Now the old file is written out first and keeps all of them;
@@ -166,12 +185,9 @@ static json_t *probing_checkpoint(void *ctx)
 static void rotation_writes_the_old_file_out_before_the_new_one_takes_the_name(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ph-journal-test.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256], p1[300], tmp[300];
-    snprintf(path, sizeof path, "%s/run.jsonl", dir);
-    snprintf(p1, sizeof p1, "%s.1", path);
-    snprintf(tmp, sizeof tmp, "%s.new", path);
+    struct jfiles t;
+    jfiles_make(&t);
+    const char *path = t.path, *p1 = t.p1, *tmp = t.tmp;
     struct journal j;
     char err[256];
     assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
@@ -207,9 +223,7 @@ static void rotation_writes_the_old_file_out_before_the_new_one_takes_the_name(v
     free(old);
     free(cur);
     journal_close(&j);
-    unlink(path);
-    unlink(p1);
-    rmdir(dir);
+    jfiles_remove(&t);
 }
 
 /* A controller that died in the middle of a write left a last line without
@@ -218,11 +232,9 @@ static void rotation_writes_the_old_file_out_before_the_new_one_takes_the_name(v
 static void an_incomplete_last_line_is_cut_off_when_the_journal_is_opened(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ph-journal-test.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256], tmp[300];
-    snprintf(path, sizeof path, "%s/run.jsonl", dir);
-    snprintf(tmp, sizeof tmp, "%s.new", path);
+    struct jfiles t;
+    jfiles_make(&t);
+    const char *path = t.path, *tmp = t.tmp;
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("{\"event\":\"alert\",\"tag\":\"whole\"}\n{\"event\":\"signal\",\"tag\":\"cut", f);
@@ -248,8 +260,7 @@ static void an_incomplete_last_line_is_cut_off_when_the_journal_is_opened(void *
     assert_string_equal(json_string_value(json_object_get(e, "tag")), "next");
     json_decref(e);
     free(text);
-    unlink(path);
-    rmdir(dir);
+    jfiles_remove(&t);
 }
 
 static json_t *large_checkpoint(void *ctx)
@@ -266,12 +277,9 @@ static json_t *large_checkpoint(void *ctx)
 static void a_checkpoint_larger_than_the_cap_does_not_rotate_every_write(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ph-journal-test.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256], p1[300], p2[300];
-    snprintf(path, sizeof path, "%s/run.jsonl", dir);
-    snprintf(p1, sizeof p1, "%s.1", path);
-    snprintf(p2, sizeof p2, "%s.2", path);
+    struct jfiles t;
+    jfiles_make(&t);
+    const char *path = t.path;
     struct journal j;
     char err[256];
     assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
@@ -284,22 +292,15 @@ static void a_checkpoint_larger_than_the_cap_does_not_rotate_every_write(void **
     assert_true(j.rotations >= 1);
     assert_true(j.rotations <= 3);
     journal_close(&j);
-    unlink(path);
-    unlink(p1);
-    unlink(p2);
-    rmdir(dir);
+    jfiles_remove(&t);
 }
 
 static void item19_journal_rotates_by_size_and_each_file_starts_with_a_checkpoint(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ph-journal-test.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256], p1[300], p2[300], p3[300];
-    snprintf(path, sizeof path, "%s/run.jsonl", dir);
-    snprintf(p1, sizeof p1, "%s.1", path);
-    snprintf(p2, sizeof p2, "%s.2", path);
-    snprintf(p3, sizeof p3, "%s.3", path);
+    struct jfiles t;
+    jfiles_make(&t);
+    const char *path = t.path, *p1 = t.p1, *p2 = t.p2, *p3 = t.p3;
     struct journal j;
     char err[256];
     assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
@@ -336,13 +337,10 @@ static void item19_journal_rotates_by_size_and_each_file_starts_with_a_checkpoin
     first_event(p1, ev, sizeof ev);
     assert_string_equal(ev, "checkpoint");
     journal_close(&j);
-    unlink(path);
-    unlink(p1);
-    unlink(p2);
-    rmdir(dir);
+    jfiles_remove(&t);
 }
 
-/* Review finding: a journal whose writes failed reported every mark as
+/* Formerly a journal whose writes failed reported every mark as
  * durable, so the controller acknowledged signals it had not journaled. A
  * failing journal holds its marks and says it is failing. */
 static void a_journal_that_cannot_write_holds_its_marks(void **state)
@@ -369,10 +367,9 @@ static void a_journal_that_cannot_write_holds_its_marks(void **state)
 static void a_failed_write_is_tried_again_and_then_releases_its_marks(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ph-journal-test.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    struct jfiles t;
+    jfiles_make(&t);
+    const char *path = t.path;
     struct journal j;
     char err[256];
     assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
@@ -389,21 +386,19 @@ static void a_failed_write_is_tried_again_and_then_releases_its_marks(void **sta
     assert_true(journal_durable(&j, mark));
     assert_true(journaled(path, "\"tag\":\"retried\"}\n"));
     journal_close(&j);
-    unlink(path);
-    rmdir(dir);
+    jfiles_remove(&t);
 }
 
-/* Review finding: an entry that did not fit the pending cap was dropped
+/* Formerly an entry that did not fit the pending cap was dropped
  * silently, and a mark taken after it was judged durable once the others
  * were written. Now the entry keeps its place in the count: marks after it
  * wait until a checkpoint (which sums up what it changed) is in the file. */
 static void a_lost_entry_holds_later_marks_until_a_checkpoint_is_written(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/ph-journal-test.XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/run.jsonl", dir);
+    struct jfiles t;
+    jfiles_make(&t);
+    const char *path = t.path;
     struct journal j;
     char err[256];
     assert_int_equal(journal_open(&j, path, err, sizeof err), 0);
@@ -453,8 +448,7 @@ static void a_lost_entry_holds_later_marks_until_a_checkpoint_is_written(void **
     assert_true(journaled(path, "\"tag\":\"later\"}\n"));
     assert_int_equal(j.dropped, 2);
     journal_close(&j);
-    unlink(path);
-    rmdir(dir);
+    jfiles_remove(&t);
 }
 
 int main(void)

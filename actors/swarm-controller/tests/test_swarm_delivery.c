@@ -367,7 +367,7 @@ static void item19_restart_after_rotation_recovers_from_the_checkpoint(void **st
     assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 0);
 }
 
-/* Review finding on the rotation crash window: the controller dies right
+/* The rotation crash window: the controller dies right
  * after a rotation, before the new file holds a whole checkpoint (`current`
  * is what <path> holds then: a checkpoint cut short, nothing, or no file at
  * all). What the old file, now <path>.1, recorded is taken up: the open
@@ -484,7 +484,7 @@ static char *big_data(int n)
     return d;
 }
 
-/* Review finding on item 6: a worker restarted while no controller ran must
+/* Item 6, continued: a worker restarted while no controller ran must
  * not be taken as already synced by the controller that adopts the segment. */
 static void item06_a_worker_restarted_while_no_controller_ran_is_brought_up_to_date(void **state)
 {

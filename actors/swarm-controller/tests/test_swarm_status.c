@@ -606,7 +606,7 @@ static void delta_carries_the_small_aggregate_only(void **state)
     assert_int_equal(jint(d, "data.context.roles.processor.desired"), 2);
 }
 
-/* Review finding: a journal that could not take entries was silent in the
+/* Formerly a journal that could not take entries was silent in the
  * controller's status. Its failing shows in data.context.journal, in the
  * next delta, and clears the same way. */
 static void a_failing_journal_shows_in_the_controller_status(void **state)
