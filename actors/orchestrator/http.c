@@ -15,6 +15,7 @@
 
 #include <microhttpd.h>
 
+#include "guard.h"
 #include "ph/log.h"
 
 struct http {
@@ -23,6 +24,7 @@ struct http {
     struct ph_loop *loop;
     char web_dir[1024];
     bool has_web;
+    struct guard_hosts hosts;
     int epfd;
     bool armed;
     uint16_t port;
@@ -63,6 +65,12 @@ bool http_parse_addr(const char *spec, void *out, char *err, size_t errlen)
     return true;
 }
 
+bool http_addr_is_loopback(const void *sockaddr_in)
+{
+    const struct sockaddr_in *sa = sockaddr_in;
+    return (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
+}
+
 static const char *type_of(const char *path)
 {
     static const char *const types[][2] = {
@@ -98,6 +106,15 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
 {
     char *b = strdup(text);
     return b != NULL ? respond(c, status, "text/plain; charset=utf-8", b, strlen(b), true) : MHD_NO;
+}
+
+/* A refused Host (guard.h): the page that sent it is not the orchestrator's. */
+static enum MHD_Result refuse_host(struct MHD_Connection *c)
+{
+    char *b = strdup("{\"error\":\"this server answers only requests whose Host header is a "
+                     "loopback name or address (localhost, 127.0.0.1, [::1]) or a name given "
+                     "with --allowed-host\",\"status\":403}");
+    return b != NULL ? respond(c, 403, "application/json", b, strlen(b), true) : MHD_NO;
 }
 
 /* A file of the UI: only plain names under the folder, of a known type. */
@@ -143,6 +160,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct http *h = cls;
     struct req *q = *con_cls;
     if (q == NULL) {
+        /* Headers only so far: a refused Host is answered before any body. */
+        if (!guard_host_allowed(
+                &h->hosts, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
+            return refuse_host(c);
         q = calloc(1, sizeof *q);
         if (q == NULL) return MHD_NO;
         *con_cls = q;
@@ -175,10 +196,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return serve_file(h, c, url);
     }
     struct api_resp resp;
+    const char *type =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (q->too_large)
-        api_handle(h->api, method, url, NULL, API_MAX_BODY + 1, ph_mono_ns(), ph_real_ns(), &resp);
+        api_handle(h->api, method, url, type, NULL, API_MAX_BODY + 1, ph_mono_ns(), ph_real_ns(),
+                   &resp);
     else
-        api_handle(h->api, method, url, q->body, q->len, ph_mono_ns(), ph_real_ns(), &resp);
+        api_handle(h->api, method, url, type, q->body, q->len, ph_mono_ns(), ph_real_ns(), &resp);
     return respond(c, resp.status, resp.content_type, resp.body, resp.len, true);
 }
 
@@ -239,6 +263,10 @@ int http_start(struct http **out, const struct http_cfg *cfg, struct api *api,
     h->api = api;
     h->loop = loop;
     h->epfd = -1;
+    if (cfg->hosts != NULL)
+        h->hosts = *cfg->hosts;
+    else
+        guard_hosts_init(&h->hosts, http_addr_is_loopback(&sa), NULL, 0, err, errlen);
     if (cfg->web_dir != NULL) {
         snprintf(h->web_dir, sizeof h->web_dir, "%s", cfg->web_dir);
         struct stat st;

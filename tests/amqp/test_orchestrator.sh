@@ -13,6 +13,9 @@
 #     the dead worker shown as dead (or gone), the others listed;
 #   - the orchestrator restarted while the swarms run: rebuilt;
 #   - 404/400/405 cases, a burst of malformed requests: it keeps serving;
+#   - other sites' requests: a POST without Content-Type: application/json
+#     (a form, a text/plain fetch) is refused 415 and sends nothing, a
+#     Host that is not a loopback name (DNS rebinding) is refused 403;
 #   - swarm-remove through the API: the swarm leaves the registry;
 #   - the orchestrator's own status (hive/orchestrator) and every other
 #     captured envelope pass tests/contract/validate.py.
@@ -43,15 +46,26 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # req METHOD PATH [BODY]: sets ST (status; 000 when nothing answers) and
-# writes the body to $TMP/body
+# writes the body to $TMP/body. A POST says Content-Type: application/json
+# (http_req.py).
+HDR=
 req() {
-    if $PY "$HERE/http_req.py" "$1" "http://$HTTP$2" ${3:+"$3"} >"$TMP/resp" 2>>"$TMP/http.log"; then
+    if $PY "$HERE/http_req.py" ${HDR:+-H} ${HDR:+"$HDR"} "$1" "http://$HTTP$2" ${3:+"$3"} \
+        >"$TMP/resp" 2>>"$TMP/http.log"; then
         ST=$(head -n 1 "$TMP/resp")
         tail -n +2 "$TMP/resp" >"$TMP/body"
     else
         ST=000
         echo '{}' >"$TMP/body"
     fi
+}
+# req_h 'Name: value' METHOD PATH [BODY]: req with that header added or
+# replacing the default ('Content-Type:' sends none)
+req_h() {
+    HDR=$1
+    shift
+    req "$@"
+    HDR=
 }
 # js EXPR: evaluates EXPR on the last body (j) in python
 js() { $PY -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$TMP/body" "$1"; }
@@ -192,6 +206,33 @@ req GET /api/swarms
 kill -0 "$ORCH_PID" || fail "the orchestrator died"
 ok "404/400/405 as JSON; 200 malformed requests later it still serves"
 
+echo "== requests other sites can make a browser send"
+req_h 'Content-Type: text/plain' POST "/api/swarms/$S1/stop" '{}'
+[ "$ST" = 415 ] || fail "a text/plain stop: $ST $(cat "$TMP/body")"
+js "j['error']" | grep -q 'Content-Type: application/json' || fail "415 without a clear error: $(cat "$TMP/body")"
+req_h 'Content-Type: application/x-www-form-urlencoded' POST "/api/swarms/$S1/stop" 'a=b'
+[ "$ST" = 415 ] || fail "a form stop: $ST"
+req_h 'Content-Type:' POST "/api/swarms/$S1/stop"
+[ "$ST" = 415 ] || fail "a stop without Content-Type: $ST"
+req_h 'Content-Type:' POST /api/control-plane/reset
+[ "$ST" = 415 ] || fail "a reset without Content-Type: $ST"
+both_back || fail "a refused reset wiped the registry"
+[ "$(swarm_field "$S1" "s['status']")" = RUNNING ] || fail "$S1 after the refused stops: not RUNNING"
+for h in evil.example "evil.example:${HTTP#*:}" 127.0.0.1.evil.example localhost.evil.example; do
+    for p in /api/swarms /api/ui-config /metrics /; do
+        req_h "Host: $h" GET "$p"
+        [ "$ST" = 403 ] || fail "GET $p with Host $h: $ST, not 403"
+    done
+done
+js "j['error']" | grep -q 'Host' || fail "403 without a clear error: $(cat "$TMP/body")"
+req_h "Host: evil.example" POST "/api/swarms/$S1/stop"
+[ "$ST" = 403 ] || fail "POST with Host evil.example: $ST, not 403"
+for h in "localhost:${HTTP#*:}" localhost "127.0.0.1:${HTTP#*:}" "[::1]:${HTTP#*:}"; do
+    req_h "Host: $h" GET /api/swarms
+    [ "$ST" = 200 ] || fail "GET /api/swarms with Host $h: $ST"
+done
+ok "a POST without Content-Type: application/json refused 415 (nothing sent); Host evil.example refused 403"
+
 echo "== swarm-remove through the API"
 req POST "/api/swarms/$S2/remove"
 [ "$ST" = 202 ] || fail "remove: $ST"
@@ -207,6 +248,7 @@ sleep 0.5
 kill "$CAP_PID" && wait "$CAP_PID" || true
 CAP_PID=
 captured 1 "event.metric.status-full.hive.orchestrator." || fail "no orchestrator status-full was captured"
+if captured 1 "signal.swarm-stop.$S1."; then fail "a refused stop of $S1 was sent"; fi
 if $PY "$ROOT/tests/contract/validate.py" "$CAP" >"$TMP/validate.out" 2>&1; then
     ok "capture audit: $(tail -n 1 "$TMP/validate.out")"
 else
