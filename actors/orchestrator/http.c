@@ -28,6 +28,8 @@ struct http {
     int epfd;
     bool armed;
     uint16_t port;
+    /* The timer MHD_get_timeout asks for: 0 when none is armed. */
+    uint64_t timer_id, timer_due_ns, timer_gen;
 };
 
 /* Per connection: the request body, bounded. */
@@ -219,14 +221,33 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static void on_ready(void *ctx, uint64_t tag, int res);
+static void on_timer(void *ctx, uint64_t tag, int res);
 
+/* The longest wait a timer is armed for; MHD is asked again when it ends. */
+#define TIMER_MAX_MS 3600000ull
+
+/* What has to happen after every MHD_run: a poll of MHD's epoll fd (a
+ * socket has something), and a timer for when MHD must run although no
+ * socket says so. MHD_get_timeout gives that time: the next connection
+ * timeout, or 0 when work is already pending (a pipelined request left in a
+ * connection's buffer, which its edge-triggered epoll reports no more). */
 static void arm(struct http *h)
 {
     if (!h->armed && h->epfd >= 0)
         h->armed = ph_loop_poll(h->loop, h->epfd, POLLIN, on_ready, h, 0) != 0;
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (MHD_get_timeout(h->d, &ms) != MHD_YES) return; /* nothing timed: the poll is enough */
+    if (ms > TIMER_MAX_MS) ms = TIMER_MAX_MS;
+    const uint64_t due = ph_mono_ns() + (uint64_t)ms * 1000000ull;
+    if (h->timer_id != 0 && h->timer_due_ns <= due) return; /* the armed one comes first */
+    if (h->timer_id != 0) ph_loop_cancel(h->loop, h->timer_id);
+    /* A cancelled timer still completes; its old generation tells it apart. */
+    h->timer_gen++;
+    h->timer_id = ph_loop_timeout(h->loop, (uint32_t)ms, on_timer, h, h->timer_gen);
+    h->timer_due_ns = due;
 }
 
-void http_service(struct http *h)
+static void service(struct http *h)
 {
     MHD_run(h->d);
     arm(h);
@@ -237,7 +258,16 @@ static void on_ready(void *ctx, uint64_t tag, int res)
     (void)tag, (void)res;
     struct http *h = ctx;
     h->armed = false;
-    http_service(h);
+    service(h);
+}
+
+static void on_timer(void *ctx, uint64_t tag, int res)
+{
+    (void)res;
+    struct http *h = ctx;
+    if (tag != h->timer_gen) return; /* replaced by a sooner one */
+    h->timer_id = 0;
+    service(h);
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap)
@@ -273,14 +303,13 @@ int http_start(struct http **out, const struct http_cfg *cfg, struct api *api,
         h->has_web = stat(h->web_dir, &st) == 0 && S_ISDIR(st.st_mode);
         if (!h->has_web) ph_warn("web UI folder %s not found: serving the API only", h->web_dir);
     }
-    h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, ntohs(sa.sin_port), NULL, NULL,
-                            on_request, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-                            MHD_OPTION_END);
+    h->d = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, ntohs(sa.sin_port), NULL, NULL, on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->timeout_s ? cfg->timeout_s : HTTP_TIMEOUT_S_DEFAULT),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
     if (h->d == NULL) {
         snprintf(err, errlen, "cannot serve HTTP on %s: %s (is the port in use? set "
                  "PH_HTTP_ADDR or --http)", cfg->addr, strerror(errno ? errno : EADDRINUSE));

@@ -43,6 +43,7 @@ struct opts {
     const char *observer_file;
     const char *stomp_url;
     uint32_t tick_ms;
+    uint32_t http_timeout_s;
     struct reg_cfg reg;
     const char *allowed_hosts[GUARD_HOSTS_MAX];
     unsigned n_allowed_hosts;
@@ -87,6 +88,8 @@ static void usage(FILE *f)
                "                           those are answered, others get 403 (DNS\n"
                "                           rebinding); on another address any Host is,\n"
                "                           unless names are given\n"
+               "  --http-timeout-s N       an HTTP connection idle this long is closed\n"
+               "                           (default 30)\n"
                "  --web-dir DIR            the web UI's built files (default: <bin>/../web)\n"
                "  --amqp-url-file PATH     the broker's URL (default: $PH_AMQP_URL)\n"
                "  --observer-credentials PATH\n"
@@ -120,6 +123,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     static const struct option longs[] = {{"instance", required_argument, NULL, 'i'},
                                           {"http", required_argument, NULL, 'H'},
                                           {"allowed-host", required_argument, NULL, 'A'},
+                                          {"http-timeout-s", required_argument, NULL, 'T'},
                                           {"web-dir", required_argument, NULL, 'w'},
                                           {"amqp-url-file", required_argument, NULL, 'u'},
                                           {"observer-credentials", required_argument, NULL, 'o'},
@@ -136,6 +140,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                                                    : "127.0.0.1:8088";
     o->stomp_url = "ws://127.0.0.1:15674/ws";
     o->tick_ms = 100;
+    o->http_timeout_s = HTTP_TIMEOUT_S_DEFAULT;
     uint32_t degraded = 20, failed = 40;
     int ch, li = 0;
     opterr = 0;
@@ -155,6 +160,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'd': ok = parse_u32(optarg, &degraded, 1, 86400); break;
         case 'f': ok = parse_u32(optarg, &failed, 1, 86400); break;
         case 't': ok = parse_u32(optarg, &o->tick_ms, 1, 10000); break;
+        case 'T':
+            ok = parse_u32(optarg, &o->http_timeout_s, 1, 3600);
+            break;
         case 'h': usage(stdout); exit(0);
         default:
             fprintf(stderr, "ph-orchestrator: unknown or incomplete option '%s'\n",
@@ -371,7 +379,6 @@ static void housekeeping(struct app *a, uint64_t now)
             a->last_delta_ns = now;
         }
     }
-    http_service(a->http);
     sync_sock(a);
 }
 
@@ -477,7 +484,10 @@ int main(int argc, char **argv)
     api_init(&a.api, &a.reg, publish_signal, &a);
     a.ui_config = ui_config(&a.o);
     a.api.ui_config = a.ui_config;
-    const struct http_cfg hcfg = {.addr = a.o.http, .web_dir = a.o.web_dir, .hosts = &a.o.hosts};
+    const struct http_cfg hcfg = {.addr = a.o.http,
+                                  .web_dir = a.o.web_dir,
+                                  .hosts = &a.o.hosts,
+                                  .timeout_s = a.o.http_timeout_s};
     if (http_start(&a.http, &hcfg, &a.api, a.loop, err, sizeof err) != PH_OK) {
         ph_error("%s", err);
         return 1;

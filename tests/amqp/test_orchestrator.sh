@@ -13,6 +13,8 @@
 #     the dead worker shown as dead (or gone), the others listed;
 #   - the orchestrator restarted while the swarms run: rebuilt;
 #   - 404/400/405 cases, a burst of malformed requests: it keeps serving;
+#   - an idle connection with half a request is closed after the connection
+#     timeout (--http-timeout-s 2), and one answered and kept alive too;
 #   - other sites' requests: a POST without Content-Type: application/json
 #     (a form, a text/plain fetch) is refused 415 and sends nothing, a
 #     Host that is not a loopback name (DNS rebinding) is refused 403;
@@ -94,7 +96,7 @@ swarm_up() { # ID WORKERS
 }
 orchestrator() {
     "$BIN/ph-orchestrator" --http "$HTTP" --amqp-url-file "$URL" --degraded-after-s 2 \
-        --failed-after-s 4 >>"$TMP/orch.log" 2>&1 &
+        --failed-after-s 4 --http-timeout-s 2 >>"$TMP/orch.log" 2>&1 &
     ORCH_PID=$!
 }
 
@@ -205,6 +207,42 @@ req GET /api/swarms
 [ "$ST" = 200 ] || fail "after the burst: $ST"
 kill -0 "$ORCH_PID" || fail "the orchestrator died"
 ok "404/400/405 as JSON; 200 malformed requests later it still serves"
+
+echo "== idle connections: closed after --http-timeout-s"
+$PY - "$HTTP" <<'PYEOF' || fail "idle connections"
+import socket, sys, time
+host, port = sys.argv[1].split(":")
+def closed_by_server(s, what):
+    # The server's close is a read of 0 bytes (or a reset); 60 s is only a
+    # bound on a wait that would otherwise never end.
+    s.settimeout(60)
+    t0 = time.monotonic()
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        sys.exit(f"{what}: still open after 60 s (--http-timeout-s 2)")
+    return time.monotonic() - t0, got
+s = socket.create_connection((host, int(port)))
+s.sendall(b"GET /api/swarms HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never end
+took, got = closed_by_server(s, "half a request")
+if took < 1.5:  # load only makes the close later
+    sys.exit(f"half a request: closed after {took:.1f} s, before the 2 s timeout")
+if b" 200 " in got:
+    sys.exit(f"half a request was answered: {got[:80]!r}")
+s = socket.create_connection((host, int(port)))
+s.sendall(b"GET /api/swarms HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+_, got = closed_by_server(s, "a kept-alive connection")
+if not got.startswith(b"HTTP/1.1 200 "):
+    sys.exit(f"a kept-alive connection: {got[:80]!r}")
+PYEOF
+ok "an idle connection (half a request, or answered and kept alive) closed by the 2 s timeout"
 
 echo "== requests other sites can make a browser send"
 req_h 'Content-Type: text/plain' POST "/api/swarms/$S1/stop" '{}'
