@@ -65,7 +65,7 @@ struct app {
     bool rebuild_due; /* ask every controller for a full once connected */
     uint64_t last_delta_ns, last_full_ns;
     bool full_due;
-    bool sock_armed;
+    bool sock_armed, drain_armed;
     uint64_t sock_session, sock_id;
     uint64_t alerts;
 };
@@ -318,6 +318,8 @@ static json_t *binding_keys(void)
 
 /* ---- the loop ---------------------------------------------------------- */
 
+static void await_broker(struct app *a);
+
 static void on_sock(void *ctx, uint64_t session, int res)
 {
     (void)res;
@@ -325,6 +327,18 @@ static void on_sock(void *ctx, uint64_t session, int res)
     if (!a->sock_armed || session != a->sock_session) return;
     a->sock_armed = false;
     ph_amqp_service(a->amqp);
+    await_broker(a);
+}
+
+/* A round at once for frames rabbitmq-c had read already (await_broker). */
+static void on_drain(void *ctx, uint64_t tag, int res)
+{
+    (void)tag, (void)res;
+    struct app *a = ctx;
+    a->drain_armed = false;
+    if (ph_loop_stopped(a->loop)) return;
+    ph_amqp_service(a->amqp);
+    await_broker(a);
 }
 
 static void sync_sock(struct app *a)
@@ -340,6 +354,18 @@ static void sync_sock(struct app *a)
         a->sock_armed = a->sock_id != 0;
         a->sock_session = session;
     }
+}
+
+/* After every service: a poll of the broker's socket for what comes next,
+ * and a round at once when rabbitmq-c holds frames it has read already (a
+ * burst larger than one service takes, frames read while waiting for an RPC
+ * reply), which no poll reports. The round goes through the loop, so the
+ * HTTP server is served between two of them. */
+static void await_broker(struct app *a)
+{
+    sync_sock(a);
+    if (!a->drain_armed && ph_amqp_buffered(a->amqp))
+        a->drain_armed = ph_loop_timeout(a->loop, 0, on_drain, a, 0) != 0;
 }
 
 static void housekeeping(struct app *a, uint64_t now)
@@ -379,7 +405,7 @@ static void housekeeping(struct app *a, uint64_t now)
             a->last_delta_ns = now;
         }
     }
-    sync_sock(a);
+    await_broker(a);
 }
 
 static void on_tick(void *ctx, uint64_t tag, int res)
