@@ -513,6 +513,11 @@ int ph_amqp_fd(const struct ph_amqp *a, uint64_t *session)
     return a->up ? amqp_get_sockfd(a->conn) : -1;
 }
 
+bool ph_amqp_buffered(const struct ph_amqp *a)
+{
+    return a->up && (amqp_frames_enqueued(a->conn) || amqp_data_in_buffer(a->conn));
+}
+
 bool ph_amqp_up(const struct ph_amqp *a)
 {
     return a->up;

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include "contract.h"
+#include "guard.h"
 
 #define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(6))
 
@@ -207,8 +208,29 @@ static void outcome(struct api *a, const char *id, const char *cid, struct api_r
     reply_json(out, 200, json_incref(o->env));
 }
 
-void api_handle(struct api *a, const char *method, const char *path, const char *body,
-                size_t body_len, uint64_t now, uint64_t real_ns, struct api_resp *out)
+/* Whether a request to a POST route may go on: POST, with a JSON body type
+ * (guard.h: a page of another site cannot send that without a preflight);
+ * else the 405 or 415 is in *out. */
+static bool takes_post(const char *method, const char *path, const char *content_type,
+                       struct api_resp *out)
+{
+    if (strcmp(method, "POST") != 0) {
+        reply_error(out, 405, "%.200s takes POST", path);
+        return false;
+    }
+    if (!guard_json_type(content_type)) {
+        reply_error(out, 415,
+                    "POST %.200s needs the header Content-Type: application/json, also without "
+                    "a body (%s)",
+                    path, content_type != NULL ? "another type was given" : "none was given");
+        return false;
+    }
+    return true;
+}
+
+void api_handle(struct api *a, const char *method, const char *path, const char *content_type,
+                const char *body, size_t body_len, uint64_t now, uint64_t real_ns,
+                struct api_resp *out)
 {
     memset(out, 0, sizeof *out);
     a->requests++;
@@ -222,7 +244,6 @@ void api_handle(struct api *a, const char *method, const char *path, const char 
         n = segments(buf, seg, 8);
     }
     const bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    const bool post = strcmp(method, "POST") == 0;
     char why[160];
     if (n < 0) {
         reply_error(out, 404, "no such route");
@@ -248,8 +269,9 @@ void api_handle(struct api *a, const char *method, const char *path, const char 
         else reply_json(out, 200, json_incref(a->ui_config));
     } else if (n == 3 && strcmp(seg[1], "control-plane") == 0 &&
                (strcmp(seg[2], "refresh") == 0 || strcmp(seg[2], "reset") == 0)) {
-        if (!post) reply_error(out, 405, "%.200s takes POST", path);
-        else reply_json(out, 202, api_broadcast(a, strcmp(seg[2], "reset") == 0, true, now, real_ns));
+        if (takes_post(method, path, content_type, out))
+            reply_json(out, 202,
+                       api_broadcast(a, strcmp(seg[2], "reset") == 0, true, now, real_ns));
     } else if (strcmp(seg[1], "swarms") == 0 &&
                ph_ident_check("swarm id", seg[2], why, sizeof why) != PH_OK) {
         reply_error(out, 400, "%s", why);
@@ -259,8 +281,8 @@ void api_handle(struct api *a, const char *method, const char *path, const char 
         else if (s == NULL) reply_error(out, 404, "no swarm '%s' is known (GET /api/swarms lists them)", seg[2]);
         else reply_json(out, 200, reg_swarm_json(a->reg, s, now, real_ns));
     } else if (n == 4 && strcmp(seg[1], "swarms") == 0 && is_command(seg[3])) {
-        if (!post) reply_error(out, 405, "%.200s takes POST", path);
-        else command(a, seg[2], seg[3], body, body_len, now, real_ns, out);
+        if (takes_post(method, path, content_type, out))
+            command(a, seg[2], seg[3], body, body_len, now, real_ns, out);
     } else if (n == 5 && strcmp(seg[1], "swarms") == 0 && strcmp(seg[3], "outcomes") == 0) {
         if (!get) reply_error(out, 405, "%.200s takes GET", path);
         else outcome(a, seg[2], seg[4], out);

@@ -14,8 +14,14 @@
  *   POST /api/control-plane/reset             wipe the projections, then the same
  *   GET  /api/ui-config                       what the web UI needs (STOMP, observer)
  *   GET  /metrics                             Prometheus text exposition
+ * Every POST carries Content-Type: application/json (parameters such as
+ * charset allowed), with or without a body: a page of another site cannot
+ * make a browser send that without a CORS preflight, which is never granted,
+ * so it cannot start, stop or remove a swarm (guard.h).
  * Errors are JSON {"error": "..."}: 404 unknown route or swarm, 405 wrong
- * method, 400 bad body, 413 body too large, 503 broker unreachable. */
+ * method, 415 a POST without that Content-Type, 400 bad body, 413 body too
+ * large, 503 broker unreachable. http.c adds 403 for a Host header the
+ * server does not answer (DNS rebinding, guard.h). */
 #ifndef PH_ORCH_API_H
 #define PH_ORCH_API_H
 
@@ -55,10 +61,12 @@ struct api_resp {
 };
 
 void api_init(struct api *a, struct registry *reg, api_publish_fn publish, void *ctx);
-/* Handles one request at (mono_ns, real_ns). Never fails: an internal
- * problem is a 500 with a message. */
-void api_handle(struct api *a, const char *method, const char *path, const char *body,
-                size_t body_len, uint64_t now_ns, uint64_t real_ns, struct api_resp *out);
+/* Handles one request at (mono_ns, real_ns); content_type is the request's
+ * Content-Type header (NULL: none). Never fails: an internal problem is a
+ * 500 with a message. */
+void api_handle(struct api *a, const char *method, const char *path, const char *content_type,
+                const char *body, size_t body_len, uint64_t now_ns, uint64_t real_ns,
+                struct api_resp *out);
 void api_resp_free(struct api_resp *r);
 
 /* A status-request to every known swarm (or to every controller when none

@@ -15,6 +15,7 @@
 
 #include <microhttpd.h>
 
+#include "guard.h"
 #include "ph/log.h"
 
 struct http {
@@ -23,9 +24,12 @@ struct http {
     struct ph_loop *loop;
     char web_dir[1024];
     bool has_web;
+    struct guard_hosts hosts;
     int epfd;
     bool armed;
     uint16_t port;
+    /* The timer MHD_get_timeout asks for: 0 when none is armed. */
+    uint64_t timer_id, timer_due_ns, timer_gen;
 };
 
 /* Per connection: the request body, bounded. */
@@ -63,6 +67,12 @@ bool http_parse_addr(const char *spec, void *out, char *err, size_t errlen)
     return true;
 }
 
+bool http_addr_is_loopback(const void *sockaddr_in)
+{
+    const struct sockaddr_in *sa = sockaddr_in;
+    return (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
+}
+
 static const char *type_of(const char *path)
 {
     static const char *const types[][2] = {
@@ -98,6 +108,15 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
 {
     char *b = strdup(text);
     return b != NULL ? respond(c, status, "text/plain; charset=utf-8", b, strlen(b), true) : MHD_NO;
+}
+
+/* A refused Host (guard.h): the page that sent it is not the orchestrator's. */
+static enum MHD_Result refuse_host(struct MHD_Connection *c)
+{
+    char *b = strdup("{\"error\":\"this server answers only requests whose Host header is a "
+                     "loopback name or address (localhost, 127.0.0.1, [::1]) or a name given "
+                     "with --allowed-host\",\"status\":403}");
+    return b != NULL ? respond(c, 403, "application/json", b, strlen(b), true) : MHD_NO;
 }
 
 /* A file of the UI: only plain names under the folder, of a known type. */
@@ -143,6 +162,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct http *h = cls;
     struct req *q = *con_cls;
     if (q == NULL) {
+        /* Headers only so far: a refused Host is answered before any body. */
+        if (!guard_host_allowed(
+                &h->hosts, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST)))
+            return refuse_host(c);
         q = calloc(1, sizeof *q);
         if (q == NULL) return MHD_NO;
         *con_cls = q;
@@ -175,10 +198,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return serve_file(h, c, url);
     }
     struct api_resp resp;
+    const char *type =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (q->too_large)
-        api_handle(h->api, method, url, NULL, API_MAX_BODY + 1, ph_mono_ns(), ph_real_ns(), &resp);
+        api_handle(h->api, method, url, type, NULL, API_MAX_BODY + 1, ph_mono_ns(), ph_real_ns(),
+                   &resp);
     else
-        api_handle(h->api, method, url, q->body, q->len, ph_mono_ns(), ph_real_ns(), &resp);
+        api_handle(h->api, method, url, type, q->body, q->len, ph_mono_ns(), ph_real_ns(), &resp);
     return respond(c, resp.status, resp.content_type, resp.body, resp.len, true);
 }
 
@@ -195,14 +221,33 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static void on_ready(void *ctx, uint64_t tag, int res);
+static void on_timer(void *ctx, uint64_t tag, int res);
 
+/* The longest wait a timer is armed for; MHD is asked again when it ends. */
+#define TIMER_MAX_MS 3600000ull
+
+/* What has to happen after every MHD_run: a poll of MHD's epoll fd (a
+ * socket has something), and a timer for when MHD must run although no
+ * socket says so. MHD_get_timeout gives that time: the next connection
+ * timeout, or 0 when work is already pending (a pipelined request left in a
+ * connection's buffer, which its edge-triggered epoll reports no more). */
 static void arm(struct http *h)
 {
     if (!h->armed && h->epfd >= 0)
         h->armed = ph_loop_poll(h->loop, h->epfd, POLLIN, on_ready, h, 0) != 0;
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (MHD_get_timeout(h->d, &ms) != MHD_YES) return; /* nothing timed: the poll is enough */
+    if (ms > TIMER_MAX_MS) ms = TIMER_MAX_MS;
+    const uint64_t due = ph_mono_ns() + (uint64_t)ms * 1000000ull;
+    if (h->timer_id != 0 && h->timer_due_ns <= due) return; /* the armed one comes first */
+    if (h->timer_id != 0) ph_loop_cancel(h->loop, h->timer_id);
+    /* A cancelled timer still completes; its old generation tells it apart. */
+    h->timer_gen++;
+    h->timer_id = ph_loop_timeout(h->loop, (uint32_t)ms, on_timer, h, h->timer_gen);
+    h->timer_due_ns = due;
 }
 
-void http_service(struct http *h)
+static void service(struct http *h)
 {
     MHD_run(h->d);
     arm(h);
@@ -213,7 +258,16 @@ static void on_ready(void *ctx, uint64_t tag, int res)
     (void)tag, (void)res;
     struct http *h = ctx;
     h->armed = false;
-    http_service(h);
+    service(h);
+}
+
+static void on_timer(void *ctx, uint64_t tag, int res)
+{
+    (void)res;
+    struct http *h = ctx;
+    if (tag != h->timer_gen) return; /* replaced by a sooner one */
+    h->timer_id = 0;
+    service(h);
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap)
@@ -239,20 +293,23 @@ int http_start(struct http **out, const struct http_cfg *cfg, struct api *api,
     h->api = api;
     h->loop = loop;
     h->epfd = -1;
+    if (cfg->hosts != NULL)
+        h->hosts = *cfg->hosts;
+    else
+        guard_hosts_init(&h->hosts, http_addr_is_loopback(&sa), NULL, 0, err, errlen);
     if (cfg->web_dir != NULL) {
         snprintf(h->web_dir, sizeof h->web_dir, "%s", cfg->web_dir);
         struct stat st;
         h->has_web = stat(h->web_dir, &st) == 0 && S_ISDIR(st.st_mode);
         if (!h->has_web) ph_warn("web UI folder %s not found: serving the API only", h->web_dir);
     }
-    h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, ntohs(sa.sin_port), NULL, NULL,
-                            on_request, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-                            MHD_OPTION_END);
+    h->d = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, ntohs(sa.sin_port), NULL, NULL, on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)512,
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)(cfg->timeout_s ? cfg->timeout_s : HTTP_TIMEOUT_S_DEFAULT),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_END);
     if (h->d == NULL) {
         snprintf(err, errlen, "cannot serve HTTP on %s: %s (is the port in use? set "
                  "PH_HTTP_ADDR or --http)", cfg->addr, strerror(errno ? errno : EADDRINUSE));

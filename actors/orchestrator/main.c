@@ -19,10 +19,12 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <netinet/in.h>
 
 #include "api.h"
 #include "contract.h"
 #include "envelope.h"
+#include "guard.h"
 #include "http.h"
 #include "ph/amqp.h"
 #include "ph/log.h"
@@ -41,7 +43,12 @@ struct opts {
     const char *observer_file;
     const char *stomp_url;
     uint32_t tick_ms;
+    uint32_t http_timeout_s;
     struct reg_cfg reg;
+    const char *allowed_hosts[GUARD_HOSTS_MAX];
+    unsigned n_allowed_hosts;
+    bool loopback; /* HTTP on a 127.0.0.0/8 address */
+    struct guard_hosts hosts;
 };
 
 struct app {
@@ -58,37 +65,47 @@ struct app {
     bool rebuild_due; /* ask every controller for a full once connected */
     uint64_t last_delta_ns, last_full_ns;
     bool full_due;
-    bool sock_armed;
+    bool sock_armed, drain_armed;
     uint64_t sock_session, sock_id;
     uint64_t alerts;
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ph-orchestrator [options]\n"
-            "\n"
-            "Keeps the registry of the swarms from their controllers' aggregates (never\n"
-            "per-worker status) and serves it: a REST API, Prometheus metrics at /metrics and\n"
-            "the web UI.\n"
-            "\n"
-            "options:\n"
-            "  --instance ID            this orchestrator's instance (default orchestrator-1)\n"
-            "  --http HOST:PORT         where to serve HTTP (default $PH_HTTP_ADDR or\n"
-            "                           127.0.0.1:8088; an IPv4 address)\n"
-            "  --web-dir DIR            the web UI's built files (default: <bin>/../web)\n"
-            "  --amqp-url-file PATH     the broker's URL (default: $PH_AMQP_URL)\n"
-            "  --observer-credentials PATH\n"
-            "                           read-only broker user for the web UI (user=,\n"
-            "                           password= lines); handed to pages on loopback only\n"
-            "  --stomp-url URL          the broker's web-STOMP endpoint for the UI\n"
-            "                           (default ws://127.0.0.1:15674/ws)\n"
-            "  --degraded-after-s N     a swarm silent this long is degraded (default 20)\n"
-            "  --failed-after-s N       a swarm silent this long is failed (default 40)\n"
-            "  --tick-ms N              housekeeping interval (default 100)\n"
-            "  --help                   this text\n"
-            "\n"
-            "Exits 0 on SIGTERM or SIGINT, 2 on bad usage, 1 when it cannot start.\n");
+    fprintf(f, "usage: ph-orchestrator [options]\n"
+               "\n"
+               "Keeps the registry of the swarms from their controllers' aggregates (never\n"
+               "per-worker status) and serves it: a REST API, Prometheus metrics at /metrics and\n"
+               "the web UI.\n"
+               "\n"
+               "options:\n"
+               "  --instance ID            this orchestrator's instance (default orchestrator-1)\n"
+               "  --http HOST:PORT         where to serve HTTP (default $PH_HTTP_ADDR or\n"
+               "                           127.0.0.1:8088; an IPv4 address)\n"
+               "  --allowed-host NAME      a Host header the HTTP server answers besides the\n"
+               "                           loopback ones (localhost, 127.0.0.0/8, [::1]);\n"
+               "                           repeatable, up to 8. On a loopback address only\n"
+               "                           those are answered, others get 403 (DNS\n"
+               "                           rebinding); on another address any Host is,\n"
+               "                           unless names are given\n"
+               "  --http-timeout-s N       an HTTP connection idle this long is closed\n"
+               "                           (default 30)\n"
+               "  --web-dir DIR            the web UI's built files (default: <bin>/../web)\n"
+               "  --amqp-url-file PATH     the broker's URL (default: $PH_AMQP_URL)\n"
+               "  --observer-credentials PATH\n"
+               "                           read-only broker user for the web UI (user=,\n"
+               "                           password= lines); handed to pages on loopback only\n"
+               "  --stomp-url URL          the broker's web-STOMP endpoint for the UI\n"
+               "                           (default ws://127.0.0.1:15674/ws)\n"
+               "  --degraded-after-s N     a swarm silent this long is degraded (default 20)\n"
+               "  --failed-after-s N       a swarm silent this long is failed (default 40)\n"
+               "  --tick-ms N              housekeeping interval (default 100)\n"
+               "  --help                   this text\n"
+               "\n"
+               "Every POST to the API must carry Content-Type: application/json, with or\n"
+               "without a body (415 otherwise): other web pages cannot send that.\n"
+               "\n"
+               "Exits 0 on SIGTERM or SIGINT, 2 on bad usage, 1 when it cannot start.\n");
 }
 
 static bool parse_u32(const char *s, uint32_t *out, uint32_t min, uint32_t max)
@@ -103,18 +120,19 @@ static bool parse_u32(const char *s, uint32_t *out, uint32_t min, uint32_t max)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    static const struct option longs[] = {
-        {"instance", required_argument, NULL, 'i'},
-        {"http", required_argument, NULL, 'H'},
-        {"web-dir", required_argument, NULL, 'w'},
-        {"amqp-url-file", required_argument, NULL, 'u'},
-        {"observer-credentials", required_argument, NULL, 'o'},
-        {"stomp-url", required_argument, NULL, 's'},
-        {"degraded-after-s", required_argument, NULL, 'd'},
-        {"failed-after-s", required_argument, NULL, 'f'},
-        {"tick-ms", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"instance", required_argument, NULL, 'i'},
+                                          {"http", required_argument, NULL, 'H'},
+                                          {"allowed-host", required_argument, NULL, 'A'},
+                                          {"http-timeout-s", required_argument, NULL, 'T'},
+                                          {"web-dir", required_argument, NULL, 'w'},
+                                          {"amqp-url-file", required_argument, NULL, 'u'},
+                                          {"observer-credentials", required_argument, NULL, 'o'},
+                                          {"stomp-url", required_argument, NULL, 's'},
+                                          {"degraded-after-s", required_argument, NULL, 'd'},
+                                          {"failed-after-s", required_argument, NULL, 'f'},
+                                          {"tick-ms", required_argument, NULL, 't'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     reg_cfg_defaults(&o->reg);
     o->instance = "orchestrator-1";
@@ -122,6 +140,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                                                    : "127.0.0.1:8088";
     o->stomp_url = "ws://127.0.0.1:15674/ws";
     o->tick_ms = 100;
+    o->http_timeout_s = HTTP_TIMEOUT_S_DEFAULT;
     uint32_t degraded = 20, failed = 40;
     int ch, li = 0;
     opterr = 0;
@@ -130,6 +149,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         switch (ch) {
         case 'i': o->instance = optarg; break;
         case 'H': o->http = optarg; break;
+        case 'A':
+            if (o->n_allowed_hosts < GUARD_HOSTS_MAX) o->allowed_hosts[o->n_allowed_hosts] = optarg;
+            o->n_allowed_hosts++;
+            break;
         case 'w': o->web_dir = optarg; break;
         case 'u': o->url_file = optarg; break;
         case 'o': o->observer_file = optarg; break;
@@ -137,6 +160,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'd': ok = parse_u32(optarg, &degraded, 1, 86400); break;
         case 'f': ok = parse_u32(optarg, &failed, 1, 86400); break;
         case 't': ok = parse_u32(optarg, &o->tick_ms, 1, 10000); break;
+        case 'T':
+            ok = parse_u32(optarg, &o->http_timeout_s, 1, 3600);
+            break;
         case 'h': usage(stdout); exit(0);
         default:
             fprintf(stderr, "ph-orchestrator: unknown or incomplete option '%s'\n",
@@ -165,11 +191,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 failed, degraded);
         return 2;
     }
-    struct sockaddr_in_buf {
-        char b[64];
-    } sa;
+    struct sockaddr_in sa;
     if (!http_parse_addr(o->http, &sa, err, sizeof err)) {
         fprintf(stderr, "ph-orchestrator: --http / PH_HTTP_ADDR: %s\n", err);
+        return 2;
+    }
+    o->loopback = http_addr_is_loopback(&sa);
+    if (!guard_hosts_init(&o->hosts, o->loopback, o->allowed_hosts, o->n_allowed_hosts, err,
+                          sizeof err)) {
+        fprintf(stderr, "ph-orchestrator: %s\n", err);
         return 2;
     }
     o->reg.degraded_after_ns = (uint64_t)degraded * NS_PER_S;
@@ -288,6 +318,8 @@ static json_t *binding_keys(void)
 
 /* ---- the loop ---------------------------------------------------------- */
 
+static void await_broker(struct app *a);
+
 static void on_sock(void *ctx, uint64_t session, int res)
 {
     (void)res;
@@ -295,6 +327,18 @@ static void on_sock(void *ctx, uint64_t session, int res)
     if (!a->sock_armed || session != a->sock_session) return;
     a->sock_armed = false;
     ph_amqp_service(a->amqp);
+    await_broker(a);
+}
+
+/* A round at once for frames rabbitmq-c had read already (await_broker). */
+static void on_drain(void *ctx, uint64_t tag, int res)
+{
+    (void)tag, (void)res;
+    struct app *a = ctx;
+    a->drain_armed = false;
+    if (ph_loop_stopped(a->loop)) return;
+    ph_amqp_service(a->amqp);
+    await_broker(a);
 }
 
 static void sync_sock(struct app *a)
@@ -310,6 +354,18 @@ static void sync_sock(struct app *a)
         a->sock_armed = a->sock_id != 0;
         a->sock_session = session;
     }
+}
+
+/* After every service: a poll of the broker's socket for what comes next,
+ * and a round at once when rabbitmq-c holds frames it has read already (a
+ * burst larger than one service takes, frames read while waiting for an RPC
+ * reply), which no poll reports. The round goes through the loop, so the
+ * HTTP server is served between two of them. */
+static void await_broker(struct app *a)
+{
+    sync_sock(a);
+    if (!a->drain_armed && ph_amqp_buffered(a->amqp))
+        a->drain_armed = ph_loop_timeout(a->loop, 0, on_drain, a, 0) != 0;
 }
 
 static void housekeeping(struct app *a, uint64_t now)
@@ -349,8 +405,7 @@ static void housekeeping(struct app *a, uint64_t now)
             a->last_delta_ns = now;
         }
     }
-    http_service(a->http);
-    sync_sock(a);
+    await_broker(a);
 }
 
 static void on_tick(void *ctx, uint64_t tag, int res)
@@ -377,7 +432,7 @@ static void on_stop_signal(void *ctx, uint64_t tag, int signo)
 static json_t *ui_config(const struct opts *o)
 {
     if (o->observer_file == NULL) return NULL;
-    if (strncmp(o->http, "127.", 4) != 0) {
+    if (!o->loopback) {
         ph_warn("HTTP is served on %s, not on loopback: the observer credentials are not handed "
                 "to pages",
                 o->http);
@@ -455,11 +510,18 @@ int main(int argc, char **argv)
     api_init(&a.api, &a.reg, publish_signal, &a);
     a.ui_config = ui_config(&a.o);
     a.api.ui_config = a.ui_config;
-    const struct http_cfg hcfg = {.addr = a.o.http, .web_dir = a.o.web_dir};
+    const struct http_cfg hcfg = {.addr = a.o.http,
+                                  .web_dir = a.o.web_dir,
+                                  .hosts = &a.o.hosts,
+                                  .timeout_s = a.o.http_timeout_s};
     if (http_start(&a.http, &hcfg, &a.api, a.loop, err, sizeof err) != PH_OK) {
         ph_error("%s", err);
         return 1;
     }
+    if (!a.o.hosts.check)
+        ph_info("HTTP on %s, not a loopback address: any Host header is answered (--allowed-host "
+                "names the ones to answer)",
+                a.o.http);
     a.started_real_ns = ph_real_ns();
     ph_info("orchestrator %s: HTTP on %s (UI %s), broker %s, queue %s", a.o.instance, a.o.http,
             a.o.web_dir ? a.o.web_dir : "none", ph_amqp_where(a.amqp), a.queue);

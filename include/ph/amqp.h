@@ -119,6 +119,11 @@ void ph_amqp_service(struct ph_amqp *a);
 /* The socket to poll, or -1 while disconnected; *session changes with every
  * connection (a poll armed on an older one is stale). */
 int ph_amqp_fd(const struct ph_amqp *a, uint64_t *session);
+/* Whether rabbitmq-c holds bytes or frames it has read from the socket and
+ * nobody has handled yet (more than one ph_amqp_service() takes, or read
+ * while waiting for an RPC's reply): a poll of the socket does not report
+ * them, so the caller services again without waiting for it. */
+bool ph_amqp_buffered(const struct ph_amqp *a);
 /* Acknowledges an accepted delivery; one of an older session is ignored. */
 void ph_amqp_settle(struct ph_amqp *a, uint64_t delivery);
 bool ph_amqp_up(const struct ph_amqp *a);

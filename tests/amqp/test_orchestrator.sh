@@ -13,9 +13,18 @@
 #     the dead worker shown as dead (or gone), the others listed;
 #   - the orchestrator restarted while the swarms run: rebuilt;
 #   - 404/400/405 cases, a burst of malformed requests: it keeps serving;
+#   - an idle connection with half a request is closed after the connection
+#     timeout (--http-timeout-s 2), and one answered and kept alive too;
+#   - other sites' requests: a POST without Content-Type: application/json
+#     (a form, a text/plain fetch) is refused 415 and sends nothing, a
+#     Host that is not a loopback name (DNS rebinding) is refused 403;
 #   - swarm-remove through the API: the swarm leaves the registry;
 #   - the orchestrator's own status (hive/orchestrator) and every other
-#     captured envelope pass tests/contract/validate.py.
+#     captured envelope pass tests/contract/validate.py;
+#   - with the housekeeping tick at 10 s, a burst of 10000 deliveries is
+#     read in well under the time 9 ticks take (the broker's socket is
+#     polled again after every read, and frames rabbitmq-c has read already
+#     are handled at once, not on the next tick).
 # usage: test_orchestrator.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
 # Ports: PH_TEST_AMQP_PORT (default 31672) and the three after it, epmd on
 # PH_TEST_EPMD_PORT (default 31369), HTTP on PH_TEST_HTTP_PORT (default 31088).
@@ -43,15 +52,26 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # req METHOD PATH [BODY]: sets ST (status; 000 when nothing answers) and
-# writes the body to $TMP/body
+# writes the body to $TMP/body. A POST says Content-Type: application/json
+# (http_req.py).
+HDR=
 req() {
-    if $PY "$HERE/http_req.py" "$1" "http://$HTTP$2" ${3:+"$3"} >"$TMP/resp" 2>>"$TMP/http.log"; then
+    if $PY "$HERE/http_req.py" ${HDR:+-H} ${HDR:+"$HDR"} "$1" "http://$HTTP$2" ${3:+"$3"} \
+        >"$TMP/resp" 2>>"$TMP/http.log"; then
         ST=$(head -n 1 "$TMP/resp")
         tail -n +2 "$TMP/resp" >"$TMP/body"
     else
         ST=000
         echo '{}' >"$TMP/body"
     fi
+}
+# req_h 'Name: value' METHOD PATH [BODY]: req with that header added or
+# replacing the default ('Content-Type:' sends none)
+req_h() {
+    HDR=$1
+    shift
+    req "$@"
+    HDR=
 }
 # js EXPR: evaluates EXPR on the last body (j) in python
 js() { $PY -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$TMP/body" "$1"; }
@@ -78,9 +98,9 @@ swarm_up() { # ID WORKERS
         --amqp-url-file "$URL" >"$TMP/br-$1.log" 2>&1 &
     PIDS="$PIDS $!"
 }
-orchestrator() {
+orchestrator() { # [OPTION...]
     "$BIN/ph-orchestrator" --http "$HTTP" --amqp-url-file "$URL" --degraded-after-s 2 \
-        --failed-after-s 4 >>"$TMP/orch.log" 2>&1 &
+        --failed-after-s 4 --http-timeout-s 2 "$@" >>"$TMP/orch.log" 2>&1 &
     ORCH_PID=$!
 }
 
@@ -192,6 +212,69 @@ req GET /api/swarms
 kill -0 "$ORCH_PID" || fail "the orchestrator died"
 ok "404/400/405 as JSON; 200 malformed requests later it still serves"
 
+echo "== idle connections: closed after --http-timeout-s"
+$PY - "$HTTP" <<'PYEOF' || fail "idle connections"
+import socket, sys, time
+host, port = sys.argv[1].split(":")
+def closed_by_server(s, what):
+    # The server's close is a read of 0 bytes (or a reset); 60 s is only a
+    # bound on a wait that would otherwise never end.
+    s.settimeout(60)
+    t0 = time.monotonic()
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        sys.exit(f"{what}: still open after 60 s (--http-timeout-s 2)")
+    return time.monotonic() - t0, got
+s = socket.create_connection((host, int(port)))
+s.sendall(b"GET /api/swarms HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never end
+took, got = closed_by_server(s, "half a request")
+if took < 1.5:  # load only makes the close later
+    sys.exit(f"half a request: closed after {took:.1f} s, before the 2 s timeout")
+if b" 200 " in got:
+    sys.exit(f"half a request was answered: {got[:80]!r}")
+s = socket.create_connection((host, int(port)))
+s.sendall(b"GET /api/swarms HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+_, got = closed_by_server(s, "a kept-alive connection")
+if not got.startswith(b"HTTP/1.1 200 "):
+    sys.exit(f"a kept-alive connection: {got[:80]!r}")
+PYEOF
+ok "an idle connection (half a request, or answered and kept alive) closed by the 2 s timeout"
+
+echo "== requests other sites can make a browser send"
+req_h 'Content-Type: text/plain' POST "/api/swarms/$S1/stop" '{}'
+[ "$ST" = 415 ] || fail "a text/plain stop: $ST $(cat "$TMP/body")"
+js "j['error']" | grep -q 'Content-Type: application/json' || fail "415 without a clear error: $(cat "$TMP/body")"
+req_h 'Content-Type: application/x-www-form-urlencoded' POST "/api/swarms/$S1/stop" 'a=b'
+[ "$ST" = 415 ] || fail "a form stop: $ST"
+req_h 'Content-Type:' POST "/api/swarms/$S1/stop"
+[ "$ST" = 415 ] || fail "a stop without Content-Type: $ST"
+req_h 'Content-Type:' POST /api/control-plane/reset
+[ "$ST" = 415 ] || fail "a reset without Content-Type: $ST"
+both_back || fail "a refused reset wiped the registry"
+[ "$(swarm_field "$S1" "s['status']")" = RUNNING ] || fail "$S1 after the refused stops: not RUNNING"
+for h in evil.example "evil.example:${HTTP#*:}" 127.0.0.1.evil.example localhost.evil.example; do
+    for p in /api/swarms /api/ui-config /metrics /; do
+        req_h "Host: $h" GET "$p"
+        [ "$ST" = 403 ] || fail "GET $p with Host $h: $ST, not 403"
+    done
+done
+js "j['error']" | grep -q 'Host' || fail "403 without a clear error: $(cat "$TMP/body")"
+req_h "Host: evil.example" POST "/api/swarms/$S1/stop"
+[ "$ST" = 403 ] || fail "POST with Host evil.example: $ST, not 403"
+for h in "localhost:${HTTP#*:}" localhost "127.0.0.1:${HTTP#*:}" "[::1]:${HTTP#*:}"; do
+    req_h "Host: $h" GET /api/swarms
+    [ "$ST" = 200 ] || fail "GET /api/swarms with Host $h: $ST"
+done
+ok "a POST without Content-Type: application/json refused 415 (nothing sent); Host evil.example refused 403"
+
 echo "== swarm-remove through the API"
 req POST "/api/swarms/$S2/remove"
 [ "$ST" = 202 ] || fail "remove: $ST"
@@ -207,12 +290,55 @@ sleep 0.5
 kill "$CAP_PID" && wait "$CAP_PID" || true
 CAP_PID=
 captured 1 "event.metric.status-full.hive.orchestrator." || fail "no orchestrator status-full was captured"
+if captured 1 "signal.swarm-stop.$S1."; then fail "a refused stop of $S1 was sent"; fi
 if $PY "$ROOT/tests/contract/validate.py" "$CAP" >"$TMP/validate.out" 2>&1; then
     ok "capture audit: $(tail -n 1 "$TMP/validate.out")"
 else
     cat "$TMP/validate.out" >&2
     fail "capture audit: violations above"
 fi
+
+echo "== a burst of deliveries, the housekeeping tick at 10 s"
+# After the audit: the capture queue keeps the burst unread.
+orchestrator --tick-ms 10000
+s1_back() { [ "$(swarm_field "$S1" "s['complete']")" = True ]; }
+wait_until 30 "$S1 back after the restart" s1_back
+docs() { req GET /metrics && sed -n 's/^ph_orchestrator_documents_total //p' "$TMP/body"; }
+D0=$(docs)
+[ -n "$D0" ] || fail "/metrics lacks ph_orchestrator_documents_total"
+# 10000 copies of the start outcome under correlation ids of their own. A
+# reader paced by the tick takes about 1000 deliveries per tick (one
+# service on the tick, one on the poll it arms then), 9 ticks or more
+# (90 s) for these; one that reads again at once needs a few seconds.
+$PY - "$CAP" "$CID" >"$TMP/burst.in" <<'PYEOF' || fail "no start outcome to copy"
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    e = r.get("envelope")
+    if isinstance(e, dict) and e.get("kind") == "outcome" and e.get("correlationId") == sys.argv[2]:
+        break
+else:
+    sys.exit(1)
+for i in range(10000):
+    e["correlationId"] = "burst-%d" % i
+    print(r["routingKey"] + "\t" + json.dumps(e))
+PYEOF
+"$BIN/ph-test-amqp" pub "$URL" <"$TMP/burst.in" >>"$TMP/pub.log" 2>&1 || fail "publishing the burst failed"
+read_all() { n=$(docs); [ "${n:-0}" -ge $((D0 + 10000)) ]; }
+# A bound in seconds on the clock (wait_until counts polls, each slower
+# than its 0.1 s sleep): half the time 9 ticks take.
+T_B=$(date +%s)
+T_END=$((T_B + 45))
+until read_all; do
+    [ "$(date +%s)" -lt "$T_END" ] || fail "the 10000 deliveries not read within 45 s (documents $n, from $D0)"
+    sleep 0.2
+done
+req GET "/api/swarms/$S1/outcomes/burst-9999"
+[ "$ST" = 200 ] || fail "the burst's last outcome: $ST"
+kill "$ORCH_PID"
+wait "$ORCH_PID" || fail "ph-orchestrator exited with $?"
+ORCH_PID=
+ok "10000 deliveries read in $(($(date +%s) - T_B)) s, without waiting for the 10 s tick"
 echo "run time $(($(date +%s) - T0)) s"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]

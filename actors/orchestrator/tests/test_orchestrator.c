@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "api.h"
+#include "guard.h"
 #include "registry.h"
 
 #define SEC 1000000000ull
@@ -276,11 +277,12 @@ static int fake_publish(void *ctx, const char *type, const char *swarm, const ch
     return 0;
 }
 
-static json_t *call(struct api *a, const char *method, const char *path, const char *body,
-                    uint64_t now, int want_status)
+/* A request with the given Content-Type (NULL: none). */
+static json_t *call_typed(struct api *a, const char *method, const char *path, const char *type,
+                          const char *body, uint64_t now, int want_status)
 {
     struct api_resp resp;
-    api_handle(a, method, path, body, body ? strlen(body) : 0, now, 0, &resp);
+    api_handle(a, method, path, type, body, body ? strlen(body) : 0, now, 0, &resp);
     if (resp.status != want_status)
         fail_msg("%s %s: status %d, wanted %d: %s", method, path, resp.status, want_status,
                  resp.body ? resp.body : "");
@@ -291,6 +293,14 @@ static json_t *call(struct api *a, const char *method, const char *path, const c
     }
     api_resp_free(&resp);
     return j;
+}
+
+/* A request as the UI sends it: a POST says its body is JSON. */
+static json_t *call(struct api *a, const char *method, const char *path, const char *body,
+                    uint64_t now, int want_status)
+{
+    const char *type = strcmp(method, "POST") == 0 ? "application/json" : NULL;
+    return call_typed(a, method, path, type, body, now, want_status);
 }
 
 static void get_swarms_lists_each_projection_with_the_documented_fields(void **state)
@@ -459,7 +469,7 @@ static void metrics_carry_the_swarm_label_on_every_swarm_series(void **state)
     ctl_status(r, "s1", "status-full", "RUNNING", 2, 0, NULL);
     ctl_status(r, "s2", "status-full", "STOPPED", 1, 0, NULL);
     struct api_resp resp;
-    api_handle(&a, "GET", "/metrics", NULL, 0, 25 * SEC, 0, &resp);
+    api_handle(&a, "GET", "/metrics", NULL, NULL, 0, 25 * SEC, 0, &resp);
     assert_int_equal(resp.status, 200);
     assert_non_null(strstr(resp.content_type, "text/plain"));
     assert_non_null(strstr(resp.body, "ph_swarm_tps{swarm=\"s1\"} 20\n"));
@@ -489,6 +499,8 @@ static void no_request_of_any_shape_crashes_the_api(void **state)
                                         "ALL", "a.b", "\xff\xfe", "?x=1"};
     static const char *const bodies[] = {NULL, "", "{", "{}", "[]", "null", "\"x\"",
                                          "{\"idempotencyKey\": 5}", "{\"idempotencyKey\": \"ok\"}"};
+    static const char *const types[] = {NULL, "application/json", "text/plain", "",
+                                        "application/json; charset=\xff"};
     uint32_t seed = 7;
     for (int i = 0; i < 20000; i++) {
         char path[512] = "";
@@ -502,13 +514,151 @@ static void no_request_of_any_shape_crashes_the_api(void **state)
         const char *m = methods[(seed >> 8) % (sizeof methods / sizeof methods[0])];
         const char *b = bodies[(seed >> 16) % (sizeof bodies / sizeof bodies[0])];
         struct api_resp resp;
-        api_handle(&a, m, path[0] ? path : "/", b, b ? strlen(b) : 0, (uint64_t)i * SEC / 10, 0,
+        const char *t = types[(seed >> 20) % (sizeof types / sizeof types[0])];
+        api_handle(&a, m, path[0] ? path : "/", t, b, b ? strlen(b) : 0, (uint64_t)i * SEC / 10, 0,
                    &resp);
         assert_true(resp.status >= 200 && resp.status < 600);
         assert_non_null(resp.body);
         api_resp_free(&resp);
         seed = seed * 1103515245u + 12345u;
     }
+}
+
+static void a_post_without_a_json_content_type_is_refused_415_and_changes_nothing(void **state)
+{
+    struct registry *r = *state;
+    struct api a;
+    struct published p = {0};
+    api_init(&a, r, fake_publish, &p);
+    ctl_status(r, "s1", "status-full", "READY", 1, 0, NULL);
+    /* What a form or a preflight-free fetch of another site can send. */
+    static const char *const refused[] = {NULL,
+                                          "",
+                                          "text/plain",
+                                          "text/plain; charset=utf-8",
+                                          "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x",
+                                          "application/jsonp",
+                                          "application/json-patch+json",
+                                          "json"};
+    static const char *const paths[] = {
+        "/api/swarms/s1/start",          "/api/swarms/s1/stop",        "/api/swarms/s1/remove",
+        "/api/swarms/s1/status-request", "/api/control-plane/refresh", "/api/control-plane/reset"};
+    for (size_t t = 0; t < sizeof refused / sizeof refused[0]; t++)
+        for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
+            json_t *j = call_typed(&a, "POST", paths[k], refused[t], "{}", SEC, 415);
+            assert_non_null(strstr(json_string_value(json_object_get(j, "error")),
+                                   "Content-Type: application/json"));
+            json_decref(j);
+        }
+    assert_int_equal(p.n, 0);
+    assert_int_equal(r->n, 1); /* no reset happened */
+    /* The type in any case, with parameters. */
+    json_decref(call_typed(&a, "POST", "/api/swarms/s1/start", "Application/JSON; charset=UTF-8",
+                           NULL, SEC, 202));
+    json_decref(call_typed(&a, "POST", "/api/swarms/s1/stop", " application/json ;charset=utf-8",
+                           "{}", SEC, 202));
+    assert_int_equal(p.n, 2);
+    /* A wrong method stays a 405, whatever its type; GETs need none. */
+    json_decref(call_typed(&a, "DELETE", "/api/swarms/s1/start", NULL, NULL, SEC, 405));
+    json_decref(call_typed(&a, "GET", "/api/swarms/s1", NULL, NULL, SEC, 200));
+}
+
+static void json_content_types_are_recognised_with_parameters_only(void **state)
+{
+    (void)state;
+    assert_true(guard_json_type("application/json"));
+    assert_true(guard_json_type("application/json;charset=utf-8"));
+    assert_true(guard_json_type("APPLICATION/Json ; charset=\"utf-8\""));
+    assert_true(guard_json_type("  application/json\t"));
+    assert_false(guard_json_type(NULL));
+    assert_false(guard_json_type(""));
+    assert_false(guard_json_type("application/jsonx"));
+    assert_false(guard_json_type("application/json+x"));
+    assert_false(guard_json_type("application/json, text/plain"));
+    assert_false(guard_json_type("text/plain; application/json"));
+    assert_false(guard_json_type("application/js"));
+}
+
+static void loopback_host_headers_are_recognised_with_or_without_a_port(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {
+        "localhost",       "LocalHost:8088",       "127.0.0.1",
+        "127.0.0.1:8088",  "127.255.3.4:1",        "[::1]",
+        "[::1]:8088",      "[0:0:0:0:0:0:0:1]:80", "[::ffff:127.0.0.1]:8088",
+        " localhost:8088 "};
+    static const char *const no[] = {"evil.example",
+                                     "evil.example:8088",
+                                     "localhost.evil.example",
+                                     "127.0.0.1.evil.example",
+                                     "foo.localhost",
+                                     "localhost.",
+                                     "128.0.0.1",
+                                     "10.0.0.1:8088",
+                                     "0.0.0.0",
+                                     "[::2]",
+                                     "::1",
+                                     "[::1",
+                                     "127.1",
+                                     "localhost:",
+                                     "localhost:99999",
+                                     "localhost:80x",
+                                     "localhost:8088:1",
+                                     "[::1]x",
+                                     "",
+                                     " ",
+                                     "local host",
+                                     "localhost@evil.example"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (!guard_host_is_loopback(yes[i])) fail_msg("'%s' is loopback", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (guard_host_is_loopback(no[i])) fail_msg("'%s' is not loopback", no[i]);
+    assert_false(guard_host_is_loopback(NULL));
+}
+
+static void on_loopback_only_loopback_and_allowed_hosts_are_answered(void **state)
+{
+    (void)state;
+    struct guard_hosts g;
+    char err[256];
+    /* Listening on 127.0.0.1: the DNS-rebinding case is refused. */
+    assert_true(guard_hosts_init(&g, true, NULL, 0, err, sizeof err));
+    assert_true(guard_host_allowed(&g, "127.0.0.1:8088"));
+    assert_true(guard_host_allowed(&g, "localhost:8088"));
+    assert_true(guard_host_allowed(&g, NULL)); /* HTTP/1.0: no browser */
+    assert_false(guard_host_allowed(&g, "evil.example"));
+    assert_false(guard_host_allowed(&g, "evil.example:8088"));
+    assert_false(guard_host_allowed(&g, ""));
+    /* Names given: those too, port and case aside. */
+    const char *names[] = {"Orch.Example", "proxy.lan:443", "[fd00::1]"};
+    assert_true(guard_hosts_init(&g, true, names, 3, err, sizeof err));
+    assert_true(guard_host_allowed(&g, "orch.example"));
+    assert_true(guard_host_allowed(&g, "ORCH.example:8088"));
+    assert_true(guard_host_allowed(&g, "proxy.lan"));
+    assert_true(guard_host_allowed(&g, "[FD00::1]:8088"));
+    assert_true(guard_host_allowed(&g, "[::1]"));
+    assert_false(guard_host_allowed(&g, "evil.example"));
+    assert_false(guard_host_allowed(&g, "orch.example.evil.example"));
+    /* Another address: any Host, unless names are given. */
+    assert_true(guard_hosts_init(&g, false, NULL, 0, err, sizeof err));
+    assert_true(guard_host_allowed(&g, "evil.example"));
+    assert_true(guard_host_allowed(&g, "10.1.2.3:8088"));
+    assert_true(guard_hosts_init(&g, false, names, 1, err, sizeof err));
+    assert_true(guard_host_allowed(&g, "orch.example:8088"));
+    assert_true(guard_host_allowed(&g, "localhost"));
+    assert_false(guard_host_allowed(&g, "10.1.2.3:8088"));
+    /* Names that are not names, too many. */
+    const char *bad[] = {"a b", "fd00::1", "x:port", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_false(guard_hosts_init(&g, true, &bad[i], 1, err, sizeof err));
+        assert_non_null(strstr(err, "--allowed-host"));
+    }
+    const char *many[GUARD_HOSTS_MAX + 1];
+    for (size_t i = 0; i < GUARD_HOSTS_MAX + 1; i++)
+        many[i] = "h.example";
+    assert_false(guard_hosts_init(&g, true, many, GUARD_HOSTS_MAX + 1, err, sizeof err));
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -532,6 +682,10 @@ int main(void)
         T(errors_are_json_with_the_right_status),
         T(metrics_carry_the_swarm_label_on_every_swarm_series),
         T(no_request_of_any_shape_crashes_the_api),
+        T(a_post_without_a_json_content_type_is_refused_415_and_changes_nothing),
+        T(json_content_types_are_recognised_with_parameters_only),
+        T(loopback_host_headers_are_recognised_with_or_without_a_port),
+        T(on_loopback_only_loopback_and_allowed_hosts_are_answered),
     };
     return cmocka_run_group_tests_name("orchestrator registry and API", tests, NULL, NULL);
 }

@@ -8,15 +8,19 @@ export class ApiError extends Error {
   }
 }
 
+// Every POST says its body is JSON, also without one: the orchestrator
+// refuses other POSTs (415), which is what keeps pages of other sites from
+// sending it commands (a browser sends this type cross-site only after a
+// preflight the orchestrator never grants).
 async function call(method, path, body) {
   let res;
   try {
-    res = await fetch(path, {
-      method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store',
-    });
+      res = await fetch(path, {
+          method,
+          headers : method === 'GET' ? {} : {'Content-Type' : 'application/json'},
+          body : body === undefined ? undefined : JSON.stringify(body),
+          cache : 'no-store',
+      });
   } catch (e) {
     throw new ApiError(0, `the orchestrator is not reachable (${e.message})`);
   }
