@@ -219,6 +219,7 @@ static int attach(struct bridge *b)
      * one back (what they stand for is still delivered). */
     sink_release_holds(b->sink);
     b->commit_refused = false;
+    b->replayed_to = 0;
     if (out_ok) note_replay(b, out_cap);
     requeue_unconsumed(b);
     b->dev = st.st_dev;
@@ -771,7 +772,7 @@ static void await_delivery(struct bridge *b)
         if (fd < 0) break; /* nothing to wait on: disconnected, or delivered on flush */
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 20) < 0 && errno != EINTR) break;
-        sink_service(b->sink);
+        flush_sink(b); /* reads the confirms, sends what waits */
     }
     commit_delivered(b);
     const uint64_t held = sink_held(b->sink);
