@@ -27,7 +27,9 @@
 /* A reliable message until the broker confirms it. */
 struct obx {
     struct obx *next;
-    uint64_t tag; /* publish sequence number on the current connection; 0: not sent */
+    uint64_t tag;    /* publish sequence number on the current connection; 0: not sent */
+    uint64_t cookie; /* the caller's, reported until confirmed (0: none) */
+    bool keep;       /* published with a cookie: never dropped, even once forgotten */
     size_t len;
     char rk[RK_MAX];
     char body[];
@@ -112,20 +114,31 @@ static void outbox_remove_next(struct ph_amqp *a, struct obx *prev, struct obx *
     free(e);
 }
 
-static int outbox_add(struct ph_amqp *a, const char *rk, const char *body, size_t len)
+static int outbox_add(struct ph_amqp *a, const char *rk, const char *body, size_t len,
+                      uint64_t cookie)
 {
-    while (a->head != NULL && (a->n >= OUTBOX_MAX_ENTRIES || a->bytes + len > OUTBOX_MAX_BYTES)) {
+    while (a->n >= OUTBOX_MAX_ENTRIES || a->bytes + len > OUTBOX_MAX_BYTES) {
+        /* The oldest published without a cookie: the caller of one with a
+         * cookie relies on its confirm, and bounds those itself. */
+        struct obx *prev = NULL, *e = a->head;
+        while (e != NULL && e->keep) {
+            prev = e;
+            e = e->next;
+        }
+        if (e == NULL) break;
         a->st.outbox_dropped++;
         if (a->st.outbox_dropped == 1 || a->st.outbox_dropped % 1000 == 0)
             ph_error("AMQP outbox full (%zu messages, %zu bytes unconfirmed): dropping the "
                      "oldest, %s (%" PRIu64 " dropped so far)",
-                     a->n, a->bytes, a->head->rk, a->st.outbox_dropped);
-        outbox_remove_next(a, NULL, a->head);
+                     a->n, a->bytes, e->rk, a->st.outbox_dropped);
+        outbox_remove_next(a, prev, e);
     }
     struct obx *e = malloc(sizeof *e + len);
     if (e == NULL) return PH_ERR_SYS;
     e->next = NULL;
     e->tag = 0;
+    e->cookie = cookie;
+    e->keep = cookie != 0;
     e->len = len;
     snprintf(e->rk, sizeof e->rk, "%s", rk);
     memcpy(e->body, body, len);
@@ -200,9 +213,37 @@ int ph_amqp_publish(struct ph_amqp *a, const char *rk, const char *body, size_t 
         a->st.dropped_down++;
         return PH_ERR_NOENT;
     }
-    if (outbox_add(a, rk, body, len) != PH_OK) return PH_ERR_SYS;
+    if (outbox_add(a, rk, body, len, 0) != PH_OK) return PH_ERR_SYS;
     if (a->up) outbox_send(a);
     return PH_OK;
+}
+
+int ph_amqp_publish_cookie(struct ph_amqp *a, const char *rk, const char *body, size_t len,
+                           uint64_t cookie)
+{
+    if (outbox_add(a, rk, body, len, cookie) != PH_OK) return PH_ERR_SYS;
+    if (a->up) outbox_send(a);
+    return PH_OK;
+}
+
+uint64_t ph_amqp_oldest_cookie(const struct ph_amqp *a)
+{
+    /* Confirmed messages leave the list wherever they are; the first one
+     * left with a cookie is the oldest unconfirmed. */
+    for (const struct obx *e = a->head; e != NULL; e = e->next)
+        if (e->cookie != 0) return e->cookie;
+    return 0;
+}
+
+void ph_amqp_forget_cookies(struct ph_amqp *a)
+{
+    for (struct obx *e = a->head; e != NULL; e = e->next)
+        e->cookie = 0;
+}
+
+bool ph_amqp_outbox_full(const struct ph_amqp *a)
+{
+    return a->n >= OUTBOX_MAX_ENTRIES || a->bytes >= OUTBOX_MAX_BYTES;
 }
 
 /* ---- bindings ----------------------------------------------------------- */

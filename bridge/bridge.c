@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,11 @@
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
 #define LOG_LINES_PER_S 20u
+/* A clean stop waits this long for the sink to deliver what it holds, so
+ * that the next bridge need not publish it again. */
+#define STOP_DELIVERY_WAIT_NS (2 * NS_PER_S)
+/* handle_doc(): the sink is full; the rest stays in the ring for now. */
+#define DRAIN_STOP 1
 
 static int receive_signal(void *ctx, const char *rk, size_t rklen, const char *body, size_t len,
                           uint64_t delivery)
@@ -96,6 +102,8 @@ static bool log_allowed(struct bridge_logwin *w, uint64_t now_ns, const char *wh
 
 /* ---- channel ------------------------------------------------------------ */
 
+static int drain_out(struct bridge *b, bool bounded);
+
 static void set_wait_reason(struct bridge *b, const char *reason)
 {
     /* Say it once per distinct reason: the attach is retried every check. */
@@ -143,6 +151,31 @@ static void detach(struct bridge *b)
     b->quarantined = false;
 }
 
+/* Where this bridge starts reading: at the ring's head, which a bridge
+ * before it on this channel left at the first document its sink had not
+ * delivered. Documents up to where that bridge had read (out_read) were
+ * handled once already: the reliable ones are published again (nothing
+ * says they reached the broker), status is not (stale by now, and the
+ * controller sends a fresh status-full for this registration). */
+static void note_replay(struct bridge *b, uint32_t out_cap)
+{
+    const uint64_t head = b->out.head;
+    /* acquire: as in a drain, a figure taken to decide what to read. */
+    const uint64_t tail = atomic_load_explicit(&b->ch.hdr->out.tail, memory_order_acquire);
+    /* relaxed: a hint from the previous bridge; a stale (smaller) value
+     * only means some status is published again. Checked like any other
+     * position from shared memory: a nonsense value is ignored. */
+    const uint64_t read = atomic_load_explicit(&b->ch.hdr->out_read, memory_order_relaxed);
+    b->replayed_to = head;
+    if ((read & (PH_RING_ALIGN - 1)) == 0 && read >= head && read <= tail && read - head <= out_cap)
+        b->replayed_to = read;
+    if (b->replayed_to != head)
+        ph_info("resuming in the document ring at %" PRIu64 ": %" PRIu64
+                " byte(s) an earlier bridge read without their confirms; its outcomes and "
+                "alerts there are published again",
+                head, b->replayed_to - head);
+}
+
 static int attach(struct bridge *b)
 {
     char err[256];
@@ -182,6 +215,12 @@ static int attach(struct bridge *b)
     const bool in_ok = ph_ring_producer_init(&b->in, &ch.hdr->in, ch.in_data, ch.in_ring) == PH_OK;
     b->ch = ch;
     b->close_acked = 0; /* marks are positions in this channel's ring */
+    /* Holds are positions in the ring just left: they must not hold this
+     * one back (what they stand for is still delivered). */
+    sink_release_holds(b->sink);
+    b->commit_refused = false;
+    b->replayed_to = 0;
+    if (out_ok) note_replay(b, out_cap);
     requeue_unconsumed(b);
     b->dev = st.st_dev;
     b->ino = st.st_ino;
@@ -226,7 +265,8 @@ void bridge_poll_channel(struct bridge *b, uint64_t now_ns)
     }
     if (st.st_ino != b->ino || st.st_dev != b->dev) {
         ph_info("the controller re-created /dev/shm%s: moving to the new channel", b->ch.name);
-        bridge_drain(b);
+        /* All of it, full sink or not: nobody reads the old ring later. */
+        drain_out(b, false);
         detach(b);
         attach(b);
         return;
@@ -262,10 +302,12 @@ static void refuse(struct bridge *b, const char *why)
         ph_warn("refused document (not published): %s", why);
 }
 
-static void publish(struct bridge *b, struct envelope *e, bool from_controller)
+/* `hold`: for a document of the out ring, its position + 1 (see
+ * commit_delivered()); 0 for the bridge's own envelopes. */
+static void publish(struct bridge *b, struct envelope *e, bool from_controller, uint64_t hold)
 {
     char err[256];
-    int rc = sink_publish(b->sink, e->rk, e->env, e->kind, err, sizeof err);
+    int rc = sink_publish(b->sink, e->rk, e->env, e->kind, hold, err, sizeof err);
     if (rc != PH_OK) {
         ph_error("%s", err);
         return;
@@ -291,22 +333,39 @@ static void check_closing(struct bridge *b)
             "broker confirms");
 }
 
+/* What a drain stops at: DRAIN_STOP once the sink is full (only when the
+ * drain is bounded), 0 to go on. */
+static int next_doc(struct bridge *b)
+{
+    return b->drain_bounded && sink_full(b->sink) ? DRAIN_STOP : 0;
+}
+
 static int handle_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t len)
 {
     struct bridge *b = ctx;
+    /* The drain has moved past this record (ph_ring_handler): it starts
+     * where the previous one ended (or at padding just before it). */
+    const uint64_t start = b->doc_start;
+    b->doc_start = b->out.head;
     check_closing(b);
     if (type != PH_DOC_RECORD) {
         char why[96];
         snprintf(why, sizeof why, "ring record of type %u, expected a document (%u)", type,
                  PH_DOC_RECORD);
         refuse(b, why);
-        return 0;
+        return next_doc(b);
     }
     struct envelope e;
     char why[512];
     if (envelope_from_doc(body, len, ph_real_ns(), &e, why, sizeof why) != PH_OK) {
         refuse(b, why);
-        return 0;
+        return next_doc(b);
+    }
+    if (e.kind == CK_METRIC && !b->sink->confirm_all && start < b->replayed_to) {
+        /* Read by an earlier bridge (note_replay): superseded status. */
+        b->st.status_skipped++;
+        envelope_clear(&e);
+        return next_doc(b);
     }
     if (e.secrets_dropped > 0) {
         b->st.secrets_dropped += e.secrets_dropped;
@@ -314,24 +373,64 @@ static int handle_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t le
             ph_warn("removed %zu secret-named key(s) from data.config before publishing %s",
                     e.secrets_dropped, e.rk);
     }
-    publish(b, &e, true);
+    if (start < b->replayed_to) b->st.republished++;
+    publish(b, &e, true, start + 1);
     envelope_clear(&e);
-    return 0;
+    return next_doc(b);
 }
 
-int bridge_drain(struct bridge *b)
+/* Hands the out ring back up to the first document the sink has not yet
+ * delivered, or everything read when there is none. The controller reuses
+ * that space, and a bridge that starts after this one (this one killed)
+ * begins there: a document is never gone from the ring before the broker
+ * has confirmed it (at least once; its copy published before is
+ * recognised by its correlationId). */
+static void commit_delivered(struct bridge *b)
+{
+    if (!b->attached) return;
+    const uint64_t held = sink_held(b->sink);
+    const uint64_t to = held != 0 ? held - 1 : b->out.head;
+    if (to == b->out.committed) return;
+    if (ph_ring_commit_to(&b->out, to) == PH_OK || b->commit_refused) return;
+    /* Never past a hold: the ring fills and the controller waits. */
+    b->commit_refused = true;
+    ph_error("channel /dev/shm%s: the sink holds document-ring position %" PRIu64
+             ", outside what this bridge has read (%" PRIu64 "..%" PRIu64
+             "); the ring is not handed back past it",
+             b->ch.name, to, b->out.committed, b->out.head);
+}
+
+/* Reads the out ring into the sink. `bounded`: stops while the sink is
+ * full (the documents wait in the ring); a bridge leaving the channel
+ * reads all of it. */
+static int drain_out(struct bridge *b, bool bounded)
 {
     if (!b->attached || b->quarantined) return 0;
-    int rc = ph_ring_drain(&b->out, handle_doc, b, b->scratch, 0);
+    if (bounded && sink_full(b->sink)) return 0;
+    const uint64_t before = b->out.consumed;
+    const uint64_t from = b->out.head;
+    b->drain_bounded = bounded;
+    b->doc_start = from;
+    /* Held: the space goes back in commit_delivered(), document by document. */
+    int rc = ph_ring_drain_held(&b->out, handle_doc, b, b->scratch, 0);
+    if (b->out.head != from)
+        /* relaxed: a hint for the next bridge on this channel (note_replay);
+         * nothing is read on its strength but status it may skip. */
+        atomic_store_explicit(&b->ch.hdr->out_read, b->out.head, memory_order_relaxed);
     if (rc == PH_ERR_CORRUPT) {
         ph_error("channel /dev/shm%s: the out ring failed validation (corrupt record or "
                  "position); asking the controller to re-create the channel",
                  b->ch.name);
         b->quarantined = true;
         request_reset(b, PH_CHAN_RESET_OUT_CORRUPT);
-        return 0;
     }
-    return rc;
+    commit_delivered(b);
+    return (int)(b->out.consumed - before);
+}
+
+int bridge_drain(struct bridge *b)
+{
+    return drain_out(b, true);
 }
 
 /* ---- signals ------------------------------------------------------------- */
@@ -357,7 +456,7 @@ static void alert_invalid(struct bridge *b, const struct sigcheck_result *r)
     if (e.env == NULL || envelope_finish(&e, why, sizeof why) != PH_OK) {
         ph_error("cannot build the control.invalid-message alert: %s", why);
     } else {
-        publish(b, &e, false);
+        publish(b, &e, false, 0);
         b->st.alerts++;
     }
     envelope_clear(&e);
@@ -387,7 +486,7 @@ static void answer_refused(struct bridge *b, const struct sigcheck_result *r)
         ph_error("cannot answer refused signal %s (correlationId %.64s): %s", r->answer.type,
                  r->answer.cid, why);
     } else {
-        publish(b, &e, false);
+        publish(b, &e, false, 0);
         b->st.answered++;
     }
     envelope_clear(&e);
@@ -650,8 +749,38 @@ void bridge_tick(struct bridge *b, uint64_t now_ns)
     bridge_settle_consumed(b);
     bridge_flush_signals(b);
     flush_sink(b);
+    commit_delivered(b);
     ack_close(b);
     if (sink_take_resync(b->sink)) bridge_request_full(b);
+}
+
+void bridge_service(struct bridge *b)
+{
+    sink_service(b->sink);
+    commit_delivered(b);
+}
+
+/* Gives the sink a moment to have what it holds delivered (AMQP: the
+ * broker's confirms), then hands the ring back as far as it did: what is
+ * still held is published again by the next bridge. */
+static void await_delivery(struct bridge *b)
+{
+    const uint64_t until = ph_mono_ns() + STOP_DELIVERY_WAIT_NS;
+    while (b->attached && sink_held(b->sink) != 0 && ph_mono_ns() < until) {
+        uint64_t gen;
+        const int fd = sink_poll_fd(b->sink, &gen);
+        if (fd < 0) break; /* nothing to wait on: disconnected, or delivered on flush */
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 20) < 0 && errno != EINTR) break;
+        flush_sink(b); /* reads the confirms, sends what waits */
+    }
+    commit_delivered(b);
+    const uint64_t held = sink_held(b->sink);
+    if (b->attached && held != 0)
+        ph_warn("documents from document-ring position %" PRIu64
+                " on are not yet confirmed: left in the ring, the next bridge publishes them "
+                "again",
+                held - 1);
 }
 
 void bridge_stop(struct bridge *b)
@@ -663,12 +792,15 @@ void bridge_stop(struct bridge *b)
                 "unacknowledged, so the broker delivers them again",
                 b->npending + b->nsent);
     flush_sink(b);
+    await_delivery(b);
     detach(b);
-    ph_info("stopped: %" PRIu64 " documents published, %" PRIu64 " refused, %" PRIu64
-            " signals forwarded, %" PRIu64 " rejected, %" PRIu64 " alerts, %" PRIu64
-            " secret keys removed, %" PRIu64 " channel registrations, %" PRIu64
-            " signals settled, %" PRIu64 " forwarded again, %" PRIu64 " refused ones answered",
-            b->st.published, b->st.refused, b->st.forwarded, b->st.rejected, b->st.alerts,
-            b->st.secrets_dropped, b->st.attaches, b->st.settled, b->st.reforwarded,
-            b->st.answered);
+    ph_info(
+        "stopped: %" PRIu64 " documents published, %" PRIu64 " refused, %" PRIu64
+        " signals forwarded, %" PRIu64 " rejected, %" PRIu64 " alerts, %" PRIu64
+        " secret keys removed, %" PRIu64 " channel registrations, %" PRIu64
+        " signals settled, %" PRIu64 " forwarded again, %" PRIu64 " refused ones answered, %" PRIu64
+        " documents published again after a restart, %" PRIu64 " replayed status documents skipped",
+        b->st.published, b->st.refused, b->st.forwarded, b->st.rejected, b->st.alerts,
+        b->st.secrets_dropped, b->st.attaches, b->st.settled, b->st.reforwarded, b->st.answered,
+        b->st.republished, b->st.status_skipped);
 }

@@ -3,7 +3,13 @@
  *     as its bridge, beats the heartbeat, and follows the controller when it
  *     restarts and re-creates the channel;
  *   - drains the "out" ring: each document becomes a checked envelope handed
- *     to the sink, or is refused and counted (docs_refused);
+ *     to the sink, or is refused and counted (docs_refused). The ring's
+ *     space is handed back only up to the first document the sink has not
+ *     delivered (AMQP: confirmed by the broker), so a bridge killed before
+ *     a confirm leaves the document in the ring and the next bridge
+ *     publishes it again (at least once); status does not hold anything
+ *     back. While the sink is full the bridge reads no further: the ring is
+ *     the backpressure, and the sink never drops a document of the ring;
  *   - takes signals from any transport (bridge_signal_line for the file
  *     reader, bridge_signal_message for AMQP), forwards valid ones into the
  *     "in" ring in order (never dropping one when the ring is full), and
@@ -56,6 +62,8 @@ struct bridge_stats {
     uint64_t reforwarded;     /* signals forwarded again into a re-created channel */
     uint64_t answered;        /* failed outcomes for refused but identifiable signals */
     uint64_t resets;          /* channel re-creations asked of the controller */
+    uint64_t republished;     /* documents an earlier bridge had read, published again */
+    uint64_t status_skipped;  /* status an earlier bridge had read, not published again */
 };
 
 /* A valid signal: waiting for room in the in ring, or written there and
@@ -97,6 +105,10 @@ struct bridge {
     ino_t ino;
     ph_ring_consumer out;
     ph_ring_producer in;
+    uint64_t doc_start;   /* out-ring position where the document being read starts */
+    uint64_t replayed_to; /* out-ring position an earlier bridge had read up to */
+    bool drain_bounded;   /* the drain under way stops once the sink is full */
+    bool commit_refused;  /* a hold outside what was read was reported (logged once) */
     uint8_t *scratch;
     size_t scratch_cap;
     uint64_t next_check_ns;
@@ -124,11 +136,15 @@ void bridge_destroy(struct bridge *b);
 void bridge_poll_channel(struct bridge *b, uint64_t now_ns);
 /* One loop iteration: channel, heartbeat, out ring, pending signals, sink. */
 void bridge_tick(struct bridge *b, uint64_t now_ns);
+/* The sink's socket is readable: reads what arrived (signals, confirms) and
+ * hands back the out-ring space of what is now delivered. */
+void bridge_service(struct bridge *b);
 /* Asks the controller for a fresh status-full (after a transport
  * reconnect): registers again, which bumps bridge_generation. */
 void bridge_request_full(struct bridge *b);
 /* Clean stop: drains the out ring once more, offers pending signals once,
- * flushes the sink and unregisters. */
+ * flushes the sink, waits a moment for it to deliver what it holds, hands
+ * the ring back as far as it did, and unregisters. */
 void bridge_stop(struct bridge *b);
 
 /* Signals from a transport (a signal file's line carries the file position
@@ -158,7 +174,8 @@ void bridge_settle_consumed(struct bridge *b);
  * confirmed, and the out ring is empty: nothing is left to do. */
 bool bridge_finished(struct bridge *b);
 
-/* Drains the out ring into the sink now; the number of documents handled. */
+/* Drains the out ring into the sink now, unless the sink is full, and hands
+ * back what is delivered; the number of documents read. */
 int bridge_drain(struct bridge *b);
 /* Writes pending signals into the in ring; true when none is left. */
 bool bridge_flush_signals(struct bridge *b);

@@ -82,7 +82,7 @@ static void on_sock(void *ctx, uint64_t gen, int res)
     /* A stale poll (older connection) or a cancelled one is only accounted for. */
     if (!a->sock_armed || gen != a->sock_gen) return;
     a->sock_armed = false;
-    sink_service(a->b->sink);
+    bridge_service(a->b);
 }
 
 /* Keeps one poll armed on the sink's current socket, none when it has none. */

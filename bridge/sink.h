@@ -6,7 +6,11 @@
  *              PH_AMQP_URL or a file (sink_cfg.amqp_url_file)
  *
  * publish() hands one checked envelope over (the sink may buffer it);
- * flush() pushes what is buffered, once per loop tick. Once `confirm_all`
+ * flush() pushes what is buffered, once per loop tick. A document of the
+ * controller's comes with a hold: the bridge keeps it in the out ring until
+ * the sink reports it delivered (held()), so that a bridge that dies before
+ * then leaves it for the next one; full() tells the bridge to stop reading
+ * the ring while the sink keeps as much as it should. Once `confirm_all`
  * is set (the controller is closing a removed swarm: its last documents
  * must not be lost), status is kept and confirmed like outcomes, and
  * unconfirmed() says whether anything handed over is still unconfirmed.
@@ -47,9 +51,14 @@ static inline uint64_t sink_delivery_session(uint64_t delivery)
 
 struct sink_ops {
     /* `env` is borrowed. `kind` lets a transport treat outcomes and alerts
-     * (must not be lost) differently from status (the latest wins). */
+     * (must not be lost) differently from status (the latest wins). `hold`
+     * is non-zero for a document the bridge keeps in the out ring until
+     * the sink has delivered it (file: written; AMQP: confirmed by the
+     * broker); a document the sink does not keep (AMQP status) holds
+     * nothing. Holds grow in publish order; 0 for the bridge's own alerts
+     * and answers. */
     int (*publish)(struct sink *s, const char *rk, const json_t *env, enum contract_kind kind,
-                   char *err, size_t errlen);
+                   uint64_t hold, char *err, size_t errlen);
     int (*flush)(struct sink *s, char *err, size_t errlen);
     void (*close)(struct sink *s);
     /* Optional (NULL for one-way sinks). */
@@ -70,6 +79,16 @@ struct sink_ops {
      * by the broker (AMQP: messages it keeps, outcomes and alerts, and
      * everything once confirm_all is set); 0 when nothing is. */
     size_t (*unconfirmed)(struct sink *s);
+    /* The hold of the oldest document published with one and not yet
+     * delivered; 0 when there is none. NULL: delivered on publish. */
+    uint64_t (*held)(struct sink *s);
+    /* Forgets every hold (the bridge left the ring they refer to); the
+     * documents are delivered all the same, and never dropped. */
+    void (*release_holds)(struct sink *s);
+    /* True while the sink keeps as much undelivered as it should: the
+     * bridge reads no further document (the ring keeps them meanwhile).
+     * NULL: never. */
+    bool (*full)(struct sink *s);
 };
 
 struct sink {
@@ -96,9 +115,9 @@ int sink_open(const char *spec, const struct sink_cfg *cfg, struct sink **out, c
               size_t errlen);
 
 static inline int sink_publish(struct sink *s, const char *rk, const json_t *env,
-                               enum contract_kind kind, char *err, size_t errlen)
+                               enum contract_kind kind, uint64_t hold, char *err, size_t errlen)
 {
-    return s->ops->publish(s, rk, env, kind, err, errlen);
+    return s->ops->publish(s, rk, env, kind, hold, err, errlen);
 }
 static inline int sink_flush(struct sink *s, char *err, size_t errlen)
 {
@@ -131,6 +150,18 @@ static inline uint64_t sink_session(struct sink *s)
 static inline size_t sink_unconfirmed(struct sink *s)
 {
     return s->ops->unconfirmed != NULL ? s->ops->unconfirmed(s) : 0;
+}
+static inline uint64_t sink_held(struct sink *s)
+{
+    return s->ops->held != NULL ? s->ops->held(s) : 0;
+}
+static inline void sink_release_holds(struct sink *s)
+{
+    if (s->ops->release_holds != NULL) s->ops->release_holds(s);
+}
+static inline bool sink_full(struct sink *s)
+{
+    return s->ops->full != NULL && s->ops->full(s);
 }
 
 /* Backends. */

@@ -7,7 +7,11 @@
  *     which amqp_topo.c derives from what is published and which follow the
  *     workers as they come and go;
  *   - outcomes, alerts (and signals) are published reliably (persistent,
- *     kept until confirmed, resent after a reconnect); status goes out once,
+ *     kept until confirmed, resent after a reconnect); a document of the
+ *     controller's carries its hold as the message's cookie, so the oldest
+ *     unconfirmed one says how far the bridge may hand the out ring back,
+ *     and is never dropped from a full outbox: the bridge stops reading
+ *     the ring while the outbox is full instead; status goes out once,
  *     and status published while disconnected is dropped: a fresh
  *     status-full is asked of the controller after every reconnect
  *     (take_resync), and it supersedes every delta missed. The last
@@ -57,7 +61,7 @@ static int deliver(void *ctx, const char *rk, size_t rklen, const char *body, si
 }
 
 static int amqp_publish(struct sink *sb, const char *rk, const json_t *env, enum contract_kind kind,
-                        char *err, size_t errlen)
+                        uint64_t hold, char *err, size_t errlen)
 {
     struct amqp_sink *s = (struct amqp_sink *)sb;
     if (amqp_topo_observe(&s->topo, rk, env)) ph_amqp_bind(s->amqp, amqp_topo_keys(&s->topo));
@@ -72,7 +76,8 @@ static int amqp_publish(struct sink *sb, const char *rk, const json_t *env, enum
         snprintf(err, errlen, "sink amqp: cannot serialise the envelope for %s", rk);
         return PH_ERR_SYS;
     }
-    int rc = ph_amqp_publish(s->amqp, rk, body, strlen(body), !status);
+    int rc = !status && hold != 0 ? ph_amqp_publish_cookie(s->amqp, rk, body, strlen(body), hold)
+                                  : ph_amqp_publish(s->amqp, rk, body, strlen(body), !status);
     free(body);
     if (rc == PH_ERR_NOENT) { /* status, and the connection just went */
         s->status_dropped++;
@@ -93,6 +98,21 @@ static int amqp_flush(struct sink *sb, char *err, size_t errlen)
 static size_t amqp_unconfirmed(struct sink *sb)
 {
     return ph_amqp_unconfirmed(((struct amqp_sink *)sb)->amqp);
+}
+
+static uint64_t amqp_held(struct sink *sb)
+{
+    return ph_amqp_oldest_cookie(((struct amqp_sink *)sb)->amqp);
+}
+
+static void amqp_release_holds(struct sink *sb)
+{
+    ph_amqp_forget_cookies(((struct amqp_sink *)sb)->amqp);
+}
+
+static bool amqp_full(struct sink *sb)
+{
+    return ph_amqp_outbox_full(((struct amqp_sink *)sb)->amqp);
 }
 
 static int amqp_poll_fd(struct sink *sb, uint64_t *gen)
@@ -157,6 +177,9 @@ static const struct sink_ops amqp_ops = {
     .settle = amqp_settle,
     .session = amqp_session,
     .unconfirmed = amqp_unconfirmed,
+    .held = amqp_held,
+    .release_holds = amqp_release_holds,
+    .full = amqp_full,
 };
 
 int sink_amqp_open(const struct sink_cfg *cfg, struct sink **out, char *err, size_t errlen)

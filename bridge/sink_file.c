@@ -2,8 +2,11 @@
  * appended to PATH. Lines are serialised into a buffer as they come and
  * written with write(2) once per tick, so a burst of envelopes costs one
  * system call, and O_APPEND keeps every batch whole at the end of the file
- * even when several writers share it. No fsync: the file is a test and tool
- * transport, and losing the tail in a machine crash is acceptable there. */
+ * even when several writers share it. A document is delivered once written:
+ * until then its hold is reported, and past half the buffer limit the sink
+ * is full, so the bridge leaves further documents in the ring. No fsync:
+ * the file is a test and tool transport, and losing the tail in a machine
+ * crash is acceptable there. */
 #include "sink.h"
 
 #include <errno.h>
@@ -25,6 +28,7 @@ struct file_sink {
     char *buf;
     size_t len, cap;
     bool oom;
+    uint64_t hold; /* the oldest hold among the buffered lines (0: none) */
 };
 
 static int buf_append(const char *data, size_t n, void *ctx)
@@ -48,7 +52,7 @@ static int buf_append(const char *data, size_t n, void *ctx)
 }
 
 static int file_publish(struct sink *s, const char *rk, const json_t *env, enum contract_kind kind,
-                        char *err, size_t errlen)
+                        uint64_t hold, char *err, size_t errlen)
 {
     (void)kind;
     struct file_sink *f = (struct file_sink *)s;
@@ -74,6 +78,7 @@ static int file_publish(struct sink *s, const char *rk, const json_t *env, enum 
                  f->oom ? " (out of memory)" : "");
         return PH_ERR_SYS;
     }
+    if (f->hold == 0) f->hold = hold;
     return PH_OK;
 }
 
@@ -101,7 +106,25 @@ static int file_flush(struct sink *s, char *err, size_t errlen)
         snprintf(err + strlen(err), errlen - strlen(err), "; dropped %zu buffered bytes", f->len);
         f->len = 0;
     }
+    /* A partial write keeps the oldest hold: a later document of the
+     * buffer may still be unwritten. */
+    if (f->len == 0) f->hold = 0;
     return rc;
+}
+
+static uint64_t file_held(struct sink *s)
+{
+    return ((struct file_sink *)s)->hold;
+}
+
+static void file_release_holds(struct sink *s)
+{
+    ((struct file_sink *)s)->hold = 0;
+}
+
+static bool file_full(struct sink *s)
+{
+    return ((struct file_sink *)s)->len >= FILE_SINK_MAX_BUFFER / 2;
 }
 
 /* Bytes still buffered: written means confirmed for a file. */
@@ -123,6 +146,9 @@ static const struct sink_ops file_ops = {
     .flush = file_flush,
     .close = file_close,
     .unconfirmed = file_unconfirmed,
+    .held = file_held,
+    .release_holds = file_release_holds,
+    .full = file_full,
 };
 
 int sink_file_open(const char *path, struct sink **out, char *err, size_t errlen)

@@ -175,6 +175,7 @@ int ph_ring_consumer_init(ph_ring_consumer *c, struct ph_ring_desc *desc, const 
     /* relaxed: head is ours (or a predecessor consumer's, ordered by the
      * segment adoption); the check against tail happens in drain. */
     c->head = atomic_load_explicit(&desc->head, memory_order_relaxed);
+    c->committed = c->head;
     c->consumed = atomic_load_explicit(&desc->consumed, memory_order_relaxed);
     if ((c->head & (PH_RING_ALIGN - 1)) != 0) return PH_ERR_CORRUPT;
     uint64_t tail = atomic_load_explicit(&desc->tail, memory_order_acquire);
@@ -202,6 +203,7 @@ static int drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *sc
 
     int count = 0;
     int rc = 0;
+    const uint64_t start = c->head;
     uint64_t head = c->head;
     while (head != tail && (max_records == 0 || (uint32_t)count < max_records)) {
         const uint32_t offset = (uint32_t)(head & (c->capacity - 1));
@@ -222,6 +224,7 @@ static int drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *sc
                 break;
             }
             head += adv;
+            c->head = head;
             continue;
         }
         if (h.len > c->max_record) {
@@ -231,15 +234,15 @@ static int drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *sc
         const uint32_t body_len = h.len - PH_RING_HDR;
         memcpy(scratch, c->data + offset + PH_RING_HDR, body_len);
         head += adv;
+        /* Past the record before the handler runs: it may note the
+         * position (see ph_ring_handler). */
+        c->head = head;
+        c->consumed++;
         count++;
         rc = fn(ctx, h.type, scratch, body_len);
         if (rc != 0) break;
     }
-    if (head != c->head) {
-        c->head = head;
-        c->consumed += (uint64_t)count;
-        if (commit) ph_ring_commit(c);
-    }
+    if (commit && c->head != start) ph_ring_commit(c);
     return rc != 0 ? rc : count;
 }
 
@@ -255,14 +258,29 @@ int ph_ring_drain_held(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8
     return drain(c, fn, ctx, scratch, max_records, false);
 }
 
-void ph_ring_commit(ph_ring_consumer *c)
+static void store_head(ph_ring_consumer *c, uint64_t pos)
 {
+    c->committed = pos;
     /* release: our copies of the records are complete (and, for a held
      * drain, recorded wherever the caller needed) before the producer can
      * observe the space as free (it acquires head). */
-    atomic_store_explicit(&c->desc->head, c->head, memory_order_release);
+    atomic_store_explicit(&c->desc->head, pos, memory_order_release);
     /* Statistics only: relaxed. */
     atomic_store_explicit(&c->desc->consumed, c->consumed, memory_order_relaxed);
+}
+
+void ph_ring_commit(ph_ring_consumer *c)
+{
+    store_head(c, c->head);
+}
+
+int ph_ring_commit_to(ph_ring_consumer *c, uint64_t pos)
+{
+    /* Both bounds are our own copies, never re-read from shared memory. */
+    if ((pos & (PH_RING_ALIGN - 1)) != 0 || pos < c->committed || pos > c->head)
+        return PH_ERR_INVAL;
+    if (pos != c->committed) store_head(c, pos);
+    return PH_OK;
 }
 
 uint64_t ph_ring_used(const struct ph_ring_desc *desc, uint32_t capacity)

@@ -312,9 +312,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 /* An outcome or alert for the bridge. It goes into the ring once the journal
  * holds what was journaled before it (`mark`: an outcome's own entry), and
- * stays here until the bridge has consumed it (the out ring's head passed
- * `end`), so that when the channel has to be re-created nothing that was
- * waiting in the old one is lost. */
+ * stays here until the out ring's head passed `end` (the bridge moves it
+ * only past documents the broker has confirmed), so that when the channel
+ * has to be re-created nothing that was waiting in the old one is lost. */
 struct outdoc {
     struct outdoc *next;
     uint64_t mark; /* journal mark it waits for */
@@ -378,7 +378,7 @@ static void outbox_unlink_head(struct app *a)
     free(d);
 }
 
-/* Forgets documents the bridge has consumed. */
+/* Forgets documents the bridge has handed back (published and confirmed). */
 static void outbox_settle(struct app *a)
 {
     if (a->outbox == NULL) return;
@@ -395,11 +395,12 @@ static void outbox_settle(struct app *a)
         outbox_unlink_head(a);
 }
 
-static void recreate_channel(struct app *a, const char *why, bool rewrite_written);
+static void recreate_channel(struct app *a, const char *why, bool settle_first);
 
-/* A full document ring: the bridge is slow, or its position is corrupt. The
- * second would stop the swarm's status for good: the channel is re-created
- * (the bridge cannot read an abandoned ring, so what waited is written again). */
+/* A full document ring: the bridge is slow or waits for the broker's
+ * confirms, or its position is corrupt. The last would stop the swarm's
+ * status for good: the channel is re-created (what the old ring held is
+ * written again). */
 static void check_document_ring(struct app *a)
 {
     if (ph_ring_producer_check(&a->to_bridge) != PH_OK)
@@ -608,13 +609,16 @@ static void note_mappings(const struct app *a);
 
 /* Re-creates the channel after one side found it corrupt: signals read but
  * not yet handed back are forwarded again by the bridge (and recognised by
- * their correlation ids), and an alert says what happened. Outcomes and
- * alerts not yet in the old ring go into the new one. Those already in the
- * old ring are written again only when the bridge cannot read it
- * (`rewrite_written`: its document ring is corrupt or cut short); otherwise
- * the bridge drains the old ring before it moves, and writing them again
- * would publish them twice. */
-static void recreate_channel(struct app *a, const char *why, bool rewrite_written)
+ * their correlation ids), and an alert says what happened. Every outcome
+ * and alert the old ring's head had not passed goes into the new one: not
+ * yet written, not yet read, or read and published but not yet confirmed
+ * (the bridge hands the ring back only past confirmed documents). One the
+ * bridge had published, or still reads from the old ring before it moves,
+ * is published twice: at least once, as everywhere between the ring and
+ * the broker; left to the old ring alone, it would be lost with a bridge
+ * killed before the confirm. `settle_first`: the old head may be read (not
+ * in a channel cut short), and what it passed is forgotten first. */
+static void recreate_channel(struct app *a, const char *why, bool settle_first)
 {
     const uint64_t now = ph_mono_ns();
     if (a->channel_resets > 0 && now - a->last_reset_ns < 1000000000ull) return; /* at most 1/s */
@@ -622,7 +626,7 @@ static void recreate_channel(struct app *a, const char *why, bool rewrite_writte
     a->channel_resets++;
     ph_error("bridge channel /dev/shm%s: %s; re-creating it (reset %" PRIu64 ")", a->chan.name,
              why, a->channel_resets);
-    if (!rewrite_written) outbox_settle(a);
+    if (settle_first) outbox_settle(a);
     char err[512];
     struct ph_channel fresh;
     /* Default sizes, as at start: the old header is not to be trusted. */
@@ -636,13 +640,9 @@ static void recreate_channel(struct app *a, const char *why, bool rewrite_writte
     publish_controller(a);
     a->holding = false;
     a->out_corrupt = false;
-    if (rewrite_written) {
-        for (struct outdoc *d = a->outbox; d != NULL; d = d->next) d->end = 0;
-        a->unwritten = a->outbox;
-    } else {
-        /* In the old ring, for the bridge to drain: no longer ours to keep. */
-        while (a->outbox != NULL && a->outbox->end != 0) outbox_unlink_head(a);
-    }
+    for (struct outdoc *d = a->outbox; d != NULL; d = d->next)
+        d->end = 0;
+    a->unwritten = a->outbox;
     outbox_flush(a);
     swarm_on_bridge(&a->swarm);
     char msg[300];
@@ -680,7 +680,7 @@ static bool shared_memory_whole(struct app *a)
     }
     struct stat st;
     if (fstat(a->chan.fd, &st) == 0 && (uint64_t)st.st_size < a->chan.size)
-        recreate_channel(a, "the channel was truncated", true);
+        recreate_channel(a, "the channel was truncated", false);
     return true;
 }
 
@@ -809,7 +809,7 @@ static int take_signals(struct app *a)
     if (a->holding) return 0;
     int n = ph_ring_drain_held(&a->from_bridge, on_signal_doc, a, a->signal_scratch, 256);
     if (n < 0) {
-        recreate_channel(a, "the signal ring from the bridge failed validation", false);
+        recreate_channel(a, "the signal ring from the bridge failed validation", true);
         return 0;
     }
     if (n > 0) {
@@ -829,14 +829,15 @@ static bool tick(struct app *a)
     atomic_store_explicit(&a->chan.hdr->controller_heartbeat_ns, now, memory_order_relaxed);
     /* acquire: pairs with the bridge's release store of its request. */
     uint32_t reset = atomic_load_explicit(&a->chan.hdr->reset_request, memory_order_acquire);
+    /* The bridge's head is checked before it settles anything. */
     if (reset != PH_CHAN_RESET_NONE)
         recreate_channel(a,
                          reset == PH_CHAN_RESET_OUT_CORRUPT
                              ? "the bridge found the document ring corrupt"
                              : "the bridge found the signal ring's positions corrupt",
-                         reset == PH_CHAN_RESET_OUT_CORRUPT);
+                         true);
     if (a->out_corrupt)
-        recreate_channel(a, "the bridge's position in the document ring is corrupt", false);
+        recreate_channel(a, "the bridge's position in the document ring is corrupt", true);
     /* acquire: pairs with the bridge's release of its new generation. */
     uint64_t gen = atomic_load_explicit(&a->chan.hdr->bridge_generation, memory_order_acquire);
     if (gen != a->bridge_gen) {

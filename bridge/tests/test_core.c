@@ -21,29 +21,81 @@
 
 /* ---- a sink that keeps what it gets ----------------------------------- */
 
+/* Like the AMQP sink, it keeps outcomes, alerts and events (and status once
+ * confirm_all is set) until the test confirms them; status is delivered at
+ * once and holds nothing. */
+#define MEM_KEPT_MAX 256
 struct mem_sink {
     struct sink base;
-    json_t *got; /* [{rk, env}] */
+    json_t *got; /* [{rk, env, confirmed, hold}] */
     uint64_t session;
     uint64_t settled[64];
     int nsettled;
-    size_t unconfirmed; /* kept for confirms (confirm_all); the test confirms */
+    size_t unconfirmed; /* kept documents not yet confirmed */
+    struct {
+        size_t got;       /* index in `got` */
+        uint64_t hold;    /* 0 once released, or for the bridge's own */
+    } kept[MEM_KEPT_MAX]; /* oldest first */
+    size_t full_at;       /* full while this many are kept (0: never) */
 };
 
 static int mem_publish(struct sink *s, const char *rk, const json_t *env, enum contract_kind kind,
-                       char *err, size_t errlen)
+                       uint64_t hold, char *err, size_t errlen)
 {
-    (void)kind, (void)err, (void)errlen;
+    (void)err, (void)errlen;
     struct mem_sink *m = (struct mem_sink *)s;
-    json_array_append_new(
-        m->got, json_pack("{s:s,s:O,s:b}", "rk", rk, "env", env, "confirmed", s->confirm_all));
-    if (s->confirm_all) m->unconfirmed++;
+    json_array_append_new(m->got, json_pack("{s:s,s:O,s:b,s:I}", "rk", rk, "env", env, "confirmed",
+                                            s->confirm_all, "hold", (json_int_t)hold));
+    if (kind != CK_METRIC || s->confirm_all) {
+        assert_true(m->unconfirmed < MEM_KEPT_MAX);
+        m->kept[m->unconfirmed].got = json_array_size(m->got) - 1;
+        m->kept[m->unconfirmed].hold = hold;
+        m->unconfirmed++;
+    }
     return PH_OK;
 }
 
 static size_t mem_unconfirmed(struct sink *s)
 {
     return ((struct mem_sink *)s)->unconfirmed;
+}
+
+static uint64_t mem_held(struct sink *s)
+{
+    struct mem_sink *m = (struct mem_sink *)s;
+    for (size_t i = 0; i < m->unconfirmed; i++)
+        if (m->kept[i].hold != 0) return m->kept[i].hold;
+    return 0;
+}
+
+static void mem_release_holds(struct sink *s)
+{
+    struct mem_sink *m = (struct mem_sink *)s;
+    for (size_t i = 0; i < m->unconfirmed; i++)
+        m->kept[i].hold = 0;
+}
+
+static bool mem_full(struct sink *s)
+{
+    struct mem_sink *m = (struct mem_sink *)s;
+    return m->full_at != 0 && m->unconfirmed >= m->full_at;
+}
+
+/* The broker confirms the kept document published as got[index]. */
+static void mem_confirm(struct mem_sink *m, size_t index)
+{
+    for (size_t i = 0; i < m->unconfirmed; i++) {
+        if (m->kept[i].got != index) continue;
+        memmove(&m->kept[i], &m->kept[i + 1], (m->unconfirmed - i - 1) * sizeof m->kept[0]);
+        m->unconfirmed--;
+        return;
+    }
+    fail_msg("document %zu is not waiting for a confirm", index);
+}
+
+static void mem_confirm_all(struct mem_sink *m)
+{
+    m->unconfirmed = 0;
 }
 
 static int mem_flush(struct sink *s, char *err, size_t errlen)
@@ -74,7 +126,10 @@ static const struct sink_ops mem_ops = {.publish = mem_publish,
                                         .close = mem_close,
                                         .settle = mem_settle,
                                         .session = mem_session,
-                                        .unconfirmed = mem_unconfirmed};
+                                        .unconfirmed = mem_unconfirmed,
+                                        .held = mem_held,
+                                        .release_holds = mem_release_holds,
+                                        .full = mem_full};
 
 struct fixture {
     char swarm[32];
@@ -630,7 +685,7 @@ static void closing_last_documents_are_confirmed_before_the_ack_and_the_exit(voi
     assert_false(bridge_finished(&f->b));
 
     /* Confirmed: the ack lets the controller stop; the bridge waits for it. */
-    f->sink.unconfirmed = 0;
+    mem_confirm_all(&f->sink);
     tick(f);
     assert_int_equal(atomic_load(&f->ch.hdr->close_ack), mark);
     assert_false(bridge_finished(&f->b));
@@ -646,7 +701,7 @@ static void a_close_mark_moved_after_the_ack_is_not_finished(void **state)
     write_doc(f, sample_controller_full(f->swarm, "ctl-1", NULL, "final"));
     atomic_store_explicit(&f->ch.hdr->close_mark, f->out.tail, memory_order_release);
     tick(f);
-    f->sink.unconfirmed = 0;
+    mem_confirm_all(&f->sink);
     tick(f);
     assert_true(bridge_finished(&f->b)); /* no controller pid: it is gone */
     /* The final documents are sent again (a re-registration) before the
@@ -656,7 +711,7 @@ static void a_close_mark_moved_after_the_ack_is_not_finished(void **state)
     assert_false(bridge_finished(&f->b));
     tick(f);
     assert_false(bridge_finished(&f->b));
-    f->sink.unconfirmed = 0;
+    mem_confirm_all(&f->sink);
     tick(f);
     assert_true(bridge_finished(&f->b));
     assert_int_equal(atomic_load(&f->ch.hdr->close_ack), f->out.tail);
@@ -688,6 +743,191 @@ static void item15_a_corrupt_signal_ring_head_settles_nothing_in_flight(void **s
     assert_string_equal(g.cid[0], "m-1");
     tick(f);
     assert_int_equal(f->sink.nsettled, 2);
+}
+
+/* ---- the out ring is handed back only up to what the sink delivered ---- */
+
+static uint64_t out_head(struct fixture *f)
+{
+    return atomic_load_explicit(&f->ch.hdr->out.head, memory_order_acquire);
+}
+
+static uint64_t write_outcome(struct fixture *f, const char *cid)
+{
+    write_doc(f, sample_outcome(f->swarm, "ctl-1", "swarm-start", cid, NULL, "Running"));
+    return f->out.tail;
+}
+
+static uint64_t write_status(struct fixture *f)
+{
+    write_doc(f, sample_controller_delta(f->swarm, "ctl-1"));
+    return f->out.tail;
+}
+
+static const char *got_cid(struct fixture *f, size_t i)
+{
+    json_t *env = json_object_get(json_array_get(f->sink.got, i), "env");
+    return json_string_value(json_object_get(env, "correlationId"));
+}
+
+static const char *got_kind(struct fixture *f, size_t i)
+{
+    json_t *env = json_object_get(json_array_get(f->sink.got, i), "env");
+    return json_string_value(json_object_get(env, "kind"));
+}
+
+static void unconfirmed_documents_keep_the_ring_head_back_until_confirmed(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    write_outcome(f, "o-1");
+    const uint64_t s_end = write_status(f);
+    const uint64_t o2_end = write_outcome(f, "o-2");
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 3);
+    assert_false(ph_ring_pending(&f->b.out)); /* all read */
+    /* Published, not confirmed: the controller may not reuse the space, and
+     * a bridge starting now would begin with o-1. */
+    assert_int_equal(out_head(f), 0);
+    tick(f);
+    assert_int_equal(out_head(f), 0);
+    /* o-1 confirmed: up to o-2, the status before it included. */
+    mem_confirm(&f->sink, 0);
+    tick(f);
+    assert_int_equal(out_head(f), s_end);
+    mem_confirm(&f->sink, 2);
+    tick(f);
+    assert_int_equal(out_head(f), o2_end);
+    /* Status holds nothing back. */
+    write_status(f);
+    const uint64_t end = write_status(f);
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 5);
+    assert_int_equal(out_head(f), end);
+    assert_int_equal(f->sink.unconfirmed, 0);
+}
+
+static void confirms_read_from_the_socket_hand_the_ring_back_at_once(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    const uint64_t end = write_outcome(f, "o-1");
+    tick(f);
+    assert_int_equal(out_head(f), 0);
+    mem_confirm(&f->sink, 0);
+    bridge_service(&f->b); /* no tick needed */
+    assert_int_equal(out_head(f), end);
+}
+
+/* The bridge killed before the broker confirmed: what it had published is
+ * still in the ring, and the next bridge publishes it again. */
+static void a_new_bridge_publishes_again_what_was_not_confirmed(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    write_outcome(f, "o-1");
+    const uint64_t o2_start = write_status(f);
+    write_outcome(f, "o-2");
+    write_status(f);
+    write_status(f);
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 5);
+    mem_confirm(&f->sink, 0); /* o-1 only */
+    tick(f);
+    assert_int_equal(out_head(f), o2_start);
+
+    /* The process ends without a clean stop; a new one starts with a new
+     * sink (the old one's outbox is gone). */
+    bridge_destroy(&f->b);
+    json_array_clear(f->sink.got);
+    f->sink.unconfirmed = 0;
+    char err[256];
+    const struct bridge_cfg cfg = {
+        .swarm = f->swarm, .controller_instance = "ctl-1", .check_interval_ns = 1};
+    assert_int_equal(bridge_init(&f->b, &cfg, &f->sink.base, err, sizeof err), PH_OK);
+    const uint64_t o3_end = write_outcome(f, "o-3");
+    tick(f);
+    /* o-2 again (o-1 was confirmed); the status the first bridge had read
+     * is stale and not published again; o-3 is new. */
+    assert_int_equal(json_array_size(f->sink.got), 2);
+    assert_string_equal(got_cid(f, 0), "o-2");
+    assert_string_equal(got_cid(f, 1), "o-3");
+    assert_int_equal(f->b.st.republished, 1);
+    assert_int_equal(f->b.st.status_skipped, 2);
+    assert_int_equal(out_head(f), o2_start); /* o-2 is still not confirmed */
+    mem_confirm(&f->sink, 0);
+    mem_confirm(&f->sink, 1);
+    tick(f);
+    assert_int_equal(out_head(f), o3_end);
+    /* Status the first bridge never read is published as usual. */
+    write_status(f);
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 3);
+    assert_string_equal(got_kind(f, 2), "metric");
+}
+
+static void holds_of_an_old_channel_do_not_hold_the_new_one(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    /* Far into the old ring: its position lies beyond anything the new
+     * ring will hold. */
+    for (int i = 0; i < 12; i++)
+        write_status(f);
+    write_outcome(f, "old-1");
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 13);
+    assert_int_equal(f->sink.unconfirmed, 1);
+    /* The controller re-creates the channel before the broker confirms. */
+    char err[256];
+    ph_channel_close(&f->ch);
+    assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(
+        ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.out_ring), PH_OK);
+    write_outcome(f, "new-1");
+    const uint64_t end = write_status(f);
+    tick(f);
+    assert_int_equal(f->b.st.attaches, 2);
+    assert_int_equal(json_array_size(f->sink.got), 15);
+    assert_int_equal(out_head(f), 0); /* new-1 waits for its confirm */
+    mem_confirm(&f->sink, 13);
+    tick(f);
+    /* old-1 is still unconfirmed (and still kept by the sink), but it holds
+     * nothing of the new ring. */
+    assert_int_equal(f->sink.unconfirmed, 1);
+    assert_int_equal(out_head(f), end);
+}
+
+static void a_full_sink_leaves_documents_in_the_ring(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    f->sink.full_at = 2;
+    char cid[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(cid, sizeof cid, "o-%d", i);
+        write_outcome(f, cid);
+    }
+    tick(f);
+    /* Read up to the one that filled the sink; the rest wait in the ring. */
+    assert_int_equal(json_array_size(f->sink.got), 2);
+    assert_true(ph_ring_pending(&f->b.out));
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 2);
+    mem_confirm(&f->sink, 0);
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 3);
+    mem_confirm_all(&f->sink);
+    tick(f);
+    mem_confirm_all(&f->sink);
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 5);
+    for (int i = 0; i < 5; i++) {
+        snprintf(cid, sizeof cid, "o-%d", i);
+        assert_string_equal(got_cid(f, (size_t)i), cid);
+    }
+    assert_int_equal(out_head(f), f->out.tail);
 }
 
 int main(void)
@@ -731,6 +971,15 @@ int main(void)
             closing_last_documents_are_confirmed_before_the_ack_and_the_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(a_close_mark_moved_after_the_ack_is_not_finished, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            unconfirmed_documents_keep_the_ring_head_back_until_confirmed, setup, teardown),
+        cmocka_unit_test_setup_teardown(confirms_read_from_the_socket_hand_the_ring_back_at_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(a_new_bridge_publishes_again_what_was_not_confirmed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(holds_of_an_old_channel_do_not_hold_the_new_one, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_full_sink_leaves_documents_in_the_ring, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

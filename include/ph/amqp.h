@@ -21,7 +21,11 @@
  *   - reliable publishes (outcomes, alerts, signals) are persistent and kept
  *     in a bounded outbox until the broker confirms them, and sent again
  *     after a reconnect; others (status) go out once or are dropped, counted,
- *     while disconnected;
+ *     while disconnected. A full outbox drops its oldest message, except
+ *     those published with a cookie: their caller keeps the message's
+ *     source until the confirm (ph_amqp_oldest_cookie says how far that is)
+ *     and bounds them itself (ph_amqp_outbox_full), so they are never
+ *     dropped;
  *   - a delivery the receiver accepts is acknowledged only when the caller
  *     settles it (ph_amqp_settle), unless the queue is consumed with
  *     auto-ack; a refused one is rejected without requeue. */
@@ -111,6 +115,20 @@ void ph_amqp_bind(struct ph_amqp *a, json_t *keys);
  * (PH_ERR_NOENT then). */
 int ph_amqp_publish(struct ph_amqp *a, const char *rk, const char *body, size_t len,
                     bool reliable);
+/* As a reliable ph_amqp_publish(), with a non-zero `cookie` of the caller's
+ * kept with the message until the broker confirms it. Such a message is
+ * never dropped from a full outbox: the caller stops publishing while
+ * ph_amqp_outbox_full() says so. */
+int ph_amqp_publish_cookie(struct ph_amqp *a, const char *rk, const char *body, size_t len,
+                           uint64_t cookie);
+/* The cookie of the oldest message still waiting for its confirm that has
+ * one (messages are kept in publish order); 0 when none has. */
+uint64_t ph_amqp_oldest_cookie(const struct ph_amqp *a);
+/* Forgets every cookie: the messages are still sent, confirmed and never
+ * dropped, but no longer reported (their caller no longer tracks them). */
+void ph_amqp_forget_cookies(struct ph_amqp *a);
+/* True while the outbox holds as many messages or bytes as it is meant to. */
+bool ph_amqp_outbox_full(const struct ph_amqp *a);
 /* Once per loop tick: connects when due, reads what arrived, applies
  * bindings, sends what waits. */
 void ph_amqp_flush(struct ph_amqp *a);

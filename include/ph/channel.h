@@ -13,12 +13,31 @@
  * (from 0 or from a dead bridge) and bumps bridge_generation, which tells
  * the controller to send a fresh status-full to the new bridge.
  *
+ * Delivery of documents: the out ring's head is where a bridge starts
+ * reading, so the bridge moves it (ph_ring_commit_to) only up to the first
+ * document its sink has not delivered (AMQP: confirmed by the broker; file:
+ * written). Status, which the AMQP sink does not keep, holds nothing back.
+ * A bridge killed with documents published but not confirmed leaves them
+ * in the ring, and the next bridge publishes them again: outcomes, alerts
+ * and events reach the broker at least once, and a repeat carries the same
+ * correlationId and idempotencyKey. out_read, written by the bridge only,
+ * is how far it has read: the next bridge does not publish again the
+ * status before it (stale; the controller sends a fresh status-full for
+ * every registration). While the bridge's sink is full (unconfirmed
+ * documents at its limit) the bridge reads no further: the ring fills, and
+ * the controller keeps outcomes and alerts in its own outbox meanwhile. The
+ * controller, for its part, keeps every outcome and alert it wrote until
+ * the head has passed it.
+ *
  * Recovery: a side that finds the channel corrupt does not go silent. The
  * bridge stores a reason in reset_request; the controller (which also
  * checks its own side) then re-creates the channel under the same name,
- * writes into it again the outcomes and alerts the bridge had not yet
- * taken, and raises an alert. The bridge moves to the new object (new
- * inode) and forwards again the signals the controller had not consumed.
+ * writes into it again every outcome and alert the old ring's head had not
+ * passed (a bridge that had published one, or still reads it from the old
+ * ring before it moves, publishes it twice: at least once), and raises an
+ * alert. The bridge moves to the new object (new inode), where the holds of
+ * the old ring no longer count, and forwards again the signals the
+ * controller had not consumed.
  *
  * Closing (a removed swarm): the controller ends a swarm after swarm-remove
  * with a final REMOVED status-delta and status-full, and nothing may be lost
@@ -43,7 +62,8 @@
  * bridge stops (exit 0) once closing is set, the controller is gone
  * (controller_pid 0), the out ring is empty and its sink holds nothing
  * unconfirmed. Added within layout version 2: a zeroed field means "not
- * closing", which is what an older controller leaves. */
+ * closing", which is what an older controller leaves (and a zeroed out_read
+ * means nothing is known to have been read). */
 #ifndef PH_CHANNEL_H
 #define PH_CHANNEL_H
 
@@ -90,6 +110,7 @@ struct ph_chan_header {
     _Atomic uint64_t signals_rejected;  /* signals refused before reaching the controller */
     _Atomic uint32_t reset_request;     /* enum ph_chan_reset: the bridge asks for a new channel */
     _Atomic uint64_t close_ack;         /* close_mark published and confirmed by the bridge */
+    _Atomic uint64_t out_read;          /* out-ring position the bridge has read up to */
 
     struct ph_ring_desc out;
     struct ph_ring_desc in;

@@ -73,14 +73,17 @@ typedef struct ph_ring_producer {
     uint64_t overflows;
 } ph_ring_producer;
 
-/* Consumer handle: process-local. `head` is the consumer's own, trusted copy. */
+/* Consumer handle: process-local. `head` (how far it has read) and
+ * `committed` (how far it has handed space back) are the consumer's own,
+ * trusted copies; committed <= head. */
 typedef struct ph_ring_consumer {
     struct ph_ring_desc *desc;
     const uint8_t *data;
     uint32_t capacity;
     uint32_t max_record;
     uint64_t head;
-    uint64_t consumed;
+    uint64_t committed;
+    uint64_t consumed; /* records read */
 } ph_ring_consumer;
 
 /* Zeroes a descriptor; only for a ring no process uses yet. */
@@ -124,7 +127,10 @@ int ph_ring_consumer_init(ph_ring_consumer *c, struct ph_ring_desc *desc, const 
                           uint32_t capacity);
 
 /* Handler for one record; `body` is a private copy valid during the call.
- * A non-zero return stops the drain and is returned by ph_ring_drain(). */
+ * A non-zero return stops the drain and is returned by ph_ring_drain().
+ * While it runs, the consumer's `head` is the position just past its record
+ * (a record boundary): a consumer that hands space back record by record
+ * (ph_ring_commit_to) notes it there. */
 typedef int (*ph_ring_handler)(void *ctx, uint16_t type, const uint8_t *body, uint32_t len);
 
 /* Consumes up to `max_records` records (0: all available), calling `fn` for
@@ -143,6 +149,15 @@ int ph_ring_drain_held(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8
                        uint32_t max_records);
 /* Hands everything read so far back to the producer. */
 void ph_ring_commit(ph_ring_consumer *c);
+/* Hands back only the space before `pos`: a consumer that may still need
+ * the records after it (the bridge keeps a document in the ring until its
+ * sink has it confirmed) keeps them, and a consumer attaching later starts
+ * reading there. `pos` must be a record boundary this consumer has seen (a
+ * value its `head` had) between what it handed back and what it read:
+ * PH_ERR_INVAL, and nothing changes, when it is not 8-aligned or outside
+ * [committed, head]. The shared `consumed` statistic counts the records
+ * read, held ones included. */
+int ph_ring_commit_to(ph_ring_consumer *c, uint64_t pos);
 /* True when records are waiting (one acquire load). */
 bool ph_ring_pending(const ph_ring_consumer *c);
 

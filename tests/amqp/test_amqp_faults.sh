@@ -10,6 +10,10 @@
 #     continues, every signal gets exactly one outcome;
 #   - item 4: a signal refused by the bridge after parsing (a 120,000
 #     character string in its data) gets a failed outcome saying why;
+#   - outcomes the bridge published while the broker was down (kept for
+#     its confirms), the bridge then killed -9: the next bridge publishes
+#     them again from the controller's document ring, and every one
+#     arrives (at least once);
 #   - every captured envelope passes tests/contract/validate.py.
 # usage: test_amqp_faults.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
 # Ports: PH_TEST_AMQP_PORT (default 27672) and the three after it, epmd on
@@ -41,9 +45,9 @@ controller() {
         --run-id faults >>"$TMP/controller.log" 2>&1 &
     CTL_PID=$!
 }
-bridge() {
+bridge() { # [more ph-bridge options]
     "$BIN/ph-bridge" --swarm "$SWARM" --controller-instance "$CTL" --sink amqp \
-        --amqp-url-file "$URL" >>"$TMP/bridge.log" 2>&1 &
+        --amqp-url-file "$URL" "$@" >>"$TMP/bridge.log" 2>&1 &
     BR_PID=$!
 }
 # signals PREFIX N KIND: N signal lines "rk<TAB>body" with ids PREFIX-<i>;
@@ -154,6 +158,67 @@ pub <"$TMP/refused.lines"
 wait_until 15 "a failed outcome for the refused signal" captured 1 '"kind":"outcome"' '"correlationId":"refused-1"' '"status":"failed"'
 captured 1 '"correlationId":"refused-1"' 'exceeds' || fail "the refusal's outcome does not say why"
 ok "refused signal answered: failed, with the reason"
+
+echo "== outcomes not confirmed when the bridge is killed -9 are published by the next one"
+# Signals come from a file here: the broker is down while they are answered.
+kill "$BR_PID"
+wait "$BR_PID" || fail "the bridge did not stop cleanly"
+SIGF=$TMP/lost-signals.jsonl
+: >"$SIGF"
+CONNECTED=$(count "$TMP/bridge.log" 'AMQP connected')
+LOST=$(count "$TMP/bridge.log" 'AMQP connection to .* lost')
+bridge --signals "$SIGF"
+wait_until 30 "the bridge's connection" sh -c "[ \$(grep -c 'AMQP connected' '$TMP/bridge.log') -gt $CONNECTED ]"
+"$RMQ" stop --dir "$RDIR" >>"$TMP/rabbitmq.log" 2>&1 || fail "deploy/rabbitmq stop"
+wait "$CAP_PID" 2>/dev/null || true
+CAP_PID=
+wait_until 30 "the bridge to notice the broker is gone" sh -c \
+    "[ \$(grep -c 'AMQP connection to .* lost' '$TMP/bridge.log') -gt $LOST ]"
+$PY - "$SWARM" "$SIGF" "$TMP/lost.cids" <<'PYEOF'
+import json, sys
+swarm, path, cids = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(path, "a") as out, open(cids, "w") as ids:
+    for i in range(20):
+        cid = "lost-%d" % i
+        ids.write(cid + "\n")
+        env = {"timestamp": "2026-12-01T12:00:00.000Z", "version": "1", "kind": "signal",
+               "type": "config-update", "origin": "faults-test",
+               "scope": {"swarmId": swarm, "role": None, "instance": None},
+               "correlationId": cid, "idempotencyKey": "ik-" + cid, "data": {"ratePerSec": 40 + i}}
+        out.write(json.dumps({"routingKey": "signal.config-update.%s.ALL.ALL" % swarm,
+                              "envelope": env}) + "\n")
+PYEOF
+journal_outcomes() {
+    $PY - "$TMP/journal/faults.jsonl" "$TMP/lost.cids" <<'PYEOF'
+import json, sys
+want = {l.strip() for l in open(sys.argv[2]) if l.strip()}
+seen = set()
+for l in open(sys.argv[1]):
+    try:
+        e = json.loads(l)
+    except ValueError:
+        continue
+    if e.get("event") == "outcome" and e.get("correlationId") in want:
+        seen.add(e["correlationId"])
+sys.exit(0 if seen == want else 1)
+PYEOF
+}
+wait_until 60 "the 20 outcomes in the controller's journal" journal_outcomes
+# The bridge reads the document ring every tick (5 ms): a second is plenty
+# for it to have taken all 20 into its outbox, where the broker being down
+# keeps them unconfirmed.
+sleep 1
+kill -9 "$BR_PID"
+wait "$BR_PID" 2>/dev/null || true
+BR_PID=
+"$RMQ" start --dir "$RDIR" >>"$TMP/rabbitmq.log" 2>&1 || fail "restarting the broker"
+capture_start "$CAPQ"
+bridge --signals "$SIGF"
+wait_until 60 "an outcome for each of the 20 signals" all_answered "$TMP/lost.cids"
+has "$TMP/bridge.log" 'resuming in the document ring' ||
+    fail "the restarted bridge did not say it resumes where its predecessor's confirms stopped"
+set -- $(outcomes_per_cid "$TMP/lost.cids")
+ok "20 outcomes unconfirmed when the bridge was killed -9 all published by the next bridge ($3 of them twice)"
 
 echo "== clean stop, capture audit"
 kill "$BR_PID"

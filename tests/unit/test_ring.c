@@ -568,6 +568,94 @@ static void ring_consumer_init_resumes_at_shared_head(void **state)
     free(r);
 }
 
+/* Where the consumer stood while each record was handled. */
+struct seen_pos {
+    const ph_ring_consumer *c;
+    int n;
+    uint64_t pos[16];
+};
+
+static int note_pos(void *ctx, uint16_t type, const uint8_t *body, uint32_t len)
+{
+    (void)type, (void)body, (void)len;
+    struct seen_pos *s = ctx;
+    assert_true(s->n < 16);
+    s->pos[s->n++] = s->c->head;
+    return 0;
+}
+
+static void ring_handler_sees_the_position_just_past_its_record(void **state)
+{
+    (void)state;
+    struct ring *r = ring_new(CAP);
+    uint8_t big[100] = {0};
+    assert_true(ph_ring_write(&r->p, 1, big, sizeof big)); /* 112 bytes */
+    assert_true(ph_ring_write(&r->p, 1, big, 10));         /* 24 bytes */
+    struct seen_pos s = {.c = &r->c};
+    assert_int_equal(ph_ring_drain_held(&r->c, note_pos, &s, r->scratch, 0), 2);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.pos[0], 112);
+    assert_int_equal(s.pos[1], 136);
+    ph_ring_commit(&r->c);
+    /* Across the wrap: the padding before a record is passed with it. */
+    assert_true(ph_ring_write(&r->p, 1, big, sizeof big)); /* 112 bytes: up to 248 */
+    assert_true(ph_ring_write(&r->p, 1, big, 40));         /* 8 bytes of padding, 48 at 0 */
+    assert_int_equal(ph_ring_drain_held(&r->c, note_pos, &s, r->scratch, 0), 2);
+    assert_int_equal(s.pos[2], 248);
+    assert_int_equal(s.pos[3], 256 + 48);
+    free(r);
+}
+
+static void ring_commit_to_hands_back_only_the_space_before_the_position(void **state)
+{
+    (void)state;
+    struct ring *r = ring_new(CAP);
+    for (uint8_t i = 0; i < 4; i++)
+        assert_true(ph_ring_write(&r->p, 1, &i, 1)); /* 16 bytes each */
+    struct seen_pos s = {.c = &r->c};
+    assert_int_equal(ph_ring_drain_held(&r->c, note_pos, &s, r->scratch, 0), 4);
+    assert_int_equal(r->c.head, 64);
+    assert_int_equal(load(&r->desc.head), 0); /* held: nothing handed back yet */
+
+    /* Up to the end of the first record only. */
+    assert_int_equal(ph_ring_commit_to(&r->c, s.pos[0]), PH_OK);
+    assert_int_equal(load(&r->desc.head), 16);
+    assert_int_equal(r->c.committed, 16);
+    assert_int_equal(ph_ring_producer_used(&r->p), 48);
+    /* The same position again changes nothing. */
+    assert_int_equal(ph_ring_commit_to(&r->c, 16), PH_OK);
+    assert_int_equal(load(&r->desc.head), 16);
+
+    /* Refused, and nothing moves: behind what was handed back, beyond what
+     * was read, not on the 8-byte grid. */
+    assert_int_equal(ph_ring_commit_to(&r->c, 0), PH_ERR_INVAL);
+    assert_int_equal(ph_ring_commit_to(&r->c, 72), PH_ERR_INVAL);
+    assert_int_equal(ph_ring_commit_to(&r->c, 1ull << 40), PH_ERR_INVAL);
+    assert_int_equal(ph_ring_commit_to(&r->c, 20), PH_ERR_INVAL);
+    assert_int_equal(load(&r->desc.head), 16);
+    assert_int_equal(r->c.committed, 16);
+
+    /* A consumer attaching now (a restarted bridge) reads the three held
+     * records again. */
+    ph_ring_consumer c2;
+    assert_int_equal(ph_ring_consumer_init(&c2, &r->desc, r->data, CAP), PH_OK);
+    assert_int_equal(c2.head, 16);
+    assert_int_equal(c2.committed, 16);
+    struct log *l = log_new();
+    assert_int_equal(ph_ring_drain_held(&c2, log_handler, l, r->scratch, 0), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(l->first[i], i + 1);
+    /* A record not yet written is no position to commit to. */
+    assert_int_equal(ph_ring_commit_to(&c2, 80), PH_ERR_INVAL);
+
+    /* Everything read, as ph_ring_commit() would. */
+    assert_int_equal(ph_ring_commit_to(&r->c, 64), PH_OK);
+    assert_int_equal(load(&r->desc.head), 64);
+    assert_int_equal(ph_ring_producer_used(&r->p), 0);
+    free(l);
+    free(r);
+}
+
 static void ring_producer_init_resumes_at_shared_tail(void **state)
 {
     (void)state;
@@ -751,6 +839,8 @@ int main(void)
         cmocka_unit_test(ring_handler_error_stops_drain),
         cmocka_unit_test(ring_consumer_init_rejects_inconsistent_head_and_tail),
         cmocka_unit_test(ring_consumer_init_resumes_at_shared_head),
+        cmocka_unit_test(ring_handler_sees_the_position_just_past_its_record),
+        cmocka_unit_test(ring_commit_to_hands_back_only_the_space_before_the_position),
         cmocka_unit_test(ring_producer_init_resumes_at_shared_tail),
         cmocka_unit_test(ring_producer_treats_head_beyond_tail_as_full),
         cmocka_unit_test(item08_producer_init_refuses_corrupt_positions),
