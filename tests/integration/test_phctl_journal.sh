@@ -13,6 +13,8 @@
 #   - a line of exactly 1 MiB is still printed whole
 #   - a last line without a newline is printed, with a warning that the
 #     journal ends with an incomplete line
+#   - --all prints the rotated file PATH.1 first; --follow goes on with the
+#     new file after a rotation, having read the old one to its end
 #   - --follow waits for the rest of a partial line and prints it once; a
 #     line that grows past 1 MiB while followed is reported and skipped, the
 #     next line printed; SIGINT ends it with exit 0
@@ -68,7 +70,7 @@ check() {
     local name=$1 want=$2 frag=$3 want_out=${4:-}
     if ((rc != want)); then
         fail "$name" "expected exit $want; $(describe)"
-    elif ! grep -qF -- "$frag" "$TMP/err"; then
+    elif [[ -n "$frag" ]] && ! grep -qF -- "$frag" "$TMP/err"; then
         fail "$name" "stderr lacks '$frag'; $(describe)"
     elif [[ -n "$want_out" ]] && ! cmp -s "$want_out" "$TMP/out"; then
         fail "$name" "stdout is not $(head -c 200 "$want_out"); $(describe)"
@@ -212,6 +214,62 @@ else
                     pass "$name"
                 fi
             fi
+        fi
+    fi
+fi
+
+# ------------------------------------------------- rotation
+
+# --all: the rotated file first, then the current one; without it only the
+# current one; without a rotated file --all prints the current one alone.
+R=$TMP/rot.jsonl
+printf '%s\n' "$GOOD1" >"$R.1"
+printf '%s\n' "$GOOD3" >"$R"
+printf '%s\n' "$GOOD1" "$GOOD3" >"$TMP/rot.expected"
+limited --file "$R" --all --json
+check "journal_all_prints_the_rotated_file_first" 0 "" "$TMP/rot.expected"
+printf '%s\n' "$GOOD3" >"$TMP/rot.current"
+limited --file "$R" --json
+check "journal_without_all_prints_the_current_file_only" 0 "" "$TMP/rot.current"
+rm -f "$R.1"
+limited --file "$R" --all --json
+check "journal_all_without_a_rotated_file_prints_the_current_one" 0 "" "$TMP/rot.current"
+
+# --follow goes on with the new file after a rotation done as the controller
+# does it: the old file written out, renamed to .1, a new file renamed in.
+F2=$TMP/frot.jsonl
+printf '%s\n' "$GOOD1" >"$F2"
+(
+    ulimit -v "$MEM_KB"
+    exec timeout -s KILL 120 "$PHCTL" journal --file "$F2" --follow --json
+) >"$TMP/f2out" 2>"$TMP/f2err" &
+FOLLOW_PID=$!
+name=journal_follow_goes_on_with_the_new_file_after_a_rotation
+if ! wait_for 10 grep -qxF "$GOOD1" "$TMP/f2out"; then
+    fail "$name" "the first line was not printed within 10 s: $(head -c 300 "$TMP/f2err")"
+else
+    printf '%s\n' "$PARTIAL" >>"$F2" # written just before the rotation
+    printf '%s\n' "$GOOD3" >"$F2.new"
+    mv "$F2" "$F2.1"
+    mv "$F2.new" "$F2"
+    if ! wait_for 10 grep -qxF "$GOOD3" "$TMP/f2out"; then
+        fail "$name" "the new file's line was not printed within 10 s: $(head -c 300 "$TMP/f2err")"
+    else
+        printf '%s\n' "$GOOD1" >>"$F2"
+        wait_for 10 test "$(wc -l <"$TMP/f2out")" -ge 4
+        kill -INT "$FOLLOW_PID"
+        wait "$FOLLOW_PID"
+        rc=$?
+        FOLLOW_PID=
+        printf '%s\n' "$GOOD1" "$PARTIAL" "$GOOD3" "$GOOD1" >"$TMP/f2.expected"
+        if ((rc != 0)); then
+            fail "$name" "exit $rc after SIGINT: $(head -c 300 "$TMP/f2err")"
+        elif ! cmp -s "$TMP/f2.expected" "$TMP/f2out"; then
+            fail "$name" "printed $(head -c 600 "$TMP/f2out"), expected the old file's two lines then the new file's two"
+        elif ! grep -qF "was rotated: following the new file" "$TMP/f2err"; then
+            fail "$name" "no rotation notice on stderr: $(head -c 300 "$TMP/f2err")"
+        else
+            pass "$name"
         fi
     fi
 fi

@@ -26,6 +26,7 @@
 
 #define JOURNAL_LINE_MAX ((size_t)1 << 20)   /* 1 MiB */
 #define JOURNAL_RUN_MAX ((uint64_t)64 << 20) /* 64 MiB */
+#define JOURNAL_PATH_MAX 512
 #define MIB(n) ((unsigned long long)((n) >> 20))
 
 static volatile sig_atomic_t stop_flag;
@@ -38,8 +39,8 @@ static void on_stop(int sig)
 
 static void usage(FILE *out)
 {
-    fputs("usage: phctl journal --swarm ID [--follow] [--json]\n"
-          "       phctl journal --file PATH [--follow] [--json]\n"
+    fputs("usage: phctl journal --swarm ID [--all] [--follow] [--json]\n"
+          "       phctl journal --file PATH [--all] [--follow] [--json]\n"
           "\n"
           "Prints the journal of a swarm's run: every signal the controller received,\n"
           "every outcome and alert, and every health transition, one per line.\n"
@@ -48,7 +49,11 @@ static void usage(FILE *out)
           "\n"
           "  --swarm ID   the swarm whose current run to print\n"
           "  --file PATH  a journal file\n"
-          "  --follow     keep printing new lines until interrupted\n"
+          "  --all        first print the rotated file PATH.1, when there is one (the\n"
+          "               controller rotates its journal at --journal-max-mb and keeps\n"
+          "               one old file; each file starts with a checkpoint)\n"
+          "  --follow     keep printing new lines until interrupted; when the controller\n"
+          "               rotates the file, go on with the new one\n"
           "  --json       print the JSON lines as stored\n"
           "\n"
           "Only a regular file is read. A line longer than 1 MiB is reported on stderr\n"
@@ -156,8 +161,21 @@ static int open_journal(const char *path, int *fd_out)
     return PHCTL_EXIT_OK;
 }
 
+/* True when `path` now names another file than the one open at fd: the
+ * controller rotated the journal (renamed it to PATH.1 and put a new file with
+ * a checkpoint in its place). A missing path is no rotation yet: the two
+ * renames are not one step. */
+static bool rotated_away(int fd, const char *path)
+{
+    struct stat open_st, path_st;
+    if (fstat(fd, &open_st) != 0 || stat(path, &path_st) != 0) return false;
+    return open_st.st_dev != path_st.st_dev || open_st.st_ino != path_st.st_ino;
+}
+
 /* Prints every line of the journal; with follow, waits at its end for more
- * until SIGINT or SIGTERM. */
+ * until SIGINT or SIGTERM, and moves to the new file when the journal is
+ * rotated (the old one was written out before the rename, so what is left
+ * in it is read first). */
 static int print_lines(struct line_reader *r, const char *path, bool follow, bool raw)
 {
     void (*print)(const char *, size_t) = raw ? print_as_is : print_human;
@@ -199,6 +217,22 @@ static int print_lines(struct line_reader *r, const char *path, bool follow, boo
             }
             /* A partial line stays in the reader until the rest arrives. */
             fflush(stdout);
+            if (rotated_away(r->fd, path)) {
+                /* Drain what the old file still holds, then switch. */
+                enum lr_status st;
+                while ((st = lr_next(r, &line, &len)) == LR_LINE) print(line, len);
+                if (st == LR_EOF && lr_partial(r, &line, &len)) print(line, len);
+                int nfd;
+                if (open_journal(path, &nfd) != PHCTL_EXIT_OK) return PHCTL_EXIT_OTHER;
+                close(r->fd);
+                const size_t max_line = r->max_line;
+                const uint64_t max_run = r->max_run;
+                lr_free(r);
+                lr_init(r, nfd, max_line, max_run);
+                fflush(stdout);
+                fprintf(stderr, "phctl: journal %s was rotated: following the new file\n", path);
+                break;
+            }
             nanosleep(&(struct timespec){0, 200 * 1000000L}, NULL);
             break;
         }
@@ -206,16 +240,34 @@ static int print_lines(struct line_reader *r, const char *path, bool follow, boo
     return PHCTL_EXIT_OK;
 }
 
+/* --all: the rotated file PATH.1 first, when there is one. */
+static int print_rotated(struct line_reader *r, const char *path, bool raw)
+{
+    char old[JOURNAL_PATH_MAX + 2];
+    snprintf(old, sizeof old, "%s.1", path);
+    struct stat st;
+    if (stat(old, &st) != 0 && errno == ENOENT) return PHCTL_EXIT_OK;
+    int fd;
+    int rc = open_journal(old, &fd);
+    if (rc != PHCTL_EXIT_OK) return rc;
+    lr_init(r, fd, JOURNAL_LINE_MAX, JOURNAL_RUN_MAX);
+    rc = print_lines(r, old, false, raw);
+    lr_free(r);
+    close(fd);
+    return rc;
+}
+
 int phctl_journal(int argc, char **argv)
 {
     static const struct option longs[] = {{"swarm", required_argument, NULL, 's'},
                                           {"file", required_argument, NULL, 'f'},
                                           {"follow", no_argument, NULL, 'F'},
+                                          {"all", no_argument, NULL, 'a'},
                                           {"json", no_argument, NULL, 'j'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     const char *swarm = NULL, *file = NULL;
-    bool follow = false, raw = false;
+    bool follow = false, raw = false, all = false;
     int ch;
     optind = 1;
     opterr = 0;
@@ -224,6 +276,7 @@ int phctl_journal(int argc, char **argv)
         case 's': swarm = optarg; break;
         case 'f': file = optarg; break;
         case 'F': follow = true; break;
+        case 'a': all = true; break;
         case 'j': raw = true; break;
         case 'h': usage(stdout); return PHCTL_EXIT_OK;
         default: return phctl_bad_option("journal", ch, argv);
@@ -232,7 +285,7 @@ int phctl_journal(int argc, char **argv)
     if (optind < argc) return phctl_usage_error("journal", "unexpected argument '%s'", argv[optind]);
     if ((swarm == NULL) == (file == NULL))
         return phctl_usage_error("journal", "give exactly one of --swarm and --file");
-    char path[512];
+    char path[JOURNAL_PATH_MAX];
     if (swarm != NULL) {
         if (!phctl_swarm_ok("journal", swarm)) return PHCTL_EXIT_USAGE;
         int rc = journal_path_of(swarm, path, sizeof path);
@@ -243,9 +296,6 @@ int phctl_journal(int argc, char **argv)
                                      sizeof path - 1);
         snprintf(path, sizeof path, "%s", file);
     }
-    int fd;
-    int rc = open_journal(path, &fd);
-    if (rc != PHCTL_EXIT_OK) return rc;
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -253,13 +303,18 @@ int phctl_journal(int argc, char **argv)
     struct line_reader *r = malloc(sizeof *r);
     if (r == NULL) {
         fprintf(stderr, "phctl: out of memory reading journal %s\n", path);
-        close(fd);
         return PHCTL_EXIT_OTHER;
     }
-    lr_init(r, fd, JOURNAL_LINE_MAX, JOURNAL_RUN_MAX);
-    rc = print_lines(r, path, follow, raw);
-    lr_free(r);
+    int rc = PHCTL_EXIT_OK;
+    if (all) rc = print_rotated(r, path, raw);
+    int fd = -1;
+    if (rc == PHCTL_EXIT_OK) rc = open_journal(path, &fd);
+    if (rc == PHCTL_EXIT_OK) {
+        lr_init(r, fd, JOURNAL_LINE_MAX, JOURNAL_RUN_MAX);
+        rc = print_lines(r, path, follow, raw);
+        close(r->fd); /* the follower may have moved on to a new file */
+        lr_free(r);
+    }
     free(r);
-    close(fd);
     return rc;
 }
