@@ -127,6 +127,8 @@ json.dump({"swarmId": sys.argv[1], "description": "browser test: 50 workers at l
            "autoStart": True}, sys.stdout)
 PYEOF
 T0=$(date +%s)
+# A reverse proxy's name, passed by phive to the orchestrator (--allowed-host).
+export PH_HTTP_ALLOWED_HOSTS="ui.proxy.test"
 "$ROOT/deploy/phive" up "$TMP/swarm.json" >"$TMP/phive-up.log" 2>&1 || fail "phive up failed: $(tail -n 15 "$TMP/phive-up.log")"
 grep -qF "UI:        $HTTP/" "$TMP/phive-up.log" || fail "phive up does not print the UI's URL $HTTP/: $(tail -n 12 "$TMP/phive-up.log")"
 "$ROOT/deploy/phive" status >"$TMP/phive-status.log" 2>&1 || true
@@ -135,6 +137,11 @@ grep -qE "^orchestrator +running +pid [0-9]+ +$HTTP/ +UI built" "$TMP/phive-stat
 ok "phive up printed $HTTP/ and phive status shows the orchestrator ($(($(date +%s) - T0)) s)"
 wait_until 40 "the orchestrator's projection of all $WORKERS workers" all_workers
 ok "GET /api/swarms/$SWARM: complete, $WORKERS workers"
+$PY "$ROOT/tests/amqp/http_req.py" -H "Host: ui.proxy.test" GET "$HTTP/api/swarms" >"$TMP/host-ok.out" 2>&1
+$PY "$ROOT/tests/amqp/http_req.py" -H "Host: evil.example" GET "$HTTP/api/swarms" >"$TMP/host-bad.out" 2>&1
+[ "$(head -n1 "$TMP/host-ok.out")" = 200 ] && [ "$(head -n1 "$TMP/host-bad.out")" = 403 ] ||
+    fail "PH_HTTP_ALLOWED_HOSTS: Host ui.proxy.test got $(head -n1 "$TMP/host-ok.out"), evil.example got $(head -n1 "$TMP/host-bad.out") (want 200, 403)"
+ok "phive passes PH_HTTP_ALLOWED_HOSTS: Host ui.proxy.test answered, evil.example refused 403"
 
 echo "== ph-observer over AMQP"
 (
