@@ -184,21 +184,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'P': o->pin = false; break;
         case 'j': o->json = true; break;
         case 'h': usage(stdout); exit(0);
-        default:
-            fprintf(stderr, "ph-bench-controller: unknown option '%s' (see --help)\n",
-                    argv[optind - 1]);
-            return 2;
+        default: return bu_usage_error("unknown option '%s'", argv[optind - 1]);
         }
-        if (!ok) {
-            fprintf(stderr, "ph-bench-controller: invalid value '%s' for %s (see --help)\n",
-                    optarg, argv[optind - 1]);
-            return 2;
-        }
+        if (!ok) return bu_usage_error("invalid value '%s' for %s", optarg, argv[optind - 1]);
     }
-    if (optind < argc) {
-        fprintf(stderr, "ph-bench-controller: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
     if (o->idle_claim == UINT32_MAX) o->idle_claim = o->slots;
     if (o->idle_claim > o->slots) {
         fprintf(stderr, "ph-bench-controller: --idle-claim exceeds --slots\n");

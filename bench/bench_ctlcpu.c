@@ -125,20 +125,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'k': o->keep = true; break;
         case 'j': o->json = true; break;
         case 'h': usage(stdout); exit(0);
-        default:
-            fprintf(stderr, "ph-bench-ctlcpu: unknown option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
+        default: return bu_usage_error("unknown option '%s'", argv[optind - 1]);
         }
-        if (!ok) {
-            fprintf(stderr, "ph-bench-ctlcpu: invalid value '%s' for %s (see --help)\n", optarg,
-                    argv[optind - 1]);
-            return 2;
-        }
+        if (!ok) return bu_usage_error("invalid value '%s' for %s", optarg, argv[optind - 1]);
     }
-    if (optind < argc) {
-        fprintf(stderr, "ph-bench-ctlcpu: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
     if (o->workers > o->slots) {
         fprintf(stderr, "ph-bench-ctlcpu: --workers exceeds --slots\n");
         return 2;
@@ -146,51 +137,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* ---- temporary folder ------------------------------------------------------ */
-
-static char g_tmp[64]; /* "/tmp/ph-bench-ctlcpu-XXXXXX" */
-static bool g_keep;
-static volatile pid_t g_daemons[3]; /* controller, bridge, helper */
-static struct sigaction g_prev[3];
-static const int g_sigs[3] = {SIGINT, SIGTERM, SIGHUP};
-
-static void tmp_remove(void)
-{
-    if (g_tmp[0] == '\0' || g_keep) return;
-    static const char *const files[] = {"env.jsonl", "controller.log", "bridge.log",
-                                        "journal.jsonl"};
-    char p[128];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", g_tmp, files[i]);
-        unlink(p);
-    }
-    rmdir(g_tmp);
-}
-
-static void on_signal(int sig)
-{
-    for (int i = 0; i < 3; i++) {
-        if (g_daemons[i] > 0) {
-            kill(g_daemons[i], SIGKILL);
-            waitpid(g_daemons[i], NULL, 0);
-            bu_cleanup_del_child(g_daemons[i]); /* reaped: its pid must not be signalled again */
-        }
-    }
-    tmp_remove();
-    for (int i = 0; i < 3; i++)
-        if (g_sigs[i] == sig && g_prev[i].sa_handler != SIG_DFL && g_prev[i].sa_handler != SIG_IGN)
-            g_prev[i].sa_handler(sig);
-    _exit(128 + sig);
-}
-
-static void install_tmp_cleanup(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++) sigaction(g_sigs[i], &sa, &g_prev[i]);
-}
+/* The private temporary folder (bu_tmpdir): logs, sinks, the journal. */
+static char *g_tmp;
 
 /* ---- the helper: N workers in one process ------------------------------------ */
 
@@ -347,16 +295,6 @@ static void measure(const struct opts *o, pid_t ctl, pid_t br, pid_t hp, struct 
     ph->run = true;
 }
 
-static double loadavg1(void)
-{
-    double l = NAN;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%lf", &l) != 1) l = NAN;
-        fclose(f);
-    }
-    return l;
-}
 
 static void json_cpu(struct bu_json *j, const char *key, const struct cpu *c)
 {
@@ -417,10 +355,8 @@ int main(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o);
     if (rc != 0) return rc;
     bu_cleanup_install();
-    install_tmp_cleanup();
-    g_keep = o.keep;
     ph_log_init("ph-bench-ctlcpu", NULL);
-    const double load0 = loadavg1();
+    const double load0 = bu_loadavg1();
     const char *fail = NULL;
     static char why[600];
     struct phase without = {0}, with = {0};
@@ -433,13 +369,11 @@ int main(int argc, char **argv)
                         "this program (build them, or pass --bin-dir)\n");
         return 1;
     }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ph-bench-ctlcpu-XXXXXX");
-    if (mkdtemp(g_tmp) == NULL) {
-        perror("ph-bench-ctlcpu: mkdtemp");
-        g_tmp[0] = '\0';
+    g_tmp = bu_tmpdir("ctlcpu", o.keep);
+    if (g_tmp == NULL) {
+        perror("ph-bench-ctlcpu: cannot create a folder in /tmp");
         return 1;
     }
-    atexit(tmp_remove);
     char id[64], slots[16], tick[16], sinkpath[128], sink[160], ctl_log[128], br_log[128];
     bu_swarm_id(id, sizeof id, "bench-cpu");
     bu_cleanup_add_swarm(id);
@@ -466,7 +400,6 @@ int main(int argc, char **argv)
     }
     cargv[ca] = NULL;
     pid_t br = -1, hp = -1, ctl = bu_spawn(cargv, ctl_log);
-    g_daemons[0] = ctl;
     struct helper_ctl *h = bu_shared_alloc(sizeof *h);
     struct ph_segment seg = {.fd = -1};
     struct ph_channel ch = {.fd = -1};
@@ -492,7 +425,6 @@ int main(int argc, char **argv)
         helper(h, id, &o);
     }
     bu_cleanup_add_child(hp);
-    g_daemons[2] = hp;
     /* Every claimed slot drained at least once. */
     const uint64_t dl = bu_now_ns() + 30000000000ull;
     uint32_t tracked = 0;
@@ -519,7 +451,6 @@ int main(int argc, char **argv)
     if (need_bridge) {
         char *bargv[] = {br_bin, "--swarm", id, "--sink", sink, NULL};
         br = bu_spawn(bargv, br_log);
-        g_daemons[1] = br;
         measure(&o, ctl, br, hp, h, ch_open ? &ch : NULL, sinkpath, &with);
     }
 
@@ -531,11 +462,10 @@ done:;
     }
     br_clean = bu_stop_child(br, 5);
     ctl_clean = bu_stop_child(ctl, 5);
-    g_daemons[0] = g_daemons[1] = g_daemons[2] = 0;
     if (ch_open) ph_channel_close(&ch);
     if (seg_open) ph_segment_close(&seg);
     bu_cleanup_del_swarm(id);
-    const double load1 = loadavg1();
+    const double load1 = bu_loadavg1();
 
     if (o.json) {
         struct bu_json j;

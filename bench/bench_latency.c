@@ -142,72 +142,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'k': o->keep = true; break;
         case 'j': o->json = true; break;
         case 'h': usage(stdout); exit(0);
-        default:
-            fprintf(stderr, "ph-bench-latency: unknown option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
+        default: return bu_usage_error("unknown option '%s'", argv[optind - 1]);
         }
-        if (!ok) {
-            fprintf(stderr, "ph-bench-latency: invalid value '%s' for %s (see --help)\n", optarg,
-                    argv[optind - 1]);
-            return 2;
-        }
+        if (!ok) return bu_usage_error("invalid value '%s' for %s", optarg, argv[optind - 1]);
     }
-    if (optind < argc) {
-        fprintf(stderr, "ph-bench-latency: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
     return 0;
 }
 
-/* ---- temporary folder, removed on exit and on SIGINT/SIGTERM ------------- */
-
-static char g_tmp[64]; /* "/tmp/ph-bench-latency-XXXXXX" */
-static bool g_keep;
-static volatile pid_t g_daemons[2]; /* controller, bridge: stopped before TMP goes */
-static struct sigaction g_prev[3];
-static const int g_sigs[3] = {SIGINT, SIGTERM, SIGHUP};
-
-static void tmp_remove(void)
-{
-    if (g_tmp[0] == '\0' || g_keep) return;
-    static const char *const files[] = {"env.jsonl", "sig.jsonl", "controller.log", "bridge.log"};
-    char p[PATH_MAX + 32];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", g_tmp, files[i]);
-        unlink(p);
-    }
-    /* The journal: <run id>.jsonl, the only other file the controller writes. */
-    snprintf(p, sizeof p, "%s/journal.jsonl", g_tmp);
-    unlink(p);
-    rmdir(g_tmp);
-}
-
-static void on_signal(int sig)
-{
-    /* The daemons go first, so that nothing writes into TMP while it is
-     * removed; bench_util's handler then removes the segments and exits. */
-    for (int i = 0; i < 2; i++) {
-        if (g_daemons[i] > 0) {
-            kill(g_daemons[i], SIGKILL);
-            waitpid(g_daemons[i], NULL, 0);
-            bu_cleanup_del_child(g_daemons[i]); /* reaped: its pid must not be signalled again */
-        }
-    }
-    tmp_remove();
-    for (int i = 0; i < 3; i++)
-        if (g_sigs[i] == sig && g_prev[i].sa_handler != SIG_DFL && g_prev[i].sa_handler != SIG_IGN)
-            g_prev[i].sa_handler(sig);
-    _exit(128 + sig);
-}
-
-static void install_tmp_cleanup(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++) sigaction(g_sigs[i], &sa, &g_prev[i]);
-}
+/* The private temporary folder (bu_tmpdir): logs, sinks, the journal. */
+static char *g_tmp;
 
 /* ---- the sink file, read incrementally ------------------------------------- */
 
@@ -405,16 +349,6 @@ static void pct_of(const double *src, size_t n, struct pct *p)
     free(v);
 }
 
-static double loadavg1(void)
-{
-    double l = NAN;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%lf", &l) != 1) l = NAN;
-        fclose(f);
-    }
-    return l;
-}
 
 int main(int argc, char **argv)
 {
@@ -422,10 +356,8 @@ int main(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o);
     if (rc != 0) return rc;
     bu_cleanup_install();
-    install_tmp_cleanup();
-    g_keep = o.keep;
     ph_log_init("ph-bench-latency", NULL);
-    const double load0 = loadavg1();
+    const double load0 = bu_loadavg1();
 
     char ctl_bin[PATH_MAX], br_bin[PATH_MAX];
     if (!bu_bin_path(o.bindir, "ph-swarm-controller", ctl_bin, sizeof ctl_bin) ||
@@ -434,13 +366,11 @@ int main(int argc, char **argv)
                         "this program (build them, or pass --bin-dir)\n");
         return 1;
     }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ph-bench-latency-XXXXXX");
-    if (mkdtemp(g_tmp) == NULL) {
-        perror("ph-bench-latency: mkdtemp");
-        g_tmp[0] = '\0';
+    g_tmp = bu_tmpdir("latency", o.keep);
+    if (g_tmp == NULL) {
+        perror("ph-bench-latency: cannot create a folder in /tmp");
         return 1;
     }
-    atexit(tmp_remove);
     char id[64], sink[PATH_MAX + 16], sinkpath[PATH_MAX], sigpath[PATH_MAX], ctl_log[PATH_MAX],
         br_log[PATH_MAX];
     bu_swarm_id(id, sizeof id, "bench-lat");
@@ -480,7 +410,6 @@ int main(int argc, char **argv)
     cargv[ca] = NULL;
     const char *fail = NULL;
     pid_t br = -1, ctl = bu_spawn(cargv, ctl_log);
-    g_daemons[0] = ctl;
     ph_worker *w = NULL;
     struct reader rd = {.fd = -1, .ino_fd = -1};
     double *lat_read = calloc(o.changes, sizeof *lat_read);
@@ -519,7 +448,6 @@ int main(int argc, char **argv)
     }
     bargv[ba] = NULL;
     br = bu_spawn(bargv, br_log);
-    g_daemons[1] = br;
     if (!reader_open(&rd, sinkpath)) {
         fail = "cannot read the sink file (inotify?)";
         goto done;
@@ -591,10 +519,9 @@ done:
     ph_worker_detach(w);
     const bool br_clean = bu_stop_child(br, 5);
     const bool ctl_clean = bu_stop_child(ctl, 5);
-    g_daemons[0] = g_daemons[1] = 0;
     bu_cleanup_del_swarm(id);
     reader_close(&rd);
-    const double load1 = loadavg1();
+    const double load1 = bu_loadavg1();
 
     struct pct pr = {NAN, NAN, NAN, NAN, NAN}, ps = pr;
     if (got > 0) {

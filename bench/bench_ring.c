@@ -147,20 +147,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'P': o->pin = false; break;
         case 'j': o->json = true; break;
         case 'h': usage(stdout); exit(0);
-        default:
-            fprintf(stderr, "ph-bench-ring: unknown option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
+        default: return bu_usage_error("unknown option '%s'", argv[optind - 1]);
         }
-        if (!ok) {
-            fprintf(stderr, "ph-bench-ring: invalid value '%s' for %s (see --help)\n", optarg,
-                    argv[optind - 1]);
-            return 2;
-        }
+        if (!ok) return bu_usage_error("invalid value '%s' for %s", optarg, argv[optind - 1]);
     }
-    if (optind < argc) {
-        fprintf(stderr, "ph-bench-ring: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
     if (o->body + PH_RING_HDR > o->small_ring / 2) {
         fprintf(stderr, "ph-bench-ring: --body too large for the small ring\n");
         return 2;
@@ -976,16 +967,6 @@ static double line_transfer_ns(void)
 
 /* ---- main ----------------------------------------------------------------- */
 
-static double loadavg1(void)
-{
-    double l = NAN;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%lf", &l) != 1) l = NAN;
-        fclose(f);
-    }
-    return l;
-}
 
 static void print_mrps(double v)
 {
@@ -1003,7 +984,7 @@ int main(int argc, char **argv)
     bu_cleanup_install();
     choose_cpus(&o);
     g_ctrl = bu_shared_alloc(sizeof *g_ctrl);
-    const double load0 = loadavg1();
+    const double load0 = bu_loadavg1();
     const double xfer = g_cpu_prod >= 0 ? line_transfer_ns() : NAN;
 
     /* Rows 6 and 7 repeat publish-each with 56-byte bodies, i.e. 64-byte records

@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,6 +22,17 @@ uint64_t bu_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+double bu_loadavg1(void)
+{
+    double l = NAN;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &l) != 1) l = NAN;
+        fclose(f);
+    }
+    return l;
 }
 
 void bu_sleep_ns(uint64_t ns)
@@ -107,6 +121,16 @@ void bu_swarm_id(char *buf, size_t n, const char *prefix)
 static char g_swarms[MAX_SWARMS][80]; /* "/ph.<id>", "" when unused */
 static volatile pid_t g_children[MAX_CHILDREN];
 static pid_t g_owner; /* only the process that installed the registry cleans up */
+static char g_tmpdir[64]; /* bu_tmpdir's folder, "" when none or kept */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP) rmdir(path);
+    else unlink(path);
+    return 0;
+}
 
 static void cleanup_now(void)
 {
@@ -118,6 +142,9 @@ static void cleanup_now(void)
         if (g_children[i] > 0) waitpid(g_children[i], NULL, 0);
     for (int i = 0; i < MAX_SWARMS; i++)
         if (g_swarms[i][0] != '\0') shm_unlink(g_swarms[i]);
+    /* Last: the children that wrote into it are gone. (nftw is not
+     * async-signal-safe; after an interrupt this is best effort.) */
+    if (g_tmpdir[0] != '\0') nftw(g_tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void on_signal(int sig)
@@ -178,6 +205,30 @@ void bu_cleanup_del_swarm(const char *swarm_id)
         for (int i = 0; i < MAX_SWARMS; i++)
             if (strcmp(g_swarms[i], names[k]) == 0) g_swarms[i][0] = '\0';
     }
+}
+
+char *bu_tmpdir(const char *name, bool keep)
+{
+    static char path[sizeof g_tmpdir];
+    int n = snprintf(path, sizeof path, "/tmp/ph-bench-%s-XXXXXX", name);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    if (mkdtemp(path) == NULL) return NULL;
+    if (!keep) snprintf(g_tmpdir, sizeof g_tmpdir, "%s", path);
+    return path;
+}
+
+int bu_usage_error(const char *fmt, ...)
+{
+    fprintf(stderr, "%s: ", program_invocation_short_name);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see --help)\n", stderr);
+    return 2;
 }
 
 void bu_cleanup_add_child(pid_t pid)

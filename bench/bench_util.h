@@ -108,6 +108,10 @@ int bu_proc_runtime_ns(pid_t pid, uint64_t *ns);
 /* voluntary_ctxt_switches from /proc/<pid>/status: how often it went to sleep. */
 int bu_proc_wakeups(pid_t pid, uint64_t *n);
 
+/* The 1-minute load average (/proc/loadavg), NaN when unreadable: printed
+ * beside the figures, which mean less on a loaded machine. */
+double bu_loadavg1(void);
+
 /* Sleeps for ns nanoseconds (restarting on EINTR). */
 void bu_sleep_ns(uint64_t ns);
 
@@ -125,6 +129,18 @@ void bu_json_int(struct bu_json *j, const char *key, int64_t v);
 void bu_json_bool(struct bu_json *j, const char *key, bool v);
 void bu_json_str(struct bu_json *j, const char *key, const char *v); /* NULL -> null */
 void bu_json_end(struct bu_json *j); /* closes everything and prints a newline */
+
+/* A usage error of this program: prints "<program>: <message> (see --help)"
+ * on stderr and returns 2, the benchmarks' exit status for a bad command
+ * line. */
+int bu_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A private folder /tmp/ph-bench-<name>-XXXXXX for the logs, sinks and
+ * journals of the programs a benchmark starts. It goes with everything in it
+ * when the program exits or is interrupted -- after the children are killed,
+ * so that nothing writes into it meanwhile -- unless keep. Needs
+ * bu_cleanup_install() first. Returns the path, or NULL (errno set). */
+char *bu_tmpdir(const char *name, bool keep);
 
 /* Parses a non-negative number with an optional K/M/G (x1024) suffix. */
 bool bu_parse_size(const char *s, uint64_t *out);

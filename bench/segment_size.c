@@ -63,19 +63,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'c': ok = bu_parse_size(optarg, &v) && ph_ring_capacity_valid(v); o->command_ring = (uint32_t)v; break;
         case 'j': o->json = true; break;
         case 'h': usage(stdout); exit(0);
-        default:
-            fprintf(stderr, "ph-bench-segsize: unknown option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
+        default: return bu_usage_error("unknown option '%s'", argv[optind - 1]);
         }
-        if (!ok) {
-            fprintf(stderr, "ph-bench-segsize: invalid value '%s' for %s\n", optarg, argv[optind - 1]);
-            return 2;
-        }
+        if (!ok) return bu_usage_error("invalid value '%s' for %s", optarg, argv[optind - 1]);
     }
-    if (optind < argc) {
-        fprintf(stderr, "ph-bench-segsize: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
     return 0;
 }
 

@@ -8,7 +8,6 @@
  * See usage() for the method. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -158,20 +157,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'k': o->keep = true; break;
         case 'j': o->json = true; break;
         case 'h': usage(stdout); exit(0);
-        default:
-            fprintf(stderr, "ph-bench-amqp: unknown option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
+        default: return bu_usage_error("unknown option '%s'", argv[optind - 1]);
         }
-        if (!ok) {
-            fprintf(stderr, "ph-bench-amqp: invalid value '%s' for %s (see --help)\n", optarg,
-                    argv[optind - 1]);
-            return 2;
-        }
+        if (!ok) return bu_usage_error("invalid value '%s' for %s", optarg, argv[optind - 1]);
     }
-    if (optind < argc) {
-        fprintf(stderr, "ph-bench-amqp: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
     if (o->url_file == NULL || access(o->url_file, R_OK) != 0) {
         fprintf(stderr, "ph-bench-amqp: --amqp-url-file (or $PH_AMQP_URL_FILE) must name a "
                         "readable URL file (deploy/rabbitmq url-file --dir DIR)\n");
@@ -180,63 +170,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* ---- temporary folder and daemons, removed on exit and on signals -------- */
-
-static char g_tmp[64];
-static bool g_keep;
-static volatile pid_t g_daemons[2];
-static struct sigaction g_prev[3];
-static const int g_sigs[3] = {SIGINT, SIGTERM, SIGHUP};
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static void tmp_remove(void)
-{
-    if (g_tmp[0] == '\0' || g_keep) return;
-    nftw(g_tmp, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-}
-
-static void on_signal(int sig)
-{
-    for (int i = 0; i < 2; i++) {
-        if (g_daemons[i] > 0) {
-            kill(g_daemons[i], SIGKILL);
-            waitpid(g_daemons[i], NULL, 0);
-            bu_cleanup_del_child(g_daemons[i]);
-        }
-    }
-    tmp_remove();
-    for (int i = 0; i < 3; i++)
-        if (g_sigs[i] == sig && g_prev[i].sa_handler != SIG_DFL && g_prev[i].sa_handler != SIG_IGN)
-            g_prev[i].sa_handler(sig);
-    _exit(128 + sig);
-}
-
-static void install_tmp_cleanup(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++) sigaction(g_sigs[i], &sa, &g_prev[i]);
-}
-
-static double loadavg1(void)
-{
-    double l = NAN;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%lf", &l) != 1) l = NAN;
-        fclose(f);
-    }
-    return l;
-}
+/* The private temporary folder (bu_tmpdir): logs, sinks, the journal. */
+static char *g_tmp;
 
 /* ---- AMQP consumer ------------------------------------------------------- */
 
@@ -458,7 +393,6 @@ static void run_throughput(const struct opts *o, const char *br_bin, struct tp_r
     char *bargv[] = {(char *)br_bin, "--swarm", id, "--sink", "amqp", "--amqp-url-file", (char *)o->url_file,
                      NULL};
     br = bu_spawn(bargv, br_log);
-    g_daemons[1] = br;
     uint64_t dl = bu_now_ns() + 10000000000ull;
     while (atomic_load(&ch.hdr->bridge_pid) != br && bu_now_ns() < dl) bu_sleep_ns(5000000);
     if (atomic_load(&ch.hdr->bridge_pid) != br) {
@@ -537,7 +471,6 @@ static void run_throughput(const struct opts *o, const char *br_bin, struct tp_r
 
 done:
     if (br > 0) bu_stop_child(br, 5);
-    g_daemons[1] = 0;
     if (th_started) {
         atomic_store(&cons.stop, true);
         pthread_join(th, NULL);
@@ -632,7 +565,6 @@ static void run_latency(const struct opts *o, const char *ctl_bin, const char *b
 
     char *cargv[] = {(char *)ctl_bin, "--swarm", id, "--journal-dir", g_tmp, "--run-id", "journal", NULL};
     ctl = bu_spawn(cargv, ctl_log);
-    g_daemons[0] = ctl;
     bool up = false;
     for (int i = 0; i < 200 && !up && ctl > 0; i++) {
         struct ph_segment seg;
@@ -660,7 +592,6 @@ static void run_latency(const struct opts *o, const char *ctl_bin, const char *b
     char *bargv[] = {(char *)br_bin, "--swarm", id, "--sink", "amqp", "--amqp-url-file", (char *)o->url_file,
                      NULL};
     br = bu_spawn(bargv, br_log);
-    g_daemons[1] = br;
     err[0] = '\0';
     uint64_t dl = bu_now_ns() + 15000000000ull;
     while (aw.fulls == 0 && bu_now_ns() < dl && err[0] == '\0') lat_pump(c, &aw, 100000, err, sizeof err);
@@ -738,7 +669,6 @@ done:
     ph_worker_detach(w);
     if (br > 0) bu_stop_child(br, 5);
     if (ctl > 0) bu_stop_child(ctl, 5);
-    g_daemons[0] = g_daemons[1] = 0;
     consumer_close(c);
     free(lat);
     bu_cleanup_del_swarm(id);
@@ -752,10 +682,8 @@ int main(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o);
     if (rc != 0) return rc;
     bu_cleanup_install();
-    install_tmp_cleanup();
-    g_keep = o.keep;
     ph_log_init("ph-bench-amqp", NULL);
-    const double load0 = loadavg1();
+    const double load0 = bu_loadavg1();
     char ctl_bin[PATH_MAX], br_bin[PATH_MAX];
     if (!bu_bin_path(o.bindir, "ph-swarm-controller", ctl_bin, sizeof ctl_bin) ||
         !bu_bin_path(o.bindir, "ph-bridge", br_bin, sizeof br_bin)) {
@@ -763,22 +691,20 @@ int main(int argc, char **argv)
                         "(build them, or pass --bin-dir)\n");
         return 1;
     }
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/ph-bench-amqp-XXXXXX");
-    if (mkdtemp(g_tmp) == NULL) {
-        perror("ph-bench-amqp: mkdtemp");
-        g_tmp[0] = '\0';
+    g_tmp = bu_tmpdir("amqp", o.keep);
+    if (g_tmp == NULL) {
+        perror("ph-bench-amqp: cannot create a folder in /tmp");
         return 1;
     }
-    atexit(tmp_remove);
 
     static struct tp_result tp;
     static struct lat_result lr;
     memset(&tp, 0, sizeof tp);
     memset(&lr, 0, sizeof lr);
     if (o.do_tp) run_throughput(&o, br_bin, &tp);
-    const double load_mid = loadavg1();
+    const double load_mid = bu_loadavg1();
     if (o.do_lat) run_latency(&o, ctl_bin, br_bin, &lr);
-    const double load1 = loadavg1();
+    const double load1 = bu_loadavg1();
     const bool busy = load0 > 1.5 || load_mid > 1.5 || load1 > 1.5;
 
     if (o.json) {

@@ -4,6 +4,7 @@
  * asserts. */
 #include <getopt.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ struct opts {
     uint32_t period_ms;
     double warmup, seconds;
     const char *url_file, *bindir;
-    bool json;
+    bool json, keep;
 };
 
 static void usage(FILE *f)
@@ -44,6 +45,7 @@ static void usage(FILE *f)
             "  --seconds S            counting window (default 30)\n"
             "  --bin DIR              where ph-swarm-controller and ph-bridge are (default:\n"
             "                         this program's folder)\n"
+            "  --keep                 keep the folder of logs and journal (printed)\n"
             "  --json                 one JSON object instead of the table\n");
 }
 
@@ -98,9 +100,10 @@ int main(int argc, char **argv)
         {"period-ms", required_argument, NULL, 'p'},     {"warmup", required_argument, NULL, 'W'},
         {"seconds", required_argument, NULL, 's'},       {"bin", required_argument, NULL, 'b'},
         {"json", no_argument, NULL, 'j'},                {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"keep", no_argument, NULL, 'k'},                {NULL, 0, NULL, 0}};
     int ch;
     uint64_t v;
+    opterr = 0;
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (ch) {
         case 'u': o.url_file = optarg; break;
@@ -120,21 +123,28 @@ int main(int argc, char **argv)
             break;
         case 'b': o.bindir = optarg; break;
         case 'j': o.json = true; break;
+        case 'k': o.keep = true; break;
         case 'h': usage(stdout); return 0;
-        default:
-        bad:
-            fprintf(stderr, "ph-bench-fanout: bad option or value (see --help)\n");
-            return 2;
+        default: return bu_usage_error("unknown option '%s'", argv[optind - 1]);
         }
+        continue;
+    bad:
+        return bu_usage_error("invalid value '%s' for %s", optarg, argv[optind - 1]);
     }
-    if (o.url_file == NULL) {
-        fprintf(stderr, "ph-bench-fanout: --amqp-url-file is required (see --help)\n");
-        return 2;
-    }
+    if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
+    if (o.url_file == NULL) return bu_usage_error("--amqp-url-file is required");
     ph_log_init("ph-bench-fanout", "bench");
     ph_log_set_level(PH_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
     bu_cleanup_install();
+    const char *tmp = bu_tmpdir("fanout", o.keep);
+    if (tmp == NULL) {
+        perror("ph-bench-fanout: cannot create a folder in /tmp");
+        return 1;
+    }
+    char ctl_log[PATH_MAX], br_log[PATH_MAX];
+    snprintf(ctl_log, sizeof ctl_log, "%s/controller.log", tmp);
+    snprintf(br_log, sizeof br_log, "%s/bridge.log", tmp);
     char swarm[PH_ID_MAX], ctl_inst[PH_ID_MAX + 16], slots[16], ctl_bin[4096], br_bin[4096],
         url_arg[4200];
     bu_swarm_id(swarm, sizeof swarm, "fan");
@@ -148,11 +158,11 @@ int main(int argc, char **argv)
     snprintf(url_arg, sizeof url_arg, "%s", o.url_file);
     bu_cleanup_add_swarm(swarm);
     char *ctl_argv[] = {ctl_bin, "--swarm", swarm, "--slots", slots, "--worker-deltas", "on",
-                        "--journal-dir", "/tmp/ph-bench-fanout-journal", NULL};
-    pid_t ctl = bu_spawn(ctl_argv, "/tmp/ph-bench-fanout-controller.log");
+                        "--journal-dir", (char *)tmp, NULL};
+    pid_t ctl = bu_spawn(ctl_argv, ctl_log);
     char *br_argv[] = {br_bin, "--swarm", swarm, "--controller-instance", ctl_inst, "--sink", "amqp",
                        "--amqp-url-file", url_arg, NULL};
-    pid_t br = bu_spawn(br_argv, "/tmp/ph-bench-fanout-bridge.log");
+    pid_t br = bu_spawn(br_argv, br_log);
 
     struct counter agg = {.name = "aggregate"}, all = {.name = "per-worker"};
     char key[200], q1[128], q2[128];
@@ -240,6 +250,7 @@ int main(int argc, char **argv)
     bu_stop_child(br, 5);
     bu_stop_child(ctl, 5);
     bu_cleanup_del_swarm(swarm);
+    if (o.keep) fprintf(stderr, "ph-bench-fanout: kept %s\n", tmp);
     (void)records;
     return 0;
 }
