@@ -15,9 +15,13 @@
 #include "ph/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,7 +36,7 @@ struct pending {
 };
 
 struct ph_worker {
-    struct ph_segment seg;
+    struct ph_segment *seg; /* shared with this process's other workers (map_get) */
     struct ph_slot *slot;
     uint32_t index;
     uint64_t word; /* our claim's state word: detach only from exactly this */
@@ -101,12 +105,106 @@ static void flush_all(ph_worker *w)
     flush_acks(w);
 }
 
+/* ---- one mapping per segment object and process ----------------------------
+ *
+ * A process that hosts many workers of a swarm maps the segment once: a
+ * mapping per worker would cost an mmap each and, worse, a page fault for
+ * every slot the claim's duplicate check reads, in every new mapping (the
+ * check reads every slot in use, so attaching N workers faulted N*N/2
+ * pages). A mapping is reused while the name still leads to the same object
+ * (device and inode); a segment made anew gets a new mapping, and the old
+ * one stays until its last worker detaches. The list is process-private and
+ * guarded by a process-private mutex (attach and detach are not on the hot
+ * path); nothing here is shared between processes. */
+struct shared_map {
+    struct ph_segment seg;
+    dev_t dev;
+    ino_t ino;
+    unsigned refs;
+    struct shared_map *next;
+};
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_map *maps;
+
+/* The device and inode the segment's name leads to now. */
+static bool name_object(const char *name, dev_t *dev, ino_t *ino)
+{
+    int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return false;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0;
+    close(fd);
+    if (ok) {
+        *dev = st.st_dev;
+        *ino = st.st_ino;
+    }
+    return ok;
+}
+
+static int map_get(const char *swarm_id, struct ph_segment **out, char *err, size_t errlen)
+{
+    char name[PH_ID_MAX + 8];
+    int rc = ph_segment_name(swarm_id, name, sizeof name, err, errlen);
+    if (rc != PH_OK) return rc;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    const bool named = name_object(name, &dev, &ino);
+    pthread_mutex_lock(&maps_lock);
+    for (struct shared_map *m = named ? maps : NULL; m != NULL; m = m->next) {
+        if (m->dev == dev && m->ino == ino && strcmp(m->seg.name, name) == 0) {
+            m->refs++;
+            *out = &m->seg;
+            pthread_mutex_unlock(&maps_lock);
+            return PH_OK;
+        }
+    }
+    struct shared_map *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        pthread_mutex_unlock(&maps_lock);
+        snprintf(err, errlen, "out of memory");
+        return PH_ERR_SYS;
+    }
+    rc = ph_segment_open(&m->seg, swarm_id, true, err, errlen);
+    struct stat st;
+    if (rc == PH_OK && fstat(m->seg.fd, &st) == 0) {
+        m->dev = st.st_dev;
+        m->ino = st.st_ino;
+    }
+    if (rc != PH_OK) {
+        free(m);
+        pthread_mutex_unlock(&maps_lock);
+        return rc;
+    }
+    m->refs = 1;
+    m->next = maps;
+    maps = m;
+    *out = &m->seg;
+    pthread_mutex_unlock(&maps_lock);
+    return PH_OK;
+}
+
+static void map_put(struct ph_segment *seg)
+{
+    pthread_mutex_lock(&maps_lock);
+    for (struct shared_map **p = &maps; *p != NULL; p = &(*p)->next) {
+        struct shared_map *m = *p;
+        if (&m->seg != seg) continue;
+        if (--m->refs == 0) {
+            *p = m->next;
+            ph_segment_close(&m->seg);
+            free(m);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&maps_lock);
+}
+
 static int open_with_timeout(ph_worker *w, const struct ph_worker_opts *o, char *err,
                              size_t errlen)
 {
     const uint64_t deadline = ph_mono_ns() + (uint64_t)o->attach_timeout_ms * 1000000ull;
     for (;;) {
-        int rc = ph_segment_open(&w->seg, o->swarm_id, true, err, errlen);
+        int rc = map_get(o->swarm_id, &w->seg, err, errlen);
         /* Missing or not yet initialised: the controller may still be starting. */
         /* Missing, not yet sized or not yet initialised: the controller may be
          * between shm_open, ftruncate and publishing the header. */
@@ -153,30 +251,30 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
     uint64_t start = 0;
     int32_t pid = (int32_t)getpid();
     if (ph_proc_start_time(pid, &start) != PH_OK ||
-        ph_slot_claim(&w->seg, o->role, o->instance, pid, start, &w->index, &w->word, err,
+        ph_slot_claim(w->seg, o->role, o->instance, pid, start, &w->index, &w->word, err,
                       errlen) != PH_OK) {
         if (start == 0) snprintf(err, errlen, "cannot read this process's start time from /proc");
-        ph_segment_close(&w->seg);
+        map_put(w->seg);
         free(w);
         json_decref(config);
         return NULL;
     }
-    w->slot = ph_segment_slot(&w->seg, w->index);
+    w->slot = ph_segment_slot(w->seg, w->index);
     if (ph_ring_producer_init(&w->status, &w->slot->status,
-                              ph_slot_status_data(&w->seg, w->slot), w->seg.status_ring) != PH_OK) {
+                              ph_slot_status_data(w->seg, w->slot), w->seg->status_ring) != PH_OK) {
         /* The claim has just reset this ring: someone else is writing our slot. */
         snprintf(err, errlen, "slot %u of swarm '%s': status ring positions changed under the "
                  "claim (another process writes this slot)", w->index, o->swarm_id);
-        ph_slot_detach(&w->seg, w->index, w->word);
-        ph_segment_close(&w->seg);
+        ph_slot_detach(w->seg, w->index, w->word);
+        map_put(w->seg);
         free(w);
         json_decref(config);
         return NULL;
     }
-    if (ph_ring_consumer_init(&w->cmd, &w->slot->command, ph_slot_command_data(&w->seg, w->slot),
-                              w->seg.command_ring) != PH_OK)
+    if (ph_ring_consumer_init(&w->cmd, &w->slot->command, ph_slot_command_data(w->seg, w->slot),
+                              w->seg->command_ring) != PH_OK)
         w->cmd_broken = true;
-    w->scratch = malloc(w->seg.command_ring / 2);
+    w->scratch = malloc(w->seg->command_ring / 2);
     pending_init(&w->config);
     pending_init(&w->io);
     for (int i = 0; i < PENDING_ACKS; i++) pending_init(&w->acks[i]);
@@ -206,9 +304,9 @@ void ph_worker_detach(ph_worker *w)
     if (atomic_load_explicit(&w->slot->state, memory_order_relaxed) == w->word) {
         flush_all(w);
         ph_worker_publish_status(w);
-        ph_slot_detach(&w->seg, w->index, w->word);
+        ph_slot_detach(w->seg, w->index, w->word);
     }
-    ph_segment_close(&w->seg);
+    map_put(w->seg);
     msgpack_sbuffer_destroy(&w->config.buf);
     msgpack_sbuffer_destroy(&w->io.buf);
     for (int i = 0; i < PENDING_ACKS; i++) msgpack_sbuffer_destroy(&w->acks[i].buf);
@@ -426,7 +524,7 @@ uint64_t ph_worker_overflows(const ph_worker *w)
 bool ph_worker_controller_alive(const ph_worker *w, uint32_t max_age_ms)
 {
     /* relaxed: a free-standing timestamp. */
-    uint64_t hb = atomic_load_explicit(&w->seg.hdr->controller_heartbeat_ns, memory_order_relaxed);
+    uint64_t hb = atomic_load_explicit(&w->seg->hdr->controller_heartbeat_ns, memory_order_relaxed);
     uint64_t now = ph_mono_ns();
     return hb != 0 && (now < hb || now - hb <= (uint64_t)max_age_ms * 1000000ull);
 }

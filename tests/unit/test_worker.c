@@ -755,6 +755,66 @@ static void worker_attach_refuses_instance_already_attached(void **state)
     ctl_free(c);
 }
 
+/* Mappings of the segment named by `id` in this process: those whose object
+ * is still named, and those of an object since removed ("(deleted)"). */
+static void count_mappings(const char *id, int *named, int *deleted)
+{
+    char want[PH_ID_MAX + 16], line[1024];
+    snprintf(want, sizeof want, "/dev/shm/ph.%s", id);
+    *named = *deleted = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *p = strstr(line, want);
+        if (p == NULL) continue;
+        p += strlen(want);
+        if (*p == '\n') (*named)++;
+        else if (strncmp(p, " (deleted)", 10) == 0) (*deleted)++;
+    }
+    fclose(f);
+}
+
+static void workers_of_one_process_share_one_mapping_and_a_new_segment_gets_its_own(void **state)
+{
+    (void)state;
+    struct ctl *c = ctl_new(0); /* the test's controller mapping: one of its own */
+    int named, deleted;
+    ph_worker *w1 = attach(c, "processor", "proc-1", NULL, 0);
+    ph_worker *w2 = attach(c, "processor", "proc-2", NULL, 0);
+    count_mappings(c->id, &named, &deleted);
+    assert_int_equal(named, 2); /* the controller's and the workers' one */
+    assert_int_equal(deleted, 0);
+
+    /* The segment is made anew under the same name: a worker attaching now
+     * maps the new object; the old mapping stays for w1 and w2. */
+    char err[256];
+    assert_int_equal(ph_segment_unlink(c->id, err, sizeof err), PH_OK);
+    struct ph_segment again;
+    bool adopted;
+    struct ph_segment_params p = {.slots = 4};
+    if (ph_segment_create(&again, c->id, &p, &adopted, err, sizeof err) != PH_OK)
+        fail_msg("create again: %s", err);
+    ph_worker *w3 = ph_worker_attach(
+        &(struct ph_worker_opts){.swarm_id = c->id, .role = "processor", .instance = "proc-3"}, err,
+        sizeof err);
+    if (w3 == NULL) fail_msg("attach to the new segment: %s", err);
+    count_mappings(c->id, &named, &deleted);
+    assert_int_equal(named, 2);   /* the new object: its controller, w3 */
+    assert_int_equal(deleted, 2); /* the old one: its controller, w1 and w2 */
+
+    ph_worker_detach(w1);
+    count_mappings(c->id, &named, &deleted);
+    assert_int_equal(deleted, 2); /* w2 still uses it */
+    ph_worker_detach(w2);
+    count_mappings(c->id, &named, &deleted);
+    assert_int_equal(deleted, 1); /* the old controller's only */
+    ph_worker_detach(w3);
+    count_mappings(c->id, &named, &deleted);
+    assert_int_equal(named, 1);
+    ph_segment_close(&again);
+    ctl_free(c);
+}
+
 static void worker_attach_to_missing_swarm_fails_after_timeout(void **state)
 {
     (void)state;
@@ -916,6 +976,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(worker_attach_publishes_config_without_secrets_then_status),
+        cmocka_unit_test(workers_of_one_process_share_one_mapping_and_a_new_segment_gets_its_own),
         cmocka_unit_test(worker_tick_publishes_counts_enabled_and_io_state),
         cmocka_unit_test(worker_tick_publishes_heartbeat_when_due),
         cmocka_unit_test(worker_full_status_ring_counts_overflows_and_never_blocks),
