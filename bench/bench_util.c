@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <getopt.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
@@ -229,6 +230,15 @@ int bu_usage_error(const char *fmt, ...)
     va_end(ap);
     fputs(" (see --help)\n", stderr);
     return 2;
+}
+
+int bu_bad_value(char *const argv[])
+{
+    const char *opt = optind >= 1 ? argv[optind - 1] : "?";
+    if (opt == optarg && optind >= 2) opt = argv[optind - 2]; /* "--opt value" */
+    const char *eq = strchr(opt, '=');
+    const int n = eq != NULL ? (int)(eq - opt) : (int)strlen(opt);
+    return bu_usage_error("invalid value '%s' for %.*s", optarg != NULL ? optarg : "", n, opt);
 }
 
 void bu_cleanup_add_child(pid_t pid)

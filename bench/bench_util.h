@@ -134,6 +134,9 @@ void bu_json_end(struct bu_json *j); /* closes everything and prints a newline *
  * on stderr and returns 2, the benchmarks' exit status for a bad command
  * line. */
 int bu_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The usage error for the option getopt_long() just parsed ("--opt value" or
+ * "--opt=value"), whose value (optarg) was refused. */
+int bu_bad_value(char *const argv[]);
 
 /* A private folder /tmp/ph-bench-<name>-XXXXXX for the logs, sinks and
  * journals of the programs a benchmark starts. It goes with everything in it

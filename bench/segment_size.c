@@ -65,7 +65,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'h': usage(stdout); exit(0);
         default: return bu_usage_error("unknown option '%s'", argv[optind - 1]);
         }
-        if (!ok) return bu_usage_error("invalid value '%s' for %s", optarg, argv[optind - 1]);
+        if (!ok) return bu_bad_value(argv);
     }
     if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
     return 0;

@@ -129,7 +129,7 @@ int main(int argc, char **argv)
         }
         continue;
     bad:
-        return bu_usage_error("invalid value '%s' for %s", optarg, argv[optind - 1]);
+        return bu_bad_value(argv);
     }
     if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
     if (o.url_file == NULL) return bu_usage_error("--amqp-url-file is required");

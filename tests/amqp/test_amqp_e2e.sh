@@ -11,7 +11,9 @@
 #     control.invalid-message alert appears, and the swarm keeps reporting;
 #   - the broker restarts under the bridge: it reconnects, re-declares its
 #     queue and sends a fresh status-full;
-#   - every captured envelope passes tests/contract/validate.py.
+#   - every captured envelope passes tests/contract/validate.py;
+#   - ph-loadgen runs in both modes against the same broker and reports
+#     every figure.
 # usage: test_amqp_e2e.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
 # Ports: PH_TEST_AMQP_PORT (default 25672) and the three after it, epmd on
 # PH_TEST_EPMD_PORT (default 24369). Exits 77 (skipped) without rabbitmq-server.
@@ -190,4 +192,29 @@ EOF
 $PY "$ROOT/tests/contract/validate.py" "$TMP/audit.jsonl" --signals "$TMP/good.jsonl" \
     --expect-live-workers 2 >"$TMP/validate.out" 2>&1 || fail "validate.py: $(tail -n 30 "$TMP/validate.out")"
 tail -n 5 "$TMP/validate.out"
+
+echo "== ph-loadgen, both modes, a small run against this broker"
+# Only that the load generator works end to end and reports every figure;
+# its numbers are benchmarks (bench/README.md), not judged here.
+for mode in shm amqp-per-worker; do
+    "$BIN/ph-loadgen" --mode "$mode" --workers 40 --rate 5 --seconds 2 --warmup 1 \
+        --amqp-url-file "$URL" --json >"$TMP/lg-$mode.json" 2>"$TMP/lg-$mode.err" ||
+        fail "ph-loadgen --mode $mode: $(tail -c 400 "$TMP/lg-$mode.err")"
+    $PY - "$TMP/lg-$mode.json" "$mode" >"$TMP/lg-$mode.check" 2>&1 <<'EOF' ||
+import json, sys
+d = json.load(open(sys.argv[1]))
+need = ["mode", "workers", "offered_updates_per_s", "achieved_updates_per_s",
+        "cpu_s_per_million_updates", "staleness_p50_ms", "staleness_p99_ms",
+        "broker_msgs_per_s", "attach_s"]
+missing = [k for k in need if k not in d]
+assert not missing, "missing %s" % missing
+assert d["error"] is None, d["error"]
+assert d["mode"] == sys.argv[2] and d["workers"] == 40, d
+assert d["achieved_updates_per_s"] > 0 and d["broker_msgs_per_s"] > 0, d
+assert d["staleness_samples"] > 0 and d["cpu_s_per_million_updates"] > 0, d
+assert sys.argv[2] != "shm" or d["worker_deltas"] is False, d
+EOF
+        fail "ph-loadgen --mode $mode --json: $(tail -n 3 "$TMP/lg-$mode.check")"
+    ok "ph-loadgen --mode $mode: every figure reported"
+done
 echo "PASS"

@@ -6,8 +6,10 @@
 # The figures themselves are not judged here (machines are noisy; bench/
 # prints them): this only keeps the benchmark programs working.
 #
-# The AMQP benchmarks (ph-bench-amqp, ph-bench-fanout) need a broker and are
-# run by bench/amqp/run.sh; here only their command-line handling is checked.
+# The AMQP benchmarks (ph-bench-amqp, ph-bench-fanout, ph-loadgen) need a
+# broker and are run by bench/amqp/run.sh and bench/loadgen.sh (ph-loadgen
+# also by tests/amqp/test_amqp_e2e.sh); here their command-line handling is
+# checked, and the envelope ph-loadgen's per-worker mode sends.
 #
 # Usage: tests/integration/test_bench_smoke.sh [BIN_DIR]
 set -uo pipefail
@@ -87,6 +89,30 @@ for b in ring controller segsize status latency ctlcpu amqp fanout; do
         fail "bench_${b}_refuses_an_unknown_option" "exit $rc: $(head -c 300 "$TMP/u.err")"
     fi
 done
+
+# ph-loadgen: needs a broker to run (tests/amqp/test_amqp_e2e.sh runs it);
+# here its usage errors, and the envelope its amqp-per-worker mode sends
+# checked against the contract.
+"$BIN/ph-loadgen" --workers 10 >"$TMP/u.out" 2>"$TMP/u.err"
+rc=$?
+if ((rc == 2)) && grep -qF "ph-loadgen: --mode shm or --mode amqp-per-worker is required" "$TMP/u.err"; then
+    pass "loadgen_wants_a_mode"
+else
+    fail "loadgen_wants_a_mode" "exit $rc: $(head -c 300 "$TMP/u.err")"
+fi
+"$BIN/ph-loadgen" --mode tcp >"$TMP/u.out" 2>"$TMP/u.err"
+rc=$?
+if ((rc == 2)) && grep -qxF "ph-loadgen: invalid value 'tcp' for --mode (see --help)" "$TMP/u.err"; then
+    pass "loadgen_refuses_an_unknown_mode"
+else
+    fail "loadgen_refuses_an_unknown_mode" "exit $rc: $(head -c 300 "$TMP/u.err")"
+fi
+if "$BIN/ph-loadgen" --print-envelope >"$TMP/env.jsonl" 2>"$TMP/env.err" &&
+    "$PY" "$ROOT/tests/contract/validate.py" "$TMP/env.jsonl" >"$TMP/validate.out" 2>&1; then
+    pass "loadgen_per_worker_envelope_meets_the_contract"
+else
+    fail "loadgen_per_worker_envelope_meets_the_contract" "$(tail -n 5 "$TMP/validate.out" "$TMP/env.err" 2>/dev/null)"
+fi
 
 # Nothing left behind.
 after=$(tmp_folders)
