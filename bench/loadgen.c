@@ -59,7 +59,7 @@ struct opts {
 
 /* What the processes share (an anonymous shared mapping). */
 struct proc_stats {
-    _Atomic uint64_t updates; /* status updates made */
+    _Atomic uint64_t updates; /* status updates made: steady, changes, probe flips */
     _Atomic uint64_t dropped; /* updates the SDK or the connection refused */
     _Atomic uint64_t changes; /* state changes made (included in updates) */
     _Atomic uint64_t behind;  /* updates due but not made at the end */
@@ -99,7 +99,8 @@ static void usage(FILE *f)
           "  --warmup S          before the window (default 2)\n"
           "  --procs N           worker processes (default: one per 2,500 workers, 1..16)\n"
           "  --changes-per-s C   state changes per second over the swarm: enabled\n"
-          "                      toggles, output ioState transitions, config (default 10)\n"
+          "                      toggles, output ioState transitions, config (default:\n"
+          "                      one per hundred updates, at least 1)\n"
           "  --probe-ms MS       quiet time between two staleness probes (default 100)\n"
           "  --worker-deltas     shm: per-worker status-delta on (default: the swarm is\n"
           "                      aggregate-only, workerDeltas false)\n"
@@ -120,7 +121,7 @@ static void usage(FILE *f)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){.mode = M_SHM, .workers = 1000, .rate = 1, .seconds = 10, .warmup = 2,
-                       .changes_per_s = 10, .probe_ms = 100};
+                       .changes_per_s = -1, .probe_ms = 100};
     bool have_mode = false;
     static const struct option longs[] = {
         {"mode", required_argument, NULL, 'm'},         {"workers", required_argument, NULL, 'w'},
@@ -149,7 +150,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 's': ok = bu_parse_double(optarg, &o->seconds) && o->seconds >= 0.5 && o->seconds <= 3600; break;
         case 'W': ok = bu_parse_double(optarg, &o->warmup) && o->warmup <= 600; break;
         case 'p': ok = bu_parse_size(optarg, &v) && v >= 1 && v <= MAX_PROCS; o->procs = (uint32_t)v; break;
-        case 'c': ok = bu_parse_double(optarg, &o->changes_per_s) && o->changes_per_s <= 100000; break;
+        case 'c': ok = bu_parse_double(optarg, &o->changes_per_s) && o->changes_per_s >= 0 && o->changes_per_s <= 100000; break;
         case 'P': ok = bu_parse_size(optarg, &v) && v >= 1 && v <= 60000; o->probe_ms = (uint32_t)v; break;
         case 'd': o->worker_deltas = true; break;
         case 't': ok = bu_parse_size(optarg, &v) && v >= 1 && v <= 10000; o->tick_ms = (uint32_t)v; break;
@@ -167,6 +168,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     if (optind < argc) return bu_usage_error("unexpected argument '%s'", argv[optind]);
     if (o->print_envelope) return 0;
     if (!have_mode) return bu_usage_error("--mode shm or --mode amqp-per-worker is required");
+    /* A change for every hundred updates, at least one a second. */
+    if (o->changes_per_s < 0) o->changes_per_s = fmax(1.0, o->workers * o->rate / 100.0);
     if (o->procs == 0) o->procs = (o->workers + 2499) / 2500;
     if (o->procs > MAX_PROCS) o->procs = MAX_PROCS;
     if (o->procs > o->workers) o->procs = o->workers;
@@ -368,7 +371,7 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
     while (bu_now_ns() < t0) bu_sleep_ns(1000000);
     const double per_ns = (double)c.count * o->rate / 1e9;
     const double changes_per_ns = o->changes_per_s / o->procs / 1e9;
-    uint64_t done = 0, changes = 0, dropped = 0, flip_at = t0;
+    uint64_t done = 0, changes = 0, dropped = 0, flips = 0, flip_at = t0;
     const bool probe = c.first == 0;
     const char *probe_in = "ok";
     uint64_t now;
@@ -400,11 +403,12 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
                 atomic_store(&g_sh->flip_ns[k + 1], bu_now_ns());
                 atomic_store(&g_sh->flips, k + 1);
                 if (!update(&c, 0, probe_in)) dropped++;
+                flips++;
                 flip_at = bu_now_ns() + (uint64_t)o->probe_ms * 1000000ull;
             }
         }
         if (c.a != NULL) ph_amqp_flush(c.a);
-        atomic_store_explicit(&ps->updates, done + changes, memory_order_relaxed);
+        atomic_store_explicit(&ps->updates, done + changes + flips, memory_order_relaxed);
         atomic_store_explicit(&ps->changes, changes, memory_order_relaxed);
         atomic_store_explicit(&ps->dropped, dropped, memory_order_relaxed);
         if (done >= due) {
@@ -771,7 +775,7 @@ int main(int argc, char **argv)
     figs[nfig++] = (struct pfig){o.mode == M_SHM ? "observer" : "consumer", getpid(), 0, 0, 0};
 
     /* Warm-up, then the window. */
-    uint64_t off0 = 0, off1 = 0, ach0 = 0, ach1 = 0, t_w0 = 0, t_w1 = 0;
+    uint64_t off0 = 0, off1 = 0, ach0 = 0, ach1 = 0, t_w0 = 0, t_w1 = 0, flips0 = 0, flips1 = 0;
     if (fail == NULL) {
         const uint64_t t0 = bu_now_ns() + 50000000;
         atomic_store(&g_sh->t0_ns, t0);
@@ -783,6 +787,7 @@ int main(int argc, char **argv)
         t_w0 = bu_now_ns();
         for (uint32_t i = 0; i < o.procs; i++) off0 += atomic_load(&g_sh->p[i].updates);
         ach0 = seg_open ? drained(&seg, NULL) : 0;
+        flips0 = atomic_load(&g_sh->flips);
         for (size_t i = 0; i < nfig; i++) cpu_mark(&figs[i], false);
         ob.counting = true;
         serve(a, b, (uint64_t)(o.seconds * 1e9));
@@ -790,6 +795,7 @@ int main(int argc, char **argv)
         t_w1 = bu_now_ns();
         for (uint32_t i = 0; i < o.procs; i++) off1 += atomic_load(&g_sh->p[i].updates);
         ach1 = seg_open ? drained(&seg, NULL) : 0;
+        flips1 = atomic_load(&g_sh->flips);
         for (size_t i = 0; i < nfig; i++) {
             cpu_mark(&figs[i], true);
             figs[i].rss_kb = rss_kb(figs[i].pid);
@@ -836,7 +842,9 @@ int main(int argc, char **argv)
 
     /* Figures. */
     const double win = t_w1 > t_w0 ? (double)(t_w1 - t_w0) / 1e9 : NAN;
-    const double offered = (double)o.workers * o.rate + o.changes_per_s;
+    /* Offered: the steady updates, the changes and the probe's flips (each
+     * one more update) the workers were asked to make. */
+    const double offered = (double)o.workers * o.rate + o.changes_per_s + (double)(flips1 - flips0) / win;
     const double made = (double)(off1 - off0) / win;
     const double achieved = o.mode == M_SHM ? (double)(ach1 - ach0) / win : (double)ach1 / win;
     double cpu_s = 0, rss_total = 0;

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The standard ph-loadgen sweep: W = 10, 100, 1,000, 10,000 simulated workers
+# at R = 1 and 10 status updates per second each, both modes (shm: the real
+# pipeline; amqp-per-worker: every worker publishing its own status), on one
+# private RabbitMQ node, one run after the other. Prints progress, then writes
+#   bench/results/<UTC date>.md     the table, with the amqp-per-worker / shm
+#                                   ratios of every (W, R) measured in this run
+#   bench/results/<UTC date>.png    updates/s and CPU per update against W
+#   bench/results/<UTC date>.jsonl  one ph-loadgen JSON object per run
+#
+#   bench/loadgen.sh                    the sweep (about 10 minutes here)
+#   bench/loadgen.sh --quick            W = 10, 100 only, short windows (~1 min)
+#   bench/loadgen.sh --seconds S        measured window per run (default 8)
+#   bench/loadgen.sh --out DIR          results folder (default bench/results)
+#
+# Builds Release into build-bench/ first. Installs missing Debian packages
+# (deploy/ensure-deps --bench: gnuplot-nox) as root, else prints the command.
+# Environment: PH_AMQP_URL_FILE set: that broker (and its rabbitmq.pid beside
+# it, if any, for the broker's CPU); otherwise a private node on
+# PH_AMQP_PORT (default 29672) and the ports after it.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${PH_BENCH_BUILD:-$here/build-bench}
+out=$here/bench/results
+seconds=8
+workers=(10 100 1000 10000)
+rates=(1 10)
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --quick) workers=(10 100); seconds=3; shift ;;
+        --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
+        --out) out=${2:?--out needs a folder}; shift 2 ;;
+        -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "loadgen.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "loadgen.sh: --seconds wants a number, not '$seconds'" >&2; exit 2; }
+
+"$here/deploy/ensure-deps" --bench || exit 1
+echo "== building Release into $build" >&2
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j"$(nproc)" --target ph-loadgen ph-bridge ph-swarm-controller >/dev/null
+
+dir=
+stop_broker() {
+    if [[ -n "$dir" ]]; then
+        "$here/deploy/rabbitmq" stop --dir "$dir" >/dev/null 2>&1 || true
+        rm -rf "$dir"
+        dir=
+    fi
+}
+trap stop_broker EXIT
+trap 'stop_broker; exit 130' INT
+trap 'stop_broker; exit 143' TERM
+
+if [[ -n "${PH_AMQP_URL_FILE:-}" ]]; then
+    url_file=$PH_AMQP_URL_FILE
+else
+    dir=$(mktemp -d /tmp/ph-bench-loadgen-broker-XXXXXX)
+    export PH_AMQP_PORT=${PH_AMQP_PORT:-29672} PH_MGMT_PORT=${PH_MGMT_PORT:-29673}
+    export PH_STOMP_PORT=${PH_STOMP_PORT:-29674} PH_DIST_PORT=${PH_DIST_PORT:-29675}
+    export PH_EPMD_PORT=${PH_EPMD_PORT:-29676}
+    echo "== starting a private RabbitMQ node in $dir (AMQP port $PH_AMQP_PORT)" >&2
+    "$here/deploy/rabbitmq" start --dir "$dir" >&2
+    url_file=$dir/amqp-url
+fi
+
+mkdir -p "$out"
+stamp=$(date -u +%Y-%m-%d)
+jsonl=$out/$stamp.jsonl
+: >"$jsonl"
+total=$((${#workers[@]} * ${#rates[@]} * 2))
+n=0
+t_start=$SECONDS
+for w in "${workers[@]}"; do
+    for r in "${rates[@]}"; do
+        for mode in shm amqp-per-worker; do
+            n=$((n + 1))
+            printf '[%2d/%d] %-15s W=%-6s R=%-3s ... ' "$n" "$total" "$mode" "$w" "$r" >&2
+            t0=$SECONDS
+            if line=$("$build/bin/ph-loadgen" --mode "$mode" --workers "$w" --rate "$r" \
+                --seconds "$seconds" --warmup 2 --amqp-url-file "$url_file" --json 2>"$out/.last.err"); then
+                :
+            fi
+            if [[ -z "$line" ]]; then
+                line=$(printf '{"mode":"%s","workers":%s,"rate":%s,"error":"no output: %s"}' \
+                    "$mode" "$w" "$r" "$(tail -n 1 "$out/.last.err" | tr -d '"\\')")
+            fi
+            printf '%s\n' "$line" >>"$jsonl"
+            /usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+if d.get("error"):
+    print("FAILED: %s" % d["error"], end="")
+else:
+    print("%.0f of %.0f updates/s%s, %.1f CPU-s per million" % (d["achieved_updates_per_s"],
+          d["offered_updates_per_s"], "" if d["keeping_up"] else " (NOT keeping up)",
+          d["cpu_s_per_million_updates"]), end="")' "$line" >&2
+            echo " ($((SECONDS - t0)) s)" >&2
+        done
+    done
+done
+rm -f "$out/.last.err"
+echo "== sweep done in $((SECONDS - t_start)) s; writing $out/$stamp.md and .png" >&2
+
+/usr/bin/python3 "$here/bench/loadgen_report.py" "$jsonl" "$out/$stamp.md" "$out/$stamp.png" \
+    "$(nproc)" "$seconds"
+echo "$out/$stamp.md"
