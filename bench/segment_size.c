@@ -131,7 +131,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < 4; i++)
         sizes[i] = ph_segment_size_for(counts[i], o.status_ring, o.command_ring);
     const uint64_t slot_bytes = (uint64_t)PH_SLOT_META_SIZE + o.status_ring + o.command_ring;
-    const uint64_t max16 = ((16ull << 20) - PH_SHM_HEADER_SIZE) / slot_bytes;
+    uint64_t max16 = ((16ull << 20) - PH_SHM_HEADER_SIZE) / slot_bytes;
+    while (max16 > 0 && ph_segment_size_for((uint32_t)max16, o.status_ring, o.command_ring) > (16ull << 20))
+        max16--; /* the claim index takes its pages too */
 
     /* resident memory for o.workers idle workers */
     char id[64], err[512];
@@ -216,7 +218,7 @@ int main(int argc, char **argv)
         struct bu_json j;
         bu_json_begin(&j, stdout);
         bu_json_str(&j, "benchmark", "ph-bench-segsize");
-        bu_json_str(&j, "formula", "size = 4096 + slots * (768 + status_ring + command_ring)");
+        bu_json_str(&j, "formula", "size = 4096 + ceil(slots * 8 / 4096) * 4096 + slots * (768 + status_ring + command_ring)");
         bu_json_int(&j, "header_bytes", PH_SHM_HEADER_SIZE);
         bu_json_int(&j, "slot_meta_bytes", PH_SLOT_META_SIZE);
         bu_json_int(&j, "slot_meta_used_bytes", (int64_t)sizeof(struct ph_slot));
@@ -246,10 +248,11 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("segment size (ph_segment_size_for)\n");
-    printf("  size = header + slots * (slot metadata + status ring + command ring)\n");
-    printf("       = %u + slots * (%u + %u + %u) = %u + slots * %llu bytes\n", PH_SHM_HEADER_SIZE,
-           PH_SLOT_META_SIZE, o.status_ring, o.command_ring, PH_SHM_HEADER_SIZE,
-           (unsigned long long)slot_bytes);
+    printf("  size = header + claim index + slots * (slot metadata + status ring + command ring)\n");
+    printf("       = %u + (slots * 8, in whole pages) + slots * (%u + %u + %u)\n"
+           "       = %u + index + slots * %llu bytes\n",
+           PH_SHM_HEADER_SIZE, PH_SLOT_META_SIZE, o.status_ring, o.command_ring,
+           PH_SHM_HEADER_SIZE, (unsigned long long)slot_bytes);
     printf("  (slot metadata: %zu of %u bytes used by struct ph_slot)\n", sizeof(struct ph_slot),
            PH_SLOT_META_SIZE);
     printf("  %8s %14s %10s\n", "workers", "bytes", "MiB");

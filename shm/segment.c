@@ -15,7 +15,7 @@
 
 uint64_t ph_segment_size_for(uint32_t slots, uint32_t status_ring, uint32_t command_ring)
 {
-    return (uint64_t)PH_SHM_HEADER_SIZE +
+    return (uint64_t)PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots) +
            (uint64_t)slots * ((uint64_t)PH_SLOT_META_SIZE + status_ring + command_ring);
 }
 
@@ -179,6 +179,7 @@ static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, b
     seg->size = size;
     seg->hdr = base;
     seg->slots = hc.slot_capacity;
+    seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(hc.slot_capacity);
     seg->slot_size = hc.slot_size;
     seg->status_ring = hc.status_ring;
     seg->command_ring = hc.command_ring;
@@ -452,6 +453,7 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         /* Our own parameters, not a read-back of the shared header. */
         seg->hdr = h;
         seg->slots = p.slots;
+        seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(p.slots);
         seg->slot_size = PH_SLOT_META_SIZE + p.status_ring + p.command_ring;
         seg->status_ring = p.status_ring;
         seg->command_ring = p.command_ring;

@@ -22,6 +22,17 @@ static bool identity_matches(const struct ph_slot_identity *id, const char *role
     return strcmp(id->role, role) == 0 && strcmp(id->instance, instance) == 0;
 }
 
+uint64_t ph_claim_hash(const char *role, const char *instance)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = role;; p++) {
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+        if (*p == '\0') break;
+    }
+    for (const char *p = instance; *p != '\0'; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    return h | 1u;
+}
+
 bool ph_slot_identity_read(const struct ph_slot *s, struct ph_slot_identity *out)
 {
     /* A seqlock on the state word: acquire the word, copy the identity with
@@ -91,19 +102,23 @@ static void raise_high_water(struct ph_shm_header *h, uint32_t n)
 #define JOIN_WAIT_NS (2ull * 1000000000ull) /* longest wait for a concurrent claim */
 #define JOIN_NAP_NS (1000000L)              /* between looks at it */
 
-/* Our slot `mine` is JOINING with (role, instance). Looks at every other
- * slot that may be in use; PH_OK when we may go ACTIVE, PH_ERR_BUSY when a
- * live process holds or wins the same pair.
+/* Our slot `mine` is JOINING with (role, instance), and we announced the
+ * pair's hash in the claim index. Looks at every other slot that may be in
+ * use whose index word is that hash; PH_OK when we may go ACTIVE,
+ * PH_ERR_BUSY when a live process holds or wins the same pair.
  *
  * Why two concurrent claimers cannot both win (the store-buffer litmus):
- * each made its slot JOINING with a seq_cst CAS, then reads the high water
- * mark and every other state word with seq_cst loads. All of these are in
- * one total order. Whichever CAS to JOINING comes first, the other
- * claimer's loads come after it and see that slot JOINING (or what it
- * became: ACTIVE, or FREE after giving up); high-water raises are seq_cst
- * too and precede each claimer's CAS, so the bound the other reads covers
- * the slot. With acquire/release only, both could read the old states and
- * both win. At least one of any two sees the other, then:
+ * each made its slot JOINING with a seq_cst CAS and then announced its
+ * hash with a seq_cst store, then reads the high water mark and every
+ * other index word with seq_cst loads. All of these are in one total
+ * order. Whichever announcement comes first, the other claimer's loads
+ * come after it and see that hash; high-water raises are seq_cst too and
+ * precede each claimer's announcement, so the bound the other reads covers
+ * the slot. With acquire/release only, both could read the old words and
+ * both win. A slot whose word matches is then judged by its state word and
+ * identity (the announcement follows the CAS to JOINING, so that state is
+ * visible): an old claimer's stale hash, or a hash collision, only costs
+ * that look. At least one of any two sees the other, then:
  *   - the other is ACTIVE: we lose;
  *   - the other is JOINING in a lower slot: it wins, we lose;
  *   - the other is JOINING in a higher slot: it may not have seen us, so we
@@ -113,11 +128,16 @@ static int check_duplicates(struct ph_segment *seg, uint32_t mine, const char *r
                             const char *instance, char *err, size_t errlen)
 {
     uint64_t deadline = 0;
+    const uint64_t hash = ph_claim_hash(role, instance);
+    _Atomic uint64_t *index = ph_segment_claim_index(seg);
     /* seq_cst: see above. */
     uint32_t hw = atomic_load_explicit(&seg->hdr->slot_high_water, memory_order_seq_cst);
     if (hw > seg->slots) hw = seg->slots;
     for (uint32_t j = 0; j < hw; j++) {
         if (j == mine) continue;
+        /* seq_cst: the loads of the litmus above. A slot announcing another
+         * pair (or none) cannot hold ours. */
+        if (atomic_load_explicit(&index[j], memory_order_seq_cst) != hash) continue;
         const struct ph_slot *o = ph_segment_slot(seg, j);
         for (int look = 0;; look++) {
             /* seq_cst: see above. */
@@ -166,9 +186,13 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
     /* Fast refusal when a live process already holds the pair, before
      * taking a slot: the authoritative check is check_duplicates(), made
      * after our slot is JOINING. acquire: see raise_high_water(). */
+    const uint64_t hash = ph_claim_hash(role, instance);
+    _Atomic uint64_t *claim_index = ph_segment_claim_index(seg);
     uint32_t hw = atomic_load_explicit(&seg->hdr->slot_high_water, memory_order_acquire);
     if (hw > seg->slots) hw = seg->slots;
     for (uint32_t i = 0; i < hw; i++) {
+        /* relaxed: a hint only, as this whole pass is. */
+        if (atomic_load_explicit(&claim_index[i], memory_order_relaxed) != hash) continue;
         struct ph_slot_identity id;
         if (ph_slot_identity_read(ph_segment_slot(seg, i), &id) &&
             ph_slot_state_of(id.state) == PH_SLOT_ACTIVE && identity_matches(&id, role, instance) &&
@@ -180,8 +204,15 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
         }
     }
 
+    /* The search starts at this mapping's cursor: the slots before it were
+     * in use at its last claim (a process attaching many workers would
+     * otherwise read every taken slot again for each one). It wraps around,
+     * so a slot freed below the cursor is still found. relaxed: a
+     * process-local hint; the CAS below decides. */
+    const uint32_t from = atomic_load_explicit(&seg->claim_cursor, memory_order_relaxed);
     for (int round = 0; round < 3; round++) {
-        for (uint32_t i = 0; i < seg->slots; i++) {
+        for (uint32_t k = 0; k < seg->slots; k++) {
+            const uint32_t i = (from + k) % seg->slots;
             struct ph_slot *s = ph_segment_slot(seg, i);
             /* acquire: a FREE word seen here carries the previous owner's and
              * the controller's last writes, which we then overwrite. */
@@ -207,10 +238,15 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
                                                          memory_order_seq_cst,
                                                          memory_order_relaxed))
                 continue;
+            /* seq_cst: the announcement of the litmus in check_duplicates(),
+             * after the CAS to JOINING so that a claimer seeing it sees the
+             * slot JOINING (or later). */
+            atomic_store_explicit(&claim_index[i], hash, memory_order_seq_cst);
             rc = check_duplicates(seg, i, role, instance, err, errlen);
             if (rc != PH_OK) {
                 /* Lost: give the slot back (it keeps its claim counter). */
                 ph_slot_free(seg, i, joining);
+                atomic_store_explicit(&seg->claim_cursor, i, memory_order_relaxed);
                 return rc;
             }
             expect = joining;
@@ -222,6 +258,8 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
                                                         memory_order_relaxed)) {
                 *index = i;
                 if (word != NULL) *word = active;
+                atomic_store_explicit(&seg->claim_cursor, (i + 1) % seg->slots,
+                                      memory_order_relaxed);
                 return PH_OK;
             }
         }
@@ -236,6 +274,9 @@ bool ph_slot_detach(struct ph_segment *seg, uint32_t index, uint64_t word)
     if (index >= seg->slots || ph_slot_state_of(word) != PH_SLOT_ACTIVE) return false;
     struct ph_slot *s = ph_segment_slot(seg, index);
     uint64_t expect = word;
+    /* Our next claim looks here first (relaxed: a process-local hint). */
+    if (index < atomic_load_explicit(&seg->claim_cursor, memory_order_relaxed))
+        atomic_store_explicit(&seg->claim_cursor, index, memory_order_relaxed);
     /* Only from the exact word we were given by the claim: if the slot was
      * freed and claimed again meanwhile, it is not ours to detach.
      * release: our last records and mirror stores precede DETACHED, so the
@@ -250,6 +291,9 @@ bool ph_slot_free(struct ph_segment *seg, uint32_t index, uint64_t expect)
 {
     if (index >= seg->slots) return false;
     struct ph_slot *s = ph_segment_slot(seg, index);
+    /* A claim through this mapping looks here first (relaxed: a hint). */
+    if (index < atomic_load_explicit(&seg->claim_cursor, memory_order_relaxed))
+        atomic_store_explicit(&seg->claim_cursor, index, memory_order_relaxed);
     /* release: the controller's final reads of the rings happen before a new
      * claimer (acquire) resets them. The claim counter is kept so the next
      * claim gets a new word. */

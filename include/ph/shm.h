@@ -3,6 +3,8 @@
  *   +--------------------+  offset 0
  *   | ph_shm_header      |  PH_SHM_HEADER_SIZE bytes (one page)
  *   +--------------------+
+ *   | claim index        |  one 64-bit word per slot, whole pages
+ *   +--------------------+  (ph_claim_index_bytes(slots))
  *   | slot 0             |  slot_size bytes:
  *   |   ph_slot          |    PH_SLOT_META_SIZE bytes of metadata
  *   |   status ring data |    status_ring bytes  (worker -> controller)
@@ -10,7 +12,15 @@
  *   +--------------------+
  *   | slot 1 ...         |
  *
- *   size = PH_SHM_HEADER_SIZE + slots * (PH_SLOT_META_SIZE + status_ring + command_ring)
+ *   size = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots)
+ *          + slots * (PH_SLOT_META_SIZE + status_ring + command_ring)
+ *
+ * The claim index holds, per slot, a hash of the (role, instance) its last
+ * claimer announced (0: none yet). A claimer's duplicate check reads it as
+ * one dense array instead of every slot's identity (slots are kilobytes
+ * apart): it only looks at a slot whose word matches its own hash. The
+ * words are hints: a match is checked against the slot's state and
+ * identity, any value is safe (see shm/slot.c).
  *
  * The controller creates the segment and writes the immutable part of the
  * header; storing `magic` (release) is the last step and publishes it.
@@ -63,7 +73,7 @@ extern "C" {
 #endif
 
 #define PH_SHM_MAGIC 0x31304d4853485050ull /* "PPHSHM01" little-endian */
-#define PH_LAYOUT_VERSION 2u
+#define PH_LAYOUT_VERSION 3u
 #define PH_SHM_HEADER_SIZE 4096u
 #define PH_SLOT_META_SIZE 768u
 #define PH_MAX_SLOTS 65536u
@@ -252,6 +262,8 @@ struct ph_segment {
     uint32_t slot_size;
     uint32_t status_ring;
     uint32_t command_ring;
+    uint64_t slots_offset;    /* PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots) */
+    _Atomic uint32_t claim_cursor; /* where this mapping's next claim looks first (a hint) */
     uint64_t claim;           /* our controller claim word if we created/adopted it, else 0 */
     char name[PH_ID_MAX + 8]; /* "/ph.<swarm>" */
 };
@@ -306,9 +318,22 @@ void ph_segment_set_controller(struct ph_segment *seg, int32_t pid, uint64_t sta
 void ph_segment_release_controller(struct ph_segment *seg);
 void ph_segment_heartbeat(struct ph_segment *seg);
 
+/* Bytes of the claim index for `slots` slots: 8 a slot, in whole pages. */
+static inline uint64_t ph_claim_index_bytes(uint32_t slots)
+{
+    return ((uint64_t)slots * 8u + 4095u) & ~(uint64_t)4095u;
+}
+/* The claim index word of (role, instance): FNV-1a over "role\0instance",
+ * never 0 (the word of a slot nobody announced in). */
+uint64_t ph_claim_hash(const char *role, const char *instance);
+/* The claim index: seg->slots words (see the layout above). */
+static inline _Atomic uint64_t *ph_segment_claim_index(const struct ph_segment *seg)
+{
+    return (_Atomic uint64_t *)((uint8_t *)seg->base + PH_SHM_HEADER_SIZE);
+}
 static inline struct ph_slot *ph_segment_slot(const struct ph_segment *seg, uint32_t i)
 {
-    return (struct ph_slot *)((uint8_t *)seg->base + PH_SHM_HEADER_SIZE +
+    return (struct ph_slot *)((uint8_t *)seg->base + seg->slots_offset +
                               (size_t)i * seg->slot_size);
 }
 static inline uint8_t *ph_slot_status_data(const struct ph_segment *seg, struct ph_slot *s)

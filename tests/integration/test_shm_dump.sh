@@ -72,7 +72,8 @@ expect() {
 
 # Writes a file that looks like a segment header: magic, version, and a
 # geometry of one slot with 256-byte rings, at the offsets of
-# struct ph_shm_header (include/ph/shm.h).
+# struct ph_shm_header (include/ph/shm.h); layout 3 puts a one-page claim
+# index between the header and the slot.
 craft_header() { # PATH SWARM VERSION FILE_SIZE
     "$PY" - "$@" <<'EOF'
 import struct, sys
@@ -82,7 +83,7 @@ slot_size = 768 + status_ring + command_ring
 hdr = struct.pack("<QIIQIIIIQ64s",
                   0x31304d4853485050,      # magic "PPHSHM01"
                   version, 4096,           # layout_version, header_size
-                  4096 + slots * slot_size,  # segment_size
+                  4096 + 4096 + slots * slot_size,  # segment_size
                   slots, slot_size, status_ring, command_ring,
                   0,                       # created_real_ns
                   swarm.encode())
@@ -131,20 +132,26 @@ ID=$TAG-v1
 segments+=("$ID")
 craft_header "/dev/shm/ph.$ID" "$ID" 1 8192
 expect "layout version 1 (before the identity words) is refused" 6 \
-    "has layout version 1, this program reads 2" -- "$PHCTL" shm-dump --swarm "$ID"
+    "has layout version 1, this program reads 3" -- "$PHCTL" shm-dump --swarm "$ID"
+
+ID=$TAG-v2
+segments+=("$ID")
+craft_header "/dev/shm/ph.$ID" "$ID" 2 8192
+expect "layout version 2 (before the claim index) is refused" 6 \
+    "has layout version 2, this program reads 3" -- "$PHCTL" shm-dump --swarm "$ID"
 
 # A slot whose claimer is checking for duplicates (state JOINING, identity
 # published as 64-bit words at the offsets of struct ph_slot) shows as such.
 ID=$TAG-joining
 segments+=("$ID")
-craft_header "/dev/shm/ph.$ID" "$ID" 2 $((4096 + 768 + 256 + 256))
+craft_header "/dev/shm/ph.$ID" "$ID" 3 $((4096 + 4096 + 768 + 256 + 256))
 "$PY" - "/dev/shm/ph.$ID" "$$" <<'EOF'
 import struct, sys
 path, pid = sys.argv[1], int(sys.argv[2])
 state = (pid << 32) | (1 << 8) | 4              # JOINING, claim 1
 slot = struct.pack("<QQQQQ64s64s", state, 0, pid, 0, 0, b"gen", b"gen-1")
 with open(path, "r+b") as f:
-    f.seek(4096)
+    f.seek(4096 + 4096)  # after the header and the claim index
     f.write(slot)
 EOF
 expect "a slot in JOINING is shown as joining" 0 " joining " -- "$PHCTL" shm-dump --swarm "$ID"
@@ -153,7 +160,7 @@ expect "a slot in JOINING is shown as joining (json)" 0 '"state": "joining"' -- 
 
 ID=$TAG-short
 segments+=("$ID")
-craft_header "/dev/shm/ph.$ID" "$ID" 2 5000
+craft_header "/dev/shm/ph.$ID" "$ID" 3 5000
 expect "crafted header longer than its object is truncated" 7 "is truncated" -- \
     "$PHCTL" shm-dump --swarm "$ID"
 
@@ -183,7 +190,7 @@ elif ! command -v setpriv >/dev/null; then
     echo "SKIP: permission denied (setpriv is not installed)"
 else
     segments+=("$ID")
-    craft_header "/dev/shm/ph.$ID" "$ID" 2 8192
+    craft_header "/dev/shm/ph.$ID" "$ID" 3 8192
     chmod 0600 "/dev/shm/ph.$ID"
     expect "root-owned 0600 segment read as nobody is permission denied" 4 "Permission denied" -- \
         setpriv --reuid=65534 --regid=65534 --clear-groups "$PHCTL" shm-dump --swarm "$ID"
@@ -231,7 +238,7 @@ for k, t in [("layoutVersion", int), ("generation", int), ("controllerPid", int)
              ("quarantinedTotal", int), ("reclaimedTotal", int), ("swarmId", str)]:
     need(h, k, t, "header")
 if h.get("swarmId") != swarm: problems.append(f"header.swarmId is {h.get('swarmId')!r}")
-if h.get("layoutVersion") != 2: problems.append(f"header.layoutVersion is {h.get('layoutVersion')}")
+if h.get("layoutVersion") != 3: problems.append(f"header.layoutVersion is {h.get('layoutVersion')}")
 if h.get("controllerAlive") != (ctl_alive == "true"):
     problems.append(f"header.controllerAlive is {h.get('controllerAlive')}, expected {ctl_alive}")
 ws = doc.get("workers", [])

@@ -173,8 +173,8 @@ static void segment_size_formula_fits_1000_workers_in_16_mib(void **state)
 {
     (void)state;
     const uint64_t sz = ph_segment_size_for(1000, 8192, 4096);
-    assert_int_equal(sz,
-                     (uint64_t)PH_SHM_HEADER_SIZE + 1000ull * (PH_SLOT_META_SIZE + 8192 + 4096));
+    assert_int_equal(sz, (uint64_t)PH_SHM_HEADER_SIZE + 8192 /* 1000 index words, 2 pages */ +
+                             1000ull * (PH_SLOT_META_SIZE + 8192 + 4096));
     assert_true(sz <= 16ull * 1024 * 1024);
     /* The object really has the size the formula gives (defaults). */
     const char *id = new_id();
@@ -342,22 +342,25 @@ static void segment_open_rejects_other_layout_version(void **state)
     ph_segment_close(&c);
 }
 
-/* Layout 2 (identity words, controller claim, JOINING) cannot read a
- * segment of layout 1, and says so in words. */
-static void segment_of_layout_1_is_refused_with_a_clear_message(void **state)
+/* Layout 3 (the claim index before the slots) cannot read a segment of an
+ * older layout (layout 2 has no index, layout 1 no identity words either),
+ * and says so in words. */
+static void segment_of_an_older_layout_is_refused_with_a_clear_message(void **state)
 {
     (void)state;
-    assert_int_equal(PH_LAYOUT_VERSION, 2);
-    const char *id = new_id();
-    struct ph_segment c;
-    create(&c, id, 2);
-    c.hdr->layout_version = 1;
-    char err[256], want[128];
-    assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_VERSION);
-    snprintf(want, sizeof want, "segment /dev/shm/ph.%s has layout version 1, this program reads 2",
-             id);
-    assert_string_equal(err, want);
-    ph_segment_close(&c);
+    assert_int_equal(PH_LAYOUT_VERSION, 3);
+    for (uint32_t old = 1; old <= 2; old++) {
+        const char *id = new_id();
+        struct ph_segment c;
+        create(&c, id, 2);
+        c.hdr->layout_version = old;
+        char err[256], want[128];
+        assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_VERSION);
+        snprintf(want, sizeof want,
+                 "segment /dev/shm/ph.%s has layout version %u, this program reads 3", id, old);
+        assert_string_equal(err, want);
+        ph_segment_close(&c);
+    }
 }
 
 static void segment_open_rejects_truncated_object(void **state)
@@ -967,6 +970,8 @@ static uint64_t put_joining(struct ph_segment *c, uint32_t i, pid_t pid, uint64_
     const uint64_t w =
         ph_slot_word(PH_SLOT_JOINING, ph_slot_seq_of(atomic_load(&s->state)) + 1, pid);
     atomic_store(&s->state, w);
+    /* Announced, as a claimer does after its CAS to JOINING. */
+    atomic_store(&ph_segment_claim_index(c)[i], ph_claim_hash("r", "i"));
     if (atomic_load(&c->hdr->slot_high_water) < i + 1)
         atomic_store(&c->hdr->slot_high_water, i + 1);
     return w;
@@ -1311,7 +1316,7 @@ int main(void)
         cmocka_unit_test(segment_create_refuses_invalid_parameters),
         cmocka_unit_test(segment_open_rejects_bad_magic),
         cmocka_unit_test(segment_open_rejects_other_layout_version),
-        cmocka_unit_test(segment_of_layout_1_is_refused_with_a_clear_message),
+        cmocka_unit_test(segment_of_an_older_layout_is_refused_with_a_clear_message),
         cmocka_unit_test(segment_open_rejects_truncated_object),
         cmocka_unit_test(segment_open_rejects_inconsistent_geometry),
         cmocka_unit_test(item13_open_geometry_fits_the_mapping_under_concurrent_header_writes),
