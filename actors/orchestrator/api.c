@@ -307,7 +307,9 @@ static void put(struct text *t, const char *fmt, ...)
     for (;;) {
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        /* No buffer yet: only measure (a null pointer takes no offset). */
+        int n = t->buf != NULL ? vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap)
+                               : vsnprintf(NULL, 0, fmt, ap);
         va_end(ap);
         if (n < 0) return;
         if ((size_t)n < t->cap - t->len) {
