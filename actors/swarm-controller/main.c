@@ -130,7 +130,10 @@ static int load_swarm_file(struct opts *o)
     int rc = 0;
     char err[256];
     const char *id = json_string_value(json_object_get(root, "swarmId"));
-    if (id == NULL || strcmp(id, o->swarm) != 0) {
+    if (id != NULL && ph_ident_check("swarmId", id, err, sizeof err) != PH_OK) {
+        ph_error("swarm file %s: %s", o->swarm_file, err);
+        rc = 2;
+    } else if (id == NULL || strcmp(id, o->swarm) != 0) {
         ph_error("swarm file %s describes swarm '%s', not '%s'", o->swarm_file,
                  id ? id : "(no swarmId)", o->swarm);
         rc = 2;
@@ -142,8 +145,12 @@ static int load_swarm_file(struct opts *o)
     {
         const char *role = json_string_value(json_object_get(r, "role"));
         const json_t *cnt = json_object_get(r, "count");
-        if (role == NULL || ph_ident_check("role", role, err, sizeof err) != PH_OK ||
-            (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 0)) ||
+        if (role != NULL && ph_ident_check("role", role, err, sizeof err) != PH_OK) {
+            ph_error("swarm file %s: roles[%zu]: %s", o->swarm_file, i, err);
+            rc = 2;
+            break;
+        }
+        if (role == NULL || (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 0)) ||
             o->nroles == SWARM_MAX_ROLES) {
             ph_error("swarm file %s: roles[%zu] is invalid", o->swarm_file, i);
             rc = 2;
@@ -172,10 +179,20 @@ static int load_swarm_file(struct opts *o)
         o->cfg.worker_deltas = json_is_true(v);
     if ((v = json_object_get(root, "autoStart")) && json_is_boolean(v))
         o->cfg.auto_start = json_is_true(v);
-    if ((v = json_object_get(root, "runId")) && json_is_string(v) && o->run_id == NULL)
+    /* Checked whole, before a copy could cut them to a valid prefix. */
+    if ((v = json_object_get(root, "runId")) && json_is_string(v) && o->run_id == NULL) {
+        if (ph_ident_check("runId", json_string_value(v), err, sizeof err) != PH_OK) {
+            ph_error("swarm file %s: %s", o->swarm_file, err);
+            rc = 2;
+        }
         snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s", json_string_value(v));
+    }
     const char *inst = json_string_value(json_object_get(json_object_get(root, "controller"),
                                                          "instance"));
+    if (inst != NULL && ph_ident_check("controller.instance", inst, err, sizeof err) != PH_OK) {
+        ph_error("swarm file %s: %s", o->swarm_file, err);
+        rc = 2;
+    }
     if (inst != NULL && o->instance == NULL)
         snprintf(o->cfg.instance, sizeof o->cfg.instance, "%s", inst);
     json_decref(root);
@@ -312,8 +329,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     if (o->run_id) snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s", o->run_id);
     /* No run id given: default_run_id() decides once the segment is open (a
      * restarted controller continues the run it adopts). */
-    if (o->cfg.run_id[0] != '\0' &&
-        ph_ident_check("run id", o->cfg.run_id, err, sizeof err) != PH_OK) {
+    if ((o->run_id != NULL || o->cfg.run_id[0] != '\0') &&
+        ph_ident_check("run id", o->run_id ? o->run_id : o->cfg.run_id, err, sizeof err) != PH_OK) {
         fprintf(stderr, "ph-swarm-controller: %s\n", err);
         return 2;
     }
