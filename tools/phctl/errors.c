@@ -45,8 +45,8 @@ static const char *hint_for(int err)
         return "check the swarm id; 'ls /dev/shm/ph.*' lists the segments on this host";
     case PH_ERR_ACCES:
         return "segments are owner-only (mode 0600): run phctl as the user that runs the "
-               "swarm's controller, or, to inspect another user's swarm read-only, give "
-               "--allow-owner UID (or --any-owner)";
+               "swarm's controller; to inspect another user's swarm read-only, shm-dump and "
+               "journal take --allow-owner UID (or --any-owner)";
     case PH_ERR_MAGIC:
     case PH_ERR_CORRUPT:
         return "the object was not written by a swarm controller, or was damaged; "

@@ -677,12 +677,8 @@ static void bad_swarm_ids_in_every_route_are_refused_with_400(void **state)
     const char *bad[] = {"a.b", "a#", "*", "", long_id, "a b", "\xc3\xa9", "../x", "ALL"};
     /* method, then the path around the id */
     static const char *const routes[][2] = {
-        {"GET", ""},
-        {"POST", "/start"},
-        {"POST", "/stop"},
-        {"POST", "/remove"},
-        {"POST", "/status-request"},
-        {"GET", "/outcomes/c-1"},
+        {"GET", ""},         {"POST", "/start"},          {"POST", "/stop"},
+        {"POST", "/remove"}, {"POST", "/status-request"}, {"GET", "/outcomes/c-1"},
     };
     for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
         for (size_t k = 0; k < sizeof routes / sizeof routes[0]; k++) {
