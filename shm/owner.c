@@ -23,11 +23,16 @@ void ph_owner_policy_set(const struct ph_owner_policy *p)
 static bool in_group(gid_t gid)
 {
     if (getegid() == gid) return true;
-    gid_t groups[256];
-    int n = getgroups((int)(sizeof groups / sizeof groups[0]), groups);
-    for (int i = 0; i < n; i++)
-        if (groups[i] == gid) return true;
-    return false;
+    int n = getgroups(0, NULL);
+    if (n <= 0) return false;
+    gid_t *groups = calloc((size_t)n, sizeof *groups);
+    if (groups == NULL) return false;
+    n = getgroups(n, groups);
+    bool found = false;
+    for (int i = 0; i < n && !found; i++)
+        found = groups[i] == gid;
+    free(groups);
+    return found;
 }
 
 int ph_owner_check(int fd, const char *name, bool writable, char *err, size_t errlen)

@@ -111,6 +111,8 @@ if wait_until 10 "the group member's worker in the slot table" \
     bash -c "'$BIN/phctl' shm-dump --swarm '$ID' --json | grep -q '\"instance\": \"gen-1\"'"; then
     pass "--shm-group: a group member's worker attaches"
 fi
+expect "--shm-group: a member through a supplementary group reads it" 0 "\"swarmId\": \"$ID\"" -- \
+    setpriv --reuid=$NOBODY --regid=12345 --groups="$NOGROUP" "$BIN/phctl" shm-dump --swarm "$ID" --json
 expect "--shm-group: a non-member is refused (by the kernel)" 4 "Permission denied" -- \
     setpriv --reuid=$NOBODY --regid=12345 --clear-groups "$BIN/phctl" shm-dump --swarm "$ID"
 expect "--shm-group with an unknown group is a usage error" 2 "no group 'pht-no-such-group'" -- \
