@@ -54,9 +54,7 @@ static void usage(FILE *out)
           "               one old file; each file starts with a checkpoint)\n"
           "  --follow     keep printing new lines until interrupted; when the controller\n"
           "               rotates the file, go on with the new one\n"
-          "  --json       print the JSON lines as stored\n"
-          PHCTL_OWNER_HELP
-          "\n"
+          "  --json       print the JSON lines as stored\n" PHCTL_OWNER_HELP "\n"
           "Only a regular file is read. A line longer than 1 MiB is reported on stderr\n"
           "and skipped; a last line without a newline is printed with a warning (with\n"
           "--follow, the rest of it is waited for). 64 MiB without a newline end the\n"

@@ -46,8 +46,7 @@ static void usage(FILE *out)
         "  -w, --watch           redraw every interval until Ctrl-C (then exit 0); with --json,\n"
         "                        one compact document per line per interval\n"
         "  -i, --interval-ms N   refresh interval of --watch in ms (default 1000, 10..3600000)\n"
-        "  -n, --count N         with --watch, stop after N refreshes\n"
-        PHCTL_OWNER_HELP
+        "  -n, --count N         with --watch, stop after N refreshes\n" PHCTL_OWNER_HELP
         "  -h, --help            print this help\n"
         "\n"
         "TPS is the controller's estimate. When the controller is dead, --watch measures it\n"
