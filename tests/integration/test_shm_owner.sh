@@ -174,17 +174,18 @@ expect "a world-writable channel of another uid: the bridge refuses" nz \
 
 SEG_MAGIC=31304d4853485050
 CHAN_MAGIC=31304e4148435050
-SEG_FULL=$((4096 + 768 + 512))
+# header page, claim index page (one slot), one slot of 768 + 2 x 256 bytes
+SEG_FULL=$((4096 + 4096 + 768 + 512))
 CHAN_FULL=$((4096 + 8192))
 # name | seg version | seg size | seg magic | chan version | chan size | chan magic | message
 cases=(
-    "bad magic|2|$SEG_FULL|0123456789abcdef|2|$CHAN_FULL|0123456789abcdef|not a"
+    "bad magic|3|$SEG_FULL|0123456789abcdef|2|$CHAN_FULL|0123456789abcdef|not a"
     "layout version 99|99|$SEG_FULL|$SEG_MAGIC|99|$CHAN_FULL|$CHAN_MAGIC|layout version 99"
-    "truncated|2|5000|$SEG_MAGIC|2|5000|$CHAN_MAGIC|truncated"
+    "truncated|3|5000|$SEG_MAGIC|2|5000|$CHAN_MAGIC|truncated"
 )
 # Every crafted object at once (one python start): for case n, the segment
-# ph.$TAG-bad<n> (struct ph_shm_header, include/ph/shm.h: one slot, 256-byte
-# rings) and its channel (struct ph_chan_header, include/ph/channel.h: 4 KiB
+# ph.$TAG-bad<n> (struct ph_shm_header, include/ph/shm.h, layout 3: one
+# slot, 256-byte rings, a one-page claim index) and its channel (struct ph_chan_header, include/ph/channel.h: 4 KiB
 # rings), mode 0600.
 n=0
 for c in "${cases[@]}"; do
@@ -198,8 +199,8 @@ for n, case in enumerate(sys.argv[2:], 1):
     _, sv, ss, sm, cv, cs, cm, _ = case.split("|")
     swarm = f"{tag}-bad{n}".encode()
     slot = 768 + 256 + 256
-    seg = struct.pack("<QIIQIIIIQ64s", int(sm, 16), int(sv), 4096, 4096 + slot, 1, slot, 256, 256,
-                      0, swarm)
+    seg = struct.pack("<QIIQIIIIQ64s", int(sm, 16), int(sv), 4096, 4096 + 4096 + slot, 1, slot, 256,
+                      256, 0, swarm)
     chan = struct.pack("<QIIQII64s", int(cm, 16), int(cv), 4096, 4096 + 8192, 4096, 4096, swarm)
     for path, hdr, size in ((f"/dev/shm/ph.{tag}-bad{n}", seg, int(ss)),
                             (f"/dev/shm/ph.{tag}-bad{n}.bridge", chan, int(cs))):
