@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ph/owner.h"
 #include "ph/shm.h"
 
 static int chan_name(const char *swarm_id, char *buf, size_t n, char *err, size_t errlen)
@@ -40,6 +41,13 @@ static void set_views(struct ph_channel *ch, uint32_t out_ring, uint32_t in_ring
 int ph_channel_create(struct ph_channel *ch, const char *swarm_id, uint32_t out_ring,
                       uint32_t in_ring, char *err, size_t errlen)
 {
+    return ph_channel_create_group(ch, swarm_id, out_ring, in_ring, false, 0, err, errlen);
+}
+
+int ph_channel_create_group(struct ph_channel *ch, const char *swarm_id, uint32_t out_ring,
+                            uint32_t in_ring, bool set_group, uint32_t gid, char *err,
+                            size_t errlen)
+{
     memset(ch, 0, sizeof *ch);
     ch->fd = -1;
     int rc = chan_name(swarm_id, ch->name, sizeof ch->name, err, errlen);
@@ -54,10 +62,13 @@ int ph_channel_create(struct ph_channel *ch, const char *swarm_id, uint32_t out_
     /* A channel left by an earlier controller carries documents nobody will
      * complete; the bridge re-registers on the new one. */
     shm_unlink(ch->name);
+    const mode_t mode = set_group ? 0660 : 0600;
     int fd = shm_open(ch->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return sys_err("cannot create", ch->name, err, errlen);
     const uint64_t size = (uint64_t)PH_CHAN_HEADER_SIZE + out_ring + in_ring;
-    if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)size) != 0) {
+    /* The group before the group bits, so they never apply to another. */
+    if ((set_group && fchown(fd, (uid_t)-1, (gid_t)gid) != 0) || fchmod(fd, mode) != 0 ||
+        ftruncate(fd, (off_t)size) != 0) {
         rc = sys_err("cannot size", ch->name, err, errlen);
         close(fd);
         shm_unlink(ch->name);
@@ -103,6 +114,12 @@ int ph_channel_open(struct ph_channel *ch, const char *swarm_id, bool writable, 
             return PH_ERR_NOENT;
         }
         return sys_err("cannot open", ch->name, err, errlen);
+    }
+    /* The owner before anything is read (ph/owner.h). */
+    rc = ph_owner_check(fd, ch->name, writable, err, errlen);
+    if (rc != PH_OK) {
+        close(fd);
+        return rc;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < PH_CHAN_HEADER_SIZE) {

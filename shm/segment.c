@@ -1,5 +1,6 @@
 /* Creation, adoption and validated mapping of a swarm's segment. */
 #include "ph/log.h"
+#include "ph/owner.h"
 #include "ph/shm.h"
 
 #include <errno.h>
@@ -135,6 +136,10 @@ static int validate_copy(const struct hdr_copy *h, const char *name, const char 
 static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, bool writable,
                          char *err, size_t errlen)
 {
+    /* The owner before anything is read: another user's object is not
+     * ours to trust, whatever its header says. */
+    int rc = ph_owner_check(fd, seg->name, writable, err, errlen);
+    if (rc != PH_OK) return rc;
     struct stat st;
     if (fstat(fd, &st) != 0) return sys_err("cannot stat", seg->name, err, errlen);
     if ((uint64_t)st.st_size < PH_SHM_HEADER_SIZE) {
@@ -149,7 +154,7 @@ static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, b
     void *h = mmap(NULL, PH_SHM_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
     if (h == MAP_FAILED) return sys_err("cannot map", seg->name, err, errlen);
     struct hdr_copy hc;
-    int rc = copy_header(h, seg->name, &hc, err, errlen);
+    rc = copy_header(h, seg->name, &hc, err, errlen);
     munmap(h, PH_SHM_HEADER_SIZE);
     if (rc == PH_OK)
         rc = validate_copy(&hc, seg->name, swarm_id, (uint64_t)st.st_size, err, errlen);
@@ -372,7 +377,7 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
     if (p.slots == 0) p.slots = PH_DEFAULT_SLOTS;
     if (p.status_ring == 0) p.status_ring = PH_DEFAULT_STATUS_RING;
     if (p.command_ring == 0) p.command_ring = PH_DEFAULT_COMMAND_RING;
-    if (p.mode == 0) p.mode = 0600;
+    if (p.mode == 0) p.mode = p.set_group ? 0660 : 0600;
     if (p.slots > PH_MAX_SLOTS || !ph_ring_capacity_valid(p.status_ring) ||
         !ph_ring_capacity_valid(p.command_ring) || (p.mode & ~0777u) != 0) {
         snprintf(err, errlen,
@@ -409,8 +414,10 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
             return PH_OK;
         }
         if (fd < 0) return sys_err("cannot create", seg->name, err, errlen);
-        /* The umask may have narrowed the mode; the caller's choice wins. */
-        if (fchmod(fd, p.mode) != 0 || ftruncate(fd, (off_t)size) != 0) {
+        /* The umask may have narrowed the mode; the caller's choice wins.
+         * The group first, so the group bits never apply to another. */
+        if ((p.set_group && fchown(fd, (uid_t)-1, (gid_t)p.gid) != 0) || fchmod(fd, p.mode) != 0 ||
+            ftruncate(fd, (off_t)size) != 0) {
             rc = sys_err("cannot size", seg->name, err, errlen);
             close(fd);
             shm_unlink(seg->name);

@@ -28,6 +28,7 @@
 #include "ph/channel.h"
 #include "ph/log.h"
 #include "ph/loop.h"
+#include "ph/owner.h"
 #include "ph/shm.h"
 #include "swarm.h"
 
@@ -65,7 +66,13 @@ static void usage(FILE *f)
             "  --slots N               worker slots in the segment (default %u)\n"
             "  --status-ring BYTES     status ring per slot, power of two (default %u)\n"
             "  --command-ring BYTES    command ring per slot, power of two (default %u)\n"
-            "  --mode OCTAL            permissions of the segment (default 0600)\n"
+            "  --mode OCTAL            permissions of the segment (default 0600; 0660 with\n"
+            "                          --shm-group)\n"
+            "  --shm-group GROUP       make the segment and the bridge channel group GROUP's\n"
+            "                          (name or gid), mode 0660, so that workers, a bridge and\n"
+            "                          phctl of other users in that group can attach; without\n"
+            "                          it both are owner-only (0600) and every other user's\n"
+            "                          process refuses them\n"
             "  --tick-ms N             drain interval in milliseconds (default 10)\n"
             "  --status-ttl-s N        a worker silent this long is stale (default 15)\n"
             "  --watermark-s N         status-delta at least this often (default 5)\n"
@@ -123,7 +130,10 @@ static int load_swarm_file(struct opts *o)
     int rc = 0;
     char err[256];
     const char *id = json_string_value(json_object_get(root, "swarmId"));
-    if (id == NULL || strcmp(id, o->swarm) != 0) {
+    if (id != NULL && ph_ident_check("swarmId", id, err, sizeof err) != PH_OK) {
+        ph_error("swarm file %s: %s", o->swarm_file, err);
+        rc = 2;
+    } else if (id == NULL || strcmp(id, o->swarm) != 0) {
         ph_error("swarm file %s describes swarm '%s', not '%s'", o->swarm_file,
                  id ? id : "(no swarmId)", o->swarm);
         rc = 2;
@@ -135,8 +145,12 @@ static int load_swarm_file(struct opts *o)
     {
         const char *role = json_string_value(json_object_get(r, "role"));
         const json_t *cnt = json_object_get(r, "count");
-        if (role == NULL || ph_ident_check("role", role, err, sizeof err) != PH_OK ||
-            (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 0)) ||
+        if (role != NULL && ph_ident_check("role", role, err, sizeof err) != PH_OK) {
+            ph_error("swarm file %s: roles[%zu]: %s", o->swarm_file, i, err);
+            rc = 2;
+            break;
+        }
+        if (role == NULL || (cnt && (!json_is_integer(cnt) || json_integer_value(cnt) < 0)) ||
             o->nroles == SWARM_MAX_ROLES) {
             ph_error("swarm file %s: roles[%zu] is invalid", o->swarm_file, i);
             rc = 2;
@@ -165,10 +179,20 @@ static int load_swarm_file(struct opts *o)
         o->cfg.worker_deltas = json_is_true(v);
     if ((v = json_object_get(root, "autoStart")) && json_is_boolean(v))
         o->cfg.auto_start = json_is_true(v);
-    if ((v = json_object_get(root, "runId")) && json_is_string(v) && o->run_id == NULL)
+    /* Checked whole, before a copy could cut them to a valid prefix. */
+    if ((v = json_object_get(root, "runId")) && json_is_string(v) && o->run_id == NULL) {
+        if (ph_ident_check("runId", json_string_value(v), err, sizeof err) != PH_OK) {
+            ph_error("swarm file %s: %s", o->swarm_file, err);
+            rc = 2;
+        }
         snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s", json_string_value(v));
+    }
     const char *inst = json_string_value(json_object_get(json_object_get(root, "controller"),
                                                          "instance"));
+    if (inst != NULL && ph_ident_check("controller.instance", inst, err, sizeof err) != PH_OK) {
+        ph_error("swarm file %s: %s", o->swarm_file, err);
+        rc = 2;
+    }
     if (inst != NULL && o->instance == NULL)
         snprintf(o->cfg.instance, sizeof o->cfg.instance, "%s", inst);
     json_decref(root);
@@ -209,6 +233,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"journal-max-mb", required_argument, NULL, 'M'},
         {"worker-heartbeat-s", required_argument, NULL, 'H'},
         {"close-timeout-s", required_argument, NULL, 'X'},
+        {"shm-group", required_argument, NULL, 'g'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     swarm_cfg_defaults(&o->cfg);
@@ -248,6 +273,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'X': ok = parse_u32(optarg, &o->close_timeout_s, 10) && o->close_timeout_s > 0 &&
                        o->close_timeout_s <= 86400;
             break;
+        case 'g': {
+            char gerr[160];
+            if (ph_group_lookup(optarg, &o->seg.gid, gerr, sizeof gerr) != PH_OK) {
+                fprintf(stderr, "ph-swarm-controller: invalid --shm-group: %s\n", gerr);
+                return 2;
+            }
+            o->seg.set_group = true;
+            break;
+        }
         case 'R': o->run_id = optarg; break;
         case 'J': o->journal_dir = optarg; break;
         case 'M': ok = parse_u32(optarg, &o->journal_max_mb, 10) && o->journal_max_mb > 0 &&
@@ -295,8 +329,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     if (o->run_id) snprintf(o->cfg.run_id, sizeof o->cfg.run_id, "%s", o->run_id);
     /* No run id given: default_run_id() decides once the segment is open (a
      * restarted controller continues the run it adopts). */
-    if (o->cfg.run_id[0] != '\0' &&
-        ph_ident_check("run id", o->cfg.run_id, err, sizeof err) != PH_OK) {
+    if ((o->run_id != NULL || o->cfg.run_id[0] != '\0') &&
+        ph_ident_check("run id", o->run_id ? o->run_id : o->cfg.run_id, err, sizeof err) != PH_OK) {
         fprintf(stderr, "ph-swarm-controller: %s\n", err);
         return 2;
     }
@@ -325,6 +359,8 @@ struct outdoc {
 
 struct app {
     struct ph_segment seg;
+    bool shm_group_set; /* --shm-group: the channel's group, as the segment's */
+    uint32_t shm_gid;
     struct ph_channel chan;
     ph_ring_producer to_bridge;
     ph_ring_consumer from_bridge;
@@ -630,7 +666,8 @@ static void recreate_channel(struct app *a, const char *why, bool settle_first)
     char err[512];
     struct ph_channel fresh;
     /* Default sizes, as at start: the old header is not to be trusted. */
-    if (ph_channel_create(&fresh, a->swarm.cfg.swarm_id, 0, 0, err, sizeof err) != PH_OK) {
+    if (ph_channel_create_group(&fresh, a->swarm.cfg.swarm_id, 0, 0, a->shm_group_set, a->shm_gid,
+                                err, sizeof err) != PH_OK) {
         ph_error("cannot re-create the bridge channel: %s", err);
         return;
     }
@@ -984,7 +1021,10 @@ int main(int argc, char **argv)
         ph_segment_close(&a.seg);
         return 1;
     }
-    rc = ph_channel_create(&a.chan, o.swarm, 0, 0, err, sizeof err);
+    a.shm_group_set = o.seg.set_group;
+    a.shm_gid = o.seg.gid;
+    rc = ph_channel_create_group(&a.chan, o.swarm, 0, 0, a.shm_group_set, a.shm_gid, err,
+                                 sizeof err);
     if (rc != PH_OK) {
         ph_error("%s", err);
         ph_segment_close(&a.seg);

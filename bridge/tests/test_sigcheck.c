@@ -177,6 +177,59 @@ static void test_rejects_bad_routing_keys(void **state)
     sigcheck_result_free(&r);
 }
 
+/* Every identifier that cannot be a routing-key segment, in each of the
+ * three positions, in the routing key and in the envelope's scope, through
+ * both intake forms (a signal line, an AMQP message): refused with a
+ * reason, never forwarded. */
+static void test_rejects_bad_identifiers_in_routing_key_and_scope(void **state)
+{
+    (void)state;
+    char long_id[201];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    const char *bad[] = {"a.b", "a#", "*", "", long_id, "a b", "\xc3\xa9", "../x", "ALL"};
+    static const char *const fields[] = {"swarmId", "role", "instance"};
+    struct sigcheck_result r;
+    sigcheck_result_init(&r);
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        for (int f = 0; f < 3; f++) {
+            /* The scope names the bad id; the key names it too, except
+             * "ALL", which is the key's wildcard (the scope must then say
+             * null, and says "ALL"). */
+            const char *seg[3] = {"demo", "generator", "gen-1"};
+            seg[f] = bad[b];
+            char rk[512];
+            snprintf(rk, sizeof rk, "signal.config-update.%s.%s.%s", seg[0], seg[1], seg[2]);
+            for (int form = 0; form < 2; form++) {
+                json_t *env = good_env();
+                json_t *scope = json_object_get(env, "scope");
+                json_object_set_new(scope, "instance", json_string("gen-1"));
+                json_object_set_new(scope, fields[f], json_string(bad[b]));
+                enum sigcheck_verdict v;
+                if (form == 0) {
+                    v = check_env(env, rk, &r);
+                } else {
+                    char *body = json_dumps(env, JSON_COMPACT);
+                    json_decref(env);
+                    v = sigcheck_message(&CFG, rk, strlen(rk), body, strlen(body), &r);
+                    free(body);
+                }
+                if (v == SIG_OK || r.doc.size != 0 || r.reason[0] == '\0')
+                    fail_msg("%s '%.20s' (%s form) was accepted (verdict %s)", fields[f], bad[b],
+                             form == 0 ? "line" : "message", sigcheck_verdict_name(v));
+                /* The key alone good, the scope alone bad. */
+                env = good_env();
+                scope = json_object_get(env, "scope");
+                json_object_set_new(scope, fields[f], json_string(bad[b]));
+                v = check_env(env, GOOD_RK, &r);
+                if (v == SIG_OK || r.doc.size != 0)
+                    fail_msg("scope.%s '%.20s' under a good key was accepted", fields[f], bad[b]);
+            }
+        }
+    }
+    sigcheck_result_free(&r);
+}
+
 static void test_rejects_envelopes_with_missing_or_extra_keys(void **state)
 {
     (void)state;
@@ -384,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_rejects_json_that_is_not_an_object),
         cmocka_unit_test(test_rejects_a_line_without_routing_key_and_envelope),
         cmocka_unit_test(test_rejects_bad_routing_keys),
+        cmocka_unit_test(test_rejects_bad_identifiers_in_routing_key_and_scope),
         cmocka_unit_test(test_rejects_envelopes_with_missing_or_extra_keys),
         cmocka_unit_test(test_rejects_wrong_kind),
         cmocka_unit_test(test_rejects_unknown_type_and_type_mismatch),

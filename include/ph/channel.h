@@ -142,7 +142,13 @@ struct ph_channel {
  * controller are replaced: the bridge re-registers after a restart. */
 int ph_channel_create(struct ph_channel *ch, const char *swarm_id, uint32_t out_ring,
                       uint32_t in_ring, char *err, size_t errlen);
-/* Bridge or tools: opens and validates an existing channel. */
+/* As ph_channel_create(), made mode 0660 for group `gid` (the controller's
+ * --shm-group) when set_group; mode 0600 otherwise. */
+int ph_channel_create_group(struct ph_channel *ch, const char *swarm_id, uint32_t out_ring,
+                            uint32_t in_ring, bool set_group, uint32_t gid, char *err,
+                            size_t errlen);
+/* Bridge or tools: opens and validates an existing channel; an owner the
+ * process's policy refuses (ph/owner.h) is PH_ERR_ACCES. */
 int ph_channel_open(struct ph_channel *ch, const char *swarm_id, bool writable, char *err,
                     size_t errlen);
 void ph_channel_close(struct ph_channel *ch);

@@ -272,7 +272,9 @@ struct ph_segment_params {
     uint32_t slots;        /* 0: PH_DEFAULT_SLOTS */
     uint32_t status_ring;  /* 0: PH_DEFAULT_STATUS_RING; power of two */
     uint32_t command_ring; /* 0: PH_DEFAULT_COMMAND_RING; power of two */
-    unsigned mode;         /* 0: 0600 */
+    unsigned mode;         /* 0: 0600, or 0660 with set_group */
+    bool set_group;        /* give the object group `gid` (--shm-group) */
+    uint32_t gid;
 };
 
 /* Bytes a segment with these parameters occupies (the formula above). */
@@ -293,7 +295,9 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
                       size_t errlen);
 /* Reader/worker side: maps and validates an existing segment. `writable`
  * selects O_RDWR (workers) or O_RDONLY (tools). Errors: PH_ERR_NOENT,
- * PH_ERR_ACCES, PH_ERR_MAGIC, PH_ERR_VERSION, PH_ERR_TRUNC, PH_ERR_CORRUPT. */
+ * PH_ERR_ACCES (also: an owner the process's policy refuses, ph/owner.h),
+ * PH_ERR_MAGIC, PH_ERR_VERSION, PH_ERR_TRUNC, PH_ERR_CORRUPT. The
+ * controller's adoption checks the owner the same way. */
 int ph_segment_open(struct ph_segment *seg, const char *swarm_id, bool writable, char *err,
                     size_t errlen);
 void ph_segment_close(struct ph_segment *seg);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ph/owner.h"
 #include "ph/shm.h"
 
 #ifndef PH_TEST_OPENS
@@ -1304,6 +1305,50 @@ static void proc_start_time_rejects_bad_pid_and_orders_child_after_parent(void *
     kill_and_reap(pid);
 }
 
+/* The owner check (ph/owner.h) on both open paths: a segment of another
+ * uid is refused, naming the owner, until the policy accepts that uid or
+ * any owner; a group segment is accepted by the group's members. Needs
+ * root to give a segment away. */
+static void segment_open_refuses_another_owner_unless_the_policy_accepts_it(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) skip();
+    const char *id = new_id();
+    struct ph_segment c, r;
+    create(&c, id, 2);
+    char err[512], path[PH_ID_MAX + 16];
+    snprintf(path, sizeof path, "/dev/shm/ph.%s", id);
+    assert_int_equal(chown(path, 65534, (gid_t)-1), 0);
+    assert_int_equal(ph_segment_open(&r, id, false, err, sizeof err), PH_ERR_ACCES);
+    assert_non_null(strstr(err, "is owned by uid 65534"));
+    assert_non_null(strstr(err, id));
+    assert_int_equal(ph_segment_open(&r, id, true, err, sizeof err), PH_ERR_ACCES);
+    struct ph_owner_policy pol = {.allow_uid_set = true, .allow_uid = 4242};
+    ph_owner_policy_set(&pol);
+    assert_int_equal(ph_segment_open(&r, id, false, err, sizeof err), PH_ERR_ACCES);
+    pol.allow_uid = 65534;
+    ph_owner_policy_set(&pol);
+    assert_int_equal(ph_segment_open(&r, id, false, err, sizeof err), PH_OK);
+    ph_segment_close(&r);
+    pol = (struct ph_owner_policy){.any_owner = true};
+    ph_owner_policy_set(&pol);
+    assert_int_equal(ph_segment_open(&r, id, false, err, sizeof err), PH_OK);
+    ph_segment_close(&r);
+    pol = (struct ph_owner_policy){0};
+    ph_owner_policy_set(&pol);
+    /* Group access for one of our groups: readable, and writable with
+     * group write only. */
+    assert_int_equal(chown(path, 65534, getegid()), 0);
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(ph_segment_open(&r, id, false, err, sizeof err), PH_OK);
+    ph_segment_close(&r);
+    assert_int_equal(ph_segment_open(&r, id, true, err, sizeof err), PH_ERR_ACCES);
+    assert_int_equal(chmod(path, 0660), 0);
+    assert_int_equal(ph_segment_open(&r, id, true, err, sizeof err), PH_OK);
+    ph_segment_close(&r);
+    ph_segment_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1330,6 +1375,7 @@ int main(void)
         cmocka_unit_test(item09_only_one_of_concurrent_adopters_wins),
         cmocka_unit_test(item09_creator_holds_the_claim_until_it_releases_it),
         cmocka_unit_test(segment_unlink_removes_the_object),
+        cmocka_unit_test(segment_open_refuses_another_owner_unless_the_policy_accepts_it),
         cmocka_unit_test(slot_claim_sets_active_state_and_identity),
         cmocka_unit_test(slot_claim_refuses_invalid_identifiers),
         cmocka_unit_test(slot_claim_refuses_instance_held_by_live_process),

@@ -54,8 +54,7 @@ static void usage(FILE *out)
           "               one old file; each file starts with a checkpoint)\n"
           "  --follow     keep printing new lines until interrupted; when the controller\n"
           "               rotates the file, go on with the new one\n"
-          "  --json       print the JSON lines as stored\n"
-          "\n"
+          "  --json       print the JSON lines as stored\n" PHCTL_OWNER_HELP "\n"
           "Only a regular file is read. A line longer than 1 MiB is reported on stderr\n"
           "and skipped; a last line without a newline is printed with a warning (with\n"
           "--follow, the rest of it is waited for). 64 MiB without a newline end the\n"
@@ -265,6 +264,7 @@ int phctl_journal(int argc, char **argv)
                                           {"all", no_argument, NULL, 'a'},
                                           {"json", no_argument, NULL, 'j'},
                                           {"help", no_argument, NULL, 'h'},
+                                          PHCTL_OWNER_LONGOPTS,
                                           {NULL, 0, NULL, 0}};
     const char *swarm = NULL, *file = NULL;
     bool follow = false, raw = false, all = false;
@@ -279,6 +279,10 @@ int phctl_journal(int argc, char **argv)
         case 'a': all = true; break;
         case 'j': raw = true; break;
         case 'h': usage(stdout); return PHCTL_EXIT_OK;
+        case PHCTL_OPT_ALLOW_OWNER:
+        case PHCTL_OPT_ANY_OWNER:
+            if (!phctl_owner_option("journal", ch, optarg)) return PHCTL_EXIT_USAGE;
+            break;
         default: return phctl_bad_option("journal", ch, argv);
         }
     }

@@ -46,7 +46,7 @@ static void usage(FILE *out)
         "  -w, --watch           redraw every interval until Ctrl-C (then exit 0); with --json,\n"
         "                        one compact document per line per interval\n"
         "  -i, --interval-ms N   refresh interval of --watch in ms (default 1000, 10..3600000)\n"
-        "  -n, --count N         with --watch, stop after N refreshes\n"
+        "  -n, --count N         with --watch, stop after N refreshes\n" PHCTL_OWNER_HELP
         "  -h, --help            print this help\n"
         "\n"
         "TPS is the controller's estimate. When the controller is dead, --watch measures it\n"
@@ -69,6 +69,7 @@ static int parse(int argc, char **argv, struct dump_opts *o)
         {"interval-ms", required_argument, NULL, 'i'},
         {"count", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
+        PHCTL_OWNER_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     bool interval_set = false;
@@ -102,6 +103,10 @@ static int parse(int argc, char **argv, struct dump_opts *o)
         case 'h':
             usage(stdout);
             return PHCTL_EXIT_OK;
+        case PHCTL_OPT_ALLOW_OWNER:
+        case PHCTL_OPT_ANY_OWNER:
+            if (!phctl_owner_option(CMD, c, optarg)) return PHCTL_EXIT_USAGE;
+            break;
         default:
             return phctl_bad_option(CMD, c, argv);
         }

@@ -8,6 +8,7 @@
 #include <errno.h>
 
 #include "ph/common.h"
+#include "ph/owner.h"
 #include "phctl.h"
 
 int phctl_exit_for(int err)
@@ -44,7 +45,8 @@ static const char *hint_for(int err)
         return "check the swarm id; 'ls /dev/shm/ph.*' lists the segments on this host";
     case PH_ERR_ACCES:
         return "segments are owner-only (mode 0600): run phctl as the user that runs the "
-               "swarm's controller";
+               "swarm's controller; to inspect another user's swarm read-only, shm-dump and "
+               "journal take --allow-owner UID (or --any-owner)";
     case PH_ERR_MAGIC:
     case PH_ERR_CORRUPT:
         return "the object was not written by a swarm controller, or was damaged; "
@@ -114,5 +116,22 @@ bool phctl_parse_long(const char *s, long min, long max, long *out)
     long v = strtol(s, &end, 10);
     if (errno != 0 || *end != '\0' || v < min || v > max) return false;
     *out = v;
+    return true;
+}
+
+bool phctl_owner_option(const char *cmd, int opt, const char *arg)
+{
+    static struct ph_owner_policy pol;
+    char err[256];
+    if (opt == PHCTL_OPT_ANY_OWNER) {
+        pol.any_owner = true;
+    } else {
+        if (ph_user_lookup(arg, &pol.allow_uid, err, sizeof err) != PH_OK) {
+            phctl_usage_error(cmd, "invalid --allow-owner: %s", err);
+            return false;
+        }
+        pol.allow_uid_set = true;
+    }
+    ph_owner_policy_set(&pol);
     return true;
 }

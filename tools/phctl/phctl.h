@@ -46,6 +46,22 @@ int phctl_bad_option(const char *cmd, int ret, char **argv);
 /* Checks a --swarm value; on failure prints why and returns false. */
 bool phctl_swarm_ok(const char *cmd, const char *swarm);
 
+/* Option codes of --allow-owner UID and --any-owner (shm-dump, journal). */
+#define PHCTL_OPT_ALLOW_OWNER 0x100
+#define PHCTL_OPT_ANY_OWNER 0x101
+#define PHCTL_OWNER_LONGOPTS                                                                       \
+    {"allow-owner", required_argument, NULL, PHCTL_OPT_ALLOW_OWNER},                               \
+    {                                                                                              \
+        "any-owner", no_argument, NULL, PHCTL_OPT_ANY_OWNER                                        \
+    }
+#define PHCTL_OWNER_HELP                                                                           \
+    "      --allow-owner UID accept a segment owned by user UID (number or name) as well\n"        \
+    "                        as one of ours; by default another user's segment is refused\n"       \
+    "      --any-owner       accept a segment whatever user owns it (read-only inspection)\n"
+/* Applies --allow-owner/--any-owner to this process's owner policy
+ * (ph/owner.h); false, after a message, when the value is not a user. */
+bool phctl_owner_option(const char *cmd, int opt, const char *arg);
+
 /* Parses a decimal integer in [min, max]; false when it is not one. */
 bool phctl_parse_long(const char *s, long min, long max, long *out);
 

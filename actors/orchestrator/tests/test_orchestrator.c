@@ -661,6 +661,50 @@ static void on_loopback_only_loopback_and_allowed_hosts_are_answered(void **stat
     assert_false(guard_hosts_init(&g, true, many, GUARD_HOSTS_MAX + 1, err, sizeof err));
 }
 
+/* Every identifier that cannot be a routing-key segment, as the swarm of
+ * each route that takes one (libmicrohttpd hands the API the decoded
+ * path): 400 with a JSON error, nothing published. */
+static void bad_swarm_ids_in_every_route_are_refused_with_400(void **state)
+{
+    struct registry *r = *state;
+    struct api a;
+    struct published p = {0};
+    api_init(&a, r, fake_publish, &p);
+    ctl_status(r, "s1", "status-full", "RUNNING", 1, 0, NULL);
+    char long_id[201];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    const char *bad[] = {"a.b", "a#", "*", "", long_id, "a b", "\xc3\xa9", "../x", "ALL"};
+    /* method, then the path around the id */
+    static const char *const routes[][2] = {
+        {"GET", ""},         {"POST", "/start"},          {"POST", "/stop"},
+        {"POST", "/remove"}, {"POST", "/status-request"}, {"GET", "/outcomes/c-1"},
+    };
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        for (size_t k = 0; k < sizeof routes / sizeof routes[0]; k++) {
+            char path[512];
+            /* "/api/swarms/" is the list itself, not an empty id. */
+            if (bad[b][0] == '\0' && routes[k][1][0] == '\0') continue;
+            snprintf(path, sizeof path, "/api/swarms/%s%s", bad[b], routes[k][1]);
+            struct api_resp resp;
+            const char *type = strcmp(routes[k][0], "POST") == 0 ? "application/json" : NULL;
+            api_handle(&a, routes[k][0], path, type, NULL, 0, SEC, 0, &resp);
+            /* 400 says the id itself is refused (an unknown swarm is 404);
+             * an empty one makes another route: any 4xx. */
+            if (bad[b][0] != '\0' ? resp.status != 400 : resp.status < 400 || resp.status > 499)
+                fail_msg("%s %.60s: status %d, wanted %s", routes[k][0], path, resp.status,
+                         bad[b][0] != '\0' ? "400" : "4xx");
+            json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
+            if (!json_is_string(json_object_get(j, "error")))
+                fail_msg("%s %.60s: no JSON error in %.*s", routes[k][0], path, (int)resp.len,
+                         resp.body ? resp.body : "");
+            json_decref(j);
+            api_resp_free(&resp);
+        }
+    }
+    assert_int_equal(p.n, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -682,6 +726,7 @@ int main(void)
         T(errors_are_json_with_the_right_status),
         T(metrics_carry_the_swarm_label_on_every_swarm_series),
         T(no_request_of_any_shape_crashes_the_api),
+        T(bad_swarm_ids_in_every_route_are_refused_with_400),
         T(a_post_without_a_json_content_type_is_refused_415_and_changes_nothing),
         T(json_content_types_are_recognised_with_parameters_only),
         T(loopback_host_headers_are_recognised_with_or_without_a_port),
