@@ -220,13 +220,19 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
             if (ph_slot_state_of(w) != PH_SLOT_FREE) continue;
             const uint32_t seq = ph_slot_seq_of(w) + 1;
             const uint64_t claiming = ph_slot_word(PH_SLOT_CLAIMING, seq, pid);
+            /* Before the CAS, not after it. The controller scans only below
+             * the mark; a claimer killed between a successful CAS and a
+             * later raise would leave a CLAIMING slot no scan reaches,
+             * never expired. Raising it for a slot whose CAS then fails
+             * costs a scan one slot. */
+            raise_high_water(seg->hdr, i + 1);
             /* acq_rel: acquire as above; release so that a controller seeing
-             * CLAIMING also sees the pid it names. */
+             * CLAIMING also sees the pid it names (and, through the raise
+             * sequenced before it, a mark covering the slot). */
             if (!atomic_compare_exchange_strong_explicit(&s->state, &w, claiming,
                                                          memory_order_acq_rel,
                                                          memory_order_relaxed))
                 continue;
-            raise_high_water(seg->hdr, i + 1);
             reset_slot(s, role, instance, pid, start_time);
             const uint64_t joining = ph_slot_word(PH_SLOT_JOINING, seq, pid);
             uint64_t expect = claiming;
