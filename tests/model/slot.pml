@@ -22,8 +22,9 @@
  * Memory: the orders in shm/slot.c are release/acquire on the state word
  * and seq_cst for the JOINING CAS and the duplicate scan; Spin's
  * interleavings are sequentially consistent, which is what seq_cst gives
- * the scan. MUT_SB_JOIN shows what acquire/release alone would allow there
- * (the store-buffer reordering of the JOINING store after the scan's loads).
+ * the scan. MUT_SB_ANNOUNCE shows what acquire/release alone would allow
+ * there (the store-buffer reordering of the claim-index announcement after
+ * the scan's loads).
  *
  * Properties (assertions; -DONLY=<n> checks one):
  *   1 one_holder   never two live processes hold the pair ACTIVE at once
@@ -37,7 +38,7 @@
  *   plus invalid end states: nobody waits for ever on another process.
  *
  * Mutants (tests/model/run requires each to fail its property):
- *   MUT_SB_JOIN          scan before the JOINING store is visible -> 1
+ *   MUT_SB_ANNOUNCE      scan before the announcement is visible  -> 1
  *   MUT_NO_WAIT          a JOINING claim in a higher slot is not
  *                        waited for                               -> 1
  *   MUT_NO_SEQLOCK       identity read without the second load    -> 2
@@ -93,6 +94,8 @@
 #endif
 
 byte word[NSLOT];     /* ph_slot.state */
+byte cidx[NSLOT];     /* the claim index: pair hash per slot, never cleared */
+#define PAIR 1        /* the workers' (role, instance) hash */
 byte hw;              /* slot_high_water */
 byte id_pid[NSLOT];   /* identity words */
 byte id_start[NSLOT];
@@ -136,12 +139,17 @@ inline identity_read(i, ok, w1, rpid, rstart)
 
 proctype worker(byte me)
 {
-    byte i = 0, w, seq, j, ow, rw, rpid, rstart, mine, t;
+    byte i = 0, k = 0, w, seq, j, ow, rw, rpid, rstart, mine, t;
     bool ok;
     {
-        /* ph_slot_claim(): the first FREE slot whose CAS succeeds. */
+        /* ph_slot_claim(): the first FREE slot whose CAS succeeds, searched
+         * from the mapping's cursor (any slot: a process-local hint). */
+        if
+        :: i = 0
+        :: i = 1
+        fi;
         do
-        :: i < NSLOT ->
+        :: k < NSLOT ->
             w = word[i];
             if
             :: W_ST(w) == FREE ->
@@ -164,9 +172,10 @@ S2_claim_cas:
                 fi
             :: else
             fi;
-            atomic { i++; w = 0 }
+            atomic { i = (i + 1) % NSLOT; k++; w = 0 }
         :: else -> goto out /* PH_ERR_FULL */
         od;
+        k = 0;
         mine = i;
 #ifdef MUT_RAISE_AFTER_CLAIM
         atomic { if :: hw < mine + 1 -> hw = mine + 1 :: else fi };
@@ -182,7 +191,6 @@ S3_write_identity:
         id_start[mine] = START(me);
 S4_reset_rings:
         atomic { rtail[mine] = 0; rhead[mine] = 0 };
-#ifndef MUT_SB_JOIN
 S5_join_cas:
         atomic {
             if
@@ -194,13 +202,17 @@ S5_join_cas:
         :: !ok -> goto out /* the controller freed it: C tries another slot */
         :: else
         fi;
+#ifndef MUT_SB_ANNOUNCE
+S5_announce: /* the pair's hash into the claim index (seq_cst) */
+        cidx[mine] = PAIR;
 #endif
-S6_dup_scan: /* check_duplicates() */
+S6_dup_scan: /* check_duplicates(): slots announcing our pair only */
         j = 0;
         do
         :: j >= hw -> break
         :: j < hw && j == mine -> j++
-        :: j < hw && j != mine ->
+        :: j < hw && j != mine && cidx[j] != PAIR -> j++
+        :: j < hw && j != mine && cidx[j] == PAIR ->
             ow = word[j];
             if
             :: W_ST(ow) != ACTIVE && W_ST(ow) != JOINING -> atomic { j++; ow = 0 }
@@ -234,18 +246,9 @@ S6_dup_scan: /* check_duplicates() */
             fi
         od;
         j = 0;
-#ifdef MUT_SB_JOIN
-        /* The JOINING store becomes visible only after the scan's loads. */
-        atomic {
-            if
-            :: word[mine] == WORD(CLAIMING, seq, me) -> word[mine] = WORD(JOINING, seq, me); ok = true
-            :: else -> ok = false
-            fi
-        };
-        if
-        :: !ok -> goto out
-        :: else
-        fi;
+#ifdef MUT_SB_ANNOUNCE
+        /* The announcement becomes visible only after the scan's loads. */
+        cidx[mine] = PAIR;
 #endif
 S8_active_cas:
         atomic {
@@ -295,7 +298,7 @@ out:
         :: else
         fi;
         done++;
-        i = 0; w = 0; seq = 0; j = 0; ow = 0; rw = 0; rpid = 0; rstart = 0; mine = 0; t = 0;
+        i = 0; k = 0; w = 0; seq = 0; j = 0; ow = 0; rw = 0; rpid = 0; rstart = 0; mine = 0; t = 0;
         ok = false
     };
     if
