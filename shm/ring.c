@@ -90,8 +90,9 @@ void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len)
     const uint32_t to_end = p->capacity - offset;
     const uint64_t total = span_at_tail(p, len);
 
+    /* P1_reserve (model labels: tests/model/README.md) */
     if (p->capacity - (p->tail - p->head_cache) < total) {
-        /* acquire: pairs with the consumer's release of head, so the space it
+        /* P1_load_head. acquire: pairs with the consumer's release of head, so the space it
          * returns is no longer being read when we overwrite it. */
         p->head_cache = atomic_load_explicit(&p->desc->head, memory_order_acquire);
         uint64_t used = p->tail - p->head_cache;
@@ -105,12 +106,12 @@ void *ph_ring_claim(ph_ring_producer *p, uint16_t type, uint32_t body_len)
     }
     if (need > to_end) {
         struct ph_ring_rec pad = {.len = to_end, .type = PH_RING_PAD, .flags = 0};
-        memcpy(p->data + offset, &pad, sizeof pad);
+        memcpy(p->data + offset, &pad, sizeof pad); /* P2_write_pad */
         p->tail += to_end;
     }
     uint8_t *rec = p->data + (p->tail & (p->capacity - 1));
     struct ph_ring_rec h = {.len = len, .type = type, .flags = 0};
-    memcpy(rec, &h, sizeof h);
+    memcpy(rec, &h, sizeof h); /* P2_write_header */
     p->tail += need;
     p->published++;
     return rec + PH_RING_HDR;
@@ -141,8 +142,8 @@ int ph_ring_producer_check(ph_ring_producer *p)
 
 void ph_ring_publish(ph_ring_producer *p)
 {
-    /* release: every record byte written before this store is visible to a
-     * consumer that acquires the new tail. */
+    /* P4_publish_tail. release: every record byte written before this
+     * store is visible to a consumer that acquires the new tail. */
     atomic_store_explicit(&p->desc->tail, p->tail, memory_order_release);
     /* Statistics only: relaxed. */
     atomic_store_explicit(&p->desc->published, p->published, memory_order_relaxed);
@@ -152,7 +153,7 @@ bool ph_ring_write(ph_ring_producer *p, uint16_t type, const void *body, uint32_
 {
     void *dst = ph_ring_claim(p, type, body_len);
     if (dst == NULL) return false;
-    if (body_len != 0) memcpy(dst, body, body_len);
+    if (body_len != 0) memcpy(dst, body, body_len); /* P3_write_body */
     ph_ring_publish(p);
     return true;
 }
@@ -172,8 +173,9 @@ int ph_ring_consumer_init(ph_ring_consumer *c, struct ph_ring_desc *desc, const 
     c->data = data;
     c->capacity = capacity;
     c->max_record = capacity / 2;
-    /* relaxed: head is ours (or a predecessor consumer's, ordered by the
-     * segment adoption); the check against tail happens in drain. */
+    /* C0_attach. relaxed: head is ours (or a predecessor consumer's,
+     * ordered by the segment adoption); the check against tail happens in
+     * drain. */
     c->head = atomic_load_explicit(&desc->head, memory_order_relaxed);
     c->committed = c->head;
     c->consumed = atomic_load_explicit(&desc->consumed, memory_order_relaxed);
@@ -192,8 +194,9 @@ bool ph_ring_pending(const ph_ring_consumer *c)
 static int drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *scratch,
                  uint32_t max_records, bool commit)
 {
-    /* acquire: pairs with the producer's release in ph_ring_publish(); the
-     * bytes of every record before `tail` are visible after this load. */
+    /* C1_load_tail. acquire: pairs with the producer's release in
+     * ph_ring_publish(); the bytes of every record before `tail` are
+     * visible after this load. */
     const uint64_t tail = atomic_load_explicit(&c->desc->tail, memory_order_acquire);
     const uint64_t avail = tail - c->head;
     if (avail == 0) return 0;
@@ -211,8 +214,9 @@ static int drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *sc
         struct ph_ring_rec h;
         /* Copy the header once; every later decision uses this copy, so a
          * producer rewriting it concurrently cannot change them. */
-        memcpy(&h, c->data + offset, sizeof h);
+        memcpy(&h, c->data + offset, sizeof h); /* C2_read_header */
         const uint64_t adv = align_up(h.len);
+        /* C3_check_bounds */
         if (h.len < PH_RING_HDR || adv > tail - head || adv > to_end) {
             rc = PH_ERR_CORRUPT;
             break;
@@ -232,7 +236,7 @@ static int drain(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8_t *sc
             break;
         }
         const uint32_t body_len = h.len - PH_RING_HDR;
-        memcpy(scratch, c->data + offset + PH_RING_HDR, body_len);
+        memcpy(scratch, c->data + offset + PH_RING_HDR, body_len); /* C4_read_body */
         head += adv;
         /* Past the record before the handler runs: it may note the
          * position (see ph_ring_handler). */
@@ -261,9 +265,9 @@ int ph_ring_drain_held(ph_ring_consumer *c, ph_ring_handler fn, void *ctx, uint8
 static void store_head(ph_ring_consumer *c, uint64_t pos)
 {
     c->committed = pos;
-    /* release: our copies of the records are complete (and, for a held
-     * drain, recorded wherever the caller needed) before the producer can
-     * observe the space as free (it acquires head). */
+    /* C5_store_head. release: our copies of the records are complete (and,
+     * for a held drain, recorded wherever the caller needed) before the
+     * producer can observe the space as free (it acquires head). */
     atomic_store_explicit(&c->desc->head, pos, memory_order_release);
     /* Statistics only: relaxed. */
     atomic_store_explicit(&c->desc->consumed, c->consumed, memory_order_relaxed);

@@ -286,13 +286,14 @@ static bool rival(uint64_t cur, uint64_t me)
  * controller that holds it (a positive number). */
 static int take_claim(struct ph_shm_header *h, uint64_t me)
 {
-    /* acquire: pairs with the acq_rel CAS of the controller that took the
-     * claim last (or the creator's release of magic), so what it did
-     * before claiming is visible to us once we hold the claim. */
+    /* A1_load_claim (model labels: tests/model/README.md). acquire: pairs
+     * with the acq_rel CAS of the controller that took the claim last (or
+     * the creator's release of magic), so what it did before claiming is
+     * visible to us once we hold the claim. */
     uint64_t cur = atomic_load_explicit(&h->controller_claim, memory_order_acquire);
     for (;;) {
-        if (rival(cur, me)) return ph_controller_claim_pid(cur);
-        /* acq_rel: acquire as above; release so that our later stores
+        if (rival(cur, me)) return ph_controller_claim_pid(cur); /* A2_rival_check */
+        /* A3_claim_cas. acq_rel: acquire as above; release so that our later stores
          * (generation, controller fields, rings) are ordered after the
          * claim for whoever takes it after us. A failure reloads `cur`
          * (acquire): someone else claimed first; re-check it, it is most
@@ -408,7 +409,7 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
             rc = adopt(seg, swarm_id, &p, me, err, errlen);
             if (rc != PH_OK) return rc;
             *adopted = true;
-            /* Only the claim's winner gets here. relaxed: a counter, ordered
+            /* A5_generation. Only the claim's winner gets here. relaxed: a counter, ordered
              * for the next controller by our claim CAS's release side. */
             atomic_fetch_add_explicit(&seg->hdr->generation, 1, memory_order_relaxed);
             return PH_OK;
@@ -442,8 +443,9 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         h->created_real_ns = ph_real_ns();
         snprintf(h->swarm_id, sizeof h->swarm_id, "%s", swarm_id);
         atomic_store_explicit(&h->generation, 1, memory_order_relaxed);
-        /* relaxed: the creator holds the claim from the start; published
-         * with everything else by the release store of magic below. */
+        /* A0_create_claim. relaxed: the creator holds the claim from the
+         * start; published with everything else by the release store of
+         * magic below. */
         atomic_store_explicit(&h->controller_claim, me, memory_order_relaxed);
         /* release: publishes every field above to readers that acquire magic. */
         atomic_store_explicit(&h->magic, PH_SHM_MAGIC, memory_order_release);
@@ -484,7 +486,7 @@ void ph_segment_release_controller(struct ph_segment *seg)
 {
     if (seg->hdr == NULL || seg->claim == 0) return;
     uint64_t expect = seg->claim;
-    /* release: our last stores as controller precede the empty claim, for
+    /* A4_release_claim. release: our last stores as controller precede the empty claim, for
      * the next controller that takes it (acquire). Only from our own word:
      * a claim someone else took since is theirs. */
     atomic_compare_exchange_strong_explicit(&seg->hdr->controller_claim, &expect, 0,

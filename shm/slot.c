@@ -35,8 +35,9 @@ uint64_t ph_claim_hash(const char *role, const char *instance)
 
 bool ph_slot_identity_read(const struct ph_slot *s, struct ph_slot_identity *out)
 {
-    /* A seqlock on the state word: acquire the word, copy the identity with
-     * relaxed loads, acquire fence, reload the word. acquire: pairs with the
+    /* R1_identity_read (model labels: tests/model/README.md). A seqlock on
+     * the state word: acquire the word, copy the identity with relaxed
+     * loads, acquire fence, reload the word. acquire: pairs with the
      * claimer's CAS out of CLAIMING (release or stronger), so the identity
      * words of the claim named by w1 are visible. */
     uint64_t w1 = atomic_load_explicit(&s->state, memory_order_acquire);
@@ -73,7 +74,7 @@ static void reset_slot(struct ph_slot *s, const char *role, const char *instance
     /* Runs while the slot is CLAIMING by us: the CAS out of CLAIMING
      * publishes these, hence relaxed. */
     atomic_store_explicit(&s->claimed_mono_ns, ph_mono_ns(), memory_order_relaxed);
-    ph_slot_id_store(s, role, instance, pid, start_time, ph_real_ns());
+    ph_slot_id_store(s, role, instance, pid, start_time, ph_real_ns()); /* S3_write_identity */
     atomic_store_explicit(&s->w_processed, 0, memory_order_relaxed);
     atomic_store_explicit(&s->w_errors, 0, memory_order_relaxed);
     atomic_store_explicit(&s->w_heartbeat_ns, ph_mono_coarse_ns(), memory_order_relaxed);
@@ -82,7 +83,7 @@ static void reset_slot(struct ph_slot *s, const char *role, const char *instance
     atomic_store_explicit(&s->c_last_seen_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&s->c_records, 0, memory_order_relaxed);
     atomic_store_explicit(&s->c_quarantine, PH_Q_NONE, memory_order_relaxed);
-    ph_ring_reset(&s->status);
+    ph_ring_reset(&s->status); /* S4_reset_rings */
     ph_ring_reset(&s->command);
 }
 
@@ -127,6 +128,7 @@ static void raise_high_water(struct ph_shm_header *h, uint32_t n)
 static int check_duplicates(struct ph_segment *seg, uint32_t mine, const char *role,
                             const char *instance, char *err, size_t errlen)
 {
+    /* S6_dup_scan */
     uint64_t deadline = 0;
     const uint64_t hash = ph_claim_hash(role, instance);
     _Atomic uint64_t *index = ph_segment_claim_index(seg);
@@ -220,17 +222,25 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
             if (ph_slot_state_of(w) != PH_SLOT_FREE) continue;
             const uint32_t seq = ph_slot_seq_of(w) + 1;
             const uint64_t claiming = ph_slot_word(PH_SLOT_CLAIMING, seq, pid);
-            /* acq_rel: acquire as above; release so that a controller seeing
-             * CLAIMING also sees the pid it names. */
+            /* S1_raise_high_water: before the CAS, not after it. The
+             * controller scans only below the mark; a claimer killed
+             * between a successful CAS and a later raise would leave a
+             * CLAIMING slot no scan reaches, never expired (found by
+             * tests/model/slot.pml, mutant MUT_RAISE_AFTER_CLAIM). Raising
+             * it for a slot whose CAS then fails costs a scan one slot. */
+            raise_high_water(seg->hdr, i + 1);
+            /* S2_claim_cas. acq_rel: acquire as above; release so that a
+             * controller seeing CLAIMING also sees the pid it names (and,
+             * through the raise sequenced before it, a mark covering the
+             * slot). */
             if (!atomic_compare_exchange_strong_explicit(&s->state, &w, claiming,
                                                          memory_order_acq_rel,
                                                          memory_order_relaxed))
                 continue;
-            raise_high_water(seg->hdr, i + 1);
             reset_slot(s, role, instance, pid, start_time);
             const uint64_t joining = ph_slot_word(PH_SLOT_JOINING, seq, pid);
             uint64_t expect = claiming;
-            /* seq_cst: publishes the identity (it includes release) and puts
+            /* S5_join_cas. seq_cst: publishes the identity (it includes release) and puts
              * this CAS in the total order the duplicate check relies on
              * (check_duplicates()). It fails only if the controller freed
              * the slot, judging us gone; then we try another slot. */
@@ -238,21 +248,22 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
                                                          memory_order_seq_cst,
                                                          memory_order_relaxed))
                 continue;
-            /* seq_cst: the announcement of the litmus in check_duplicates(),
+            /* S5_announce. seq_cst: the announcement of the litmus in check_duplicates(),
              * after the CAS to JOINING so that a claimer seeing it sees the
              * slot JOINING (or later). */
             atomic_store_explicit(&claim_index[i], hash, memory_order_seq_cst);
             rc = check_duplicates(seg, i, role, instance, err, errlen);
             if (rc != PH_OK) {
-                /* Lost: give the slot back (it keeps its claim counter). */
+                /* S7_lose_free. Lost: give the slot back (it keeps its claim counter). */
                 ph_slot_free(seg, i, joining);
                 atomic_store_explicit(&seg->claim_cursor, i, memory_order_relaxed);
                 return rc;
             }
             expect = joining;
             const uint64_t active = ph_slot_word(PH_SLOT_ACTIVE, seq, pid);
-            /* release: the controller, acquiring ACTIVE, sees the identity
-             * and the reset rings (already published by JOINING). */
+            /* S8_active_cas. release: the controller, acquiring ACTIVE, sees
+             * the identity and the reset rings (already published by
+             * JOINING). */
             if (atomic_compare_exchange_strong_explicit(&s->state, &expect, active,
                                                         memory_order_release,
                                                         memory_order_relaxed)) {
@@ -277,7 +288,7 @@ bool ph_slot_detach(struct ph_segment *seg, uint32_t index, uint64_t word)
     /* Our next claim looks here first (relaxed: a process-local hint). */
     if (index < atomic_load_explicit(&seg->claim_cursor, memory_order_relaxed))
         atomic_store_explicit(&seg->claim_cursor, index, memory_order_relaxed);
-    /* Only from the exact word we were given by the claim: if the slot was
+    /* S9_detach. Only from the exact word we were given by the claim: if the slot was
      * freed and claimed again meanwhile, it is not ours to detach.
      * release: our last records and mirror stores precede DETACHED, so the
      * controller, acquiring it, drains everything before freeing. */

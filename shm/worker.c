@@ -364,6 +364,7 @@ bool ph_worker_publish_status(ph_worker *w)
         w->status_waiting = true;
         return false;
     }
+    /* P3_write_body (model labels: tests/model/README.md) */
     r->mono_ns = now;
     r->processed = w->processed;
     r->errors = w->errors;

@@ -250,6 +250,7 @@ static uint64_t drain(struct ctl *c, struct ctl_worker *w, uint64_t now, uint32_
 {
     if (w->quarantine != PH_Q_NONE) return 0;
     struct drain_ctx d = {c, w, now};
+    /* K3_drain */
     int n = ph_ring_drain(&w->status, on_record, &d, c->scratch, budget);
     if (n < 0) {
         /* A record handler may already have quarantined it (malformed body);
@@ -287,6 +288,7 @@ static void open_pidfd(struct ctl *c, struct ctl_worker *w)
 static void track(struct ctl *c, struct ctl_worker *w, struct ph_slot *s, uint64_t word,
                   uint64_t now)
 {
+    /* K2_track */
     struct ph_slot_identity id;
     if (!ph_slot_identity_read(s, &id) || id.state != word) return; /* changed: next scan */
     const uint32_t index = w->index;
@@ -344,6 +346,7 @@ static void depart(struct ctl *c, struct ctl_worker *w, bool dead)
                         : w->word;
     uint32_t index = w->index;
     untrack(c, w);
+    /* K5_depart_free */
     if (dead) {
         /* The owner may have reached DETACHED before dying: free either. */
         uint64_t detached = ph_slot_word(PH_SLOT_DETACHED, ph_slot_seq_of(word),
@@ -395,6 +398,7 @@ static void watch_claim(struct ctl *c, uint32_t i, uint64_t word, uint64_t now)
         k->start_time = st;
         k->known = k->published = true;
     }
+    /* K4_expire_claim: by process identity, never by age */
     if (!k->known || !ph_proc_alive(pid, k->start_time)) {
         if (ph_slot_free(c->seg, i, word)) {
             c->reclaimed++;
@@ -424,8 +428,9 @@ uint64_t ctl_scan(struct ctl *c, uint64_t now)
     for (uint32_t i = 0; i < hw; i++) {
         struct ph_slot *s = ph_segment_slot(c->seg, i);
         struct ctl_worker *w = &c->w[i];
-        /* acquire: a new ACTIVE word publishes the claimer's identity and
-         * ring reset; DETACHED publishes the owner's final records. */
+        /* K1_scan_load (model labels: tests/model/README.md). acquire: a
+         * new ACTIVE word publishes the claimer's identity and ring reset;
+         * DETACHED publishes the owner's final records. */
         uint64_t word = atomic_load_explicit(&s->state, memory_order_acquire);
         unsigned st = ph_slot_state_of(word);
         if (st != PH_SLOT_CLAIMING && st != PH_SLOT_JOINING)
@@ -448,7 +453,8 @@ uint64_t ctl_scan(struct ctl *c, uint64_t now)
             watch_claim(c, i, word, now);
             break;
         case PH_SLOT_DETACHED:
-            /* Detached before we ever tracked it (controller restart). */
+            /* K6_free_detached: detached before we ever tracked it
+             * (controller restart). */
             ph_slot_free(c->seg, i, word);
             break;
         default: break;

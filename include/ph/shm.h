@@ -112,7 +112,9 @@ struct ph_shm_header {
     _Atomic uint64_t reclaimed_total; /* slots freed after their owner died */
 
     /* Claim line: written by claiming workers. */
-    alignas(64) _Atomic uint32_t slot_high_water; /* 1 + highest slot ever claimed */
+    /* 1 + highest slot a claim was ever attempted on: raised before the
+     * claim's CAS, so every slot not FREE is below it. */
+    alignas(64) _Atomic uint32_t slot_high_water;
 
     /* Run facts, written by each controller before it publishes its pid
      * (ph_segment_set_controller); readers copy and NUL-terminate them. */
