@@ -25,6 +25,22 @@
 #include "ph/shm.h"
 
 #define PENDING_ACKS 16
+#define STRETCH_MAX_US 1000000ul
+
+/* PH_TEST_STRETCH_WRITE_US: for fault tests only, a pause of that many
+ * microseconds (at most a second) between writing a status record's body and
+ * publishing the ring tail, so that a kill lands inside the write. Unset,
+ * empty or malformed: no pause. */
+static uint64_t stretch_from_env(void)
+{
+    const char *e = getenv("PH_TEST_STRETCH_WRITE_US");
+    if (e == NULL || *e == '\0') return 0;
+    char *end;
+    errno = 0;
+    unsigned long us = strtoul(e, &end, 10);
+    if (errno != 0 || *end != '\0' || us > STRETCH_MAX_US) return 0;
+    return (uint64_t)us * 1000ull;
+}
 
 struct pending {
     msgpack_sbuffer buf;
@@ -52,6 +68,8 @@ struct ph_worker {
     uint64_t heartbeat_ns;
     uint64_t last_publish_ns;
     uint64_t retry_ns; /* coarse clock of the last look for room for waiting records */
+    /* test hook: pause between a status body and its publish */
+    uint64_t stretch_ns;
 
     struct pending config;
     struct pending io;
@@ -184,6 +202,7 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
     w->io_in = PH_IN_UNKNOWN;
     w->io_out = PH_OUT_UNKNOWN;
     w->enabled = false;
+    w->stretch_ns = stretch_from_env();
     if (w->scratch == NULL) {
         snprintf(err, errlen, "out of memory");
         json_decref(config);
@@ -274,6 +293,11 @@ bool ph_worker_publish_status(ph_worker *w)
     r->io_in = w->io_in;
     r->io_out = w->io_out;
     r->reserved = 0;
+    if (w->stretch_ns != 0) {
+        struct timespec ts = {(time_t)(w->stretch_ns / 1000000000ull),
+                              (long)(w->stretch_ns % 1000000000ull)};
+        nanosleep(&ts, NULL);
+    }
     ph_ring_publish(&w->status);
     w->dirty = false;
     w->status_waiting = false;

@@ -103,6 +103,10 @@ struct ph_shm_header {
 
     /* Claim line: written by claiming workers. */
     alignas(64) _Atomic uint32_t slot_high_water; /* 1 + highest slot ever claimed */
+    /* Claims refused because every slot was taken: +1 per refusal. It sits
+     * in what was padding of this line (zero in any segment), so no offset
+     * moves; the controller raises an alert when it rises. */
+    _Atomic uint32_t claims_refused_full;
 
     /* Run facts, written by each controller before it publishes its pid
      * (ph_segment_set_controller); readers copy and NUL-terminate them. */
