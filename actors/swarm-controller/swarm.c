@@ -126,9 +126,11 @@ static void want_enabled(struct swarm *s, bool on)
 
 /* ---- alerts and outcomes ---------------------------------------------- */
 
-static void emit_alert(struct swarm *s, const char *role, const char *instance, const char *origin,
+/* The alert document; `reliable` ones go through the outbox (after the
+ * journal holds what came before them) and are journaled themselves. */
+static void pack_alert(struct swarm *s, const char *role, const char *instance, const char *origin,
                        const char *level, const char *code, const char *message,
-                       const json_t *context)
+                       const json_t *context, bool reliable)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -143,9 +145,16 @@ static void emit_alert(struct swarm *s, const char *role, const char *instance, 
         dp_str(&pk, "context");
         ph_json_pack(&pk, context, true);
     }
-    s->out.emit(s->out.ctx, sb.data, sb.size, true);
+    s->out.emit(s->out.ctx, sb.data, sb.size, reliable);
     msgpack_sbuffer_destroy(&sb);
     s->alerts++;
+}
+
+static void emit_alert(struct swarm *s, const char *role, const char *instance, const char *origin,
+                       const char *level, const char *code, const char *message,
+                       const json_t *context)
+{
+    pack_alert(s, role, instance, origin, level, code, message, context, true);
     journal(s, json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "event", "alert", "level", level,
                          "role", jstr_or_null(role), "instance", jstr_or_null(instance), "code",
                          code, "message", message, "origin", origin));
@@ -166,7 +175,20 @@ void swarm_controller_alert(struct swarm *s, const char *level, const char *code
 
 void swarm_set_journal_failing(struct swarm *s, bool failing)
 {
+    if (failing == s->journal_failing) return;
     s->journal_failing = failing;
+    if (failing) {
+        /* Not through the outbox: what goes there waits for the journal,
+         * the very thing that fails. Sent once, at most (like a status). */
+        pack_alert(s, "swarm-controller", s->cfg.instance, s->cfg.instance, "error",
+                   "journal.failing",
+                   "the journal cannot take entries (disk full or write errors): signals are "
+                   "held and outcomes wait until it can",
+                   NULL, false);
+    } else {
+        controller_alert(s, "info", "journal.recovered",
+                         "the journal takes entries again: held signals and outcomes go on");
+    }
 }
 
 struct outcome {
