@@ -266,18 +266,24 @@ void ph_worker_set_io_state(ph_worker *w, enum ph_io_in in, enum ph_io_out out)
     w->io_out = (uint8_t)out;
 }
 
-bool ph_worker_publish_status(ph_worker *w)
+/* The mirror for tools (phctl shm-dump). Relaxed stores: each field is a
+ * self-contained figure; the ring record is authoritative. */
+static void store_mirror(ph_worker *w, uint64_t now)
 {
-    const uint64_t now = ph_mono_coarse_ns();
-    /* Mirror for tools first, whether or not the ring has room: with no
-     * controller draining, it is the only current view. Relaxed stores: each
-     * field is a self-contained figure; the ring record is authoritative. */
     atomic_store_explicit(&w->slot->w_processed, w->processed, memory_order_relaxed);
     atomic_store_explicit(&w->slot->w_errors, w->errors, memory_order_relaxed);
     atomic_store_explicit(&w->slot->w_state, ph_w_state_pack(w->enabled, w->io_in, w->io_out),
                           memory_order_relaxed);
     atomic_store_explicit(&w->slot->w_heartbeat_ns, now, memory_order_relaxed);
     w->last_publish_ns = now;
+}
+
+bool ph_worker_publish_status(ph_worker *w)
+{
+    const uint64_t now = ph_mono_coarse_ns();
+    /* Mirror first, whether or not the ring has room: with no controller
+     * draining, it is the only current view. */
+    store_mirror(w, now);
     struct ph_rec_status *r = ph_ring_claim(&w->status, PH_REC_STATUS, PH_REC_STATUS_SIZE);
     if (r == NULL) {
         /* Counted once by the ring; the tick retries when there is room,
@@ -315,7 +321,13 @@ void ph_worker_tick(ph_worker *w)
         if (w->status_waiting) {
             /* Already counted: write it only once it fits, count nothing
              * meanwhile; it carries the latest state when it goes. */
-            if (ph_ring_fits(&w->status, PH_REC_STATUS_SIZE)) ph_worker_publish_status(w);
+            if (ph_ring_fits(&w->status, PH_REC_STATUS_SIZE))
+                ph_worker_publish_status(w);
+            else if (w->dirty || now - w->last_publish_ns >= w->heartbeat_ns)
+                /* Still no room: the mirror keeps the figures current at
+                 * the usual cadence, or tools would see a frozen worker for
+                 * as long as the controller is away. */
+                store_mirror(w, now);
             return;
         }
     }
