@@ -1281,9 +1281,34 @@ static void finish_removal(struct swarm *s, const struct swarm_agg *a, uint64_t 
     ph_info("swarm removed: final status sent; the controller has nothing more to say");
 }
 
+/* A gap between two ticks far beyond any tick period means the controller
+ * itself did not run (stopped, paused, starved): the workers' acks may be
+ * waiting in rings it has not read yet, so a command's wait counts only the
+ * time the controller was there to hear them. */
+#define SWARM_STALL_NS (2 * NS_PER_S)
+
+static void forgive_stall(struct swarm *s, uint64_t now)
+{
+    const uint64_t prev = s->last_tick_ns;
+    s->last_tick_ns = now;
+    if (prev == 0 || now <= prev || now - prev <= SWARM_STALL_NS) return;
+    const uint64_t gap = now - prev;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++)
+        if (s->pending[i].used) {
+            s->pending[i].deadline_ns += gap;
+            n++;
+        }
+    if (n > 0)
+        ph_warn("the controller did not run for %.1f s: %u command(s) wait that much longer "
+                "for their acks",
+                (double)gap / 1e9, n);
+}
+
 void swarm_tick(struct swarm *s, uint64_t now)
 {
     if (s->finished) return; /* removed: the final documents were the last */
+    forgive_stall(s, now);
     workers_tick(s, now);
     housekeeping(s, now);
     plan_tick(s, now);

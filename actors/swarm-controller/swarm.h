@@ -255,6 +255,7 @@ struct swarm {
     uint8_t final_stage; /* removal ending: 0 not begun, 1 announced, 2 final delta out */
     bool removed_seen;   /* status REMOVED noticed by the tick, at removed_ns */
     uint64_t removed_ns;
+    uint64_t last_tick_ns; /* the previous swarm_tick (0: none yet) */
 
     /* delivery and restart safety */
     struct cidset seen;      /* correlation ids taken in (each gets one outcome) */
