@@ -45,7 +45,10 @@
  * leaves a state the others can see and repair.
  *
  * Layout version 2: identity words, the controller claim word, JOINING.
- * Programs refuse segments of any other version. */
+ * Programs refuse segments of any other version. claims_refused_full was
+ * added later in what had been padding of the claim line (zero in every
+ * segment): no offset moved, so the version stayed 2; a program built
+ * before it simply does not count refusals. */
 #ifndef PH_SHM_H
 #define PH_SHM_H
 
