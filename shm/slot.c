@@ -275,6 +275,9 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
             }
         }
     }
+    /* relaxed: a counter read on its own by the controller and tools; it
+     * orders nothing else. */
+    atomic_fetch_add_explicit(&seg->hdr->claims_refused_full, 1, memory_order_relaxed);
     snprintf(err, errlen, "all %" PRIu32 " slots of swarm '%s' are in use", seg->slots,
              seg_swarm(seg));
     return PH_ERR_FULL;

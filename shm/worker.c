@@ -29,6 +29,22 @@
 #include "ph/shm.h"
 
 #define PENDING_ACKS 16
+#define STRETCH_MAX_US 1000000ul
+
+/* PH_TEST_STRETCH_WRITE_US: for fault tests only, a pause of that many
+ * microseconds (at most a second) between writing a status record's body and
+ * publishing the ring tail, so that a kill lands inside the write. Unset,
+ * empty or malformed: no pause. */
+static uint64_t stretch_from_env(void)
+{
+    const char *e = getenv("PH_TEST_STRETCH_WRITE_US");
+    if (e == NULL || *e == '\0') return 0;
+    char *end;
+    errno = 0;
+    unsigned long us = strtoul(e, &end, 10);
+    if (errno != 0 || *end != '\0' || us > STRETCH_MAX_US) return 0;
+    return (uint64_t)us * 1000ull;
+}
 
 struct pending {
     msgpack_sbuffer buf;
@@ -56,6 +72,8 @@ struct ph_worker {
     uint64_t heartbeat_ns;
     uint64_t last_publish_ns;
     uint64_t retry_ns; /* coarse clock of the last look for room for waiting records */
+    /* test hook: pause between a status body and its publish */
+    uint64_t stretch_ns;
 
     struct pending config;
     struct pending io;
@@ -282,6 +300,7 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
     w->io_in = PH_IN_UNKNOWN;
     w->io_out = PH_OUT_UNKNOWN;
     w->enabled = false;
+    w->stretch_ns = stretch_from_env();
     if (w->scratch == NULL) {
         snprintf(err, errlen, "out of memory");
         json_decref(config);
@@ -345,18 +364,24 @@ void ph_worker_set_io_state(ph_worker *w, enum ph_io_in in, enum ph_io_out out)
     w->io_out = (uint8_t)out;
 }
 
-bool ph_worker_publish_status(ph_worker *w)
+/* The mirror for tools (phctl shm-dump). Relaxed stores: each field is a
+ * self-contained figure; the ring record is authoritative. */
+static void store_mirror(ph_worker *w, uint64_t now)
 {
-    const uint64_t now = ph_mono_coarse_ns();
-    /* Mirror for tools first, whether or not the ring has room: with no
-     * controller draining, it is the only current view. Relaxed stores: each
-     * field is a self-contained figure; the ring record is authoritative. */
     atomic_store_explicit(&w->slot->w_processed, w->processed, memory_order_relaxed);
     atomic_store_explicit(&w->slot->w_errors, w->errors, memory_order_relaxed);
     atomic_store_explicit(&w->slot->w_state, ph_w_state_pack(w->enabled, w->io_in, w->io_out),
                           memory_order_relaxed);
     atomic_store_explicit(&w->slot->w_heartbeat_ns, now, memory_order_relaxed);
     w->last_publish_ns = now;
+}
+
+bool ph_worker_publish_status(ph_worker *w)
+{
+    const uint64_t now = ph_mono_coarse_ns();
+    /* Mirror first, whether or not the ring has room: with no controller
+     * draining, it is the only current view. */
+    store_mirror(w, now);
     struct ph_rec_status *r = ph_ring_claim(&w->status, PH_REC_STATUS, PH_REC_STATUS_SIZE);
     if (r == NULL) {
         /* Counted once by the ring; the tick retries when there is room,
@@ -373,6 +398,11 @@ bool ph_worker_publish_status(ph_worker *w)
     r->io_in = w->io_in;
     r->io_out = w->io_out;
     r->reserved = 0;
+    if (w->stretch_ns != 0) {
+        struct timespec ts = {(time_t)(w->stretch_ns / 1000000000ull),
+                              (long)(w->stretch_ns % 1000000000ull)};
+        nanosleep(&ts, NULL);
+    }
     ph_ring_publish(&w->status);
     w->dirty = false;
     w->status_waiting = false;
@@ -390,7 +420,13 @@ void ph_worker_tick(ph_worker *w)
         if (w->status_waiting) {
             /* Already counted: write it only once it fits, count nothing
              * meanwhile; it carries the latest state when it goes. */
-            if (ph_ring_fits(&w->status, PH_REC_STATUS_SIZE)) ph_worker_publish_status(w);
+            if (ph_ring_fits(&w->status, PH_REC_STATUS_SIZE))
+                ph_worker_publish_status(w);
+            else if (w->dirty || now - w->last_publish_ns >= w->heartbeat_ns)
+                /* Still no room: the mirror keeps the figures current at
+                 * the usual cadence, or tools would see a frozen worker for
+                 * as long as the controller is away. */
+                store_mirror(w, now);
             return;
         }
     }

@@ -83,7 +83,8 @@ static void usage(FILE *f)
             "                          confirm the final status, then stop anyway (default 60)\n"
             "  --dead-grace-s N        dead workers stay listed this long (default 30)\n"
             "  --command-timeout-s N   workers must acknowledge a command within N s\n"
-            "                          or its outcome is failed, retryable (default 5)\n"
+            "                          or its outcome is failed, retryable (default 5); a\n"
+            "                          stop of the controller itself (over 2 s) does not count\n"
             "  --run-id ID             journal run id (default: the adopted segment's run,\n"
             "                          else ID-<UTC time>)\n"
             "  --journal-dir DIR       journal folder (default $PH_JOURNAL_DIR or\n"
@@ -391,6 +392,7 @@ struct app {
     bool journal_writing;
     bool initial_scan; /* the first scan of an adopted segment */
     uint64_t bus_faults, size_errors;
+    uint32_t refused_seen; /* the segment's claims_refused_full when last looked at */
     unsigned bus_pending; /* guard slots faulted and not yet repaired */
     bool adopted;
     uint64_t started_real_ns;
@@ -856,6 +858,24 @@ static int take_signals(struct app *a)
     return n;
 }
 
+/* Workers refused because every slot was taken: one alert per second at
+ * most, saying how many since the last look. */
+static void check_refused_claims(struct app *a)
+{
+    /* relaxed: a counter on its own; nothing else is read through it. */
+    uint32_t n = atomic_load_explicit(&a->seg.hdr->claims_refused_full, memory_order_relaxed);
+    if (n == a->refused_seen) return;
+    uint32_t rise = n - a->refused_seen;
+    a->refused_seen = n;
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "%" PRIu32 " worker(s) refused: all %" PRIu32 " slots of the segment are in use "
+             "(%" PRIu32 " refused in all; start the controller with more --slots)",
+             rise, a->seg.slots, n);
+    ph_error("%s", msg);
+    swarm_controller_alert(&a->swarm, "error", "slots.full", msg);
+}
+
 /* Returns whether anything arrived (records or signals). */
 static bool tick(struct app *a)
 {
@@ -888,6 +908,7 @@ static bool tick(struct app *a)
     uint64_t drained = ctl_scan(&a->ctl, now);
     if (now - a->last_liveness >= 1000000000ull) {
         ctl_check_liveness(&a->ctl, false);
+        check_refused_claims(a);
         a->last_liveness = now;
     }
     outbox_settle(a);
@@ -1089,6 +1110,9 @@ int main(int argc, char **argv)
             getpid(), o.tick_ms, o.cfg.run_id, a.journal.path);
 
     a.last_liveness = a.last_activity = ph_mono_ns();
+    /* Refusals before this controller (an adopted segment) were alerted by
+     * its predecessor, or happened with no controller to tell. */
+    a.refused_seen = atomic_load_explicit(&a.seg.hdr->claims_refused_full, memory_order_relaxed);
     ph_loop_timeout(a.loop, a.tick_ms, on_tick, &a, 0);
     rc = ph_loop_run(a.loop) == 0 ? 0 : 1;
 

@@ -126,9 +126,11 @@ static void want_enabled(struct swarm *s, bool on)
 
 /* ---- alerts and outcomes ---------------------------------------------- */
 
-static void emit_alert(struct swarm *s, const char *role, const char *instance, const char *origin,
+/* The alert document; `reliable` ones go through the outbox (after the
+ * journal holds what came before them) and are journaled themselves. */
+static void pack_alert(struct swarm *s, const char *role, const char *instance, const char *origin,
                        const char *level, const char *code, const char *message,
-                       const json_t *context)
+                       const json_t *context, bool reliable)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -143,9 +145,16 @@ static void emit_alert(struct swarm *s, const char *role, const char *instance, 
         dp_str(&pk, "context");
         ph_json_pack(&pk, context, true);
     }
-    s->out.emit(s->out.ctx, sb.data, sb.size, true);
+    s->out.emit(s->out.ctx, sb.data, sb.size, reliable);
     msgpack_sbuffer_destroy(&sb);
     s->alerts++;
+}
+
+static void emit_alert(struct swarm *s, const char *role, const char *instance, const char *origin,
+                       const char *level, const char *code, const char *message,
+                       const json_t *context)
+{
+    pack_alert(s, role, instance, origin, level, code, message, context, true);
     journal(s, json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s}", "event", "alert", "level", level,
                          "role", jstr_or_null(role), "instance", jstr_or_null(instance), "code",
                          code, "message", message, "origin", origin));
@@ -166,7 +175,20 @@ void swarm_controller_alert(struct swarm *s, const char *level, const char *code
 
 void swarm_set_journal_failing(struct swarm *s, bool failing)
 {
+    if (failing == s->journal_failing) return;
     s->journal_failing = failing;
+    if (failing) {
+        /* Not through the outbox: what goes there waits for the journal,
+         * the very thing that fails. Sent once, at most (like a status). */
+        pack_alert(s, "swarm-controller", s->cfg.instance, s->cfg.instance, "error",
+                   "journal.failing",
+                   "the journal cannot take entries (disk full or write errors): signals are "
+                   "held and outcomes wait until it can",
+                   NULL, false);
+    } else {
+        controller_alert(s, "info", "journal.recovered",
+                         "the journal takes entries again: held signals and outcomes go on");
+    }
 }
 
 struct outcome {
@@ -1259,9 +1281,34 @@ static void finish_removal(struct swarm *s, const struct swarm_agg *a, uint64_t 
     ph_info("swarm removed: final status sent; the controller has nothing more to say");
 }
 
+/* A gap between two ticks far beyond any tick period means the controller
+ * itself did not run (stopped, paused, starved): the workers' acks may be
+ * waiting in rings it has not read yet, so a command's wait counts only the
+ * time the controller was there to hear them. */
+#define SWARM_STALL_NS (2 * NS_PER_S)
+
+static void forgive_stall(struct swarm *s, uint64_t now)
+{
+    const uint64_t prev = s->last_tick_ns;
+    s->last_tick_ns = now;
+    if (prev == 0 || now <= prev || now - prev <= SWARM_STALL_NS) return;
+    const uint64_t gap = now - prev;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < SWARM_MAX_PENDING; i++)
+        if (s->pending[i].used) {
+            s->pending[i].deadline_ns += gap;
+            n++;
+        }
+    if (n > 0)
+        ph_warn("the controller did not run for %.1f s: %u command(s) wait that much longer "
+                "for their acks",
+                (double)gap / 1e9, n);
+}
+
 void swarm_tick(struct swarm *s, uint64_t now)
 {
     if (s->finished) return; /* removed: the final documents were the last */
+    forgive_stall(s, now);
     workers_tick(s, now);
     housekeeping(s, now);
     plan_tick(s, now);

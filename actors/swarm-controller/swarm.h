@@ -255,6 +255,7 @@ struct swarm {
     uint8_t final_stage; /* removal ending: 0 not begun, 1 announced, 2 final delta out */
     bool removed_seen;   /* status REMOVED noticed by the tick, at removed_ns */
     uint64_t removed_ns;
+    uint64_t last_tick_ns; /* the previous swarm_tick (0: none yet) */
 
     /* delivery and restart safety */
     struct cidset seen;      /* correlation ids taken in (each gets one outcome) */
@@ -290,7 +291,10 @@ void swarm_on_ack(struct swarm *s, struct ctl_worker *w, const struct ph_rec_ack
 void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t now_ns);
 /* Whether the process's journal is failing (journal_failing()): reported
  * as data.context.journal.failing, a change in the next delta. Signals and
- * outcomes wait for the journal meanwhile; status does not. */
+ * outcomes wait for the journal meanwhile; status does not. The change to
+ * failing raises the alert journal.failing (sent at once, not journaled:
+ * the outbox would hold it until the journal works again); the change back
+ * raises journal.recovered (reliable, journaled). */
 void swarm_set_journal_failing(struct swarm *s, bool failing);
 /* An alert from the controller itself (reliable, journaled). */
 void swarm_controller_alert(struct swarm *s, const char *level, const char *code,

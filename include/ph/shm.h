@@ -54,7 +54,9 @@
  * No process-shared lock exists anywhere: a process killed at any point
  * leaves a state the others can see and repair.
  *
- * Layout version 2: identity words, the controller claim word, JOINING.
+ * Layout version 3: identity words, the controller claim word, JOINING
+ * (version 2), and the claim index between the header and the slots, with
+ * the refused-claims counter in what had been padding of the claim line.
  * Programs refuse segments of any other version. */
 #ifndef PH_SHM_H
 #define PH_SHM_H
@@ -115,6 +117,10 @@ struct ph_shm_header {
     /* 1 + highest slot a claim was ever attempted on: raised before the
      * claim's CAS, so every slot not FREE is below it. */
     alignas(64) _Atomic uint32_t slot_high_water;
+    /* Claims refused because every slot was taken: +1 per refusal (in what
+     * was padding of this line); the controller raises an alert when it
+     * rises. */
+    _Atomic uint32_t claims_refused_full;
 
     /* Run facts, written by each controller before it publishes its pid
      * (ph_segment_set_controller); readers copy and NUL-terminate them. */

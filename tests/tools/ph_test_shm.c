@@ -6,12 +6,18 @@
  *   ph-test-shm chan-in-head SWARM VALUE    the in ring's head (controller side)
  *   ph-test-shm chan-out-head SWARM VALUE   the out ring's head (bridge side)
  *   ph-test-shm cmd-tail SWARM SLOT VALUE   a worker slot's command ring tail
+ *   ph-test-shm layout-version SWARM VALUE  the segment header's layout version
+ *                                           (the segment is opened as it is,
+ *                                           whatever version it says)
  *
  * Exit 0 when written, 1 with a message otherwise. */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "ph/channel.h"
 #include "ph/shm.h"
@@ -19,7 +25,8 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: ph-test-shm chan-out-tail|chan-in-head|chan-out-head SWARM VALUE\n"
-                    "       ph-test-shm cmd-tail SWARM SLOT VALUE\n");
+                    "       ph-test-shm cmd-tail SWARM SLOT VALUE\n"
+                    "       ph-test-shm layout-version SWARM VALUE\n");
     return 2;
 }
 
@@ -66,6 +73,28 @@ int main(int argc, char **argv)
         atomic_store_explicit(&ph_segment_slot(&seg, (uint32_t)slot)->command.tail, num(argv[4]),
                               memory_order_release);
         ph_segment_close(&seg);
+        return 0;
+    }
+    if (strcmp(argv[1], "layout-version") == 0 && argc == 4) {
+        /* Not through ph_segment_open: it refuses the versions this tool
+         * writes. Only the header's first page is mapped. */
+        uint64_t v = num(argv[3]);
+        char path[128];
+        snprintf(path, sizeof path, "/ph.%s", argv[2]);
+        int fd = shm_open(path, O_RDWR, 0);
+        if (fd < 0) {
+            perror("ph-test-shm: shm_open");
+            return 1;
+        }
+        struct ph_shm_header *h =
+            mmap(NULL, PH_SHM_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+        if (h == MAP_FAILED) {
+            perror("ph-test-shm: mmap");
+            return 1;
+        }
+        h->layout_version = (uint32_t)v;
+        munmap(h, PH_SHM_HEADER_SIZE);
         return 0;
     }
     return usage();

@@ -1085,15 +1085,19 @@ static void slot_claim_reports_full_table(void **state)
             PH_OK);
         assert_int_equal(idx, (uint32_t)i);
     }
+    assert_int_equal(atomic_load(&c.hdr->claims_refused_full), 0);
     assert_int_equal(
         ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
         PH_ERR_FULL);
     assert_non_null(strstr(err, "4 slots"));
+    /* Each refusal is counted in the header, for the controller's alert. */
+    assert_int_equal(atomic_load(&c.hdr->claims_refused_full), 1);
     /* DETACHED slots are not free either, until the controller frees them. */
     assert_true(ph_slot_detach(&c, 2, atomic_load(&ph_segment_slot(&c, 2)->state)));
     assert_int_equal(
         ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, NULL, err, sizeof err),
         PH_ERR_FULL);
+    assert_int_equal(atomic_load(&c.hdr->claims_refused_full), 2);
     assert_true(ph_slot_free(&c, 2, atomic_load(&ph_segment_slot(&c, 2)->state)));
     assert_int_equal(
         ph_slot_claim(&c, "r", "w-4", (int32_t)getpid(), st, &idx, NULL, err, sizeof err), PH_OK);

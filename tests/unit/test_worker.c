@@ -447,6 +447,31 @@ static void item16_a_waiting_status_change_counts_one_overflow(void **state)
     ctl_free(c);
 }
 
+/* While a status waits for room, the mirror for tools still follows the
+ * worker at its heartbeat: a stalled controller does not freeze the
+ * figures phctl shm-dump shows. */
+static void a_full_status_ring_keeps_the_mirror_current(void **state)
+{
+    (void)state;
+    struct ctl *c = ctl_new(0);
+    ph_worker *w = attach(c, "processor", "proc-1", NULL, 1); /* heartbeat every ms */
+    const uint64_t rec = (8 + PH_REC_STATUS_SIZE + 7) & ~7ull;
+    while (c->seg.status_ring - ph_ring_used(&c->slot->status, c->seg.status_ring) >= rec)
+        assert_true(ph_worker_publish_status(w));
+    ph_worker_count(w, 5);
+    assert_false(ph_worker_publish_status(w)); /* waits: the ring is full */
+    assert_int_equal(atomic_load(&c->slot->w_processed), 5);
+    const uint64_t hb = atomic_load(&c->slot->w_heartbeat_ns);
+    ph_worker_count(w, 37);
+    struct timespec ts = {0, 2 * 1000000L};
+    nanosleep(&ts, NULL);
+    tick_later(w);
+    assert_int_equal(atomic_load(&c->slot->w_processed), 42);
+    assert_true(atomic_load(&c->slot->w_heartbeat_ns) > hb);
+    ph_worker_detach(w);
+    ctl_free(c);
+}
+
 static void worker_publish_config_refuses_non_object_and_oversized(void **state)
 {
     (void)state;
@@ -981,6 +1006,7 @@ int main(void)
         cmocka_unit_test(worker_tick_publishes_heartbeat_when_due),
         cmocka_unit_test(worker_full_status_ring_counts_overflows_and_never_blocks),
         cmocka_unit_test(item16_a_waiting_status_change_counts_one_overflow),
+        cmocka_unit_test(a_full_status_ring_keeps_the_mirror_current),
         cmocka_unit_test(worker_publish_config_refuses_non_object_and_oversized),
         cmocka_unit_test(worker_publish_io_and_alert_records),
         cmocka_unit_test(worker_polls_config_patch_status_request_and_stop),

@@ -433,6 +433,32 @@ static void command_without_acks_fails_after_the_timeout_as_retryable_with_an_al
     assert_int_equal(fx_count(f, mark, "outcome", NULL, NULL), 1);
 }
 
+/* The controller stopped for longer than the timeout (SIGSTOP, a paused
+ * VM) while the worker's ack waited: the wait counts only the time the
+ * controller ran, so the late-read ack still makes the outcome. */
+static void a_stalled_controller_does_not_time_out_commands_it_could_not_hear(void **state)
+{
+    struct fx *f = *state;
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    size_t mark = fx_ndocs(f);
+    fx_signal(f, "config-update", "processor", "p-1", "cid-st", "ik-st", "{\"ratePerSec\": 9}");
+    fx_step(f, 100 * MS);
+    fx_step(f, 8 * SEC); /* the controller was away for 8 s */
+    assert_int_equal(fx_count(f, mark, "outcome", NULL, NULL), 0);
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 1);
+    fx_step(f, 10 * MS);
+    json_t *o = only_outcome(f, mark, "config-update");
+    assert_string_equal(jstr(o, "data.status"), "applied");
+    /* Running on, the timeout still holds for a worker that never answers. */
+    mark = fx_ndocs(f);
+    fx_signal(f, "config-update", "processor", "p-2", "cid-st2", "ik-st2", "{\"ratePerSec\": 8}");
+    for (int i = 0; i < 51; i++) fx_step(f, 100 * MS);
+    o = only_outcome(f, mark, "config-update");
+    assert_string_equal(jstr(o, "data.status"), "failed");
+    assert_int_equal(f->violations, 0);
+}
+
 static void swarm_start_without_acks_fails_the_swarm(void **state)
 {
     struct fx *f = *state;
@@ -766,6 +792,7 @@ int main(void)
         T(swarm_template_after_remove_is_refused),
         T(swarm_template_sets_desired_roles_and_answers_ready),
         T(command_without_acks_fails_after_the_timeout_as_retryable_with_an_alert),
+        T(a_stalled_controller_does_not_time_out_commands_it_could_not_hear),
         T(swarm_start_without_acks_fails_the_swarm),
         T(replayed_idempotency_key_is_answered_again_without_resending),
         T(replayed_lifecycle_command_is_answered_with_the_same_status),

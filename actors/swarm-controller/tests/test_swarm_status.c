@@ -636,6 +636,35 @@ static void a_failing_journal_shows_in_the_controller_status(void **state)
     assert_int_equal(f->violations, 0);
 }
 
+/* A journal that starts failing raises journal.failing once, sent at once
+ * (not reliable: the outbox would hold it until the journal works again);
+ * its recovery raises journal.recovered through the journal as usual. */
+static void a_failing_journal_raises_an_alert_and_its_recovery_another(void **state)
+{
+    struct fx *f = *state;
+    fx_step(f, 300 * MS);
+    size_t mark = fx_ndocs(f);
+    swarm_set_journal_failing(&f->sw, true);
+    fx_step(f, 100 * MS);
+    swarm_set_journal_failing(&f->sw, true);
+    fx_step(f, 100 * MS);
+    assert_int_equal(fx_count(f, mark, "event", "alert", CTL), 1);
+    size_t i = fx_find(f, mark, "event", "alert", CTL);
+    json_t *a = fx_doc(f, i);
+    assert_string_equal(jstr(a, "data.code"), "journal.failing");
+    assert_string_equal(jstr(a, "data.level"), "error");
+    assert_false(json_is_true(json_object_get(json_array_get(f->docs, i), "reliable")));
+    mark = fx_ndocs(f);
+    swarm_set_journal_failing(&f->sw, false);
+    fx_step(f, 100 * MS);
+    assert_int_equal(fx_count(f, mark, "event", "alert", CTL), 1);
+    i = fx_find(f, mark, "event", "alert", CTL);
+    a = fx_doc(f, i);
+    assert_string_equal(jstr(a, "data.code"), "journal.recovered");
+    assert_true(json_is_true(json_object_get(json_array_get(f->docs, i), "reliable")));
+    assert_int_equal(f->violations, 0);
+}
+
 static void controller_full_lists_live_workers_sorted_by_role_then_instance(void **state)
 {
     struct fx *f = *state;
@@ -973,6 +1002,7 @@ int main(void)
         T(watermark_period_is_configurable),
         T(delta_carries_the_small_aggregate_only),
         T(a_failing_journal_shows_in_the_controller_status),
+        T(a_failing_journal_raises_an_alert_and_its_recovery_another),
         T(controller_full_lists_live_workers_sorted_by_role_then_instance),
         T(clean_detach_removes_the_worker_from_the_list),
         T(controller_full_carries_each_workers_queues_for_the_pipeline),
