@@ -19,8 +19,8 @@
 # <bin>/../test-output/test_ui_browser/ at the end (the path is printed).
 #
 # usage: test_ui_browser.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 39672) and the three after it, HTTP on the
-# fourth after it, epmd on PH_TEST_EPMD_PORT (default 39369). Exits 77
+# Ports: PH_TEST_AMQP_PORT (default 30672) and the three after it, HTTP on the
+# fourth after it, epmd on PH_TEST_EPMD_PORT (default 30369). Exits 77
 # (skipped) without rabbitmq-server, chromium (PH_CHROMIUM, default
 # /usr/bin/chromium), node >= 18 or npm; `deploy/ensure-deps --tests` installs
 # them. Builds the UI (npm ci + esbuild) into the work folder and installs
@@ -43,7 +43,7 @@ command -v npm >/dev/null 2>&1 || skip "npm is not installed (Debian: npm; deplo
 [ "$(node -p 'process.versions.node.split(".")[0] >= 18')" = true ] || skip "node $(node --version) is older than 18"
 
 . "$HERE/lib.sh"
-amqp_test_init ui 39672 39369
+amqp_test_init ui 30672 30369
 BROWSER_DIR=$ROOT/tests/browser
 RUN=$TMP/run
 RDIR=$RUN/rabbitmq
