@@ -188,24 +188,45 @@ static int cmd_pub(const char *url_file)
         sent++;
     }
     free(line);
+    /* Confirms may come out of order and mix single and multiple acks (a
+     * single ack of tag 5 before a multiple ack up to 4): count each tag
+     * once, not a running total. */
+    unsigned char *confirmed = calloc((size_t)sent + 1, 1);
+    if (confirmed == NULL) {
+        fprintf(stderr, "ph-test-amqp: out of memory\n");
+        return 1;
+    }
     while (acked < sent) {
         amqp_frame_t f;
         struct timeval tv = {10, 0};
         int rc = amqp_simple_wait_frame_noblock(c, &f, &tv);
         if (rc != AMQP_STATUS_OK) {
-            fprintf(stderr, "ph-test-amqp: waiting for confirms: %s\n", amqp_error_string2(rc));
+            fprintf(stderr, "ph-test-amqp: waiting for confirms (%u of %u): %s\n", acked, sent,
+                    amqp_error_string2(rc));
+            free(confirmed);
             return 1;
         }
-        if (frame_refusal("basic.publish", &f)) return 1;
+        if (frame_refusal("basic.publish", &f)) {
+            free(confirmed);
+            return 1;
+        }
         if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
             amqp_basic_ack_t *a = f.payload.method.decoded;
-            acked = a->multiple ? (unsigned)a->delivery_tag : acked + 1;
+            const uint64_t tag = a->delivery_tag > sent ? sent : a->delivery_tag;
+            for (uint64_t t = a->multiple ? 1 : tag; t <= tag; t++) {
+                if (t >= 1 && !confirmed[t]) {
+                    confirmed[t] = 1;
+                    acked++;
+                }
+            }
         } else if (f.frame_type == AMQP_FRAME_METHOD &&
                    f.payload.method.id == AMQP_BASIC_NACK_METHOD) {
             fprintf(stderr, "ph-test-amqp: the broker nacked a message\n");
+            free(confirmed);
             return 1;
         }
     }
+    free(confirmed);
     close_conn(c);
     printf("published %u\n", sent);
     return 0;
