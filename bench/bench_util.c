@@ -387,15 +387,26 @@ int bu_proc_runtime_ns(pid_t pid, uint64_t *ns)
     return 0;
 }
 
-int bu_proc_wakeups(pid_t pid, uint64_t *n)
+/* A number field ("Name:   value") of /proc/<pid>/status. */
+static int proc_status_field(pid_t pid, const char *field, uint64_t *n)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
     if (read_small(path, buf, sizeof buf) != 0) return -1;
-    const char *p = strstr(buf, "voluntary_ctxt_switches:");
+    const char *p = strstr(buf, field);
     if (p == NULL) return -1;
-    *n = strtoull(p + strlen("voluntary_ctxt_switches:"), NULL, 10);
+    *n = strtoull(p + strlen(field), NULL, 10);
     return 0;
+}
+
+int bu_proc_wakeups(pid_t pid, uint64_t *n)
+{
+    return proc_status_field(pid, "voluntary_ctxt_switches:", n);
+}
+
+int bu_proc_rss_kb(pid_t pid, uint64_t *kb)
+{
+    return proc_status_field(pid, "VmRSS:", kb);
 }
 
 /* ---- JSON ----------------------------------------------------------------- */

@@ -107,6 +107,8 @@ int bu_proc_cpu_ticks(pid_t pid, uint64_t *ticks);
 int bu_proc_runtime_ns(pid_t pid, uint64_t *ns);
 /* voluntary_ctxt_switches from /proc/<pid>/status: how often it went to sleep. */
 int bu_proc_wakeups(pid_t pid, uint64_t *n);
+/* VmRSS from /proc/<pid>/status, in KiB. */
+int bu_proc_rss_kb(pid_t pid, uint64_t *kb);
 
 /* The 1-minute load average (/proc/loadavg), NaN when unreadable: printed
  * beside the figures, which mean less on a loaded machine. */

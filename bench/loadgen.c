@@ -557,19 +557,6 @@ static void cpu_mark(struct pfig *p, bool end)
     }
 }
 
-static uint64_t rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    uint64_t kb = 0;
-    if (f == NULL) return 0;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %lu kB", &kb) == 1) break;
-    fclose(f);
-    return kb;
-}
-
 static pid_t broker_pid(const struct opts *o)
 {
     char path[PATH_MAX];
@@ -798,7 +785,7 @@ int main(int argc, char **argv)
         flips1 = atomic_load(&g_sh->flips);
         for (size_t i = 0; i < nfig; i++) {
             cpu_mark(&figs[i], true);
-            figs[i].rss_kb = rss_kb(figs[i].pid);
+            if (bu_proc_rss_kb(figs[i].pid, &figs[i].rss_kb) != 0) figs[i].rss_kb = 0;
         }
         if (o.mode == M_AMQP) ach1 = ob.msgs; /* received by the consumer in the window */
     }
