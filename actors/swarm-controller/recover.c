@@ -256,7 +256,7 @@ long swarm_recover(struct swarm *s, const char *path, uint64_t now, char *err, s
     {
         const char *cid = json_string_value(v);
         if (json_is_true(json_object_get(r.cids, cid))) {
-            cidset_add(&s->seen, cid);
+            ph_cidset_add(&s->seen, cid);
             answered++;
         }
     }

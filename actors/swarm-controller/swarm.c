@@ -310,7 +310,7 @@ int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
     s->full_due = true; /* status-full on startup */
     s->delta_due = true;
     desired_init(&s->desired);
-    if (cidset_init(&s->seen, SWARM_SEEN_CIDS) != 0) return PH_ERR_SYS;
+    if (ph_cidset_init(&s->seen, SWARM_SEEN_CIDS) != 0) return PH_ERR_SYS;
     refresh_controller_config(s);
     return PH_OK;
 }
@@ -330,7 +330,7 @@ void swarm_destroy(struct swarm *s)
     for (uint32_t i = 0; i < s->plan.nsteps; i++) json_decref(s->plan.steps[i].patch);
     json_decref(s->controller_config);
     desired_clear(&s->desired);
-    cidset_free(&s->seen);
+    ph_cidset_free(&s->seen);
     free(s->ws);
     s->ws = NULL;
 }
@@ -1098,7 +1098,7 @@ void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t n
     /* Delivery is at least once (broker redelivery, a bridge re-forwarding
      * after a restart): a repeat of an attempt already taken in gets no
      * second answer and is not applied again. */
-    if (cidset_has(&s->seen, g.cid)) {
+    if (ph_cidset_has(&s->seen, g.cid)) {
         s->duplicates++;
         ph_info("signal %s (correlationId %s) delivered again: already taken in, ignored", g.type,
                 g.cid);
@@ -1107,7 +1107,7 @@ void swarm_on_signal(struct swarm *s, const uint8_t *doc, size_t len, uint64_t n
         json_decref(g.data);
         return;
     }
-    cidset_add(&s->seen, g.cid);
+    ph_cidset_add(&s->seen, g.cid);
     json_t *entry = signal_entry(&g);
     journal(s, json_incref(entry));
     g.entry = entry;
@@ -1560,8 +1560,8 @@ void swarm_apply_recovered(struct swarm *s, const json_t *e, uint64_t now)
         ph_warn("journal: a signal entry without usable ids was skipped");
         return;
     }
-    if (cidset_has(&s->seen, g.cid)) return;
-    cidset_add(&s->seen, g.cid);
+    if (ph_cidset_has(&s->seen, g.cid)) return;
+    ph_cidset_add(&s->seen, g.cid);
     const json_t *data = json_object_get(e, "data");
     g.data = json_is_object(data) ? json_deep_copy(data) : json_object();
     json_t *entry = json_deep_copy(e);

@@ -33,7 +33,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cidset.h"
+#include "ph/cidset.h"
 #include "ctl.h"
 #include "desired.h"
 
@@ -113,7 +113,7 @@ struct swarm_wstate {
 /* Attempts of one idempotencyKey that may wait for a command in flight; a
  * further attempt is answered at once (failed, retryable). */
 #define SWARM_MAX_EXTRA 4096
-/* Correlation ids remembered against redelivery (cidset.h). */
+/* Correlation ids remembered against redelivery (ph/cidset.h). */
 #define SWARM_SEEN_CIDS 16384
 
 struct swarm_target {
@@ -258,7 +258,7 @@ struct swarm {
     uint64_t last_tick_ns; /* the previous swarm_tick (0: none yet) */
 
     /* delivery and restart safety */
-    struct cidset seen;      /* correlation ids taken in (each gets one outcome) */
+    struct ph_cidset seen;   /* correlation ids taken in (each gets one outcome) */
     struct desired desired;  /* config in force for (re)joining workers */
     uint64_t state_seq;      /* +1 per change of status, workloads, roles or desired */
     uint64_t state_journaled;

@@ -578,22 +578,22 @@ static void item03_signal_too_large_to_journal_is_answered_failed_retryable_afte
 static void cidset_remembers_the_newest_ids_and_forgets_the_oldest(void **state)
 {
     (void)state;
-    struct cidset s;
-    assert_int_equal(cidset_init(&s, 100), 0);
+    struct ph_cidset s;
+    assert_int_equal(ph_cidset_init(&s, 100), 0);
     char id[32];
     for (int i = 0; i < 1000; i++) {
         snprintf(id, sizeof id, "c-%d", i);
-        assert_false(cidset_has(&s, id));
-        assert_true(cidset_add(&s, id));
-        assert_true(cidset_has(&s, id));
-        assert_true(cidset_add(&s, id)); /* again: no change */
+        assert_false(ph_cidset_has(&s, id));
+        assert_true(ph_cidset_add(&s, id));
+        assert_true(ph_cidset_has(&s, id));
+        assert_true(ph_cidset_add(&s, id)); /* again: no change */
     }
     assert_int_equal(s.n, 100);
     for (int i = 0; i < 1000; i++) {
         snprintf(id, sizeof id, "c-%d", i);
-        assert_int_equal(cidset_has(&s, id), i >= 900);
+        assert_int_equal(ph_cidset_has(&s, id), i >= 900);
     }
-    cidset_free(&s);
+    ph_cidset_free(&s);
 }
 
 static void desired_folds_patches_in_order_and_forgets_overridden_keys(void **state)

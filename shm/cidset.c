@@ -1,5 +1,5 @@
-/* Bounded set of correlation ids (cidset.h). */
-#include "cidset.h"
+/* Bounded set of correlation ids (ph/cidset.h). */
+#include "ph/cidset.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,7 @@ static uint32_t hash(const char *s)
     return h;
 }
 
-int cidset_init(struct cidset *s, uint32_t cap)
+int ph_cidset_init(struct ph_cidset *s, uint32_t cap)
 {
     memset(s, 0, sizeof *s);
     uint32_t buckets = 16;
@@ -24,13 +24,13 @@ int cidset_init(struct cidset *s, uint32_t cap)
     s->ring = calloc(cap, sizeof *s->ring);
     s->index = calloc(buckets, sizeof *s->index);
     if (s->ring == NULL || s->index == NULL) {
-        cidset_free(s);
+        ph_cidset_free(s);
         return -1;
     }
     return 0;
 }
 
-void cidset_free(struct cidset *s)
+void ph_cidset_free(struct ph_cidset *s)
 {
     for (uint32_t i = 0; s->ring != NULL && i < s->cap; i++) free(s->ring[i]);
     free(s->ring);
@@ -39,21 +39,21 @@ void cidset_free(struct cidset *s)
 }
 
 /* Bucket holding `cid`, or the empty bucket where it would go. */
-static uint32_t find(const struct cidset *s, const char *cid)
+static uint32_t find(const struct ph_cidset *s, const char *cid)
 {
     uint32_t b = hash(cid) & s->mask;
     while (s->index[b] != 0 && strcmp(s->ring[s->index[b] - 1], cid) != 0) b = (b + 1) & s->mask;
     return b;
 }
 
-bool cidset_has(const struct cidset *s, const char *cid)
+bool ph_cidset_has(const struct ph_cidset *s, const char *cid)
 {
     return s->cap != 0 && s->index[find(s, cid)] != 0;
 }
 
 /* Removes bucket b and shifts later members of its probe run back, so that
  * every remaining id is still reachable from its home bucket. */
-static void unindex(struct cidset *s, uint32_t b)
+static void unindex(struct ph_cidset *s, uint32_t b)
 {
     s->index[b] = 0;
     for (uint32_t i = (b + 1) & s->mask; s->index[i] != 0; i = (i + 1) & s->mask) {
@@ -69,7 +69,7 @@ static void unindex(struct cidset *s, uint32_t b)
     }
 }
 
-bool cidset_add(struct cidset *s, const char *cid)
+bool ph_cidset_add(struct ph_cidset *s, const char *cid)
 {
     if (s->cap == 0) return false;
     uint32_t b = find(s, cid);
