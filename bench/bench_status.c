@@ -144,9 +144,10 @@ struct capture {
     uint64_t docs;
 };
 
-static bool capture_emit(void *ctx, const char *data, size_t len, bool reliable)
+static bool capture_emit(void *ctx, const char *data, size_t len, bool reliable, uint64_t seq)
 {
     (void)reliable;
+    (void)seq;
     struct capture *c = ctx;
     if (len > c->cap) {
         size_t cap = c->cap ? c->cap : 4096;

@@ -60,6 +60,10 @@ int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sin
                  ph_err_name(rc));
         return rc;
     }
+    if (ph_cidset_init(&b->published_cids, BRIDGE_PUBLISHED_CIDS) != 0) {
+        snprintf(err, errlen, "out of memory for the published outcomes' ids");
+        return PH_ERR_SYS;
+    }
     return PH_OK;
 }
 
@@ -74,6 +78,7 @@ void bridge_destroy(struct bridge *b)
      * again to the next bridge. */
     free_list(b->head);
     free_list(b->sent);
+    ph_cidset_free(&b->published_cids);
     b->head = b->tail = b->sent = b->sent_tail = NULL;
     b->npending = b->nsent = 0;
     free(b->scratch);
@@ -304,18 +309,19 @@ static void refuse(struct bridge *b, const char *why)
 
 /* `hold`: for a document of the out ring, its position + 1 (see
  * commit_delivered()); 0 for the bridge's own envelopes. */
-static void publish(struct bridge *b, struct envelope *e, bool from_controller, uint64_t hold)
+static bool publish(struct bridge *b, struct envelope *e, bool from_controller, uint64_t hold)
 {
     char err[256];
     int rc = sink_publish(b->sink, e->rk, e->env, e->kind, hold, err, sizeof err);
     if (rc != PH_OK) {
         ph_error("%s", err);
-        return;
+        return false;
     }
     if (from_controller) {
         b->st.published++;
         if (b->attached) count(&b->ch.hdr->docs_published);
     }
+    return true;
 }
 
 /* The controller stores `closing` before it writes the final documents of
@@ -373,8 +379,23 @@ static int handle_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t le
             ph_warn("removed %zu secret-named key(s) from data.config before publishing %s",
                     e.secrets_dropped, e.rk);
     }
+    /* One answer per attempt: an outcome this bridge already handed to its
+     * sink (which delivers it, across reconnects) came again from a
+     * restarted controller whose journal could not show it delivered. */
+    const char *cid = e.kind == CK_OUTCOME
+                          ? json_string_value(json_object_get(e.env, "correlationId"))
+                          : NULL;
+    if (cid != NULL && ph_cidset_has(&b->published_cids, cid)) {
+        b->st.outcomes_repeated++;
+        if (log_allowed(&b->log_refused, ph_mono_ns(), "refused documents"))
+            ph_info("outcome for correlationId %s sent again by the controller: already "
+                    "published, dropped",
+                    cid);
+        envelope_clear(&e);
+        return next_doc(b);
+    }
     if (start < b->replayed_to) b->st.republished++;
-    publish(b, &e, true, start + 1);
+    if (publish(b, &e, true, start + 1) && cid != NULL) ph_cidset_add(&b->published_cids, cid);
     envelope_clear(&e);
     return next_doc(b);
 }
@@ -799,8 +820,9 @@ void bridge_stop(struct bridge *b)
         " signals forwarded, %" PRIu64 " rejected, %" PRIu64 " alerts, %" PRIu64
         " secret keys removed, %" PRIu64 " channel registrations, %" PRIu64
         " signals settled, %" PRIu64 " forwarded again, %" PRIu64 " refused ones answered, %" PRIu64
-        " documents published again after a restart, %" PRIu64 " replayed status documents skipped",
+        " documents published again after a restart, %" PRIu64
+        " replayed status documents skipped, %" PRIu64 " repeated outcomes dropped",
         b->st.published, b->st.refused, b->st.forwarded, b->st.rejected, b->st.alerts,
         b->st.secrets_dropped, b->st.attaches, b->st.settled, b->st.reforwarded, b->st.answered,
-        b->st.republished, b->st.status_skipped);
+        b->st.republished, b->st.status_skipped, b->st.outcomes_repeated);
 }

@@ -36,6 +36,7 @@
 #include <sys/types.h>
 
 #include "ph/channel.h"
+#include "ph/cidset.h"
 #include "ratelimit.h"
 #include "sigcheck.h"
 #include "sink.h"
@@ -64,7 +65,14 @@ struct bridge_stats {
     uint64_t resets;          /* channel re-creations asked of the controller */
     uint64_t republished;     /* documents an earlier bridge had read, published again */
     uint64_t status_skipped;  /* status an earlier bridge had read, not published again */
+    uint64_t outcomes_repeated; /* outcomes sent again by a restarted controller, published
+                                 * by this bridge before: dropped */
 };
+
+/* Correlation ids of the outcomes this bridge handed to its sink,
+ * remembered so that the ones a restarted controller sends again (its
+ * journal could not show them delivered) are not published twice. */
+#define BRIDGE_PUBLISHED_CIDS 16384
 
 /* A valid signal: waiting for room in the in ring, or written there and
  * waiting for the controller to consume it. */
@@ -123,6 +131,7 @@ struct bridge {
     uint64_t line_settled;
     uint64_t session;     /* transport session the deliveries were checked against */
     uint64_t close_acked; /* close mark of this channel acknowledged (0: none) */
+    struct ph_cidset published_cids; /* outcomes handed to the sink (BRIDGE_PUBLISHED_CIDS) */
 
     struct bridge_stats st;
 };

@@ -354,6 +354,7 @@ struct outdoc {
     struct outdoc *next;
     uint64_t mark; /* journal mark it waits for */
     uint64_t end;  /* out-ring position just past it once written; 0: not written yet */
+    uint64_t seq;  /* an outcome's sequence number (swarm.h); 0 for an alert */
     size_t len;
     char data[];
 };
@@ -398,6 +399,11 @@ struct app {
     uint64_t started_real_ns;
     uint64_t start_time;
     bool stop;
+    /* PH_TEST_DIE_BEFORE_OUTCOME=N, for fault tests only: this process
+     * kills itself (SIGKILL) when its N-th outcome is in the journal and
+     * about to go into the document ring, the moment a restarted controller
+     * must send it again from the journal. */
+    uint64_t test_die_before_outcome, test_outcomes_ready;
     /* removal ending (ph/channel.h, closing) */
     bool closing;
     uint64_t closing_since_ns;
@@ -429,8 +435,14 @@ static void outbox_settle(struct app *a)
         a->out_corrupt = true;
         return;
     }
-    while (a->outbox != NULL && a->outbox->end != 0 && a->outbox->end <= head)
+    uint64_t delivered = 0;
+    while (a->outbox != NULL && a->outbox->end != 0 && a->outbox->end <= head) {
+        if (a->outbox->seq != 0) delivered = a->outbox->seq;
         outbox_unlink_head(a);
+    }
+    /* Outcomes go out in sequence order: the last one confirmed covers
+     * every one before it. */
+    if (delivered != 0) swarm_outcomes_delivered(&a->swarm, delivered);
 }
 
 static void recreate_channel(struct app *a, const char *why, bool settle_first);
@@ -457,6 +469,13 @@ static bool outbox_flush(struct app *a)
             check_document_ring(a);
             break;
         }
+        if (d->seq != 0 && a->test_die_before_outcome != 0 &&
+            ++a->test_outcomes_ready == a->test_die_before_outcome) {
+            ph_warn("PH_TEST_DIE_BEFORE_OUTCOME: killing this controller with outcome %" PRIu64
+                    " journaled but not handed to the bridge",
+                    d->seq);
+            raise(SIGKILL);
+        }
         void *dst = ph_ring_claim(&a->to_bridge, PH_DOC_RECORD, (uint32_t)d->len);
         if (dst == NULL) break;
         memcpy(dst, d->data, d->len);
@@ -468,7 +487,7 @@ static bool outbox_flush(struct app *a)
     return a->unwritten == NULL;
 }
 
-static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
+static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable, uint64_t seq)
 {
     struct app *a = ctx;
     if (len > a->to_bridge.max_record - PH_RING_HDR) {
@@ -508,6 +527,7 @@ static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable)
     d->next = NULL;
     d->mark = journal_mark(&a->journal);
     d->end = 0;
+    d->seq = seq;
     d->len = len;
     memcpy(d->data, data, len);
     if (a->outbox_tail)
@@ -1075,6 +1095,8 @@ int main(int argc, char **argv)
     struct swarm_emitter em = {
         .ctx = &a, .emit = emit_doc, .journal = journal_entry, .closing = on_closing};
     a.close_timeout_ns = (uint64_t)o.close_timeout_s * 1000000000ull;
+    const char *die = getenv("PH_TEST_DIE_BEFORE_OUTCOME");
+    if (die != NULL) a.test_die_before_outcome = strtoull(die, NULL, 10);
     if (ctl_init(&a.ctl, &a.seg, &hooks) != PH_OK ||
         swarm_init(&a.swarm, &a.ctl, &o.cfg, &em, ph_mono_ns()) != PH_OK) {
         ph_error("out of memory for %u slots", a.seg.slots);

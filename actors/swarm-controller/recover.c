@@ -15,11 +15,16 @@
  *               rotations wrote the old file out first can hold entries older
  *               than the checkpoint that precedes them);
  *   signal      an attempt taken in; unanswered until an outcome names it;
- *   outcome     answers an attempt; feeds the idempotency cache;
+ *   outcome     answers an attempt; feeds the idempotency cache; carries
+ *               its sequence number ("seq") and the whole document;
+ *   delivered   the broker confirmed every outcome up to "seq";
  *   ignored     an attempt that needs no answer.
  * status-request needs no answer either. Whatever is still unanswered at
  * the end was taken in (the bridge had it acknowledged) but never answered:
- * it is applied again, in its original order.
+ * it is applied again, in its original order. An outcome no "delivered"
+ * entry covers may have died with the previous controller between the
+ * journal and the bridge: it is sent again as it was (the bridge drops one
+ * it had published).
  *
  * The file is the controller's own (0600), but it is still read as input:
  * lines are bounded, and entries of the wrong shape are skipped. */
@@ -41,7 +46,42 @@ struct recovery {
     json_t *order;      /* [cid] in the order first taken in */
     json_t *outcomes;   /* [outcome entry] for the idempotency cache */
     json_t *seen;       /* [cid] from a checkpoint: taken in before it */
+    json_t *sent;       /* [outcome entry with seq], oldest first, from sent_from on */
+    size_t sent_from;   /* entries before it are known delivered */
+    json_int_t out_seq; /* the highest outcome sequence number seen */
+    json_int_t delivered;
 };
+
+static json_int_t seq_of(const json_t *e)
+{
+    const json_t *v = json_object_get(e, "seq");
+    return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+/* An outcome with a sequence number: kept until a "delivered" covers it. */
+static void take_sent(struct recovery *r, json_t *e)
+{
+    const json_int_t seq = seq_of(e);
+    if (seq <= 0) return; /* written before outcomes were numbered */
+    if (seq > r->out_seq) r->out_seq = seq;
+    if (seq > r->delivered) json_array_append(r->sent, e);
+}
+
+static void take_delivered(struct recovery *r, json_int_t seq)
+{
+    if (seq <= r->delivered) return;
+    r->delivered = seq;
+    const size_t n = json_array_size(r->sent);
+    while (r->sent_from < n && seq_of(json_array_get(r->sent, r->sent_from)) <= seq) r->sent_from++;
+    if (r->sent_from > 1024 && r->sent_from * 2 > n) {
+        /* Drop the delivered front now and then: linear over the file. */
+        json_t *rest = json_array();
+        for (size_t i = r->sent_from; i < n; i++) json_array_append(rest, json_array_get(r->sent, i));
+        json_decref(r->sent);
+        r->sent = rest;
+        r->sent_from = 0;
+    }
+}
 
 static void take_state(struct recovery *r, json_t *st)
 {
@@ -82,6 +122,10 @@ static void reset(struct recovery *r)
     json_array_clear(r->order);
     json_array_clear(r->outcomes);
     json_array_clear(r->seen);
+    json_array_clear(r->sent);
+    r->sent_from = 0;
+    r->out_seq = 0;
+    r->delivered = 0;
 }
 
 static void take_checkpoint(struct recovery *r, json_t *cp)
@@ -119,6 +163,15 @@ static void take_checkpoint(struct recovery *r, json_t *cp)
         json_array_append_new(r->order, json_string(cid));
     }
     json_decref(open);
+    /* Outcomes not known delivered when it was written. */
+    const json_t *seq = json_object_get(cp, "outSeq");
+    r->out_seq = json_is_integer(seq) ? json_integer_value(seq) : 0;
+    seq = json_object_get(cp, "deliveredSeq");
+    r->delivered = json_is_integer(seq) ? json_integer_value(seq) : 0;
+    json_array_foreach(json_object_get(cp, "undelivered"), i, v)
+    {
+        if (json_is_object(v)) take_sent(r, v);
+    }
 }
 
 static void take_line(struct recovery *r, const char *line, size_t len)
@@ -139,6 +192,9 @@ static void take_line(struct recovery *r, const char *line, size_t len)
         take_answer(r, json_string_value(json_object_get(e, "correlationId")));
         if (json_is_string(json_object_get(e, "idempotencyKey")))
             json_array_append(r->outcomes, e);
+        take_sent(r, e);
+    } else if (strcmp(ev, "delivered") == 0) {
+        take_delivered(r, seq_of(e));
     } else if (strcmp(ev, "ignored") == 0) {
         take_answer(r, json_string_value(json_object_get(e, "correlationId")));
     } else if (strcmp(ev, "state") == 0) {
@@ -220,7 +276,8 @@ long swarm_recover(struct swarm *s, const char *path, uint64_t now, char *err, s
     struct recovery r = {.cids = json_object(),
                          .order = json_array(),
                          .outcomes = json_array(),
-                         .seen = json_array()};
+                         .seen = json_array(),
+                         .sent = json_array()};
     long lines = 0;
     char older[PATH_MAX + 8];
     snprintf(older, sizeof older, "%s.1", path);
@@ -238,6 +295,7 @@ long swarm_recover(struct swarm *s, const char *path, uint64_t now, char *err, s
         json_decref(r.order);
         json_decref(r.outcomes);
         json_decref(r.seen);
+        json_decref(r.sent);
         return -1;
     }
     if (f != NULL) {
@@ -249,7 +307,19 @@ long swarm_recover(struct swarm *s, const char *path, uint64_t now, char *err, s
     size_t i;
     json_t *v;
     json_array_foreach(r.outcomes, i, v) swarm_idem_restore(s, v, now);
-    /* Answered ids first, so that a redelivery of any of them is ignored;
+    /* Outcomes first, in the order they went out: the ones the journal
+     * does not show delivered are sent again. */
+    if (r.out_seq > 0 && (uint64_t)r.out_seq > s->out_seq) s->out_seq = (uint64_t)r.out_seq;
+    if (r.delivered > 0) {
+        s->delivered_seq = (uint64_t)r.delivered;
+        s->delivered_journaled = (uint64_t)r.delivered;
+    }
+    uint32_t resent = 0;
+    for (i = r.sent_from; i < json_array_size(r.sent); i++) {
+        swarm_resend_outcome(s, json_array_get(r.sent, i));
+        resent++;
+    }
+    /* Answered ids next, so that a redelivery of any of them is ignored;
      * then the unanswered signals, applied again in order. */
     uint32_t answered = 0, open = 0;
     json_array_foreach(r.order, i, v)
@@ -269,13 +339,14 @@ long swarm_recover(struct swarm *s, const char *path, uint64_t now, char *err, s
         }
     }
     ph_info("journal %s%s: %ld line(s); resumed at %s with %u answered id(s), %u signal(s) taken "
-            "up again",
+            "up again, %u outcome(s) not shown delivered sent again",
             path, read_older ? " (and the file before it)" : "", lines,
-            swarm_status_name(s->status), answered, open);
+            swarm_status_name(s->status), answered, open, resent);
     json_decref(r.state);
     json_decref(r.cids);
     json_decref(r.order);
     json_decref(r.outcomes);
     json_decref(r.seen);
+    json_decref(r.sent);
     return lines;
 }

@@ -248,7 +248,7 @@ bool swarm_emit_controller_delta(struct swarm *s, const struct swarm_agg *a, uin
     pack_iostate(&pk, a->io_in, a->io_out);
     dp_str(&pk, "context");
     pack_context(s, &pk, a, now, 0);
-    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, final_docs(s));
+    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, final_docs(s), 0);
     msgpack_sbuffer_destroy(&sb);
     if (ok) s->deltas++;
     return ok;
@@ -378,7 +378,7 @@ bool swarm_emit_controller_full(struct swarm *s, const struct swarm_agg *a, cons
     pack_context(s, &pk, a, now, 1);
     dp_str(&pk, "workers");
     pack_workers(s, &pk, now);
-    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, final_docs(s));
+    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, final_docs(s), 0);
     msgpack_sbuffer_destroy(&sb);
     if (ok) {
         s->fulls++;
@@ -431,7 +431,7 @@ bool swarm_emit_worker_full(struct swarm *s, const struct ctl_worker *w, const c
     dp_kv_u64(&pk, "pid", (uint64_t)w->pid);
     dp_kv_u64(&pk, "processed", w->st.processed);
     dp_kv_u64(&pk, "errors", w->st.errors);
-    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, false);
+    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, false, 0);
     msgpack_sbuffer_destroy(&sb);
     if (ok) s->worker_fulls++;
     return ok;
@@ -454,7 +454,7 @@ bool swarm_emit_worker_delta(struct swarm *s, const struct ctl_worker *w, uint64
     dp_map(&pk, 2);
     dp_kv_secs(&pk, "intervalSeconds", s->cfg.worker_heartbeat_ns);
     dp_kv_bool(&pk, "stale", !swarm_worker_healthy(s, w, now));
-    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, false);
+    bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, false, 0);
     msgpack_sbuffer_destroy(&sb);
     if (ok) s->worker_deltas++;
     return ok;

@@ -145,7 +145,7 @@ static void pack_alert(struct swarm *s, const char *role, const char *instance, 
         dp_str(&pk, "context");
         ph_json_pack(&pk, context, true);
     }
-    s->out.emit(s->out.ctx, sb.data, sb.size, reliable);
+    s->out.emit(s->out.ctx, sb.data, sb.size, reliable, 0);
     msgpack_sbuffer_destroy(&sb);
     s->alerts++;
 }
@@ -229,13 +229,12 @@ static void idem_store(struct swarm *s, const struct outcome *o, uint64_t now)
     slot->at_ns = now;
 }
 
-static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
+/* The outcome document, with `swarm_status` as context.swarmStatus. */
+static void pack_outcome(struct swarm *s, const struct outcome *o, const char *swarm_status,
+                         msgpack_sbuffer *sb)
 {
-    if (o->cid == NULL || o->cid[0] == '\0') return; /* internal command: nobody to answer */
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     dp_head(&pk, "outcome", o->type, s->cfg.swarm_id, o->role, o->instance, s->cfg.instance,
             o->cid, o->ikey);
     dp_map(&pk, 2 + (o->enabled >= 0) + (o->retryable >= 0));
@@ -244,25 +243,105 @@ static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
     if (o->retryable >= 0) dp_kv_bool(&pk, "retryable", o->retryable > 0);
     dp_str(&pk, "context");
     dp_map(&pk, o->message != NULL ? 2 : 1);
-    dp_kv_str(&pk, "swarmStatus", swarm_status_name(s->status));
+    dp_kv_str(&pk, "swarmStatus", swarm_status);
     if (o->message != NULL) dp_kv_str(&pk, "message", o->message);
+}
+
+/* Keeps an outcome's journal entry (a reference) until it is known
+ * delivered; the oldest goes when the ring is full. */
+static void undelivered_push(struct swarm *s, json_t *entry)
+{
+    if (s->undelivered == NULL) {
+        json_decref(entry);
+        return;
+    }
+    if (s->undel_n == SWARM_UNDELIVERED_MAX) {
+        json_decref(s->undelivered[s->undel_head]);
+        s->undel_head = (s->undel_head + 1) % SWARM_UNDELIVERED_MAX;
+        s->undel_n--;
+    }
+    s->undelivered[(s->undel_head + s->undel_n) % SWARM_UNDELIVERED_MAX] = entry;
+    s->undel_n++;
+}
+
+static uint64_t entry_seq(const json_t *e)
+{
+    const json_t *v = json_object_get(e, "seq");
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+void swarm_outcomes_delivered(struct swarm *s, uint64_t seq)
+{
+    if (seq <= s->delivered_seq) return;
+    s->delivered_seq = seq;
+    while (s->undel_n > 0 && entry_seq(s->undelivered[s->undel_head]) <= seq) {
+        json_decref(s->undelivered[s->undel_head]);
+        s->undel_head = (s->undel_head + 1) % SWARM_UNDELIVERED_MAX;
+        s->undel_n--;
+    }
+}
+
+static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
+{
+    if (o->cid == NULL || o->cid[0] == '\0') return; /* internal command: nobody to answer */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    const char *swarm_status = swarm_status_name(s->status);
+    pack_outcome(s, o, swarm_status, &sb);
+    const uint64_t seq = ++s->out_seq;
     /* Journaled before it is handed out: the emitter publishes an outcome
      * only once the journal holds it, so a restarted controller never takes
-     * up again a signal whose answer went out. */
-    json_t *e = json_pack("{s:s, s:s, s:o, s:o, s:s, s:o, s:s}", "event", "outcome", "type",
-                          o->type, "role", jstr_or_null(o->role), "instance",
+     * up again a signal whose answer went out. The entry holds the whole
+     * document (and its sequence number): a restarted controller sends it
+     * again unless a "delivered" entry covers it. */
+    json_t *e = json_pack("{s:s, s:s, s:o, s:o, s:s, s:o, s:s, s:I, s:s}", "event", "outcome",
+                          "type", o->type, "role", jstr_or_null(o->role), "instance",
                           jstr_or_null(o->instance), "correlationId", o->cid, "idempotencyKey",
-                          jstr_or_null(o->ikey), "status", o->status);
+                          jstr_or_null(o->ikey), "status", o->status, "seq", (json_int_t)seq,
+                          "swarmStatus", swarm_status);
     if (e != NULL && o->enabled >= 0) json_object_set_new(e, "enabled", json_boolean(o->enabled));
     if (e != NULL && o->retryable >= 0)
         json_object_set_new(e, "retryable", json_boolean(o->retryable));
+    if (e != NULL && o->message != NULL)
+        json_object_set_new(e, "message", json_string(o->message));
+    if (e != NULL) undelivered_push(s, json_incref(e));
     journal(s, e);
-    s->out.emit(s->out.ctx, sb.data, sb.size, true);
+    s->out.emit(s->out.ctx, sb.data, sb.size, true, seq);
     msgpack_sbuffer_destroy(&sb);
     s->outcomes++;
     /* A replay answers from the cache entry itself: storing it again would
      * copy the entry onto itself. */
     if (!o->replay) idem_store(s, o, now);
+}
+
+void swarm_resend_outcome(struct swarm *s, const json_t *e)
+{
+    const uint64_t seq = entry_seq(e);
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *cid = json_string_value(json_object_get(e, "correlationId"));
+    const char *status = json_string_value(json_object_get(e, "status"));
+    const char *sw = json_string_value(json_object_get(e, "swarmStatus"));
+    if (seq == 0 || type == NULL || cid == NULL || cid[0] == '\0' || status == NULL) return;
+    const json_t *en = json_object_get(e, "enabled");
+    const json_t *rt = json_object_get(e, "retryable");
+    const struct outcome o = {
+        .type = type,
+        .role = json_string_value(json_object_get(e, "role")),
+        .instance = json_string_value(json_object_get(e, "instance")),
+        .cid = cid,
+        .ikey = json_string_value(json_object_get(e, "idempotencyKey")),
+        .status = status,
+        .enabled = json_is_boolean(en) ? json_is_true(en) : -1,
+        .retryable = json_is_boolean(rt) ? json_is_true(rt) : -1,
+        .message = json_string_value(json_object_get(e, "message"))};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    pack_outcome(s, &o, sw != NULL ? sw : swarm_status_name(s->status), &sb);
+    if (seq > s->out_seq) s->out_seq = seq;
+    undelivered_push(s, json_deep_copy(e));
+    s->out.emit(s->out.ctx, sb.data, sb.size, true, seq);
+    msgpack_sbuffer_destroy(&sb);
+    s->outcomes_resent++;
 }
 
 /* ---- set-up ----------------------------------------------------------- */
@@ -311,6 +390,8 @@ int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
     s->delta_due = true;
     desired_init(&s->desired);
     if (ph_cidset_init(&s->seen, SWARM_SEEN_CIDS) != 0) return PH_ERR_SYS;
+    s->undelivered = calloc(SWARM_UNDELIVERED_MAX, sizeof *s->undelivered);
+    if (s->undelivered == NULL) return PH_ERR_SYS;
     refresh_controller_config(s);
     return PH_OK;
 }
@@ -331,6 +412,11 @@ void swarm_destroy(struct swarm *s)
     json_decref(s->controller_config);
     desired_clear(&s->desired);
     ph_cidset_free(&s->seen);
+    for (uint32_t i = 0; s->undelivered != NULL && i < s->undel_n; i++)
+        json_decref(s->undelivered[(s->undel_head + i) % SWARM_UNDELIVERED_MAX]);
+    free(s->undelivered);
+    s->undelivered = NULL;
+    s->undel_n = 0;
     free(s->ws);
     s->ws = NULL;
 }
@@ -1307,6 +1393,13 @@ static void forgive_stall(struct swarm *s, uint64_t now)
 
 void swarm_tick(struct swarm *s, uint64_t now)
 {
+    if (s->delivered_seq > s->delivered_journaled) {
+        /* At most one entry a tick: a restarted controller sends again the
+         * outcomes after it, which the bridge drops if it published them. */
+        journal(s, json_pack("{s:s, s:I}", "event", "delivered", "seq",
+                             (json_int_t)s->delivered_seq));
+        s->delivered_journaled = s->delivered_seq;
+    }
     if (s->finished) return; /* removed: the final documents were the last */
     forgive_stall(s, now);
     workers_tick(s, now);
@@ -1512,9 +1605,15 @@ json_t *swarm_checkpoint_json(const struct swarm *s)
             json_array_append_new(open, x);
         }
     }
+    json_t *undelivered = json_array();
+    for (uint32_t i = 0; i < s->undel_n; i++)
+        json_array_append(undelivered, s->undelivered[(s->undel_head + i) % SWARM_UNDELIVERED_MAX]);
     json_object_set_new(cp, "idem", idem);
     json_object_set_new(cp, "seen", seen);
     json_object_set_new(cp, "unanswered", open);
+    json_object_set_new(cp, "outSeq", json_integer((json_int_t)s->out_seq));
+    json_object_set_new(cp, "deliveredSeq", json_integer((json_int_t)s->delivered_seq));
+    json_object_set_new(cp, "undelivered", undelivered);
     return cp;
 }
 

@@ -115,6 +115,9 @@ struct swarm_wstate {
 #define SWARM_MAX_EXTRA 4096
 /* Correlation ids remembered against redelivery (ph/cidset.h). */
 #define SWARM_SEEN_CIDS 16384
+/* Outcomes handed out and not yet known delivered, kept for a restart (see
+ * swarm_outcomes_delivered); beyond this many the oldest are forgotten. */
+#define SWARM_UNDELIVERED_MAX 16384u
 
 struct swarm_target {
     uint32_t slot;
@@ -207,9 +210,12 @@ struct swarm_emitter {
     void *ctx;
     /* A packed document (ph/doc.h). `reliable`: outcome, alert or a removed
      * swarm's final status, must not be lost (the emitter keeps it, in
-     * order, until the bridge takes it). Returns false when a non-reliable
+     * order, until the bridge takes it). `seq`: an outcome's sequence
+     * number (> 0, increasing; its journal entry carries it), 0 for any
+     * other document; the emitter reports the outcomes the broker confirmed
+     * with swarm_outcomes_delivered(). Returns false when a non-reliable
      * document could not be queued (the caller retries). */
-    bool (*emit)(void *ctx, const char *data, size_t len, bool reliable);
+    bool (*emit)(void *ctx, const char *data, size_t len, bool reliable, uint64_t seq);
     /* One journal entry (a JSON object, borrowed). May be NULL. */
     void (*journal)(void *ctx, json_t *entry);
     /* Called right before the final documents of a removed swarm are
@@ -259,6 +265,11 @@ struct swarm {
 
     /* delivery and restart safety */
     struct ph_cidset seen;   /* correlation ids taken in (each gets one outcome) */
+    uint64_t out_seq;             /* the last outcome's sequence number */
+    uint64_t delivered_seq;       /* outcomes up to this one were confirmed */
+    uint64_t delivered_journaled; /* the last "delivered" journal entry */
+    json_t **undelivered;         /* ring of SWARM_UNDELIVERED_MAX outcome entries */
+    uint32_t undel_head, undel_n; /* oldest entry, entries held */
     struct desired desired;  /* config in force for (re)joining workers */
     uint64_t state_seq;      /* +1 per change of status, workloads, roles or desired */
     uint64_t state_journaled;
@@ -266,7 +277,7 @@ struct swarm {
 
     /* statistics */
     uint64_t deltas, fulls, outcomes, alerts, worker_fulls, worker_deltas, duplicates,
-        join_syncs;
+        join_syncs, outcomes_resent;
 };
 
 int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
@@ -325,15 +336,27 @@ long swarm_recover(struct swarm *s, const char *journal_path, uint64_t now_ns, c
 /* {status, workloadsEnabled, roles, desired, stateSeq}: a new object. */
 json_t *swarm_state_json(const struct swarm *s);
 void swarm_state_restore(struct swarm *s, const json_t *state);
-/* A checkpoint: the state plus the idempotency cache, the ids taken in and
- * the signals still waiting for their outcome. A new object. */
+/* A checkpoint: the state plus the idempotency cache, the ids taken in, the
+ * signals still waiting for their outcome and the outcomes not yet known
+ * delivered. A new object. */
 json_t *swarm_checkpoint_json(const struct swarm *s);
 /* Recovery steps (recover.c drives them). */
 void swarm_idem_restore(struct swarm *s, const json_t *outcome_entry, uint64_t now_ns);
+/* Sends again, as it was, a journaled outcome (an entry with "seq") that
+ * no "delivered" entry covers: the previous controller may have died
+ * between journaling it and handing it to the bridge. The bridge drops one
+ * it already published (its correlationId). */
+void swarm_resend_outcome(struct swarm *s, const json_t *outcome_entry);
 /* Applies a journaled signal entry again (its correlationId is marked as
  * taken in); one whose data was not journaled whole is answered failed,
  * retryable. */
 void swarm_apply_recovered(struct swarm *s, const json_t *signal_entry, uint64_t now_ns);
+
+/* The broker confirmed every outcome up to sequence number `seq` (the
+ * bridge handed the document ring back past it). The next tick journals it
+ * ("delivered"), so that a restarted controller sends again only the
+ * outcomes after it (swarm_recover). */
+void swarm_outcomes_delivered(struct swarm *s, uint64_t seq);
 
 /* Periodic work: staleness, ghosts, command timeouts, plan steps, and the
  * emission decisions. Call every tick after ctl_scan(). */

@@ -899,6 +899,42 @@ static void holds_of_an_old_channel_do_not_hold_the_new_one(void **state)
     assert_int_equal(out_head(f), end);
 }
 
+/* A restarted controller sends again the outcomes its journal cannot show
+ * delivered: those this bridge published (confirmed or not) are dropped,
+ * the others go out, and the dropped ones hold nothing of the new ring. */
+static void item03_outcomes_a_restarted_controller_sends_again_are_published_once(void **state)
+{
+    struct fixture *f = *state;
+    tick(f);
+    write_outcome(f, "r-1");
+    write_outcome(f, "r-2");
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 2);
+    mem_confirm(&f->sink, 0); /* r-2 stays unconfirmed */
+    tick(f);
+    /* The controller dies; the next one creates a new channel and sends r-1
+     * and r-2 again, then r-3, the one its predecessor never handed over. */
+    char err[256];
+    ph_channel_close(&f->ch);
+    ph_channel_unlink(f->swarm, err, sizeof err);
+    tick(f);
+    assert_int_equal(ph_channel_create(&f->ch, f->swarm, 1u << 16, 1u << 16, err, sizeof err),
+                     PH_OK);
+    assert_int_equal(
+        ph_ring_producer_init(&f->out, &f->ch.hdr->out, f->ch.out_data, f->ch.out_ring), PH_OK);
+    write_outcome(f, "r-1");
+    write_outcome(f, "r-2");
+    const uint64_t end = write_outcome(f, "r-3");
+    tick(f);
+    assert_int_equal(f->b.st.attaches, 2);
+    assert_int_equal(json_array_size(f->sink.got), 3);
+    assert_string_equal(got_cid(f, 2), "r-3");
+    assert_int_equal(f->b.st.outcomes_repeated, 2);
+    mem_confirm(&f->sink, 2);
+    tick(f);
+    assert_int_equal(out_head(f), end);
+}
+
 static void a_full_sink_leaves_documents_in_the_ring(void **state)
 {
     struct fixture *f = *state;
@@ -977,6 +1013,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(a_new_bridge_publishes_again_what_was_not_confirmed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            item03_outcomes_a_restarted_controller_sends_again_are_published_once, setup, teardown),
         cmocka_unit_test_setup_teardown(holds_of_an_old_channel_do_not_hold_the_new_one, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_full_sink_leaves_documents_in_the_ring, setup, teardown),

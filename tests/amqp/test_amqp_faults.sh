@@ -4,6 +4,9 @@
 #     every signal gets exactly one outcome (nothing acknowledged to the
 #     broker before the controller journaled it; the restarted controller
 #     takes up what its predecessor had taken in);
+#   - item 3: the controller killed (by a test hook) with an outcome in its
+#     journal but not yet in the bridge's ring: the next one sends it again,
+#     every signal answered exactly once;
 #   - items 3 and 18: the controller stalled (SIGSTOP) while 400 signals of
 #     ~180 KB arrive, and the bridge restarted meanwhile: the bridge's memory
 #     stays bounded (prefetch flow control) and, once the controller
@@ -117,6 +120,33 @@ set -- $(outcomes_per_cid "$TMP/kill.cids")
 TAKEN=$(count "$TMP/controller.log" 'taking up signal')
 [ "$TAKEN" -gt 0 ] || fail "the restarted controller took up nothing its predecessor had taken in"
 ok "controller killed after $BEFORE of 300 outcomes with $TAKEN taken in but unanswered; after its restart all 300 answered exactly once"
+
+echo "== item 3: the controller dies with an outcome journaled but not handed to the bridge"
+# PH_TEST_DIE_BEFORE_OUTCOME=5: the controller kills itself (SIGKILL) when
+# its 5th outcome is in the journal and about to go into the document ring,
+# the window a kill -9 otherwise hits only by chance. The next controller
+# must send that outcome (and any its journal cannot show delivered) again;
+# the bridge drops the ones it had published.
+kill "$CTL_PID"
+wait "$CTL_PID" 2>/dev/null || true
+export PH_TEST_DIE_BEFORE_OUTCOME=5
+controller
+unset PH_TEST_DIE_BEFORE_OUTCOME
+signals die 20 small >"$TMP/die.lines"
+pub <"$TMP/die.lines"
+dead() { [ ! -d "/proc/$CTL_PID" ] || grep -q '^State:.*Z' "/proc/$CTL_PID/status" 2>/dev/null; }
+wait_until 30 "the controller to kill itself at its 5th outcome" dead
+wait "$CTL_PID" 2>/dev/null || true
+grep -q 'PH_TEST_DIE_BEFORE_OUTCOME: killing' "$TMP/controller.log" ||
+    fail "the controller stopped, but not by the test hook"
+controller
+wait_until 60 "an outcome for each of the 20 signals" all_answered "$TMP/die.cids"
+sleep 1 # room for a duplicate to show up
+set -- $(outcomes_per_cid "$TMP/die.cids")
+[ "$2" = 0 ] && [ "$3" = 0 ] || fail "after the kill: $1 answered, $2 missing, $3 answered twice"
+RESENT=$(sed -n 's/.*taken up again, \([0-9]*\) outcome(s) not shown delivered sent again.*/\1/p' "$TMP/controller.log" | tail -1)
+[ "${RESENT:-0}" -gt 0 ] || fail "the restarted controller sent no outcome again"
+ok "controller killed between journal and bridge at its 5th outcome; $RESENT outcome(s) sent again, all 20 answered exactly once"
 
 echo "== items 3 and 18: 400 signals of ~180 KB to a stalled controller, bridge restarted"
 signals big 400 big >"$TMP/big.lines"

@@ -125,7 +125,7 @@ static void check_doc(struct fx *f, const json_t *doc)
 
 /* ---- emitter and hooks ------------------------------------------------- */
 
-static bool fx_emit(void *ctx, const char *data, size_t len, bool reliable)
+static bool fx_emit(void *ctx, const char *data, size_t len, bool reliable, uint64_t seq)
 {
     struct fx *f = ctx;
     msgpack_zone zone;
@@ -143,8 +143,11 @@ static bool fx_emit(void *ctx, const char *data, size_t len, bool reliable)
         return true;
     }
     check_doc(f, doc);
-    json_array_append_new(f->docs, json_pack("{s:o, s:I, s:b}", "doc", doc, "at",
-                                             (json_int_t)(f->now - f->t0), "reliable", reliable));
+    if (seq > f->emitted_seq) f->emitted_seq = seq;
+    json_array_append_new(f->docs,
+                          json_pack("{s:o, s:I, s:b, s:I}", "doc", doc, "at",
+                                    (json_int_t)(f->now - f->t0), "reliable", reliable, "seq",
+                                    (json_int_t)seq));
     return true;
 }
 
@@ -320,6 +323,7 @@ int fx_teardown(void **state)
 
 void fx_tick(struct fx *f)
 {
+    if (!f->hold_confirms && f->emitted_seq != 0) swarm_outcomes_delivered(&f->sw, f->emitted_seq);
     ctl_scan(&f->ctl, f->now);
     swarm_tick(&f->sw, f->now);
 }

@@ -56,6 +56,11 @@ struct fx {
     bool adopting; /* joins seen while re-adopting are not synced */
     int closings;  /* calls of the emitter's closing hook */
     size_t closing_at; /* fx_ndocs() at the last of them */
+    /* The highest outcome sequence number emitted; every tick reports it
+     * delivered (a bridge whose broker confirms at once) unless
+     * hold_confirms is set (a bridge that has not confirmed yet). */
+    uint64_t emitted_seq;
+    bool hold_confirms;
 };
 
 /* cmocka set-up / teardown: *state becomes a struct fx, already ticked once
@@ -65,7 +70,8 @@ int fx_setup(void **state);
 int fx_setup_big_commands(void **state);
 int fx_teardown(void **state);
 
-/* Advances the simulated clock by dt, then ctl_scan + swarm_tick at it. */
+/* Advances the simulated clock by dt, then ctl_scan + swarm_tick at it
+ * (with outcomes confirmed first: see hold_confirms). */
 void fx_step(struct fx *f, uint64_t dt);
 /* ctl_scan + swarm_tick at the current time. */
 void fx_tick(struct fx *f);

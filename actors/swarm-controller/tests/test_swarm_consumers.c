@@ -349,6 +349,7 @@ static void a_new_bridge_while_closing_gets_the_final_status_again(void **state)
 static void a_controller_restarted_on_a_removed_swarm_ends_it(void **state)
 {
     struct fx *f = *state;
+    f->hold_confirms = true;
     fx_signal(f, "swarm-remove", CTL, f->ctl_instance, "cid-rm", "ik-rm", NULL);
     fx_step(f, 10 * MS);
     assert_true(swarm_finished(&f->sw));
@@ -362,6 +363,23 @@ static void a_controller_restarted_on_a_removed_swarm_ends_it(void **state)
     json_t *full = fx_last(f, mark, "metric", "status-full", CTL);
     assert_non_null(full);
     assert_string_equal(jstr(full, "data.context.swarmStatus"), "REMOVED");
+    /* Nothing confirmed the removal's outcome: it goes out again (the
+     * bridge drops it if it was published), before the final status. */
+    assert_int_equal(fx_count(f, mark, "outcome", NULL, NULL), 1);
+    assert_true(fx_find(f, mark, "outcome", "swarm-remove", NULL) <
+                fx_find(f, mark, "metric", "status-full", CTL));
+}
+
+static void a_removed_swarm_whose_outcome_was_confirmed_is_not_answered_again(void **state)
+{
+    struct fx *f = *state;
+    fx_signal(f, "swarm-remove", CTL, f->ctl_instance, "cid-rm", "ik-rm", NULL);
+    fx_step(f, 10 * MS);
+    assert_true(swarm_finished(&f->sw));
+    fx_step(f, 10 * MS); /* the bridge confirmed it */
+    size_t mark = fx_ndocs(f);
+    assert_true(fx_restart_controller(f) > 0);
+    assert_true(swarm_finished(&f->sw));
     assert_int_equal(fx_count(f, mark, "outcome", NULL, NULL), 0);
 }
 
@@ -454,6 +472,7 @@ int main(void)
         T(the_final_status_waits_for_every_outcome),
         T(a_new_bridge_while_closing_gets_the_final_status_again),
         T(a_controller_restarted_on_a_removed_swarm_ends_it),
+        T(a_removed_swarm_whose_outcome_was_confirmed_is_not_answered_again),
         T(interval_seconds_states_the_status_cadence),
         T(a_rendered_envelope_carries_numbers_without_float_noise),
     };

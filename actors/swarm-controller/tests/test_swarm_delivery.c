@@ -448,6 +448,7 @@ static void a_complete_checkpoint_supersedes_the_older_file(void **state)
     fx_write_journal(f, older);
     wk_apply(t.p1, true, NULL, NULL);
     fx_step(f, 10 * MS);
+    fx_step(f, 10 * MS); /* the broker confirmed the outcome */
     size_t mark = fx_ndocs(f);
     /* The outcome went out; the rotation wrote a checkpoint of it. */
     json_t *cp = swarm_checkpoint_json(&f->sw);
@@ -546,6 +547,99 @@ static void item19_large_signal_data_is_journaled_as_size_and_hash(void **state)
     char *line = json_dumps(e, JSON_COMPACT);
     assert_true(strlen(line) < 1024);
     free(line);
+}
+
+/* Index of the outcome doc for `cid` at or after `mark` and its emitter
+ * sequence number; (size_t)-1 when none. */
+static size_t outcome_doc(struct fx *f, size_t mark, const char *cid, uint64_t *seq)
+{
+    for (size_t i = mark; i < fx_ndocs(f); i++) {
+        json_t *d = fx_doc(f, i);
+        if (strcmp(jstr(d, "kind"), "outcome") != 0 || strcmp(jstr(d, "cid"), cid) != 0) continue;
+        *seq = (uint64_t)json_integer_value(json_object_get(json_array_get(f->docs, i), "seq"));
+        return i;
+    }
+    return (size_t)-1;
+}
+
+/* The controller died between journaling an outcome and handing it to the
+ * bridge (or before the broker confirmed it): the next one sends it again,
+ * as it was and with its sequence number, and does not apply the signal
+ * again. Once confirmed, a further restart sends nothing. */
+static void item03_an_outcome_journaled_but_not_confirmed_is_sent_again_after_a_restart(
+    void **state)
+{
+    struct fx *f = *state;
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    start_swarm(f, &t, "start-u");
+    f->hold_confirms = true;
+    fx_signal(f, "config-update", "processor", "p-1", "c-unconf", "ik-unconf",
+              "{\"ratePerSec\": 9}");
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 1);
+    fx_step(f, 10 * MS);
+    uint64_t seq = 0, seq2 = 0;
+    const size_t first = outcome_doc(f, 0, "c-unconf", &seq);
+    assert_true(first != (size_t)-1);
+    assert_true(seq > 0);
+    json_t *orig = json_deep_copy(fx_doc(f, first));
+
+    size_t mark = fx_ndocs(f);
+    assert_true(fx_restart_controller(f) > 0);
+    assert_int_equal(outcomes_for(f, mark, "c-unconf"), 1);
+    const size_t again = outcome_doc(f, mark, "c-unconf", &seq2);
+    assert_int_equal(seq2, seq);
+    json_t *resent = fx_doc(f, again);
+    assert_string_equal(jstr(resent, "data.status"), jstr(orig, "data.status"));
+    assert_string_equal(jstr(resent, "data.context.swarmStatus"),
+                        jstr(orig, "data.context.swarmStatus"));
+    assert_string_equal(jstr(resent, "ikey"), "ik-unconf");
+    json_decref(orig);
+    /* Not applied again: the worker gets the adopter's status-request only. */
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 1);
+    /* A new outcome follows it in sequence. */
+    fx_signal(f, "config-update", "processor", "p-2", "c-next", "ik-next", "{\"ratePerSec\": 3}");
+    wk_apply(t.p2, true, NULL, NULL);
+    fx_step(f, 10 * MS);
+    assert_true(outcome_doc(f, mark, "c-next", &seq2) != (size_t)-1);
+    assert_true(seq2 > seq);
+
+    /* The bridge confirms both; the next tick journals it. */
+    f->hold_confirms = false;
+    fx_step(f, 10 * MS);
+    assert_true(fx_journal_find(f, 0, "delivered", NULL, NULL) >= 0);
+    mark = fx_ndocs(f);
+    assert_true(fx_restart_controller(f) > 0);
+    assert_int_equal(fx_count(f, mark, "outcome", NULL, NULL), 0);
+    assert_int_equal(f->violations, 0);
+}
+
+/* A rotation's checkpoint carries the outcomes not yet confirmed. */
+static void a_checkpoint_carries_the_outcomes_not_yet_confirmed(void **state)
+{
+    struct fx *f = *state;
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    start_swarm(f, &t, "start-k");
+    fx_step(f, 10 * MS); /* the start's outcome confirmed */
+    f->hold_confirms = true;
+    fx_signal(f, "config-update", "processor", "p-2", "c-cpu", "ik-cpu", "{\"ratePerSec\": 2}");
+    assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 1);
+    fx_step(f, 10 * MS);
+    json_t *cp = swarm_checkpoint_json(&f->sw);
+    assert_int_equal(json_array_size(json_object_get(cp, "undelivered")), 1);
+    json_object_set_new(cp, "event", json_string("checkpoint"));
+    json_array_clear(f->journal);
+    json_array_append_new(f->journal, cp);
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/%s.cp-undelivered.jsonl", f->id);
+    fx_write_journal(f, path);
+    const size_t mark = fx_ndocs(f);
+    assert_true(fx_restart_controller_from(f, path) > 0);
+    unlink(path);
+    assert_int_equal(outcomes_for(f, mark, "c-cpu"), 1);
+    assert_int_equal(wk_apply(t.p2, true, NULL, NULL), 1); /* the status-request only */
+    assert_int_equal(f->violations, 0);
 }
 
 static void item03_signal_too_large_to_journal_is_answered_failed_retryable_after_restart(
@@ -647,6 +741,8 @@ int main(void)
         T(item06_a_patch_the_desired_table_has_no_room_for_is_said_aloud),
         T(item06_a_worker_restarted_while_no_controller_ran_is_brought_up_to_date),
         T(item03_restarted_controller_answers_a_signal_its_predecessor_took_in),
+        T(item03_an_outcome_journaled_but_not_confirmed_is_sent_again_after_a_restart),
+        T(a_checkpoint_carries_the_outcomes_not_yet_confirmed),
         cmocka_unit_test_setup_teardown(
             item03_signal_too_large_to_journal_is_answered_failed_retryable_after_restart,
             fx_setup_big_commands, fx_teardown),
