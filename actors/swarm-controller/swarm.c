@@ -1466,13 +1466,24 @@ void swarm_tick(struct swarm *s, uint64_t now)
     if (s->full_due && swarm_emit_controller_full(s, &a, NULL, now)) s->full_due = false;
     if (!s->have_sent || swarm_agg_changed(&a, &s->last_sent)) s->delta_due = true;
     const uint64_t since = now - s->last_delta_ns;
-    if ((s->delta_due && (since >= s->cfg.coalesce_ns || !s->have_sent)) ||
+    /* Pacing (SWARM_DELTA_BURST): the credit starts full. */
+    const uint64_t cap = SWARM_DELTA_BURST * s->cfg.coalesce_ns;
+    if (s->credit_at_ns == 0 || now - s->credit_at_ns >= cap)
+        s->delta_credit_ns = cap;
+    else
+        s->delta_credit_ns += now - s->credit_at_ns;
+    if (s->delta_credit_ns > cap) s->delta_credit_ns = cap;
+    s->credit_at_ns = now;
+    if ((s->delta_due && (s->delta_credit_ns >= s->cfg.coalesce_ns || !s->have_sent)) ||
         since >= s->cfg.watermark_ns) {
         if (swarm_emit_controller_delta(s, &a, now)) {
             s->last_sent = a;
             s->have_sent = true;
             s->delta_due = false;
             s->last_delta_ns = now;
+            s->delta_credit_ns = s->delta_credit_ns >= s->cfg.coalesce_ns
+                                     ? s->delta_credit_ns - s->cfg.coalesce_ns
+                                     : 0;
         }
     }
 }

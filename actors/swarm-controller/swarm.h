@@ -8,8 +8,9 @@
  * the watermark cadence and idempotent replays.
  *
  * Emission rules (CONTRACT.md §3):
- *  - controller status-delta: when the aggregate changes (coalesced to at most
- *    one per `coalesce_ns`) and at least every `watermark_ns`;
+ *  - controller status-delta: when the aggregate changes (paced: at the next
+ *    tick after a quiet spell, one per `coalesce_ns` on average under
+ *    sustained change, SWARM_DELTA_BURST) and at least every `watermark_ns`;
  *  - controller status-full: on startup, on status-request, after swarm-start
  *    is applied, whenever a (new) bridge registers, and when the worker set
  *    changes (a worker joins, leaves, dies or its dead entry is dropped),
@@ -62,7 +63,7 @@ struct swarm_cfg {
     char run_id[128];         /* journal run id; "" when none */
     uint64_t ttl_ns;          /* status older than this: stale (default 15 s) */
     uint64_t watermark_ns;    /* delta at least this often (default 5 s) */
-    uint64_t coalesce_ns;     /* at most one controller delta per this (default 50 ms) */
+    uint64_t coalesce_ns;     /* controller deltas: one per this on average (default 50 ms) */
     uint64_t worker_delta_ns; /* at most one delta per worker per this (default 5 s) */
     uint64_t dead_grace_ns;   /* dead workers stay listed this long (default 30 s) */
     uint64_t cmd_timeout_ns;  /* workers must ack within this (default 5 s) */
@@ -113,6 +114,11 @@ struct swarm_wstate {
 /* Attempts of one idempotencyKey that may wait for a command in flight; a
  * further attempt is answered at once (failed, retryable). */
 #define SWARM_MAX_EXTRA 4096
+/* Controller deltas are paced by a token bucket: each costs coalesce_ns of
+ * credit, credit accrues with time up to this many deltas' worth. A change
+ * after a quiet spell goes out at the next tick; under sustained change
+ * deltas average one per coalesce_ns (20/s by default). */
+#define SWARM_DELTA_BURST 4
 /* Correlation ids remembered against redelivery (ph/cidset.h). */
 #define SWARM_SEEN_CIDS 16384
 /* Outcomes handed out and not yet known delivered, kept for a restart (see
@@ -251,6 +257,8 @@ struct swarm {
     struct swarm_agg last_sent;
     bool have_sent;
     uint64_t last_delta_ns;
+    uint64_t delta_credit_ns; /* pacing credit (SWARM_DELTA_BURST) */
+    uint64_t credit_at_ns;    /* when the credit was last brought up to date */
     bool delta_due;
     const char *last_health; /* for health transitions in the journal */
     bool auto_started;

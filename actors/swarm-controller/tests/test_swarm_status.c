@@ -377,43 +377,51 @@ static void change_after_a_quiet_period_goes_out_on_the_next_tick(void **state)
     assert_string_equal(jstr(fx_doc(f, i), "data.ioState.work.input"), "backpressure");
 }
 
-static void burst_of_changes_within_coalesce_window_yields_one_delta(void **state)
+static void a_burst_after_quiet_goes_out_at_once_then_deltas_are_paced(void **state)
 {
     struct fx *f = *state;
     struct raw r;
     settle_raw(f, &r);
     for (int i = 0; i < 100; i++) fx_step(f, 10 * MS);
-    /* First change: out at once (quiet before). */
+    /* After a quiet second the credit is full: the first SWARM_DELTA_BURST
+     * changes, one per tick, each go out at that tick. */
+    static const uint8_t ins[] = {PH_IN_BACKPRESSURE, PH_IN_OK, PH_IN_OUT_OF_DATA, PH_IN_OK,
+                                  PH_IN_BACKPRESSURE, PH_IN_OK, PH_IN_UPSTREAM_ERROR};
     size_t mark = fx_ndocs(f);
-    raw_status(&r, f->now, 0, true, PH_IN_BACKPRESSURE, PH_OUT_OK);
-    fx_step(f, 10 * MS);
-    assert_int_equal(fx_count(f, mark, "metric", "status-delta", CTL), 1);
-    const uint64_t t1 = f->now;
-    /* A burst every 10 ms inside the next 50 ms: nothing until the period ends. */
-    static const uint8_t ins[] = {PH_IN_OK, PH_IN_OUT_OF_DATA, PH_IN_OK, PH_IN_UPSTREAM_ERROR};
-    size_t mark2 = fx_ndocs(f);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < SWARM_DELTA_BURST; k++) {
         raw_status(&r, f->now, 0, k % 2 == 0, ins[k], PH_OUT_OK);
         fx_step(f, 10 * MS);
-        assert_int_equal(fx_count(f, mark2, "metric", "status-delta", CTL), 0);
+        assert_int_equal(fx_count(f, mark, "metric", "status-delta", CTL), (size_t)k + 1);
     }
-    fx_step(f, 10 * MS);
-    assert_int_equal(f->now - t1, 50 * MS);
-    assert_int_equal(fx_count(f, mark2, "metric", "status-delta", CTL), 1);
-    json_t *d = fx_last(f, mark2, "metric", "status-delta", CTL);
-    /* ... carrying the final state. */
+    /* The credit is spent (30 ms left): further changes, one per tick, wait
+     * for it to reach one delta's worth (50 ms): the next delta goes out two
+     * ticks later, the one after 50 ms after that, and the last carries the
+     * latest state. */
+    const size_t before = fx_count(f, mark, "metric", "status-delta", CTL);
+    for (int k = SWARM_DELTA_BURST; k < 7; k++) {
+        raw_status(&r, f->now, 0, k % 2 == 0, ins[k], PH_OUT_OK);
+        fx_step(f, 10 * MS);
+    }
+    for (int i = 0; i < 20; i++) fx_step(f, 10 * MS);
+    assert_int_equal(fx_count(f, mark, "metric", "status-delta", CTL), before + 2);
+    size_t i1 = fx_find(f, mark, "metric", "status-delta", CTL);
+    for (size_t k = 0; k < before; k++) i1 = fx_find(f, i1 + 1, "metric", "status-delta", CTL);
+    const size_t i2 = fx_find(f, i1 + 1, "metric", "status-delta", CTL);
+    assert_true(fx_doc_at(f, i2) - fx_doc_at(f, i1) >= 50 * MS);
+    json_t *d = fx_last(f, mark, "metric", "status-delta", CTL);
     assert_string_equal(jstr(d, "data.ioState.work.input"), "upstream-error");
-    assert_int_equal(jint(d, "data.context.totals.enabled"), 0);
+    assert_int_equal(jint(d, "data.context.totals.enabled"), 1);
     /* Then quiet: no more deltas. */
     for (int i = 0; i < 20; i++) fx_step(f, 10 * MS);
-    assert_int_equal(fx_count(f, mark2, "metric", "status-delta", CTL), 1);
+    assert_int_equal(fx_count(f, mark, "metric", "status-delta", CTL), before + 2);
 }
 
-static void deltas_never_go_out_more_often_than_the_coalesce_period(void **state)
+static void sustained_changes_average_one_delta_per_coalesce_period(void **state)
 {
     struct fx *f = *state;
     struct raw r;
     settle_raw(f, &r);
+    for (int i = 0; i < 100; i++) fx_step(f, 10 * MS);
     size_t mark = fx_ndocs(f);
     /* A change on every 10 ms tick for 2 s. */
     for (int i = 0; i < 200; i++) {
@@ -421,17 +429,18 @@ static void deltas_never_go_out_more_often_than_the_coalesce_period(void **state
         fx_step(f, 10 * MS);
     }
     size_t n = fx_count(f, mark, "metric", "status-delta", CTL);
-    assert_in_range(n, 30, 2 * SEC / (50 * MS) + 1);
+    assert_in_range(n, 30, 2 * SEC / (50 * MS) + SWARM_DELTA_BURST + 1);
+    /* Once the burst's credit is spent, deltas are 50 ms apart at least. */
     uint64_t prev = 0;
-    bool first = true;
+    size_t seen = 0;
     for (size_t i = mark; i < fx_ndocs(f); i++) {
         json_t *d = fx_doc(f, i);
         if (strcmp(jstr(d, "type"), "status-delta") != 0 || strcmp(jstr(d, "role"), CTL) != 0)
             continue;
         uint64_t at = fx_doc_at(f, i);
-        if (!first) assert_true(at - prev >= 50 * MS);
+        if (seen > SWARM_DELTA_BURST) assert_true(at - prev >= 50 * MS);
         prev = at;
-        first = false;
+        seen++;
     }
 }
 
@@ -994,8 +1003,8 @@ int main(void)
         T(state_is_unknown_then_degraded_then_the_swarm_status),
         T(state_is_the_swarm_status_when_nothing_is_desired),
         T(change_after_a_quiet_period_goes_out_on_the_next_tick),
-        T(burst_of_changes_within_coalesce_window_yields_one_delta),
-        T(deltas_never_go_out_more_often_than_the_coalesce_period),
+        T(a_burst_after_quiet_goes_out_at_once_then_deltas_are_paced),
+        T(sustained_changes_average_one_delta_per_coalesce_period),
         cmocka_unit_test(agg_changed_ignores_tps_wander_but_not_big_moves),
         cmocka_unit_test(agg_changed_flags_a_move_of_exactly_20_percent),
         T(watermark_delta_every_5s_when_nothing_changes),
