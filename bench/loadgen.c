@@ -36,6 +36,7 @@
 
 #include "bench_util.h"
 #include "ph/amqp.h"
+#include "ph/channel.h"
 #include "ph/common.h"
 #include "ph/log.h"
 #include "ph/shm.h"
@@ -367,7 +368,7 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
     atomic_store(&ps->ready, 1);
     while (!atomic_load(&g_sh->go) && !atomic_load(&g_sh->stop)) bu_sleep_ns(1000000);
 
-    const uint64_t t0 = atomic_load(&g_sh->t0_ns), end = atomic_load(&g_sh->end_ns);
+    const uint64_t t0 = atomic_load(&g_sh->t0_ns);
     while (bu_now_ns() < t0) bu_sleep_ns(1000000);
     const double per_ns = (double)c.count * o->rate / 1e9;
     const double changes_per_ns = o->changes_per_s / o->procs / 1e9;
@@ -375,7 +376,9 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
     const bool probe = c.first == 0;
     const char *probe_in = "ok";
     uint64_t now;
-    while ((now = bu_now_ns()) < end && !atomic_load(&g_sh->stop)) {
+    /* end_ns moves: the window starts once the join burst is published. */
+    while ((now = bu_now_ns()) < atomic_load_explicit(&g_sh->end_ns, memory_order_relaxed) &&
+           !atomic_load(&g_sh->stop)) {
         const uint64_t due = (uint64_t)((double)(now - t0) * per_ns);
         /* At most one pass over this process's workers per round, so the
          * probe and the connection are served however far behind it is. */
@@ -422,6 +425,7 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
             bu_sleep_ns(wait > 10000000 ? 10000000 : wait);
         }
     }
+    const uint64_t end = atomic_load(&g_sh->end_ns);
     const uint64_t due_end = (uint64_t)((double)(end - t0) * per_ns);
     atomic_store(&ps->behind, due_end > done ? due_end - done : 0);
     if (c.a != NULL) ph_amqp_close(c.a, 2 * NS);
@@ -578,6 +582,34 @@ static pid_t broker_pid(const struct opts *o)
 }
 
 /* Records drained by the controller so far (every slot's c_records). */
+/* Waits until the bridge's position in the document ring has passed the
+ * ring's tail as it is now. Returns the seconds waited, or -1 with `why`. */
+static double wait_bridge_drained(const char *swarm, struct ph_amqp *a, struct ph_amqp *b,
+                                  char *why, size_t whylen)
+{
+    struct ph_channel ch;
+    char err[256];
+    if (ph_channel_open(&ch, swarm, false, err, sizeof err) != PH_OK) {
+        snprintf(why, whylen, "cannot open the bridge channel: %s", err);
+        return -1;
+    }
+    const uint64_t t0 = bu_now_ns();
+    /* acquire: positions published by the controller and the bridge. */
+    const uint64_t tail = atomic_load_explicit(&ch.hdr->out.tail, memory_order_acquire);
+    double waited = -1;
+    for (uint64_t until = t0 + 60 * NS; bu_now_ns() < until;) {
+        if (atomic_load_explicit(&ch.hdr->out.head, memory_order_acquire) >= tail) {
+            waited = (double)(bu_now_ns() - t0) / 1e9;
+            break;
+        }
+        serve(a, b, 20000000);
+    }
+    ph_channel_close(&ch);
+    if (waited < 0) snprintf(why, whylen, "the bridge did not publish the join burst within 60 s");
+    else serve(a, b, 200000000); /* what it published reaches the observer's queues */
+    return waited;
+}
+
 static uint64_t drained(const struct ph_segment *seg, uint32_t *active)
 {
     uint64_t sum = 0;
@@ -767,11 +799,24 @@ int main(int argc, char **argv)
         const uint64_t t0 = bu_now_ns() + 50000000;
         atomic_store(&g_sh->t0_ns, t0);
         /* The workers go on a second past the window, so that the window
-         * never sees them stop. */
-        atomic_store(&g_sh->end_ns, t0 + (uint64_t)((o.warmup + o.seconds + 1) * 1e9));
+         * never sees them stop; the end moves once the window starts. */
+        atomic_store(&g_sh->end_ns, t0 + (uint64_t)((o.warmup + o.seconds + 61) * 1e9));
         atomic_store(&g_sh->go, 1);
         serve(a, b, (uint64_t)(o.warmup * 1e9) + 50000000);
+        /* shm: every joining worker sent one worker status-full (the join
+         * report, aggregate-only or not); with thousands of workers they
+         * may still be going through the bridge. The window starts once the
+         * bridge has read past what the ring held now (bounded: 60 s). */
+        if (o.mode == M_SHM) {
+            const double waited = wait_bridge_drained(swarm, a, b, &why[0], sizeof why);
+            if (waited < 0) fail = why;
+            else if (waited > 0.05)
+                fprintf(stderr, "ph-loadgen: waited %.2f s for the bridge to publish the join "
+                                "burst before the window\n",
+                        waited);
+        }
         t_w0 = bu_now_ns();
+        atomic_store(&g_sh->end_ns, t_w0 + (uint64_t)((o.seconds + 1) * 1e9));
         for (uint32_t i = 0; i < o.procs; i++) off0 += atomic_load(&g_sh->p[i].updates);
         ach0 = seg_open ? drained(&seg, NULL) : 0;
         flips0 = atomic_load(&g_sh->flips);
