@@ -73,7 +73,11 @@ static int put_valid(struct fake *f)
     put(f, sample_controller_delta(s, c));
     put(f, sample_worker_full(s, "generator", "gen-1", c));
     put(f, sample_worker_delta(s, "generator", "gen-1", c));
-    put(f, sample_outcome(s, c, "swarm-template", "boot-1", NULL, "Ready"));
+    /* A correlationId of this controller's own: each attempt is answered
+     * once, and the bridge drops an outcome for one it already published. */
+    char cid[64];
+    snprintf(cid, sizeof cid, "boot-%s", f->tag != NULL ? f->tag : "1");
+    put(f, sample_outcome(s, c, "swarm-template", cid, NULL, "Ready"));
     put(f, sample_alert(s, "generator", "gen-1", c));
     put(f, sample_alert(s, NULL, NULL, c));
     return 7;
