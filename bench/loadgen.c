@@ -583,9 +583,10 @@ static pid_t broker_pid(const struct opts *o)
 
 /* Records drained by the controller so far (every slot's c_records). */
 /* Waits until the bridge's position in the document ring has passed the
- * ring's tail as it is now. Returns the seconds waited, or -1 with `why`. */
-static double wait_bridge_drained(const char *swarm, struct ph_amqp *a, struct ph_amqp *b,
-                                  char *why, size_t whylen)
+ * ring's tail as it is now, then for the broker (`bpid`, 0: unknown) to
+ * settle. Returns the seconds waited, or -1 with `why`. */
+static double wait_bridge_drained(const char *swarm, pid_t bpid, struct ph_amqp *a,
+                                  struct ph_amqp *b, char *why, size_t whylen)
 {
     struct ph_channel ch;
     char err[256];
@@ -605,9 +606,25 @@ static double wait_bridge_drained(const char *swarm, struct ph_amqp *a, struct p
         serve(a, b, 20000000);
     }
     ph_channel_close(&ch);
-    if (waited < 0) snprintf(why, whylen, "the bridge did not publish the join burst within 60 s");
-    else serve(a, b, 200000000); /* what it published reaches the observer's queues */
-    return waited;
+    if (waited < 0) {
+        snprintf(why, whylen, "the bridge did not publish the join burst within 60 s");
+        return waited;
+    }
+    /* The broker applies the bridge's bindings for the new workers (two per
+     * worker) after the fact: the window starts once it has settled, its CPU
+     * under a fifth of a core over 200 ms (bounded: 30 s more). */
+    uint64_t t_prev = 0, t_now = 0;
+    const bool have = bpid > 0 && bu_proc_cpu_ticks(bpid, &t_prev) == 0;
+    const long hz = sysconf(_SC_CLK_TCK);
+    for (uint64_t until = bu_now_ns() + 30 * NS; have && bu_now_ns() < until;) {
+        serve(a, b, 200000000);
+        if (bu_proc_cpu_ticks(bpid, &t_now) != 0) break;
+        const double cores = (double)(t_now - t_prev) / (double)hz / 0.2;
+        t_prev = t_now;
+        if (cores < 0.2) break;
+    }
+    serve(a, b, 100000000); /* what it published reaches the observer's queues */
+    return (double)(bu_now_ns() - t0) / 1e9;
 }
 
 static uint64_t drained(const struct ph_segment *seg, uint32_t *active)
@@ -808,11 +825,12 @@ int main(int argc, char **argv)
          * may still be going through the bridge. The window starts once the
          * bridge has read past what the ring held now (bounded: 60 s). */
         if (o.mode == M_SHM) {
-            const double waited = wait_bridge_drained(swarm, a, b, &why[0], sizeof why);
+            const double waited = wait_bridge_drained(swarm, bpid, a, b, &why[0], sizeof why);
             if (waited < 0) fail = why;
             else if (waited > 0.05)
-                fprintf(stderr, "ph-loadgen: waited %.2f s for the bridge to publish the join "
-                                "burst before the window\n",
+                fprintf(stderr, "ph-loadgen: waited %.2f s for the join burst (one worker "
+                                "status-full each, two bindings each) to settle before the "
+                                "window\n",
                         waited);
         }
         t_w0 = bu_now_ns();

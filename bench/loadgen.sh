@@ -40,7 +40,7 @@ done
 "$here/deploy/ensure-deps" --bench || exit 1
 echo "== building Release into $build" >&2
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target ph-loadgen ph-bridge ph-swarm-controller >/dev/null
+cmake --build "$build" -j"$(nproc)" --target ph-loadgen ph-bridge ph-swarm-controller ph-bench-ring >/dev/null
 
 dir=
 stop_broker() {
@@ -101,6 +101,36 @@ else:
         done
     done
 done
+# The ceilings each result is read against, on this machine, in this run:
+# the bare two-process status ring (ph-bench-ring) and a bare AMQP publish
+# loop (two processes publishing pre-built status-deltas to ph.control as
+# fast as the broker takes them, one consumer: ph-loadgen offered far more
+# than any broker here takes).
+printf '[ceiling] bare two-process ring ... ' >&2
+if ring=$("$build/bin/ph-bench-ring" --json 2>/dev/null); then
+    /usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+print(json.dumps({"ceiling": "ring", "records_per_s": d["records_per_s"],
+                  "records_per_s_batched": d["records_per_s_batched"],
+                  "write_ns_p50": d["write_ns_p50"]}))' "$ring" >>"$jsonl"
+    tail -n 1 "$jsonl" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.1f M records/s" % (d["records_per_s"] / 1e6))' >&2
+else
+    echo "failed" >&2
+fi
+printf '[ceiling] bare AMQP publish loop ... ' >&2
+if line=$("$build/bin/ph-loadgen" --mode amqp-per-worker --workers 200 --rate 1000 --procs 2 \
+    --changes-per-s 1 --seconds "$seconds" --warmup 1 --amqp-url-file "$url_file" --json 2>/dev/null); then
+    /usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+print(json.dumps({"ceiling": "amqp", "msgs_per_s": d["achieved_updates_per_s"],
+                  "offered_per_s": d["offered_updates_per_s"],
+                  "cpu_s_per_million": d["cpu_s_per_million_updates"]}))' "$line" >>"$jsonl"
+    tail -n 1 "$jsonl" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f msgs/s" % d["msgs_per_s"])' >&2
+else
+    echo "failed" >&2
+fi
 rm -f "$out/.last.err"
 echo "== sweep done in $((SECONDS - t_start)) s; writing $out/$stamp.md and .png" >&2
 

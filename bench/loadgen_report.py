@@ -25,7 +25,9 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     runs_path, md_path, png_path, cpus, seconds = argv[1:]
-    runs = [json.loads(line) for line in open(runs_path) if line.strip()]
+    lines = [json.loads(line) for line in open(runs_path) if line.strip()]
+    runs = [d for d in lines if "ceiling" not in d]
+    ceil = {d["ceiling"]: d for d in lines if "ceiling" in d}
     by = {(r.get("mode"), r.get("workers"), r.get("rate")): r for r in runs}
     pairs = sorted({(r.get("workers"), r.get("rate")) for r in runs})
 
@@ -80,6 +82,23 @@ def main(argv):
                    ratio("cpu_s_per_million_updates"), ratio("broker_msgs_per_s"),
                    ratio("achieved_updates_per_s", inv=True)))
     out.append("")
+    if ceil:
+        out.append("Ceilings on this machine, same run (each result reads against its limit):")
+        out.append("")
+        if "ring" in ceil:
+            c = ceil["ring"]
+            out.append("- bare two-process status ring (`ph-bench-ring`): %s records/s publishing "
+                       "each, %s batched; a status write %s ns (p50)" % (
+                           num(c["records_per_s"]), num(c["records_per_s_batched"]),
+                           num(c["write_ns_p50"], "{:.0f}")))
+        if "amqp" in ceil:
+            c = ceil["amqp"]
+            out.append("- bare AMQP publish loop (two processes publishing status-deltas to "
+                       "`ph.control` as fast as the broker takes them, one consumer): %s msgs/s "
+                       "(%s offered), %s CPU-s per million messages, broker included" % (
+                           num(c["msgs_per_s"]), num(c["offered_per_s"]),
+                           num(c["cpu_s_per_million"], "{:,.1f}")))
+        out.append("")
     out.append("![updates/s and CPU per update against W](%s)" % os.path.basename(png_path))
     out.append("")
     open(md_path, "w").write("\n".join(out))

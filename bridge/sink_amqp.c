@@ -46,6 +46,7 @@ struct amqp_sink {
     struct ph_amqp *amqp;
     char queue[CONTRACT_RK_MAX];
     struct amqp_topo topo;
+    bool topo_dirty;         /* bindings to apply at the next flush */
     uint64_t seen_session;   /* the connection take_resync last looked at */
     uint64_t status_dropped; /* status published while disconnected */
     uint64_t status_dropped_since;
@@ -64,7 +65,9 @@ static int amqp_publish(struct sink *sb, const char *rk, const json_t *env, enum
                         uint64_t hold, char *err, size_t errlen)
 {
     struct amqp_sink *s = (struct amqp_sink *)sb;
-    if (amqp_topo_observe(&s->topo, rk, env)) ph_amqp_bind(s->amqp, amqp_topo_keys(&s->topo));
+    /* Applied once per flush: a thousand workers joining in one drain cost
+     * one set of keys, not one per worker. */
+    if (amqp_topo_observe(&s->topo, rk, env)) s->topo_dirty = true;
     const bool status = kind == CK_METRIC && !s->base.confirm_all;
     if (status && !ph_amqp_up(s->amqp)) {
         s->status_dropped++;
@@ -91,7 +94,15 @@ static int amqp_publish(struct sink *sb, const char *rk, const json_t *env, enum
 static int amqp_flush(struct sink *sb, char *err, size_t errlen)
 {
     (void)err, (void)errlen;
-    ph_amqp_flush(((struct amqp_sink *)sb)->amqp);
+    struct amqp_sink *s = (struct amqp_sink *)sb;
+    if (s->topo_dirty) {
+        json_t *keys = amqp_topo_keys(&s->topo);
+        if (keys != NULL) {
+            ph_amqp_bind(s->amqp, keys);
+            s->topo_dirty = false;
+        }
+    }
+    ph_amqp_flush(s->amqp);
     return PH_OK;
 }
 
