@@ -85,12 +85,12 @@ static void quarantine(struct ctl *c, struct ctl_worker *w, uint32_t reason, con
     if (c->hooks.quarantined) c->hooks.quarantined(c->hooks.ctx, c, w, why);
 }
 
-uint64_t ctl_worker_tps(const struct ctl_worker *w, uint64_t now_ns, uint64_t window_ns)
+/* The rate over the last `window_ns` of samples (not of time: the newest
+ * sample's age is ctl_worker_tps's business). */
+static uint64_t samples_rate(const struct ctl_worker *w, uint64_t window_ns)
 {
     if (w->win_len < 2) return 0;
     const struct ctl_sample *newest = &w->win[w->win_len - 1];
-    /* A worker that stopped reporting has no current rate. */
-    if (now_ns > newest->t_ns && now_ns - newest->t_ns > window_ns) return 0;
     const struct ctl_sample *oldest = &w->win[0];
     for (uint32_t i = w->win_len - 1; i-- > 0;) {
         oldest = &w->win[i];
@@ -104,6 +104,15 @@ uint64_t ctl_worker_tps(const struct ctl_worker *w, uint64_t now_ns, uint64_t wi
     return r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
 }
 
+uint64_t ctl_worker_tps(const struct ctl_worker *w, uint64_t now_ns, uint64_t window_ns)
+{
+    if (w->win_len < 2) return 0;
+    const struct ctl_sample *newest = &w->win[w->win_len - 1];
+    /* A worker that stopped reporting has no current rate. */
+    if (now_ns > newest->t_ns && now_ns - newest->t_ns > window_ns) return 0;
+    return window_ns == w->tps_window ? w->tps_rate : samples_rate(w, window_ns);
+}
+
 static void add_sample(struct ctl *c, struct ctl_worker *w, uint64_t t, uint64_t processed)
 {
     /* Samples are spaced by a sixteenth of the window, so 32 of them span two
@@ -112,13 +121,15 @@ static void add_sample(struct ctl *c, struct ctl_worker *w, uint64_t t, uint64_t
     if (w->win_len >= 2 && t >= w->win[w->win_len - 2].t_ns &&
         t - w->win[w->win_len - 2].t_ns < spacing) {
         w->win[w->win_len - 1] = (struct ctl_sample){t, processed};
-        return;
+    } else {
+        if (w->win_len == CTL_TPS_SAMPLES) {
+            memmove(&w->win[0], &w->win[1], (CTL_TPS_SAMPLES - 1) * sizeof w->win[0]);
+            w->win_len--;
+        }
+        w->win[w->win_len++] = (struct ctl_sample){t, processed};
     }
-    if (w->win_len == CTL_TPS_SAMPLES) {
-        memmove(&w->win[0], &w->win[1], (CTL_TPS_SAMPLES - 1) * sizeof w->win[0]);
-        w->win_len--;
-    }
-    w->win[w->win_len++] = (struct ctl_sample){t, processed};
+    w->tps_rate = samples_rate(w, c->tps_window_ns);
+    w->tps_window = c->tps_window_ns;
 }
 
 static int blob_set(struct ctl_blob *b, const uint8_t *body, uint32_t len)

@@ -61,6 +61,10 @@ struct ctl_worker {
     struct ctl_sample win[CTL_TPS_SAMPLES];
     uint32_t win_len;
     uint64_t tps;
+    /* The rate the samples give, computed when a sample is added (over
+     * tps_window): a tick then only asks whether the newest sample aged
+     * past the window, instead of walking the window for every worker. */
+    uint64_t tps_rate, tps_window;
 
     struct ctl_blob config;
     struct ctl_blob io;

@@ -33,6 +33,13 @@ bool swarm_worker_healthy(const struct swarm *s, const struct ctl_worker *w, uin
            (now <= w->last_seen_ns || now - w->last_seen_ns <= s->cfg.ttl_ns);
 }
 
+static uint64_t role_hash(const char *role)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
+    for (; *role; role++) h = (h ^ (uint8_t)*role) * 1099511628211ull;
+    return h;
+}
+
 /* Index of `role` in the aggregate's role summaries, adding it when there
  * is room; -1 when the table is full. */
 static int role_slot(struct swarm_agg *a, const char *role)
@@ -43,6 +50,7 @@ static int role_slot(struct swarm_agg *a, const char *role)
     struct swarm_role_sum *r = &a->roles[a->nroles];
     memset(r, 0, sizeof *r);
     snprintf(r->role, sizeof r->role, "%s", role);
+    r->hash = role_hash(r->role);
     return (int)a->nroles++;
 }
 
@@ -64,11 +72,20 @@ void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
         if (!w->tracked) continue;
         a->live++;
         /* The role table keeps its order from tick to tick, so the index found
-         * last time is nearly always right: one comparison confirms it. */
-        int k = s->ws[i].role_hint;
-        if (k < 0 || (uint32_t)k >= a->nroles || strcmp(a->roles[k].role, w->role) != 0) {
+         * last time is nearly always right: comparing the role's hash (taken
+         * once per claim) with the entry's confirms it without a string
+         * compare per worker per tick. Two of at most SWARM_MAX_ROLES role
+         * names would have to share a 64-bit hash to be mixed up. */
+        struct swarm_wstate *ws = &s->ws[i];
+        if (ws->role_word != w->word || ws->role_hash == 0) {
+            ws->role_hash = role_hash(w->role);
+            ws->role_word = w->word;
+            ws->role_hint = -1;
+        }
+        int k = ws->role_hint;
+        if (k < 0 || (uint32_t)k >= a->nroles || a->roles[k].hash != ws->role_hash) {
             k = role_slot(a, w->role);
-            s->ws[i].role_hint = (int16_t)k;
+            ws->role_hint = (int16_t)k;
         }
         bool enabled = w->have_status && (w->st.flags & PH_STATUS_ENABLED);
         if (k >= 0) a->roles[k].count++;

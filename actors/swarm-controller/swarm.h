@@ -102,7 +102,10 @@ struct swarm_wstate {
     uint8_t sent_in, sent_out;
     bool delta_due;
     uint64_t last_delta_ns;
-    int16_t role_hint;        /* its role's index in the last aggregate (a guess, checked) */
+    int16_t role_hint;        /* its role's index in the last aggregate (a guess, checked
+                               * against role_hash: no string compare per worker per tick) */
+    uint64_t role_hash;       /* FNV-1a 64 of its role, for the claim role_word */
+    uint64_t role_word;
     bool sync_check;          /* inherited from a previous controller: compare its config
                                * with the desired one once it has reported it */
     uint64_t sync_check_since;
@@ -192,6 +195,7 @@ struct swarm_plan {
 /* Per-role summary within the aggregate. */
 struct swarm_role_sum {
     char role[PH_ID_MAX];
+    uint64_t hash; /* FNV-1a 64 of role */
     uint32_t count, enabled, desired;
     uint64_t tps;
 };
