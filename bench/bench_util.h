@@ -105,6 +105,11 @@ void *bu_shared_alloc(size_t n);
  * scheduler's sum_exec_runtime from /proc/<pid>/schedstat in ns. */
 int bu_proc_cpu_ticks(pid_t pid, uint64_t *ticks);
 int bu_proc_runtime_ns(pid_t pid, uint64_t *ns);
+/* Nanoseconds on a CPU of every thread of `pid` (the sum of
+ * /proc/<pid>/task/<tid>/schedstat): finer than the clock ticks of
+ * bu_proc_cpu_ticks, and complete for a many-threaded process such as
+ * the broker. 0 or -1. */
+int bu_proc_cpu_ns(pid_t pid, uint64_t *ns);
 /* voluntary_ctxt_switches from /proc/<pid>/status: how often it went to sleep. */
 int bu_proc_wakeups(pid_t pid, uint64_t *n);
 /* VmRSS from /proc/<pid>/status, in KiB. */

@@ -70,7 +70,8 @@ struct proc_stats {
 struct shared {
     _Atomic int go;          /* the parent set the times: start */
     _Atomic int stop;        /* stop now (interrupted or a process failed) */
-    _Atomic uint64_t t0_ns;  /* updates are due from here */
+    _Atomic uint64_t t0_ns;  /* updates are due from here (moved on by a pause) */
+    _Atomic int paused;      /* the idle baseline: no updates, no changes, no flips */
     _Atomic uint64_t end_ns; /* and stop here */
     _Atomic uint64_t flips;  /* probe flips made; flip k sets input to k odd ? upstream-error : ok */
     _Atomic uint64_t seen;   /* the last flip the parent saw */
@@ -368,7 +369,7 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
     atomic_store(&ps->ready, 1);
     while (!atomic_load(&g_sh->go) && !atomic_load(&g_sh->stop)) bu_sleep_ns(1000000);
 
-    const uint64_t t0 = atomic_load(&g_sh->t0_ns);
+    uint64_t t0 = atomic_load(&g_sh->t0_ns);
     while (bu_now_ns() < t0) bu_sleep_ns(1000000);
     const double per_ns = (double)c.count * o->rate / 1e9;
     const double changes_per_ns = o->changes_per_s / o->procs / 1e9;
@@ -379,6 +380,17 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
     /* end_ns moves: the window starts once the join burst is published. */
     while ((now = bu_now_ns()) < atomic_load_explicit(&g_sh->end_ns, memory_order_relaxed) &&
            !atomic_load(&g_sh->stop)) {
+        if (atomic_load_explicit(&g_sh->paused, memory_order_relaxed)) {
+            /* The parent moves t0 on by the pause: nothing is owed after it.
+             * A slow poll: the baseline should not count this loop. */
+            bu_sleep_ns(20000000);
+            continue;
+        }
+        t0 = atomic_load_explicit(&g_sh->t0_ns, memory_order_relaxed);
+        if (now < t0) {
+            bu_sleep_ns(1000000);
+            continue;
+        }
         const uint64_t due = (uint64_t)((double)(now - t0) * per_ns);
         /* At most one pass over this process's workers per round, so the
          * probe and the connection are served however far behind it is. */
@@ -548,16 +560,26 @@ static void serve(struct ph_amqp *a, struct ph_amqp *b, uint64_t ns)
 struct pfig {
     const char *name;
     pid_t pid;
-    uint64_t ticks0, ticks1;
+    uint64_t ticks0, ticks1; /* CPU ns (every thread) over the window */
+    uint64_t idle0, idle1;   /* and over the idle baseline */
     uint64_t rss_kb;
 };
 
 static void cpu_mark(struct pfig *p, bool end)
 {
     uint64_t t = 0;
-    if (p->pid > 0 && bu_proc_cpu_ticks(p->pid, &t) == 0) {
+    if (p->pid > 0 && bu_proc_cpu_ns(p->pid, &t) == 0) {
         if (end) p->ticks1 = t;
         else p->ticks0 = t;
+    }
+}
+
+static void idle_mark(struct pfig *p, bool end)
+{
+    uint64_t t = 0;
+    if (p->pid > 0 && bu_proc_cpu_ns(p->pid, &t) == 0) {
+        if (end) p->idle1 = t;
+        else p->idle0 = t;
     }
 }
 
@@ -757,8 +779,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "ph-loadgen: cannot start the controller or the bridge\n");
             return 1;
         }
-        figs[nfig++] = (struct pfig){"controller", ctl, 0, 0, 0};
-        figs[nfig++] = (struct pfig){"bridge", br, 0, 0, 0};
+        figs[nfig++] = (struct pfig){.name = "controller", .pid = ctl};
+        figs[nfig++] = (struct pfig){.name = "bridge", .pid = br};
         char err[512];
         for (uint64_t until = bu_now_ns() + 10 * NS; !seg_open && bu_now_ns() < until;) {
             if (ph_segment_open(&seg, swarm, false, err, sizeof err) == PH_OK) seg_open = true;
@@ -786,7 +808,7 @@ int main(int argc, char **argv)
         }
         kids[i] = pid;
         bu_cleanup_add_child(pid);
-        figs[nfig++] = (struct pfig){"workers", pid, 0, 0, 0};
+        figs[nfig++] = (struct pfig){.name = "workers", .pid = pid};
     }
     double attach_s = NAN;
     for (uint64_t until = bu_now_ns() + 60 * NS; bu_now_ns() < until && fail == NULL;) {
@@ -809,11 +831,13 @@ int main(int argc, char **argv)
     }
     if (fail == NULL && isnan(attach_s)) fail = "the workers did not attach within 60 s";
     const pid_t bpid = broker_pid(&o);
-    if (bpid > 0) figs[nfig++] = (struct pfig){"broker", bpid, 0, 0, 0};
-    figs[nfig++] = (struct pfig){o.mode == M_SHM ? "observer" : "consumer", getpid(), 0, 0, 0};
+    if (bpid > 0) figs[nfig++] = (struct pfig){.name = "broker", .pid = bpid};
+    figs[nfig++] = (struct pfig){.name = o.mode == M_SHM ? "observer" : "consumer", .pid = getpid()};
 
     /* Warm-up, then the window. */
     uint64_t off0 = 0, off1 = 0, ach0 = 0, ach1 = 0, t_w0 = 0, t_w1 = 0, flips0 = 0, flips1 = 0;
+    uint64_t t_idle0 = 0, t_idle1 = 0;
+    const double idle_s = o.seconds < 4 ? o.seconds : 4;
     if (fail == NULL) {
         const uint64_t t0 = bu_now_ns() + 50000000;
         atomic_store(&g_sh->t0_ns, t0);
@@ -834,6 +858,22 @@ int main(int argc, char **argv)
                                 "status-full each, two bindings each) to settle before the "
                                 "window\n",
                         waited);
+        }
+        /* The idle baseline, same run: the workers pause, and what every
+         * process costs meanwhile (controller ticks, bridge, broker,
+         * observer) is what the swarm costs doing nothing. */
+        if (fail == NULL) {
+            atomic_store(&g_sh->paused, 1);
+            const uint64_t p0 = bu_now_ns();
+            serve(a, b, 300000000); /* updates in flight land */
+            t_idle0 = bu_now_ns();
+            for (size_t i = 0; i < nfig; i++) idle_mark(&figs[i], false);
+            serve(a, b, (uint64_t)(idle_s * 1e9));
+            for (size_t i = 0; i < nfig; i++) idle_mark(&figs[i], true);
+            t_idle1 = bu_now_ns();
+            atomic_store(&g_sh->t0_ns, atomic_load(&g_sh->t0_ns) + (bu_now_ns() - p0));
+            atomic_store(&g_sh->paused, 0);
+            serve(a, b, 500000000);
         }
         t_w0 = bu_now_ns();
         atomic_store(&g_sh->end_ns, t_w0 + (uint64_t)((o.seconds + 1) * 1e9));
@@ -900,13 +940,21 @@ int main(int argc, char **argv)
     const double made = (double)(off1 - off0) / win;
     const double achieved = o.mode == M_SHM ? (double)(ach1 - ach0) / win : (double)ach1 / win;
     double cpu_s = 0, rss_total = 0;
-    const long hz = sysconf(_SC_CLK_TCK);
     for (size_t i = 0; i < nfig; i++) {
-        cpu_s += (double)(figs[i].ticks1 - figs[i].ticks0) / (double)hz;
+        cpu_s += (double)(figs[i].ticks1 - figs[i].ticks0) / 1e9;
         rss_total += (double)figs[i].rss_kb;
     }
     const double updates_in_window = achieved * win;
     const double cpu_per_m = updates_in_window > 0 ? cpu_s / (updates_in_window / 1e6) : NAN;
+    /* Marginal: the window's CPU less what the same processes spent idle
+     * for as long (the baseline above), per million updates. */
+    const double idle_len = t_idle1 > t_idle0 ? (double)(t_idle1 - t_idle0) / 1e9 : NAN;
+    double idle_cpu_s = 0;
+    for (size_t i = 0; i < nfig; i++) idle_cpu_s += (double)(figs[i].idle1 - figs[i].idle0) / 1e9;
+    const double idle_cores = idle_cpu_s / idle_len;
+    const double marginal_s = cpu_s - idle_cores * win;
+    const double marginal_per_m =
+        updates_in_window > 0 ? (marginal_s > 0 ? marginal_s : 0) / (updates_in_window / 1e6) : NAN;
     const double broker_msgs = o.mode == M_SHM ? (double)ob.all_msgs / win : (double)ob.msgs / win;
     const double broker_bytes = o.mode == M_SHM ? (double)ob.all_bytes / win : (double)ob.bytes / win;
     const bool keeping_up = achieved >= 0.95 * offered;
@@ -933,9 +981,11 @@ int main(int argc, char **argv)
         bu_json_int(&j, "state_changes", (int64_t)changes);
         bu_json_num(&j, "cpu_s", cpu_s);
         bu_json_num(&j, "cpu_s_per_million_updates", cpu_per_m);
+        bu_json_num(&j, "idle_cpu_cores", idle_cores);
+        bu_json_num(&j, "marginal_cpu_s_per_million_updates", marginal_per_m);
         bu_json_obj(&j, "cpu_s_by_process");
         for (size_t i = 0; i < nfig; i++) {
-            double s = (double)(figs[i].ticks1 - figs[i].ticks0) / (double)hz;
+            double s = (double)(figs[i].ticks1 - figs[i].ticks0) / 1e9;
             if (strcmp(figs[i].name, "workers") == 0) {
                 /* summed below */
                 continue;
@@ -944,7 +994,7 @@ int main(int argc, char **argv)
         }
         double ws = 0;
         for (size_t i = 0; i < nfig; i++)
-            if (strcmp(figs[i].name, "workers") == 0) ws += (double)(figs[i].ticks1 - figs[i].ticks0) / (double)hz;
+            if (strcmp(figs[i].name, "workers") == 0) ws += (double)(figs[i].ticks1 - figs[i].ticks0) / 1e9;
         bu_json_num(&j, "workers", ws);
         bu_json_close(&j);
         bu_json_bool(&j, "broker_measured", bpid > 0);
@@ -967,9 +1017,12 @@ int main(int argc, char **argv)
         printf("  updates/s   offered %.0f  made %.0f  achieved %.0f  %s\n", offered, made, achieved,
                keeping_up ? "(keeping up)" : "(NOT keeping up: below 95% of offered)");
         printf("  CPU         %.2f s in the window, %.3f s per million updates\n", cpu_s, cpu_per_m);
+        printf("  idle        %.3f cores with the workers paused (same processes, %.1f s); "
+               "marginal %.3f s per million updates\n",
+               idle_cores, idle_len, marginal_per_m);
         for (size_t i = 0; i < nfig; i++)
             printf("    %-10s pid %-7d %.2f s  rss %llu KiB\n", figs[i].name, (int)figs[i].pid,
-                   (double)(figs[i].ticks1 - figs[i].ticks0) / (double)hz,
+                   (double)(figs[i].ticks1 - figs[i].ticks0) / 1e9,
                    (unsigned long long)figs[i].rss_kb);
         if (bpid <= 0) printf("    (broker pid unknown: --broker-pid-file; its CPU is not counted)\n");
         printf("  staleness   p50 %.2f ms  p99 %.2f ms  (%zu changes seen)\n", p50, p99, ob.nstale);

@@ -43,43 +43,53 @@ def main(argv):
                "Reproduce: `deploy/phive bench` (or `bench/loadgen.sh`)." % (cpus, seconds))
     out.append("")
     out.append("| mode | W | R | offered/s | achieved/s | keeps up | CPU-s per M updates | "
-               "staleness p50 / p99 ms | broker msgs/s | RSS MiB | shm MiB | attach s |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+               "idle cores | marginal CPU-s per M | staleness p50 / p99 ms | broker msgs/s | "
+               "RSS MiB | shm MiB | attach s |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for w, r in pairs:
         for mode in ("shm", "amqp-per-worker"):
             d = by.get((mode, w, r))
             if d is None:
                 continue
             if d.get("error"):
-                out.append("| %s | %s | %s | failed: %s |||||||||" % (mode, w, r, d["error"]))
+                out.append("| %s | %s | %s | failed: %s |||||||||||" % (mode, w, r, d["error"]))
                 continue
-            out.append("| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s |" % (
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s |" % (
                 mode, num(w), num(r, "{:g}"), num(d["offered_updates_per_s"]),
                 num(d["achieved_updates_per_s"]), "yes" if d["keeping_up"] else "**no**",
                 num(d["cpu_s_per_million_updates"], "{:,.1f}"),
+                num(d.get("idle_cpu_cores"), "{:.3f}"),
+                num(d.get("marginal_cpu_s_per_million_updates"), "{:,.2f}"),
                 num(d["staleness_p50_ms"], "{:.1f}"), num(d["staleness_p99_ms"], "{:.1f}"),
                 num(d["broker_msgs_per_s"], "{:,.1f}"), num(d["rss_mib"], "{:.0f}"),
                 num(d["shm_mib"], "{:.1f}"), num(d["attach_s"], "{:.2f}")))
     out.append("")
+    out.append("`idle cores`: what the same processes cost with the workers paused, measured "
+               "in the same run just before the window (controller ticks, bridge, broker, "
+               "observer); `marginal`: the window's CPU less that baseline, per million updates: "
+               "the cost of the updates themselves.")
+    out.append("")
     out.append("Ratios, amqp-per-worker over shm, same W and R, same sweep (above 1: shm is "
                "cheaper or lighter):")
     out.append("")
-    out.append("| W | R | CPU per update | broker msgs/s | achieved updates/s (shm / amqp) |")
-    out.append("|---|---|---|---|---|")
+    out.append("| W | R | CPU per update | marginal CPU per update | broker msgs/s | "
+               "achieved updates/s (shm / amqp) |")
+    out.append("|---|---|---|---|---|---|")
     for w, r in pairs:
         s, a = by.get(("shm", w, r)), by.get(("amqp-per-worker", w, r))
         if not s or not a or s.get("error") or a.get("error"):
-            out.append("| %s | %s | – | – | – |" % (num(w), num(r, "{:g}")))
+            out.append("| %s | %s | – | – | – | – |" % (num(w), num(r, "{:g}")))
             continue
 
         def ratio(k, inv=False):
-            x, y = (s[k], a[k]) if inv else (a[k], s[k])
+            x, y = (s.get(k), a.get(k)) if inv else (a.get(k), s.get(k))
             if not x or not y or any(isinstance(v, float) and math.isnan(v) for v in (x, y)):
                 return "–"
             return "{:,.1f}".format(x / y)
 
-        out.append("| %s | %s | %s | %s | %s |" % (num(w), num(r, "{:g}"),
-                   ratio("cpu_s_per_million_updates"), ratio("broker_msgs_per_s"),
+        out.append("| %s | %s | %s | %s | %s | %s |" % (num(w), num(r, "{:g}"),
+                   ratio("cpu_s_per_million_updates"),
+                   ratio("marginal_cpu_s_per_million_updates"), ratio("broker_msgs_per_s"),
                    ratio("achieved_updates_per_s", inv=True)))
     out.append("")
     if ceil:
