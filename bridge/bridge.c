@@ -312,7 +312,7 @@ static void refuse(struct bridge *b, const char *why)
 static bool publish(struct bridge *b, struct envelope *e, bool from_controller, uint64_t hold)
 {
     char err[256];
-    int rc = sink_publish(b->sink, e->rk, e->env, e->kind, hold, err, sizeof err);
+    int rc = sink_publish(b->sink, e->rk, e->env, e->text, e->kind, hold, err, sizeof err);
     if (rc != PH_OK) {
         ph_error("%s", err);
         return false;

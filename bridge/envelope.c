@@ -10,8 +10,13 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "mprender.h"
 #include "ph/doc.h"
 #include "ph/mpjson.h"
 #include "text.h"
@@ -96,6 +101,9 @@ void envelope_clear(struct envelope *e)
 {
     json_decref(e->env);
     e->env = NULL;
+    free(e->text);
+    e->text = NULL;
+    e->text_len = 0;
 }
 
 /* ---- document decoding ---------------------------------------------- */
@@ -221,12 +229,104 @@ static void doc_name(const struct doc *d, char *buf, size_t n)
     snprintf(buf, n, "%s %s for %s.%s.%s from %s", k, t, s, r, i, o);
 }
 
+static int build_tree(const struct doc *d, int kind, uint64_t real_ns, struct envelope *out,
+                      char *why, size_t whylen);
+
+/* data.context.workers of a controller status-full long enough for the
+ * one-pass path, or NULL. The object lives in the decoder's zone. */
+static msgpack_object *fast_workers(const struct doc *d, int kind)
+{
+    if (kind != CK_METRIC || strcmp(d->type, "status-full") != 0 || !d->has_role ||
+        strcmp(d->role, CONTRACT_CONTROLLER_ROLE) != 0)
+        return NULL;
+    const msgpack_object *data = d->f[F_DATA], *ctx = NULL, *w = NULL;
+    for (uint32_t i = 0; ctx == NULL && i < data->via.map.size; i++)
+        if (key_is(&data->via.map.ptr[i].key, "context")) ctx = &data->via.map.ptr[i].val;
+    if (ctx == NULL || ctx->type != MSGPACK_OBJECT_MAP) return NULL;
+    for (uint32_t i = 0; w == NULL && i < ctx->via.map.size; i++)
+        if (key_is(&ctx->via.map.ptr[i].key, "workers")) w = &ctx->via.map.ptr[i].val;
+    if (w == NULL || w->type != MSGPACK_OBJECT_ARRAY || w->via.array.size < ENVELOPE_FAST_WORKERS)
+        return NULL;
+    return (msgpack_object *)w; /* the zone's memory, decoded for this call alone */
+}
+
+/* The place of the worker list in the dumped envelope: a string no
+ * document holds (a control character and a per-process random part). */
+static const char *splice_mark(void)
+{
+    static char mark[48];
+    if (mark[0] == '\0') {
+        unsigned long long r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            r = (unsigned long long)time(NULL) * 2654435761u ^ (unsigned long long)getpid();
+        snprintf(mark, sizeof mark, "\x01ph-workers-%016llx", r);
+    }
+    return mark;
+}
+
+/* env (data.context.workers set to the mark) dumped, with the mark's
+ * quoted form replaced by the rendered list. */
+static int splice(struct envelope *out, json_t *ctx, const struct jbuf *list, char *why,
+                  size_t whylen)
+{
+    const char *mark = splice_mark();
+    json_object_set_new(ctx, "workers", json_string(mark));
+    char *head = json_dumps(out->env, ENVELOPE_DUMP_FLAGS);
+    char quoted[64];
+    /* As jansson writes it: the control character escaped. */
+    snprintf(quoted, sizeof quoted, "\"\\u0001%s\"", mark + 1);
+    char *at = head != NULL ? strstr(head, quoted) : NULL;
+    if (at == NULL) {
+        free(head);
+        return fail(PH_ERR_SYS, why, whylen, "out of memory writing the envelope");
+    }
+    const size_t before = (size_t)(at - head), ql = strlen(quoted), hl = strlen(head);
+    const size_t n = hl - ql + list->len;
+    char *text = malloc(n + 1);
+    if (text == NULL) {
+        free(head);
+        return fail(PH_ERR_SYS, why, whylen, "out of memory writing the envelope");
+    }
+    memcpy(text, head, before);
+    memcpy(text + before, list->p, list->len);
+    memcpy(text + before + list->len, at + ql, hl - before - ql + 1);
+    free(head);
+    out->text = text;
+    out->text_len = n;
+    return PH_OK;
+}
+
 static int build(const struct doc *d, uint64_t real_ns, struct envelope *out, char *why,
                  size_t whylen)
 {
     int kind = contract_kind_parse(d->kind);
     if (kind < 0)
         return fail(PH_ERR_INVAL, why, whylen, "kind is not signal, outcome, metric or event");
+    /* A long worker list is checked and written apart (mprender.h): the
+     * rest of the document sees an empty one. */
+    msgpack_object *workers = fast_workers(d, kind);
+    const uint32_t nworkers = workers != NULL ? workers->via.array.size : 0;
+    if (workers != NULL) workers->via.array.size = 0;
+    int rc = build_tree(d, kind, real_ns, out, why, whylen);
+    if (workers == NULL) return rc;
+    workers->via.array.size = nworkers;
+    if (rc != PH_OK) return rc;
+    struct jbuf list = {0};
+    json_t *ids = NULL;
+    rc = mp_workers_render(workers, &list, &ids, why, whylen);
+    if (rc == PH_ERR_SYS) fail(rc, why, whylen, "out of memory writing the worker list");
+    json_t *ctx = json_object_get(json_object_get(out->env, "data"), "context");
+    if (rc == PH_OK) rc = splice(out, ctx, &list, why, whylen);
+    jbuf_free(&list);
+    /* What stays in env: who the workers are (the AMQP sink binds by it). */
+    if (rc == PH_OK) json_object_set_new(ctx, "workers", ids);
+    else json_decref(ids);
+    return rc;
+}
+
+static int build_tree(const struct doc *d, int kind, uint64_t real_ns, struct envelope *out,
+                      char *why, size_t whylen)
+{
     json_t *data = ph_mp_to_json(d->f[F_DATA]);
     if (data == NULL)
         return fail(PH_ERR_INVAL, why, whylen,

@@ -21,6 +21,10 @@
  * more), and the ring already caps a document at half its size. */
 extern const struct ph_mp_limits envelope_doc_limits;
 
+/* From this many workers on, a controller status-full takes the one-pass
+ * path (envelope.text). */
+#define ENVELOPE_FAST_WORKERS 8
+
 /* How every sink serialises an envelope: compact, keys in contract order,
  * and reals with 15 significant digits. jansson's default is 17, which
  * shows the binary approximation of a decimal (0.786 is written
@@ -31,6 +35,12 @@ extern const struct ph_mp_limits envelope_doc_limits;
 
 struct envelope {
     json_t *env; /* keys in contract order; owned */
+    /* A controller status-full of ENVELOPE_FAST_WORKERS workers or more: the
+     * whole envelope as the sinks write it (owned), its worker list checked
+     * and written straight from msgpack (mprender.h); env then lists only
+     * each worker's role and instance. NULL otherwise: sinks dump env. */
+    char *text;
+    size_t text_len;
     enum contract_kind kind;
     char rk[CONTRACT_RK_MAX]; /* routing key */
     size_t secrets_dropped;   /* secret-named keys removed from data.config */

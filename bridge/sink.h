@@ -56,9 +56,11 @@ struct sink_ops {
      * the sink has delivered it (file: written; AMQP: confirmed by the
      * broker); a document the sink does not keep (AMQP status) holds
      * nothing. Holds grow in publish order; 0 for the bridge's own alerts
-     * and answers. */
-    int (*publish)(struct sink *s, const char *rk, const json_t *env, enum contract_kind kind,
-                   uint64_t hold, char *err, size_t errlen);
+     * and answers. `text`: the envelope already serialised (a long
+     * controller status-full, envelope.h), written as it is; NULL: the sink
+     * serialises env. */
+    int (*publish)(struct sink *s, const char *rk, const json_t *env, const char *text,
+                   enum contract_kind kind, uint64_t hold, char *err, size_t errlen);
     int (*flush)(struct sink *s, char *err, size_t errlen);
     void (*close)(struct sink *s);
     /* Optional (NULL for one-way sinks). */
@@ -115,9 +117,10 @@ int sink_open(const char *spec, const struct sink_cfg *cfg, struct sink **out, c
               size_t errlen);
 
 static inline int sink_publish(struct sink *s, const char *rk, const json_t *env,
-                               enum contract_kind kind, uint64_t hold, char *err, size_t errlen)
+                               const char *text, enum contract_kind kind, uint64_t hold, char *err,
+                               size_t errlen)
 {
-    return s->ops->publish(s, rk, env, kind, hold, err, errlen);
+    return s->ops->publish(s, rk, env, text, kind, hold, err, errlen);
 }
 static inline int sink_flush(struct sink *s, char *err, size_t errlen)
 {

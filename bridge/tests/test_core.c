@@ -39,13 +39,16 @@ struct mem_sink {
     size_t full_at;       /* full while this many are kept (0: never) */
 };
 
-static int mem_publish(struct sink *s, const char *rk, const json_t *env, enum contract_kind kind,
-                       uint64_t hold, char *err, size_t errlen)
+static int mem_publish(struct sink *s, const char *rk, const json_t *env, const char *text,
+                       enum contract_kind kind, uint64_t hold, char *err, size_t errlen)
 {
     (void)err, (void)errlen;
     struct mem_sink *m = (struct mem_sink *)s;
-    json_array_append_new(m->got, json_pack("{s:s,s:O,s:b,s:I}", "rk", rk, "env", env, "confirmed",
-                                            s->confirm_all, "hold", (json_int_t)hold));
+    /* What a transport would carry: the serialised text when there is one. */
+    json_t *carried = text != NULL ? json_loads(text, 0, NULL) : json_incref((json_t *)env);
+    assert_non_null(carried);
+    json_array_append_new(m->got, json_pack("{s:s,s:o,s:b,s:I}", "rk", rk, "env", carried,
+                                            "confirmed", s->confirm_all, "hold", (json_int_t)hold));
     if (kind != CK_METRIC || s->confirm_all) {
         assert_true(m->unconfirmed < MEM_KEPT_MAX);
         m->kept[m->unconfirmed].got = json_array_size(m->got) - 1;

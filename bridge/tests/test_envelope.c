@@ -1,6 +1,7 @@
 /* Controller documents -> envelopes (bridge/envelope.c): what goes out is in
  * the contract's shape, and every way a document can break the contract
  * keeps it from going out, for the right reason. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -491,9 +492,186 @@ static void test_refusal_reason_names_the_document(void **state)
     expect_refused(d, "metric status-delta for demo.generator.gen-1 from demo-controller: ");
 }
 
+/* ---- a long worker list: checked and written in one pass (mprender.h) ---- */
+
+/* A controller status-full listing `n` workers, each entry with the
+ * contract's keys and extras that exercise the writer: escapes, non-ASCII
+ * text, reals of every size, nested maps, bin-free msgpack. */
+static json_t *long_full(int n)
+{
+    json_t *doc = sample_controller_full(SWARM, CTL, NULL, NULL);
+    json_t *ws = json_array();
+    static const double reals[] = {0.786,   0.1,      1.0 / 3, 1e21, 1e-7, -2.5e-300, 123456.0,
+                                   1e15,    0.30000000000000004, 5e-324, 1e300};
+    for (int i = 0; i < n; i++) {
+        char inst[32];
+        snprintf(inst, sizeof inst, "gen-%05d", i);
+        json_t *w = json_pack(
+            "{s:s,s:s,s:b,s:i,s:o,s:s,s:b,s:s,s:f,s:{s:s,s:[i,f,n,b]}}", "role", "generator",
+            "instance", inst, "enabled", i % 2, "tps", i * 7, "ioState",
+            sample_iostate(i % 3 ? "ok" : "backpressure", "ok"), "lastSeenAt", SAMPLE_TS, "stale",
+            i % 5 == 0, "location", "h\xc3\xb4te \"one\"\\\n\t\x01\x1f/\xe2\x80\xa8\xf0\x9f\x90\x9d",
+            "load", reals[i % 11], "extra", "k", "v", "a", -i, reals[(i + 3) % 11], 1);
+        assert_non_null(w);
+        json_array_append_new(ws, w);
+    }
+    json_object_set_new(json_object_get(data_of(doc), "context"), "workers", ws);
+    return doc;
+}
+
+static void a_long_worker_list_reads_as_the_document_and_as_jansson_writes_it(void **state)
+{
+    (void)state;
+    struct envelope e;
+    char why[512];
+    json_t *doc = long_full(300);
+    /* As jansson would write the list (reals at 15 digits), read back. */
+    char *want_text = json_dumps(json_object_get(json_object_get(data_of(doc), "context"), "workers"),
+                                 ENVELOPE_DUMP_FLAGS);
+    json_t *want = json_loads(want_text, 0, NULL);
+    assert_non_null(want);
+    /* Its bytes are those of the list in the envelope. */
+    assert_non_null(strstr(want_text, "\"load\":0.786,"));
+    assert_int_equal(convert(doc, &e, why, sizeof why), PH_OK);
+    assert_non_null(e.text);
+    assert_int_equal(strlen(e.text), e.text_len);
+    assert_non_null(strstr(e.text, want_text));
+    free(want_text);
+    json_error_t je;
+    json_t *got = json_loads(e.text, 0, &je);
+    if (got == NULL) fail_msg("the text does not parse: %s", je.text);
+    /* The list as the controller sent it... */
+    assert_true(json_equal(json_object_get(json_object_get(json_object_get(got, "data"), "context"),
+                                           "workers"),
+                           want));
+    /* ...the rest as the tree has it... */
+    json_t *rest = json_deep_copy(got);
+    json_object_del(json_object_get(json_object_get(rest, "data"), "context"), "workers");
+    json_t *tree = json_deep_copy(e.env);
+    json_object_del(json_object_get(json_object_get(tree, "data"), "context"), "workers");
+    assert_true(json_equal(rest, tree));
+    /* ...and byte for byte what jansson writes for the same values. */
+    char *again = json_dumps(got, ENVELOPE_DUMP_FLAGS);
+    assert_string_equal(again, e.text);
+    /* The tree keeps who the workers are, for the bindings. */
+    json_t *ids = json_object_get(json_object_get(json_object_get(e.env, "data"), "context"),
+                                  "workers");
+    assert_int_equal(json_array_size(ids), 300);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ids, 7), "instance")),
+                        "gen-00007");
+    free(again);
+    json_decref(rest);
+    json_decref(tree);
+    json_decref(got);
+    json_decref(want);
+    envelope_clear(&e);
+    assert_null(e.text);
+}
+
+static void a_short_worker_list_goes_the_tree_way(void **state)
+{
+    (void)state;
+    struct envelope e;
+    char why[512];
+    assert_int_equal(convert(long_full(ENVELOPE_FAST_WORKERS - 1), &e, why, sizeof why), PH_OK);
+    assert_null(e.text);
+    envelope_clear(&e);
+}
+
+/* Worker entry `i` of a long full changed by `edit`, then refused for
+ * `needle`. */
+static void refused_entry(int i, void (*edit)(json_t *w), const char *needle)
+{
+    json_t *doc = long_full(20);
+    edit(json_array_get(json_object_get(json_object_get(data_of(doc), "context"), "workers"), i));
+    expect_refused(doc, needle);
+}
+
+static void drop_tps(json_t *w) { json_object_del(w, "tps"); }
+static void neg_tps(json_t *w) { json_object_set_new(w, "tps", json_integer(-1)); }
+static void real_tps(json_t *w) { json_object_set_new(w, "tps", json_real(1.5)); }
+static void bad_role(json_t *w) { json_object_set_new(w, "role", json_string("gen.erator")); }
+static void bad_time(json_t *w) { json_object_set_new(w, "lastSeenAt", json_string("yesterday")); }
+static void str_stale(json_t *w) { json_object_set_new(w, "stale", json_string("no")); }
+static void bad_input(json_t *w)
+{
+    json_object_set_new(json_object_get(json_object_get(w, "ioState"), "work"), "input",
+                        json_string("sideways"));
+}
+static void open_iostate(json_t *w)
+{
+    json_object_set_new(json_object_get(w, "ioState"), "surprise", json_object());
+}
+static void same_instance(json_t *w) { json_object_set_new(w, "instance", json_string("gen-00004")); }
+
+static void every_worker_entry_is_held_to_the_contract_on_the_one_pass_path(void **state)
+{
+    (void)state;
+    refused_entry(3, drop_tps, "data.context.workers[3] lacks the required 'tps'");
+    refused_entry(4, neg_tps, "data.context.workers[4].tps must be an integer >= 0 (got a negative");
+    refused_entry(4, real_tps, "data.context.workers[4].tps must be an integer >= 0 (got a fraction");
+    refused_entry(6, bad_role, "data.context.workers[6].role 'gen.erator' contains '.'");
+    refused_entry(9, bad_time, "data.context.workers[9].lastSeenAt must be an RFC 3339");
+    refused_entry(9, str_stale, "data.context.workers[9].stale must be a boolean");
+    refused_entry(2, bad_input, "data.context.workers[2].ioState.work.input must be ok");
+    refused_entry(2, open_iostate, "ioState has key 'surprise', which the contract does not allow");
+    refused_entry(5, same_instance, "not sorted by role then instance (or lists a worker twice) at entry 5");
+}
+
+/* What jansson would merge, cut or refuse, refused on this path too: a
+ * duplicate key, invalid UTF-8 and NaN inside an entry (patched into the
+ * packed bytes: jansson cannot build them). */
+static void a_duplicate_key_bad_utf8_or_nan_in_an_entry_is_refused(void **state)
+{
+    (void)state;
+    for (int bad = 0; bad < 3; bad++) {
+        json_t *doc = long_full(10);
+        json_t *w = json_array_get(
+            json_object_get(json_object_get(data_of(doc), "context"), "workers"), 1);
+        /* A placeholder the packed bytes are patched through. */
+        if (bad < 2) json_object_set_new(w, "zzzz", json_string(bad == 0 ? "dup" : "AB"));
+        else json_object_set_new(w, "load", json_real(12345.678));
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        sample_pack(doc, &sb);
+        json_decref(doc);
+        if (bad == 0) {
+            char *p = memmem(sb.data, sb.size, "zzzz", 4); /* a second "role" key */
+            assert_non_null(p);
+            memcpy(p, "role", 4);
+        } else if (bad == 1) {
+            char *p = memmem(sb.data, sb.size, "\xa2" "AB", 3); /* "AB" -> 0xC3 0x28 */
+            assert_non_null(p);
+            memcpy(p + 1, "\xc3\x28", 2);
+        } else {
+            const double v = 12345.678;
+            uint64_t bits;
+            memcpy(&bits, &v, sizeof bits);
+            unsigned char be[8];
+            for (int k = 0; k < 8; k++) be[k] = (unsigned char)(bits >> (56 - 8 * k));
+            unsigned char *p = memmem(sb.data, sb.size, be, 8);
+            assert_non_null(p);
+            const uint64_t nan_bits = 0x7ff8000000000000ull;
+            for (int k = 0; k < 8; k++) p[k] = (unsigned char)(nan_bits >> (56 - 8 * k));
+        }
+        struct envelope e;
+        char why[512] = "";
+        int rc = envelope_from_doc((const uint8_t *)sb.data, sb.size, NOW_NS, &e, why, sizeof why);
+        msgpack_sbuffer_destroy(&sb);
+        assert_int_not_equal(rc, PH_OK);
+        if (strstr(why, "data.context.workers[1] holds a value JSON cannot carry") == NULL)
+            fail_msg("case %d: %s", bad, why);
+        assert_null(e.text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_long_worker_list_reads_as_the_document_and_as_jansson_writes_it),
+        cmocka_unit_test(a_short_worker_list_goes_the_tree_way),
+        cmocka_unit_test(every_worker_entry_is_held_to_the_contract_on_the_one_pass_path),
+        cmocka_unit_test(a_duplicate_key_bad_utf8_or_nan_in_an_entry_is_refused),
         cmocka_unit_test(test_envelope_keys_are_in_contract_order_and_both_ids_written_as_null),
         cmocka_unit_test(test_ids_are_echoed_when_present),
         cmocka_unit_test(test_routing_keys_follow_kind_type_and_scope),
