@@ -259,6 +259,26 @@ bool ph_amqp_outbox_full(const struct ph_amqp *a)
  * round trip each, 1,000 joins stalled the bridge's loop for 2 s).
  * queue.unbind has no nowait in AMQP 0-9-1: at most UNBIND_BATCH per call,
  * so that workers leaving do not stall the loop either. */
+/* Sends one queue.bind (nowait) unless the key is bound already. False
+ * when the connection went. */
+static bool bind_one(struct ph_amqp *a, const char *key)
+{
+    if (json_object_get(a->bound, key) != NULL) return true;
+    amqp_queue_bind_t req = {.queue = bytes_of(a->queue),
+                             .exchange = bytes_of(PH_AMQP_EXCHANGE),
+                             .routing_key = bytes_of(key),
+                             .nowait = 1,
+                             .arguments = amqp_empty_table};
+    const int rc = amqp_send_method(a->conn, CHANNEL, AMQP_QUEUE_BIND_METHOD, &req);
+    if (rc != AMQP_STATUS_OK) {
+        lose(a, "queue.bind", amqp_error_string2(rc));
+        return false;
+    }
+    json_object_set_new(a->bound, key, json_true());
+    ph_debug("bound %s to %s", a->queue, key);
+    return true;
+}
+
 static void apply_bindings(struct ph_amqp *a)
 {
     if (a->queue[0] == '\0' || a->want == NULL) {
@@ -270,19 +290,7 @@ static void apply_bindings(struct ph_amqp *a)
     void *tmp;
     json_object_foreach(a->want, key, v)
     {
-        if (json_object_get(a->bound, key) != NULL) continue;
-        amqp_queue_bind_t req = {.queue = bytes_of(a->queue),
-                                 .exchange = bytes_of(PH_AMQP_EXCHANGE),
-                                 .routing_key = bytes_of(key),
-                                 .nowait = 1,
-                                 .arguments = amqp_empty_table};
-        const int rc = amqp_send_method(a->conn, CHANNEL, AMQP_QUEUE_BIND_METHOD, &req);
-        if (rc != AMQP_STATUS_OK) {
-            lose(a, "queue.bind", amqp_error_string2(rc));
-            return;
-        }
-        json_object_set_new(a->bound, key, json_true());
-        ph_debug("bound %s to %s", a->queue, key);
+        if (!bind_one(a, key)) return;
     }
     unsigned unbinds = 0;
     json_object_foreach_safe(a->bound, tmp, key, v)
@@ -304,6 +312,21 @@ void ph_amqp_bind(struct ph_amqp *a, json_t *keys)
     a->want = keys;
     a->bind_dirty = true;
     if (a->up) apply_bindings(a);
+}
+
+void ph_amqp_bind_add(struct ph_amqp *a, json_t *keys)
+{
+    if (keys == NULL) return;
+    if (a->want == NULL) a->want = json_object();
+    if (a->want != NULL) json_object_update(a->want, keys);
+    /* Only these keys: a join costs its own bindings, not a walk of all. */
+    const char *key;
+    json_t *v;
+    json_object_foreach(keys, key, v)
+    {
+        if (!a->up || a->queue[0] == '\0' || !bind_one(a, key)) break;
+    }
+    json_decref(keys);
 }
 
 /* ---- connection --------------------------------------------------------- */

@@ -91,6 +91,18 @@ static void put(json_t *keys, const char *type, const char *swarm, const char *r
     json_object_set_new(keys, key, json_true());
 }
 
+json_t *amqp_topo_worker_keys(const struct amqp_topo *t, const char *role, const char *instance)
+{
+    json_t *keys = json_object();
+    if (keys == NULL) return NULL;
+    for (size_t i = 0; i < sizeof worker_types / sizeof worker_types[0]; i++) {
+        put(keys, worker_types[i], t->swarm, role, CONTRACT_ALL);
+        put(keys, worker_types[i], CONTRACT_ALL, role, CONTRACT_ALL);
+        put(keys, worker_types[i], t->swarm, role, instance);
+    }
+    return keys;
+}
+
 json_t *amqp_topo_keys(const struct amqp_topo *t)
 {
     json_t *keys = json_object();

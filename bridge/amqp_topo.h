@@ -38,5 +38,8 @@ bool amqp_topo_observe(struct amqp_topo *t, const char *rk, const json_t *env);
 
 /* Every binding key, as a new object {key: true}; NULL when out of memory. */
 json_t *amqp_topo_keys(const struct amqp_topo *t);
+/* The keys that name one worker (its role's and its own), as a new object;
+ * NULL when out of memory. */
+json_t *amqp_topo_worker_keys(const struct amqp_topo *t, const char *role, const char *instance);
 
 #endif

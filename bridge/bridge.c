@@ -38,6 +38,10 @@ static void free_list(struct bridge_pending *p)
     }
 }
 
+static void inflight_forget(struct bridge *b);
+static void wait_confirms(struct bridge *b);
+static void flush_sink(struct bridge *b);
+
 int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sink, char *err,
                 size_t errlen)
 {
@@ -60,7 +64,7 @@ int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sin
                  ph_err_name(rc));
         return rc;
     }
-    if (ph_cidset_init(&b->published_cids, BRIDGE_PUBLISHED_CIDS) != 0) {
+    if (ph_cidset_init(&b->delivered_cids, BRIDGE_DELIVERED_CIDS) != 0) {
         snprintf(err, errlen, "out of memory for the published outcomes' ids");
         return PH_ERR_SYS;
     }
@@ -78,7 +82,9 @@ void bridge_destroy(struct bridge *b)
      * again to the next bridge. */
     free_list(b->head);
     free_list(b->sent);
-    ph_cidset_free(&b->published_cids);
+    inflight_forget(b);
+    free(b->inflight);
+    ph_cidset_free(&b->delivered_cids);
     b->head = b->tail = b->sent = b->sent_tail = NULL;
     b->npending = b->nsent = 0;
     free(b->scratch);
@@ -222,6 +228,7 @@ static int attach(struct bridge *b)
     b->close_acked = 0; /* marks are positions in this channel's ring */
     /* Holds are positions in the ring just left: they must not hold this
      * one back (what they stand for is still delivered). */
+    inflight_forget(b);
     sink_release_holds(b->sink);
     b->commit_refused = false;
     b->replayed_to = 0;
@@ -270,8 +277,13 @@ void bridge_poll_channel(struct bridge *b, uint64_t now_ns)
     }
     if (st.st_ino != b->ino || st.st_dev != b->dev) {
         ph_info("the controller re-created /dev/shm%s: moving to the new channel", b->ch.name);
-        /* All of it, full sink or not: nobody reads the old ring later. */
+        /* All of it, full sink or not: nobody reads the old ring later.
+         * Then a moment for the confirms (bounded), so that the outcomes the
+         * new controller sends again are known delivered and dropped rather
+         * than published twice. */
         drain_out(b, false);
+        flush_sink(b);
+        wait_confirms(b);
         detach(b);
         attach(b);
         return;
@@ -289,6 +301,49 @@ void bridge_poll_channel(struct bridge *b, uint64_t now_ns)
         ph_channel_close(&b->ch);
         b->attached = false;
     }
+}
+
+/* ---- outcomes on their way (bridge.h, BRIDGE_DELIVERED_CIDS) ------------ */
+
+static void inflight_push(struct bridge *b, uint64_t start, const char *cid)
+{
+    if (b->ninflight == b->inflight_cap) {
+        if (b->inflight_head > 0) { /* reuse the settled front */
+            memmove(b->inflight, b->inflight + b->inflight_head,
+                    (b->ninflight - b->inflight_head) * sizeof *b->inflight);
+            b->ninflight -= b->inflight_head;
+            b->inflight_head = 0;
+        }
+        if (b->ninflight == b->inflight_cap) {
+            size_t cap = b->inflight_cap ? b->inflight_cap * 2 : 256;
+            struct bridge_inflight *n = realloc(b->inflight, cap * sizeof *n);
+            if (n == NULL) return; /* not remembered: a repeat is published again */
+            b->inflight = n;
+            b->inflight_cap = cap;
+        }
+    }
+    char *copy = strdup(cid);
+    if (copy == NULL) return;
+    b->inflight[b->ninflight++] = (struct bridge_inflight){start, copy};
+}
+
+/* Outcomes before ring position `to` are delivered: remembered as such. */
+static void inflight_settle(struct bridge *b, uint64_t to)
+{
+    while (b->inflight_head < b->ninflight && b->inflight[b->inflight_head].start < to) {
+        struct bridge_inflight *f = &b->inflight[b->inflight_head++];
+        ph_cidset_add(&b->delivered_cids, f->cid);
+        free(f->cid);
+    }
+    if (b->inflight_head == b->ninflight) b->inflight_head = b->ninflight = 0;
+}
+
+/* Leaving the ring: what was not confirmed is not known delivered (a repeat
+ * of it is published again: at least once). */
+static void inflight_forget(struct bridge *b)
+{
+    for (size_t i = b->inflight_head; i < b->ninflight; i++) free(b->inflight[i].cid);
+    b->inflight_head = b->ninflight = 0;
 }
 
 /* ---- out ring: documents -> envelopes ------------------------------------ */
@@ -379,13 +434,13 @@ static int handle_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t le
             ph_warn("removed %zu secret-named key(s) from data.config before publishing %s",
                     e.secrets_dropped, e.rk);
     }
-    /* One answer per attempt: an outcome this bridge already handed to its
-     * sink (which delivers it, across reconnects) came again from a
-     * restarted controller whose journal could not show it delivered. */
+    /* One answer per attempt: an outcome this bridge already delivered came
+     * again from a restarted controller whose journal could not show it
+     * delivered. */
     const char *cid = e.kind == CK_OUTCOME
                           ? json_string_value(json_object_get(e.env, "correlationId"))
                           : NULL;
-    if (cid != NULL && ph_cidset_has(&b->published_cids, cid)) {
+    if (cid != NULL && ph_cidset_has(&b->delivered_cids, cid)) {
         b->st.outcomes_repeated++;
         if (log_allowed(&b->log_refused, ph_mono_ns(), "refused documents"))
             ph_info("outcome for correlationId %s sent again by the controller: already "
@@ -395,7 +450,7 @@ static int handle_doc(void *ctx, uint16_t type, const uint8_t *body, uint32_t le
         return next_doc(b);
     }
     if (start < b->replayed_to) b->st.republished++;
-    if (publish(b, &e, true, start + 1) && cid != NULL) ph_cidset_add(&b->published_cids, cid);
+    if (publish(b, &e, true, start + 1) && cid != NULL) inflight_push(b, start, cid);
     envelope_clear(&e);
     return next_doc(b);
 }
@@ -411,6 +466,7 @@ static void commit_delivered(struct bridge *b)
     if (!b->attached) return;
     const uint64_t held = sink_held(b->sink);
     const uint64_t to = held != 0 ? held - 1 : b->out.head;
+    inflight_settle(b, to);
     if (to == b->out.committed) return;
     if (ph_ring_commit_to(&b->out, to) == PH_OK || b->commit_refused) return;
     /* Never past a hold: the ring fills and the controller waits. */
@@ -784,7 +840,9 @@ void bridge_service(struct bridge *b)
 /* Gives the sink a moment to have what it holds delivered (AMQP: the
  * broker's confirms), then hands the ring back as far as it did: what is
  * still held is published again by the next bridge. */
-static void await_delivery(struct bridge *b)
+/* Reads the broker's confirms for what this ring holds, for up to
+ * STOP_DELIVERY_WAIT_NS, and hands the ring back as far as they go. */
+static void wait_confirms(struct bridge *b)
 {
     const uint64_t until = ph_mono_ns() + STOP_DELIVERY_WAIT_NS;
     while (b->attached && sink_held(b->sink) != 0 && ph_mono_ns() < until) {
@@ -796,6 +854,11 @@ static void await_delivery(struct bridge *b)
         flush_sink(b); /* reads the confirms, sends what waits */
     }
     commit_delivered(b);
+}
+
+static void await_delivery(struct bridge *b)
+{
+    wait_confirms(b);
     const uint64_t held = sink_held(b->sink);
     if (b->attached && held != 0)
         ph_warn("documents from document-ring position %" PRIu64

@@ -69,10 +69,20 @@ struct bridge_stats {
                                  * by this bridge before: dropped */
 };
 
-/* Correlation ids of the outcomes this bridge handed to its sink,
- * remembered so that the ones a restarted controller sends again (its
- * journal could not show them delivered) are not published twice. */
-#define BRIDGE_PUBLISHED_CIDS 16384
+/* Correlation ids of the outcomes this bridge has delivered (the broker
+ * confirmed them; the file sink wrote them), remembered so that the ones a
+ * restarted controller sends again (its journal could not show them
+ * delivered) are not published twice. One published and not yet confirmed
+ * is published again: dropping it would leave its only copy in this
+ * process's memory while the ring moved past it. */
+#define BRIDGE_DELIVERED_CIDS 16384
+
+/* An outcome handed to the sink from the current ring, waiting for its
+ * delivery: at ring position `start`. */
+struct bridge_inflight {
+    uint64_t start;
+    char *cid;
+};
 
 /* A valid signal: waiting for room in the in ring, or written there and
  * waiting for the controller to consume it. */
@@ -131,7 +141,9 @@ struct bridge {
     uint64_t line_settled;
     uint64_t session;     /* transport session the deliveries were checked against */
     uint64_t close_acked; /* close mark of this channel acknowledged (0: none) */
-    struct ph_cidset published_cids; /* outcomes handed to the sink (BRIDGE_PUBLISHED_CIDS) */
+    struct ph_cidset delivered_cids;   /* outcomes delivered (BRIDGE_DELIVERED_CIDS) */
+    struct bridge_inflight *inflight;  /* published from this ring, in ring order */
+    size_t inflight_head, ninflight, inflight_cap;
 
     struct bridge_stats st;
 };

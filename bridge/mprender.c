@@ -82,6 +82,10 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
  * as jansson does (the short forms where JSON has them, else \u00XX). */
 static int put_string(struct jbuf *b, const char *p, size_t n)
 {
+    if (n == 0) { /* msgpack-c may hand an empty string over as NULL */
+        jbuf_put(b, "\"\"", 2);
+        return PH_OK;
+    }
     const unsigned char *s = (const unsigned char *)p;
     jbuf_c(b, '"');
     size_t run = 0; /* bytes copied as they are, pending */
@@ -272,13 +276,18 @@ static const msgpack_object *get(const msgpack_object *m, const char *key)
     return NULL;
 }
 
-/* A msgpack str as a C string (false when too long or holding a NUL). */
+/* A msgpack str as the C string contract.c judges (json_string_value: up
+ * to a NUL byte, if any). False when it is not a str or that part does not
+ * fit in n bytes. */
 static bool cstr(const msgpack_object *o, char *buf, size_t n)
 {
-    if (o == NULL || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= n) return false;
-    if (o->via.str.size > 0) memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    return strlen(buf) == o->via.str.size;
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR) return false;
+    const char *nul = o->via.str.size ? memchr(o->via.str.ptr, 0, o->via.str.size) : NULL;
+    const size_t len = nul != NULL ? (size_t)(nul - o->via.str.ptr) : o->via.str.size;
+    if (len >= n) return false;
+    if (len > 0) memcpy(buf, o->via.str.ptr, len);
+    buf[len] = '\0';
+    return true;
 }
 
 /* Whether every key of `m` is in `allowed`; the first that is not goes to
@@ -288,6 +297,10 @@ static bool closed(const msgpack_object *m, const char *const *allowed, size_t n
 {
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR) {
+            snprintf(bad, badlen, "(not a string)");
+            return false;
+        }
         bool ok = false;
         for (size_t j = 0; !ok && j < n; j++)
             ok = k->via.str.size == strlen(allowed[j]) &&
@@ -367,6 +380,12 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
                                       "ioState", "lastSeenAt", "stale"};
     if (w->type != MSGPACK_OBJECT_MAP)
         return fail(why, whylen, "data.context.workers[%zu] must be an object", idx);
+    /* Keys first: a key that is not a string has no name to look up. */
+    if (check_keys(w) != PH_OK)
+        return fail(why, whylen,
+                    "data.context.workers[%zu] holds a value JSON cannot carry (a string that "
+                    "is not UTF-8, a duplicate or NUL map key, NaN or infinity)",
+                    idx);
     for (size_t i = 0; i < COUNT(req); i++)
         if (get(w, req[i]) == NULL)
             return fail(why, whylen, "data.context.workers[%zu] lacks the required '%s'", idx,
@@ -380,9 +399,7 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
         char what[96];
         snprintf(what, sizeof what, "data.context.workers[%zu].%s", idx, key);
         if (!cstr(v, dst, PH_ID_MAX))
-            return v->via.str.size >= PH_ID_MAX
-                       ? fail(why, whylen, "%s is longer than %d characters", what, PH_ID_MAX - 1)
-                       : fail(why, whylen, "%s contains a NUL byte", what);
+            return fail(why, whylen, "%s is longer than %d characters", what, PH_ID_MAX - 1);
         if (ph_ident_check(what, dst, why, whylen) != PH_OK) return PH_ERR_INVAL;
     }
     static const char *const bools[] = {"enabled", "stale"};
@@ -398,8 +415,15 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
                         ? "a fraction"
                     : tps->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? "a negative number"
                                                                   : "no number");
-    char ts[64];
-    if (!cstr(get(w, "lastSeenAt"), ts, sizeof ts) || !contract_rfc3339_valid(ts))
+    /* Any length, as contract.c takes it (a long fraction is valid). */
+    const msgpack_object *seen = get(w, "lastSeenAt");
+    char ts_small[64], *ts = ts_small;
+    const size_t tlen = seen->type == MSGPACK_OBJECT_STR ? seen->via.str.size : 0;
+    if (tlen >= sizeof ts_small && (ts = malloc(tlen + 1)) == NULL) return PH_ERR_SYS;
+    const bool ts_ok = cstr(seen, ts, tlen >= sizeof ts_small ? tlen + 1 : sizeof ts_small) &&
+                       contract_rfc3339_valid(ts);
+    if (ts != ts_small) free(ts);
+    if (!ts_ok)
         return fail(why, whylen, "data.context.workers[%zu].lastSeenAt must be an RFC 3339 date-time",
                     idx);
     return check_iostate(get(w, "ioState"), idx, why, whylen);

@@ -65,9 +65,18 @@ static int amqp_publish(struct sink *sb, const char *rk, const json_t *env, cons
                         enum contract_kind kind, uint64_t hold, char *err, size_t errlen)
 {
     struct amqp_sink *s = (struct amqp_sink *)sb;
-    /* Applied once per flush: a thousand workers joining in one drain cost
-     * one set of keys, not one per worker. */
-    if (amqp_topo_observe(&s->topo, rk, env)) s->topo_dirty = true;
+    /* The whole set is rebuilt once per flush (a thousand workers joining
+     * in one drain cost one set, not one per worker); a worker's own keys
+     * go out now, ahead of the status that announces it, so that a signal
+     * sent on seeing that status finds its binding. */
+    if (amqp_topo_observe(&s->topo, rk, env)) {
+        s->topo_dirty = true;
+        struct contract_rk k;
+        char why[128];
+        if (contract_rk_parse(rk, &k, why, sizeof why) == PH_OK &&
+            strcmp(k.role, CONTRACT_CONTROLLER_ROLE) != 0 && strcmp(k.instance, CONTRACT_ALL) != 0)
+            ph_amqp_bind_add(s->amqp, amqp_topo_worker_keys(&s->topo, k.role, k.instance));
+    }
     const bool status = kind == CK_METRIC && !s->base.confirm_all;
     if (status && !ph_amqp_up(s->amqp)) {
         s->status_dropped++;

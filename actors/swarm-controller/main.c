@@ -404,6 +404,7 @@ struct app {
      * about to go into the document ring, the moment a restarted controller
      * must send it again from the journal. */
     uint64_t test_die_before_outcome, test_outcomes_ready;
+    uint64_t evicted_seq; /* the first outcome the full outbox dropped unwritten (0: none) */
     /* removal ending (ph/channel.h, closing) */
     bool closing;
     uint64_t closing_since_ns;
@@ -441,7 +442,9 @@ static void outbox_settle(struct app *a)
         outbox_unlink_head(a);
     }
     /* Outcomes go out in sequence order: the last one confirmed covers
-     * every one before it. */
+     * every one before it, up to the first one the outbox had to drop. */
+    if (delivered != 0 && a->evicted_seq != 0 && delivered >= a->evicted_seq)
+        delivered = a->evicted_seq - 1;
     if (delivered != 0) swarm_outcomes_delivered(&a->swarm, delivered);
 }
 
@@ -511,7 +514,12 @@ static bool emit_doc(void *ctx, const char *data, size_t len, bool reliable, uin
     }
     outbox_settle(a);
     while (a->outbox_bytes + len > OUTBOX_MAX_BYTES && a->outbox != NULL) {
-        /* Written ones are in the ring already; an unwritten one is lost. */
+        /* Written ones are in the ring already; an unwritten one is lost
+         * here, and must not be covered by a "delivered" entry: a restart
+         * then sends it again from the journal. */
+        if (a->outbox->end == 0 && a->outbox->seq != 0 &&
+            (a->evicted_seq == 0 || a->outbox->seq < a->evicted_seq))
+            a->evicted_seq = a->outbox->seq;
         if (a->outbox->end == 0 && a->outbox_dropped++ % 1000 == 0)
             ph_error("bridge outbox full (%u MiB): dropping the oldest outcomes/alerts (%" PRIu64
                      " so far)",

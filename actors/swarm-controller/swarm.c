@@ -1,6 +1,7 @@
 /* Swarm lifecycle, commands and the emission schedule (see swarm.h). */
 #include "swarm.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +257,12 @@ static void undelivered_push(struct swarm *s, json_t *entry)
         return;
     }
     if (s->undel_n == SWARM_UNDELIVERED_MAX) {
+        /* Beyond this many unconfirmed (a broker away for long), the oldest
+         * is no longer carried by checkpoints: said, once per thousand. */
+        if (s->undel_forgotten++ % 1000 == 0)
+            ph_warn("%u outcomes wait for the broker's confirms: the oldest are no longer kept "
+                    "for a restart (%" PRIu64 " so far)",
+                    SWARM_UNDELIVERED_MAX, s->undel_forgotten);
         json_decref(s->undelivered[s->undel_head]);
         s->undel_head = (s->undel_head + 1) % SWARM_UNDELIVERED_MAX;
         s->undel_n--;

@@ -282,6 +282,7 @@ struct swarm {
     uint64_t delivered_journaled; /* the last "delivered" journal entry */
     json_t **undelivered;         /* ring of SWARM_UNDELIVERED_MAX outcome entries */
     uint32_t undel_head, undel_n; /* oldest entry, entries held */
+    uint64_t undel_forgotten;     /* entries forgotten for lack of room */
     struct desired desired;  /* config in force for (re)joining workers */
     uint64_t state_seq;      /* +1 per change of status, workloads, roles or desired */
     uint64_t state_journaled;

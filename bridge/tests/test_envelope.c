@@ -665,11 +665,56 @@ static void a_duplicate_key_bad_utf8_or_nan_in_an_entry_is_refused(void **state)
     }
 }
 
+/* Found by a review of the one-pass path: a map key that is not a string
+ * inside an entry is refused (not read as a string); an empty string and a
+ * long but valid lastSeenAt are taken as contract.c takes them. */
+static void one_pass_edge_cases_are_judged_as_the_tree_judges_them(void **state)
+{
+    (void)state;
+    /* A long fraction of a second is a valid RFC 3339 date-time. */
+    json_t *doc = long_full(10);
+    json_t *ws = json_object_get(json_object_get(data_of(doc), "context"), "workers");
+    json_object_set_new(json_array_get(ws, 2), "lastSeenAt",
+                        json_string("2026-12-01T19:52:17.123456789012345678901234567890123456789"
+                                    "012345678901234567890Z"));
+    json_object_set_new(json_array_get(ws, 3), "location", json_string(""));
+    json_object_set_new(json_array_get(ws, 3), "", json_string("empty key"));
+    struct envelope e;
+    char why[512];
+    assert_int_equal(convert(doc, &e, why, sizeof why), PH_OK);
+    assert_non_null(e.text);
+    assert_non_null(strstr(e.text, "\"location\":\"\","));
+    assert_non_null(strstr(e.text, ",\"\":\"empty key\"}"));
+    envelope_clear(&e);
+
+    /* An integer key in an entry's ioState (patched into the packed bytes
+     * through a placeholder). */
+    doc = long_full(10);
+    ws = json_object_get(json_object_get(data_of(doc), "context"), "workers");
+    json_object_set_new(json_object_get(json_array_get(ws, 4), "ioState"), "zz", json_string("x"));
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    sample_pack(doc, &sb);
+    json_decref(doc);
+    char *p = memmem(sb.data, sb.size, "\xa2zz\xa1x", 5);
+    assert_non_null(p);
+    /* "zz": "x" (a2 7a 7a a1 78) -> 7: "zzx" (07 a3 7a 7a 78): same length,
+     * a well-formed map with an integer key. */
+    memcpy(p, "\x07\xa3zzx", 5);
+    char why2[512] = "";
+    int rc = envelope_from_doc((const uint8_t *)sb.data, sb.size, NOW_NS, &e, why2, sizeof why2);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_not_equal(rc, PH_OK);
+    if (strstr(why2, "data.context.workers[4]") == NULL) fail_msg("refused for: %s", why2);
+    assert_null(e.text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_long_worker_list_reads_as_the_document_and_as_jansson_writes_it),
         cmocka_unit_test(a_short_worker_list_goes_the_tree_way),
+        cmocka_unit_test(one_pass_edge_cases_are_judged_as_the_tree_judges_them),
         cmocka_unit_test(every_worker_entry_is_held_to_the_contract_on_the_one_pass_path),
         cmocka_unit_test(a_duplicate_key_bad_utf8_or_nan_in_an_entry_is_refused),
         cmocka_unit_test(test_envelope_keys_are_in_contract_order_and_both_ids_written_as_null),

@@ -109,6 +109,11 @@ void ph_amqp_close(struct ph_amqp *a, uint64_t confirm_wait_ns);
 /* The binding keys the consumed queue should have (a {key: true} object,
  * stolen); applied now when connected, else on connect. */
 void ph_amqp_bind(struct ph_amqp *a, json_t *keys);
+/* Adds `keys` ({key: true}, stolen) to the bindings wanted and sends the
+ * missing ones now (nowait: no round trip), without waiting for the next
+ * ph_amqp_bind(): a binding that must be in place before what follows on
+ * the connection (the broker applies a channel's methods in order). */
+void ph_amqp_bind_add(struct ph_amqp *a, json_t *keys);
 /* Publishes one message (content type application/json) to ph.control.
  * reliable: persistent, kept until confirmed (PH_OK) or PH_ERR_SYS when out
  * of memory; otherwise sent now, or dropped and counted while down
