@@ -34,7 +34,8 @@ def main(argv):
     out = []
     out.append("# ph-loadgen sweep, %s" % datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"))
     out.append("")
-    out.append("Machine: %s CPUs; window %s s per run after a 2 s warm-up; one private "
+    out.append("Machine: %s CPUs; window %s s per run after a 2 s warm-up, the join burst "
+               "settled (shm) and an idle baseline of up to 4 s; one private "
                "RabbitMQ node; both modes in the same sweep. `shm` is the real pipeline "
                "(worker SDK, shared memory, ph-swarm-controller, ph-bridge, one observer on "
                "the controller's deltas, aggregate-only swarm); `amqp-per-worker` has every "
@@ -63,6 +64,10 @@ def main(argv):
                 num(d["staleness_p50_ms"], "{:.1f}"), num(d["staleness_p99_ms"], "{:.1f}"),
                 num(d["broker_msgs_per_s"], "{:,.1f}"), num(d["rss_mib"], "{:.0f}"),
                 num(d["shm_mib"], "{:.1f}"), num(d["attach_s"], "{:.2f}")))
+    out.append("")
+    out.append("Staleness comes from about 50 probe flips per run: its p99 is close to the "
+               "largest of them. A run that does not keep up has no meaningful marginal figure "
+               "(its broker is still working through the backlog during the idle baseline).")
     out.append("")
     out.append("`idle cores`: what the same processes cost with the workers paused, measured "
                "in the same run just before the window (controller ticks, bridge, broker, "
