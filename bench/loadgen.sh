@@ -2,13 +2,17 @@
 # The standard ph-loadgen sweep: W = 10, 100, 1,000, 10,000 simulated workers
 # at R = 1 and 10 status updates per second each, both modes (shm: the real
 # pipeline; amqp-per-worker: every worker publishing its own status), on one
-# private RabbitMQ node, one run after the other. Prints progress, then writes
+# private RabbitMQ node, one run after the other; then the machine's ceilings
+# (a bare two-process status ring, a bare AMQP publish loop). Prints progress,
+# then writes
 #   bench/results/<UTC date>.md     the table, with the amqp-per-worker / shm
-#                                   ratios of every (W, R) measured in this run
+#                                   ratios of every (W, R) measured in this run,
+#                                   and the ceilings
 #   bench/results/<UTC date>.png    updates/s and CPU per update against W
-#   bench/results/<UTC date>.jsonl  one ph-loadgen JSON object per run
+#   bench/results/<UTC date>.jsonl  one ph-loadgen JSON object per run, one
+#                                   per ceiling
 #
-#   bench/loadgen.sh                    the sweep (about 10 minutes here)
+#   bench/loadgen.sh                    the sweep (about 6.5 minutes here)
 #   bench/loadgen.sh --quick            W = 10, 100 only, short windows (~1 min)
 #   bench/loadgen.sh --seconds S        measured window per run (default 8)
 #   bench/loadgen.sh --out DIR          results folder (default bench/results)
@@ -31,7 +35,7 @@ while [[ $# -gt 0 ]]; do
         --quick) workers=(10 100); seconds=3; shift ;;
         --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
         --out) out=${2:?--out needs a folder}; shift 2 ;;
-        -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "loadgen.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -107,31 +111,30 @@ done
 # loop (two processes publishing pre-built status-deltas to ph.control as
 # fast as the broker takes them, one consumer: ph-loadgen offered far more
 # than any broker here takes).
-printf '[ceiling] bare two-process ring ... ' >&2
-if ring=$("$build/bin/ph-bench-ring" --json 2>/dev/null); then
-    /usr/bin/python3 -c '
-import json, sys
-d = json.loads(sys.argv[1])
-print(json.dumps({"ceiling": "ring", "records_per_s": d["records_per_s"],
-                  "records_per_s_batched": d["records_per_s_batched"],
-                  "write_ns_p50": d["write_ns_p50"]}))' "$ring" >>"$jsonl"
-    tail -n 1 "$jsonl" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.1f M records/s" % (d["records_per_s"] / 1e6))' >&2
-else
-    echo "failed" >&2
-fi
-printf '[ceiling] bare AMQP publish loop ... ' >&2
-if line=$("$build/bin/ph-loadgen" --mode amqp-per-worker --workers 200 --rate 1000 --procs 2 \
-    --changes-per-s 1 --seconds "$seconds" --warmup 1 --amqp-url-file "$url_file" --json 2>/dev/null); then
-    /usr/bin/python3 -c '
-import json, sys
-d = json.loads(sys.argv[1])
-print(json.dumps({"ceiling": "amqp", "msgs_per_s": d["achieved_updates_per_s"],
-                  "offered_per_s": d["offered_updates_per_s"],
-                  "cpu_s_per_million": d["cpu_s_per_million_updates"]}))' "$line" >>"$jsonl"
-    tail -n 1 "$jsonl" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f msgs/s" % d["msgs_per_s"])' >&2
-else
-    echo "failed" >&2
-fi
+# ceiling LABEL PICK SHOW COMMAND...: runs COMMAND (one JSON object on
+# stdout), appends what the Python expression PICK makes of it (d) to the
+# runs file, and shows SHOW of that line.
+ceiling() {
+    local label=$1 pick=$2 show=$3 json
+    shift 3
+    printf '[ceiling] %s ... ' "$label" >&2
+    if json=$("$@" 2>/dev/null) && [[ -n "$json" ]]; then
+        /usr/bin/python3 -c "import json, sys; d = json.loads(sys.argv[1]); print(json.dumps($pick))" \
+            "$json" >>"$jsonl"
+        tail -n 1 "$jsonl" | /usr/bin/python3 -c "import json, sys; d = json.load(sys.stdin); print($show)" >&2
+    else
+        echo "failed" >&2
+    fi
+}
+ceiling "bare two-process ring" \
+    '{"ceiling": "ring", "records_per_s": d["records_per_s"], "records_per_s_batched": d["records_per_s_batched"], "write_ns_p50": d["write_ns_p50"]}' \
+    '"%.1f M records/s" % (d["records_per_s"] / 1e6)' \
+    "$build/bin/ph-bench-ring" --json
+ceiling "bare AMQP publish loop" \
+    '{"ceiling": "amqp", "msgs_per_s": d["achieved_updates_per_s"], "offered_per_s": d["offered_updates_per_s"], "cpu_s_per_million": d["cpu_s_per_million_updates"]}' \
+    '"%.0f msgs/s" % d["msgs_per_s"]' \
+    "$build/bin/ph-loadgen" --mode amqp-per-worker --workers 200 --rate 1000 --procs 2 \
+    --changes-per-s 1 --seconds "$seconds" --warmup 1 --amqp-url-file "$url_file" --json
 rm -f "$out/.last.err"
 echo "== sweep done in $((SECONDS - t_start)) s; writing $out/$stamp.md and .png" >&2
 

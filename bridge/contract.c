@@ -30,18 +30,6 @@ static const char *const swarm_statuses[] = {"NEW",      "READY",   "STARTING", 
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static int fail(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *why, size_t n, const char *fmt, ...)
-{
-    if (why != NULL && n > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, n, fmt, ap);
-        va_end(ap);
-    }
-    return PH_ERR_INVAL;
-}
-
 /* A key or value quoted in a reason: short, one line, valid UTF-8. */
 struct shown {
     char s[64];
@@ -86,24 +74,24 @@ static int check_type(enum contract_kind kind, const char *type, char *why, size
     case CK_SIGNAL:
     case CK_OUTCOME:
         if (contract_signal_type_known(type)) return PH_OK;
-        return fail(why, n, "%s type '%s' is not one of the seven signal types",
-                    contract_kind_name(kind), show(type).s);
+        return text_reason(why, n, "%s type '%s' is not one of the seven signal types",
+                           contract_kind_name(kind), show(type).s);
     case CK_METRIC:
         if (strcmp(type, "status-full") == 0 || strcmp(type, "status-delta") == 0) return PH_OK;
-        return fail(why, n, "metric type '%s' is neither status-full nor status-delta",
-                    show(type).s);
+        return text_reason(why, n, "metric type '%s' is neither status-full nor status-delta",
+                           show(type).s);
     case CK_EVENT:
         if (strcmp(type, "alert") == 0) return PH_OK;
-        return fail(why, n, "event type '%s' is not 'alert'", show(type).s);
+        return text_reason(why, n, "event type '%s' is not 'alert'", show(type).s);
     }
-    return fail(why, n, "unknown kind");
+    return text_reason(why, n, "unknown kind");
 }
 
 int contract_rk_build(char *buf, size_t n, enum contract_kind kind, const char *type,
                       const char *swarm, const char *role, const char *instance, char *why,
                       size_t whylen)
 {
-    if (type == NULL) return fail(why, whylen, "no type");
+    if (type == NULL) return text_reason(why, whylen, "no type");
     int rc = check_type(kind, type, why, whylen);
     if (rc != PH_OK) return rc;
     const char *seg[3] = {swarm, role, instance};
@@ -118,7 +106,8 @@ int contract_rk_build(char *buf, size_t n, enum contract_kind kind, const char *
     }
     static const char *const family[] = {"signal", "event.outcome", "event.metric", "event.alert"};
     int w = snprintf(buf, n, "%s.%s.%s.%s.%s", family[kind], type, seg[0], seg[1], seg[2]);
-    if (w < 0 || (size_t)w >= n) return fail(why, whylen, "routing key longer than %zu bytes", n);
+    if (w < 0 || (size_t)w >= n)
+        return text_reason(why, whylen, "routing key longer than %zu bytes", n);
     return PH_OK;
 }
 
@@ -139,14 +128,14 @@ int contract_rk_parse(const char *rk, struct contract_rk *out, char *why, size_t
 {
     char buf[CONTRACT_RK_MAX];
     size_t len = rk != NULL ? strnlen(rk, sizeof buf) : 0;
-    if (len == 0) return fail(why, whylen, "routing key is empty");
+    if (len == 0) return text_reason(why, whylen, "routing key is empty");
     if (len >= sizeof buf)
-        return fail(why, whylen, "routing key is longer than %d bytes", CONTRACT_RK_MAX - 1);
+        return text_reason(why, whylen, "routing key is longer than %d bytes", CONTRACT_RK_MAX - 1);
     memcpy(buf, rk, len + 1);
     char *seg[7];
     int nseg = 0;
     for (char *p = buf;;) {
-        if (nseg == 7) return fail(why, whylen, "routing key has more than 6 segments");
+        if (nseg == 7) return text_reason(why, whylen, "routing key has more than 6 segments");
         seg[nseg++] = p;
         char *dot = strchr(p, '.');
         if (dot == NULL) break;
@@ -157,18 +146,18 @@ int contract_rk_parse(const char *rk, struct contract_rk *out, char *why, size_t
     int first; /* index of the type segment */
     if (strcmp(seg[0], "signal") == 0) {
         if (nseg != 5)
-            return fail(why, whylen,
-                        "signal routing key has %d segments, expected "
-                        "signal.<type>.<swarmId>.<role>.<instance>",
-                        nseg);
+            return text_reason(why, whylen,
+                               "signal routing key has %d segments, expected "
+                               "signal.<type>.<swarmId>.<role>.<instance>",
+                               nseg);
         out->kind = CK_SIGNAL;
         first = 1;
     } else if (strcmp(seg[0], "event") == 0) {
         if (nseg != 6)
-            return fail(why, whylen,
-                        "event routing key has %d segments, expected "
-                        "event.<category>.<type>.<swarmId>.<role>.<instance>",
-                        nseg);
+            return text_reason(why, whylen,
+                               "event routing key has %d segments, expected "
+                               "event.<category>.<type>.<swarmId>.<role>.<instance>",
+                               nseg);
         if (strcmp(seg[1], "metric") == 0)
             out->kind = CK_METRIC;
         else if (strcmp(seg[1], "outcome") == 0)
@@ -176,18 +165,19 @@ int contract_rk_parse(const char *rk, struct contract_rk *out, char *why, size_t
         else if (strcmp(seg[1], "alert") == 0)
             out->kind = CK_EVENT;
         else
-            return fail(why, whylen, "unknown event category '%s'", show(seg[1]).s);
+            return text_reason(why, whylen, "unknown event category '%s'", show(seg[1]).s);
         first = 2;
     } else {
-        return fail(why, whylen, "routing key starts with '%s', not 'signal' or 'event'",
-                    show(seg[0]).s);
+        return text_reason(why, whylen, "routing key starts with '%s', not 'signal' or 'event'",
+                           show(seg[0]).s);
     }
     /* The type segment follows the identifier rules too (kebab-case names);
      * whether the contract knows it is the caller's question. */
     int rc = ph_ident_check("routing key type", seg[first], why, whylen);
     if (rc != PH_OK) return rc;
     if (strlen(seg[first]) >= sizeof out->type)
-        return fail(why, whylen, "routing key type is longer than %zu bytes", sizeof out->type - 1);
+        return text_reason(why, whylen, "routing key type is longer than %zu bytes",
+                           sizeof out->type - 1);
     snprintf(out->type, sizeof out->type, "%s", seg[first]);
     if ((rc = rk_segment("routing key swarm", seg[first + 1], out->swarm, sizeof out->swarm, why,
                          whylen)) != PH_OK ||
@@ -298,8 +288,9 @@ static int check_closed(const json_t *o, const char *where, const char *const *a
     {
         (void)x;
         if (!in_list(k, allowed, n))
-            return fail(why, whylen, "%s has key '%s', which the contract does not allow there",
-                        where, show(k).s);
+            return text_reason(why, whylen,
+                               "%s has key '%s', which the contract does not allow there", where,
+                               show(k).s);
     }
     return PH_OK;
 }
@@ -309,7 +300,7 @@ static int check_required(const json_t *o, const char *where, const char *const 
 {
     for (size_t i = 0; i < n; i++)
         if (json_object_get(o, req[i]) == NULL)
-            return fail(why, whylen, "%s lacks the required '%s'", where, req[i]);
+            return text_reason(why, whylen, "%s lacks the required '%s'", where, req[i]);
     return PH_OK;
 }
 
@@ -320,7 +311,7 @@ static int check_opt(const json_t *o, const char *key, json_type t, const char *
     const json_t *v = json_object_get(o, key);
     if (v == NULL || json_typeof(v) == t) return PH_OK;
     if (t == JSON_TRUE && json_is_boolean(v)) return PH_OK;
-    return fail(why, whylen, "%s.%s must be %s", where, key, tname);
+    return text_reason(why, whylen, "%s.%s must be %s", where, key, tname);
 }
 
 static int check_bool(const json_t *o, const char *key, const char *where, char *why, size_t whylen)
@@ -339,10 +330,10 @@ static int check_count(const json_t *o, const char *key, const char *where, char
 {
     const json_t *v = json_object_get(o, key);
     if (v == NULL || is_count(v)) return PH_OK;
-    return fail(why, whylen, "%s.%s must be an integer >= 0 (got %s)", where, key,
-                json_is_real(v)      ? "a fraction"
-                : json_is_integer(v) ? "a negative number"
-                                     : "no number");
+    return text_reason(why, whylen, "%s.%s must be an integer >= 0 (got %s)", where, key,
+                       json_is_real(v)      ? "a fraction"
+                       : json_is_integer(v) ? "a negative number"
+                                            : "no number");
 }
 
 static int check_time(const json_t *o, const char *key, const char *where, bool nullable, char *why,
@@ -351,7 +342,7 @@ static int check_time(const json_t *o, const char *key, const char *where, bool 
     const json_t *v = json_object_get(o, key);
     if (v == NULL || (nullable && json_is_null(v))) return PH_OK;
     if (json_is_string(v) && contract_rfc3339_valid(json_string_value(v))) return PH_OK;
-    return fail(why, whylen, "%s.%s must be an RFC 3339 date-time", where, key);
+    return text_reason(why, whylen, "%s.%s must be an RFC 3339 date-time", where, key);
 }
 
 /* Finds the first member named one of `keys` anywhere under v and writes its
@@ -385,19 +376,19 @@ int contract_check_scope(const json_t *scope, char *why, size_t whylen)
 {
     static const char *const keys[] = {"swarmId", "role", "instance"};
     if (!json_is_object(scope))
-        return fail(why, whylen, "scope must be an object {swarmId, role, instance}");
+        return text_reason(why, whylen, "scope must be an object {swarmId, role, instance}");
     int rc = check_closed(scope, "scope", keys, COUNT(keys), why, whylen);
     if (rc == PH_OK) rc = check_required(scope, "scope", keys, COUNT(keys), why, whylen);
     for (size_t i = 0; rc == PH_OK && i < COUNT(keys); i++) {
         const json_t *v = json_object_get(scope, keys[i]);
         if (json_is_null(v)) continue;
         if (!json_is_string(v))
-            return fail(why, whylen, "scope.%s must be a string or null", keys[i]);
+            return text_reason(why, whylen, "scope.%s must be a string or null", keys[i]);
         char what[32];
         snprintf(what, sizeof what, "scope.%s", keys[i]);
         /* A value with an embedded NUL would be judged by its visible part. */
         if (strlen(json_string_value(v)) != json_string_length(v))
-            return fail(why, whylen, "scope.%s contains a NUL character", keys[i]);
+            return text_reason(why, whylen, "scope.%s contains a NUL character", keys[i]);
         rc = ph_ident_check(what, json_string_value(v), why, whylen);
     }
     return rc;
@@ -407,13 +398,14 @@ int contract_check_id(const char *name, const json_t *v, bool required, char *wh
 {
     if (json_is_null(v) || v == NULL) {
         if (!required) return PH_OK;
-        return fail(why, whylen, "%s is required (non-empty) on this kind of message", name);
+        return text_reason(why, whylen, "%s is required (non-empty) on this kind of message", name);
     }
-    if (!json_is_string(v)) return fail(why, whylen, "%s must be a string or null", name);
+    if (!json_is_string(v)) return text_reason(why, whylen, "%s must be a string or null", name);
     if (json_string_length(v) == 0)
-        return fail(why, whylen, "%s is an empty string (write null when there is none)", name);
+        return text_reason(why, whylen, "%s is an empty string (write null when there is none)",
+                           name);
     if (json_string_length(v) >= CONTRACT_STR_MAX)
-        return fail(why, whylen, "%s is longer than %d bytes", name, CONTRACT_STR_MAX - 1);
+        return text_reason(why, whylen, "%s is longer than %d bytes", name, CONTRACT_STR_MAX - 1);
     return PH_OK;
 }
 
@@ -421,7 +413,7 @@ static int check_envelope_keys(const json_t *env, char *why, size_t whylen)
 {
     for (size_t i = 0; i < CONTRACT_ENVELOPE_KEYS; i++)
         if (json_object_get(env, contract_envelope_keys[i]) == NULL)
-            return fail(why, whylen, "envelope lacks '%s'", contract_envelope_keys[i]);
+            return text_reason(why, whylen, "envelope lacks '%s'", contract_envelope_keys[i]);
     int rc =
         check_closed(env, "envelope", contract_envelope_keys, CONTRACT_ENVELOPE_KEYS, why, whylen);
     if (rc != PH_OK) return rc;
@@ -430,8 +422,9 @@ static int check_envelope_keys(const json_t *env, char *why, size_t whylen)
     for (void *it = json_object_iter((json_t *)env); it != NULL;
          it = json_object_iter_next((json_t *)env, it), i++)
         if (strcmp(json_object_iter_key(it), contract_envelope_keys[i]) != 0)
-            return fail(why, whylen, "envelope key #%zu is '%s', the contract orders '%s' there",
-                        i + 1, json_object_iter_key(it), contract_envelope_keys[i]);
+            return text_reason(why, whylen,
+                               "envelope key #%zu is '%s', the contract orders '%s' there", i + 1,
+                               json_object_iter_key(it), contract_envelope_keys[i]);
     return PH_OK;
 }
 
@@ -441,17 +434,17 @@ static int check_iostate(const json_t *st, const char *where, char *why, size_t 
     static const char *const top[] = {"work", "control"};
     static const char *const work_keys[] = {"input", "output", "context"};
     static const char *const io_keys[] = {"input", "output"};
-    if (!json_is_object(st)) return fail(why, whylen, "%s must be an object", where);
+    if (!json_is_object(st)) return text_reason(why, whylen, "%s must be an object", where);
     int rc = check_closed(st, where, top, COUNT(top), why, whylen);
     if (rc != PH_OK) return rc;
     if (json_object_get(st, "work") == NULL)
-        return fail(why, whylen, "%s lacks the required 'work'", where);
+        return text_reason(why, whylen, "%s lacks the required 'work'", where);
     for (size_t i = 0; i < COUNT(top); i++) {
         const json_t *p = json_object_get(st, top[i]);
         if (p == NULL) continue;
         char w[64];
         snprintf(w, sizeof w, "%s.%s", where, top[i]);
-        if (!json_is_object(p)) return fail(why, whylen, "%s must be an object", w);
+        if (!json_is_object(p)) return text_reason(why, whylen, "%s must be an object", w);
         rc = i == 0 ? check_closed(p, w, work_keys, COUNT(work_keys), why, whylen)
                     : check_closed(p, w, io_keys, COUNT(io_keys), why, whylen);
         if (rc == PH_OK) rc = check_required(p, w, io_keys, COUNT(io_keys), why, whylen);
@@ -460,13 +453,14 @@ static int check_iostate(const json_t *st, const char *where, char *why, size_t 
         const json_t *in = json_object_get(p, "input");
         const json_t *out = json_object_get(p, "output");
         if (!json_is_string(in) || ph_io_in_parse(json_string_value(in)) < 0)
-            return fail(why, whylen,
-                        "%s.input must be ok, out-of-data, backpressure, upstream-error or "
-                        "unknown",
-                        w);
+            return text_reason(why, whylen,
+                               "%s.input must be ok, out-of-data, backpressure, upstream-error or "
+                               "unknown",
+                               w);
         if (!json_is_string(out) || ph_io_out_parse(json_string_value(out)) < 0)
-            return fail(why, whylen,
-                        "%s.output must be ok, blocked, throttled, downstream-error or unknown", w);
+            return text_reason(
+                why, whylen,
+                "%s.output must be ok, blocked, throttled, downstream-error or unknown", w);
     }
     return PH_OK;
 }
@@ -479,13 +473,13 @@ static int check_string_array(const json_t *o, const char *key, const char *wher
     bool ok = json_is_array(a);
     for (size_t i = 0; ok && i < json_array_size(a); i++)
         ok = json_is_string(json_array_get(a, i));
-    return ok ? PH_OK : fail(why, whylen, "%s.%s must be an array of strings", where, key);
+    return ok ? PH_OK : text_reason(why, whylen, "%s.%s must be an array of strings", where, key);
 }
 
 static int check_queues(const json_t *q, const char *where, char *why, size_t whylen)
 {
     static const char *const keys[] = {"in", "out", "routes"};
-    if (!json_is_object(q)) return fail(why, whylen, "%s must be an object", where);
+    if (!json_is_object(q)) return text_reason(why, whylen, "%s must be an object", where);
     int rc = check_closed(q, where, keys, COUNT(keys), why, whylen);
     for (size_t i = 0; rc == PH_OK && i < COUNT(keys); i++)
         rc = check_string_array(q, keys[i], where, why, whylen);
@@ -501,27 +495,28 @@ static int check_io(const json_t *io, char *why, size_t whylen)
     static const char *const ctl_keys[] = {"queues"};
     static const char *const stat_keys[] = {"depth", "consumers", "oldestAgeSec"};
     static const char *const stat_req[] = {"depth", "consumers"};
-    if (!json_is_object(io)) return fail(why, whylen, "data.io must be an object");
+    if (!json_is_object(io)) return text_reason(why, whylen, "data.io must be an object");
     int rc = check_closed(io, "data.io", top, COUNT(top), why, whylen);
     if (rc != PH_OK) return rc;
     const json_t *work = json_object_get(io, "work");
     const json_t *control = json_object_get(io, "control");
     if (work != NULL) {
-        if (!json_is_object(work)) return fail(why, whylen, "data.io.work must be an object");
+        if (!json_is_object(work))
+            return text_reason(why, whylen, "data.io.work must be an object");
         rc = check_closed(work, "data.io.work", work_keys, COUNT(work_keys), why, whylen);
         const json_t *q = json_object_get(work, "queues");
         if (rc == PH_OK && q != NULL) rc = check_queues(q, "data.io.work.queues", why, whylen);
         const json_t *qs = json_object_get(work, "queueStats");
         if (rc == PH_OK && qs != NULL) {
             if (!json_is_object(qs))
-                return fail(why, whylen, "data.io.work.queueStats must be an object");
+                return text_reason(why, whylen, "data.io.work.queueStats must be an object");
             const char *name;
             json_t *st;
             json_object_foreach((json_t *)qs, name, st)
             {
                 const char *w = "data.io.work.queueStats entry";
                 if (!json_is_object(st))
-                    return fail(why, whylen, "%s '%s' must be an object", w, show(name).s);
+                    return text_reason(why, whylen, "%s '%s' must be an object", w, show(name).s);
                 rc = check_closed(st, w, stat_keys, COUNT(stat_keys), why, whylen);
                 if (rc == PH_OK) rc = check_required(st, w, stat_req, COUNT(stat_req), why, whylen);
                 if (rc == PH_OK) rc = check_count(st, "depth", w, why, whylen);
@@ -529,14 +524,15 @@ static int check_io(const json_t *io, char *why, size_t whylen)
                 const json_t *age = json_object_get(st, "oldestAgeSec");
                 if (rc == PH_OK && age != NULL &&
                     !(json_is_number(age) && json_number_value(age) >= 0))
-                    rc = fail(why, whylen, "%s.oldestAgeSec must be a number >= 0", w);
+                    rc = text_reason(why, whylen, "%s.oldestAgeSec must be a number >= 0", w);
                 if (rc != PH_OK) return rc;
             }
         }
         if (rc != PH_OK) return rc;
     }
     if (control != NULL) {
-        if (!json_is_object(control)) return fail(why, whylen, "data.io.control must be an object");
+        if (!json_is_object(control))
+            return text_reason(why, whylen, "data.io.control must be an object");
         rc = check_closed(control, "data.io.control", ctl_keys, COUNT(ctl_keys), why, whylen);
         const json_t *q = json_object_get(control, "queues");
         if (rc == PH_OK && q != NULL) rc = check_queues(q, "data.io.control.queues", why, whylen);
@@ -551,12 +547,13 @@ static int check_worker_entry(const json_t *w, size_t i, char *why, size_t whyle
                                       "ioState", "lastSeenAt", "stale"};
     char where[64];
     snprintf(where, sizeof where, "data.context.workers[%zu]", i);
-    if (!json_is_object(w)) return fail(why, whylen, "%s must be an object", where);
+    if (!json_is_object(w)) return text_reason(why, whylen, "%s must be an object", where);
     int rc = check_required(w, where, req, COUNT(req), why, whylen);
     for (int k = 0; rc == PH_OK && k < 2; k++) {
         const char *key = k == 0 ? "role" : "instance";
         const json_t *v = json_object_get(w, key);
-        if (!json_is_string(v)) return fail(why, whylen, "%s.%s must be a string", where, key);
+        if (!json_is_string(v))
+            return text_reason(why, whylen, "%s.%s must be a string", where, key);
         char what[96];
         snprintf(what, sizeof what, "%s.%s", where, key);
         rc = ph_ident_check(what, json_string_value(v), why, whylen);
@@ -580,38 +577,41 @@ static int check_controller_context(const json_t *data, bool full, char *why, si
     static const char *const totals_req[] = {"desired", "healthy", "running", "enabled"};
     const json_t *ctx = json_object_get(data, "context");
     if (!json_is_object(ctx))
-        return fail(why, whylen,
-                    "the swarm-controller's status must carry the swarm aggregate in "
-                    "data.context");
+        return text_reason(why, whylen,
+                           "the swarm-controller's status must carry the swarm aggregate in "
+                           "data.context");
     int rc = check_required(ctx, "data.context", req, COUNT(req), why, whylen);
     if (rc != PH_OK) return rc;
     const char *st = json_string_value(json_object_get(ctx, "swarmStatus"));
     if (!in_list(st, swarm_statuses, COUNT(swarm_statuses)))
-        return fail(why, whylen,
-                    "data.context.swarmStatus must be NEW, READY, STARTING, RUNNING, STOPPING, "
-                    "STOPPED, REMOVED or FAILED");
+        return text_reason(
+            why, whylen,
+            "data.context.swarmStatus must be NEW, READY, STARTING, RUNNING, STOPPING, "
+            "STOPPED, REMOVED or FAILED");
     const char *state = json_string_value(json_object_get(ctx, "state"));
     if (!(in_list(state, swarm_statuses, COUNT(swarm_statuses)) ||
           (state != NULL && (strcmp(state, "Unknown") == 0 || strcmp(state, "Degraded") == 0))))
-        return fail(why, whylen, "data.context.state must be Unknown, Degraded or a swarmStatus");
+        return text_reason(why, whylen,
+                           "data.context.state must be Unknown, Degraded or a swarmStatus");
     const json_t *totals = json_object_get(ctx, "totals");
-    if (!json_is_object(totals)) return fail(why, whylen, "data.context.totals must be an object");
+    if (!json_is_object(totals))
+        return text_reason(why, whylen, "data.context.totals must be an object");
     rc = check_required(totals, "data.context.totals", totals_req, COUNT(totals_req), why, whylen);
     for (size_t i = 0; rc == PH_OK && i < COUNT(totals_req); i++)
         rc = check_count(totals, totals_req[i], "data.context.totals", why, whylen);
     if (rc == PH_OK) rc = check_time(ctx, "watermark", "data.context", true, why, whylen);
     const json_t *stale = json_object_get(ctx, "maxStalenessSec");
     if (rc == PH_OK && stale != NULL && !(json_is_number(stale) && json_number_value(stale) >= 0))
-        rc = fail(why, whylen, "data.context.maxStalenessSec must be a number >= 0");
+        rc = text_reason(why, whylen, "data.context.maxStalenessSec must be a number >= 0");
     if (rc == PH_OK) rc = check_object(ctx, "scenario", "data.context", why, whylen);
     if (rc == PH_OK) rc = check_object(ctx, "journal", "data.context", why, whylen);
     if (rc != PH_OK || !full) return rc;
 
     const json_t *workers = json_object_get(ctx, "workers");
     if (!json_is_array(workers))
-        return fail(why, whylen,
-                    "the swarm-controller's status-full must list its workers in "
-                    "data.context.workers (an array)");
+        return text_reason(why, whylen,
+                           "the swarm-controller's status-full must list its workers in "
+                           "data.context.workers (an array)");
     const char *prev_role = NULL, *prev_inst = NULL;
     for (size_t i = 0; i < json_array_size(workers); i++) {
         const json_t *w = json_array_get(workers, i);
@@ -623,10 +623,10 @@ static int check_controller_context(const json_t *data, bool full, char *why, si
             int c = strcmp(prev_role, role);
             if (c == 0) c = strcmp(prev_inst, inst);
             if (c >= 0)
-                return fail(why, whylen,
-                            "data.context.workers is not sorted by role then instance (or "
-                            "lists a worker twice) at entry %zu (%s/%s)",
-                            i, role, inst);
+                return text_reason(why, whylen,
+                                   "data.context.workers is not sorted by role then instance (or "
+                                   "lists a worker twice) at entry %zu (%s/%s)",
+                                   i, role, inst);
         }
         prev_role = role;
         prev_inst = inst;
@@ -649,18 +649,18 @@ static int check_metric(const json_t *data, bool full, bool controller, char *wh
 
     /* The guards come first: their reasons name the rule that matters. */
     if (!full && find_key(data, heavy, COUNT(heavy), path, sizeof path, strlen(path)))
-        return fail(why, whylen,
-                    "a status-delta must not carry config, io, startedAt or workers (found %s)",
-                    path);
+        return text_reason(
+            why, whylen,
+            "a status-delta must not carry config, io, startedAt or workers (found %s)", path);
     if (!controller &&
         find_key(data, workers_key, COUNT(workers_key), path, sizeof path, strlen(path)))
-        return fail(why, whylen, "a worker's status must not carry a workers list (found %s)",
-                    path);
+        return text_reason(why, whylen,
+                           "a worker's status must not carry a workers list (found %s)", path);
     rc = check_closed(data, where, allowed, COUNT(allowed), why, whylen);
     if (rc == PH_OK)
         rc = check_required(data, where, req_full, full ? COUNT(req_full) : 3, why, whylen);
     if (rc == PH_OK && !json_is_boolean(json_object_get(data, "enabled")))
-        rc = fail(why, whylen, "data.enabled must be a boolean");
+        rc = text_reason(why, whylen, "data.enabled must be a boolean");
     if (rc == PH_OK) rc = check_count(data, "tps", "data", why, whylen);
     if (rc == PH_OK)
         rc = check_iostate(json_object_get(data, "ioState"), "data.ioState", why, whylen);
@@ -676,7 +676,7 @@ static int check_metric(const json_t *data, bool full, bool controller, char *wh
 static int check_outcome(const json_t *data, char *why, size_t whylen)
 {
     if (!is_nonempty_string(json_object_get(data, "status")))
-        return fail(why, whylen, "an outcome's data.status must be a non-empty string");
+        return text_reason(why, whylen, "an outcome's data.status must be a non-empty string");
     int rc = check_bool(data, "retryable", "data", why, whylen);
     if (rc == PH_OK) rc = check_bool(data, "enabled", "data", why, whylen);
     if (rc == PH_OK) rc = check_object(data, "context", "data", why, whylen);
@@ -693,44 +693,45 @@ static int check_alert(const json_t *data, char *why, size_t whylen)
     int rc = check_closed(data, "alert data", allowed, COUNT(allowed), why, whylen);
     if (rc != PH_OK) return rc;
     if (!in_list(json_string_value(json_object_get(data, "level")), levels, COUNT(levels)))
-        return fail(why, whylen, "alert data.level must be info, warn or error");
+        return text_reason(why, whylen, "alert data.level must be info, warn or error");
     if (!is_nonempty_string(json_object_get(data, "code")))
-        return fail(why, whylen, "alert data.code must be a non-empty string");
+        return text_reason(why, whylen, "alert data.code must be a non-empty string");
     if (!is_nonempty_string(json_object_get(data, "message")))
-        return fail(why, whylen, "alert data.message must be a non-empty string");
+        return text_reason(why, whylen, "alert data.message must be a non-empty string");
     for (size_t i = 0; i < COUNT(nullable); i++) {
         const json_t *v = json_object_get(data, nullable[i]);
         if (v != NULL && !json_is_null(v) && !is_nonempty_string(v))
-            return fail(why, whylen, "alert data.%s must be a non-empty string or null",
-                        nullable[i]);
+            return text_reason(why, whylen, "alert data.%s must be a non-empty string or null",
+                               nullable[i]);
     }
     return check_object(data, "context", "data", why, whylen);
 }
 
 int contract_check_envelope(const json_t *env, char *why, size_t whylen)
 {
-    if (!json_is_object(env)) return fail(why, whylen, "envelope is not a JSON object");
+    if (!json_is_object(env)) return text_reason(why, whylen, "envelope is not a JSON object");
     int rc = check_envelope_keys(env, why, whylen);
     if (rc != PH_OK) return rc;
     const json_t *ts = json_object_get(env, "timestamp");
     if (!json_is_string(ts) || !contract_rfc3339_valid(json_string_value(ts)))
-        return fail(why, whylen, "timestamp must be an RFC 3339 date-time");
+        return text_reason(why, whylen, "timestamp must be an RFC 3339 date-time");
     const json_t *ver = json_object_get(env, "version");
     if (!json_is_string(ver) || strcmp(json_string_value(ver), CONTRACT_VERSION) != 0)
-        return fail(why, whylen, "version must be \"%s\"", CONTRACT_VERSION);
+        return text_reason(why, whylen, "version must be \"%s\"", CONTRACT_VERSION);
     const char *kind_s = json_string_value(json_object_get(env, "kind"));
     int kind = contract_kind_parse(kind_s);
     if (kind < 0)
-        return fail(why, whylen, "kind '%s' is not signal, outcome, metric or event",
-                    kind_s != NULL ? show(kind_s).s : "(not a string)");
+        return text_reason(why, whylen, "kind '%s' is not signal, outcome, metric or event",
+                           kind_s != NULL ? show(kind_s).s : "(not a string)");
     const char *type = json_string_value(json_object_get(env, "type"));
-    if (type == NULL) return fail(why, whylen, "type must be a string");
+    if (type == NULL) return text_reason(why, whylen, "type must be a string");
     rc = check_type((enum contract_kind)kind, type, why, whylen);
     if (rc != PH_OK) return rc;
     const json_t *origin = json_object_get(env, "origin");
-    if (!is_nonempty_string(origin)) return fail(why, whylen, "origin must be a non-empty string");
+    if (!is_nonempty_string(origin))
+        return text_reason(why, whylen, "origin must be a non-empty string");
     if (json_string_length(origin) >= CONTRACT_STR_MAX)
-        return fail(why, whylen, "origin is longer than %d bytes", CONTRACT_STR_MAX - 1);
+        return text_reason(why, whylen, "origin is longer than %d bytes", CONTRACT_STR_MAX - 1);
     const json_t *scope = json_object_get(env, "scope");
     rc = contract_check_scope(scope, why, whylen);
     if (rc != PH_OK) return rc;
@@ -742,7 +743,7 @@ int contract_check_envelope(const json_t *env, char *why, size_t whylen)
                                whylen);
     if (rc != PH_OK) return rc;
     const json_t *data = json_object_get(env, "data");
-    if (!json_is_object(data)) return fail(why, whylen, "data must be an object");
+    if (!json_is_object(data)) return text_reason(why, whylen, "data must be an object");
     switch ((enum contract_kind)kind) {
     case CK_SIGNAL:
         return PH_OK;

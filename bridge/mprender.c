@@ -11,6 +11,7 @@
 
 #include "contract.h"
 #include "ph/common.h"
+#include "ph/mpjson.h"
 #include "ph/record.h"
 #include "text.h"
 
@@ -21,7 +22,8 @@ static bool jbuf_room(struct jbuf *b, size_t n)
     if (b->oom) return false;
     if (b->len + n <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n) cap *= 2;
+    while (cap < b->len + n)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (p == NULL) {
         b->oom = true;
@@ -53,31 +55,6 @@ void jbuf_free(struct jbuf *b)
 
 /* ---- JSON values, as jansson writes them ------------------------------- */
 
-/* Length of the UTF-8 sequence at s (at most n bytes), 0 when it is not
- * one: jansson's rules (no overlong forms, no surrogates, nothing above
- * U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    const unsigned c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0; /* continuation byte, or an overlong 2-byte lead */
-    if (c < 0xE0) len = 2, cp = c & 0x1F;
-    else if (c < 0xF0) len = 3, cp = c & 0x0F;
-    else if (c < 0xF5) len = 4, cp = c & 0x07;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* A JSON string: UTF-8 checked; '"', '\\' and control characters escaped
  * as jansson does (the short forms where JSON has them, else \u00XX). */
 static int put_string(struct jbuf *b, const char *p, size_t n)
@@ -97,7 +74,7 @@ static int put_string(struct jbuf *b, const char *p, size_t n)
             continue;
         }
         if (c >= 0x80) {
-            const size_t len = utf8_seq(s + i, n - i);
+            const size_t len = text_utf8_seq(s + i, n - i); /* jansson's rules */
             if (len == 0) return PH_ERR_INVAL;
             run += len;
             i += len;
@@ -107,13 +84,27 @@ static int put_string(struct jbuf *b, const char *p, size_t n)
         run = 0;
         char esc[8];
         switch (c) {
-        case '"': jbuf_put(b, "\\\"", 2); break;
-        case '\\': jbuf_put(b, "\\\\", 2); break;
-        case '\b': jbuf_put(b, "\\b", 2); break;
-        case '\f': jbuf_put(b, "\\f", 2); break;
-        case '\n': jbuf_put(b, "\\n", 2); break;
-        case '\r': jbuf_put(b, "\\r", 2); break;
-        case '\t': jbuf_put(b, "\\t", 2); break;
+        case '"':
+            jbuf_put(b, "\\\"", 2);
+            break;
+        case '\\':
+            jbuf_put(b, "\\\\", 2);
+            break;
+        case '\b':
+            jbuf_put(b, "\\b", 2);
+            break;
+        case '\f':
+            jbuf_put(b, "\\f", 2);
+            break;
+        case '\n':
+            jbuf_put(b, "\\n", 2);
+            break;
+        case '\r':
+            jbuf_put(b, "\\r", 2);
+            break;
+        case '\t':
+            jbuf_put(b, "\\t", 2);
+            break;
         default:
             snprintf(esc, sizeof esc, "\\u%04X", c);
             jbuf_put(b, esc, 6);
@@ -143,7 +134,8 @@ static int put_real(struct jbuf *b, double v)
     if (e != NULL) {
         char *start = e + 1, *end = e + 2;
         if (*start == '-') start++;
-        while (*end == '0') end++;
+        while (*end == '0')
+            end++;
         if (end != start) {
             memmove(start, end, (size_t)(s + n - end) + 1);
             n -= (int)(end - start);
@@ -192,7 +184,8 @@ static int check_keys(const msgpack_object *m)
     }
     const msgpack_object **keys = malloc(n * sizeof *keys);
     if (keys == NULL) return PH_ERR_SYS;
-    for (uint32_t i = 0; i < n; i++) keys[i] = &m->via.map.ptr[i].key;
+    for (uint32_t i = 0; i < n; i++)
+        keys[i] = &m->via.map.ptr[i].key;
     qsort(keys, n, sizeof *keys, cmp_key);
     int rc = PH_OK;
     for (uint32_t i = 1; i < n && rc == PH_OK; i++)
@@ -206,24 +199,32 @@ int mp_write_json(const msgpack_object *o, struct jbuf *b)
     char num[32];
     int rc = PH_OK;
     switch (o->type) {
-    case MSGPACK_OBJECT_NIL: jbuf_put(b, "null", 4); break;
+    case MSGPACK_OBJECT_NIL:
+        jbuf_put(b, "null", 4);
+        break;
     case MSGPACK_OBJECT_BOOLEAN:
-        if (o->via.boolean) jbuf_put(b, "true", 4);
-        else jbuf_put(b, "false", 5);
+        if (o->via.boolean)
+            jbuf_put(b, "true", 4);
+        else
+            jbuf_put(b, "false", 5);
         break;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         /* As ph_mp_to_json: JSON integers here are signed 64-bit. */
-        jbuf_put(b, num,
-                 (size_t)snprintf(num, sizeof num, "%" PRId64,
-                                  o->via.u64 > (uint64_t)INT64_MAX ? INT64_MAX
-                                                                   : (int64_t)o->via.u64));
+        jbuf_put(
+            b, num,
+            (size_t)snprintf(num, sizeof num, "%" PRId64,
+                             o->via.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)o->via.u64));
         break;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
         jbuf_put(b, num, (size_t)snprintf(num, sizeof num, "%" PRId64, o->via.i64));
         break;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: rc = put_real(b, o->via.f64); break;
-    case MSGPACK_OBJECT_STR: rc = put_string(b, o->via.str.ptr, o->via.str.size); break;
+    case MSGPACK_OBJECT_FLOAT64:
+        rc = put_real(b, o->via.f64);
+        break;
+    case MSGPACK_OBJECT_STR:
+        rc = put_string(b, o->via.str.ptr, o->via.str.size);
+        break;
     case MSGPACK_OBJECT_ARRAY:
         jbuf_c(b, '[');
         for (uint32_t i = 0; rc == PH_OK && i < o->via.array.size; i++) {
@@ -244,7 +245,8 @@ int mp_write_json(const msgpack_object *o, struct jbuf *b)
         }
         jbuf_c(b, '}');
         break;
-    default: jbuf_put(b, "null", 4); /* bin and ext have no JSON form */
+    default:
+        jbuf_put(b, "null", 4); /* bin and ext have no JSON form */
     }
     if (rc == PH_OK && b->oom) rc = PH_ERR_SYS;
     return rc;
@@ -252,28 +254,9 @@ int mp_write_json(const msgpack_object *o, struct jbuf *b)
 
 /* ---- the contract of one worker entry (contract.c, check_worker_entry) -- */
 
-static int fail(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *why, size_t n, const char *fmt, ...)
-{
-    if (why != NULL && n > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, n, fmt, ap);
-        va_end(ap);
-    }
-    return PH_ERR_INVAL;
-}
-
 static const msgpack_object *get(const msgpack_object *m, const char *key)
 {
-    const size_t n = strlen(key);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-            memcmp(k->via.str.ptr, key, n) == 0)
-            return &m->via.map.ptr[i].val;
-    }
-    return NULL;
+    return ph_mp_map_get(m, key);
 }
 
 /* A msgpack str as the C string contract.c judges (json_string_value: up
@@ -325,48 +308,52 @@ static int check_iostate(const msgpack_object *st, size_t idx, char *why, size_t
     static const char *const io_keys[] = {"input", "output"};
     char bad[64];
     if (st->type != MSGPACK_OBJECT_MAP)
-        return fail(why, whylen, "data.context.workers[%zu].ioState must be an object", idx);
+        return text_reason(why, whylen, "data.context.workers[%zu].ioState must be an object", idx);
     if (!closed(st, top, COUNT(top), bad, sizeof bad))
-        return fail(why, whylen,
-                    "data.context.workers[%zu].ioState has key '%s', which the contract does not "
-                    "allow there",
-                    idx, bad);
+        return text_reason(
+            why, whylen,
+            "data.context.workers[%zu].ioState has key '%s', which the contract does not "
+            "allow there",
+            idx, bad);
     if (get(st, "work") == NULL)
-        return fail(why, whylen, "data.context.workers[%zu].ioState lacks the required 'work'",
-                    idx);
+        return text_reason(why, whylen,
+                           "data.context.workers[%zu].ioState lacks the required 'work'", idx);
     for (size_t i = 0; i < COUNT(top); i++) {
         const msgpack_object *p = get(st, top[i]);
         if (p == NULL) continue;
         const char *w = top[i];
         if (p->type != MSGPACK_OBJECT_MAP)
-            return fail(why, whylen, "data.context.workers[%zu].ioState.%s must be an object", idx,
-                        w);
+            return text_reason(why, whylen,
+                               "data.context.workers[%zu].ioState.%s must be an object", idx, w);
         if (!(i == 0 ? closed(p, work_keys, COUNT(work_keys), bad, sizeof bad)
                      : closed(p, io_keys, COUNT(io_keys), bad, sizeof bad)))
-            return fail(why, whylen,
-                        "data.context.workers[%zu].ioState.%s has key '%s', which the contract "
-                        "does not allow there",
-                        idx, w, bad);
+            return text_reason(
+                why, whylen,
+                "data.context.workers[%zu].ioState.%s has key '%s', which the contract "
+                "does not allow there",
+                idx, w, bad);
         for (size_t k = 0; k < COUNT(io_keys); k++)
             if (get(p, io_keys[k]) == NULL)
-                return fail(why, whylen,
-                            "data.context.workers[%zu].ioState.%s lacks the required '%s'", idx, w,
-                            io_keys[k]);
+                return text_reason(why, whylen,
+                                   "data.context.workers[%zu].ioState.%s lacks the required '%s'",
+                                   idx, w, io_keys[k]);
         const msgpack_object *ctx = get(p, "context");
         if (ctx != NULL && ctx->type != MSGPACK_OBJECT_MAP)
-            return fail(why, whylen,
-                        "data.context.workers[%zu].ioState.%s.context must be an object", idx, w);
+            return text_reason(why, whylen,
+                               "data.context.workers[%zu].ioState.%s.context must be an object",
+                               idx, w);
         char v[32];
         if (!cstr(get(p, "input"), v, sizeof v) || ph_io_in_parse(v) < 0)
-            return fail(why, whylen,
-                        "data.context.workers[%zu].ioState.%s.input must be ok, out-of-data, "
-                        "backpressure, upstream-error or unknown",
-                        idx, w);
+            return text_reason(
+                why, whylen,
+                "data.context.workers[%zu].ioState.%s.input must be ok, out-of-data, "
+                "backpressure, upstream-error or unknown",
+                idx, w);
         if (!cstr(get(p, "output"), v, sizeof v) || ph_io_out_parse(v) < 0)
-            return fail(why, whylen,
-                        "data.context.workers[%zu].ioState.%s.output must be ok, blocked, "
-                        "throttled, downstream-error or unknown",
-                        idx, w);
+            return text_reason(why, whylen,
+                               "data.context.workers[%zu].ioState.%s.output must be ok, blocked, "
+                               "throttled, downstream-error or unknown",
+                               idx, w);
     }
     return PH_OK;
 }
@@ -379,42 +366,44 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
     static const char *const req[] = {"role",    "instance",   "enabled", "tps",
                                       "ioState", "lastSeenAt", "stale"};
     if (w->type != MSGPACK_OBJECT_MAP)
-        return fail(why, whylen, "data.context.workers[%zu] must be an object", idx);
+        return text_reason(why, whylen, "data.context.workers[%zu] must be an object", idx);
     /* Keys first: a key that is not a string has no name to look up. */
     if (check_keys(w) != PH_OK)
-        return fail(why, whylen,
-                    "data.context.workers[%zu] holds a value JSON cannot carry (a string that "
-                    "is not UTF-8, a duplicate or NUL map key, NaN or infinity)",
-                    idx);
+        return text_reason(
+            why, whylen,
+            "data.context.workers[%zu] holds a value JSON cannot carry (a string that "
+            "is not UTF-8, a duplicate or NUL map key, NaN or infinity)",
+            idx);
     for (size_t i = 0; i < COUNT(req); i++)
         if (get(w, req[i]) == NULL)
-            return fail(why, whylen, "data.context.workers[%zu] lacks the required '%s'", idx,
-                        req[i]);
+            return text_reason(why, whylen, "data.context.workers[%zu] lacks the required '%s'",
+                               idx, req[i]);
     for (int k = 0; k < 2; k++) {
         const char *key = k == 0 ? "role" : "instance";
         char *dst = k == 0 ? role : inst;
         const msgpack_object *v = get(w, key);
         if (v->type != MSGPACK_OBJECT_STR)
-            return fail(why, whylen, "data.context.workers[%zu].%s must be a string", idx, key);
+            return text_reason(why, whylen, "data.context.workers[%zu].%s must be a string", idx,
+                               key);
         char what[96];
         snprintf(what, sizeof what, "data.context.workers[%zu].%s", idx, key);
         if (!cstr(v, dst, PH_ID_MAX))
-            return fail(why, whylen, "%s is longer than %d characters", what, PH_ID_MAX - 1);
+            return text_reason(why, whylen, "%s is longer than %d characters", what, PH_ID_MAX - 1);
         if (ph_ident_check(what, dst, why, whylen) != PH_OK) return PH_ERR_INVAL;
     }
     static const char *const bools[] = {"enabled", "stale"};
     for (size_t i = 0; i < COUNT(bools); i++)
         if (get(w, bools[i])->type != MSGPACK_OBJECT_BOOLEAN)
-            return fail(why, whylen, "data.context.workers[%zu].%s must be a boolean", idx,
-                        bools[i]);
+            return text_reason(why, whylen, "data.context.workers[%zu].%s must be a boolean", idx,
+                               bools[i]);
     const msgpack_object *tps = get(w, "tps");
     if (tps->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return fail(why, whylen, "data.context.workers[%zu].tps must be an integer >= 0 (got %s)",
-                    idx,
-                    tps->type == MSGPACK_OBJECT_FLOAT32 || tps->type == MSGPACK_OBJECT_FLOAT64
-                        ? "a fraction"
-                    : tps->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? "a negative number"
-                                                                  : "no number");
+        return text_reason(
+            why, whylen, "data.context.workers[%zu].tps must be an integer >= 0 (got %s)", idx,
+            tps->type == MSGPACK_OBJECT_FLOAT32 || tps->type == MSGPACK_OBJECT_FLOAT64
+                ? "a fraction"
+            : tps->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? "a negative number"
+                                                           : "no number");
     /* Any length, as contract.c takes it (a long fraction is valid). */
     const msgpack_object *seen = get(w, "lastSeenAt");
     char ts_small[64], *ts = ts_small;
@@ -424,8 +413,8 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
                        contract_rfc3339_valid(ts);
     if (ts != ts_small) free(ts);
     if (!ts_ok)
-        return fail(why, whylen, "data.context.workers[%zu].lastSeenAt must be an RFC 3339 date-time",
-                    idx);
+        return text_reason(
+            why, whylen, "data.context.workers[%zu].lastSeenAt must be an RFC 3339 date-time", idx);
     return check_iostate(get(w, "ioState"), idx, why, whylen);
 }
 
@@ -434,9 +423,9 @@ int mp_workers_render(const msgpack_object *arr, struct jbuf *b, json_t **ids, c
 {
     *ids = NULL;
     if (arr->type != MSGPACK_OBJECT_ARRAY)
-        return fail(why, whylen,
-                    "the swarm-controller's status-full must list its workers in "
-                    "data.context.workers (an array)");
+        return text_reason(why, whylen,
+                           "the swarm-controller's status-full must list its workers in "
+                           "data.context.workers (an array)");
     json_t *list = json_array();
     if (list == NULL) return PH_ERR_SYS;
     char prev_role[PH_ID_MAX] = "", prev_inst[PH_ID_MAX] = "";
@@ -451,10 +440,11 @@ int mp_workers_render(const msgpack_object *arr, struct jbuf *b, json_t **ids, c
             int c = strcmp(prev_role, role);
             if (c == 0) c = strcmp(prev_inst, inst);
             if (c >= 0) {
-                rc = fail(why, whylen,
-                          "data.context.workers is not sorted by role then instance (or lists a "
-                          "worker twice) at entry %" PRIu32 " (%s/%s)",
-                          i, role, inst);
+                rc = text_reason(
+                    why, whylen,
+                    "data.context.workers is not sorted by role then instance (or lists a "
+                    "worker twice) at entry %" PRIu32 " (%s/%s)",
+                    i, role, inst);
                 break;
             }
             jbuf_c(b, ',');
@@ -463,10 +453,11 @@ int mp_workers_render(const msgpack_object *arr, struct jbuf *b, json_t **ids, c
         memcpy(prev_inst, inst, sizeof inst);
         rc = mp_write_json(w, b);
         if (rc == PH_ERR_INVAL)
-            fail(why, whylen,
-                 "data.context.workers[%" PRIu32 "] holds a value JSON cannot carry (a string "
-                 "that is not UTF-8, a duplicate or NUL map key, NaN or infinity)",
-                 i);
+            text_reason(why, whylen,
+                        "data.context.workers[%" PRIu32
+                        "] holds a value JSON cannot carry (a string "
+                        "that is not UTF-8, a duplicate or NUL map key, NaN or infinity)",
+                        i);
         json_t *id = rc == PH_OK ? json_pack("{s:s, s:s}", "role", role, "instance", inst) : NULL;
         if (rc == PH_OK && (id == NULL || json_array_append_new(list, id) != 0)) rc = PH_ERR_SYS;
     }

@@ -3,8 +3,11 @@
  * rejected message goes through here. */
 #include "text.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "ph/common.h"
 
 size_t text_utf8_seq(const unsigned char *s, size_t len)
 {
@@ -55,4 +58,15 @@ bool text_prefix(const char *s, size_t len, size_t max, char *out)
     }
     out[o] = '\0';
     return i == len;
+}
+
+int text_reason(char *why, size_t n, const char *fmt, ...)
+{
+    if (why != NULL && n > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, n, fmt, ap);
+        va_end(ap);
+    }
+    return PH_ERR_INVAL;
 }

@@ -18,4 +18,8 @@ bool text_prefix(const char *s, size_t len, size_t max, char *out);
  * not well-formed). */
 size_t text_utf8_seq(const unsigned char *s, size_t len);
 
+/* A refusal: its reason formatted into why (when why is not NULL), and
+ * PH_ERR_INVAL returned, so that checks read `return text_reason(...)`. */
+int text_reason(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif
