@@ -35,7 +35,7 @@ while [[ $# -gt 0 ]]; do
         --quick) workers=(10 100); seconds=3; shift ;;
         --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
         --out) out=${2:?--out needs a folder}; shift 2 ;;
-        -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "loadgen.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -82,30 +82,16 @@ static int put_string(struct jbuf *b, const char *p, size_t n)
         }
         jbuf_put(b, p + i - run, run);
         run = 0;
+        /* JSON's short escapes where it has one (c < 0x20, '"' or '\\'). */
+        static const char short_esc[0x60] = {['"'] = '"', ['\\'] = '\\', ['\b'] = 'b',
+                                             ['\f'] = 'f', ['\n'] = 'n',   ['\r'] = 'r',
+                                             ['\t'] = 't'};
         char esc[8];
-        switch (c) {
-        case '"':
-            jbuf_put(b, "\\\"", 2);
-            break;
-        case '\\':
-            jbuf_put(b, "\\\\", 2);
-            break;
-        case '\b':
-            jbuf_put(b, "\\b", 2);
-            break;
-        case '\f':
-            jbuf_put(b, "\\f", 2);
-            break;
-        case '\n':
-            jbuf_put(b, "\\n", 2);
-            break;
-        case '\r':
-            jbuf_put(b, "\\r", 2);
-            break;
-        case '\t':
-            jbuf_put(b, "\\t", 2);
-            break;
-        default:
+        if (short_esc[c] != 0) {
+            esc[0] = '\\';
+            esc[1] = short_esc[c];
+            jbuf_put(b, esc, 2);
+        } else {
             snprintf(esc, sizeof esc, "\\u%04X", c);
             jbuf_put(b, esc, 6);
         }
