@@ -83,9 +83,9 @@ static int put_string(struct jbuf *b, const char *p, size_t n)
         jbuf_put(b, p + i - run, run);
         run = 0;
         /* JSON's short escapes where it has one (c < 0x20, '"' or '\\'). */
-        static const char short_esc[0x60] = {['"'] = '"', ['\\'] = '\\', ['\b'] = 'b',
-                                             ['\f'] = 'f', ['\n'] = 'n',   ['\r'] = 'r',
-                                             ['\t'] = 't'};
+        static const char short_esc[0x60] = {
+            ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+            ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
         char esc[8];
         if (short_esc[c] != 0) {
             esc[0] = '\\';
