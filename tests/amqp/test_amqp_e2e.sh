@@ -213,6 +213,10 @@ assert d["mode"] == sys.argv[2] and d["workers"] == 40, d
 assert d["achieved_updates_per_s"] > 0 and d["broker_msgs_per_s"] > 0, d
 assert d["staleness_samples"] > 0 and d["cpu_s_per_million_updates"] > 0, d
 assert sys.argv[2] != "shm" or d["worker_deltas"] is False, d
+# The idle baseline of the same run, and the marginal cost beside the total.
+assert d["idle_cpu_cores"] is not None and d["idle_cpu_cores"] >= 0, d
+m = d["marginal_cpu_s_per_million_updates"]
+assert m is not None and 0 <= m <= d["cpu_s_per_million_updates"], d
 EOF
         fail "ph-loadgen --mode $mode --json: $(tail -n 3 "$TMP/lg-$mode.check")"
     ok "ph-loadgen --mode $mode: every figure reported"
