@@ -48,31 +48,25 @@ struct recovery {
     json_t *seen;       /* [cid] from a checkpoint: taken in before it */
     json_t *sent;       /* [outcome entry with seq], oldest first, from sent_from on */
     size_t sent_from;   /* entries before it are known delivered */
-    json_int_t out_seq; /* the highest outcome sequence number seen */
-    json_int_t delivered;
+    uint64_t out_seq; /* the highest outcome sequence number seen */
+    uint64_t delivered;
 };
-
-static json_int_t seq_of(const json_t *e)
-{
-    const json_t *v = json_object_get(e, "seq");
-    return json_is_integer(v) ? json_integer_value(v) : 0;
-}
 
 /* An outcome with a sequence number: kept until a "delivered" covers it. */
 static void take_sent(struct recovery *r, json_t *e)
 {
-    const json_int_t seq = seq_of(e);
-    if (seq <= 0) return; /* written before outcomes were numbered */
+    const uint64_t seq = swarm_entry_u64(e, "seq");
+    if (seq == 0) return; /* written before outcomes were numbered */
     if (seq > r->out_seq) r->out_seq = seq;
     if (seq > r->delivered) json_array_append(r->sent, e);
 }
 
-static void take_delivered(struct recovery *r, json_int_t seq)
+static void take_delivered(struct recovery *r, uint64_t seq)
 {
     if (seq <= r->delivered) return;
     r->delivered = seq;
     const size_t n = json_array_size(r->sent);
-    while (r->sent_from < n && seq_of(json_array_get(r->sent, r->sent_from)) <= seq) r->sent_from++;
+    while (r->sent_from < n && swarm_entry_u64(json_array_get(r->sent, r->sent_from), "seq") <= seq) r->sent_from++;
     if (r->sent_from > 1024 && r->sent_from * 2 > n) {
         /* Drop the delivered front now and then: linear over the file. */
         json_t *rest = json_array();
@@ -164,10 +158,8 @@ static void take_checkpoint(struct recovery *r, json_t *cp)
     }
     json_decref(open);
     /* Outcomes not known delivered when it was written. */
-    const json_t *seq = json_object_get(cp, "outSeq");
-    r->out_seq = json_is_integer(seq) ? json_integer_value(seq) : 0;
-    seq = json_object_get(cp, "deliveredSeq");
-    r->delivered = json_is_integer(seq) ? json_integer_value(seq) : 0;
+    r->out_seq = swarm_entry_u64(cp, "outSeq");
+    r->delivered = swarm_entry_u64(cp, "deliveredSeq");
     json_array_foreach(json_object_get(cp, "undelivered"), i, v)
     {
         if (json_is_object(v)) take_sent(r, v);
@@ -194,7 +186,7 @@ static void take_line(struct recovery *r, const char *line, size_t len)
             json_array_append(r->outcomes, e);
         take_sent(r, e);
     } else if (strcmp(ev, "delivered") == 0) {
-        take_delivered(r, seq_of(e));
+        take_delivered(r, swarm_entry_u64(e, "seq"));
     } else if (strcmp(ev, "ignored") == 0) {
         take_answer(r, json_string_value(json_object_get(e, "correlationId")));
     } else if (strcmp(ev, "state") == 0) {
@@ -309,10 +301,10 @@ long swarm_recover(struct swarm *s, const char *path, uint64_t now, char *err, s
     json_array_foreach(r.outcomes, i, v) swarm_idem_restore(s, v, now);
     /* Outcomes first, in the order they went out: the ones the journal
      * does not show delivered are sent again. */
-    if (r.out_seq > 0 && (uint64_t)r.out_seq > s->out_seq) s->out_seq = (uint64_t)r.out_seq;
+    if (r.out_seq > s->out_seq) s->out_seq = r.out_seq;
     if (r.delivered > 0) {
-        s->delivered_seq = (uint64_t)r.delivered;
-        s->delivered_journaled = (uint64_t)r.delivered;
+        s->delivered_seq = r.delivered;
+        s->delivered_journaled = r.delivered;
     }
     uint32_t resent = 0;
     for (i = r.sent_from; i < json_array_size(r.sent); i++) {

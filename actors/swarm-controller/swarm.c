@@ -271,9 +271,9 @@ static void undelivered_push(struct swarm *s, json_t *entry)
     s->undel_n++;
 }
 
-static uint64_t entry_seq(const json_t *e)
+uint64_t swarm_entry_u64(const json_t *e, const char *key)
 {
-    const json_t *v = json_object_get(e, "seq");
+    const json_t *v = json_object_get(e, key);
     return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
 }
 
@@ -281,7 +281,7 @@ void swarm_outcomes_delivered(struct swarm *s, uint64_t seq)
 {
     if (seq <= s->delivered_seq) return;
     s->delivered_seq = seq;
-    while (s->undel_n > 0 && entry_seq(s->undelivered[s->undel_head]) <= seq) {
+    while (s->undel_n > 0 && swarm_entry_u64(s->undelivered[s->undel_head], "seq") <= seq) {
         json_decref(s->undelivered[s->undel_head]);
         s->undel_head = (s->undel_head + 1) % SWARM_UNDELIVERED_MAX;
         s->undel_n--;
@@ -323,7 +323,7 @@ static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
 
 void swarm_resend_outcome(struct swarm *s, const json_t *e)
 {
-    const uint64_t seq = entry_seq(e);
+    const uint64_t seq = swarm_entry_u64(e, "seq");
     const char *type = json_string_value(json_object_get(e, "type"));
     const char *cid = json_string_value(json_object_get(e, "correlationId"));
     const char *status = json_string_value(json_object_get(e, "status"));

@@ -355,6 +355,9 @@ void swarm_state_restore(struct swarm *s, const json_t *state);
 json_t *swarm_checkpoint_json(const struct swarm *s);
 /* Recovery steps (recover.c drives them). */
 void swarm_idem_restore(struct swarm *s, const json_t *outcome_entry, uint64_t now_ns);
+/* A journal entry's positive integer member `key` ("seq", "outSeq",
+ * "deliveredSeq"); 0 when absent or not a positive integer. */
+uint64_t swarm_entry_u64(const json_t *entry, const char *key);
 /* Sends again, as it was, a journaled outcome (an entry with "seq") that
  * no "delivered" entry covers: the previous controller may have died
  * between journaling it and handing it to the bridge. The bridge drops one
