@@ -560,27 +560,16 @@ static void serve(struct ph_amqp *a, struct ph_amqp *b, uint64_t ns)
 struct pfig {
     const char *name;
     pid_t pid;
-    uint64_t ticks0, ticks1; /* CPU ns (every thread) over the window */
+    uint64_t cpu0, cpu1; /* CPU ns (every thread) over the window */
     uint64_t idle0, idle1;   /* and over the idle baseline */
     uint64_t rss_kb;
 };
 
-static void cpu_mark(struct pfig *p, bool end)
+/* The process's CPU time now (ns, every thread) into *t; left as it is
+ * when the process cannot be read. */
+static void cpu_now(const struct pfig *p, uint64_t *t)
 {
-    uint64_t t = 0;
-    if (p->pid > 0 && bu_proc_cpu_ns(p->pid, &t) == 0) {
-        if (end) p->ticks1 = t;
-        else p->ticks0 = t;
-    }
-}
-
-static void idle_mark(struct pfig *p, bool end)
-{
-    uint64_t t = 0;
-    if (p->pid > 0 && bu_proc_cpu_ns(p->pid, &t) == 0) {
-        if (end) p->idle1 = t;
-        else p->idle0 = t;
-    }
+    if (p->pid > 0) bu_proc_cpu_ns(p->pid, t);
 }
 
 static pid_t broker_pid(const struct opts *o)
@@ -637,13 +626,12 @@ static double wait_bridge_drained(const char *swarm, pid_t bpid, struct ph_amqp 
      * under a fifth of a core in three 200 ms samples in a row (bounded:
      * 60 s more; 10,000 workers take it about 30 s here). */
     uint64_t t_prev = 0, t_now = 0;
-    const bool have = bpid > 0 && bu_proc_cpu_ticks(bpid, &t_prev) == 0;
-    const long hz = sysconf(_SC_CLK_TCK);
+    const bool have = bpid > 0 && bu_proc_cpu_ns(bpid, &t_prev) == 0;
     int quiet = 0;
     for (uint64_t until = bu_now_ns() + 60 * NS; have && bu_now_ns() < until && quiet < 3;) {
         serve(a, b, 200000000);
-        if (bu_proc_cpu_ticks(bpid, &t_now) != 0) break;
-        const double cores = (double)(t_now - t_prev) / (double)hz / 0.2;
+        if (bu_proc_cpu_ns(bpid, &t_now) != 0) break;
+        const double cores = (double)(t_now - t_prev) / 1e9 / 0.2;
         t_prev = t_now;
         quiet = cores < 0.2 ? quiet + 1 : 0;
     }
@@ -867,9 +855,9 @@ int main(int argc, char **argv)
             const uint64_t p0 = bu_now_ns();
             serve(a, b, 300000000); /* updates in flight land */
             t_idle0 = bu_now_ns();
-            for (size_t i = 0; i < nfig; i++) idle_mark(&figs[i], false);
+            for (size_t i = 0; i < nfig; i++) cpu_now(&figs[i], &figs[i].idle0);
             serve(a, b, (uint64_t)(idle_s * 1e9));
-            for (size_t i = 0; i < nfig; i++) idle_mark(&figs[i], true);
+            for (size_t i = 0; i < nfig; i++) cpu_now(&figs[i], &figs[i].idle1);
             t_idle1 = bu_now_ns();
             atomic_store(&g_sh->t0_ns, atomic_load(&g_sh->t0_ns) + (bu_now_ns() - p0));
             atomic_store(&g_sh->paused, 0);
@@ -880,7 +868,7 @@ int main(int argc, char **argv)
         for (uint32_t i = 0; i < o.procs; i++) off0 += atomic_load(&g_sh->p[i].updates);
         ach0 = seg_open ? drained(&seg, NULL) : 0;
         flips0 = atomic_load(&g_sh->flips);
-        for (size_t i = 0; i < nfig; i++) cpu_mark(&figs[i], false);
+        for (size_t i = 0; i < nfig; i++) cpu_now(&figs[i], &figs[i].cpu0);
         ob.counting = true;
         serve(a, b, (uint64_t)(o.seconds * 1e9));
         ob.counting = false;
@@ -889,7 +877,7 @@ int main(int argc, char **argv)
         ach1 = seg_open ? drained(&seg, NULL) : 0;
         flips1 = atomic_load(&g_sh->flips);
         for (size_t i = 0; i < nfig; i++) {
-            cpu_mark(&figs[i], true);
+            cpu_now(&figs[i], &figs[i].cpu1);
             if (bu_proc_rss_kb(figs[i].pid, &figs[i].rss_kb) != 0) figs[i].rss_kb = 0;
         }
         if (o.mode == M_AMQP) ach1 = ob.msgs; /* received by the consumer in the window */
@@ -941,7 +929,7 @@ int main(int argc, char **argv)
     const double achieved = o.mode == M_SHM ? (double)(ach1 - ach0) / win : (double)ach1 / win;
     double cpu_s = 0, rss_total = 0;
     for (size_t i = 0; i < nfig; i++) {
-        cpu_s += (double)(figs[i].ticks1 - figs[i].ticks0) / 1e9;
+        cpu_s += (double)(figs[i].cpu1 - figs[i].cpu0) / 1e9;
         rss_total += (double)figs[i].rss_kb;
     }
     const double updates_in_window = achieved * win;
@@ -985,7 +973,7 @@ int main(int argc, char **argv)
         bu_json_num(&j, "marginal_cpu_s_per_million_updates", marginal_per_m);
         bu_json_obj(&j, "cpu_s_by_process");
         for (size_t i = 0; i < nfig; i++) {
-            double s = (double)(figs[i].ticks1 - figs[i].ticks0) / 1e9;
+            double s = (double)(figs[i].cpu1 - figs[i].cpu0) / 1e9;
             if (strcmp(figs[i].name, "workers") == 0) {
                 /* summed below */
                 continue;
@@ -994,7 +982,7 @@ int main(int argc, char **argv)
         }
         double ws = 0;
         for (size_t i = 0; i < nfig; i++)
-            if (strcmp(figs[i].name, "workers") == 0) ws += (double)(figs[i].ticks1 - figs[i].ticks0) / 1e9;
+            if (strcmp(figs[i].name, "workers") == 0) ws += (double)(figs[i].cpu1 - figs[i].cpu0) / 1e9;
         bu_json_num(&j, "workers", ws);
         bu_json_close(&j);
         bu_json_bool(&j, "broker_measured", bpid > 0);
@@ -1022,7 +1010,7 @@ int main(int argc, char **argv)
                idle_cores, idle_len, marginal_per_m);
         for (size_t i = 0; i < nfig; i++)
             printf("    %-10s pid %-7d %.2f s  rss %llu KiB\n", figs[i].name, (int)figs[i].pid,
-                   (double)(figs[i].ticks1 - figs[i].ticks0) / 1e9,
+                   (double)(figs[i].cpu1 - figs[i].cpu0) / 1e9,
                    (unsigned long long)figs[i].rss_kb);
         if (bpid <= 0) printf("    (broker pid unknown: --broker-pid-file; its CPU is not counted)\n");
         printf("  staleness   p50 %.2f ms  p99 %.2f ms  (%zu changes seen)\n", p50, p99, ob.nstale);
