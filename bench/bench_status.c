@@ -378,30 +378,12 @@ static void run_one(struct world *wd, enum doc_kind k, struct one *r, char **lin
                                r->why, sizeof r->why);
     const uint64_t t2 = bu_now_ns();
     if (rc != PH_OK) return;
-    /* The file sink's line, serialised as file_publish() does it: routingKey
-     * first, then the envelope, into the reused batch buffer. json_dumps()
-     * is the same serialiser writing into a fresh buffer. */
-    json_t *l = json_object();
-    rc = l != NULL && json_object_set_new(l, "routingKey", json_string(e.rk)) == 0 &&
-                 (e.text != NULL || json_object_set(l, "envelope", e.env) == 0)
-             ? 0
-             : -1;
-    if (rc == 0 && e.text == NULL)
-        rc = json_dump_callback(l, lb_append, &g_lb, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (rc == 0 && e.text != NULL) {
-        /* A long status-full comes serialised (envelope.h): written after the key. */
-        char *head = json_dumps(l, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        rc = head != NULL && lb_append(head, strlen(head) - 1, &g_lb) == 0 &&
-                     lb_append(",\"envelope\":", 12, &g_lb) == 0 &&
-                     lb_append(e.text, e.text_len, &g_lb) == 0 && lb_append("}", 1, &g_lb) == 0
-                 ? 0
-                 : -1;
-        free(head);
-    }
+    /* The file sink's line, serialised as file_publish() does it
+     * (envelope_write_line), into the reused batch buffer. */
+    rc = envelope_write_line(e.rk, e.env, e.text, lb_append, &g_lb);
     if (rc == 0) rc = lb_append("\n", 1, &g_lb);
     const uint64_t t3 = bu_now_ns();
-    /* What the bridge then releases: the line object and the envelope tree. */
-    json_decref(l);
+    /* What the bridge then releases: the envelope. */
     const size_t rklen = strlen(e.rk);
     envelope_clear(&e);
     const uint64_t t4 = bu_now_ns();

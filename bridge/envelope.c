@@ -106,6 +106,22 @@ void envelope_clear(struct envelope *e)
     e->text_len = 0;
 }
 
+int envelope_write_line(const char *rk, const json_t *env, const char *text,
+                        json_dump_callback_t out, void *ctx)
+{
+    json_t *key = json_string(rk);
+    int rc = key != NULL && out("{\"routingKey\":", 14, ctx) == 0 &&
+                     json_dump_callback(key, out, ctx, ENVELOPE_DUMP_FLAGS | JSON_ENCODE_ANY) == 0 &&
+                     out(",\"envelope\":", 12, ctx) == 0 &&
+                     (text != NULL ? out(text, strlen(text), ctx)
+                                   : json_dump_callback(env, out, ctx, ENVELOPE_DUMP_FLAGS)) == 0 &&
+                     out("}", 1, ctx) == 0
+                 ? 0
+                 : -1;
+    json_decref(key);
+    return rc;
+}
+
 /* ---- document decoding ---------------------------------------------- */
 
 enum { F_KIND, F_TYPE, F_SWARM, F_ROLE, F_INSTANCE, F_ORIGIN, F_CID, F_IKEY, F_DATA, F_COUNT };

@@ -67,4 +67,11 @@ int envelope_from_doc(const uint8_t *doc, size_t len, uint64_t real_ns, struct e
 
 void envelope_clear(struct envelope *e);
 
+/* One line of the file sink's format, without its newline, through `out`:
+ * {"routingKey":<rk>,"envelope":<the envelope>}, routingKey first. The
+ * envelope is `text` when given (envelope.text), else env dumped with
+ * ENVELOPE_DUMP_FLAGS. 0, or -1 when `out` failed or memory ran out. */
+int envelope_write_line(const char *rk, const json_t *env, const char *text,
+                        json_dump_callback_t out, void *ctx);
+
 #endif

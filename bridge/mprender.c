@@ -240,11 +240,6 @@ int mp_write_json(const msgpack_object *o, struct jbuf *b)
 
 /* ---- the contract of one worker entry (contract.c, check_worker_entry) -- */
 
-static const msgpack_object *get(const msgpack_object *m, const char *key)
-{
-    return ph_mp_map_get(m, key);
-}
-
 /* A msgpack str as the C string contract.c judges (json_string_value: up
  * to a NUL byte, if any). False when it is not a str or that part does not
  * fit in n bytes. */
@@ -301,11 +296,11 @@ static int check_iostate(const msgpack_object *st, size_t idx, char *why, size_t
             "data.context.workers[%zu].ioState has key '%s', which the contract does not "
             "allow there",
             idx, bad);
-    if (get(st, "work") == NULL)
+    if (ph_mp_map_get(st, "work") == NULL)
         return text_reason(why, whylen,
                            "data.context.workers[%zu].ioState lacks the required 'work'", idx);
     for (size_t i = 0; i < COUNT(top); i++) {
-        const msgpack_object *p = get(st, top[i]);
+        const msgpack_object *p = ph_mp_map_get(st, top[i]);
         if (p == NULL) continue;
         const char *w = top[i];
         if (p->type != MSGPACK_OBJECT_MAP)
@@ -319,23 +314,23 @@ static int check_iostate(const msgpack_object *st, size_t idx, char *why, size_t
                 "does not allow there",
                 idx, w, bad);
         for (size_t k = 0; k < COUNT(io_keys); k++)
-            if (get(p, io_keys[k]) == NULL)
+            if (ph_mp_map_get(p, io_keys[k]) == NULL)
                 return text_reason(why, whylen,
                                    "data.context.workers[%zu].ioState.%s lacks the required '%s'",
                                    idx, w, io_keys[k]);
-        const msgpack_object *ctx = get(p, "context");
+        const msgpack_object *ctx = ph_mp_map_get(p, "context");
         if (ctx != NULL && ctx->type != MSGPACK_OBJECT_MAP)
             return text_reason(why, whylen,
                                "data.context.workers[%zu].ioState.%s.context must be an object",
                                idx, w);
         char v[32];
-        if (!cstr(get(p, "input"), v, sizeof v) || ph_io_in_parse(v) < 0)
+        if (!cstr(ph_mp_map_get(p, "input"), v, sizeof v) || ph_io_in_parse(v) < 0)
             return text_reason(
                 why, whylen,
                 "data.context.workers[%zu].ioState.%s.input must be ok, out-of-data, "
                 "backpressure, upstream-error or unknown",
                 idx, w);
-        if (!cstr(get(p, "output"), v, sizeof v) || ph_io_out_parse(v) < 0)
+        if (!cstr(ph_mp_map_get(p, "output"), v, sizeof v) || ph_io_out_parse(v) < 0)
             return text_reason(why, whylen,
                                "data.context.workers[%zu].ioState.%s.output must be ok, blocked, "
                                "throttled, downstream-error or unknown",
@@ -361,13 +356,13 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
             "is not UTF-8, a duplicate or NUL map key, NaN or infinity)",
             idx);
     for (size_t i = 0; i < COUNT(req); i++)
-        if (get(w, req[i]) == NULL)
+        if (ph_mp_map_get(w, req[i]) == NULL)
             return text_reason(why, whylen, "data.context.workers[%zu] lacks the required '%s'",
                                idx, req[i]);
     for (int k = 0; k < 2; k++) {
         const char *key = k == 0 ? "role" : "instance";
         char *dst = k == 0 ? role : inst;
-        const msgpack_object *v = get(w, key);
+        const msgpack_object *v = ph_mp_map_get(w, key);
         if (v->type != MSGPACK_OBJECT_STR)
             return text_reason(why, whylen, "data.context.workers[%zu].%s must be a string", idx,
                                key);
@@ -379,10 +374,10 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
     }
     static const char *const bools[] = {"enabled", "stale"};
     for (size_t i = 0; i < COUNT(bools); i++)
-        if (get(w, bools[i])->type != MSGPACK_OBJECT_BOOLEAN)
+        if (ph_mp_map_get(w, bools[i])->type != MSGPACK_OBJECT_BOOLEAN)
             return text_reason(why, whylen, "data.context.workers[%zu].%s must be a boolean", idx,
                                bools[i]);
-    const msgpack_object *tps = get(w, "tps");
+    const msgpack_object *tps = ph_mp_map_get(w, "tps");
     if (tps->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return text_reason(
             why, whylen, "data.context.workers[%zu].tps must be an integer >= 0 (got %s)", idx,
@@ -391,7 +386,7 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
             : tps->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? "a negative number"
                                                            : "no number");
     /* Any length, as contract.c takes it (a long fraction is valid). */
-    const msgpack_object *seen = get(w, "lastSeenAt");
+    const msgpack_object *seen = ph_mp_map_get(w, "lastSeenAt");
     char ts_small[64], *ts = ts_small;
     const size_t tlen = seen->type == MSGPACK_OBJECT_STR ? seen->via.str.size : 0;
     if (tlen >= sizeof ts_small && (ts = malloc(tlen + 1)) == NULL) return PH_ERR_SYS;
@@ -401,7 +396,7 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
     if (!ts_ok)
         return text_reason(
             why, whylen, "data.context.workers[%zu].lastSeenAt must be an RFC 3339 date-time", idx);
-    return check_iostate(get(w, "ioState"), idx, why, whylen);
+    return check_iostate(ph_mp_map_get(w, "ioState"), idx, why, whylen);
 }
 
 int mp_workers_render(const msgpack_object *arr, struct jbuf *b, json_t **ids, char *why,

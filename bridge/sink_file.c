@@ -62,27 +62,9 @@ static int file_publish(struct sink *s, const char *rk, const json_t *env, const
         return PH_ERR_FULL;
     }
     const size_t mark = f->len;
-    json_t *line = json_object();
-    /* Order of the two keys is part of the line format: routingKey first.
-     * An envelope already serialised goes in as it is, after the key. */
-    int rc = line != NULL && json_object_set_new(line, "routingKey", json_string(rk)) == 0 &&
-                     (text != NULL || json_object_set(line, "envelope", (json_t *)env) == 0)
-                 ? 0
-                 : -1;
     f->oom = false;
-    if (rc == 0 && text == NULL) rc = json_dump_callback(line, buf_append, f, ENVELOPE_DUMP_FLAGS);
-    if (rc == 0 && text != NULL) {
-        /* {"routingKey":"...","envelope":<text>} */
-        char *head = json_dumps(line, ENVELOPE_DUMP_FLAGS);
-        rc = head != NULL && buf_append(head, strlen(head) - 1, f) == 0 &&
-                     buf_append(",\"envelope\":", 12, f) == 0 &&
-                     buf_append(text, strlen(text), f) == 0 && buf_append("}", 1, f) == 0
-                 ? 0
-                 : -1;
-        free(head);
-    }
+    int rc = envelope_write_line(rk, env, text, buf_append, f);
     if (rc == 0) rc = buf_append("\n", 1, f);
-    json_decref(line);
     if (rc != 0) {
         f->len = mark; /* never leave half a line in the batch */
         snprintf(err, errlen, "sink %s: cannot serialise the envelope%s", s->spec,
