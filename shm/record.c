@@ -158,3 +158,47 @@ int ph_cmd_encode(msgpack_sbuffer *sb, uint64_t token, const uint8_t *patch, siz
     }
     return PH_OK;
 }
+
+bool ph_transport_ok(const char *t)
+{
+    return t != NULL && (strcmp(t, "shm") == 0 || strcmp(t, "relay") == 0 ||
+                         strcmp(t, "amqp") == 0);
+}
+
+bool ph_location_ok(const char *s)
+{
+    if (s == NULL || s[0] == '\0') return false;
+    size_t n = 0;
+    for (const char *p = s; *p; p++, n++)
+        if (n >= PH_LOCATION_MAX - 1 || *p <= ' ' || *p > '~') return false;
+    return true;
+}
+
+int ph_rec_meta_encode(msgpack_sbuffer *sb, const char *location, const char *transport)
+{
+    if (!ph_location_ok(location) || !ph_transport_ok(transport)) return PH_ERR_INVAL;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pack_str(&pk, "location");
+    pack_str(&pk, location);
+    pack_str(&pk, "transport");
+    pack_str(&pk, transport);
+    return PH_OK;
+}
+
+int ph_rec_meta_decode(const uint8_t *body, uint32_t len, struct ph_rec_meta *out)
+{
+    char err[128];
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 256);
+    msgpack_object o;
+    int rc = ph_mp_decode(body, len, true, &zone, &o, err, sizeof err);
+    if (rc == PH_OK &&
+        (!ph_mp_str(ph_mp_map_get(&o, "location"), out->location, sizeof out->location) ||
+         !ph_mp_str(ph_mp_map_get(&o, "transport"), out->transport, sizeof out->transport) ||
+         !ph_location_ok(out->location) || !ph_transport_ok(out->transport)))
+        rc = PH_ERR_CORRUPT;
+    msgpack_zone_destroy(&zone);
+    return rc;
+}

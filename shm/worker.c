@@ -75,6 +75,7 @@ struct ph_worker {
     /* test hook: pause between a status body and its publish */
     uint64_t stretch_ns;
 
+    struct pending meta; /* PH_REC_META, sent once when location/transport are set */
     struct pending config;
     struct pending io;
     struct pending acks[PENDING_ACKS]; /* FIFO: acks_head, acks_count */
@@ -116,8 +117,9 @@ static void flush_acks(ph_worker *w)
 
 static void flush_all(ph_worker *w)
 {
-    /* Config and io first: the controller then sees them before the status
-     * that follows. */
+    /* Meta, config and io first: the controller then sees them before the
+     * status that follows. */
+    if (!pending_flush(w, &w->meta, PH_REC_META)) return;
     pending_flush(w, &w->config, PH_REC_CONFIG);
     pending_flush(w, &w->io, PH_REC_IO);
     flush_acks(w);
@@ -244,6 +246,22 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
         ph_ident_check("role", o->role, err, errlen) != PH_OK ||
         ph_ident_check("instance", o->instance, err, errlen) != PH_OK)
         return NULL;
+    /* Location and transport, checked before anything is claimed. */
+    char meta_loc[PH_LOCATION_MAX] = "";
+    const char *meta_tr = o->transport != NULL ? o->transport : "shm";
+    if (o->location != NULL || o->transport != NULL) {
+        if (o->location != NULL)
+            snprintf(meta_loc, sizeof meta_loc, "%s", o->location);
+        else if (gethostname(meta_loc, sizeof meta_loc - 1) != 0 || !ph_location_ok(meta_loc))
+            snprintf(meta_loc, sizeof meta_loc, "localhost");
+        if (!ph_location_ok(o->location != NULL ? o->location : meta_loc) ||
+            !ph_transport_ok(meta_tr)) {
+            snprintf(err, errlen, "location '%.63s' or transport '%.15s' is not valid (a host "
+                     "name of printable ASCII without spaces, under %d bytes; shm, relay or amqp)",
+                     o->location != NULL ? o->location : meta_loc, meta_tr, PH_LOCATION_MAX);
+            return NULL;
+        }
+    }
     json_t *config = NULL;
     if (o->config_json != NULL) {
         json_error_t je;
@@ -293,9 +311,14 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
                               w->seg->command_ring) != PH_OK)
         w->cmd_broken = true;
     w->scratch = malloc(w->seg->command_ring / 2);
+    pending_init(&w->meta);
     pending_init(&w->config);
     pending_init(&w->io);
     for (int i = 0; i < PENDING_ACKS; i++) pending_init(&w->acks[i]);
+    if (meta_loc[0] != '\0') {
+        ph_rec_meta_encode(&w->meta.buf, meta_loc, meta_tr);
+        w->meta.due = true;
+    }
     w->heartbeat_ns = (uint64_t)(o->heartbeat_ms ? o->heartbeat_ms : 1000) * 1000000ull;
     w->io_in = PH_IN_UNKNOWN;
     w->io_out = PH_OUT_UNKNOWN;
@@ -326,6 +349,7 @@ void ph_worker_detach(ph_worker *w)
         ph_slot_detach(w->seg, w->index, w->word);
     }
     map_put(w->seg);
+    msgpack_sbuffer_destroy(&w->meta.buf);
     msgpack_sbuffer_destroy(&w->config.buf);
     msgpack_sbuffer_destroy(&w->io.buf);
     for (int i = 0; i < PENDING_ACKS; i++) msgpack_sbuffer_destroy(&w->acks[i].buf);
@@ -412,7 +436,7 @@ bool ph_worker_publish_status(ph_worker *w)
 void ph_worker_tick(ph_worker *w)
 {
     const uint64_t now = ph_mono_coarse_ns();
-    if (w->status_waiting || w->config.due || w->io.due || w->acks_count > 0) {
+    if (w->status_waiting || w->meta.due || w->config.due || w->io.due || w->acks_count > 0) {
         /* Records wait for room: look at most once per coarse-clock tick. */
         if (now == w->retry_ns) return;
         w->retry_ns = now;
@@ -487,6 +511,7 @@ bool ph_worker_ack(ph_worker *w, uint64_t token, bool ok, const char *message)
 
 static void republish_all(ph_worker *w)
 {
+    if (w->meta.buf.size > 0) w->meta.due = true;
     if (w->config.buf.size > 0) w->config.due = true;
     if (w->io.buf.size > 0) w->io.due = true;
     flush_all(w);

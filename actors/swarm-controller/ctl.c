@@ -237,6 +237,16 @@ static int on_record(void *ctx, uint16_t type, const uint8_t *body, uint32_t len
         if (d->c->hooks.alert) d->c->hooks.alert(d->c->hooks.ctx, d->c, w, &a);
         break;
     }
+    case PH_REC_META: {
+        struct ph_rec_meta m;
+        if (ph_rec_meta_decode(body, len, &m) != PH_OK) {
+            quarantine(d->c, w, PH_Q_RECORD, "malformed meta record");
+            return PH_ERR_CORRUPT;
+        }
+        memcpy(w->location, m.location, sizeof w->location);
+        memcpy(w->transport, m.transport, sizeof w->transport);
+        break;
+    }
     case PH_REC_ACK: {
         struct ph_rec_ack a;
         if (ph_rec_ack_decode(body, len, &a) != PH_OK) {

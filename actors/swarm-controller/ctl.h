@@ -46,6 +46,10 @@ struct ctl_worker {
     uint64_t start_time;
     char role[PH_ID_MAX];
     char instance[PH_ID_MAX];
+    /* From the worker's PH_REC_META; "" until one arrives (a local worker:
+     * the controller's host, "shm"). */
+    char location[PH_LOCATION_MAX];
+    char transport[8];
     uint64_t attached_real_ns;
     uint64_t tracked_mono_ns;
 

@@ -291,6 +291,7 @@ struct wentry {
     int32_t pid;
     int64_t slot; /* -1 for ghosts */
     const struct ctl_blob *queues; /* packed {in, out}, or NULL */
+    const char *location, *transport;
 };
 
 static int wentry_cmp(const void *x, const void *y)
@@ -321,20 +322,34 @@ static void pack_workers(const struct swarm *s, msgpack_packer *pk, uint64_t now
                                  w->last_seen_ns ? w->last_seen_ns : w->tracked_mono_ns,
                                  w->pid,
                                  w->index,
-                                 w->queues.len > 0 ? &w->queues : NULL};
+                                 w->queues.len > 0 ? &w->queues : NULL,
+                                 swarm_worker_location(s, w),
+                                 swarm_worker_transport(w)};
     }
     for (uint32_t i = 0; e != NULL && i < SWARM_MAX_GHOSTS; i++) {
         const struct swarm_ghost *g = &s->ghosts[i];
         if (!g->used) continue;
-        e[n++] = (struct wentry){g->role, g->instance, g->enabled, true,  true, g->io_in,
-                                 g->io_out, 0,         g->last_seen_ns, g->pid, -1, NULL};
+        e[n++] = (struct wentry){g->role,
+                                 g->instance,
+                                 g->enabled,
+                                 true,
+                                 true,
+                                 g->io_in,
+                                 g->io_out,
+                                 0,
+                                 g->last_seen_ns,
+                                 g->pid,
+                                 -1,
+                                 NULL,
+                                 g->location[0] != '\0' ? g->location : s->cfg.host,
+                                 g->transport[0] != '\0' ? g->transport : "shm"};
     }
     if (e != NULL) qsort(e, n, sizeof *e, wentry_cmp);
     msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++) {
         char ts[32];
         mono_to_rfc3339(e[i].last_seen, now, ts);
-        dp_map(pk, 9 + (e[i].dead ? 1 : 0) + (e[i].queues != NULL ? 1 : 0));
+        dp_map(pk, 11 + (e[i].dead ? 1 : 0) + (e[i].queues != NULL ? 1 : 0));
         dp_kv_str(pk, "role", e[i].role);
         dp_kv_str(pk, "instance", e[i].instance);
         dp_kv_bool(pk, "enabled", e[i].enabled);
@@ -349,6 +364,8 @@ static void pack_workers(const struct swarm *s, msgpack_packer *pk, uint64_t now
             msgpack_pack_uint64(pk, (uint64_t)e[i].slot);
         else
             msgpack_pack_nil(pk);
+        dp_kv_str(pk, "location", e[i].location);
+        dp_kv_str(pk, "transport", e[i].transport);
         if (e[i].dead) dp_kv_bool(pk, "dead", true);
         if (e[i].queues != NULL) {
             /* The work-plane queues, as the worker reported them (ctl.c kept
@@ -418,6 +435,9 @@ static void pack_blob_or_empty(msgpack_packer *pk, msgpack_sbuffer *sb, const st
 bool swarm_emit_worker_full(struct swarm *s, const struct ctl_worker *w, const char *cid,
                             uint64_t now)
 {
+    /* A contract-speaking remote worker sends its own (the bridge forwards a
+     * status-request to it instead). */
+    if (swarm_worker_speaks_for_itself(w)) return true;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -437,7 +457,9 @@ bool swarm_emit_worker_full(struct swarm *s, const struct ctl_worker *w, const c
     ph_rfc3339_ms(w->attached_real_ns, ts);
     dp_kv_str(&pk, "startedAt", ts);
     dp_str(&pk, "context");
-    dp_map(&pk, 6 + (s->cfg.worker_deltas ? 1 : 0));
+    dp_map(&pk, 8 + (s->cfg.worker_deltas ? 1 : 0));
+    dp_kv_str(&pk, "location", swarm_worker_location(s, w));
+    dp_kv_str(&pk, "transport", swarm_worker_transport(w));
     /* The cadence of this worker's documents: its heartbeat deltas. An
      * aggregate-only swarm (workerDeltas false) has none to announce. */
     if (s->cfg.worker_deltas) dp_kv_secs(&pk, "intervalSeconds", s->cfg.worker_heartbeat_ns);
@@ -456,6 +478,7 @@ bool swarm_emit_worker_full(struct swarm *s, const struct ctl_worker *w, const c
 
 bool swarm_emit_worker_delta(struct swarm *s, const struct ctl_worker *w, uint64_t now)
 {
+    if (swarm_worker_speaks_for_itself(w)) return true;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;

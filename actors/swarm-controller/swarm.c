@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "docpack.h"
 #include "ph/log.h"
@@ -16,6 +17,8 @@
 void swarm_cfg_defaults(struct swarm_cfg *c)
 {
     memset(c, 0, sizeof *c);
+    if (gethostname(c->host, sizeof c->host - 1) != 0 || !ph_location_ok(c->host))
+        snprintf(c->host, sizeof c->host, "localhost");
     c->ttl_ns = 15 * NS_PER_S;
     c->watermark_ns = 5 * NS_PER_S;
     c->coalesce_ns = 50 * NS_PER_MS;
@@ -25,6 +28,21 @@ void swarm_cfg_defaults(struct swarm_cfg *c)
     c->dead_grace_ns = 30 * NS_PER_S;
     c->cmd_timeout_ns = 5 * NS_PER_S;
     c->worker_deltas = true;
+}
+
+const char *swarm_worker_location(const struct swarm *s, const struct ctl_worker *w)
+{
+    return w->location[0] != '\0' ? w->location : s->cfg.host;
+}
+
+const char *swarm_worker_transport(const struct ctl_worker *w)
+{
+    return w->transport[0] != '\0' ? w->transport : "shm";
+}
+
+bool swarm_worker_speaks_for_itself(const struct ctl_worker *w)
+{
+    return strcmp(w->transport, "amqp") == 0;
 }
 
 /* ---- journal ---------------------------------------------------------- */
@@ -732,6 +750,8 @@ void swarm_on_left(struct swarm *s, struct ctl_worker *w, bool dead, uint64_t no
                                          .died_ns = now};
             memcpy(slot->role, w->role, sizeof slot->role);
             memcpy(slot->instance, w->instance, sizeof slot->instance);
+            memcpy(slot->location, w->location, sizeof slot->location);
+            memcpy(slot->transport, w->transport, sizeof slot->transport);
         }
         char msg[256];
         snprintf(msg, sizeof msg, "worker %s (role %s, pid %d) exited unexpectedly", w->instance,

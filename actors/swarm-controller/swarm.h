@@ -61,6 +61,7 @@ struct swarm_cfg {
     char swarm_id[PH_ID_MAX];
     char instance[PH_ID_MAX]; /* the controller's instance id */
     char run_id[128];         /* journal run id; "" when none */
+    char host[PH_LOCATION_MAX]; /* this host's name: the location of local workers */
     uint64_t ttl_ns;          /* status older than this: stale (default 15 s) */
     uint64_t watermark_ns;    /* delta at least this often (default 5 s) */
     uint64_t coalesce_ns;     /* controller deltas: one per this on average (default 50 ms) */
@@ -90,6 +91,8 @@ struct swarm_ghost {
     uint8_t io_in, io_out;
     uint64_t last_seen_ns;
     uint64_t died_ns;
+    char location[PH_LOCATION_MAX]; /* "" for a local worker */
+    char transport[8];
 };
 
 /* Per-slot emission memory, parallel to ctl->w. */
@@ -386,6 +389,14 @@ bool swarm_agg_changed(const struct swarm_agg *a, const struct swarm_agg *b);
 uint8_t swarm_combine_in(uint8_t a, uint8_t b);
 uint8_t swarm_combine_out(uint8_t a, uint8_t b);
 bool swarm_worker_healthy(const struct swarm *s, const struct ctl_worker *w, uint64_t now_ns);
+/* Where a worker runs and how it reports: its PH_REC_META, or this host and
+ * "shm" for a local worker. */
+const char *swarm_worker_location(const struct swarm *s, const struct ctl_worker *w);
+const char *swarm_worker_transport(const struct ctl_worker *w);
+/* A worker that publishes its own contract status over AMQP (transport
+ * "amqp"): the controller merges it into the aggregate and lists it, but
+ * never speaks for it (no per-worker status of its own from here). */
+bool swarm_worker_speaks_for_itself(const struct ctl_worker *w);
 
 /* Status documents (status.c); false when the emitter could not queue them. */
 bool swarm_emit_controller_delta(struct swarm *s, const struct swarm_agg *a, uint64_t now_ns);

@@ -7,6 +7,10 @@
  *   PH_REC_IO      msgpack map: io topology ({work: {queues: {in, out}}}...).
  *   PH_REC_ALERT   msgpack map: {level, code, message[, context]}.
  *   PH_REC_ACK     msgpack map: {token, ok[, message]} answering a command.
+ *   PH_REC_META    msgpack map: {location, transport}: where the worker runs and
+ *                  how its status reaches the controller, sent once after the
+ *                  claim by workers that are not plain local ones (a worker
+ *                  that sends none is local: the controller's host, "shm").
  * controller -> worker (command ring):
  *   PH_CMD_CONFIG_PATCH   msgpack map {token, patch: map}
  *   PH_CMD_STATUS_REQUEST msgpack map {token}
@@ -36,6 +40,7 @@ enum ph_rec_type {
     PH_REC_IO = 3,
     PH_REC_ALERT = 4,
     PH_REC_ACK = 5,
+    PH_REC_META = 6,
     PH_CMD_CONFIG_PATCH = 16,
     PH_CMD_STATUS_REQUEST = 17,
     PH_CMD_STOP = 18,
@@ -122,6 +127,21 @@ struct ph_rec_ack {
 };
 int ph_rec_ack_encode(msgpack_sbuffer *sb, uint64_t token, bool ok, const char *message);
 int ph_rec_ack_decode(const uint8_t *body, uint32_t len, struct ph_rec_ack *out);
+
+/* Where a worker runs and how it reports (PH_REC_META). */
+#define PH_LOCATION_MAX 64
+struct ph_rec_meta {
+    char location[PH_LOCATION_MAX]; /* host name: printable ASCII, no spaces */
+    char transport[8];              /* "shm" | "relay" | "amqp" */
+};
+/* true when `t` is one of the transports above. */
+bool ph_transport_ok(const char *t);
+/* true when `s` is a non-empty location of at most PH_LOCATION_MAX - 1
+ * printable ASCII bytes without spaces. */
+bool ph_location_ok(const char *s);
+int ph_rec_meta_encode(msgpack_sbuffer *sb, const char *location, const char *transport);
+/* PH_ERR_CORRUPT unless both members are present and valid. */
+int ph_rec_meta_decode(const uint8_t *body, uint32_t len, struct ph_rec_meta *out);
 
 /* Command body: {token[, patch]}; patch is written from packed msgpack bytes. */
 int ph_cmd_encode(msgpack_sbuffer *sb, uint64_t token, const uint8_t *patch, size_t patch_len);

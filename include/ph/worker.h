@@ -42,6 +42,14 @@ struct ph_worker_opts {
     const char *config_json;     /* initial effective config (JSON object) or NULL */
     uint32_t heartbeat_ms;       /* status record at least this often; 0: 1000 */
     uint32_t attach_timeout_ms;  /* wait for the segment to appear; 0: do not wait */
+    /* Where the worker runs and how its status reaches the controller,
+     * reported in the controller's worker list as `location` and
+     * `transport`. Both NULL for a plain local worker (the controller's
+     * host, "shm"). A process that attaches on behalf of workers elsewhere
+     * (the bridge for remote workers, a relay's controller side) sets them:
+     * transport "relay" or "amqp", location their host. */
+    const char *location;
+    const char *transport;
 };
 
 /* Attaches to the swarm's segment and claims a slot. NULL with a message in
