@@ -76,6 +76,7 @@ struct ph_worker {
     uint64_t stretch_ns;
 
     struct pending meta; /* PH_REC_META, sent once when location/transport are set */
+    bool proxy;          /* attached on behalf of a worker elsewhere (transport not shm) */
     struct pending config;
     struct pending io;
     struct pending acks[PENDING_ACKS]; /* FIFO: acks_head, acks_count */
@@ -318,6 +319,7 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
     if (meta_loc[0] != '\0') {
         ph_rec_meta_encode(&w->meta.buf, meta_loc, meta_tr);
         w->meta.due = true;
+        w->proxy = strcmp(meta_tr, "shm") != 0;
     }
     w->heartbeat_ns = (uint64_t)(o->heartbeat_ms ? o->heartbeat_ms : 1000) * 1000000ull;
     w->io_in = PH_IN_UNKNOWN;
@@ -560,7 +562,10 @@ int ph_worker_poll_command(ph_worker *w, struct ph_command *cmd)
         }
         if (n == 0) return 0;
         if (!w->cmd_found) continue; /* malformed command: skipped */
-        if (cmd->type == PH_COMMAND_STATUS_REQUEST) {
+        /* A proxy forwards the request to the worker it stands for, whose
+         * answer is the fresh status: republishing here would make a silent
+         * worker look alive. */
+        if (cmd->type == PH_COMMAND_STATUS_REQUEST && !w->proxy) {
             republish_all(w);
             ph_worker_ack(w, cmd->token, true, "status republished");
         }

@@ -47,7 +47,9 @@ struct ph_worker_opts {
      * `transport`. Both NULL for a plain local worker (the controller's
      * host, "shm"). A process that attaches on behalf of workers elsewhere
      * (the bridge for remote workers, a relay's controller side) sets them:
-     * transport "relay" or "amqp", location their host. */
+     * transport "relay" or "amqp", location their host. Such a proxy
+     * answers no STATUS_REQUEST itself: ph_worker_poll_command() returns it
+     * un-acked, for the caller to forward and ack. */
     const char *location;
     const char *transport;
 };
