@@ -24,6 +24,7 @@ struct opts {
     uint32_t tick_ms;
     uint32_t attach_timeout_s;
     uint32_t max_signal_bytes;
+    bool no_remote_workers;
 };
 
 static void usage(FILE *f)
@@ -54,6 +55,11 @@ static void usage(FILE *f)
         "                              until it ends\n"
         "  --controller-instance ID    the controller's instance id, origin of the bridge's\n"
         "                              own alerts (default: ID-controller)\n"
+        "  --no-remote-workers         amqp: do not merge workers that publish their own\n"
+        "                              contract status (by default the bridge consumes the\n"
+        "                              swarm's worker status on a second connection and\n"
+        "                              stands in for each such worker in the segment, with\n"
+        "                              transport amqp)\n"
         "  --tick-ms N                 loop tick in milliseconds, 1..1000 (default 5)\n"
         "  --max-signal-bytes N        largest signal accepted, 256..16777216 (default %u)\n"
         "  --attach-timeout-s N        give up when no channel appears within N seconds\n"
@@ -87,6 +93,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                           {"max-signal-bytes", required_argument, NULL, 'm'},
                                           {"attach-timeout-s", required_argument, NULL, 'a'},
                                           {"amqp-url-file", required_argument, NULL, 'u'},
+                                          {"no-remote-workers", no_argument, NULL, 'r'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -110,6 +117,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case 'u':
             o->amqp_url_file = optarg;
+            break;
+        case 'r':
+            o->no_remote_workers = true;
             break;
         case 'c':
             instance = optarg;
@@ -177,6 +187,7 @@ int main(int argc, char **argv)
         .swarm = o.swarm,
         .controller_instance = o.instance,
         .amqp_url_file = o.amqp_url_file,
+        .no_remote_workers = o.no_remote_workers,
     };
     rc = sink_open(o.sink, &scfg, &sink, err, sizeof err);
     if (rc != PH_OK) {

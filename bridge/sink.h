@@ -109,6 +109,10 @@ struct sink_cfg {
     const char *swarm;               /* the swarm served (topology) */
     const char *controller_instance; /* the controller's instance (its control queue) */
     const char *amqp_url_file;       /* NULL: PH_AMQP_URL */
+    /* amqp: do not merge workers that publish their own contract status
+     * (remote.h); by default their status is consumed on a second
+     * connection and they are stood in for in the segment. */
+    bool no_remote_workers;
 };
 
 /* Opens the sink named by `spec`. PH_ERR_INVAL for a spec this build does not

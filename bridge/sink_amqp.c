@@ -23,6 +23,13 @@
  *     deliveries (flow control) instead of growing the bridge; after a
  *     reconnect the broker delivers them again (the controller recognises
  *     repeats by correlationId).
+ * A second connection, unless switched off, serves the remote workers
+ * (remote.h): an exclusive queue ph.bridge.<swarm>.<instance>.workers,
+ * auto-acknowledged (status is absolute: a lost one is replaced by the next),
+ * bound to the swarm's worker status and config-update outcomes, and the
+ * signals that forward the controller's commands to them, published
+ * reliably. It is its own connection so that a flood of worker status never
+ * holds up the control queue's signals.
  * The URL comes from PH_AMQP_URL or from a file, never from the command
  * line. */
 #include "sink.h"
@@ -36,6 +43,7 @@
 #include "envelope.h"
 #include "ph/amqp.h"
 #include "ph/log.h"
+#include "remote.h"
 
 #define PREFETCH 50
 _Static_assert(SINK_SESSION_SHIFT == PH_AMQP_SESSION_SHIFT, "one delivery handle format");
@@ -50,7 +58,24 @@ struct amqp_sink {
     uint64_t seen_session;   /* the connection take_resync last looked at */
     uint64_t status_dropped; /* status published while disconnected */
     uint64_t status_dropped_since;
+    struct ph_amqp *wk; /* remote workers' connection, or NULL */
+    struct remote *remote;
+    char wk_queue[CONTRACT_RK_MAX];
 };
+
+static int wk_deliver(void *ctx, const char *rk, size_t rklen, const char *body, size_t len,
+                      uint64_t delivery)
+{
+    (void)delivery;
+    struct amqp_sink *s = ctx;
+    return remote_on_message(s->remote, rk, rklen, body, len, ph_mono_ns()) == 0 ? 0 : 1;
+}
+
+static int wk_publish(void *ctx, const char *rk, const char *body, size_t len, bool reliable)
+{
+    struct amqp_sink *s = ctx;
+    return ph_amqp_publish(s->wk, rk, body, len, reliable) == PH_OK ? 0 : -1;
+}
 
 static int deliver(void *ctx, const char *rk, size_t rklen, const char *body, size_t len,
                    uint64_t delivery)
@@ -112,6 +137,11 @@ static int amqp_flush(struct sink *sb, char *err, size_t errlen)
         }
     }
     ph_amqp_flush(s->amqp);
+    if (s->wk != NULL) {
+        ph_amqp_service(s->wk);
+        remote_tick(s->remote, ph_mono_ns());
+        ph_amqp_flush(s->wk);
+    }
     return PH_OK;
 }
 
@@ -142,7 +172,9 @@ static int amqp_poll_fd(struct sink *sb, uint64_t *gen)
 
 static void amqp_service(struct sink *sb)
 {
-    ph_amqp_service(((struct amqp_sink *)sb)->amqp);
+    struct amqp_sink *s = (struct amqp_sink *)sb;
+    ph_amqp_service(s->amqp);
+    if (s->wk != NULL) ph_amqp_service(s->wk);
 }
 
 static bool amqp_take_resync(struct sink *sb)
@@ -183,6 +215,16 @@ static void amqp_close_sink(struct sink *sb)
             " connection(s)",
             st.published, st.confirmed, st.nacked, s->status_dropped, st.outbox_dropped, st.acked,
             st.rejected, st.connections);
+    if (s->wk != NULL) {
+        const struct remote_stats *rs = remote_stats(s->remote);
+        ph_info("remote workers: %" PRIu64 " joined, %" PRIu64 " left, %" PRIu64
+                " statuses, %" PRIu64 " commands forwarded, %" PRIu64 " answered, %" PRIu64
+                " timed out, %" PRIu64 " refused",
+                rs->joined, rs->left, rs->statuses, rs->commands, rs->acks, rs->timeouts,
+                rs->refused);
+        ph_amqp_close(s->wk, CLOSE_CONFIRM_WAIT_NS / 2);
+        remote_close(s->remote);
+    }
     amqp_topo_free(&s->topo);
     free(s);
 }
@@ -201,6 +243,38 @@ static const struct sink_ops amqp_ops = {
     .release_holds = amqp_release_holds,
     .full = amqp_full,
 };
+
+static int open_remote(struct amqp_sink *s, const struct sink_cfg *cfg, char *err, size_t errlen)
+{
+    struct ph_amqp_url url;
+    char why[400];
+    int rc = ph_amqp_url_load(&url, cfg->amqp_url_file, why, sizeof why);
+    if (rc != PH_OK) {
+        snprintf(err, errlen, "sink amqp (remote workers): %s", why);
+        return rc;
+    }
+    snprintf(s->wk_queue, sizeof s->wk_queue, "ph.bridge.%s.%s.workers", cfg->swarm,
+             cfg->controller_instance);
+    const struct remote_cfg rcfg = {.swarm = cfg->swarm,
+                                    .controller_instance = cfg->controller_instance,
+                                    .publish = wk_publish,
+                                    .publish_ctx = s};
+    const struct ph_amqp_cfg acfg = {.name = "bridge (remote workers)",
+                                     .queue = s->wk_queue,
+                                     .durable_queue = false,
+                                     .auto_ack = true,
+                                     .deliver = wk_deliver,
+                                     .deliver_ctx = s};
+    if ((rc = remote_open(&s->remote, &rcfg, err, errlen)) != PH_OK ||
+        (rc = ph_amqp_open(&s->wk, &url, &acfg, err, errlen)) != PH_OK) {
+        remote_close(s->remote);
+        s->remote = NULL;
+        ph_amqp_url_wipe(&url);
+        return rc;
+    }
+    ph_amqp_bind(s->wk, remote_keys(cfg->swarm));
+    return PH_OK;
+}
 
 int sink_amqp_open(const struct sink_cfg *cfg, struct sink **out, char *err, size_t errlen)
 {
@@ -241,6 +315,12 @@ int sink_amqp_open(const struct sink_cfg *cfg, struct sink **out, char *err, siz
         return rc != PH_OK ? rc : PH_ERR_SYS;
     }
     ph_amqp_bind(s->amqp, amqp_topo_keys(&s->topo));
+    if (!cfg->no_remote_workers && (rc = open_remote(s, cfg, err, errlen)) != PH_OK) {
+        ph_amqp_close(s->amqp, 0);
+        amqp_topo_free(&s->topo);
+        free(s);
+        return rc;
+    }
     s->base.ops = &amqp_ops;
     snprintf(s->base.spec, sizeof s->base.spec, "amqp");
     ph_info("AMQP sink: broker %s, exchange " PH_AMQP_EXCHANGE ", control queue %s", where,
