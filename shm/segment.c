@@ -223,6 +223,56 @@ void ph_segment_close(struct ph_segment *seg)
     seg->fd = -1;
 }
 
+int ph_segment_private(struct ph_segment *seg, const char *swarm_id, uint32_t slots,
+                       uint32_t status_ring, uint32_t command_ring, char *err, size_t errlen)
+{
+    memset(seg, 0, sizeof *seg);
+    seg->fd = -1;
+    int rc = ph_segment_name(swarm_id, seg->name, sizeof seg->name, err, errlen);
+    if (rc != PH_OK) return rc;
+    if (status_ring == 0) status_ring = PH_DEFAULT_STATUS_RING;
+    if (command_ring == 0) command_ring = PH_DEFAULT_COMMAND_RING;
+    if (slots == 0 || slots > PH_MAX_SLOTS || !ph_ring_capacity_valid(status_ring) ||
+        !ph_ring_capacity_valid(command_ring)) {
+        snprintf(err, errlen, "invalid private segment parameters");
+        return PH_ERR_INVAL;
+    }
+    const uint64_t size = ph_segment_size_for(slots, status_ring, command_ring);
+    /* Anonymous memory is zero-filled: every slot FREE, every ring empty. */
+    void *base = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                      0);
+    if (base == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map %" PRIu64 " bytes of private memory: %s", size,
+                 strerror(errno));
+        return PH_ERR_SYS;
+    }
+    struct ph_shm_header *h = base;
+    h->layout_version = PH_LAYOUT_VERSION;
+    h->header_size = PH_SHM_HEADER_SIZE;
+    h->segment_size = size;
+    h->slot_capacity = slots;
+    h->slot_size = PH_SLOT_META_SIZE + status_ring + command_ring;
+    h->status_ring = status_ring;
+    h->command_ring = command_ring;
+    h->created_real_ns = ph_real_ns();
+    snprintf(h->swarm_id, sizeof h->swarm_id, "%s", swarm_id);
+    /* relaxed: published with everything else by the release store of
+     * magic below. */
+    atomic_store_explicit(&h->generation, 1, memory_order_relaxed);
+    /* release: as in ph_segment_create(); the threads of this process that
+     * use the segment are started after this anyway. */
+    atomic_store_explicit(&h->magic, PH_SHM_MAGIC, memory_order_release);
+    seg->base = base;
+    seg->size = (size_t)size;
+    seg->hdr = h;
+    seg->slots = slots;
+    seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots);
+    seg->slot_size = h->slot_size;
+    seg->status_ring = status_ring;
+    seg->command_ring = command_ring;
+    return PH_OK;
+}
+
 int ph_segment_unlink(const char *swarm_id, char *err, size_t errlen)
 {
     char name[PH_ID_MAX + 8];

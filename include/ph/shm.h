@@ -309,6 +309,14 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
 int ph_segment_open(struct ph_segment *seg, const char *swarm_id, bool writable, char *err,
                     size_t errlen);
 void ph_segment_close(struct ph_segment *seg);
+/* A process-private segment of `slots` slots in anonymous memory (no
+ * /dev/shm object, nothing left behind; fd stays -1), laid out and
+ * published as ph_segment_create() does, so that ph_slot_claim() and the
+ * rings work on it unchanged. For a worker whose status plane is relayed by
+ * a thread of its own process (remote mode, ph/worker.h). Ring sizes 0
+ * take the defaults. Released by ph_segment_close(). */
+int ph_segment_private(struct ph_segment *seg, const char *swarm_id, uint32_t slots,
+                       uint32_t status_ring, uint32_t command_ring, char *err, size_t errlen);
 /* Removes /dev/shm/ph.<swarm>; PH_ERR_NOENT when absent. */
 int ph_segment_unlink(const char *swarm_id, char *err, size_t errlen);
 
