@@ -27,6 +27,14 @@
 
 #include "ph/mpjson.h"
 #include "ph/shm.h"
+#include "ph/worker_remote.h"
+
+/* Remote mode's agent (amqp/worker_remote.c, CMake target
+ * ph_worker_remote) is reached through weak references: libph does not
+ * link ph_amqp, and in a program that did not link the agent both are
+ * NULL, which ph_worker_attach() reports. */
+#pragma weak ph_worker_remote_start
+#pragma weak ph_worker_remote_stop
 
 #define PENDING_ACKS 16
 #define STRETCH_MAX_US 1000000ul
@@ -52,7 +60,11 @@ struct pending {
 };
 
 struct ph_worker {
-    struct ph_segment *seg; /* shared with this process's other workers (map_get) */
+    /* Local: shared with this process's other workers (map_get). Remote:
+     * this worker's private one-slot segment, and the agent relaying it. */
+    struct ph_segment *seg;
+    bool remote;
+    struct ph_worker_agent *agent;
     struct ph_slot *slot;
     uint32_t index;
     uint64_t word; /* our claim's state word: detach only from exactly this */
@@ -220,6 +232,91 @@ static void map_put(struct ph_segment *seg)
     pthread_mutex_unlock(&maps_lock);
 }
 
+/* Gives the segment back: the shared mapping's reference, or the private
+ * segment of remote mode. */
+static void seg_put(ph_worker *w)
+{
+    if (!w->remote) {
+        map_put(w->seg);
+        return;
+    }
+    ph_segment_close(w->seg);
+    free(w->seg);
+}
+
+/* Remote mode: a private one-slot segment in process memory. */
+static int open_private(ph_worker *w, const struct ph_worker_opts *o, char *err, size_t errlen)
+{
+    w->seg = calloc(1, sizeof *w->seg);
+    if (w->seg == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return PH_ERR_SYS;
+    }
+    int rc = ph_segment_private(w->seg, o->swarm_id, 1, PH_WR_STATUS_RING, PH_WR_COMMAND_RING, err,
+                                errlen);
+    if (rc != PH_OK) {
+        free(w->seg);
+        w->seg = NULL;
+        return rc;
+    }
+    w->remote = true;
+    return PH_OK;
+}
+
+/* opts.mode, or PH_WORKER_MODE when that is AUTO; -1 with a message when
+ * either is not a mode. */
+static int resolve_mode(const struct ph_worker_opts *o, char *err, size_t errlen)
+{
+    if (o->mode != PH_WORKER_AUTO) {
+        if (o->mode == PH_WORKER_LOCAL || o->mode == PH_WORKER_REMOTE) return (int)o->mode;
+        snprintf(err, errlen, "unknown worker mode %d", (int)o->mode);
+        return -1;
+    }
+    const char *e = getenv("PH_WORKER_MODE");
+    if (e == NULL || *e == '\0' || strcmp(e, "auto") == 0) return PH_WORKER_AUTO;
+    if (strcmp(e, "local") == 0) return PH_WORKER_LOCAL;
+    if (strcmp(e, "remote") == 0) return PH_WORKER_REMOTE;
+    snprintf(err, errlen, "PH_WORKER_MODE must be local, remote or auto (got '%.32s')", e);
+    return -1;
+}
+
+static bool env_set(const char *name)
+{
+    const char *e = getenv(name);
+    return e != NULL && *e != '\0';
+}
+
+/* Starts the agent of a remote worker whose rings are set up. */
+static int start_agent(ph_worker *w, const struct ph_worker_opts *o, const char *location,
+                       char *err, size_t errlen)
+{
+    struct ph_wr_ident id = {0};
+    snprintf(id.swarm, sizeof id.swarm, "%s", o->swarm_id);
+    snprintf(id.role, sizeof id.role, "%s", o->role);
+    snprintf(id.instance, sizeof id.instance, "%s", o->instance);
+    snprintf(id.location, sizeof id.location, "%s", location);
+    const char *ctl = o->controller;
+    if (ctl == NULL || *ctl == '\0') ctl = getenv("PH_CONTROLLER_INSTANCE");
+    if (ctl != NULL && *ctl != '\0') {
+        if (strlen(ctl) >= sizeof id.controller) {
+            snprintf(err, errlen, "controller instance id is too long");
+            return PH_ERR_INVAL;
+        }
+        snprintf(id.controller, sizeof id.controller, "%s", ctl);
+    } else {
+        snprintf(id.controller, sizeof id.controller, "%s-controller", o->swarm_id);
+    }
+    id.heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : PH_WR_DEFAULT_HEARTBEAT_MS;
+    const char *file = getenv("PH_AMQP_URL_FILE");
+    const struct ph_worker_remote_args args = {.ident = &id,
+                                               .seg = w->seg,
+                                               .slot = w->slot,
+                                               .started_real_ns = ph_real_ns(),
+                                               .url_file = file != NULL && *file ? file : NULL};
+    w->agent = ph_worker_remote_start(&args, err, errlen);
+    return w->agent != NULL ? PH_OK : PH_ERR_INVAL;
+}
+
 static int open_with_timeout(ph_worker *w, const struct ph_worker_opts *o, char *err,
                              size_t errlen)
 {
@@ -247,10 +344,33 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
         ph_ident_check("role", o->role, err, errlen) != PH_OK ||
         ph_ident_check("instance", o->instance, err, errlen) != PH_OK)
         return NULL;
+    const int mode = resolve_mode(o, err, errlen);
+    if (mode < 0) return NULL;
+    const bool linked = ph_worker_remote_start != NULL && ph_worker_remote_stop != NULL;
+    if (mode == PH_WORKER_REMOTE && !linked) {
+        snprintf(err, errlen, "remote mode not linked into this program: link ph_amqp (CMake "
+                              "target ph_worker_remote)");
+        return NULL;
+    }
+    /* Remote mode may be decided only once the segment is found missing:
+     * its location is worked out (and checked) in any case. */
+    char remote_loc[PH_LOCATION_MAX] = "";
+    if (mode != PH_WORKER_LOCAL) {
+        if (o->location != NULL)
+            snprintf(remote_loc, sizeof remote_loc, "%s", o->location);
+        else if (gethostname(remote_loc, sizeof remote_loc - 1) != 0 ||
+                 !ph_location_ok(remote_loc))
+            snprintf(remote_loc, sizeof remote_loc, "localhost");
+        if (mode == PH_WORKER_REMOTE && !ph_location_ok(remote_loc)) {
+            snprintf(err, errlen, "location '%.63s' is not valid (a host name of printable ASCII "
+                     "without spaces, under %d bytes)", remote_loc, PH_LOCATION_MAX);
+            return NULL;
+        }
+    }
     /* Location and transport, checked before anything is claimed. */
     char meta_loc[PH_LOCATION_MAX] = "";
     const char *meta_tr = o->transport != NULL ? o->transport : "shm";
-    if (o->location != NULL || o->transport != NULL) {
+    if (mode != PH_WORKER_REMOTE && (o->location != NULL || o->transport != NULL)) {
         if (o->location != NULL)
             snprintf(meta_loc, sizeof meta_loc, "%s", o->location);
         else if (gethostname(meta_loc, sizeof meta_loc - 1) != 0 || !ph_location_ok(meta_loc))
@@ -280,7 +400,13 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
         json_decref(config);
         return NULL;
     }
-    if (open_with_timeout(w, o, err, errlen) != PH_OK) {
+    int rc = mode == PH_WORKER_REMOTE ? open_private(w, o, err, errlen)
+                                      : open_with_timeout(w, o, err, errlen);
+    /* AUTO: no segment, but a broker to speak to. */
+    if (rc == PH_ERR_NOENT && mode == PH_WORKER_AUTO && linked &&
+        (env_set("PH_AMQP_URL_FILE") || env_set("PH_AMQP_URL")) && ph_location_ok(remote_loc))
+        rc = open_private(w, o, err, errlen);
+    if (rc != PH_OK) {
         free(w);
         json_decref(config);
         return NULL;
@@ -291,7 +417,7 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
         ph_slot_claim(w->seg, o->role, o->instance, pid, start, &w->index, &w->word, err,
                       errlen) != PH_OK) {
         if (start == 0) snprintf(err, errlen, "cannot read this process's start time from /proc");
-        map_put(w->seg);
+        seg_put(w);
         free(w);
         json_decref(config);
         return NULL;
@@ -303,7 +429,7 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
         snprintf(err, errlen, "slot %u of swarm '%s': status ring positions changed under the "
                  "claim (another process writes this slot)", w->index, o->swarm_id);
         ph_slot_detach(w->seg, w->index, w->word);
-        map_put(w->seg);
+        seg_put(w);
         free(w);
         json_decref(config);
         return NULL;
@@ -316,18 +442,32 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
     pending_init(&w->config);
     pending_init(&w->io);
     for (int i = 0; i < PENDING_ACKS; i++) pending_init(&w->acks[i]);
-    if (meta_loc[0] != '\0') {
+    /* A remote worker sends no PH_REC_META: its agent knows where it runs
+     * and reports that itself; and it is no proxy. */
+    if (meta_loc[0] != '\0' && !w->remote) {
         ph_rec_meta_encode(&w->meta.buf, meta_loc, meta_tr);
         w->meta.due = true;
         w->proxy = strcmp(meta_tr, "shm") != 0;
+        /* Before any status: the controller must never list the worker
+         * with the wrong location or transport. */
+        pending_flush(w, &w->meta, PH_REC_META);
     }
-    w->heartbeat_ns = (uint64_t)(o->heartbeat_ms ? o->heartbeat_ms : 1000) * 1000000ull;
+    uint32_t record_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
+    /* Remote: the heartbeat is the agent's status-delta cadence; its tps
+     * window wants a record at least every second. */
+    if (w->remote && record_ms > 1000) record_ms = 1000;
+    w->heartbeat_ns = (uint64_t)record_ms * 1000000ull;
     w->io_in = PH_IN_UNKNOWN;
     w->io_out = PH_OUT_UNKNOWN;
     w->enabled = false;
     w->stretch_ns = stretch_from_env();
     if (w->scratch == NULL) {
         snprintf(err, errlen, "out of memory");
+        json_decref(config);
+        ph_worker_detach(w);
+        return NULL;
+    }
+    if (w->remote && start_agent(w, o, remote_loc, err, errlen) != PH_OK) {
         json_decref(config);
         ph_worker_detach(w);
         return NULL;
@@ -350,7 +490,9 @@ void ph_worker_detach(ph_worker *w)
         ph_worker_publish_status(w);
         ph_slot_detach(w->seg, w->index, w->word);
     }
-    map_put(w->seg);
+    /* The agent drains and publishes those final records before it stops. */
+    if (w->agent != NULL) ph_worker_remote_stop(w->agent);
+    seg_put(w);
     msgpack_sbuffer_destroy(&w->meta.buf);
     msgpack_sbuffer_destroy(&w->config.buf);
     msgpack_sbuffer_destroy(&w->io.buf);
@@ -571,6 +713,11 @@ int ph_worker_poll_command(ph_worker *w, struct ph_command *cmd)
         }
         return 1;
     }
+}
+
+bool ph_worker_remote(const ph_worker *w)
+{
+    return w->remote;
 }
 
 uint32_t ph_worker_slot(const ph_worker *w)
