@@ -1,6 +1,7 @@
 /* ph-worker: a worker actor ("bee") of one role with a synthetic workload.
  *
- * It attaches to its swarm's segment through the worker SDK, runs the
+ * It attaches to its swarm's segment through the worker SDK (or, in remote
+ * mode, speaks the contract over AMQP through the SDK's agent), runs the
  * workload in 10 ms steps, reports status through its slot, and applies
  * config patches from its command ring. Disabling the workload never stops
  * the control loop: commands are polled on every step either way. */
@@ -29,8 +30,10 @@ static void on_signal(int sig)
 
 struct opts {
     const char *swarm, *role, *instance, *config, *config_file;
+    const char *location, *controller;
+    enum ph_worker_mode mode;
     uint32_t attach_timeout_ms;
-    uint32_t heartbeat_ms;
+    uint32_t heartbeat_ms; /* 0: the SDK's default for the mode */
 };
 
 static void usage(FILE *f)
@@ -39,15 +42,30 @@ static void usage(FILE *f)
             "usage: ph-worker --swarm ID --role ROLE --instance ID [options]\n"
             "\n"
             "A worker of one role running a synthetic workload; it reports status to\n"
-            "its swarm controller through shared memory.\n"
+            "its swarm controller through shared memory or, on a host without the\n"
+            "swarm's segment, over AMQP (remote mode).\n"
             "\n"
             "options:\n"
             "  --config JSON            initial config (a JSON object)\n"
             "  --config-file PATH       initial config read from a file (preferred: argv is\n"
             "                           visible to every user, a file can be private)\n"
             "  --attach-timeout-ms N    wait this long for the swarm segment (default 10000)\n"
-            "  --heartbeat-ms N         status at least this often (default 1000)\n"
+            "  --heartbeat-ms N         status at least this often (default 1000 local,\n"
+            "                           5000 remote: the status-delta heartbeat)\n"
+            "  --local                  shared memory only, never remote\n"
+            "  --remote                 remote mode: status and signals over AMQP\n"
+            "  --location HOST          where this worker runs, reported in its status\n"
+            "                           (remote default: the host name)\n"
+            "  --controller ID          remote: the swarm controller's instance id, the\n"
+            "                           only origin whose config-updates are applied\n"
+            "                           (default $PH_CONTROLLER_INSTANCE, else <swarm>-controller)\n"
             "  --help                   this text\n"
+            "\n"
+            "Without --local or --remote the mode is PH_WORKER_MODE (local, remote or\n"
+            "auto; default auto): local when the segment appears within the attach\n"
+            "timeout, else remote when a broker URL is configured. The broker URL is\n"
+            "read from the file named by PH_AMQP_URL_FILE or from PH_AMQP_URL, never\n"
+            "from the command line.\n"
             "\n"
             "config keys: ratePerSec, maxRatePerSec (cap: output throttled), datasetSize\n"
             "(finite: input out-of-data when done), errorRatio (output downstream-error),\n"
@@ -66,11 +84,14 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"config-file", required_argument, NULL, 'f'},
         {"attach-timeout-ms", required_argument, NULL, 'a'},
         {"heartbeat-ms", required_argument, NULL, 'b'},
+        {"local", no_argument, NULL, 'L'},
+        {"remote", no_argument, NULL, 'R'},
+        {"location", required_argument, NULL, 'l'},
+        {"controller", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->attach_timeout_ms = 10000;
-    o->heartbeat_ms = 1000;
     int ch, li = 0;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "", longs, &li)) != -1) {
@@ -82,6 +103,18 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'i': o->instance = optarg; break;
         case 'c': o->config = optarg; break;
         case 'f': o->config_file = optarg; break;
+        case 'L':
+        case 'R': {
+            const enum ph_worker_mode m = ch == 'L' ? PH_WORKER_LOCAL : PH_WORKER_REMOTE;
+            if (o->mode != PH_WORKER_AUTO && o->mode != m) {
+                fprintf(stderr, "ph-worker: give --local or --remote, not both\n");
+                return 2;
+            }
+            o->mode = m;
+            break;
+        }
+        case 'l': o->location = optarg; break;
+        case 'C': o->controller = optarg; break;
         case 'a':
         case 'b':
             errno = 0;
@@ -234,7 +267,10 @@ int main(int argc, char **argv)
                                 .instance = o.instance,
                                 .config_json = cfg_text,
                                 .heartbeat_ms = o.heartbeat_ms,
-                                .attach_timeout_ms = o.attach_timeout_ms};
+                                .attach_timeout_ms = o.attach_timeout_ms,
+                                .location = o.location,
+                                .mode = o.mode,
+                                .controller = o.controller};
     b.w = ph_worker_attach(&wo, err, sizeof err);
     free(cfg_text);
     if (b.w == NULL) {
@@ -245,8 +281,12 @@ int main(int argc, char **argv)
     publish_io(b.w, b.config);
     apply_state(&b);
     ph_worker_publish_status(b.w);
-    ph_info("attached to swarm %s as %s/%s in slot %u", o.swarm, o.role, o.instance,
-            ph_worker_slot(b.w));
+    if (ph_worker_remote(b.w))
+        ph_info("attached to swarm %s as %s/%s in remote mode (AMQP)", o.swarm, o.role,
+                o.instance);
+    else
+        ph_info("attached to swarm %s as %s/%s in slot %u", o.swarm, o.role, o.instance,
+                ph_worker_slot(b.w));
 
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
