@@ -518,6 +518,9 @@ static void publish_status(struct ph_worker_agent *a, bool full, const char *cid
     const struct ph_wr_view v = view_of(a);
     publish_env(a, rk, ph_wr_status_envelope(ph_real_ns(), &a->id, &v, full, cid, rk, sizeof rk),
                 false);
+    ph_debug("remote agent: %s (enabled %d, io %u/%u, was %d %u/%u%s)", rk, a->enabled, a->io_in,
+             a->io_out, a->sent_enabled, a->sent_in, a->sent_out,
+             ph_amqp_up(a->amqp) ? "" : ", down");
     a->sent_valid = true;
     a->sent_enabled = a->enabled;
     a->sent_in = a->io_in;
@@ -667,7 +670,9 @@ static void on_ack(struct ph_worker_agent *a, const struct ph_rec_ack *ack)
         publish_outcome(a, p, ack->ok, false, ack->message[0] ? ack->message : "refused");
         ph_amqp_settle(a->amqp, p->delivery);
         p->used = false;
-        a->full_due = true;
+        /* The state this patch left: the records before its ack (config,
+         * io, status) are drained already. */
+        publish_status(a, true, NULL);
         return;
     }
     /* A status request's ack, or one past its deadline: nothing waits. */
@@ -730,7 +735,7 @@ static void drain(struct ph_worker_agent *a)
 
 static void emit(struct ph_worker_agent *a)
 {
-    const uint64_t now = ph_mono_ns();
+    uint64_t now = ph_mono_ns();
     const uint64_t session = ph_amqp_session(a->amqp);
     if (ph_amqp_up(a->amqp)) {
         /* The worker's controller_alive(): the broker is reachable. relaxed:
@@ -747,6 +752,8 @@ static void emit(struct ph_worker_agent *a)
         publish_status(a, true, NULL);
         a->full_due = false;
     }
+    /* Not before publish_status() read the clock for last_delta_ns. */
+    now = ph_mono_ns();
     const bool changed = a->sent_valid && (a->sent_enabled != a->enabled ||
                                            a->sent_in != a->io_in || a->sent_out != a->io_out);
     if ((changed && now - a->last_change_ns >= PH_WR_DELTA_MIN_NS) ||
