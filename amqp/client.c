@@ -66,6 +66,10 @@ static amqp_bytes_t bytes_of(const char *s)
 
 /* Drops the connection (no protocol close: it failed) and schedules the
  * next attempt. */
+/* The connection's purpose in its log lines: "AMQP (remote workers) ...". */
+#define TAG(a) ((a)->cfg.purpose ? " (" : ""), ((a)->cfg.purpose ? (a)->cfg.purpose : ""), \
+               ((a)->cfg.purpose ? ")" : "")
+
 static void lose(struct ph_amqp *a, const char *what, const char *why)
 {
     const bool was_up = a->up;
@@ -76,12 +80,12 @@ static void lose(struct ph_amqp *a, const char *what, const char *why)
     a->up = false;
     a->next_try_ns = ph_mono_ns() + a->backoff_ns;
     if (was_up)
-        ph_warn("AMQP connection to %s lost (%s: %s); %zu message(s) kept for resending; "
+        ph_warn("AMQP%s%s%s connection to %s lost (%s: %s); %zu message(s) kept for resending; "
                 "reconnecting in %.1f s",
-                a->url.where, what, why, a->n, (double)a->backoff_ns / 1e9);
+                TAG(a), a->url.where, what, why, a->n, (double)a->backoff_ns / 1e9);
     else
-        ph_warn("AMQP broker %s unavailable (%s: %s); retrying in %.1f s", a->url.where, what, why,
-                (double)a->backoff_ns / 1e9);
+        ph_warn("AMQP%s%s%s broker %s unavailable (%s: %s); retrying in %.1f s", TAG(a),
+                a->url.where, what, why, (double)a->backoff_ns / 1e9);
     a->backoff_ns *= 2;
     if (a->backoff_ns > BACKOFF_MAX_NS) a->backoff_ns = BACKOFF_MAX_NS;
     /* Whatever was sent is sent again on the next connection; deliveries
@@ -382,8 +386,8 @@ static void connect_now(struct ph_amqp *a)
     a->st.connections++;
     a->next_tag = 1;
     a->backoff_ns = BACKOFF_MIN_NS;
-    ph_info("AMQP connected to %s (connection %" PRIu64 ")%s%s; %zu message(s) to (re)send",
-            a->url.where, a->st.connections, a->queue[0] ? ", consuming " : "", a->queue, a->n);
+    ph_info("AMQP%s%s%s connected to %s (connection %" PRIu64 ")%s%s; %zu message(s) to (re)send",
+            TAG(a), a->url.where, a->st.connections, a->queue[0] ? ", consuming " : "", a->queue, a->n);
     outbox_send(a);
 }
 

@@ -259,7 +259,8 @@ static int open_remote(struct amqp_sink *s, const struct sink_cfg *cfg, char *er
                                     .controller_instance = cfg->controller_instance,
                                     .publish = wk_publish,
                                     .publish_ctx = s};
-    const struct ph_amqp_cfg acfg = {.name = "bridge (remote workers)",
+    const struct ph_amqp_cfg acfg = {.name = "bridge",
+                                     .purpose = "remote workers",
                                      .queue = s->wk_queue,
                                      .durable_queue = false,
                                      .auto_ack = true,

@@ -83,6 +83,10 @@ typedef int (*ph_amqp_deliver_fn)(void *ctx, const char *rk, size_t rklen, const
 
 struct ph_amqp_cfg {
     const char *name;   /* who speaks, for logs ("bridge", "orchestrator") */
+    /* A second connection of the same process: its purpose, in its log
+     * lines ("AMQP (remote workers) connected ..."); NULL for the main one.
+     * Must outlive the client. */
+    const char *purpose;
     const char *queue;  /* the queue to consume; NULL: publish only */
     bool durable_queue; /* durable and shared (a control queue); else exclusive, auto-deleted */
     uint16_t prefetch;  /* unsettled deliveries at most (0: 50) */
