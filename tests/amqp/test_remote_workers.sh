@@ -1,0 +1,215 @@
+#!/bin/sh
+# Workers that speak the contract over AMQP, merged into the swarm's table,
+# on a real RabbitMQ node:
+#   - a controller with one local worker (shared memory) and ph-bridge;
+#   - rw-1: ph-worker in the SDK's remote mode (no segment, PH_AMQP_URL_FILE),
+#     and ext-1: a "third-party" worker that is only a stream of contract
+#     envelopes published by this script;
+#   - the controller's status-full lists all three with location and
+#     transport (shm / amqp) and counts them in its totals; the controller
+#     publishes no per-worker status for the remote ones (they speak for
+#     themselves), and the local worker's own status, which comes back on
+#     the bridge's remote-worker queue, is not taken for a remote worker;
+#   - a config-update addressed to rw-1 is answered once, by the controller,
+#     after rw-1 applied the patch it forwarded (rw-1's status shows it);
+#   - killing rw-1 and silencing ext-1 makes both stale within the TTL,
+#     while the local worker stays healthy;
+#   - every captured envelope passes tests/contract/validate.py.
+# usage: test_remote_workers.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
+# Ports: PH_TEST_AMQP_PORT (default 28672) and the three after it, epmd on
+# PH_TEST_EPMD_PORT (default 28369). Exits 77 (skipped) without rabbitmq-server.
+set -eu
+
+BIN=${1:?usage: test_remote_workers.sh BIN_DIR}
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+amqp_test_init remote 28672 28369
+CAP_PID=
+CTL_PID=
+W1_PID=
+RW_PID=
+EXT_PID=
+BR_PID=
+
+cleanup() {
+    for p in $EXT_PID $RW_PID $BR_PID $W1_PID $CTL_PID $CAP_PID; do kill "$p" 2>/dev/null || true; done
+    for p in $EXT_PID $RW_PID $BR_PID $W1_PID $CTL_PID $CAP_PID; do wait "$p" 2>/dev/null || true; done
+    "$RMQ" stop --dir "$RDIR" >/dev/null 2>&1 || true
+    rm -f "/dev/shm/ph.$SWARM" "/dev/shm/ph.$SWARM.bridge"
+    if [ -n "${PH_TEST_KEEP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT INT TERM
+
+# signal TYPE ROLE INSTANCE CID DATA_JSON: one "ROUTING_KEY<TAB>BODY" line,
+# also appended to signals.jsonl for validate.py --signals.
+signal() {
+    $PY - "$SWARM" "$@" "$TMP/signals.jsonl" <<'EOF'
+import json, sys
+swarm, t, role, inst, cid, data, log = sys.argv[1:8]
+e = {"timestamp": "2026-12-01T10:00:00.000Z", "version": "1", "kind": "signal", "type": t,
+     "origin": "ph-amqp-test", "scope": {"swarmId": swarm, "role": role, "instance": inst},
+     "correlationId": cid, "idempotencyKey": cid, "data": json.loads(data)}
+rk = ".".join(["signal", t, swarm, role, inst])
+open(log, "a").write(json.dumps({"routingKey": rk, "envelope": e}) + "\n")
+print(rk + "\t" + json.dumps(e))
+EOF
+}
+
+# ext_worker: the third-party worker, a status-full then a delta every
+# 0.5 s, printed as publish lines until killed.
+ext_worker() {
+    $PY -u - "$SWARM" <<'EOF'
+import json, sys, time, datetime
+swarm = sys.argv[1]
+def env(t, data):
+    ts = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    e = {"timestamp": ts, "version": "1", "kind": "metric", "type": t, "origin": "ext-1",
+         "scope": {"swarmId": swarm, "role": "processor", "instance": "ext-1"},
+         "correlationId": None, "idempotencyKey": None, "data": data}
+    return "event.metric.%s.%s.processor.ext-1\t%s" % (t, swarm, json.dumps(e))
+state = {"enabled": True, "tps": 25, "ioState": {"work": {"input": "ok", "output": "ok"}}}
+print(env("status-full", dict(state, config={"ratePerSec": 25}, io={},
+                              startedAt="2026-12-01T10:00:00.000Z",
+                              context={"location": "host-c"})))
+try:
+    while True:
+        time.sleep(0.5)
+        print(env("status-delta", dict(state, context={"location": "host-c"})))
+except (BrokenPipeError, KeyboardInterrupt):
+    pass
+EOF
+}
+
+# full_check CID PYTHON_EXPR: the controller's status-full answering CID
+# satisfies the expression over `w` (instance -> entry) and `t` (totals).
+full_check() {
+    $PY - "$CAP" "$SWARM" "$1" "$2" <<'EOF'
+import json, sys
+cap, swarm, cid, expr = sys.argv[1:5]
+full = None
+for l in open(cap):
+    d = json.loads(l)
+    e = d.get("envelope") or {}
+    if d["routingKey"].startswith("event.metric.status-full.%s.swarm-controller." % swarm) \
+            and e.get("correlationId") == cid:
+        full = e
+if full is None:
+    sys.exit(1)
+ctx = full["data"]["context"]
+w = {x["instance"]: x for x in ctx["workers"]}
+t = ctx["totals"]
+ok = eval(" ".join(expr.split()))
+if not ok:
+    print("status-full %s: workers %s totals %s" % (cid, json.dumps(ctx["workers"]), t), file=sys.stderr)
+sys.exit(0 if ok else 1)
+EOF
+}
+
+request_full() { # CID
+    signal status-request swarm-controller "$CTL" "$1" '{}' | pub
+}
+
+cat >"$TMP/swarm.json" <<EOF
+{"swarmId": "$SWARM",
+ "roles": [{"role": "generator", "count": 1, "config": {"ratePerSec": 20}},
+           {"role": "processor", "count": 2, "config": {"ratePerSec": 10}}],
+ "statusTtlSec": 3, "autoStart": true, "workerDeltas": true, "workerHeartbeatSec": 1}
+EOF
+
+echo "== private broker on 127.0.0.1:$PH_AMQP_PORT"
+"$RMQ" start --dir "$RDIR" >"$TMP/rabbitmq.log" 2>&1 || fail "deploy/rabbitmq start: $(cat "$TMP/rabbitmq.log")"
+capture_start "$CAPQ"
+
+echo "== controller, a local worker, bridge; rw-1 (SDK remote mode) and ext-1 (envelopes only)"
+"$BIN/ph-swarm-controller" --swarm "$SWARM" --instance "$CTL" --swarm-file "$TMP/swarm.json" \
+    --journal-dir "$TMP/journal" >"$TMP/controller.log" 2>&1 &
+CTL_PID=$!
+"$BIN/ph-worker" --swarm "$SWARM" --role generator --instance gen-1 --heartbeat-ms 500 \
+    >"$TMP/gen-1.log" 2>&1 &
+W1_PID=$!
+"$BIN/ph-bridge" --swarm "$SWARM" --controller-instance "$CTL" --sink amqp \
+    --amqp-url-file "$URL" >"$TMP/bridge.log" 2>&1 &
+BR_PID=$!
+wait_until 20 "the bridge's remote-worker queue" has "$TMP/bridge.log" 'AMQP (remote workers) connected'
+PH_AMQP_URL_FILE=$URL "$BIN/ph-worker" --swarm "$SWARM" --role processor --instance rw-1 \
+    --remote --location host-b --controller "$CTL" --heartbeat-ms 1000 \
+    --config '{"ratePerSec": 10}' >"$TMP/rw-1.log" 2>&1 &
+RW_PID=$!
+ext_worker | "$BIN/ph-test-amqp" pub "$URL" >"$TMP/ext.log" 2>&1 &
+EXT_PID=$!
+wait_until 20 "rw-1 in the swarm's table" has "$TMP/bridge.log" 'remote worker rw-1 (processor) at host-b joins'
+wait_until 20 "ext-1 in the swarm's table" has "$TMP/bridge.log" 'remote worker ext-1 (processor) at host-c joins'
+sleep 1.5
+HOST=$(hostname)
+n=0
+until request_full "full-1-$n" && sleep 0.7 && full_check "full-1-$n" "
+    w['gen-1']['transport'] == 'shm' and w['gen-1']['location'] == '$HOST' and
+    w['rw-1']['transport'] == 'amqp' and w['rw-1']['location'] == 'host-b' and
+    w['ext-1']['transport'] == 'amqp' and w['ext-1']['location'] == 'host-c' and
+    not any(x['stale'] for x in w.values()) and w['ext-1']['tps'] > 0 and
+    t['healthy'] == 3 and t['desired'] == 3" 2>/dev/null; do
+    n=$((n + 1))
+    [ $n -lt 10 ] || fail "the controller's status-full does not list the three workers as expected"
+done
+ok "status-full lists gen-1 (shm, $HOST), rw-1 (amqp, host-b), ext-1 (amqp, host-c); 3 healthy"
+
+# The controller never speaks for a remote worker; the local worker's own
+# status coming back on the remote queue was recognised as local.
+$PY - "$CAP" "$SWARM" <<'EOF' || fail "a remote worker's status was published by someone else"
+import json, sys
+bad = 0
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    e = d.get("envelope") or {}
+    for inst in ("rw-1", "ext-1"):
+        if d["routingKey"].startswith("event.metric.status-") and d["routingKey"].endswith("." + inst) \
+                and e.get("origin") != inst:
+            bad += 1
+sys.exit(1 if bad else 0)
+EOF
+if grep -q 'remote worker gen-1' "$TMP/bridge.log"; then fail "the local worker was taken for a remote one"; fi
+captured 1 "event.metric.status-delta.$SWARM.generator.gen-1" || fail "no per-worker status of gen-1 (workerDeltas)"
+ok "remote workers speak for themselves; the local worker's echo is left alone"
+
+echo "== config-update addressed to rw-1"
+signal config-update processor rw-1 cu-1 '{"ratePerSec": 9}' | pub
+wait_until 15 "the controller's outcome for cu-1" captured 1 '"kind":"outcome"' '"correlationId":"cu-1"'
+captured 1 '"correlationId":"cu-1"' '"status":"applied"' || fail "cu-1 not applied: $(grep '"cu-1"' "$CAP" | tail -n 2)"
+[ "$(grep '"kind":"outcome"' "$CAP" | grep -c '"correlationId":"cu-1"')" -eq 1 ] ||
+    fail "cu-1 answered more than once: $(grep '"kind":"outcome"' "$CAP" | grep '"cu-1"')"
+captured 1 "signal.config-update.$SWARM.processor.rw-1" "\"origin\":\"$CTL\"" ||
+    fail "the controller's command did not reach rw-1 as a signal"
+wait_until 10 "rw-1's status-full with the patch" captured 1 \
+    "event.metric.status-full.$SWARM.processor.rw-1" '"ratePerSec":9'
+ok "cu-1: forwarded to rw-1 by the controller, applied, answered once"
+
+echo "== rw-1 killed, ext-1 silent: stale within the TTL (3 s)"
+kill -9 "$RW_PID"
+wait "$RW_PID" 2>/dev/null || true
+RW_PID=
+kill "$EXT_PID" 2>/dev/null || true
+wait "$EXT_PID" 2>/dev/null || true
+EXT_PID=
+pkill -f "ph-test-amqp pub $URL" 2>/dev/null || true
+# The TTL is 3 s; a full is asked for every 0.8 s for up to 12 s.
+n=0
+until request_full "full-2-$n" && sleep 0.8 && full_check "full-2-$n" "
+    w['rw-1']['stale'] and w['ext-1']['stale'] and not w['gen-1']['stale'] and t['healthy'] == 1" 2>/dev/null; do
+    n=$((n + 1))
+    [ $n -lt 15 ] || fail "rw-1 and ext-1 not stale 12 s after they went silent"
+done
+ok "rw-1 and ext-1 stale, gen-1 healthy"
+
+echo "== clean stop, then every captured envelope against the contract"
+kill "$BR_PID"
+if wait "$BR_PID"; then :; else fail "ph-bridge exited with $?"; fi
+BR_PID=
+sleep 0.3
+kill "$CAP_PID" && wait "$CAP_PID" || true
+CAP_PID=
+$PY "$ROOT/tests/contract/validate.py" "$CAP" --signals "$TMP/signals.jsonl" \
+    >"$TMP/validate.out" 2>&1 || fail "validate.py: $(tail -n 30 "$TMP/validate.out")"
+tail -n 2 "$TMP/validate.out"
+ok "the capture passes the contract audit"
+
+echo "$PASSED passed, $FAILED failed"
