@@ -36,6 +36,9 @@ struct proxy {
     uint64_t last_status_ns; /* 0: no status yet (no rate to integrate) */
     double carry;            /* items of the integrated rate not yet counted */
     bool leaving;            /* STOP acked: leave the slot at the end of the tick */
+    char relay[PH_ID_MAX];   /* the relay it comes through; "" for a worker speaking AMQP */
+    bool have_abs;           /* relayed: last_processed/last_errors hold the worker's counts */
+    uint64_t last_processed, last_errors;
     struct pend pend[REMOTE_MAX_PENDING];
 };
 
@@ -46,6 +49,7 @@ struct remote {
     void *publish_ctx;
     json_t *index;   /* key -> position in v */
     json_t *skip;    /* key -> until (ns): identities not to claim for now */
+    json_t *relays;  /* relay id -> when a full table was last asked of it (ns) */
     struct proxy **v;
     size_t n, cap;
     struct remote_stats st;
@@ -59,6 +63,11 @@ json_t *remote_keys(const char *swarm)
     for (size_t i = 0; keys != NULL && i < sizeof kinds / sizeof kinds[0]; i++) {
         char k[CONTRACT_RK_MAX];
         snprintf(k, sizeof k, "%s.%s.#", kinds[i], swarm);
+        json_object_set_new(keys, k, json_true());
+    }
+    if (keys != NULL) {
+        char k[CONTRACT_RK_MAX];
+        snprintf(k, sizeof k, "relay.%s.*.up", swarm);
         json_object_set_new(keys, k, json_true());
     }
     return keys;
@@ -78,7 +87,8 @@ int remote_open(struct remote **out, const struct remote_cfg *cfg, char *err, si
     r->publish_ctx = cfg->publish_ctx;
     r->index = json_object();
     r->skip = json_object();
-    if (r->index == NULL || r->skip == NULL) {
+    r->relays = json_object();
+    if (r->index == NULL || r->skip == NULL || r->relays == NULL) {
         remote_close(r);
         snprintf(err, errlen, "out of memory");
         return PH_ERR_SYS;
@@ -101,6 +111,7 @@ void remote_close(struct remote *r)
     free(r->v);
     json_decref(r->index);
     json_decref(r->skip);
+    json_decref(r->relays);
     free(r);
 }
 
@@ -153,10 +164,8 @@ static bool say(uint64_t n)
 }
 
 static struct proxy *join(struct remote *r, const char *key, const char *role,
-                          const char *instance, const json_t *data, uint64_t now)
+                          const char *instance, const char *loc, const char *relay, uint64_t now)
 {
-    const char *loc =
-        json_string_value(json_object_get(json_object_get(data, "context"), "location"));
     if (loc == NULL || !ph_location_ok(loc)) loc = "remote";
     char err[256];
     const struct ph_worker_opts o = {.swarm_id = r->swarm,
@@ -166,7 +175,7 @@ static struct proxy *join(struct remote *r, const char *key, const char *role,
                                       * worker's messages refresh it. */
                                      .heartbeat_ms = UINT32_MAX,
                                      .location = loc,
-                                     .transport = "amqp"};
+                                     .transport = relay != NULL ? "relay" : "amqp"};
     ph_worker *w = ph_worker_attach(&o, err, sizeof err);
     if (w == NULL) {
         if (strstr(err, "already attached") != NULL || strstr(err, "being attached") != NULL) {
@@ -199,11 +208,13 @@ static struct proxy *join(struct remote *r, const char *key, const char *role,
     snprintf(p->role, sizeof p->role, "%s", role);
     snprintf(p->instance, sizeof p->instance, "%s", instance);
     p->w = w;
+    if (relay != NULL) snprintf(p->relay, sizeof p->relay, "%s", relay);
     json_object_set_new(r->index, key, json_integer((json_int_t)r->n));
     r->v[r->n++] = p;
     r->st.joined++;
-    ph_info("remote worker %s (%s) at %s joins the swarm's table (slot %u)", instance, role, loc,
-            ph_worker_slot(w));
+    ph_info("%s worker %s (%s) at %s%s%s joins the swarm's table (slot %u)",
+            relay != NULL ? "relayed" : "remote", instance, role, loc,
+            relay != NULL ? " through relay " : "", relay != NULL ? relay : "", ph_worker_slot(w));
     return p;
 }
 
@@ -277,6 +288,164 @@ static void apply_outcome(struct remote *r, struct proxy *p, const json_t *env)
     r->st.acks++;
 }
 
+
+/* ---- relays ------------------------------------------------------------ */
+
+static int send_down(struct remote *r, const char *relay, json_t *msg)
+{
+    char rk[CONTRACT_RK_MAX];
+    snprintf(rk, sizeof rk, "relay.%s.%s.down", r->swarm, relay);
+    char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    int rc = text != NULL ? r->publish(r->publish_ctx, rk, text, strlen(text), true) : -1;
+    free(text);
+    return rc;
+}
+
+/* A relay whose table the bridge does not hold whole (first seen after a
+ * bridge restart): asked for a full one, at most every REMOTE_RETRY_NS. */
+static void ask_full(struct remote *r, const char *relay, uint64_t now)
+{
+    const json_t *t = json_object_get(r->relays, relay);
+    if (t != NULL && now - (uint64_t)json_integer_value(t) < REMOTE_RETRY_NS) return;
+    json_object_set_new(r->relays, relay, json_integer((json_int_t)now));
+    send_down(r, relay, json_pack("{s:b}", "full", 1));
+}
+
+static uint64_t u64_of(const json_t *v)
+{
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+static void apply_relayed(struct proxy *p, const json_t *e)
+{
+    const uint64_t processed = u64_of(json_object_get(e, "processed"));
+    const uint64_t errors = u64_of(json_object_get(e, "errors"));
+    /* The worker's counts are absolute; the proxy's start at its claim:
+     * only the growth is added (a smaller count is a restarted worker). */
+    if (p->have_abs && processed >= p->last_processed)
+        ph_worker_count(p->w, processed - p->last_processed);
+    if (p->have_abs && errors >= p->last_errors)
+        ph_worker_count_errors(p->w, errors - p->last_errors);
+    p->have_abs = true;
+    p->last_processed = processed;
+    p->last_errors = errors;
+    const json_t *cfg = json_object_get(e, "config");
+    const json_t *io = json_object_get(e, "io");
+    if (json_is_object(cfg)) ph_worker_publish_config(p->w, cfg);
+    if (json_is_object(io)) ph_worker_publish_io(p->w, io);
+    int in = ph_io_in_parse(json_string_value(json_object_get(e, "input")));
+    int out = ph_io_out_parse(json_string_value(json_object_get(e, "output")));
+    ph_worker_set_enabled(p->w, json_is_true(json_object_get(e, "enabled")));
+    ph_worker_set_io_state(p->w, in < 0 ? PH_IN_UNKNOWN : (enum ph_io_in)in,
+                           out < 0 ? PH_OUT_UNKNOWN : (enum ph_io_out)out);
+    ph_worker_publish_status(p->w);
+}
+
+/* The proxy of (role, instance) when it comes through `relay`. */
+static struct proxy *relayed(struct remote *r, const json_t *e, const char *relay, char *key,
+                             size_t keylen)
+{
+    key[0] = '\0';
+    const char *role = json_string_value(json_object_get(e, "role"));
+    const char *inst = json_string_value(json_object_get(e, "instance"));
+    char why[128];
+    if (role == NULL || inst == NULL || ph_ident_check("role", role, why, sizeof why) != PH_OK ||
+        ph_ident_check("instance", inst, why, sizeof why) != PH_OK)
+        return NULL;
+    snprintf(key, keylen, "%s.%s", role, inst);
+    struct proxy *p = find(r, key);
+    return p != NULL && strcmp(p->relay, relay) == 0 ? p : NULL;
+}
+
+static int on_relay(struct remote *r, const char *rk, const char *body, size_t len, uint64_t now)
+{
+    /* relay.<swarm>.<relay>.up */
+    char swarm[PH_ID_MAX], relay[PH_ID_MAX], dir[8], why[160];
+    if (sscanf(rk, "relay.%63[^.].%63[^.].%7s", swarm, relay, dir) != 3 ||
+        strcmp(swarm, r->swarm) != 0 || strcmp(dir, "up") != 0) {
+        r->st.ignored++;
+        return 0;
+    }
+    json_error_t je;
+    json_t *m = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    const char *host = json_string_value(json_object_get(m, "host"));
+    const json_t *workers = json_object_get(m, "workers");
+    const json_t *left = json_object_get(m, "left");
+    const json_t *acks = json_object_get(m, "acks");
+    const json_t *alerts = json_object_get(m, "alerts");
+    if (m == NULL || ph_ident_check("relay id", relay, why, sizeof why) != PH_OK ||
+        json_string_value(json_object_get(m, "relay")) == NULL ||
+        strcmp(json_string_value(json_object_get(m, "relay")), relay) != 0 || host == NULL ||
+        !ph_location_ok(host) || !json_is_array(workers) || !json_is_array(left) ||
+        !json_is_array(acks) || !json_is_array(alerts)) {
+        if (say(++r->st.refused))
+            ph_warn("relay message on %s refused: %s", rk,
+                    m == NULL ? je.text : "not {relay, host, workers, left, acks, alerts}");
+        json_decref(m);
+        return -1;
+    }
+    const bool full = json_is_true(json_object_get(m, "full"));
+    if (full)
+        json_object_set_new(r->relays, relay, json_integer(0));
+    else if (json_object_get(r->relays, relay) == NULL)
+        ask_full(r, relay, now);
+    char key[2 * PH_ID_MAX + 2];
+    json_t *listed = full ? json_object() : NULL;
+    size_t i;
+    const json_t *e;
+    json_array_foreach(workers, i, e)
+    {
+        struct proxy *p = relayed(r, e, relay, key, sizeof key);
+        if (p == NULL && key[0] != '\0' && find(r, key) == NULL && !skipped(r, key, now))
+            p = join(r, key, json_string_value(json_object_get(e, "role")),
+                     json_string_value(json_object_get(e, "instance")), host, relay, now);
+        if (p == NULL) continue;
+        p->last_msg_ns = now;
+        apply_relayed(p, e);
+        r->st.statuses++;
+        if (listed != NULL) json_object_set_new(listed, key, json_true());
+    }
+    json_array_foreach(acks, i, e)
+    {
+        struct proxy *p = relayed(r, e, relay, key, sizeof key);
+        const uint64_t token = u64_of(json_object_get(e, "token"));
+        for (int j = 0; p != NULL && j < REMOTE_MAX_PENDING; j++) {
+            struct pend *q = &p->pend[j];
+            if (!q->used || q->token != token) continue;
+            q->used = false;
+            const char *msg = json_string_value(json_object_get(e, "message"));
+            ph_worker_ack(p->w, token, json_is_true(json_object_get(e, "ok")), msg ? msg : "");
+            r->st.acks++;
+        }
+    }
+    json_array_foreach(alerts, i, e)
+    {
+        struct proxy *p = relayed(r, e, relay, key, sizeof key);
+        const char *level = json_string_value(json_object_get(e, "level"));
+        const char *code = json_string_value(json_object_get(e, "code"));
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        if (p != NULL && level != NULL && code != NULL && msg != NULL)
+            ph_worker_alert(p->w, level, code, msg);
+    }
+    json_array_foreach(left, i, e)
+    {
+        if (relayed(r, e, relay, key, sizeof key) != NULL) drop(r, key);
+    }
+    /* A full table: whoever of this relay is not in it has gone. */
+    for (size_t k = 0; listed != NULL && k < r->n;) {
+        if (strcmp(r->v[k]->relay, relay) == 0 && json_object_get(listed, r->v[k]->key) == NULL) {
+            snprintf(key, sizeof key, "%s", r->v[k]->key);
+            drop(r, key);
+            continue;
+        }
+        k++;
+    }
+    json_decref(listed);
+    json_decref(m);
+    return 0;
+}
+
 int remote_on_message(struct remote *r, const char *rk, size_t rklen, const char *body,
                       size_t len, uint64_t now)
 {
@@ -285,6 +454,7 @@ int remote_on_message(struct remote *r, const char *rk, size_t rklen, const char
     if (rklen >= sizeof rkz) return -1;
     memcpy(rkz, rk, rklen);
     rkz[rklen] = '\0';
+    if (strncmp(rkz, "relay.", 6) == 0) return on_relay(r, rkz, body, len, now);
     if (contract_rk_parse(rkz, &k, why, sizeof why) != PH_OK) {
         if (say(++r->st.refused)) ph_warn("remote worker message refused: %s", why);
         return -1;
@@ -329,7 +499,19 @@ int remote_on_message(struct remote *r, const char *rk, size_t rklen, const char
         json_decref(env);
         return -1;
     }
-    if (p == NULL) p = join(r, key, k.role, k.instance, json_object_get(env, "data"), now);
+    if (p != NULL && p->relay[0] != '\0') {
+        /* The name is a relayed worker's: not this message's to update. */
+        if (say(++r->st.refused))
+            ph_warn("status of %s over AMQP ignored: a worker of that name comes through relay %s",
+                    k.instance, p->relay);
+        json_decref(env);
+        return 0;
+    }
+    if (p == NULL)
+        p = join(r, key, k.role, k.instance,
+                 json_string_value(json_object_get(
+                     json_object_get(json_object_get(env, "data"), "context"), "location")),
+                 NULL, now);
     if (p != NULL) {
         p->last_msg_ns = now;
         if (status)
@@ -376,6 +558,29 @@ static void forward(struct remote *r, struct proxy *p, const struct ph_command *
     r->st.commands++;
     char cid[CONTRACT_STR_MAX];
     snprintf(cid, sizeof cid, "%s.cmd.%" PRIu64, r->controller, cmd->token);
+    if (p->relay[0] != '\0') {
+        /* Through the relay, with the controller's token: its ack comes back
+         * in a batch. */
+        struct pend *q = pend_add(p);
+        const char *type = cmd->type == PH_COMMAND_CONFIG_PATCH    ? "config-update"
+                           : cmd->type == PH_COMMAND_STATUS_REQUEST ? "status-request"
+                                                                    : "stop";
+        json_t *c = json_pack("{s:s, s:s, s:I, s:s}", "role", p->role, "instance", p->instance,
+                              "token", (json_int_t)cmd->token, "type", type);
+        if (c != NULL && cmd->patch != NULL)
+            json_object_set_new(c, "patch", json_deep_copy(cmd->patch));
+        if (q == NULL || c == NULL ||
+            send_down(r, p->relay, json_pack("{s:[o]}", "cmds", c)) != 0) {
+            if (q == NULL) json_decref(c);
+            ph_worker_ack(p->w, cmd->token, false, "could not send the command to the relay");
+            return;
+        }
+        *q = (struct pend){.used = true,
+                           .token = cmd->token,
+                           .type = cmd->type,
+                           .deadline_ns = now + REMOTE_CMD_TIMEOUT_NS};
+        return;
+    }
     if (cmd->type == PH_COMMAND_STOP) {
         /* The contract has no stop for a worker: its workload is disabled
          * and it leaves the swarm's table. */

@@ -361,6 +361,103 @@ static void a_silent_worker_leaves_its_slot_after_the_forget_period(void **state
     assert_int_equal(remote_count(f->r), 1);
 }
 
+
+/* relay.<swarm>.r1.up with the given JSON body. */
+static int feed_relay(struct fx *f, const char *body, uint64_t now)
+{
+    char rk[CONTRACT_RK_MAX];
+    snprintf(rk, sizeof rk, "relay.%s.r1.up", f->swarm);
+    return remote_on_message(f->r, rk, strlen(rk), body, strlen(body), now);
+}
+
+static char *relay_batch_json(bool full, const char *workers, const char *left, const char *acks)
+{
+    char *s = NULL;
+    if (asprintf(&s,
+                 "{\"relay\": \"r1\", \"host\": \"host-r\", \"seq\": 1, \"full\": %s, "
+                 "\"workers\": [%s], \"left\": [%s], \"acks\": [%s], \"alerts\": []}",
+                 full ? "true" : "false", workers, left, acks) < 0)
+        return NULL;
+    return s;
+}
+
+#define RW(inst, processed)                                                                    \
+    "{\"role\": \"generator\", \"instance\": \"" inst "\", \"enabled\": true, \"input\": "    \
+    "\"ok\", \"output\": \"ok\", \"processed\": " #processed ", \"errors\": 0}"
+
+static void a_relay_batch_stands_in_for_each_of_its_workers_with_transport_relay(void **state)
+{
+    struct fx *f = *state;
+    char *b = relay_batch_json(true, RW("h1", 100) "," RW("h2", 5), "", "");
+    assert_int_equal(feed_relay(f, b, 1 * S), 0);
+    free(b);
+    assert_int_equal(remote_count(f->r), 2);
+    int slot = slot_of(f, "h1");
+    assert_true(slot >= 0);
+    struct drained d;
+    drain(f, slot, &d);
+    assert_true(d.meta);
+    assert_string_equal(d.m.transport, "relay");
+    assert_string_equal(d.m.location, "host-r");
+    /* The first count is the baseline: the proxy adds only the growth. */
+    assert_int_equal(d.st.processed, 0);
+    b = relay_batch_json(false, RW("h1", 130), "", "");
+    assert_int_equal(feed_relay(f, b, 2 * S), 0);
+    free(b);
+    drain(f, slot, &d);
+    assert_int_equal(d.st.processed, 30);
+    /* One leaves; a later full table without h2 drops it too. */
+    b = relay_batch_json(false, "", "{\"role\": \"generator\", \"instance\": \"h1\", \"dead\": true}", "");
+    assert_int_equal(feed_relay(f, b, 3 * S), 0);
+    free(b);
+    assert_int_equal(slot_of(f, "h1"), -1);
+    b = relay_batch_json(true, "", "", "");
+    assert_int_equal(feed_relay(f, b, 4 * S), 0);
+    free(b);
+    assert_int_equal(remote_count(f->r), 0);
+    /* Nothing goes back to a relay that sent its full table. */
+    assert_int_equal(f->nsent, 0);
+}
+
+static void a_command_for_a_relayed_worker_goes_to_its_relay_and_the_ack_comes_back(void **state)
+{
+    struct fx *f = *state;
+    /* A bridge that first hears a relay mid-stream asks for its full table. */
+    char *b = relay_batch_json(false, RW("h1", 1), "", "");
+    assert_int_equal(feed_relay(f, b, 1 * S), 0);
+    free(b);
+    assert_int_equal(f->nsent, 1);
+    char want[CONTRACT_RK_MAX];
+    snprintf(want, sizeof want, "relay.%s.r1.down", f->swarm);
+    assert_string_equal(f->sent[0].rk, want);
+    assert_true(json_is_true(json_object_get(f->sent[0].env, "full")));
+    int slot = slot_of(f, "h1");
+    struct drained d;
+    drain(f, slot, &d);
+    command(f, slot, PH_CMD_CONFIG_PATCH, 4242, "ratePerSec");
+    remote_tick(f->r, 2 * S);
+    assert_int_equal(f->nsent, 2);
+    assert_string_equal(f->sent[1].rk, want);
+    const json_t *c = json_array_get(json_object_get(f->sent[1].env, "cmds"), 0);
+    assert_string_equal(json_string_value(json_object_get(c, "instance")), "h1");
+    assert_string_equal(json_string_value(json_object_get(c, "type")), "config-update");
+    assert_int_equal(json_integer_value(json_object_get(c, "token")), 4242);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(c, "patch"), "ratePerSec")),
+                     9);
+    b = relay_batch_json(false, "", "",
+                         "{\"role\": \"generator\", \"instance\": \"h1\", \"token\": 4242, "
+                         "\"ok\": true, \"message\": \"applied\"}");
+    assert_int_equal(feed_relay(f, b, 3 * S), 0);
+    free(b);
+    drain(f, slot, &d);
+    assert_int_equal(d.nacks, 1);
+    assert_int_equal(d.acks[0].token, 4242);
+    assert_true(d.acks[0].ok);
+    /* Not a relay message: refused, nothing changes. */
+    assert_int_equal(feed_relay(f, "{\"relay\": \"other\"}", 4 * S), -1);
+    assert_int_equal(remote_count(f->r), 1);
+}
+
 int main(void)
 {
     ph_log_init("test_bridge_remote", "unit");
@@ -383,6 +480,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_silent_worker_leaves_its_slot_after_the_forget_period,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_relay_batch_stands_in_for_each_of_its_workers_with_transport_relay, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_command_for_a_relayed_worker_goes_to_its_relay_and_the_ack_comes_back, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
