@@ -1,26 +1,28 @@
 #!/bin/sh
-# Workers that speak the contract over AMQP, merged into the swarm's table,
-# on a real RabbitMQ node:
+# One swarm over several "hosts", on a real RabbitMQ node:
 #   - a controller with one local worker (shared memory) and ph-bridge;
+#   - ph-relay standing in for another host (its own segment, another name
+#     on this machine) with two workers attached to it;
 #   - rw-1: ph-worker in the SDK's remote mode (no segment, PH_AMQP_URL_FILE),
 #     and ext-1: a "third-party" worker that is only a stream of contract
 #     envelopes published by this script;
-#   - the controller's status-full lists all three with location and
-#     transport (shm / amqp) and counts them in its totals; the controller
-#     publishes no per-worker status for the remote ones (they speak for
-#     themselves), and the local worker's own status, which comes back on
-#     the bridge's remote-worker queue, is not taken for a remote worker;
-#   - a config-update addressed to rw-1 is answered once, by the controller,
-#     after rw-1 applied the patch it forwarded (rw-1's status shows it);
-#   - killing rw-1 and silencing ext-1 makes both stale within the TTL,
-#     while the local worker stays healthy;
+#   - the controller's status-full lists all five with location and
+#     transport (shm / relay / amqp) and counts them in its totals; the
+#     controller publishes no per-worker status for the remote ones (they
+#     speak for themselves), and the local worker's own status, which comes
+#     back on the bridge's remote-worker queue, is not taken for a remote
+#     worker;
+#   - a config-update addressed to rw-1, and one to a relayed worker, are
+#     each answered once, by the controller, after the worker applied it;
+#   - killing rw-1, silencing ext-1 and killing the relay makes their
+#     workers stale within the TTL, while the local worker stays healthy;
 #   - every captured envelope passes tests/contract/validate.py.
-# usage: test_remote_workers.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
+# usage: test_multihost.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
 # Ports: PH_TEST_AMQP_PORT (default 28672) and the three after it, epmd on
 # PH_TEST_EPMD_PORT (default 28369). Exits 77 (skipped) without rabbitmq-server.
 set -eu
 
-BIN=${1:?usage: test_remote_workers.sh BIN_DIR}
+BIN=${1:?usage: test_multihost.sh BIN_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 amqp_test_init remote 28672 28369
@@ -30,12 +32,17 @@ W1_PID=
 RW_PID=
 EXT_PID=
 BR_PID=
+RL_PID=
+R1_PID=
+R2_PID=
+SEGB=$SWARM-hostb
 
 cleanup() {
-    for p in $EXT_PID $RW_PID $BR_PID $W1_PID $CTL_PID $CAP_PID; do kill "$p" 2>/dev/null || true; done
-    for p in $EXT_PID $RW_PID $BR_PID $W1_PID $CTL_PID $CAP_PID; do wait "$p" 2>/dev/null || true; done
+    ALL="$EXT_PID $RW_PID $R1_PID $R2_PID $RL_PID $BR_PID $W1_PID $CTL_PID $CAP_PID"
+    for p in $ALL; do kill "$p" 2>/dev/null || true; done
+    for p in $ALL; do wait "$p" 2>/dev/null || true; done
     "$RMQ" stop --dir "$RDIR" >/dev/null 2>&1 || true
-    rm -f "/dev/shm/ph.$SWARM" "/dev/shm/ph.$SWARM.bridge"
+    rm -f "/dev/shm/ph.$SWARM" "/dev/shm/ph.$SWARM.bridge" "/dev/shm/ph.$SEGB"
     if [ -n "${PH_TEST_KEEP:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT INT TERM
@@ -112,7 +119,8 @@ request_full() { # CID
 cat >"$TMP/swarm.json" <<EOF
 {"swarmId": "$SWARM",
  "roles": [{"role": "generator", "count": 1, "config": {"ratePerSec": 20}},
-           {"role": "processor", "count": 2, "config": {"ratePerSec": 10}}],
+           {"role": "processor", "count": 2, "config": {"ratePerSec": 10}},
+           {"role": "moderator", "count": 2, "config": {"ratePerSec": 10}}],
  "statusTtlSec": 3, "autoStart": true, "workerDeltas": true, "workerHeartbeatSec": 1}
 EOF
 
@@ -120,7 +128,7 @@ echo "== private broker on 127.0.0.1:$PH_AMQP_PORT"
 "$RMQ" start --dir "$RDIR" >"$TMP/rabbitmq.log" 2>&1 || fail "deploy/rabbitmq start: $(cat "$TMP/rabbitmq.log")"
 capture_start "$CAPQ"
 
-echo "== controller, a local worker, bridge; rw-1 (SDK remote mode) and ext-1 (envelopes only)"
+echo "== controller, a local worker, bridge; a relay with rl-1, rl-2; rw-1 (SDK remote mode) and ext-1 (envelopes only)"
 "$BIN/ph-swarm-controller" --swarm "$SWARM" --instance "$CTL" --swarm-file "$TMP/swarm.json" \
     --journal-dir "$TMP/journal" >"$TMP/controller.log" 2>&1 &
 CTL_PID=$!
@@ -131,6 +139,15 @@ W1_PID=$!
     --amqp-url-file "$URL" >"$TMP/bridge.log" 2>&1 &
 BR_PID=$!
 wait_until 20 "the bridge's remote-worker queue" has "$TMP/bridge.log" 'AMQP (remote workers) connected'
+"$BIN/ph-relay" --swarm "$SWARM" --segment "$SEGB" --relay-id hostb --location host-r \
+    --amqp-url-file "$URL" >"$TMP/relay.log" 2>&1 &
+RL_PID=$!
+wait_until 10 "the relay's segment" test -e "/dev/shm/ph.$SEGB"
+for i in 1 2; do
+    "$BIN/ph-worker" --swarm "$SEGB" --role moderator --instance "rl-$i" --heartbeat-ms 500 \
+        >"$TMP/rl-$i.log" 2>&1 &
+    eval "R${i}_PID=\$!"
+done
 PH_AMQP_URL_FILE=$URL "$BIN/ph-worker" --swarm "$SWARM" --role processor --instance rw-1 \
     --remote --location host-b --controller "$CTL" --heartbeat-ms 1000 \
     --config '{"ratePerSec": 10}' >"$TMP/rw-1.log" 2>&1 &
@@ -139,6 +156,7 @@ ext_worker | "$BIN/ph-test-amqp" pub "$URL" >"$TMP/ext.log" 2>&1 &
 EXT_PID=$!
 wait_until 20 "rw-1 in the swarm's table" has "$TMP/bridge.log" 'remote worker rw-1 (processor) at host-b joins'
 wait_until 20 "ext-1 in the swarm's table" has "$TMP/bridge.log" 'remote worker ext-1 (processor) at host-c joins'
+wait_until 20 "rl-2 in the swarm's table" has "$TMP/bridge.log" 'relayed worker rl-2 (moderator) at host-r through relay hostb joins'
 sleep 1.5
 HOST=$(hostname)
 n=0
@@ -146,12 +164,13 @@ until request_full "full-1-$n" && sleep 0.7 && full_check "full-1-$n" "
     w['gen-1']['transport'] == 'shm' and w['gen-1']['location'] == '$HOST' and
     w['rw-1']['transport'] == 'amqp' and w['rw-1']['location'] == 'host-b' and
     w['ext-1']['transport'] == 'amqp' and w['ext-1']['location'] == 'host-c' and
+    w['rl-1']['transport'] == 'relay' and w['rl-2']['location'] == 'host-r' and
     not any(x['stale'] for x in w.values()) and w['ext-1']['tps'] > 0 and
-    t['healthy'] == 3 and t['desired'] == 3" 2>/dev/null; do
+    w['rl-1']['tps'] > 0 and t['healthy'] == 5 and t['desired'] == 5" 2>/dev/null; do
     n=$((n + 1))
     [ $n -lt 10 ] || fail "the controller's status-full does not list the three workers as expected"
 done
-ok "status-full lists gen-1 (shm, $HOST), rw-1 (amqp, host-b), ext-1 (amqp, host-c); 3 healthy"
+ok "status-full lists gen-1 (shm, $HOST), rl-1/rl-2 (relay, host-r), rw-1 (amqp, host-b), ext-1 (amqp, host-c); 5 healthy"
 
 # The controller never speaks for a remote worker; the local worker's own
 # status coming back on the remote queue was recognised as local.
@@ -183,7 +202,21 @@ wait_until 10 "rw-1's status-full with the patch" captured 1 \
     "event.metric.status-full.$SWARM.processor.rw-1" '"ratePerSec":9'
 ok "cu-1: forwarded to rw-1 by the controller, applied, answered once"
 
-echo "== rw-1 killed, ext-1 silent: stale within the TTL (3 s)"
+echo "== config-update addressed to rl-1 (through the relay)"
+signal config-update moderator rl-1 cu-2 '{"ratePerSec": 8}' | pub
+wait_until 15 "the controller's outcome for cu-2" captured 1 '"kind":"outcome"' '"correlationId":"cu-2"'
+captured 1 '"correlationId":"cu-2"' '"status":"applied"' || fail "cu-2 not applied: $(grep '"cu-2"' "$CAP" | tail -n 2)"
+[ "$(grep '"kind":"outcome"' "$CAP" | grep -c '"correlationId":"cu-2"')" -eq 1 ] || fail "cu-2 answered more than once"
+has "$TMP/rl-1.log" 'ratePerSec=8' || fail "rl-1 did not apply the patch: $(tail -n 3 "$TMP/rl-1.log")"
+# The relayed worker's status goes out from the controller, like a local one's.
+wait_until 10 "rl-1's status-full with the patch" captured 1 \
+    "event.metric.status-full.$SWARM.moderator.rl-1" '"ratePerSec":8' "\"origin\":\"rl-1\""
+ok "cu-2: through the relay to rl-1, applied, answered once; rl-1's status-full from the controller"
+
+echo "== rw-1 killed, ext-1 silent, the relay killed: stale within the TTL (3 s)"
+kill -9 "$RL_PID"
+wait "$RL_PID" 2>/dev/null || true
+RL_PID=
 kill -9 "$RW_PID"
 wait "$RW_PID" 2>/dev/null || true
 RW_PID=
@@ -194,11 +227,12 @@ pkill -f "ph-test-amqp pub $URL" 2>/dev/null || true
 # The TTL is 3 s; a full is asked for every 0.8 s for up to 12 s.
 n=0
 until request_full "full-2-$n" && sleep 0.8 && full_check "full-2-$n" "
-    w['rw-1']['stale'] and w['ext-1']['stale'] and not w['gen-1']['stale'] and t['healthy'] == 1" 2>/dev/null; do
+    w['rw-1']['stale'] and w['ext-1']['stale'] and w['rl-1']['stale'] and w['rl-2']['stale'] and
+    not w['gen-1']['stale'] and t['healthy'] == 1" 2>/dev/null; do
     n=$((n + 1))
-    [ $n -lt 15 ] || fail "rw-1 and ext-1 not stale 12 s after they went silent"
+    [ $n -lt 15 ] || fail "rw-1, ext-1, rl-1 and rl-2 not stale 12 s after they went silent"
 done
-ok "rw-1 and ext-1 stale, gen-1 healthy"
+ok "rw-1, ext-1 and the relay's rl-1, rl-2 stale; gen-1 healthy"
 
 echo "== clean stop, then every captured envelope against the contract"
 kill "$BR_PID"
