@@ -4,9 +4,15 @@
  *   START_CONTROLLER  the controller runs; wait (≤ 10 s) until the segment
  *                     is valid and names it as controller (the controller
  *                     creates the bridge channel before it says so)
- *   START_WORKERS     the bridge and every worker started; wait until each
- *                     worker is ACTIVE in a slot with its pid and the bridge
- *                     runs, then write `ready`
+ *   START_WORKERS     the bridge, the relay (when a role has placement
+ *                     relay) and every local and remote worker started; the
+ *                     relay's workers once the relay has made its segment
+ *                     ready. Wait until each local worker is ACTIVE in a
+ *                     slot of the controller's segment with its pid, each
+ *                     relay worker likewise in the relay's segment, each
+ *                     remote worker runs (it has no segment: the
+ *                     controller's status lists it), and the bridge and
+ *                     relay run; then write `ready`
  *   RUNNING           restart whatever crashes, with backoff; a process that
  *                     exits with status 0 was told to stop (a worker after
  *                     swarm-remove) and stays stopped. A controller that
@@ -14,6 +20,7 @@
  *                     ended a removed swarm: the swarm is released, through
  *                     the stop phases below, and the supervisor exits 0
  *   STOP_WORKERS      SIGTERM the workers; SIGKILL those left after 5 s
+ *   STOP_RELAY        the same for the relay, once its workers are gone
  *   STOP_CONTROLLER   the same for the controller, which comes after the
  *                     workers so that it sees them detach and reports it
  *   STOP_BRIDGE       the same for the bridge, last: the controller's final
@@ -21,11 +28,16 @@
  *                     and exits. After a removal the bridge exits by itself
  *                     once the broker confirmed the last documents: it gets
  *                     BRIDGE_FINAL_GRACE before SIGTERM
- *   DONE              unlink the segment and the bridge channel, remove
- *                     ready and supervisor.pid
+ *   DONE              unlink the segment, the relay's segment and the bridge
+ *                     channel, remove ready and supervisor.pid
  *
  * The process table is [0] the controller, [1] the bridge when there is
- * one, then the workers.
+ * one, then the relay when there is one, then the workers.
+ *
+ * The relay's segment outlives a relay that crashes: the restarted relay
+ * adopts it, and its workers stay attached. It goes at DONE, like the
+ * controller's, and a supervisor that starts finds and removes a stale one
+ * the same way.
  *
  * Waiting never spins: the loop sleeps in io_uring (a POLL_ADD on a
  * signalfd that carries SIGCHLD, SIGTERM, SIGINT and SIGHUP) with a timeout
@@ -71,6 +83,7 @@ enum sup_phase {
     SUP_START_WORKERS,
     SUP_RUNNING,
     SUP_STOP_WORKERS,
+    SUP_STOP_RELAY,
     SUP_STOP_CONTROLLER,
     SUP_STOP_BRIDGE,
     SUP_DONE,
@@ -83,10 +96,14 @@ struct sup {
     bool have_uring;
     bool poll_armed;
     int sfd;
-    struct sup_proc *procs; /* [0] the controller, [1] the bridge if any, then the workers */
+    struct sup_proc *procs; /* [0] the controller, [1] the bridge if any, the relay if any,
+                             * then the workers */
     size_t nprocs;
     size_t first_worker; /* index of the first worker in procs */
     size_t nworkers;
+    struct sup_proc *relay; /* in procs, or NULL */
+    bool relay_ready;       /* the relay's segment names the relay: its workers may start */
+    char **remote_env;      /* environment of remote workers, or NULL (the supervisor's) */
     enum sup_phase phase;
     uint64_t phase_started;  /* CLOCK_MONOTONIC */
     uint64_t phase_deadline; /* 0: none */
@@ -144,6 +161,7 @@ static struct sup_proc *bridge_proc(struct sup *s)
 static enum sup_proc_kind phase_kind(enum sup_phase ph)
 {
     return ph == SUP_STOP_WORKERS      ? SUP_K_WORKER
+           : ph == SUP_STOP_RELAY      ? SUP_K_RELAY
            : ph == SUP_STOP_CONTROLLER ? SUP_K_CONTROLLER
                                        : SUP_K_BRIDGE;
 }
@@ -160,7 +178,7 @@ static int build_procs(struct sup *s)
     const struct sup_spec *spec = s->opt->spec;
     const struct sup_run *run = s->opt->run;
     const char *bin = s->opt->bin_dir;
-    s->first_worker = s->opt->have_bridge ? 2 : 1;
+    s->first_worker = (s->opt->have_bridge ? 2 : 1) + (spec->has_relay ? 1 : 0);
     s->nworkers = spec->total_workers;
     s->nprocs = s->first_worker + s->nworkers;
     s->procs = calloc(s->nprocs, sizeof *s->procs);
@@ -229,6 +247,56 @@ static int build_procs(struct sup *s)
         b->argv[k++] = xstrdup(run->signals_path);
     }
 
+    if (spec->has_relay) {
+        struct sup_proc *y = &s->procs[s->first_worker - 1];
+        s->relay = y;
+        y->kind = SUP_K_RELAY;
+        snprintf(y->name, sizeof y->name, "relay");
+        snprintf(y->role, sizeof y->role, "relay");
+        /* Its relay id, which is also its segment's name. */
+        snprintf(y->instance, sizeof y->instance, "%s", spec->relay_segment);
+        y->argv = calloc(16, sizeof *y->argv);
+        if (y->argv == NULL) return PH_ERR_SYS;
+        if (snprintf(path, sizeof path, "%s/ph-relay", bin) >= (int)sizeof path)
+            return PH_ERR_INVAL;
+        k = 0;
+        y->argv[k++] = xstrdup(path);
+        y->argv[k++] = xstrdup("--swarm");
+        y->argv[k++] = xstrdup(spec->swarm_id);
+        /* Not the swarm's own name: on this host the controller's segment
+         * has that one. */
+        y->argv[k++] = xstrdup("--segment");
+        y->argv[k++] = xstrdup(spec->relay_segment);
+        y->argv[k++] = xstrdup("--relay-id");
+        y->argv[k++] = xstrdup(spec->relay_segment);
+        y->argv[k++] = xstrdup("--location");
+        y->argv[k++] = xstrdup(spec->relay_location);
+        if (s->opt->amqp_url_file[0] != '\0') {
+            /* The file's path, never the URL; without it the relay reads
+             * $PH_AMQP_URL, which it inherits. */
+            y->argv[k++] = xstrdup("--amqp-url-file");
+            y->argv[k++] = xstrdup(s->opt->amqp_url_file);
+        }
+    }
+    if (spec->first_amqp_role != NULL && s->opt->amqp_url_file[0] != '\0') {
+        /* Remote workers read the broker URL from the file PH_AMQP_URL_FILE
+         * names (never from argv): the supervisor's environment with that
+         * variable set to the bridge's URL file. */
+        extern char **environ;
+        size_t n = 0;
+        while (environ[n] != NULL)
+            n++;
+        s->remote_env = calloc(n + 2, sizeof *s->remote_env);
+        if (s->remote_env == NULL) return PH_ERR_SYS;
+        size_t e = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(environ[i], "PH_AMQP_URL_FILE=", 17) != 0)
+                s->remote_env[e++] = xstrdup(environ[i]);
+        char var[PATH_MAX + 32];
+        snprintf(var, sizeof var, "PH_AMQP_URL_FILE=%s", s->opt->amqp_url_file);
+        s->remote_env[e++] = xstrdup(var);
+    }
+
     size_t w = s->first_worker;
     for (size_t r = 0; r < spec->nroles; r++) {
         const struct sup_role *role = &spec->roles[r];
@@ -247,20 +315,36 @@ static int build_procs(struct sup *s)
                 sup_error("%s", err);
                 return PH_ERR_SYS;
             }
-            p->argv = calloc(10, sizeof *p->argv);
+            p->placement = role->placement;
+            p->argv = calloc(16, sizeof *p->argv);
             if (p->argv == NULL) return PH_ERR_SYS;
             if (snprintf(path, sizeof path, "%s/ph-worker", bin) >= (int)sizeof path)
                 return PH_ERR_INVAL;
             k = 0;
             p->argv[k++] = xstrdup(path);
             p->argv[k++] = xstrdup("--swarm");
-            p->argv[k++] = xstrdup(spec->swarm_id);
+            /* A relay's workers attach to the segment the relay serves,
+             * which they name as their swarm. */
+            p->argv[k++] =
+                xstrdup(role->placement == SUP_PLACE_RELAY ? spec->relay_segment : spec->swarm_id);
             p->argv[k++] = xstrdup("--role");
             p->argv[k++] = xstrdup(p->role);
             p->argv[k++] = xstrdup("--instance");
             p->argv[k++] = xstrdup(p->instance);
             p->argv[k++] = xstrdup("--config-file");
             p->argv[k++] = xstrdup(cfg);
+            if (role->placement == SUP_PLACE_REMOTE) {
+                p->argv[k++] = xstrdup("--remote");
+                p->argv[k++] = xstrdup("--location");
+                p->argv[k++] = xstrdup(role->location);
+                p->argv[k++] = xstrdup("--controller");
+                p->argv[k++] = xstrdup(spec->controller_instance);
+                p->envp = s->remote_env;
+            } else if (role->placement == SUP_PLACE_RELAY) {
+                /* The relay's segment or nothing: a worker that fell back to
+                 * remote mode would report under the segment's name. */
+                p->argv[k++] = xstrdup("--local");
+            }
         }
     }
     for (size_t i = 0; i < s->nprocs; i++) {
@@ -283,39 +367,57 @@ static void free_procs(struct sup *s)
         free(a);
     }
     free(s->procs);
+    for (size_t i = 0; s->remote_env != NULL && s->remote_env[i] != NULL; i++)
+        free(s->remote_env[i]);
+    free(s->remote_env);
 }
 
 /* ---- the segment ------------------------------------------------------ */
 
-/* Before starting: a segment whose controller lives belongs to a swarm that
- * runs without us (refuse); one whose controller is gone is left over from
- * a run that ended badly (remove it, so this run starts from generation 1). */
-static int check_existing_segment(struct sup *s)
+/* The pid the process of `kind` has now, or 0. */
+static pid_t owner_pid(const struct sup *s, enum sup_proc_kind kind)
+{
+    if (kind == SUP_K_RELAY) return s->relay != NULL ? s->relay->pid : 0;
+    return s->procs[0].pid;
+}
+
+/* Before starting: a segment whose owner (the controller, or for
+ * `relay_seg` the relay) lives belongs to a swarm that runs without us
+ * (refuse); one whose owner is gone is left over from a run that ended
+ * badly (remove it, so this run starts from generation 1). */
+static int check_existing_segment(struct sup *s, const char *name, bool relay_seg)
 {
     struct ph_segment seg;
     char err[256];
-    int rc = ph_segment_open(&seg, s->swarm, false, err, sizeof err);
+    int rc = ph_segment_open(&seg, name, false, err, sizeof err);
     if (rc == PH_ERR_NOENT) return PH_OK;
     if (rc == PH_ERR_ACCES) {
         sup_error("%s (a swarm of another user?)", err);
         return rc;
     }
+    const char *owner = relay_seg ? "relay" : "controller";
     if (rc == PH_OK) {
         int32_t pid = atomic_load_explicit(&seg.hdr->controller_pid, memory_order_acquire);
         uint64_t st = atomic_load_explicit(&seg.hdr->controller_start_time, memory_order_relaxed);
         ph_segment_close(&seg);
+        if (pid > 0 && ph_proc_alive(pid, st) && relay_seg) {
+            sup_error("the relay's segment /dev/shm/ph.%s is in use by pid %" PRId32
+                      " (a relay of swarm %s still running, or a swarm named %s); stop it first",
+                      name, pid, s->swarm, name);
+            return PH_ERR_BUSY;
+        }
         if (pid > 0 && ph_proc_alive(pid, st)) {
             sup_error("swarm %s already has a live controller (pid %" PRId32
                       "); stop that swarm first (deploy/phive down %s)",
                       s->swarm, pid, s->swarm);
             return PH_ERR_BUSY;
         }
-        sup_warn("removing stale segment /dev/shm/ph.%s (its controller pid %" PRId32 " is gone)",
-                 s->swarm, pid);
+        sup_warn("removing stale segment /dev/shm/ph.%s (its %s pid %" PRId32 " is gone)", name,
+                 owner, pid);
     } else {
-        sup_warn("removing stale segment /dev/shm/ph.%s: %s", s->swarm, err);
+        sup_warn("removing stale segment /dev/shm/ph.%s: %s", name, err);
     }
-    rc = ph_segment_unlink(s->swarm, err, sizeof err);
+    rc = ph_segment_unlink(name, err, sizeof err);
     if (rc != PH_OK && rc != PH_ERR_NOENT) {
         sup_error("%s", err);
         return rc;
@@ -323,30 +425,36 @@ static int check_existing_segment(struct sup *s)
     return PH_OK;
 }
 
-static bool controller_ready(struct sup *s)
+/* True when segment `name` is valid and names our process of `kind` (the
+ * controller, or the relay) as its owner. */
+static bool segment_ready(struct sup *s, const char *name, enum sup_proc_kind kind)
 {
     struct ph_segment seg;
-    int rc = ph_segment_open(&seg, s->swarm, false, s->last_check_err, sizeof s->last_check_err);
+    int rc = ph_segment_open(&seg, name, false, s->last_check_err, sizeof s->last_check_err);
     if (rc != PH_OK) return false;
     int32_t pid = atomic_load_explicit(&seg.hdr->controller_pid, memory_order_acquire);
     ph_segment_close(&seg);
-    if (pid != s->procs[0].pid) {
+    if (pid != owner_pid(s, kind)) {
         snprintf(s->last_check_err, sizeof s->last_check_err,
-                 "the segment names controller pid %" PRId32 ", not ours (%d)", pid,
-                 (int)s->procs[0].pid);
+                 "the segment %s names owner pid %" PRId32 ", not ours (%d)", name, pid,
+                 (int)owner_pid(s, kind));
         return false;
     }
     return true;
 }
 
-/* Marks the workers found ACTIVE in a slot under their current pid; true
- * when every worker is, except those that exited normally (stopped on
- * purpose: they will not attach again). */
-static bool workers_attached(struct sup *s)
+static bool controller_ready(struct sup *s)
+{
+    return segment_ready(s, s->swarm, SUP_K_CONTROLLER);
+}
+
+/* Marks the workers of `placement` found ACTIVE in a slot of segment
+ * `name` under their current pid. */
+static void mark_attached(struct sup *s, const char *name, enum sup_placement placement)
 {
     struct ph_segment seg;
-    int rc = ph_segment_open(&seg, s->swarm, false, s->last_check_err, sizeof s->last_check_err);
-    if (rc != PH_OK) return false;
+    int rc = ph_segment_open(&seg, name, false, s->last_check_err, sizeof s->last_check_err);
+    if (rc != PH_OK) return;
     uint32_t hw = atomic_load_explicit(&seg.hdr->slot_high_water, memory_order_acquire);
     if (hw > seg.slots) hw = seg.slots;
     for (uint32_t i = 0; i < hw; i++) {
@@ -355,11 +463,27 @@ static bool workers_attached(struct sup *s)
         if (ph_slot_state_of(id.state) != PH_SLOT_ACTIVE) continue;
         for (size_t k = s->first_worker; k < s->nprocs; k++) {
             struct sup_proc *p = &s->procs[k];
-            if (is_running(p) && p->pid == id.pid && strcmp(p->instance, id.instance) == 0)
+            if (p->placement == placement && is_running(p) && p->pid == id.pid &&
+                strcmp(p->instance, id.instance) == 0)
                 p->attached_pid = p->pid;
         }
     }
     ph_segment_close(&seg);
+}
+
+/* Marks the workers found ACTIVE in a slot under their current pid (local
+ * ones in the controller's segment, relay ones in the relay's; a remote
+ * worker has no segment and counts once it runs); true when every worker
+ * is, except those that exited normally (stopped on purpose: they will not
+ * attach again). */
+static bool workers_attached(struct sup *s)
+{
+    mark_attached(s, s->swarm, SUP_PLACE_LOCAL);
+    if (s->relay != NULL) mark_attached(s, s->opt->spec->relay_segment, SUP_PLACE_RELAY);
+    for (size_t k = s->first_worker; k < s->nprocs; k++) {
+        struct sup_proc *p = &s->procs[k];
+        if (p->placement == SUP_PLACE_REMOTE && is_running(p)) p->attached_pid = p->pid;
+    }
     for (size_t k = s->first_worker; k < s->nprocs; k++) {
         const struct sup_proc *p = &s->procs[k];
         if (p->state == SUP_P_STOPPED) continue;
@@ -369,31 +493,33 @@ static bool workers_attached(struct sup *s)
 }
 
 /* The bridge, when there is one, must be running for the swarm to count as
- * ready: without it nothing the controller says reaches anyone. */
+ * ready: without it nothing the controller says reaches anyone. The relay
+ * likewise for its workers. */
 static bool bridge_up(struct sup *s)
 {
     const struct sup_proc *b = bridge_proc(s);
-    return b == NULL || is_running(b);
+    return (b == NULL || is_running(b)) && (s->relay == NULL || is_running(s->relay));
 }
 
-/* Removes the segment unless a controller we did not start owns it now. */
-static int unlink_segment(struct sup *s)
+/* Removes segment `name` unless a process we did not start owns it now
+ * (the owner of `kind`: the controller, or the relay). */
+static int unlink_segment(struct sup *s, const char *name, enum sup_proc_kind kind)
 {
     struct ph_segment seg;
     char err[256];
-    if (ph_segment_open(&seg, s->swarm, false, err, sizeof err) == PH_OK) {
+    if (ph_segment_open(&seg, name, false, err, sizeof err) == PH_OK) {
         int32_t pid = atomic_load_explicit(&seg.hdr->controller_pid, memory_order_acquire);
         uint64_t st = atomic_load_explicit(&seg.hdr->controller_start_time, memory_order_relaxed);
         ph_segment_close(&seg);
-        if (pid > 0 && pid != s->procs[0].pid && ph_proc_alive(pid, st)) {
-            sup_warn("not removing /dev/shm/ph.%s: controller pid %" PRId32
+        if (pid > 0 && pid != owner_pid(s, kind) && ph_proc_alive(pid, st)) {
+            sup_warn("not removing /dev/shm/ph.%s: %s pid %" PRId32
                      " (not started by this supervisor) owns it",
-                     s->swarm, pid);
+                     name, kind == SUP_K_RELAY ? "relay" : "controller", pid);
             return PH_ERR_BUSY;
         }
     }
-    int rc = ph_segment_unlink(s->swarm, err, sizeof err);
-    if (rc == PH_OK) sup_info("removed segment /dev/shm/ph.%s", s->swarm);
+    int rc = ph_segment_unlink(name, err, sizeof err);
+    if (rc == PH_OK) sup_info("removed segment /dev/shm/ph.%s", name);
     if (rc == PH_ERR_NOENT) return PH_OK;
     if (rc != PH_OK) sup_error("%s", err);
     return rc;
@@ -450,7 +576,7 @@ static void start_proc(struct sup *s, struct sup_proc *p)
     pid_t pid;
     uint64_t now = ph_mono_ns();
     p->attached_pid = 0;
-    if (sup_spawn(p->argv, p->log_path, &pid, err, sizeof err) != PH_OK) {
+    if (sup_spawn(p->argv, p->envp, p->log_path, &pid, err, sizeof err) != PH_OK) {
         sup_error("%s: %s", p->name, err);
         p->started_mono_ns = now;
         if (p->kind == SUP_K_CONTROLLER && s->phase == SUP_START_CONTROLLER)
@@ -595,6 +721,14 @@ static void advance_stop(struct sup *s)
 {
     if (s->phase == SUP_STOP_WORKERS) {
         if (any_running(s, SUP_K_WORKER)) return;
+        /* The relay after its workers: it reports their departure. */
+        enter_phase(s, SUP_STOP_RELAY, STOP_GRACE, 0);
+        if (signal_procs(s, SUP_K_RELAY, SIGTERM) > 0)
+            sup_info("stopping the relay pid %d", (int)s->relay->pid);
+        save_procs(s);
+    }
+    if (s->phase == SUP_STOP_RELAY) {
+        if (any_running(s, SUP_K_RELAY)) return;
         enter_phase(s, SUP_STOP_CONTROLLER, STOP_GRACE, 0);
         if (signal_procs(s, SUP_K_CONTROLLER, SIGTERM) > 0)
             sup_info("stopping the controller pid %d", (int)s->procs[0].pid);
@@ -643,16 +777,17 @@ static void on_time(struct sup *s, uint64_t now)
                 char t[32];
                 fmt_secs(now - s->phase_started, t, sizeof t);
                 sup_info("controller ready after %s (segment /dev/shm/ph.%s, %" PRIu32
-                         " slots); starting %s%zu workers",
+                         " slots); starting %s%s%zu workers",
                          t, s->swarm, s->opt->spec->slots, bridge_proc(s) ? "the bridge and " : "",
-                         s->nworkers);
+                         s->relay != NULL ? "the relay and " : "", s->nworkers);
                 enter_phase(s, SUP_START_WORKERS, 0, ATTACH_CHECK_EVERY);
                 /* The bridge first (procs[1]). The order is not critical:
                  * what the controller writes before a bridge registers waits
                  * in the channel's ring, and a newly registered bridge is
-                 * sent a fresh status-full. */
+                 * sent a fresh status-full. The relay's workers wait for
+                 * the relay's segment (START_WORKERS). */
                 for (size_t i = 1; i < s->nprocs; i++)
-                    start_proc(s, &s->procs[i]);
+                    if (s->procs[i].placement != SUP_PLACE_RELAY) start_proc(s, &s->procs[i]);
                 return;
             }
             s->next_check = now + CONTROLLER_CHECK_EVERY;
@@ -665,12 +800,24 @@ static void on_time(struct sup *s, uint64_t now)
         }
         break;
     case SUP_START_WORKERS:
+        if (now >= s->next_check && s->relay != NULL && !s->relay_ready &&
+            segment_ready(s, s->opt->spec->relay_segment, SUP_K_RELAY)) {
+            char t[32];
+            fmt_secs(now - s->phase_started, t, sizeof t);
+            s->relay_ready = true;
+            sup_info("relay ready after %s (segment /dev/shm/ph.%s); starting its workers", t,
+                     s->opt->spec->relay_segment);
+            for (size_t i = s->first_worker; i < s->nprocs; i++)
+                if (s->procs[i].placement == SUP_PLACE_RELAY && s->procs[i].state == SUP_P_PENDING)
+                    start_proc(s, &s->procs[i]);
+        }
         if (now >= s->next_check) {
             if (workers_attached(s) && bridge_up(s)) {
                 char t[32];
                 fmt_secs(now - s->phase_started, t, sizeof t);
-                sup_info("ready: controller, %s%zu workers running (attached after %s)",
-                         bridge_proc(s) ? "bridge and " : "", s->nworkers, t);
+                sup_info("ready: controller, %s%s%zu workers running (attached after %s)",
+                         bridge_proc(s) ? "bridge, " : "", s->relay != NULL ? "relay, " : "",
+                         s->nworkers, t);
                 sup_run_write_ready(s->opt->run);
                 enter_phase(s, SUP_RUNNING, 0, 0);
                 return;
@@ -684,12 +831,19 @@ static void on_time(struct sup *s, uint64_t now)
                         sup_warn("%s has not attached to the segment yet; see %s", p->name,
                                  p->log_path);
                 }
-                if (!bridge_up(s))
+                if (bridge_proc(s) != NULL && !is_running(bridge_proc(s)))
                     sup_warn("the bridge is not running; see %s", bridge_proc(s)->log_path);
+                if (s->relay != NULL && !s->relay_ready)
+                    sup_warn("the relay has not made its segment /dev/shm/ph.%s ready yet; its "
+                             "workers wait for it; see %s",
+                             s->opt->spec->relay_segment, s->relay->log_path);
+                else if (s->relay != NULL && !is_running(s->relay))
+                    sup_warn("the relay is not running; see %s", s->relay->log_path);
             }
         }
         break;
     case SUP_STOP_WORKERS:
+    case SUP_STOP_RELAY:
     case SUP_STOP_CONTROLLER:
     case SUP_STOP_BRIDGE: {
         enum sup_proc_kind kind = phase_kind(s->phase);
@@ -837,7 +991,9 @@ int sup_loop_run(const struct sup_options *opt)
 {
     struct sup s = {.opt = opt, .swarm = opt->spec->swarm_id, .sfd = -1};
     int rc = setup_events(&s);
-    if (rc == PH_OK) rc = check_existing_segment(&s);
+    if (rc == PH_OK) rc = check_existing_segment(&s, s.swarm, false);
+    if (rc == PH_OK && opt->spec->has_relay)
+        rc = check_existing_segment(&s, opt->spec->relay_segment, true);
     if (rc == PH_OK) rc = build_procs(&s);
     if (rc != PH_OK) {
         if (s.have_uring) io_uring_queue_exit(&s.ring);
@@ -846,9 +1002,19 @@ int sup_loop_run(const struct sup_options *opt)
         return 1;
     }
     save_procs(&s);
-    sup_info("starting swarm %s: controller %s%s + %zu workers, %" PRIu32 " slots, bin %s", s.swarm,
-             opt->spec->controller_instance, opt->have_bridge ? " + bridge" : "", s.nworkers,
-             opt->spec->slots, opt->bin_dir);
+    sup_info("starting swarm %s: controller %s%s%s + %zu workers, %" PRIu32 " slots, bin %s",
+             s.swarm, opt->spec->controller_instance, opt->have_bridge ? " + bridge" : "",
+             s.relay != NULL ? " + relay" : "", s.nworkers, opt->spec->slots, opt->bin_dir);
+    for (size_t i = 0; i < opt->spec->nroles; i++) {
+        const struct sup_role *r = &opt->spec->roles[i];
+        if (r->placement == SUP_PLACE_REMOTE)
+            sup_info("role %s: %u remote worker%s (ph-worker --remote, location %s)", r->role,
+                     r->count, r->count == 1 ? "" : "s", r->location);
+        else if (r->placement == SUP_PLACE_RELAY)
+            sup_info("role %s: %u worker%s behind the relay (segment /dev/shm/ph.%s, location %s)",
+                     r->role, r->count, r->count == 1 ? "" : "s", opt->spec->relay_segment,
+                     r->location);
+    }
     if (opt->have_bridge) {
         char sink[PATH_MAX + 8];
         sup_sink_display(opt->sink, sink, sizeof sink);
@@ -871,7 +1037,10 @@ int sup_loop_run(const struct sup_options *opt)
         handle_signals(&s);
     }
 
-    if (unlink_segment(&s) != PH_OK && s.exit_code == 0) s.exit_code = 1;
+    if (unlink_segment(&s, s.swarm, SUP_K_CONTROLLER) != PH_OK && s.exit_code == 0) s.exit_code = 1;
+    if (s.relay != NULL && unlink_segment(&s, opt->spec->relay_segment, SUP_K_RELAY) != PH_OK &&
+        s.exit_code == 0)
+        s.exit_code = 1;
     if (unlink_channel(&s) != PH_OK && s.exit_code == 0) s.exit_code = 1;
     save_procs(&s);
     sup_info("stopped (exit %d)", s.exit_code);

@@ -5,7 +5,8 @@
  * controller's documents into envelopes) and every worker; restarts whatever
  * crashes with exponential backoff; on SIGTERM/SIGINT stops the workers, the
  * controller, then the bridge, and removes the segment and the bridge
- * channel. `deploy/phive` is its front end. */
+ * channel. Roles placed "remote" or "relay" run as remote-mode workers or
+ * behind the swarm's ph-relay (loop.c). `deploy/phive` is its front end. */
 #include "supervisor.h"
 
 #include <errno.h>
@@ -29,9 +30,10 @@ static void usage(FILE *out)
             "the swarm file. A process that crashes (signal, non-zero status) is restarted\n"
             "(backoff 0.5 s doubling to 30 s, reset after 60 s of uptime); one that exits\n"
             "with status 0 (a worker told to stop by swarm-remove) is not. On SIGTERM or\n"
-            "SIGINT stops the workers, then the controller, then the bridge (SIGKILL after\n"
-            "5 s each), removes /dev/shm/ph.<swarmId> and /dev/shm/ph.<swarmId>.bridge and\n"
-            "exits 0. After swarm-remove the controller sends the final status and exits 0,\n"
+            "SIGINT stops the workers, then the relay, the controller and the bridge\n"
+            "(SIGKILL after 5 s each), removes /dev/shm/ph.<swarmId>,\n"
+            "/dev/shm/ph.<swarmId>-relay and /dev/shm/ph.<swarmId>.bridge and exits 0.\n"
+            "After swarm-remove the controller sends the final status and exits 0,\n"
             "the bridge exits 0 once the broker confirmed it (SIGTERM after 30 s), and the\n"
             "supervisor releases the swarm the same way, writes <run-dir>/removed and\n"
             "exits 0.\n"
@@ -48,6 +50,22 @@ static void usage(FILE *out)
             "                     names them: roles in file order form a chain, role R\n"
             "                     consuming ph.work.ID.R (the first role consumes nothing)\n"
             "                     and producing into the next role's queue.\n"
+            "                     A role's \"placement\" says where its workers run:\n"
+            "                       \"local\"   (default) on the controller's segment\n"
+            "                       \"remote\"  ph-worker --remote --location L --controller\n"
+            "                                 <controller instance>: no segment, status and\n"
+            "                                 commands over AMQP; the broker URL file is\n"
+            "                                 given in PH_AMQP_URL_FILE\n"
+            "                       \"relay\"   on the segment of the swarm's one ph-relay\n"
+            "                                 (--segment and --relay-id ID-relay), which\n"
+            "                                 forwards them to the bridge over AMQP; started\n"
+            "                                 before its workers, stopped after them, its\n"
+            "                                 segment /dev/shm/ph.ID-relay removed at stop\n"
+            "                     \"location\" (remote and relay only): the host name those\n"
+            "                     workers report (default remote-<host> or relay-<host>,\n"
+            "                     <host> being this machine's); relay roles share one.\n"
+            "                     remote and relay need a broker (PH_SINK not a file) and\n"
+            "                     ph-bridge: refused at start otherwise.\n"
             "                     Other top-level keys (statusTtlSec, watermarkSec,\n"
             "                     deltaCoalesceMs, workerDeltas, workerHeartbeatSec,\n"
             "                     deadGraceSec, autoStart, runId, description) are the\n"
@@ -56,10 +74,11 @@ static void usage(FILE *out)
             "  --run-dir DIR      where run files go: supervisor.pid, procs.json, ready,\n"
             "                     run.json, logs/<name>.log, config/<instance>.json,\n"
             "                     journal/<runId>.jsonl, signals.jsonl (created if absent)\n"
-            "  --bin-dir DIR      where ph-swarm-controller, ph-worker and ph-bridge are\n"
-            "                     (default: the directory of this executable)\n"
+            "  --bin-dir DIR      where ph-swarm-controller, ph-worker, ph-bridge and\n"
+            "                     ph-relay are (default: the directory of this executable)\n"
             "  --amqp-url-file PATH  file whose first line is the broker URL; given to the\n"
-            "                     bridge as its --amqp-url-file when the sink is not a file\n"
+            "                     bridge and the relay as --amqp-url-file and to remote\n"
+            "                     workers as PH_AMQP_URL_FILE when the sink is not a file\n"
             "                     (default: $PH_AMQP_URL_FILE; without either the bridge\n"
             "                     reads $PH_AMQP_URL). Only the path goes on argv.\n"
             "  --broker-dir DIR   the private RabbitMQ node (deploy/rabbitmq --dir) this run\n"
@@ -73,7 +92,8 @@ static void usage(FILE *out)
             "                     (file:PATH on its argv, anything else, e.g. amqp, in its\n"
             "                     environment)\n"
             "  PH_AMQP_URL_FILE   default of --amqp-url-file\n"
-            "  PH_AMQP_URL        the broker URL, inherited by the bridge (never logged)\n"
+            "  PH_AMQP_URL        the broker URL, inherited by the bridge, the relay and\n"
+            "                     remote workers when there is no URL file (never logged)\n"
             "\n"
             "Exit status: 0 after a clean stop, a removal or a valid --check; 1 when the swarm\n"
             "file is invalid, the swarm already runs, or the controller does not start; 2 on\n"
@@ -128,7 +148,10 @@ static void print_summary(const struct sup_spec *spec)
         const struct sup_role *r = &spec->roles[i];
         const char *in = json_string_value(json_object_get(r->config, "inQueue"));
         const char *out = json_string_value(json_object_get(r->config, "outQueue"));
-        printf("  %-20s x%u  in %s  out %s\n", r->role, r->count, in ? in : "-", out ? out : "-");
+        printf("  %-20s x%u  in %s  out %s", r->role, r->count, in ? in : "-", out ? out : "-");
+        if (r->placement != SUP_PLACE_LOCAL)
+            printf("  placement %s at %s", sup_placement_name(r->placement), r->location);
+        printf("\n");
         for (unsigned n = 0; n < r->count; n++) printf("    %s\n", r->instances[n]);
     }
 }
@@ -244,6 +267,45 @@ int main(int argc, char **argv)
      * existed must still run. */
     opt.have_bridge = executable(opt.bin_dir, "ph-bridge", true);
 
+    /* Remote and relay workers reach the controller only through the broker
+     * and the bridge: refused before anything starts when either is
+     * missing, rather than left running with nobody hearing them. */
+    const char *env_sink = getenv("PH_SINK");
+    bool file_sink = env_sink == NULL || env_sink[0] == '\0' || strncmp(env_sink, "file:", 5) == 0;
+    if (spec.first_amqp_role != NULL) {
+        size_t i = 0;
+        while (strcmp(spec.roles[i].role, spec.first_amqp_role) != 0)
+            i++;
+        const struct sup_role *r = &spec.roles[i];
+        char what[160];
+        snprintf(what, sizeof what, "roles[%zu]: role '%s' has placement %s", i, r->role,
+                 sup_placement_name(r->placement));
+        bool refuse = true;
+        if (file_sink)
+            fprintf(stderr,
+                    "ph-supervisor: %s: %s, whose workers report over AMQP, but there is no "
+                    "broker (%s); run with PH_SINK=amqp (deploy/phive's default) and a broker, "
+                    "or use placement local\n",
+                    spec.path, what,
+                    env_sink != NULL && env_sink[0] != '\0' ? "PH_SINK is a file sink"
+                                                            : "PH_SINK is unset: a file sink");
+        else if (!opt.have_bridge)
+            fprintf(stderr,
+                    "ph-supervisor: %s: %s, whose workers report over AMQP to the bridge, but "
+                    "there is no ph-bridge in %s; build it, or use placement local\n",
+                    spec.path, what, opt.bin_dir);
+        else
+            refuse = false;
+        if (refuse) {
+            sup_spec_free(&spec);
+            return 1;
+        }
+    }
+    if (spec.has_relay && !executable(opt.bin_dir, "ph-relay", false)) {
+        sup_spec_free(&spec);
+        return 1;
+    }
+
     struct sup_run run;
     int rc = sup_run_open(&run, run_dir, err, sizeof err);
     if (rc != PH_OK) {
@@ -254,7 +316,6 @@ int main(int argc, char **argv)
     }
     opt.run = &run;
 
-    const char *env_sink = getenv("PH_SINK");
     if (env_sink != NULL && env_sink[0] != '\0') {
         snprintf(opt.sink, sizeof opt.sink, "%s", env_sink);
         /* A file sink goes on the command line, where ps shows it. Any

@@ -4,9 +4,11 @@
  *   supervisor.pid   our pid; we hold an flock on it while we live, so a
  *                    second supervisor for the same run directory is refused
  *                    even if the pid was recycled
- *   procs.json       [{name, role, instance, pid, restarts, startedAt, state,
- *                    log}], rewritten atomically on every change; kept after
- *                    exit so that the last pids can be checked
+ *   procs.json       [{name, role, instance, placement, pid, restarts,
+ *                    startedAt, state, log}], rewritten atomically on every
+ *                    change; kept after exit so that the last pids can be
+ *                    checked. placement: local, remote or relay (a worker's
+ *                    role's; local for the controller, bridge and relay)
  *   ready            exists once every process runs (workers attached)
  *   removed          the time the swarm ended after swarm-remove (the
  *                    supervisor released it and exited)
@@ -227,8 +229,9 @@ int sup_run_write_procs(const struct sup_run *run, const struct sup_proc *procs,
             started = json_string(ts);
         }
         json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:o, s:I, s:o, s:s, s:b, s:s}", "name",
-                                        p->name, "role", p->role, "instance", p->instance, "pid",
+                              json_pack("{s:s, s:s, s:s, s:s, s:o, s:I, s:o, s:s, s:b, s:s}",
+                                        "name", p->name, "role", p->role, "instance", p->instance,
+                                        "placement", sup_placement_name(p->placement), "pid",
                                         p->pid > 0 ? json_integer(p->pid) : json_null(), "restarts",
                                         (json_int_t)p->restarts, "startedAt", started, "state",
                                         state_name(p->state), "running", p->state == SUP_P_RUNNING,

@@ -18,7 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void child(char *const argv[], int in_fd, int log_fd, int err_pipe, pid_t parent)
+static void child(char *const argv[], char *const envp[], int in_fd, int log_fd, int err_pipe,
+                  pid_t parent)
 {
     /* The supervisor blocks the signals it reads through signalfd and
      * ignores SIGPIPE; an ignored signal stays ignored across exec, and a
@@ -37,7 +38,10 @@ static void child(char *const argv[], int in_fd, int log_fd, int err_pipe, pid_t
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) goto fail;
     /* The supervisor may have died before prctl took effect. */
     if (getppid() != parent) _exit(127);
-    execv(argv[0], argv);
+    if (envp != NULL)
+        execve(argv[0], argv, envp);
+    else
+        execv(argv[0], argv);
 fail:;
     int e = errno;
     ssize_t n = write(err_pipe, &e, sizeof e);
@@ -45,7 +49,8 @@ fail:;
     _exit(127);
 }
 
-int sup_spawn(char *const argv[], const char *log_path, pid_t *pid, char *err, size_t errlen)
+int sup_spawn(char *const argv[], char *const envp[], const char *log_path, pid_t *pid, char *err,
+              size_t errlen)
 {
     int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (log_fd < 0) {
@@ -62,7 +67,7 @@ int sup_spawn(char *const argv[], const char *log_path, pid_t *pid, char *err, s
     }
     pid_t parent = getpid();
     pid_t p = fork();
-    if (p == 0) child(argv, in_fd, log_fd, pipefd[1], parent);
+    if (p == 0) child(argv, envp, in_fd, log_fd, pipefd[1], parent);
     int fork_errno = errno;
     close(pipefd[1]);
     close(in_fd);

@@ -4,7 +4,8 @@
  *   runfiles.c   the run directory: pid lock, procs.json, ready, config files
  *   spawn.c      starts one child with its output appended to a log file
  *   loop.c       the event loop: start order, restarts with backoff, shutdown
- *                (controller, then bridge and workers; stop: workers,
+ *                (controller, then bridge, relay and workers, a relay's
+ *                workers once it is ready; stop: workers, relay,
  *                controller, bridge)
  *   log.c        timestamped log lines on stderr
  *   main.c       command line */
@@ -21,12 +22,26 @@
 #include <jansson.h>
 
 #include "ph/common.h"
+#include "ph/record.h"
 
 /* ---- swarm file ------------------------------------------------------- */
+
+/* Where a role's workers run and how they report (swarmfile.c). */
+enum sup_placement {
+    SUP_PLACE_LOCAL,  /* shared memory: the controller's segment */
+    SUP_PLACE_REMOTE, /* ph-worker --remote: status over AMQP, no segment */
+    SUP_PLACE_RELAY,  /* the swarm's ph-relay segment, forwarded over AMQP */
+};
+const char *sup_placement_name(enum sup_placement p);
 
 struct sup_role {
     char role[PH_ID_MAX];
     unsigned count;
+    enum sup_placement placement;
+    /* remote and relay: the location the workers report; the file's
+     * "location", else "remote-<host>" / "relay-<host>". Empty for local. */
+    char location[PH_LOCATION_MAX];
+    bool location_given; /* the file names it */
     /* `count` instance ids: the file's "instances", else
      * "<swarmId>-<role>-<n>" (unique across swarms: upstream UIs key
      * components by instance alone). Owned. */
@@ -46,6 +61,13 @@ struct sup_spec {
     uint32_t slots;                      /* resolved: the file's value or max(16, 2 * workers) */
     const char **controller_args;        /* borrowed strings, NULL-terminated */
     size_t ncontroller_args;
+    /* Some role has placement remote or relay: the swarm needs a broker. */
+    const char *first_amqp_role; /* the first such role's name (borrowed), or NULL */
+    /* Some role has placement relay: the swarm's one ph-relay serves segment
+     * relay_segment (also its relay id) and reports relay_location. */
+    bool has_relay;
+    char relay_segment[PH_ID_MAX]; /* "<swarmId>-relay" */
+    char relay_location[PH_LOCATION_MAX];
     json_t *root;
 };
 
@@ -74,15 +96,18 @@ enum sup_proc_state {
 enum sup_proc_kind {
     SUP_K_CONTROLLER,
     SUP_K_BRIDGE,
+    SUP_K_RELAY,
     SUP_K_WORKER,
 };
 
 struct sup_proc {
-    char name[PH_ID_MAX]; /* "controller", "bridge" or the instance id; names the log */
-    char role[PH_ID_MAX]; /* "swarm-controller", "bridge" or the worker's role */
+    char name[PH_ID_MAX]; /* "controller", "bridge", "relay" or the instance id; names the log */
+    char role[PH_ID_MAX]; /* "swarm-controller", "bridge", "relay" or the worker's role */
     char instance[PH_ID_MAX];
     enum sup_proc_kind kind;
-    char **argv; /* argv[0] is the absolute binary path */
+    enum sup_placement placement; /* workers: their role's; others local */
+    char **argv;                  /* argv[0] is the absolute binary path */
+    char **envp;                  /* borrowed; NULL: the supervisor's environment */
     char log_path[PATH_MAX];
     enum sup_proc_state state;
     pid_t pid; /* current or last child pid; 0 if never started */
@@ -97,10 +122,12 @@ struct sup_proc {
 /* ---- spawn ------------------------------------------------------------ */
 
 /* Starts argv[0] with stdin from /dev/null and stdout+stderr appended to
- * log_path. The child gets a clean signal mask and SIGTERM when the
- * supervisor dies. Returns PH_OK with *pid, or PH_ERR_SYS when the log
- * cannot be opened or exec fails (the child is reaped then). */
-int sup_spawn(char *const argv[], const char *log_path, pid_t *pid, char *err, size_t errlen);
+ * log_path, in environment envp (NULL: the supervisor's own). The child
+ * gets a clean signal mask and SIGTERM when the supervisor dies. Returns
+ * PH_OK with *pid, or PH_ERR_SYS when the log cannot be opened or exec
+ * fails (the child is reaped then). */
+int sup_spawn(char *const argv[], char *const envp[], const char *log_path, pid_t *pid, char *err,
+              size_t errlen);
 
 /* ---- run directory ---------------------------------------------------- */
 

@@ -3,7 +3,8 @@
  *
  *   {"swarmId": "demo",
  *    "roles": [{"role": "generator", "count": 2, "config": {...},
- *               "instances": ["gen-a", "gen-b"]}, ...],
+ *               "instances": ["gen-a", "gen-b"],
+ *               "placement": "local", "location": "..."}, ...],
  *    "controller": {"instance": "...", "slots": N, "args": ["--tick-ms", "50"]},
  *    "statusTtlSec": 15, "watermarkSec": 5, "deltaCoalesceMs": 50,
  *    "workerDeltas": true, "workerHeartbeatSec": 5, "deadGraceSec": 30,
@@ -12,6 +13,22 @@
  * Instance ids are "<swarmId>-<role>-<n>" unless a role lists them
  * ("instances", one identifier per worker): upstream UIs key components by
  * instance alone, so ids must not repeat across swarms.
+ *
+ * Placement: where a role's workers run and how they report.
+ *   "local"   (default) ph-worker on the controller's segment
+ *   "remote"  ph-worker --remote: no segment, status and commands over AMQP
+ *             (SDK remote mode), as a worker on another host would
+ *   "relay"   ph-worker on the segment of the swarm's ph-relay, which
+ *             forwards its worker table to the bridge over AMQP; the
+ *             supervisor runs one relay per swarm, on segment
+ *             "<swarmId>-relay", standing in for another host
+ * "location" (remote and relay only) is the host name those workers report;
+ * the default is "remote-<host>" or "relay-<host>" (<host>: this machine's
+ * name), so that they stand apart from the local workers in the status.
+ * Relay roles share one relay, hence one location: they must not name two,
+ * and one that names none gets the one another relay role names.
+ * Remote and relay placements need a broker; the supervisor checks that
+ * when it starts (main.c), not here.
  *
  * Work-plane queues: each role's config gets inQueue / outQueue unless it
  * names them. The default pipeline chains the roles in file order: role i
@@ -37,6 +54,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "ph/record.h"
 #include "ph/shm.h"
 
 /* Formats "<file>: <where>: <message>" into err. */
@@ -170,6 +190,70 @@ static int controller_settings(const json_t *root, const char *file, char *err, 
     return PH_OK;
 }
 
+const char *sup_placement_name(enum sup_placement p)
+{
+    switch (p) {
+    case SUP_PLACE_LOCAL:
+        return "local";
+    case SUP_PLACE_REMOTE:
+        return "remote";
+    case SUP_PLACE_RELAY:
+        return "relay";
+    }
+    return "?";
+}
+
+/* The role's "placement" and "location" (see the top of this file). */
+static int role_placement(json_t *v, size_t i, struct sup_role *r, const char *file, char *err,
+                          size_t errlen)
+{
+    char where[64];
+    snprintf(where, sizeof where, "roles[%zu].placement", i);
+    json_t *pl = json_object_get(v, "placement");
+    r->placement = SUP_PLACE_LOCAL;
+    if (pl != NULL) {
+        if (!json_is_string(pl))
+            return fail(err, errlen, file, where,
+                        "role '%s': placement must be a string (local, remote or relay), not %s",
+                        r->role, json_type_name(pl));
+        const char *name = json_string_value(pl);
+        if (strcmp(name, "local") == 0)
+            r->placement = SUP_PLACE_LOCAL;
+        else if (strcmp(name, "remote") == 0)
+            r->placement = SUP_PLACE_REMOTE;
+        else if (strcmp(name, "relay") == 0)
+            r->placement = SUP_PLACE_RELAY;
+        else
+            return fail(err, errlen, file, where,
+                        "role '%s': unknown placement '%s' (allowed: local, remote, relay)",
+                        r->role, name);
+    }
+    snprintf(where, sizeof where, "roles[%zu].location", i);
+    json_t *loc = json_object_get(v, "location");
+    if (loc != NULL) {
+        if (r->placement == SUP_PLACE_LOCAL)
+            return fail(err, errlen, file, where,
+                        "role '%s': location applies to placement remote or relay only (local "
+                        "workers run on the controller's host)",
+                        r->role);
+        if (!json_is_string(loc) || !ph_location_ok(json_string_value(loc)))
+            return fail(err, errlen, file, where,
+                        "role '%s': location must be a host name (1..%d printable ASCII "
+                        "characters, no spaces)",
+                        r->role, PH_LOCATION_MAX - 1);
+        snprintf(r->location, sizeof r->location, "%s", json_string_value(loc));
+        r->location_given = true;
+        return PH_OK;
+    }
+    if (r->placement == SUP_PLACE_LOCAL) return PH_OK;
+    char host[PH_LOCATION_MAX - 8] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !ph_location_ok(host))
+        snprintf(host, sizeof host, "localhost");
+    snprintf(r->location, sizeof r->location, "%s-%s",
+             r->placement == SUP_PLACE_REMOTE ? "remote" : "relay", host);
+    return PH_OK;
+}
+
 /* The role's instance ids: the file's "instances" (identifiers, exactly
  * `count` of them), else "<swarmId>-<role>-<n>". Uniqueness across roles is
  * checked by the caller. */
@@ -219,7 +303,8 @@ static int parse_role(json_t *v, size_t i, const char *swarm_id, struct sup_role
     snprintf(where, sizeof where, "roles[%zu]", i);
     if (!json_is_object(v))
         return fail(err, errlen, file, where, "must be an object, not %s", json_type_name(v));
-    static const char *const keys[] = {"role", "count", "config", "instances", NULL};
+    static const char *const keys[] = {"role",      "count",    "config", "instances",
+                                       "placement", "location", NULL};
     int rc = only_keys(v, keys, file, where, err, errlen);
     if (rc != PH_OK) return rc;
 
@@ -245,6 +330,8 @@ static int parse_role(json_t *v, size_t i, const char *swarm_id, struct sup_role
                     "must be between 0 and %u (got %" JSON_INTEGER_FORMAT ")", PH_MAX_SLOTS, n);
     r->count = (unsigned)n;
     rc = role_instances(v, i, swarm_id, r, file, err, errlen);
+    if (rc != PH_OK) return rc;
+    rc = role_placement(v, i, r, file, err, errlen);
     if (rc != PH_OK) return rc;
 
     snprintf(where, sizeof where, "roles[%zu].config", i);
@@ -287,6 +374,47 @@ static int check_unique_instances(const struct sup_spec *spec, const char *file,
                                     "instance ids must be unique",
                                     id, j);
         }
+    return PH_OK;
+}
+
+/* The swarm's relay, when a role has placement relay: its segment name,
+ * and the one location every relay role agrees on. */
+static int relay_settings(struct sup_spec *spec, const char *file, char *err, size_t errlen)
+{
+    struct sup_role *first = NULL, *named = NULL;
+    for (size_t i = 0; i < spec->nroles; i++) {
+        struct sup_role *r = &spec->roles[i];
+        if (r->placement != SUP_PLACE_LOCAL && spec->first_amqp_role == NULL)
+            spec->first_amqp_role = r->role;
+        if (r->placement != SUP_PLACE_RELAY) continue;
+        if (first == NULL) first = r;
+        if (!r->location_given) continue;
+        if (named == NULL) {
+            named = r;
+        } else if (strcmp(named->location, r->location) != 0) {
+            char where[64];
+            snprintf(where, sizeof where, "roles[%zu].location", i);
+            return fail(err, errlen, file, where,
+                        "role '%s': location '%s' differs from '%s' of role '%s'; relay roles "
+                        "share the swarm's one relay and report one location",
+                        r->role, r->location, named->location, named->role);
+        }
+    }
+    if (first == NULL) return PH_OK;
+    spec->has_relay = true;
+    snprintf(spec->relay_location, sizeof spec->relay_location, "%s",
+             (named != NULL ? named : first)->location);
+    for (size_t i = 0; i < spec->nroles; i++)
+        if (spec->roles[i].placement == SUP_PLACE_RELAY)
+            memcpy(spec->roles[i].location, spec->relay_location, sizeof spec->relay_location);
+    char seg[2 * PH_ID_MAX], why[256];
+    snprintf(seg, sizeof seg, "%s-relay", spec->swarm_id);
+    if (ph_ident_check("relay segment", seg, why, sizeof why) != PH_OK)
+        return fail(err, errlen, file, "swarmId",
+                    "role '%s' has placement relay, and the relay's segment '%s' is not usable "
+                    "(%s); use a shorter swarm id",
+                    first->role, seg, why);
+    snprintf(spec->relay_segment, sizeof spec->relay_segment, "%.*s", PH_ID_MAX - 1, seg);
     return PH_OK;
 }
 
@@ -419,6 +547,7 @@ static int parse(struct sup_spec *spec, const char *file, char *err, size_t errl
     if (rc == PH_OK)
         rc = parse_controller(json_object_get(root, "controller"), spec, file, err, errlen);
     if (rc == PH_OK) rc = check_unique_instances(spec, file, err, errlen);
+    if (rc == PH_OK) rc = relay_settings(spec, file, err, errlen);
     if (rc != PH_OK) return rc;
     default_queues(spec);
 
