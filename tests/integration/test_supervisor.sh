@@ -256,6 +256,36 @@ expect_rejected default_instance_too_long "{\"swarmId\": \"$(printf 's%.0s' {1..
 expect_rejected queue_not_a_string '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "config": {"inQueue": 5}}]}' \
     "roles[0].config.inQueue: must be a non-empty queue name, not an integer"
 
+# Placement: "local", "remote" or "relay" (anything else is refused, naming
+# the role and the allowed values); "location" only with remote or relay; one
+# location for all relay roles.
+expect_rejected unknown_placement '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "placement": "cloud"}]}' \
+    "roles[0].placement: role 'g': unknown placement 'cloud' (allowed: local, remote, relay)"
+expect_rejected placement_not_a_string '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "placement": true}]}' \
+    "roles[0].placement: role 'g': placement must be a string (local, remote or relay), not a boolean"
+expect_rejected location_of_a_local_role '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "location": "host-a"}]}' \
+    "roles[0].location: role 'g': location applies to placement remote or relay only"
+expect_rejected location_with_a_space '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "placement": "remote", "location": "host a"}]}' \
+    "roles[0].location: role 'g': location must be a host name"
+expect_rejected two_relay_locations '{"swarmId": "bad", "roles": [{"role": "g", "count": 1, "placement": "relay", "location": "a"}, {"role": "p", "count": 1, "placement": "relay", "location": "b"}]}' \
+    "roles[1].location: role 'p': location 'b' differs from 'a' of role 'g'"
+# Valid placements pass --check, which shows them; without a broker (this
+# test's file sink) remote and relay roles are refused at start, by name.
+f=$PH_RUN_DIR/placements.json
+printf '%s\n' '{"swarmId": "placements", "roles": [{"role": "g", "count": 1, "placement": "local"},
+ {"role": "p", "count": 1, "placement": "remote", "location": "host-b"},
+ {"role": "q", "count": 1, "placement": "relay"}]}' >"$f"
+if out=$("$SUP" --check --swarm-file "$f" 2>&1) && [[ "$out" == *"placement remote at host-b"* &&
+    "$out" == *"placement relay at relay-"* ]] && ! grep -q '^  g .*  placement [a-z]* at ' <<<"$out"; then
+    pass "supervisor_accepts_local_remote_and_relay_placements"
+else
+    fail "supervisor_accepts_local_remote_and_relay_placements" "$out"
+fi
+expect_rejected remote_without_a_broker '{"swarmId": "bad", "roles": [{"role": "g", "count": 1}, {"role": "p", "count": 1, "placement": "remote"}]}' \
+    "roles[1]: role 'p' has placement remote, whose workers report over AMQP, but there is no broker"
+expect_rejected relay_without_a_broker '{"swarmId": "bad", "roles": [{"role": "q", "count": 2, "placement": "relay"}]}' \
+    "roles[0]: role 'q' has placement relay, whose workers report over AMQP, but there is no broker"
+
 # Every key of the controller's settings is accepted with a valid value.
 f=$PH_RUN_DIR/all-keys.json
 printf '%s\n' '{"swarmId": "all-keys", "description": "d", "roles": [{"role": "g", "count": 1}],
