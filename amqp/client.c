@@ -35,11 +35,22 @@ struct obx {
     char body[];
 };
 
+/* One broker of the URL list. */
+struct broker {
+    char url[PH_AMQP_URL_MAX]; /* parsed in place: ci's strings point into it */
+    struct amqp_connection_info ci;
+    char where[PH_AMQP_WHERE_MAX];
+};
+
 struct ph_amqp {
     struct ph_amqp_cfg cfg;
     char name[32];
     char queue[RK_MAX];
-    struct ph_amqp_url url;
+    struct broker *brokers;
+    size_t nbrokers;
+    size_t cur;      /* the broker connected to, or tried next */
+    bool quorum;     /* the consumed queue is a quorum queue */
+    bool passive;    /* the queue exists with another type: declared passively */
 
     amqp_connection_state_t conn;
     bool up;
@@ -79,13 +90,21 @@ static void lose(struct ph_amqp *a, const char *what, const char *why)
     }
     a->up = false;
     a->next_try_ns = ph_mono_ns() + a->backoff_ns;
+    /* With several brokers, the next one (round robin). */
+    const struct broker *was = &a->brokers[a->cur];
+    if (a->nbrokers > 1) a->cur = (a->cur + 1) % a->nbrokers;
+    const struct broker *next = &a->brokers[a->cur];
+    char then[PH_AMQP_WHERE_MAX + 64] = "";
+    if (a->nbrokers > 1)
+        snprintf(then, sizeof then, " (broker %zu of %zu, %s)", a->cur + 1, a->nbrokers,
+                 next->where);
     if (was_up)
         ph_warn("AMQP%s%s%s connection to %s lost (%s: %s); %zu message(s) kept for resending; "
-                "reconnecting in %.1f s",
-                TAG(a), a->url.where, what, why, a->n, (double)a->backoff_ns / 1e9);
+                "reconnecting in %.1f s%s",
+                TAG(a), was->where, what, why, a->n, (double)a->backoff_ns / 1e9, then);
     else
-        ph_warn("AMQP%s%s%s broker %s unavailable (%s: %s); retrying in %.1f s", TAG(a),
-                a->url.where, what, why, (double)a->backoff_ns / 1e9);
+        ph_warn("AMQP%s%s%s broker %s unavailable (%s: %s); retrying in %.1f s%s", TAG(a),
+                was->where, what, why, (double)a->backoff_ns / 1e9, then);
     a->backoff_ns *= 2;
     if (a->backoff_ns > BACKOFF_MAX_NS) a->backoff_ns = BACKOFF_MAX_NS;
     /* Whatever was sent is sent again on the next connection; deliveries
@@ -335,8 +354,74 @@ void ph_amqp_bind_add(struct ph_amqp *a, json_t *keys)
 
 /* ---- connection --------------------------------------------------------- */
 
+/* channel.open, basic.qos and confirm.select on CHANNEL. */
+static bool open_channel(struct ph_amqp *a)
+{
+    amqp_channel_open(a->conn, CHANNEL);
+    if (!rpc_ok(a, "channel.open")) return false;
+    amqp_basic_qos(a->conn, CHANNEL, 0, a->cfg.prefetch ? a->cfg.prefetch : DEFAULT_PREFETCH, 0);
+    if (!rpc_ok(a, "basic.qos")) return false;
+    amqp_confirm_select(a->conn, CHANNEL);
+    return rpc_ok(a, "confirm.select");
+}
+
+/* Declares the consumed queue. A durable queue that exists with another
+ * type or other arguments makes the broker close the channel with 406
+ * PRECONDITION_FAILED: said once, and the queue is then used as it is
+ * (declared passively, on a new channel), on this connection and the next
+ * ones. */
+static bool declare_queue(struct ph_amqp *a)
+{
+    const bool durable = a->cfg.durable_queue;
+    const char *type = a->quorum ? "quorum" : "classic";
+    if (durable && a->passive) {
+        amqp_queue_declare(a->conn, CHANNEL, bytes_of(a->queue), 1, 0, 0, 0, amqp_empty_table);
+        amqp_rpc_reply_t r = amqp_get_rpc_reply(a->conn);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) return true;
+        /* Gone (deleted, or its node is down): declared as configured next time. */
+        a->passive = false;
+        char why[300];
+        ph_amqp_describe_reply(r, why, sizeof why);
+        lose(a, "queue.declare (passive)", why);
+        return false;
+    }
+    amqp_table_entry_t arg = {.key = bytes_of("x-queue-type"),
+                              .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                                        .value = {.bytes = bytes_of("quorum")}}};
+    const amqp_table_t args = {.num_entries = 1, .entries = &arg};
+    amqp_queue_declare(a->conn, CHANNEL, bytes_of(a->queue), 0, durable, !durable, !durable,
+                       durable && a->quorum ? args : amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(a->conn);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return true;
+    const amqp_channel_close_t *m = r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+                                            r.reply.id == AMQP_CHANNEL_CLOSE_METHOD
+                                        ? r.reply.decoded
+                                        : NULL;
+    if (!durable || m == NULL || m->reply_code != AMQP_PRECONDITION_FAILED) {
+        char why[300];
+        ph_amqp_describe_reply(r, why, sizeof why);
+        lose(a, "queue.declare", why);
+        return false;
+    }
+    ph_error("AMQP%s%s%s the queue %s exists on %s with another type or other arguments than "
+             "this %s declares (a durable %s queue): %u %.*s. Using the existing queue as it is. "
+             "To give it the new type, stop its consumers and delete it (rabbitmqctl "
+             "delete_queue %s), or set PH_QUEUE_TYPE to the existing queue's type",
+             TAG(a), a->queue, a->brokers[a->cur].where, a->name, type, m->reply_code,
+             (int)m->reply_text.len, (const char *)m->reply_text.bytes, a->queue);
+    a->passive = true;
+    amqp_channel_close_ok_t ok = {0};
+    const int rc = amqp_send_method(a->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    if (rc != AMQP_STATUS_OK) {
+        lose(a, "channel.close-ok", amqp_error_string2(rc));
+        return false;
+    }
+    return open_channel(a) && declare_queue(a);
+}
+
 static void connect_now(struct ph_amqp *a)
 {
+    const struct broker *b = &a->brokers[a->cur];
     a->conn = amqp_new_connection();
     amqp_socket_t *sock = a->conn != NULL ? amqp_tcp_socket_new(a->conn) : NULL;
     if (sock == NULL) {
@@ -344,36 +429,26 @@ static void connect_now(struct ph_amqp *a)
         return;
     }
     struct timeval cto = {.tv_sec = CONNECT_TIMEOUT_S}, rto = {.tv_sec = RPC_TIMEOUT_S};
-    int rc = amqp_socket_open_noblock(sock, a->url.ci.host, a->url.ci.port, &cto);
+    int rc = amqp_socket_open_noblock(sock, b->ci.host, b->ci.port, &cto);
     if (rc != AMQP_STATUS_OK) {
         lose(a, "connect", amqp_error_string2(rc));
         return;
     }
     amqp_set_handshake_timeout(a->conn, &rto);
     amqp_set_rpc_timeout(a->conn, &rto);
-    amqp_rpc_reply_t r = amqp_login(a->conn, a->url.ci.vhost, 0, 131072, HEARTBEAT_S,
-                                    AMQP_SASL_METHOD_PLAIN, a->url.ci.user, a->url.ci.password);
+    amqp_rpc_reply_t r = amqp_login(a->conn, b->ci.vhost, 0, 131072, HEARTBEAT_S,
+                                    AMQP_SASL_METHOD_PLAIN, b->ci.user, b->ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         char why[300];
         ph_amqp_describe_reply(r, why, sizeof why);
         lose(a, "login", why);
         return;
     }
-    amqp_channel_open(a->conn, CHANNEL);
-    if (!rpc_ok(a, "channel.open")) return;
-    amqp_basic_qos(a->conn, CHANNEL, 0, a->cfg.prefetch ? a->cfg.prefetch : DEFAULT_PREFETCH, 0);
-    if (!rpc_ok(a, "basic.qos")) return;
-    amqp_confirm_select(a->conn, CHANNEL);
-    if (!rpc_ok(a, "confirm.select")) return;
+    if (!open_channel(a)) return;
     amqp_exchange_declare(a->conn, CHANNEL, bytes_of(PH_AMQP_EXCHANGE), bytes_of("topic"), 0, 1, 0,
                           0, amqp_empty_table);
     if (!rpc_ok(a, "exchange.declare " PH_AMQP_EXCHANGE)) return;
-    if (a->queue[0] != '\0') {
-        const bool durable = a->cfg.durable_queue;
-        amqp_queue_declare(a->conn, CHANNEL, bytes_of(a->queue), 0, durable, !durable, !durable,
-                           amqp_empty_table);
-        if (!rpc_ok(a, "queue.declare")) return;
-    }
+    if (a->queue[0] != '\0' && !declare_queue(a)) return;
     a->up = true; /* for apply_bindings' error path */
     json_object_clear(a->bound);
     apply_bindings(a);
@@ -386,8 +461,16 @@ static void connect_now(struct ph_amqp *a)
     a->st.connections++;
     a->next_tag = 1;
     a->backoff_ns = BACKOFF_MIN_NS;
-    ph_info("AMQP%s%s%s connected to %s (connection %" PRIu64 ")%s%s; %zu message(s) to (re)send",
-            TAG(a), a->url.where, a->st.connections, a->queue[0] ? ", consuming " : "", a->queue, a->n);
+    char which[64] = "";
+    if (a->nbrokers > 1)
+        snprintf(which, sizeof which, ", broker %zu of %zu", a->cur + 1, a->nbrokers);
+    ph_info("AMQP%s%s%s connected to %s (connection %" PRIu64 "%s)%s%s%s; %zu message(s) to "
+            "(re)send",
+            TAG(a), b->where, a->st.connections, which, a->queue[0] ? ", consuming " : "",
+            a->queue, a->queue[0] == '\0' ? "" : a->passive ? " (existing queue, as it is)"
+                                            : a->quorum     ? " (quorum queue)"
+                                                            : "",
+            a->n);
     outbox_send(a);
 }
 
@@ -522,6 +605,13 @@ void ph_amqp_flush(struct ph_amqp *a)
 
 /* ---- life --------------------------------------------------------------- */
 
+/* Overwrites a broker's URL (it holds the password). */
+static void wipe_broker(struct broker *b)
+{
+    volatile char *p = b->url;
+    for (size_t i = 0; i < sizeof b->url; i++) p[i] = 0;
+}
+
 int ph_amqp_open(struct ph_amqp **out, struct ph_amqp_url *url, const struct ph_amqp_cfg *cfg,
                  char *err, size_t errlen)
 {
@@ -538,19 +628,54 @@ int ph_amqp_open(struct ph_amqp **out, struct ph_amqp_url *url, const struct ph_
     snprintf(a->queue, sizeof a->queue, "%s", cfg->queue ? cfg->queue : "");
     a->cfg.name = a->name;
     a->cfg.queue = a->queue;
-    /* The URL moves in: parsed again here, so ci points into our copy. */
-    memcpy(a->url.raw, url->raw, sizeof a->url.raw);
-    memcpy(a->url.url, url->raw, sizeof a->url.url);
-    snprintf(a->url.where, sizeof a->url.where, "%s", url->where);
+    /* The URLs move in: parsed again here, so each ci points into our copy.
+     * A list filled by hand (count 0) is the single URL of raw. */
+    const size_t n = url->count > 0 ? url->count : 1;
+    int rc = PH_OK;
+    a->brokers = n <= PH_AMQP_URLS_MAX ? calloc(n, sizeof *a->brokers) : NULL;
+    if (a->brokers == NULL) {
+        snprintf(err, errlen, n <= PH_AMQP_URLS_MAX ? "out of memory" : "too many broker URLs");
+        rc = n <= PH_AMQP_URLS_MAX ? PH_ERR_SYS : PH_ERR_INVAL;
+    }
+    for (size_t i = 0; rc == PH_OK && i < n; i++) {
+        struct broker *b = &a->brokers[i];
+        memcpy(b->url, url->count > 0 ? url->list[i] : url->raw, sizeof b->url);
+        b->url[sizeof b->url - 1] = '\0';
+        snprintf(b->where, sizeof b->where, "%s", url->count > 0 ? url->list_where[i] : url->where);
+        amqp_default_connection_info(&b->ci);
+        if (amqp_parse_url(b->url, &b->ci) != AMQP_STATUS_OK) {
+            snprintf(err, errlen, "AMQP URL %zu is not valid", i + 1);
+            rc = PH_ERR_INVAL;
+        }
+    }
+    a->nbrokers = n;
     ph_amqp_url_wipe(url);
-    amqp_default_connection_info(&a->url.ci);
-    if (amqp_parse_url(a->url.url, &a->url.ci) != AMQP_STATUS_OK) {
-        snprintf(err, errlen, "the AMQP URL is not valid");
-        ph_amqp_url_wipe(&a->url);
+    /* A durable queue's type. */
+    enum ph_amqp_queue_type type = cfg->queue_type;
+    const char *env = getenv("PH_QUEUE_TYPE");
+    if (rc == PH_OK && type == PH_AMQP_QUEUE_AUTO && env != NULL && env[0] != '\0') {
+        if (strcmp(env, "quorum") == 0) {
+            type = PH_AMQP_QUEUE_QUORUM;
+        } else if (strcmp(env, "classic") == 0) {
+            type = PH_AMQP_QUEUE_CLASSIC;
+        } else {
+            snprintf(err, errlen, "PH_QUEUE_TYPE is '%.32s': use quorum or classic (or unset it: "
+                                  "quorum with several brokers, classic with one)",
+                     env);
+            rc = PH_ERR_INVAL;
+        }
+    }
+    if (rc != PH_OK) {
+        if (a->brokers != NULL) {
+            for (size_t i = 0; i < n; i++) wipe_broker(&a->brokers[i]);
+            free(a->brokers);
+        }
         json_decref(a->bound);
         free(a);
-        return PH_ERR_INVAL;
+        return rc;
     }
+    if (type == PH_AMQP_QUEUE_AUTO) type = n > 1 ? PH_AMQP_QUEUE_QUORUM : PH_AMQP_QUEUE_CLASSIC;
+    a->quorum = cfg->durable_queue && type == PH_AMQP_QUEUE_QUORUM;
     a->backoff_ns = BACKOFF_MIN_NS;
     *out = a;
     return PH_OK;
@@ -591,7 +716,8 @@ void ph_amqp_close(struct ph_amqp *a, uint64_t confirm_wait_ns)
     while (a->head != NULL) outbox_remove_next(a, NULL, a->head);
     json_decref(a->want);
     json_decref(a->bound);
-    ph_amqp_url_wipe(&a->url);
+    for (size_t i = 0; i < a->nbrokers; i++) wipe_broker(&a->brokers[i]);
+    free(a->brokers);
     free(a);
 }
 
@@ -628,5 +754,16 @@ const struct ph_amqp_stats *ph_amqp_stats(const struct ph_amqp *a)
 
 const char *ph_amqp_where(const struct ph_amqp *a)
 {
-    return a->url.where;
+    return a->brokers[a->cur].where;
+}
+
+size_t ph_amqp_broker(const struct ph_amqp *a, size_t *count)
+{
+    if (count != NULL) *count = a->nbrokers;
+    return a->cur;
+}
+
+bool ph_amqp_quorum(const struct ph_amqp *a)
+{
+    return a->quorum;
 }

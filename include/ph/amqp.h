@@ -3,16 +3,29 @@
  *
  * The broker's URL (amqp://user:password@host:port/vhost) comes from a file
  * or from PH_AMQP_URL, never from a command line, and only its user, host,
- * port and vhost are ever shown.
+ * port and vhost are ever shown. Either may list several brokers (the
+ * nodes of a cluster): the file one URL per line (blank lines and lines
+ * starting with '#' ignored), PH_AMQP_URL separated by commas (a comma
+ * inside a URL is written %2C).
  *
  * The client (struct ph_amqp) keeps one connection with one channel in
  * confirm mode for a single-threaded event loop:
  *   - it (re)connects with capped exponential backoff (0.5 s doubling to
  *     30 s), attempted from ph_amqp_flush() only when due, so a missing
- *     broker costs one refused connect per period;
+ *     broker costs one refused connect per period; with several brokers,
+ *     each lost or refused connection moves to the next one of the list
+ *     (round robin, with the same backoff): the outbox is sent again, the
+ *     bindings applied again and deliveries numbered with the new session
+ *     there, as after any reconnect;
  *   - it declares the ph.control exchange (topic, durable) and, when asked,
  *     a queue it consumes with manual acks and a prefetch: durable and named
- *     (a control queue), or exclusive and auto-deleted (a consumer's own);
+ *     (a control queue), or exclusive and auto-deleted (a consumer's own).
+ *     A durable queue is a quorum queue (x-queue-type quorum, replicated
+ *     over the cluster) when the URL lists more than one broker, a classic
+ *     one otherwise (see ph_amqp_cfg.queue_type); when a queue of that name
+ *     exists with another type the broker refuses the declaration
+ *     (PRECONDITION_FAILED): the client says so, once, and consumes the
+ *     existing queue as it is (declared passively);
  *     the queue's bindings follow the set of keys given to ph_amqp_bind();
  *   - reads never block: the loop polls ph_amqp_fd() and calls
  *     ph_amqp_service(), which drains whole frames with a zero timeout;
@@ -48,18 +61,33 @@ extern "C" {
 
 /* ---- the broker's address --------------------------------------------- */
 
+/* Brokers in one URL list at most. */
+#define PH_AMQP_URLS_MAX 8
+#define PH_AMQP_WHERE_MAX 320
+
 struct ph_amqp_url {
+    /* The first broker of the list (the only one, usually). */
     char raw[PH_AMQP_URL_MAX]; /* as read */
     char url[PH_AMQP_URL_MAX]; /* a copy parsed in place: ci's strings point into it */
     struct amqp_connection_info ci;
-    char where[320]; /* "user@host:port vhost '/'" for messages: no password */
+    char where[PH_AMQP_WHERE_MAX]; /* "user@host:port vhost '/'" for messages: no password */
+    /* Every broker, in the order given, the first included. */
+    size_t count;
+    char list[PH_AMQP_URLS_MAX][PH_AMQP_URL_MAX];         /* as read */
+    char list_where[PH_AMQP_URLS_MAX][PH_AMQP_WHERE_MAX]; /* as `where` */
 };
 
-/* Reads the URL from `file`, or from PH_AMQP_URL when file is NULL, and
- * parses it. PH_ERR_INVAL (missing, empty, not an amqp:// URL, amqps://) or
- * PH_ERR_SYS (the file) with a message that never quotes the URL. */
+/* Reads the URL list from `file`, or from PH_AMQP_URL when file is NULL,
+ * and parses it (see the top of this file). PH_ERR_INVAL (missing, empty,
+ * too many, one not an amqp:// URL, amqps://) or PH_ERR_SYS (the file) with
+ * a message that never quotes a URL. */
 int ph_amqp_url_load(struct ph_amqp_url *u, const char *file, char *err, size_t errlen);
-/* Overwrites the URL (it holds the password). */
+/* Parses `text`: URLs separated by newlines or commas; blank entries and
+ * lines starting with '#' are skipped. `source` names where the text came
+ * from in messages ("PH_AMQP_URL", "the file F"). As ph_amqp_url_load. */
+int ph_amqp_url_parse(struct ph_amqp_url *u, const char *text, const char *source, char *err,
+                      size_t errlen);
+/* Overwrites the URLs (they hold the password). */
 void ph_amqp_url_wipe(struct ph_amqp_url *u);
 
 /* A broker reply as a sentence ("broker closed the channel: 403 ..."). */
@@ -81,6 +109,15 @@ static inline uint64_t ph_amqp_delivery_session(uint64_t delivery)
 typedef int (*ph_amqp_deliver_fn)(void *ctx, const char *rk, size_t rklen, const char *body,
                                   size_t len, uint64_t delivery);
 
+/* The type of a durable queue. */
+enum ph_amqp_queue_type {
+    /* PH_QUEUE_TYPE (quorum or classic) when set; else quorum when the URL
+     * lists more than one broker, classic otherwise. */
+    PH_AMQP_QUEUE_AUTO = 0,
+    PH_AMQP_QUEUE_CLASSIC,
+    PH_AMQP_QUEUE_QUORUM,
+};
+
 struct ph_amqp_cfg {
     const char *name;   /* who speaks, for logs ("bridge", "orchestrator") */
     /* A second connection of the same process: its purpose, in its log
@@ -89,6 +126,8 @@ struct ph_amqp_cfg {
     const char *purpose;
     const char *queue;  /* the queue to consume; NULL: publish only */
     bool durable_queue; /* durable and shared (a control queue); else exclusive, auto-deleted */
+    /* A durable queue's type; an exclusive one is always classic. */
+    enum ph_amqp_queue_type queue_type;
     uint16_t prefetch;  /* unsettled deliveries at most (0: 50) */
     bool auto_ack;      /* the broker needs no acknowledgement */
     ph_amqp_deliver_fn deliver;
@@ -102,8 +141,9 @@ struct ph_amqp_stats {
 
 struct ph_amqp;
 
-/* Takes the URL (wiped from *url) and the settings; connects at the first
- * ph_amqp_flush(). */
+/* Takes the URL list (wiped from *url) and the settings; connects at the
+ * first ph_amqp_flush(), to the first broker of the list. PH_ERR_INVAL when
+ * PH_QUEUE_TYPE is neither quorum nor classic. */
 int ph_amqp_open(struct ph_amqp **out, struct ph_amqp_url *url, const struct ph_amqp_cfg *cfg,
                  char *err, size_t errlen);
 /* Waits up to `confirm_wait_ns` for outstanding confirms, closes, frees.
@@ -159,8 +199,12 @@ uint64_t ph_amqp_session(const struct ph_amqp *a);
 /* Messages waiting for a confirm. */
 size_t ph_amqp_unconfirmed(const struct ph_amqp *a);
 const struct ph_amqp_stats *ph_amqp_stats(const struct ph_amqp *a);
-/* "user@host:port vhost '/'" of the broker. */
+/* "user@host:port vhost '/'" of the broker connected to, or tried next. */
 const char *ph_amqp_where(const struct ph_amqp *a);
+/* The index in the URL list of that broker, and the list's length. */
+size_t ph_amqp_broker(const struct ph_amqp *a, size_t *count);
+/* Whether the consumed queue is declared as a quorum queue. */
+bool ph_amqp_quorum(const struct ph_amqp *a);
 
 #ifdef __cplusplus
 }
