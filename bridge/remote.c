@@ -157,6 +157,13 @@ static void skip_until(struct remote *r, const char *key, uint64_t until)
     json_object_set_new(r->skip, key, json_integer((json_int_t)until));
 }
 
+void remote_note_local(struct remote *r, const char *role, const char *instance, uint64_t now)
+{
+    char key[2 * PH_ID_MAX + 2];
+    snprintf(key, sizeof key, "%s.%s", role, instance);
+    if (find(r, key) == NULL) skip_until(r, key, now + REMOTE_LOCAL_RECHECK_NS);
+}
+
 /* Logs the first few of a kind of trouble, then one in a hundred. */
 static bool say(uint64_t n)
 {
@@ -471,7 +478,10 @@ int remote_on_message(struct remote *r, const char *rk, size_t rklen, const char
     char key[2 * PH_ID_MAX + 2];
     snprintf(key, sizeof key, "%s.%s", k.role, k.instance);
     struct proxy *p = find(r, key);
-    if (p == NULL && (outcome || skipped(r, key, now))) {
+    if ((p == NULL && (outcome || skipped(r, key, now))) || (p != NULL && p->relay[0] != '\0')) {
+        /* Not a remote worker's: a local worker's status or a relayed one's,
+         * published by the controller (remote_note_local), or an answer
+         * nobody here waits for. Not even parsed. */
         r->st.ignored++;
         return 0;
     }
@@ -498,14 +508,6 @@ int remote_on_message(struct remote *r, const char *rk, size_t rklen, const char
             ph_warn("remote worker message on %s refused: %s", rkz, why);
         json_decref(env);
         return -1;
-    }
-    if (p != NULL && p->relay[0] != '\0') {
-        /* The name is a relayed worker's: not this message's to update. */
-        if (say(++r->st.refused))
-            ph_warn("status of %s over AMQP ignored: a worker of that name comes through relay %s",
-                    k.instance, p->relay);
-        json_decref(env);
-        return 0;
     }
     if (p == NULL)
         p = join(r, key, k.role, k.instance,

@@ -70,6 +70,11 @@ void remote_close(struct remote *r);
  * transport rejects it without requeue). */
 int remote_on_message(struct remote *r, const char *rk, size_t rklen, const char *body,
                       size_t len, uint64_t now_ns);
+/* The bridge publishes status for (role, instance) on the controller's
+ * behalf (a local or relayed worker): its echo on the worker-status queue is
+ * ignored, unread, for REMOTE_LOCAL_RECHECK_NS. */
+void remote_note_local(struct remote *r, const char *role, const char *instance,
+                       uint64_t now_ns);
 /* Forwards waiting commands, times out unanswered ones, lets go of workers
  * silent for REMOTE_FORGET_NS. */
 void remote_tick(struct remote *r, uint64_t now_ns);

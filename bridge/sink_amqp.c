@@ -102,6 +102,15 @@ static int amqp_publish(struct sink *sb, const char *rk, const json_t *env, cons
             strcmp(k.role, CONTRACT_CONTROLLER_ROLE) != 0 && strcmp(k.instance, CONTRACT_ALL) != 0)
             ph_amqp_bind_add(s->amqp, amqp_topo_worker_keys(&s->topo, k.role, k.instance));
     }
+    if (kind == CK_METRIC && s->remote != NULL) {
+        /* Its echo on the remote-worker queue is not a remote worker. */
+        struct contract_rk k;
+        char why[128];
+        if (contract_rk_parse(rk, &k, why, sizeof why) == PH_OK &&
+            strcmp(k.role, CONTRACT_CONTROLLER_ROLE) != 0 && k.role[0] != '\0' &&
+            k.instance[0] != '\0')
+            remote_note_local(s->remote, k.role, k.instance, ph_mono_ns());
+    }
     const bool status = kind == CK_METRIC && !s->base.confirm_all;
     if (status && !ph_amqp_up(s->amqp)) {
         s->status_dropped++;

@@ -323,6 +323,12 @@ static void a_local_workers_own_status_is_left_to_the_controller(void **state)
     /* Within the recheck period its messages are not even parsed. */
     assert_int_equal(feed(f, "metric.status-delta", "loc-1", "not json", 2 * S), 0);
     ph_worker_detach(w);
+    /* A status the bridge itself published for a worker is known before
+     * its echo arrives: no claim is even tried. */
+    remote_note_local(f->r, "processor", "loc-2", 3 * S);
+    assert_int_equal(feed(f, "metric.status-delta", "loc-2", "not json", 4 * S), 0);
+    assert_int_equal(remote_stats(f->r)->local_skipped, 1);
+    assert_int_equal(remote_count(f->r), 0);
 }
 
 static void invalid_messages_are_refused_and_nothing_is_claimed(void **state)
