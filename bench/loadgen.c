@@ -48,9 +48,13 @@
 #define NS 1000000000ull
 
 enum mode { M_SHM, M_AMQP };
+/* shm mode: where the second half of the workers runs (another "host"). */
+enum split { S_LOCAL, S_RELAY, S_REMOTE };
+static const char *const SPLIT_NAMES[] = {"all-local", "local+relay", "local+remote"};
 
 struct opts {
     enum mode mode;
+    enum split split;
     uint32_t workers;
     double rate, seconds, warmup, changes_per_s;
     uint32_t procs, probe_ms, tick_ms;
@@ -106,6 +110,14 @@ static void usage(FILE *f)
           "  --probe-ms MS       quiet time between two staleness probes (default 100)\n"
           "  --worker-deltas     shm: per-worker status-delta on (default: the swarm is\n"
           "                      aggregate-only, workerDeltas false)\n"
+          "  --split S           shm: where the second half of the workers runs, as if on\n"
+          "                      a second host: local (default: all on the controller's\n"
+          "                      segment), relay (a ph-relay's own segment, forwarded in\n"
+          "                      batches) or remote (the SDK's remote mode: each worker\n"
+          "                      speaks the contract over AMQP itself). At least 2 procs.\n"
+          "                      Updates of remote workers reach the controller as the\n"
+          "                      contract's deltas (on change and heartbeat): compare\n"
+          "                      made updates and CPU per made update\n"
           "  --tick-ms N         the controller's drain tick (default: its own)\n"
           "  --amqp-url-file F   the broker (default: $PH_AMQP_URL)\n"
           "  --broker-pid-file F the broker's pid, for its CPU and memory (default: the\n"
@@ -134,6 +146,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"amqp-url-file", required_argument, NULL, 'u'}, {"broker-pid-file", required_argument, NULL, 'b'},
         {"bin-dir", required_argument, NULL, 'B'},      {"keep", no_argument, NULL, 'k'},
         {"json", no_argument, NULL, 'j'},               {"print-envelope", no_argument, NULL, 'E'},
+        {"split", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
     int ch;
     opterr = 0;
@@ -155,6 +168,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'c': ok = bu_parse_double(optarg, &o->changes_per_s) && o->changes_per_s >= 0 && o->changes_per_s <= 100000; break;
         case 'P': ok = bu_parse_size(optarg, &v) && v >= 1 && v <= 60000; o->probe_ms = (uint32_t)v; break;
         case 'd': o->worker_deltas = true; break;
+        case 'S':
+            if (strcmp(optarg, "local") == 0) o->split = S_LOCAL;
+            else if (strcmp(optarg, "relay") == 0) o->split = S_RELAY;
+            else if (strcmp(optarg, "remote") == 0) o->split = S_REMOTE;
+            else ok = false;
+            break;
         case 't': ok = bu_parse_size(optarg, &v) && v >= 1 && v <= 10000; o->tick_ms = (uint32_t)v; break;
         case 'u': o->url_file = optarg; break;
         case 'b': o->broker_pid_file = optarg; break;
@@ -177,6 +196,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     if (o->procs > o->workers) o->procs = o->workers;
     if (o->worker_deltas && o->mode != M_SHM)
         return bu_usage_error("--worker-deltas applies to --mode shm only");
+    if (o->split != S_LOCAL && o->mode != M_SHM)
+        return bu_usage_error("--split applies to --mode shm only");
+    if (o->split != S_LOCAL && o->procs < 2) o->procs = o->workers >= 2 ? 2 : 1;
+    if (o->split != S_LOCAL && o->workers < 2)
+        return bu_usage_error("--split needs at least 2 workers");
     if (o->url_file == NULL && getenv("PH_AMQP_URL") == NULL)
         return bu_usage_error("no broker: give --amqp-url-file or set PH_AMQP_URL");
     return 0;
@@ -333,12 +357,21 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
         c.s[j].out = "ok";
     }
     char err[512];
+    /* The second half of the processes is the other "host" (--split). */
+    const bool away = o->split != S_LOCAL && idx >= (o->procs + 1) / 2;
+    char relay_seg[PH_ID_MAX];
+    snprintf(relay_seg, sizeof relay_seg, "%.59s-rly", swarm);
+    if (away && o->split == S_REMOTE && o->url_file != NULL)
+        setenv("PH_AMQP_URL_FILE", o->url_file, 1);
     if (o->mode == M_SHM) {
         for (uint32_t j = 0; j < c.count && !atomic_load(&g_sh->stop); j++) {
-            struct ph_worker_opts wo = {.swarm_id = swarm, .role = c.s[j].role,
+            struct ph_worker_opts wo = {.swarm_id = away && o->split == S_RELAY ? relay_seg : swarm,
+                                        .role = c.s[j].role,
                                         .instance = c.s[j].inst, .heartbeat_ms = 1000,
                                         .attach_timeout_ms = 20000,
-                                        .config_json = "{\"ratePerSec\": 1}"};
+                                        .config_json = "{\"ratePerSec\": 1}",
+                                        .mode = away && o->split == S_REMOTE ? PH_WORKER_REMOTE
+                                                                             : PH_WORKER_LOCAL};
             c.s[j].w = ph_worker_attach(&wo, err, sizeof err);
             if (c.s[j].w == NULL) {
                 proc_fail(ps, "attach", err);
@@ -702,7 +735,7 @@ int main(int argc, char **argv)
     bool seg_open = false;
     const char *fail = NULL;
     static char why[600];
-    pid_t ctl = 0, br = 0;
+    pid_t ctl = 0, br = 0, relay = 0;
 
     /* The observer (shm: controller deltas, like a UI, and a '#' counter of
      * every message on ph.control) or the controller-side consumer (amqp:
@@ -769,6 +802,41 @@ int main(int argc, char **argv)
         }
         figs[nfig++] = (struct pfig){.name = "controller", .pid = ctl};
         figs[nfig++] = (struct pfig){.name = "bridge", .pid = br};
+        if (o.split == S_RELAY) {
+            char rl_bin[PATH_MAX], rl_log[PATH_MAX], rseg[PH_ID_MAX];
+            snprintf(rseg, sizeof rseg, "%.59s-rly", swarm);
+            snprintf(rl_log, sizeof rl_log, "%s/relay.log", tmp);
+            if (!bu_bin_path(o.bindir, "ph-relay", rl_bin, sizeof rl_bin)) {
+                fprintf(stderr, "ph-loadgen: ph-relay not found (build it, or pass --bin-dir)\n");
+                return 1;
+            }
+            bu_cleanup_add_swarm(rseg);
+            char *rargv[] = {rl_bin, "--swarm", swarm, "--segment", rseg, "--relay-id", "lg-relay",
+                             "--location", "relay-host", "--slots", slots,
+                             o.url_file != NULL ? "--amqp-url-file" : NULL, url_arg, NULL};
+            relay = bu_spawn(rargv, rl_log);
+            if (relay <= 0) {
+                fprintf(stderr, "ph-loadgen: cannot start ph-relay\n");
+                return 1;
+            }
+            figs[nfig++] = (struct pfig){.name = "relay", .pid = relay};
+            char rerr[256];
+            struct ph_segment rs;
+            bool up = false;
+            for (uint64_t until = bu_now_ns() + 10 * NS; !up && bu_now_ns() < until;) {
+                if (ph_segment_open(&rs, rseg, false, rerr, sizeof rerr) == PH_OK) {
+                    ph_segment_close(&rs);
+                    up = true;
+                } else {
+                    bu_sleep_ns(20000000);
+                }
+            }
+            if (!up) {
+                fprintf(stderr, "ph-loadgen: the relay made no segment within 10 s (log: %s)\n",
+                        rl_log);
+                return 1;
+            }
+        }
         char err[512];
         for (uint64_t until = bu_now_ns() + 10 * NS; !seg_open && bu_now_ns() < until;) {
             if (ph_segment_open(&seg, swarm, false, err, sizeof err) == PH_OK) seg_open = true;
@@ -799,7 +867,10 @@ int main(int argc, char **argv)
         figs[nfig++] = (struct pfig){.name = "workers", .pid = pid};
     }
     double attach_s = NAN;
-    for (uint64_t until = bu_now_ns() + 60 * NS; bu_now_ns() < until && fail == NULL;) {
+    /* Remote workers each open a connection and declare and bind a queue:
+     * a thousand of them take many seconds on a small machine. */
+    const uint64_t attach_limit_s = o.split == S_REMOTE ? 60 + o.workers / 10 : 60;
+    for (uint64_t until = bu_now_ns() + attach_limit_s * NS; bu_now_ns() < until && fail == NULL;) {
         uint32_t ready = 0;
         for (uint32_t i = 0; i < o.procs; i++) {
             int r = atomic_load(&g_sh->p[i].ready);
@@ -817,7 +888,11 @@ int main(int argc, char **argv)
         }
         serve(a, b, 5000000);
     }
-    if (fail == NULL && isnan(attach_s)) fail = "the workers did not attach within 60 s";
+    if (fail == NULL && isnan(attach_s)) {
+        snprintf(why, sizeof why, "the workers did not attach within %llu s",
+                 (unsigned long long)attach_limit_s);
+        fail = why;
+    }
     const pid_t bpid = broker_pid(&o);
     if (bpid > 0) figs[nfig++] = (struct pfig){.name = "broker", .pid = bpid};
     figs[nfig++] = (struct pfig){.name = o.mode == M_SHM ? "observer" : "consumer", .pid = getpid()};
@@ -888,7 +963,9 @@ int main(int argc, char **argv)
         /* They stop by themselves (detaching 10,000 workers takes a moment);
          * a process that does not is stopped. */
         int st = -1;
-        for (uint64_t until = bu_now_ns() + 30 * NS; bu_now_ns() < until;) {
+        /* Remote workers close a connection each when they detach. */
+        const uint64_t end_limit_s = o.split == S_REMOTE ? 30 + o.workers / 10 : 30;
+        for (uint64_t until = bu_now_ns() + end_limit_s * NS; bu_now_ns() < until;) {
             if (waitpid(kids[i], &st, WNOHANG) == kids[i]) break;
             st = -1;
             bu_sleep_ns(10000000);
@@ -914,9 +991,15 @@ int main(int argc, char **argv)
         if (stat(p, &st) == 0) shm_bytes += (uint64_t)st.st_size;
         ph_segment_close(&seg);
     }
+    if (relay > 0) bu_stop_child(relay, 10);
     if (br > 0) bu_stop_child(br, 10);
     if (ctl > 0) bu_stop_child(ctl, 10);
     bu_cleanup_del_swarm(swarm);
+    if (o.split == S_RELAY) {
+        char rseg[PH_ID_MAX];
+        snprintf(rseg, sizeof rseg, "%.59s-rly", swarm);
+        bu_cleanup_del_swarm(rseg);
+    }
     ph_amqp_close(a, 0);
     if (b != NULL) ph_amqp_close(b, 0);
 
@@ -956,6 +1039,7 @@ int main(int argc, char **argv)
         bu_json_str(&j, "error", fail);
         bu_json_str(&j, "mode", o.mode == M_SHM ? "shm" : "amqp-per-worker");
         if (o.mode == M_SHM) bu_json_bool(&j, "worker_deltas", o.worker_deltas);
+        if (o.mode == M_SHM) bu_json_str(&j, "split", SPLIT_NAMES[o.split]);
         bu_json_int(&j, "workers", o.workers);
         bu_json_num(&j, "rate", o.rate);
         bu_json_int(&j, "procs", o.procs);
@@ -998,9 +1082,10 @@ int main(int argc, char **argv)
         bu_json_num(&j, "load_after", load1);
         bu_json_end(&j);
     } else {
-        printf("ph-loadgen --mode %s: %u workers x %g/s in %u processes, %.1f s window%s\n",
+        printf("ph-loadgen --mode %s: %u workers x %g/s in %u processes, %.1f s window%s%s%s\n",
                o.mode == M_SHM ? "shm" : "amqp-per-worker", o.workers, o.rate, o.procs, win,
-               o.mode == M_SHM ? (o.worker_deltas ? " (worker deltas on)" : " (aggregate-only)") : "");
+               o.mode == M_SHM ? (o.worker_deltas ? " (worker deltas on)" : " (aggregate-only)") : "",
+               o.split != S_LOCAL ? ", " : "", o.split != S_LOCAL ? SPLIT_NAMES[o.split] : "");
         if (fail != NULL) printf("  FAILED: %s\n", fail);
         printf("  updates/s   offered %.0f  made %.0f  achieved %.0f  %s\n", offered, made, achieved,
                keeping_up ? "(keeping up)" : "(NOT keeping up: below 95% of offered)");
