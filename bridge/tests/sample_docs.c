@@ -60,10 +60,12 @@ static json_t *controller_context(bool full, const char *tag)
         static const char *const roles[][2] = {
             {"generator", "gen-1"}, {"moderator", "mod-1"}, {"processor", "proc-1"}};
         for (int i = 0; i < 3; i++)
-            json_array_append_new(w, json_pack("{s:s,s:s,s:b,s:i,s:o,s:s,s:b}", "role", roles[i][0],
-                                               "instance", roles[i][1], "enabled", 1, "tps", 10 + i,
-                                               "ioState", sample_iostate("ok", "ok"), "lastSeenAt",
-                                               SAMPLE_TS, "stale", 0));
+            json_array_append_new(w, json_pack("{s:s,s:s,s:b,s:i,s:o,s:s,s:b,s:s,s:s}", "role",
+                                               roles[i][0], "instance", roles[i][1], "enabled", 1,
+                                               "tps", 10 + i, "ioState",
+                                               sample_iostate("ok", "ok"), "lastSeenAt", SAMPLE_TS,
+                                               "stale", 0, "location", "host-a", "transport",
+                                               "shm"));
         json_object_set_new(ctx, "workers", w);
     }
     return ctx;

@@ -48,7 +48,7 @@ AGG = {
 
 def worker_entry(role, inst):
     return {"role": role, "instance": inst, "enabled": True, "tps": 3, "ioState": IOSTATE,
-            "lastSeenAt": TS, "stale": False}
+            "lastSeenAt": TS, "stale": False, "location": "host-a", "transport": "shm"}
 
 
 def controller_full(cid=None, workers=None):
@@ -143,6 +143,18 @@ class EnvelopeChecks(unittest.TestCase):
         e = worker_full()
         e["data"]["context"]["workers"] = []
         self.assertFlagged(e, "a worker's status carries data.context.workers")
+
+    def test_controller_workers_say_where_they_run_and_how(self):
+        w = worker_entry("generator", "gen-1")
+        del w["location"]
+        self.assertFlagged(controller_full(workers=[w]), "has no location")
+        w = worker_entry("generator", "gen-1")
+        w["transport"] = "carrier-pigeon"
+        self.assertFlagged(controller_full(workers=[w]), "transport is 'carrier-pigeon'")
+        for tr in ("shm", "relay", "amqp"):
+            w = worker_entry("generator", "gen-1")
+            w["transport"] = tr
+            self.assertClean(controller_full(workers=[w]))
 
     def test_controller_workers_sorted_by_role_then_instance(self):
         e = controller_full(workers=[worker_entry("moderator", "mod-1"), worker_entry("generator", "gen-1")])

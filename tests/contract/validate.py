@@ -10,7 +10,8 @@ ph-bridge's file sink writes) and checks every envelope:
   * against the semantic guards a schema cannot state: envelope keys in the
     contract's order; routing key equal to kind, type and scope (null <=> ALL);
     no config/io/startedAt/workers anywhere in a status-delta's data; no
-    workers anywhere in a worker's status; the controller's workers sorted by
+    workers anywhere in a worker's status; every controller worker entry with
+    a location and a transport (shm, relay or amqp); the controller's workers sorted by
     role then instance;
   * across messages, when asked: every signal of --signals FILE answered by
     exactly one outcome echoing its correlationId and idempotencyKey (a
@@ -183,7 +184,29 @@ class Checker:
                     problems.append(f"a worker's status carries {path}")
             elif env.get("type") == "status-full":
                 problems.extend(_check_worker_order(data))
+                problems.extend(_check_worker_where(data))
         return problems
+
+
+TRANSPORTS = ("shm", "relay", "amqp")
+
+
+def _check_worker_where(data):
+    """The project's rule: every entry of the controller's worker list says
+    where the worker runs (location) and how it reports (transport)."""
+    ctx = data.get("context")
+    workers = ctx.get("workers") if isinstance(ctx, dict) else None
+    if not isinstance(workers, list):
+        return []
+    for i, w in enumerate(workers):
+        if not isinstance(w, dict):
+            continue
+        loc, tr = w.get("location"), w.get("transport")
+        if not isinstance(loc, str) or not loc:
+            return [f"data.context.workers[{i}] has no location"]
+        if tr not in TRANSPORTS:
+            return [f"data.context.workers[{i}].transport is {tr!r}, not one of {', '.join(TRANSPORTS)}"]
+    return []
 
 
 def _check_worker_order(data):
