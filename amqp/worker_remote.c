@@ -456,6 +456,7 @@ struct ph_worker_agent {
     uint64_t *settle; /* deliveries to settle after the client's callback returns */
     size_t nsettle, capsettle;
     uint64_t rejected, ignored;
+    uint64_t invalid_alert_ns; /* the last control.invalid-message alert (0: none yet) */
 };
 
 static uint64_t tps_now(const struct ph_worker_agent *a)
@@ -577,10 +578,25 @@ static int write_command(struct ph_worker_agent *a, uint16_t type, uint64_t toke
     return rc;
 }
 
+/* Bad control input is reported (CONTRACT.md §6) as one alert, then at most
+ * one a minute while more keeps coming; never with the message's body. */
+#define INVALID_ALERT_EVERY_NS (60ull * 1000000000ull)
+
 static void log_rejected(struct ph_worker_agent *a, const char *body, size_t len,
                          const char *reason)
 {
     a->rejected++;
+    const uint64_t now = ph_mono_ns();
+    if (a->invalid_alert_ns == 0 || now - a->invalid_alert_ns >= INVALID_ALERT_EVERY_NS) {
+        a->invalid_alert_ns = now;
+        char msg[256], rk[RK_LEN];
+        snprintf(msg, sizeof msg, "rejected %" PRIu64 " control message(s) without requeue; last: %.180s",
+                 a->rejected, reason);
+        publish_env(a, rk,
+                    ph_wr_alert_envelope(ph_real_ns(), &a->id, "warn", "control.invalid-message",
+                                         msg, rk, sizeof rk),
+                    true);
+    }
     if (a->rejected > 10 && a->rejected % 1000 != 0) return;
     char prefix[LOG_PREFIX_MAX + 1];
     ph_wr_log_prefix(body, len, prefix, sizeof prefix);

@@ -14,6 +14,7 @@
 #     worker;
 #   - a config-update addressed to rw-1, and one to a relayed worker, are
 #     each answered once, by the controller, after the worker applied it;
+#     a malformed signal to rw-1 is rejected without requeue and alerted;
 #   - killing rw-1, silencing ext-1 and killing the relay makes their
 #     workers stale within the TTL, while the local worker stays healthy;
 #   - every captured envelope passes tests/contract/validate.py.
@@ -202,6 +203,14 @@ wait_until 10 "rw-1's status-full with the patch" captured 1 \
     "event.metric.status-full.$SWARM.processor.rw-1" '"ratePerSec":9'
 ok "cu-1: forwarded to rw-1 by the controller, applied, answered once"
 
+echo "== bad input on rw-1's control queue: rejected, one alert"
+printf 'signal.config-update.%s.processor.rw-1\tthis is not json {\n' "$SWARM" | pub
+wait_until 10 "rw-1's control.invalid-message alert" captured 1 "event.alert.alert.$SWARM.processor.rw-1" \
+    '"code":"control.invalid-message"'
+DEPTH=$("$BIN/ph-test-amqp" depth "$URL" "ph.control.$SWARM.processor.rw-1")
+[ "$DEPTH" = "0 1" ] || fail "rw-1's control queue not drained after the bad message: ready/consumers = $DEPTH"
+ok "a malformed signal to rw-1: rejected without requeue, alerted once"
+
 echo "== config-update addressed to rl-1 (through the relay)"
 signal config-update moderator rl-1 cu-2 '{"ratePerSec": 8}' | pub
 wait_until 15 "the controller's outcome for cu-2" captured 1 '"kind":"outcome"' '"correlationId":"cu-2"'
@@ -241,7 +250,11 @@ BR_PID=
 sleep 0.3
 kill "$CAP_PID" && wait "$CAP_PID" || true
 CAP_PID=
-$PY "$ROOT/tests/contract/validate.py" "$CAP" --signals "$TMP/signals.jsonl" \
+# The malformed signal sent on purpose is test input, not the swarm's.
+$PY -c 'import json, sys
+for l in open(sys.argv[1]):
+    if isinstance(json.loads(l).get("envelope"), dict): sys.stdout.write(l)' "$CAP" >"$TMP/audit.jsonl"
+$PY "$ROOT/tests/contract/validate.py" "$TMP/audit.jsonl" --signals "$TMP/signals.jsonl" \
     >"$TMP/validate.out" 2>&1 || fail "validate.py: $(tail -n 30 "$TMP/validate.out")"
 tail -n 2 "$TMP/validate.out"
 ok "the capture passes the contract audit"
