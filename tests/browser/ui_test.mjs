@@ -282,9 +282,14 @@ try {
       });
       await check(`${cmd}: page ${i + 1} lists every worker as enabled=${enabled} (a fresh status-full)`, async () => {
         await pages[i].waitForFunction(([n, want]) => {
-          const cells = document.querySelectorAll('[data-testid=worker-row] td:nth-child(3)');
+          const cells = document.querySelectorAll('[data-testid=worker-row] td:nth-child(5)');
           return cells.length === n && [...cells].every((td) => td.textContent === want);
         }, [W, enabled], { timeout: 20000 });
+      });
+      await check(`${cmd}: page ${i + 1} shows each worker's host and transport (shm)`, async () => {
+        const bad = await pages[i].evaluate(() => [...document.querySelectorAll('[data-testid=worker-row]')]
+          .filter((tr) => tr.children[2].textContent === '' || tr.children[3].textContent !== 'shm').length);
+        if (bad) throw new Error(`${bad} worker row(s) without a host or with another transport than shm`);
       });
     }
     await shot(pages[0], `swarm-after-${cmd}`);

@@ -37,6 +37,9 @@ export class SwarmView {
     this.workers = new KeyedTable([
       { title: 'role', get: (w) => w.role },
       { title: 'instance', get: (w) => w.instance },
+      { title: 'host', help: 'where the worker runs (location)', get: (w) => w.location || '' },
+      { title: 'via', help: 'how its status reaches the controller: shm (same host), relay (a ph-relay on its host), amqp (it speaks the contract itself)',
+        get: (w) => w.transport || '', cls: (w) => (w.transport && w.transport !== 'shm' ? 'muted' : '') },
       { title: 'enabled', get: (w) => (w.enabled ? 'yes' : 'no'), cls: (w) => (w.enabled ? 'on' : 'off') },
       { title: 'tps', num: true, get: (w) => fmtInt(w.tps) },
       { title: 'input', get: (w) => wio(w, 'input'), cls: (w) => ioClass(wio(w, 'input')) },
@@ -206,7 +209,7 @@ function byRoleInstance(a, b) {
 
 function workerSig(w) {
   const io = (w.ioState && w.ioState.work) || {};
-  return `${w.enabled}|${w.tps}|${io.input}|${io.output}|${w.stale}|${w.dead}|${w.lastSeenAt}`;
+  return `${w.enabled}|${w.tps}|${io.input}|${io.output}|${w.stale}|${w.dead}|${w.lastSeenAt}|${w.location}|${w.transport}`;
 }
 
 function wio(w, k) {
