@@ -340,7 +340,9 @@ static void invalid_messages_are_refused_and_nothing_is_claimed(void **state)
     assert_int_equal(feed(f, "metric.status-delta", "ext-2", b, 1 * S), -1);
     free(b);
     /* a delta carrying config breaks the contract */
-    json_t *env = json_loads(status_env(f, "status-full", "ext-2", true, 0, NULL), 0, NULL);
+    char *full = status_env(f, "status-full", "ext-2", true, 0, NULL);
+    json_t *env = json_loads(full, 0, NULL);
+    free(full);
     json_object_set_new(env, "type", json_string("status-delta"));
     char *d = json_dumps(env, JSON_COMPACT);
     assert_int_equal(feed(f, "metric.status-delta", "ext-2", d, 1 * S), -1);
