@@ -73,16 +73,6 @@ static void usage(FILE *f)
         SIGCHECK_DEFAULT_MAX_BYTES);
 }
 
-static bool parse_u32(const char *s, uint32_t *out, uint32_t lo, uint32_t hi)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi) return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longs[] = {{"swarm", required_argument, NULL, 's'},
@@ -125,13 +115,13 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             instance = optarg;
             break;
         case 't':
-            ok = parse_u32(optarg, &o->tick_ms, 1, 1000);
+            ok = ph_parse_u32(optarg, &o->tick_ms, 1, 1000);
             break;
         case 'm':
-            ok = parse_u32(optarg, &o->max_signal_bytes, 256, 16u << 20);
+            ok = ph_parse_u32(optarg, &o->max_signal_bytes, 256, 16u << 20);
             break;
         case 'a':
-            ok = parse_u32(optarg, &o->attach_timeout_s, 1, 3600);
+            ok = ph_parse_u32(optarg, &o->attach_timeout_s, 1, 3600);
             break;
         case 'h':
             usage(stdout);

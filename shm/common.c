@@ -1,9 +1,11 @@
-/* Error names, identifier rules, secret detection (key names and URL
+/* Error names, identifier rules, command-line numbers, secret detection (key names and URL
  * credentials) and clocks shared by every binary of the project. */
 #include "ph/common.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -349,4 +351,15 @@ void ph_rfc3339_ms(uint64_t real_ns, char buf[32])
     gmtime_r(&secs, &tm);
     size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, 32 - n, ".%03uZ", ms);
+}
+
+bool ph_parse_u32(const char *s, uint32_t *out, uint32_t lo, uint32_t hi)
+{
+    if (s == NULL || *s < '0' || *s > '9') return false;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi) return false;
+    *out = (uint32_t)v;
+    return true;
 }

@@ -108,16 +108,6 @@ static void usage(FILE *f)
                "Exits 0 on SIGTERM or SIGINT, 2 on bad usage, 1 when it cannot start.\n");
 }
 
-static bool parse_u32(const char *s, uint32_t *out, uint32_t min, uint32_t max)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max) return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longs[] = {{"instance", required_argument, NULL, 'i'},
@@ -157,11 +147,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'u': o->url_file = optarg; break;
         case 'o': o->observer_file = optarg; break;
         case 's': o->stomp_url = optarg; break;
-        case 'd': ok = parse_u32(optarg, &degraded, 1, 86400); break;
-        case 'f': ok = parse_u32(optarg, &failed, 1, 86400); break;
-        case 't': ok = parse_u32(optarg, &o->tick_ms, 1, 10000); break;
+        case 'd': ok = ph_parse_u32(optarg, &degraded, 1, 86400); break;
+        case 'f': ok = ph_parse_u32(optarg, &failed, 1, 86400); break;
+        case 't': ok = ph_parse_u32(optarg, &o->tick_ms, 1, 10000); break;
         case 'T':
-            ok = parse_u32(optarg, &o->http_timeout_s, 1, 3600);
+            ok = ph_parse_u32(optarg, &o->http_timeout_s, 1, 3600);
             break;
         case 'h': usage(stdout); exit(0);
         default:

@@ -62,16 +62,6 @@ static void usage(FILE *f)
             PH_DEFAULT_SLOTS);
 }
 
-static bool parse_u32(const char *s, uint32_t *out, uint32_t lo, uint32_t hi)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi) return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     static const struct option longs[] = {{"swarm", required_argument, NULL, 's'},
@@ -99,8 +89,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'r': id = optarg; break;
         case 'l': loc = optarg; break;
         case 'u': o->amqp_url_file = optarg; break;
-        case 'b': ok = parse_u32(optarg, &o->batch_ms, 10, 10000); break;
-        case 'n': ok = parse_u32(optarg, &o->seg.slots, 1, 1u << 20); break;
+        case 'b': ok = ph_parse_u32(optarg, &o->batch_ms, 10, 10000); break;
+        case 'n': ok = ph_parse_u32(optarg, &o->seg.slots, 1, 1u << 20); break;
         case 'h': usage(stdout); exit(0);
         default:
             fprintf(stderr, "ph-relay: unknown or incomplete option '%s'\n", argv[optind - 1]);

@@ -38,6 +38,10 @@ const char *ph_err_name(int err);
 #define PH_ID_MAX 64
 int ph_ident_check(const char *what, const char *s, char *err, size_t errlen);
 
+/* A command-line number: decimal digits only (no sign, no trailing text),
+ * within [lo, hi]. false leaves *out as it was. */
+bool ph_parse_u32(const char *s, uint32_t *out, uint32_t lo, uint32_t hi);
+
 /* True when a configuration key names a secret: its value is never
  * published (status config, journal, quoted signals).
  *
