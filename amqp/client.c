@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <amqp_tcp_socket.h>
 
@@ -57,6 +58,7 @@ struct ph_amqp {
     uint64_t next_tag;
     uint64_t next_try_ns;
     uint64_t backoff_ns;
+    uint64_t jitter; /* xorshift64 state for the reconnect jitter (never 0) */
     bool in_service;
 
     struct obx *head, *tail;
@@ -89,7 +91,15 @@ static void lose(struct ph_amqp *a, const char *what, const char *why)
         a->conn = NULL;
     }
     a->up = false;
-    a->next_try_ns = ph_mono_ns() + a->backoff_ns;
+    /* Jitter: between half and all of the backoff, so that many clients
+     * that lost the broker together (a thousand remote workers, a node
+     * restart) do not all come back in the same instant and time out each
+     * other's declares again. xorshift64, seeded per client. */
+    a->jitter ^= a->jitter << 13;
+    a->jitter ^= a->jitter >> 7;
+    a->jitter ^= a->jitter << 17;
+    const uint64_t wait = a->backoff_ns / 2 + a->jitter % (a->backoff_ns / 2 + 1);
+    a->next_try_ns = ph_mono_ns() + wait;
     /* With several brokers, the next one (round robin). */
     const struct broker *was = &a->brokers[a->cur];
     if (a->nbrokers > 1) a->cur = (a->cur + 1) % a->nbrokers;
@@ -101,10 +111,10 @@ static void lose(struct ph_amqp *a, const char *what, const char *why)
     if (was_up)
         ph_warn("AMQP%s%s%s connection to %s lost (%s: %s); %zu message(s) kept for resending; "
                 "reconnecting in %.1f s%s",
-                TAG(a), was->where, what, why, a->n, (double)a->backoff_ns / 1e9, then);
+                TAG(a), was->where, what, why, a->n, (double)wait / 1e9, then);
     else
         ph_warn("AMQP%s%s%s broker %s unavailable (%s: %s); retrying in %.1f s%s", TAG(a),
-                was->where, what, why, (double)a->backoff_ns / 1e9, then);
+                was->where, what, why, (double)wait / 1e9, then);
     a->backoff_ns *= 2;
     if (a->backoff_ns > BACKOFF_MAX_NS) a->backoff_ns = BACKOFF_MAX_NS;
     /* Whatever was sent is sent again on the next connection; deliveries
@@ -677,6 +687,7 @@ int ph_amqp_open(struct ph_amqp **out, struct ph_amqp_url *url, const struct ph_
     if (type == PH_AMQP_QUEUE_AUTO) type = n > 1 ? PH_AMQP_QUEUE_QUORUM : PH_AMQP_QUEUE_CLASSIC;
     a->quorum = cfg->durable_queue && type == PH_AMQP_QUEUE_QUORUM;
     a->backoff_ns = BACKOFF_MIN_NS;
+    a->jitter = (ph_mono_ns() ^ (uint64_t)(uintptr_t)a ^ ((uint64_t)getpid() << 32)) | 1u;
     *out = a;
     return PH_OK;
 }
