@@ -377,6 +377,15 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
                 proc_fail(ps, "attach", err);
                 return 1;
             }
+            /* Remote workers one after the other: each connects and declares
+             * its queue before the next starts, as workers starting on
+             * their own hosts would; a thousand at once time each other's
+             * declares out on a small machine. (Remote mode: the segment's
+             * heartbeat is the agent's connection.) */
+            for (uint64_t until = bu_now_ns() + 10 * NS;
+                 away && o->split == S_REMOTE && !ph_worker_controller_alive(c.s[j].w, 2000) &&
+                 bu_now_ns() < until && !atomic_load(&g_sh->stop);)
+                bu_sleep_ns(2000000);
             ph_worker_set_enabled(c.s[j].w, true);
             ph_worker_set_io_state(c.s[j].w, PH_IN_OK, PH_OUT_OK);
             ph_worker_publish_status(c.s[j].w);
@@ -474,8 +483,12 @@ static int worker_proc(const struct opts *o, const char *swarm, uint32_t idx)
     const uint64_t due_end = (uint64_t)((double)(end - t0) * per_ns);
     atomic_store(&ps->behind, due_end > done ? due_end - done : 0);
     if (c.a != NULL) ph_amqp_close(c.a, 2 * NS);
-    for (uint32_t j = 0; j < c.count; j++)
-        if (c.s[j].w != NULL) ph_worker_detach(c.s[j].w);
+    /* Remote workers are left to the process's exit: each detach closes a
+     * connection and waits for its confirms, a thousand of them one after
+     * the other, after the figures are taken. */
+    if (!(away && o->split == S_REMOTE))
+        for (uint32_t j = 0; j < c.count; j++)
+            if (c.s[j].w != NULL) ph_worker_detach(c.s[j].w);
     free(c.s);
     return 0;
 }

@@ -46,29 +46,9 @@ echo "== building Release into $build" >&2
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)" --target ph-loadgen ph-bridge ph-swarm-controller ph-bench-ring >/dev/null
 
-dir=
-stop_broker() {
-    if [[ -n "$dir" ]]; then
-        "$here/deploy/rabbitmq" stop --dir "$dir" >/dev/null 2>&1 || true
-        rm -rf "$dir"
-        dir=
-    fi
-}
-trap stop_broker EXIT
-trap 'stop_broker; exit 130' INT
-trap 'stop_broker; exit 143' TERM
-
-if [[ -n "${PH_AMQP_URL_FILE:-}" ]]; then
-    url_file=$PH_AMQP_URL_FILE
-else
-    dir=$(mktemp -d /tmp/ph-bench-loadgen-broker-XXXXXX)
-    export PH_AMQP_PORT=${PH_AMQP_PORT:-29672} PH_MGMT_PORT=${PH_MGMT_PORT:-29673}
-    export PH_STOMP_PORT=${PH_STOMP_PORT:-29674} PH_DIST_PORT=${PH_DIST_PORT:-29675}
-    export PH_EPMD_PORT=${PH_EPMD_PORT:-29676}
-    echo "== starting a private RabbitMQ node in $dir (AMQP port $PH_AMQP_PORT)" >&2
-    "$here/deploy/rabbitmq" start --dir "$dir" >&2
-    url_file=$dir/amqp-url
-fi
+# shellcheck source=bench/broker.sh
+. "$here/bench/broker.sh"
+bench_broker loadgen
 
 mkdir -p "$out"
 stamp=$(date -u +%Y-%m-%d)

@@ -6,13 +6,17 @@
 #                 segment (another host's), forwarded in batches
 #   local+remote  half local, half in the worker SDK's remote mode (each
 #                 speaks the contract over AMQP itself)
-# at R = 1 and 10 status updates per second per worker. Prints progress,
+# at R = 1 and 10 status updates per second per worker. The remote split
+# runs with --remote-workers (default 1000: 500 remote workers in one
+# process): 1,000 agents started in one process on a 2-core machine did not
+# all connect within 260 s here (docs/MULTIHOST.md). Prints progress,
 # then writes bench/results/<UTC date>-multihost.md (table and the ratios to
 # all-local of the same run) and bench/results/<UTC date>-multihost.jsonl.
 #
 #   bench/multihost.sh                 the run (about 2 minutes here)
 #   bench/multihost.sh --workers W     another swarm size (default 2000)
 #   bench/multihost.sh --seconds S     measured window per run (default 8)
+#   bench/multihost.sh --remote-workers W   swarm size of the remote split
 #   bench/multihost.sh --out DIR       results folder (default bench/results)
 #
 # Builds Release into build-bench/ first. Environment: PH_AMQP_URL_FILE set:
@@ -24,11 +28,13 @@ build=${PH_BENCH_BUILD:-$here/build-bench}
 out=$here/bench/results
 seconds=8
 workers=2000
+remote_workers=1000
 rates=(1 10)
 while [[ $# -gt 0 ]]; do
     case $1 in
         --workers) workers=${2:?--workers needs a value}; shift 2 ;;
         --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
+        --remote-workers) remote_workers=${2:?--remote-workers needs a value}; shift 2 ;;
         --out) out=${2:?--out needs a folder}; shift 2 ;;
         --rates) IFS=, read -r -a rates <<<"${2:?--rates needs a list}"; shift 2 ;;
         -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -43,29 +49,9 @@ echo "== building Release into $build" >&2
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)" --target ph-loadgen ph-bridge ph-swarm-controller ph-relay >/dev/null
 
-dir=
-stop_broker() {
-    if [[ -n "$dir" ]]; then
-        "$here/deploy/rabbitmq" stop --dir "$dir" >/dev/null 2>&1 || true
-        rm -rf "$dir"
-        dir=
-    fi
-}
-trap stop_broker EXIT
-trap 'stop_broker; exit 130' INT
-trap 'stop_broker; exit 143' TERM
-
-if [[ -n "${PH_AMQP_URL_FILE:-}" ]]; then
-    url_file=$PH_AMQP_URL_FILE
-else
-    dir=$(mktemp -d /tmp/ph-bench-multihost-broker-XXXXXX)
-    export PH_AMQP_PORT=${PH_AMQP_PORT:-29672} PH_MGMT_PORT=${PH_MGMT_PORT:-29673}
-    export PH_STOMP_PORT=${PH_STOMP_PORT:-29674} PH_DIST_PORT=${PH_DIST_PORT:-29675}
-    export PH_EPMD_PORT=${PH_EPMD_PORT:-29676}
-    echo "== starting a private RabbitMQ node in $dir (AMQP port $PH_AMQP_PORT)" >&2
-    "$here/deploy/rabbitmq" start --dir "$dir" >&2
-    url_file=$dir/amqp-url
-fi
+# shellcheck source=bench/broker.sh
+. "$here/bench/broker.sh"
+bench_broker multihost
 
 mkdir -p "$out"
 stamp=$(date -u +%Y-%m-%d)
@@ -76,9 +62,11 @@ total=$((${#rates[@]} * 3))
 for r in "${rates[@]}"; do
     for split in local relay remote; do
         n=$((n + 1))
-        printf '[%d/%d] W=%s R=%s %-7s ... ' "$n" "$total" "$workers" "$r" "$split" >&2
+        w=$workers
+        [[ $split != remote ]] || w=$remote_workers
+        printf '[%d/%d] W=%s R=%s %-7s ... ' "$n" "$total" "$w" "$r" "$split" >&2
         t0=$SECONDS
-        line=$("$build/bin/ph-loadgen" --mode shm --split "$split" --workers "$workers" --rate "$r" \
+        line=$("$build/bin/ph-loadgen" --mode shm --split "$split" --workers "$w" --rate "$r" \
             --seconds "$seconds" --warmup 2 --amqp-url-file "$url_file" --json 2>"$out/.last.err") || true
         [[ -n "$line" ]] || line=$(printf '{"split":"%s","rate":%s,"error":"no output: %s"}' \
             "$split" "$r" "$(tail -n 1 "$out/.last.err" | tr -d '"\\')")
@@ -110,8 +98,8 @@ out = ["# A swarm over two hosts: all-local, local + relay, local + remote worke
        "`made`: status updates the workers made (SDK calls); CPU per update is over those. Remote workers "
        "reach the controller as the contract's status messages (on change and as a heartbeat), so what the "
        "controller drains for them (`drained`) is their proxies' records, not one per update.", "",
-       "| split | R | made updates/s | drained/s | CPU-s per M updates | marginal CPU-s per M | broker msgs/s | broker KiB/s | relay CPU-s | workers CPU-s | broker CPU-s |",
-       "|---|---|---|---|---|---|---|---|---|---|---|"]
+       "| split | W | R | made updates/s | drained/s | CPU-s per M updates | marginal CPU-s per M | broker msgs/s | broker KiB/s | relay CPU-s | workers CPU-s | broker CPU-s |",
+       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 base = {}
 for d in runs:
     if d.get("error"):
@@ -123,12 +111,13 @@ for d in runs:
     d["_per_m"] = per_m
     if d["split"] == "all-local":
         base[d["rate"]] = d
-    out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-        d["split"], f(d["rate"], "{:g}"), f(made, "{:,.0f}"), f(d["achieved_updates_per_s"], "{:,.0f}"),
+    out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        d["split"], f(d["workers"], "{:,}"), f(d["rate"], "{:g}"), f(made, "{:,.0f}"), f(d["achieved_updates_per_s"], "{:,.0f}"),
         f(per_m), f(d.get("marginal_cpu_s_per_million_updates"), "{:,.2f}"), f(d["broker_msgs_per_s"]),
         f(d["broker_bytes_per_s"] / 1024), f(bp.get("relay"), "{:.2f}"), f(bp.get("workers"), "{:.2f}"),
         f(bp.get("broker"), "{:.2f}")))
-out += ["", "Against all-local of the same rate, same run (CPU per update and broker messages, above 1: costlier):", "",
+out += ["", "Against all-local of the same rate, same run (CPU per update and broker messages, above 1: costlier; "
+        "the remote split has its own swarm size, see W):", "",
         "| split | R | CPU per update | broker msgs/s |", "|---|---|---|---|"]
 for d in runs:
     b = base.get(d.get("rate"))
