@@ -605,10 +605,23 @@ static void enqueue(struct bridge *b, const struct sigcheck_result *r, uint64_t 
     b->npending++;
 }
 
+/* A signal the controller itself sent to a remote worker (remote.c:
+ * correlationId "<controller>.cmd.<token>"): the controller's queue is bound
+ * to the worker's keys too, and taking its own command in again would
+ * forward it again, without end. */
+static bool own_forward(const struct bridge *b, const char *cid)
+{
+    const size_t n = strlen(b->cfg.controller_instance);
+    return strncmp(cid, b->cfg.controller_instance, n) == 0 && strncmp(cid + n, ".cmd.", 5) == 0;
+}
+
 static enum sigcheck_verdict on_verdict(struct bridge *b, uint64_t delivery, uint64_t line_end)
 {
     enum sigcheck_verdict v = b->res.verdict;
-    if (v == SIG_OK) {
+    if (v == SIG_OK && own_forward(b, b->res.cid)) {
+        sink_settle(b->sink, delivery); /* taken, and nothing more to do */
+        b->own_forwards++;
+    } else if (v == SIG_OK) {
         enqueue(b, &b->res, delivery, line_end);
         bridge_flush_signals(b);
     } else {

@@ -106,6 +106,7 @@ struct bridge_logwin {
 
 struct bridge {
     struct bridge_cfg cfg;
+    uint64_t own_forwards; /* the controller's own commands to remote workers, seen again */
     struct sink *sink;
     struct sigcheck_cfg sc;
     struct sigcheck_result res; /* reused for every signal */

@@ -262,7 +262,11 @@ static int on_record(void *ctx, uint16_t type, const uint8_t *body, uint32_t len
         return 0;
     }
     w->records++;
-    w->last_seen_ns = d->now;
+    /* Liveness comes from the worker's own state: an ack or an alert may be
+     * written for it by a proxy (an ack that a command timed out), and
+     * must not make a silent remote worker look alive. */
+    if (type == PH_REC_STATUS || type == PH_REC_CONFIG || type == PH_REC_IO)
+        w->last_seen_ns = d->now;
     if (d->c->hooks.record) d->c->hooks.record(d->c->hooks.ctx, d->c, w, type, body, len);
     return 0;
 }

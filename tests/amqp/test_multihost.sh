@@ -201,7 +201,13 @@ captured 1 "signal.config-update.$SWARM.processor.rw-1" "\"origin\":\"$CTL\"" ||
     fail "the controller's command did not reach rw-1 as a signal"
 wait_until 10 "rw-1's status-full with the patch" captured 1 \
     "event.metric.status-full.$SWARM.processor.rw-1" '"ratePerSec":9'
-ok "cu-1: forwarded to rw-1 by the controller, applied, answered once"
+fwd() { grep -c "\"routingKey\":\"signal.config-update.$SWARM.processor.rw-1\".*\"origin\":\"$CTL\"" "$CAP" || true; }
+F1=$(fwd)
+sleep 2
+F2=$(fwd)
+[ "$F1" = "$F2" ] && [ "$F1" -le 3 ] ||
+    fail "the controller's forwarded config-updates to rw-1 keep coming ($F1, then $F2): it takes its own signal in again"
+ok "cu-1: forwarded to rw-1 by the controller ($F1 forwarded signal(s) in all), applied, answered once"
 
 echo "== bad input on rw-1's control queue: rejected, one alert"
 printf 'signal.config-update.%s.processor.rw-1\tthis is not json {\n' "$SWARM" | pub
