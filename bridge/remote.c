@@ -50,6 +50,7 @@ struct remote {
     json_t *index;   /* key -> position in v */
     json_t *skip;    /* key -> until (ns): identities not to claim for now */
     json_t *relays;  /* relay id -> when a full table was last asked of it (ns) */
+    uint64_t swept_ns; /* the skip map's last sweep */
     struct proxy **v;
     size_t n, cap;
     struct remote_stats st;
@@ -181,6 +182,9 @@ static struct proxy *join(struct remote *r, const char *key, const char *role,
                                      /* No heartbeat of its own: only the
                                       * worker's messages refresh it. */
                                      .heartbeat_ms = UINT32_MAX,
+                                     /* a proxy lives in this host's segment, whatever
+                                      * PH_WORKER_MODE the bridge was started with */
+                                     .mode = PH_WORKER_LOCAL,
                                      .location = loc,
                                      .transport = relay != NULL ? "relay" : "amqp"};
     ph_worker *w = ph_worker_attach(&o, err, sizeof err);
@@ -242,7 +246,10 @@ static void apply_status(struct remote *r, struct proxy *p, const char *type, co
     const json_t *work = json_object_get(json_object_get(data, "ioState"), "work");
     int in = ph_io_in_parse(json_string_value(json_object_get(work, "input")));
     int out = ph_io_out_parse(json_string_value(json_object_get(work, "output")));
-    const json_int_t tps = json_integer_value(json_object_get(data, "tps"));
+    /* A nonsense rate must not wrap the proxy's count (the controller would
+     * quarantine the slot for a counter going backwards): clamped. */
+    json_int_t tps = json_integer_value(json_object_get(data, "tps"));
+    if (tps > REMOTE_MAX_TPS) tps = REMOTE_MAX_TPS;
     /* The controller's tps comes from a cumulative count: integrate the
      * reported rate over the time between statuses. */
     if (p->last_status_ns != 0 && now > p->last_status_ns && tps > 0) {
@@ -330,9 +337,12 @@ static void apply_relayed(struct proxy *p, const json_t *e)
     const uint64_t errors = u64_of(json_object_get(e, "errors"));
     /* The worker's counts are absolute; the proxy's start at its claim:
      * only the growth is added (a smaller count is a restarted worker). */
-    if (p->have_abs && processed >= p->last_processed)
+    /* Growth beyond what a second of REMOTE_MAX_TPS gives is a broken
+     * count, not work: not added (it would wrap the proxy's count). */
+    if (p->have_abs && processed >= p->last_processed &&
+        processed - p->last_processed <= REMOTE_MAX_TPS * 60)
         ph_worker_count(p->w, processed - p->last_processed);
-    if (p->have_abs && errors >= p->last_errors)
+    if (p->have_abs && errors >= p->last_errors && errors - p->last_errors <= REMOTE_MAX_TPS * 60)
         ph_worker_count_errors(p->w, errors - p->last_errors);
     p->have_abs = true;
     p->last_processed = processed;
@@ -610,8 +620,28 @@ static void forward(struct remote *r, struct proxy *p, const struct ph_command *
     snprintf(q->cid, sizeof q->cid, "%s", cid);
 }
 
+void remote_forget_relays(struct remote *r)
+{
+    json_object_clear(r->relays);
+}
+
+/* Expired entries of the skip map go, once a second: names of local
+ * workers long gone must not pile up. */
+static void sweep_skip(struct remote *r, uint64_t now)
+{
+    if (now - r->swept_ns < NS_PER_S) return;
+    r->swept_ns = now;
+    const char *key;
+    json_t *v, *tmp;
+    json_object_foreach_safe(r->skip, tmp, key, v)
+    {
+        if ((uint64_t)json_integer_value(v) <= now) json_object_del(r->skip, key);
+    }
+}
+
 void remote_tick(struct remote *r, uint64_t now)
 {
+    sweep_skip(r, now);
     for (size_t i = 0; i < r->n;) {
         struct proxy *p = r->v[i];
         ph_worker_tick(p->w);

@@ -46,6 +46,9 @@
  * out like any other). */
 #define REMOTE_FORGET_NS (60ull * 1000000000ull)
 #define REMOTE_MAX_PENDING 16
+/* A reported tps above this is taken as this (it is integrated into a
+ * count that must not wrap). */
+#define REMOTE_MAX_TPS 1000000000ll
 
 struct remote_cfg {
     const char *swarm;
@@ -78,6 +81,11 @@ void remote_note_local(struct remote *r, const char *role, const char *instance,
 /* Forwards waiting commands, times out unanswered ones, lets go of workers
  * silent for REMOTE_FORGET_NS. */
 void remote_tick(struct remote *r, uint64_t now_ns);
+
+/* The worker-status connection is new: what a relay sent meanwhile is
+ * lost (the queue is not durable), so each relay is asked for its full
+ * table again when next heard. */
+void remote_forget_relays(struct remote *r);
 
 /* The binding keys of the worker-status queue ({key: true}, new). */
 json_t *remote_keys(const char *swarm);

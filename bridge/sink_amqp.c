@@ -61,6 +61,7 @@ struct amqp_sink {
     struct ph_amqp *wk; /* remote workers' connection, or NULL */
     struct remote *remote;
     char wk_queue[CONTRACT_RK_MAX];
+    uint64_t wk_session; /* the remote-worker connection the relays were heard on */
 };
 
 static int wk_deliver(void *ctx, const char *rk, size_t rklen, const char *body, size_t len,
@@ -148,6 +149,11 @@ static int amqp_flush(struct sink *sb, char *err, size_t errlen)
     ph_amqp_flush(s->amqp);
     if (s->wk != NULL) {
         ph_amqp_service(s->wk);
+        const uint64_t session = ph_amqp_session(s->wk);
+        if (session != s->wk_session) {
+            s->wk_session = session;
+            remote_forget_relays(s->remote);
+        }
         remote_tick(s->remote, ph_mono_ns());
         ph_amqp_flush(s->wk);
     }

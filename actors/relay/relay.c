@@ -14,6 +14,8 @@ enum { D_STATUS = 1, D_CONFIG = 2, D_IO = 4, D_LISTED = 8 };
 
 struct map {
     bool used;
+    uint16_t type;         /* PH_CMD_* */
+    uint64_t deadline_ns;  /* unanswered by then: acked failed, forgotten */
     uint32_t index;
     uint64_t word;
     uint64_t token;        /* ours, in the worker's command ring */
@@ -70,10 +72,13 @@ static void on_left(void *ctx, struct ctl *c, struct ctl_worker *w, bool dead)
     r->dirty[w->index] &= D_LISTED;
     for (int i = 0; i < RELAY_MAX_MAP; i++)
         if (r->map[i].used && r->map[i].index == w->index && r->map[i].word == w->word) {
+            /* Leaving answers a stop; any other command it left unanswered
+             * failed. */
+            const bool ok = !dead && r->map[i].type == PH_CMD_STOP;
             json_array_append_new(r->acks, json_pack("{s:s, s:s, s:I, s:b, s:s}", "role", w->role,
                                                      "instance", w->instance, "token",
                                                      (json_int_t)r->map[i].bridge_token, "ok",
-                                                     dead ? 0 : 1, "message",
+                                                     ok, "message",
                                                      dead ? "the worker died" : "the worker left"));
             r->map[i].used = false;
         }
@@ -241,6 +246,8 @@ static void command(struct relay *r, const json_t *cmd)
         return;
     }
     r->map[slot] = (struct map){.used = true,
+                                .type = ct,
+                                .deadline_ns = ph_mono_ns() + RELAY_CMD_TIMEOUT_NS,
                                 .index = w->index,
                                 .word = w->word,
                                 .token = ours,
@@ -294,8 +301,23 @@ static json_t *worker_json(const struct ctl_worker *w, uint8_t what)
     return e;
 }
 
+/* Commands their worker never answered (it ignored one, or dropped its
+ * ack): failed, and their entries free again. */
+static void expire(struct relay *r, uint64_t now)
+{
+    for (int i = 0; i < RELAY_MAX_MAP; i++) {
+        struct map *m = &r->map[i];
+        if (!m->used || now < m->deadline_ns) continue;
+        const struct ctl_worker *w = &r->ctl->w[m->index];
+        refuse_cmd(r, w->role, w->instance, m->bridge_token,
+                   "the worker did not answer the command in time");
+        m->used = false;
+    }
+}
+
 int relay_batch(struct relay *r, uint64_t now)
 {
+    expire(r, now);
     const bool full = r->full_due;
     const bool any = r->nlist > 0 || json_array_size(r->left) > 0 ||
                      json_array_size(r->acks) > 0 || json_array_size(r->alerts) > 0;

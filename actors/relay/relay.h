@@ -43,6 +43,9 @@
 
 #define RELAY_MAX_MAP 4096 /* commands in flight through the relay */
 #define RELAY_HEARTBEAT_NS (2ull * 1000000000ull) /* an empty batch at least this often */
+/* A command its worker has not answered after this long is acked failed
+ * (longer than the bridge's own wait, which answers the controller first). */
+#define RELAY_CMD_TIMEOUT_NS (30ull * 1000000000ull)
 
 struct relay_cfg {
     const char *swarm;    /* the swarm the workers belong to */

@@ -208,6 +208,18 @@ static void a_remote_workers_status_claims_a_proxy_slot_with_its_location_and_tr
     drain(f, slot, &d);
     assert_int_equal(d.st.processed, 80);
     assert_int_equal(remote_count(f->r), 1);
+    /* A nonsense rate is clamped: the count grows, it does not wrap. */
+    char *big = status_env(f, "status-delta", "ext-1", true, 0, NULL);
+    char *at = strstr(big, "\"tps\":0");
+    assert_non_null(at);
+    char *huge = NULL;
+    assert_true(asprintf(&huge, "%.*s\"tps\":4000000000000000000%s", (int)(at - big), big,
+                         at + strlen("\"tps\":0")) > 0);
+    assert_int_equal(feed(f, "metric.status-delta", "ext-1", huge, 5 * S), 0);
+    free(big);
+    free(huge);
+    drain(f, slot, &d);
+    assert_int_equal(d.st.processed, 80 + 2 * (uint64_t)REMOTE_MAX_TPS);
 }
 
 static void a_config_patch_goes_out_as_a_signal_and_the_outcome_acks_it(void **state)

@@ -183,6 +183,26 @@ static void a_command_reaches_the_worker_and_its_ack_returns_with_the_bridges_to
     assert_int_equal(relay_on_down(f->r, "not json", 8), -1);
 }
 
+static void a_command_left_unanswered_is_acked_failed_after_the_timeout(void **state)
+{
+    struct fx *f = *state;
+    uint64_t now = ph_mono_ns();
+    ctl_scan(&f->ctl, now);
+    relay_batch(f->r, now);
+    const char *down = "{\"cmds\": [{\"role\": \"generator\", \"instance\": \"g1\", \"token\": 77,"
+                       " \"type\": \"config-update\", \"patch\": {\"ratePerSec\": 3}}]}";
+    assert_int_equal(relay_on_down(f->r, down, strlen(down)), 0);
+    /* g1 never polls its commands. */
+    ctl_scan(&f->ctl, now + 1000);
+    relay_batch(f->r, now + RELAY_HEARTBEAT_NS + 1);
+    assert_null(entry(last(f), "acks", "g1"));
+    assert_int_equal(relay_batch(f->r, ph_mono_ns() + RELAY_CMD_TIMEOUT_NS + 1), 1);
+    const json_t *ack = entry(last(f), "acks", "g1");
+    assert_non_null(ack);
+    assert_int_equal(json_integer_value(json_object_get(ack, "token")), 77);
+    assert_false(json_is_true(json_object_get(ack, "ok")));
+}
+
 static void a_worker_that_leaves_is_reported_once(void **state)
 {
     struct fx *f = *state;
@@ -215,6 +235,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             a_command_reaches_the_worker_and_its_ack_returns_with_the_bridges_token, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            a_command_left_unanswered_is_acked_failed_after_the_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(a_worker_that_leaves_is_reported_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
