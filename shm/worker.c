@@ -36,7 +36,11 @@
 #pragma weak ph_worker_remote_start
 #pragma weak ph_worker_remote_stop
 
-#define PENDING_ACKS 16
+/* Acks waiting for room in a full status ring. A controller has at most 64
+ * commands in flight (SWARM_MAX_PENDING), plus status-requests of its own:
+ * after it stalled, its backlog of signals may reach one worker all at once,
+ * and an ack dropped here leaves a command waiting for its timeout. */
+#define PENDING_ACKS 96
 #define STRETCH_MAX_US 1000000ul
 
 /* PH_TEST_STRETCH_WRITE_US: for fault tests only, a pause of that many
