@@ -25,7 +25,7 @@ bench_broker() {
     bench_broker_dir=$(mktemp -d "/tmp/ph-bench-$1-broker-XXXXXX")
     export PH_AMQP_PORT=${PH_AMQP_PORT:-29672} PH_MGMT_PORT=${PH_MGMT_PORT:-29673}
     export PH_STOMP_PORT=${PH_STOMP_PORT:-29674} PH_DIST_PORT=${PH_DIST_PORT:-29675}
-    export PH_EPMD_PORT=${PH_EPMD_PORT:-29676}
+    export PH_EPMD_PORT=${PH_EPMD_PORT:-29676} PH_CTL_DIST_PORT=${PH_CTL_DIST_PORT:-29677}
     echo "== starting a private RabbitMQ node in $bench_broker_dir (AMQP port $PH_AMQP_PORT)" >&2
     "$here/deploy/rabbitmq" start --dir "$bench_broker_dir" >&2
     url_file=$bench_broker_dir/amqp-url

@@ -55,8 +55,8 @@ else
     }
     dir=$(mktemp -d /tmp/ph-bench-amqp-broker-XXXXXX)
     export PH_AMQP_PORT=${PH_AMQP_PORT:-28672} PH_MGMT_PORT=${PH_MGMT_PORT:-28673}
-    export PH_STOMP_PORT=${PH_STOMP_PORT:-28674} PH_DIST_PORT=${PH_DIST_PORT:-48672}
-    export PH_EPMD_PORT=${PH_EPMD_PORT:-28675}
+    export PH_STOMP_PORT=${PH_STOMP_PORT:-28674} PH_DIST_PORT=${PH_DIST_PORT:-28676}
+    export PH_EPMD_PORT=${PH_EPMD_PORT:-28675} PH_CTL_DIST_PORT=${PH_CTL_DIST_PORT:-28677}
     echo "== starting a private RabbitMQ node in $dir (AMQP port $PH_AMQP_PORT)" >&2
     "$here/deploy/rabbitmq" start --dir "$dir" >&2
     url_file=$dir/amqp-url

@@ -5,8 +5,11 @@
 
 # amqp_test_init NAME AMQP_PORT EPMD_PORT: the test's names and folders, and
 # the broker's ports (PH_TEST_AMQP_PORT and PH_TEST_EPMD_PORT override the
-# defaults; the management, web-STOMP and distribution ports follow the AMQP
-# one). Exits 77 (skipped) when rabbitmq-server is not installed.
+# defaults; the management, web-STOMP and distribution ports and the 5 of
+# rabbitmqctl follow the AMQP one). Every port must lie below the kernel's
+# ephemeral range: deploy/rabbitmq refuses others here, since any outgoing
+# connection of a test running alongside could hold one.
+# Exits 77 (skipped) when rabbitmq-server is not installed.
 amqp_test_init() {
     ROOT=$(cd "$HERE/../.." && pwd)
     PY=/usr/bin/python3
@@ -26,7 +29,9 @@ amqp_test_init() {
     export PH_MGMT_PORT=$((PH_AMQP_PORT + 1))
     export PH_STOMP_PORT=$((PH_AMQP_PORT + 2))
     export PH_DIST_PORT=$((PH_AMQP_PORT + 3))
+    export PH_CTL_DIST_PORT=$((PH_AMQP_PORT + 4))
     export PH_EPMD_PORT=${PH_TEST_EPMD_PORT:-$3}
+    export PH_RABBITMQ_STRICT_PORTS=1
     unset PH_AMQP_URL
     PASSED=0
     FAILED=0

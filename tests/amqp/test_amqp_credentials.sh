@@ -19,7 +19,7 @@
 # The test first checks that the things searched do carry the worker's
 # config (a visible marker key), so an empty search cannot pass.
 # usage: test_amqp_credentials.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 32672) and the three after it, epmd on
+# Ports: PH_TEST_AMQP_PORT (default 32672) and the eight after it, epmd on
 # PH_TEST_EPMD_PORT (default 32369), HTTP on PH_TEST_HTTP_PORT (default
 # 32088). Exits 77 (skipped) without rabbitmq-server. About 40 s.
 set -eu

@@ -15,7 +15,7 @@
 #   - ph-loadgen runs in both modes against the same broker and reports
 #     every figure.
 # usage: test_amqp_e2e.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 25672) and the three after it, epmd on
+# Ports: PH_TEST_AMQP_PORT (default 25672) and the eight after it, epmd on
 # PH_TEST_EPMD_PORT (default 24369). Exits 77 (skipped) without rabbitmq-server.
 set -eu
 

@@ -19,7 +19,7 @@
 #     arrives (at least once);
 #   - every captured envelope passes tests/contract/validate.py.
 # usage: test_amqp_faults.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 27672) and the three after it, epmd on
+# Ports: PH_TEST_AMQP_PORT (default 27672) and the eight after it, epmd on
 # PH_TEST_EPMD_PORT (default 27369). Exits 77 (skipped) without rabbitmq-server.
 set -eu
 

@@ -17,7 +17,7 @@
 #     test publishes itself passes tests/contract/validate.py, and every
 #     phctl signal got exactly one answer echoing its ids (--signals).
 # usage: test_amqp_lifecycle.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 26672) and the three after it, epmd on
+# Ports: PH_TEST_AMQP_PORT (default 26672) and the eight after it, epmd on
 # PH_TEST_EPMD_PORT (default 26369). Exits 77 (skipped) without rabbitmq-server.
 set -eu
 

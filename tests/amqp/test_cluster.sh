@@ -21,15 +21,15 @@
 # The capture consumer and the publisher use node3's URL: they must
 # survive the other nodes' loss themselves.
 # usage: test_cluster.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 33672) and the three after it for node1,
+# Ports: PH_TEST_AMQP_PORT (default 18672) and the eight after it for node1,
 # + 10 and + 20 for node2 and node3; epmd on PH_TEST_EPMD_PORT (default
-# 33369). Exits 77 (skipped) without rabbitmq-server or curl.
+# 18369). Exits 77 (skipped) without rabbitmq-server or curl.
 set -eu
 
 BIN=${1:?usage: test_cluster.sh BIN_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
-amqp_test_init cluster 33672 33369
+amqp_test_init cluster 18672 18369
 command -v curl >/dev/null 2>&1 || {
     echo "SKIP: curl is not installed"
     exit 77
@@ -193,6 +193,7 @@ RW_PID= R1_PID= RL_PID=
 echo "== node2 back"
 PH_AMQP_PORT=$((PH_AMQP_PORT + 10)) PH_MGMT_PORT=$((PH_MGMT_PORT + 10)) \
     PH_STOMP_PORT=$((PH_STOMP_PORT + 10)) PH_DIST_PORT=$((PH_DIST_PORT + 10)) \
+    PH_CTL_DIST_PORT=$((PH_CTL_DIST_PORT + 10)) \
     "$RMQ" start --dir "$CDIR/node2" --join "$CDIR/node1" >>"$TMP/cluster.log" 2>&1 ||
     fail "restarting node2: $(tail -n 5 "$TMP/cluster.log")"
 

@@ -19,14 +19,14 @@
 #     workers stale within the TTL, while the local worker stays healthy;
 #   - every captured envelope passes tests/contract/validate.py.
 # usage: test_multihost.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 34672) and the three after it, epmd on
-# PH_TEST_EPMD_PORT (default 34369). Exits 77 (skipped) without rabbitmq-server.
+# Ports: PH_TEST_AMQP_PORT (default 19672) and the four after it, epmd on
+# PH_TEST_EPMD_PORT (default 19369). Exits 77 (skipped) without rabbitmq-server.
 set -eu
 
 BIN=${1:?usage: test_multihost.sh BIN_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
-amqp_test_init remote 34672 34369
+amqp_test_init remote 19672 19369
 CAP_PID=
 CTL_PID=
 W1_PID=

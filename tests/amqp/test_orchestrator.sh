@@ -26,7 +26,7 @@
 #     polled again after every read, and frames rabbitmq-c has read already
 #     are handled at once, not on the next tick).
 # usage: test_orchestrator.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 31672) and the three after it, epmd on
+# Ports: PH_TEST_AMQP_PORT (default 31672) and the eight after it, epmd on
 # PH_TEST_EPMD_PORT (default 31369), HTTP on PH_TEST_HTTP_PORT (default 31088).
 set -eu
 

@@ -19,7 +19,7 @@
 # <bin>/../test-output/test_ui_browser/ at the end (the path is printed).
 #
 # usage: test_ui_browser.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 30672) and the three after it, HTTP on the
+# Ports: PH_TEST_AMQP_PORT (default 30672) and the eight after it, HTTP on the
 # fourth after it, epmd on PH_TEST_EPMD_PORT (default 30369). Exits 77
 # (skipped) without rabbitmq-server, chromium (PH_CHROMIUM, default
 # /usr/bin/chromium), node >= 18 or npm; `deploy/ensure-deps --tests` installs

@@ -10,8 +10,8 @@
 #     running by `stop`
 #
 # Usage: tests/integration/test_rabbitmq_epmd.sh [BIN_DIR]   (BIN_DIR unused)
-# Ports: PH_TEST_AMQP_PORT (default 23672) and the three after it (management,
-# web-STOMP, distribution), epmd on PH_TEST_EPMD_PORT (default 23369).
+# Ports: PH_TEST_AMQP_PORT (default 23672) and the eight after it (management,
+# web-STOMP, distribution, rabbitmqctl), epmd on PH_TEST_EPMD_PORT (default 23369).
 # Exits 77 (skipped) without rabbitmq-server. Whatever happens, the node and
 # the epmd this test caused are stopped on exit.
 set -uo pipefail
@@ -29,6 +29,8 @@ export PH_AMQP_PORT=${PH_TEST_AMQP_PORT:-23672}
 export PH_MGMT_PORT=$((PH_AMQP_PORT + 1))
 export PH_STOMP_PORT=$((PH_AMQP_PORT + 2))
 export PH_DIST_PORT=$((PH_AMQP_PORT + 3))
+export PH_CTL_DIST_PORT=$((PH_AMQP_PORT + 4))
+export PH_RABBITMQ_STRICT_PORTS=1
 export PH_EPMD_PORT=${PH_TEST_EPMD_PORT:-23369}
 unset PH_AMQP_URL PH_RABBITMQ_DIR
 EPMD_PORT=$PH_EPMD_PORT

@@ -20,8 +20,8 @@
 #     applied when the file is gone), the permissions stay
 #
 # Usage: tests/integration/test_rabbitmq_observer.sh [BIN_DIR]  (default build/bin)
-# Ports: PH_TEST_AMQP_PORT (default 21672) and the three after it (management,
-# web-STOMP, distribution), epmd on PH_TEST_EPMD_PORT (default 21369).
+# Ports: PH_TEST_AMQP_PORT (default 21672) and the eight after it (management,
+# web-STOMP, distribution, rabbitmqctl), epmd on PH_TEST_EPMD_PORT (default 21369).
 # Exits 77 (skipped) without rabbitmq-server. Whatever happens, the node (and
 # the epmd deploy/rabbitmq started for it) is stopped on exit.
 set -uo pipefail
@@ -46,6 +46,8 @@ export PH_AMQP_PORT=${PH_TEST_AMQP_PORT:-21672}
 export PH_MGMT_PORT=$((PH_AMQP_PORT + 1))
 export PH_STOMP_PORT=$((PH_AMQP_PORT + 2))
 export PH_DIST_PORT=$((PH_AMQP_PORT + 3))
+export PH_CTL_DIST_PORT=$((PH_AMQP_PORT + 4))
+export PH_RABBITMQ_STRICT_PORTS=1
 export PH_EPMD_PORT=${PH_TEST_EPMD_PORT:-21369}
 unset PH_AMQP_URL PH_RABBITMQ_DIR
 TMP=$(mktemp -d /tmp/ph-test-rabbitmq-observer.XXXXXX)
