@@ -327,9 +327,15 @@ static int build(const struct doc *d, uint64_t real_ns, struct envelope *out, ch
     if (workers == NULL) return rc;
     workers->via.array.size = nworkers;
     if (rc != PH_OK) return rc;
+    /* Sized like the last list per worker: a long list is then written
+     * without the buffer's doublings (per thread: the bridge renders on
+     * one, tests on several). */
+    static _Thread_local size_t bytes_per_worker = 256;
     struct jbuf list = {0};
+    jbuf_reserve(&list, (size_t)nworkers * bytes_per_worker + 4096);
     json_t *ids = NULL;
     rc = mp_workers_render(workers, &list, &ids, why, whylen);
+    if (rc == PH_OK && nworkers > 0) bytes_per_worker = list.len / nworkers + 16;
     if (rc == PH_ERR_SYS) fail(rc, why, whylen, "out of memory writing the worker list");
     json_t *ctx = json_object_get(json_object_get(out->env, "data"), "context");
     if (rc == PH_OK) rc = splice(out, ctx, &list, why, whylen);

@@ -34,6 +34,11 @@ static bool jbuf_room(struct jbuf *b, size_t n)
     return true;
 }
 
+bool jbuf_reserve(struct jbuf *b, size_t n)
+{
+    return jbuf_room(b, n);
+}
+
 void jbuf_put(struct jbuf *b, const char *s, size_t n)
 {
     if (!jbuf_room(b, n)) return;
@@ -55,50 +60,74 @@ void jbuf_free(struct jbuf *b)
 
 /* ---- JSON values, as jansson writes them ------------------------------- */
 
+/* Whether all 8 bytes of x are written as they are: printable ASCII other
+ * than '"' and '\\'. Bytes below 0x80 first; for those, (v - 0x01..) & ~v
+ * & 0x80.. is non-zero exactly when some byte of v is zero, and (x -
+ * 0x20..) & ~x & 0x80.. when some byte of x is below 0x20. */
+static bool plain8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    if (x & high) return false;
+    const uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+    const uint64_t ctl = (x - ones * 0x20) & ~x;
+    return (((q - ones) & ~q) | ((bs - ones) & ~bs) | ctl) & high ? false : true;
+}
+
 /* A JSON string: UTF-8 checked; '"', '\\' and control characters escaped
- * as jansson does (the short forms where JSON has them, else \u00XX). */
+ * as jansson does (the short forms where JSON has them, else \u00XX).
+ * Room for the worst case is taken first (every byte six), so the loop
+ * writes without checks; plain text goes eight bytes at a time. */
 static int put_string(struct jbuf *b, const char *p, size_t n)
 {
-    if (n == 0) { /* msgpack-c may hand an empty string over as NULL */
-        jbuf_put(b, "\"\"", 2);
-        return PH_OK;
+    if (n > (SIZE_MAX - 2) / 6) {
+        b->oom = true;
+        return PH_OK; /* as any failed allocation: the caller sees oom */
     }
-    const unsigned char *s = (const unsigned char *)p;
-    jbuf_c(b, '"');
-    size_t run = 0; /* bytes copied as they are, pending */
-    for (size_t i = 0; i < n;) {
+    if (!jbuf_room(b, n * 6 + 2)) return PH_OK;
+    const unsigned char *s = (const unsigned char *)p; /* NULL when n is 0 */
+    char *o = b->p + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        uint64_t x;
+        while (n - i >= 8 && (memcpy(&x, s + i, 8), plain8(x))) {
+            memcpy(o, s + i, 8);
+            o += 8;
+            i += 8;
+        }
+        if (i >= n) break;
         const unsigned char c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            run++;
+            *o++ = (char)c;
             i++;
             continue;
         }
         if (c >= 0x80) {
             const size_t len = text_utf8_seq(s + i, n - i); /* jansson's rules */
             if (len == 0) return PH_ERR_INVAL;
-            run += len;
+            memcpy(o, s + i, len);
+            o += len;
             i += len;
             continue;
         }
-        jbuf_put(b, p + i - run, run);
-        run = 0;
         /* JSON's short escapes where it has one (c < 0x20, '"' or '\\'). */
         static const char short_esc[0x60] = {
             ['"'] = '"',  ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
             ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't'};
-        char esc[8];
+        static const char hex[] = "0123456789ABCDEF";
+        *o++ = '\\';
         if (short_esc[c] != 0) {
-            esc[0] = '\\';
-            esc[1] = short_esc[c];
-            jbuf_put(b, esc, 2);
+            *o++ = short_esc[c];
         } else {
-            snprintf(esc, sizeof esc, "\\u%04X", c);
-            jbuf_put(b, esc, 6);
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
         }
         i++;
     }
-    jbuf_put(b, p + n - run, run);
-    jbuf_c(b, '"');
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
     return PH_OK;
 }
 
@@ -180,9 +209,24 @@ static int check_keys(const msgpack_object *m)
     return rc;
 }
 
+/* A signed 64-bit integer in decimal, as "%" PRId64 writes it: the
+ * commonest value of a worker list, written without printf. */
+static void put_i64(struct jbuf *b, int64_t v)
+{
+    char s[24];
+    char *p = s + sizeof s;
+    /* The magnitude as unsigned: INT64_MIN has no positive int64_t. */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) *--p = '-';
+    jbuf_put(b, p, (size_t)(s + sizeof s - p));
+}
+
 int mp_write_json(const msgpack_object *o, struct jbuf *b)
 {
-    char num[32];
     int rc = PH_OK;
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -196,13 +240,10 @@ int mp_write_json(const msgpack_object *o, struct jbuf *b)
         break;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         /* As ph_mp_to_json: JSON integers here are signed 64-bit. */
-        jbuf_put(
-            b, num,
-            (size_t)snprintf(num, sizeof num, "%" PRId64,
-                             o->via.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)o->via.u64));
+        put_i64(b, o->via.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)o->via.u64);
         break;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        jbuf_put(b, num, (size_t)snprintf(num, sizeof num, "%" PRId64, o->via.i64));
+        put_i64(b, o->via.i64);
         break;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
@@ -344,8 +385,11 @@ static int check_iostate(const msgpack_object *st, size_t idx, char *why, size_t
 static int check_entry(const msgpack_object *w, size_t idx, char *role, char *inst, char *why,
                        size_t whylen)
 {
-    static const char *const req[] = {"role",    "instance",   "enabled", "tps",
-                                      "ioState", "lastSeenAt", "stale"};
+    /* The required keys, in the order of f[] below. */
+    enum { R_ROLE, R_INSTANCE, R_ENABLED, R_TPS, R_IOSTATE, R_LASTSEEN, R_STALE, R_N };
+    static const char *const req[R_N] = {"role",    "instance",   "enabled", "tps",
+                                         "ioState", "lastSeenAt", "stale"};
+    static const uint32_t req_len[R_N] = {4, 8, 7, 3, 7, 10, 5};
     if (w->type != MSGPACK_OBJECT_MAP)
         return text_reason(why, whylen, "data.context.workers[%zu] must be an object", idx);
     /* Keys first: a key that is not a string has no name to look up. */
@@ -355,29 +399,45 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
             "data.context.workers[%zu] holds a value JSON cannot carry (a string that "
             "is not UTF-8, a duplicate or NUL map key, NaN or infinity)",
             idx);
-    for (size_t i = 0; i < COUNT(req); i++)
-        if (ph_mp_map_get(w, req[i]) == NULL)
+    /* One pass over the entry's keys (all strings, none twice: checked
+     * above) finds each required one. */
+    const msgpack_object *f[R_N] = {NULL};
+    for (uint32_t k = 0; k < w->via.map.size; k++) {
+        const msgpack_object *key = &w->via.map.ptr[k].key;
+        for (size_t r = 0; r < R_N; r++)
+            if (key->via.str.size == req_len[r] &&
+                memcmp(key->via.str.ptr, req[r], req_len[r]) == 0) {
+                f[r] = &w->via.map.ptr[k].val;
+                break;
+            }
+    }
+    for (size_t i = 0; i < R_N; i++)
+        if (f[i] == NULL)
             return text_reason(why, whylen, "data.context.workers[%zu] lacks the required '%s'",
                                idx, req[i]);
     for (int k = 0; k < 2; k++) {
         const char *key = k == 0 ? "role" : "instance";
         char *dst = k == 0 ? role : inst;
-        const msgpack_object *v = ph_mp_map_get(w, key);
+        const msgpack_object *v = f[k == 0 ? R_ROLE : R_INSTANCE];
         if (v->type != MSGPACK_OBJECT_STR)
             return text_reason(why, whylen, "data.context.workers[%zu].%s must be a string", idx,
                                key);
-        char what[96];
+        /* The name for a reason is written only when there is one to give:
+         * a valid identifier leaves ph_ident_check's message untouched. */
+        char what[96], unused[1];
+        if (cstr(v, dst, PH_ID_MAX) && ph_ident_check(key, dst, unused, sizeof unused) == PH_OK)
+            continue;
         snprintf(what, sizeof what, "data.context.workers[%zu].%s", idx, key);
         if (!cstr(v, dst, PH_ID_MAX))
             return text_reason(why, whylen, "%s is longer than %d characters", what, PH_ID_MAX - 1);
         if (ph_ident_check(what, dst, why, whylen) != PH_OK) return PH_ERR_INVAL;
     }
-    static const char *const bools[] = {"enabled", "stale"};
+    static const int bools[] = {R_ENABLED, R_STALE};
     for (size_t i = 0; i < COUNT(bools); i++)
-        if (ph_mp_map_get(w, bools[i])->type != MSGPACK_OBJECT_BOOLEAN)
+        if (f[bools[i]]->type != MSGPACK_OBJECT_BOOLEAN)
             return text_reason(why, whylen, "data.context.workers[%zu].%s must be a boolean", idx,
-                               bools[i]);
-    const msgpack_object *tps = ph_mp_map_get(w, "tps");
+                               req[bools[i]]);
+    const msgpack_object *tps = f[R_TPS];
     if (tps->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
         return text_reason(
             why, whylen, "data.context.workers[%zu].tps must be an integer >= 0 (got %s)", idx,
@@ -386,7 +446,7 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
             : tps->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? "a negative number"
                                                            : "no number");
     /* Any length, as contract.c takes it (a long fraction is valid). */
-    const msgpack_object *seen = ph_mp_map_get(w, "lastSeenAt");
+    const msgpack_object *seen = f[R_LASTSEEN];
     char ts_small[64], *ts = ts_small;
     const size_t tlen = seen->type == MSGPACK_OBJECT_STR ? seen->via.str.size : 0;
     if (tlen >= sizeof ts_small && (ts = malloc(tlen + 1)) == NULL) return PH_ERR_SYS;
@@ -396,7 +456,7 @@ static int check_entry(const msgpack_object *w, size_t idx, char *role, char *in
     if (!ts_ok)
         return text_reason(
             why, whylen, "data.context.workers[%zu].lastSeenAt must be an RFC 3339 date-time", idx);
-    return check_iostate(ph_mp_map_get(w, "ioState"), idx, why, whylen);
+    return check_iostate(f[R_IOSTATE], idx, why, whylen);
 }
 
 int mp_workers_render(const msgpack_object *arr, struct jbuf *b, json_t **ids, char *why,
@@ -439,8 +499,18 @@ int mp_workers_render(const msgpack_object *arr, struct jbuf *b, json_t **ids, c
                         "] holds a value JSON cannot carry (a string "
                         "that is not UTF-8, a duplicate or NUL map key, NaN or infinity)",
                         i);
-        json_t *id = rc == PH_OK ? json_pack("{s:s, s:s}", "role", role, "instance", inst) : NULL;
-        if (rc == PH_OK && (id == NULL || json_array_append_new(list, id) != 0)) rc = PH_ERR_SYS;
+        /* role and instance passed ph_ident_check (ASCII): no UTF-8 check
+         * needed, and no format to parse. */
+        if (rc != PH_OK) break;
+        json_t *id = json_object();
+        if (id == NULL ||
+            json_object_set_new_nocheck(id, "role", json_stringn_nocheck(role, strlen(role))) ||
+            json_object_set_new_nocheck(id, "instance", json_stringn_nocheck(inst, strlen(inst)))) {
+            json_decref(id); /* the set calls took their values even on failure */
+            rc = PH_ERR_SYS;
+        } else if (json_array_append_new(list, id) != 0) { /* which took id */
+            rc = PH_ERR_SYS;
+        }
     }
     jbuf_c(b, ']');
     if (rc == PH_OK && b->oom) rc = PH_ERR_SYS;

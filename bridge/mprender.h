@@ -24,6 +24,8 @@ struct jbuf {
     bool oom;
 };
 void jbuf_put(struct jbuf *b, const char *s, size_t n);
+/* Room for n more bytes at once (a hint: false, and `oom`, without memory). */
+bool jbuf_reserve(struct jbuf *b, size_t n);
 void jbuf_free(struct jbuf *b);
 
 /* Writes `o` as JSON, as jansson dumps its conversion (ph_mp_to_json) with

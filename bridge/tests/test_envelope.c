@@ -503,6 +503,19 @@ static json_t *long_full(int n)
     json_t *ws = json_array();
     static const double reals[] = {0.786,   0.1,      1.0 / 3, 1e21, 1e-7, -2.5e-300, 123456.0,
                                    1e15,    0.30000000000000004, 5e-324, 1e300};
+    /* Around the writer's eight-byte steps: an escape or a non-ASCII
+     * byte just before, on and after a step's edge. */
+    static const char *const notes[] = {"",
+                                        "abcdefgh",
+                                        "abcdefg\"",
+                                        "abcdefgh\\",
+                                        "abcdefghi\x1f",
+                                        "0123456789abcde\x7f~ ",
+                                        "01234567\xc3\xa9" "89abcdef",
+                                        "0123456\n89abcdef\t",
+                                        "abc\\defghijklmnop",
+                                        "a\x01" "bcdefghij",
+                                        "plain text of more than sixteen bytes, then \"quoted\""};
     for (int i = 0; i < n; i++) {
         char inst[32];
         snprintf(inst, sizeof inst, "gen-%05d", i);
@@ -512,6 +525,9 @@ static json_t *long_full(int n)
             sample_iostate(i % 3 ? "ok" : "backpressure", "ok"), "lastSeenAt", SAMPLE_TS, "stale",
             i % 5 == 0, "location", "h\xc3\xb4te \"one\"\\\n\t\x01\x1f/\xe2\x80\xa8\xf0\x9f\x90\x9d",
             "load", reals[i % 11], "extra", "k", "v", "a", -i, reals[(i + 3) % 11], 1);
+        assert_non_null(w);
+        json_object_set_new(w, "note", json_string(notes[i % 11]));
+        json_object_set_new(w, "big", json_integer(i % 2 ? INT64_MIN : INT64_MAX));
         assert_non_null(w);
         json_array_append_new(ws, w);
     }
@@ -619,17 +635,19 @@ static void every_worker_entry_is_held_to_the_contract_on_the_one_pass_path(void
 }
 
 /* What jansson would merge, cut or refuse, refused on this path too: a
- * duplicate key, invalid UTF-8 and NaN inside an entry (patched into the
- * packed bytes: jansson cannot build them). */
+ * duplicate key, invalid UTF-8 (alone, and inside the writer's eight-byte
+ * step) and NaN inside an entry (patched into the packed bytes: jansson
+ * cannot build them). */
 static void a_duplicate_key_bad_utf8_or_nan_in_an_entry_is_refused(void **state)
 {
     (void)state;
-    for (int bad = 0; bad < 3; bad++) {
+    for (int bad = 0; bad < 4; bad++) {
         json_t *doc = long_full(10);
         json_t *w = json_array_get(
             json_object_get(json_object_get(data_of(doc), "context"), "workers"), 1);
         /* A placeholder the packed bytes are patched through. */
         if (bad < 2) json_object_set_new(w, "zzzz", json_string(bad == 0 ? "dup" : "AB"));
+        else if (bad == 3) json_object_set_new(w, "zzzz", json_string("xxABxxxxxxxxxxxx"));
         else json_object_set_new(w, "load", json_real(12345.678));
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
@@ -643,6 +661,10 @@ static void a_duplicate_key_bad_utf8_or_nan_in_an_entry_is_refused(void **state)
             char *p = memmem(sb.data, sb.size, "\xa2" "AB", 3); /* "AB" -> 0xC3 0x28 */
             assert_non_null(p);
             memcpy(p + 1, "\xc3\x28", 2);
+        } else if (bad == 3) {
+            char *p = memmem(sb.data, sb.size, "xxABxxxx", 8);
+            assert_non_null(p);
+            memcpy(p + 2, "\xc3\x28", 2);
         } else {
             const double v = 12345.678;
             uint64_t bits;
