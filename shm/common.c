@@ -345,12 +345,28 @@ uint64_t ph_real_ns(void)
 
 void ph_rfc3339_ms(uint64_t real_ns, char buf[32])
 {
-    time_t secs = (time_t)(real_ns / 1000000000ull);
-    unsigned ms = (unsigned)((real_ns / 1000000ull) % 1000ull);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, 32 - n, ".%03uZ", ms);
+    /* The date and time of the last second written, per thread: a status
+     * document stamps thousands of workers within a few seconds, and
+     * gmtime_r and strftime cost more than the rest of an entry. */
+    static _Thread_local time_t last_secs = (time_t)-1;
+    static _Thread_local char last[26];
+    static _Thread_local size_t last_len;
+    const time_t secs = (time_t)(real_ns / 1000000000ull);
+    const unsigned ms = (unsigned)((real_ns / 1000000ull) % 1000ull);
+    if (secs != last_secs || last_len == 0) {
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        last_len = strftime(last, sizeof last, "%Y-%m-%dT%H:%M:%S", &tm);
+        last_secs = secs;
+    }
+    memcpy(buf, last, last_len);
+    char *p = buf + last_len; /* ".mmmZ" and the NUL: at most 26 + 6 bytes */
+    p[0] = '.';
+    p[1] = (char)('0' + ms / 100);
+    p[2] = (char)('0' + ms / 10 % 10);
+    p[3] = (char)('0' + ms % 10);
+    p[4] = 'Z';
+    p[5] = '\0';
 }
 
 bool ph_parse_u32(const char *s, uint32_t *out, uint32_t lo, uint32_t hi)

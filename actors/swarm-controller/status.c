@@ -383,6 +383,11 @@ bool swarm_emit_controller_full(struct swarm *s, const struct swarm_agg *a, cons
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    /* Room for the last full's size and an eighth more: a large worker
+     * list then packs without the buffer's doublings and their copies.
+     * (Without the memory the buffer grows as usual.) */
+    if (s->full_bytes > 0 && (sb.data = malloc(s->full_bytes + s->full_bytes / 8)) != NULL)
+        sb.alloc = s->full_bytes + s->full_bytes / 8;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     pack_controller_head(s, &pk, "status-full", cid);
@@ -412,6 +417,7 @@ bool swarm_emit_controller_full(struct swarm *s, const struct swarm_agg *a, cons
     pack_context(s, &pk, a, now, 1);
     dp_str(&pk, "workers");
     pack_workers(s, &pk, now);
+    s->full_bytes = sb.size;
     bool ok = s->out.emit(s->out.ctx, sb.data, sb.size, final_docs(s), 0);
     msgpack_sbuffer_destroy(&sb);
     if (ok) {

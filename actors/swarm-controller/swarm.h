@@ -272,6 +272,7 @@ struct swarm {
     bool members_changed; /* the worker set changed since the last controller full */
     bool have_full;       /* a controller full went out (last_full_ns is valid) */
     uint64_t last_full_ns;
+    size_t full_bytes;    /* the last controller full's size: the next one's buffer */
     bool finished;       /* removed: the final documents went out, nothing follows */
     uint8_t final_stage; /* removal ending: 0 not begun, 1 announced, 2 final delta out */
     bool removed_seen;   /* status REMOVED noticed by the tick, at removed_ns */

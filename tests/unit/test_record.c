@@ -1071,9 +1071,36 @@ static void ident_check_refuses_unsafe_identifiers_with_a_message(void **state)
     assert_non_null(strstr(err, "swarm id"));
 }
 
+/* RFC 3339 with milliseconds, as gmtime and strftime write it: the same
+ * second twice (the second from the per-thread cache), the next second, a
+ * step back in time, and the edges of a second. */
+static void rfc3339_ms_writes_each_instant_as_gmtime_does(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t ns;
+        const char *want;
+    } cases[] = {
+        {1764618737123456789ull, "2025-12-01T19:52:17.123Z"},
+        {1764618737999999999ull, "2025-12-01T19:52:17.999Z"},
+        {1764618738000000000ull, "2025-12-01T19:52:18.000Z"},
+        {1764618737005000000ull, "2025-12-01T19:52:17.005Z"},
+        {0ull, "1970-01-01T00:00:00.000Z"},
+        {951782400042000000ull, "2000-02-29T00:00:00.042Z"},
+        {1764618737123456789ull, "2025-12-01T19:52:17.123Z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[32];
+        memset(buf, 'x', sizeof buf);
+        ph_rfc3339_ms(cases[i].ns, buf);
+        assert_string_equal(buf, cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rfc3339_ms_writes_each_instant_as_gmtime_does),
         cmocka_unit_test(status_decode_accepts_valid_record),
         cmocka_unit_test(status_decode_rejects_wrong_size),
         cmocka_unit_test(status_decode_rejects_unknown_flag_bits),
