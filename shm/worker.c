@@ -111,6 +111,17 @@ static void pending_init(struct pending *p)
     p->due = false;
 }
 
+/* A first buffer of 256 bytes for a record about to be packed into p:
+ * msgpack's own first is 8 KiB, for records of a few dozen bytes, and a
+ * process attaching thousands of workers spent a quarter of its attach
+ * time in malloc for them. It grows by doubling from here as needed;
+ * without memory the packer's first write allocates as usual. */
+static void pending_room(struct pending *p)
+{
+    if (p->buf.alloc != 0) return;
+    if ((p->buf.data = malloc(256)) != NULL) p->buf.alloc = 256;
+}
+
 static bool pending_flush(ph_worker *w, struct pending *p, uint16_t type)
 {
     if (!p->due) return true;
@@ -166,11 +177,21 @@ static struct shared_map *maps;
 /* The device and inode the segment's name leads to now. */
 static bool name_object(const char *name, dev_t *dev, ino_t *ino)
 {
-    int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return false;
+    /* One stat of the file behind the name (glibc keeps POSIX shared
+     * memory in /dev/shm) instead of shm_open, fstat and close: a process
+     * attaching thousands of workers asks this for each. Whether this
+     * process may map the object is still up to ph_segment_open(). */
+    char path[PH_ID_MAX + 24];
     struct stat st;
-    bool ok = fstat(fd, &st) == 0;
-    close(fd);
+    bool ok;
+    if (snprintf(path, sizeof path, "/dev/shm%s", name) < (int)sizeof path) {
+        ok = stat(path, &st) == 0;
+    } else {
+        int fd = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0) return false;
+        ok = fstat(fd, &st) == 0;
+        close(fd);
+    }
     if (ok) {
         *dev = st.st_dev;
         *ino = st.st_ino;
@@ -321,6 +342,23 @@ static int start_agent(ph_worker *w, const struct ph_worker_opts *o, const char 
     return w->agent != NULL ? PH_OK : PH_ERR_INVAL;
 }
 
+/* This process's start time, read from /proc once per process (per
+ * thread, and again after a fork: the pid tells). */
+static int self_start_time(int32_t pid, uint64_t *out)
+{
+    static _Thread_local int32_t cached_pid;
+    static _Thread_local uint64_t cached_start;
+    if (cached_pid != pid || cached_start == 0) {
+        uint64_t st = 0;
+        const int rc = ph_proc_start_time(pid, &st);
+        if (rc != PH_OK) return rc;
+        cached_pid = pid;
+        cached_start = st;
+    }
+    *out = cached_start;
+    return PH_OK;
+}
+
 static int open_with_timeout(ph_worker *w, const struct ph_worker_opts *o, char *err,
                              size_t errlen)
 {
@@ -417,7 +455,7 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
     }
     uint64_t start = 0;
     int32_t pid = (int32_t)getpid();
-    if (ph_proc_start_time(pid, &start) != PH_OK ||
+    if (self_start_time(pid, &start) != PH_OK ||
         ph_slot_claim(w->seg, o->role, o->instance, pid, start, &w->index, &w->word, err,
                       errlen) != PH_OK) {
         if (start == 0) snprintf(err, errlen, "cannot read this process's start time from /proc");
@@ -449,6 +487,7 @@ ph_worker *ph_worker_attach(const struct ph_worker_opts *o, char *err, size_t er
     /* A remote worker sends no PH_REC_META: its agent knows where it runs
      * and reports that itself; and it is no proxy. */
     if (meta_loc[0] != '\0' && !w->remote) {
+        pending_room(&w->meta);
         ph_rec_meta_encode(&w->meta.buf, meta_loc, meta_tr);
         w->meta.due = true;
         w->proxy = strcmp(meta_tr, "shm") != 0;
@@ -608,6 +647,7 @@ void ph_worker_tick(ph_worker *w)
 static int encode_json(ph_worker *w, struct pending *p, const json_t *v, uint16_t type)
 {
     if (!json_is_object(v)) return PH_ERR_INVAL;
+    pending_room(p);
     msgpack_sbuffer_clear(&p->buf);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
@@ -649,6 +689,7 @@ bool ph_worker_ack(ph_worker *w, uint64_t token, bool ok, const char *message)
         return false;
     }
     struct pending *p = &w->acks[(w->acks_head + w->acks_count) % PENDING_ACKS];
+    pending_room(p);
     msgpack_sbuffer_clear(&p->buf);
     ph_rec_ack_encode(&p->buf, token, ok, message);
     p->due = true;
