@@ -335,7 +335,12 @@ static int build(const struct doc *d, uint64_t real_ns, struct envelope *out, ch
     jbuf_reserve(&list, (size_t)nworkers * bytes_per_worker + 4096);
     json_t *ids = NULL;
     rc = mp_workers_render(workers, &list, &ids, why, whylen);
-    if (rc == PH_OK && nworkers > 0) bytes_per_worker = list.len / nworkers + 16;
+    /* Capped: a few huge entries must not make the next long list ask
+     * for gigabytes up front. */
+    if (rc == PH_OK && nworkers > 0) {
+        bytes_per_worker = list.len / nworkers + 16;
+        if (bytes_per_worker > 2048) bytes_per_worker = 2048;
+    }
     if (rc == PH_ERR_SYS) fail(rc, why, whylen, "out of memory writing the worker list");
     json_t *ctx = json_object_get(json_object_get(out->env, "data"), "context");
     if (rc == PH_OK) rc = splice(out, ctx, &list, why, whylen);

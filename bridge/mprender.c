@@ -36,7 +36,12 @@ static bool jbuf_room(struct jbuf *b, size_t n)
 
 bool jbuf_reserve(struct jbuf *b, size_t n)
 {
-    return jbuf_room(b, n);
+    if (b->oom || b->len + n <= b->cap) return !b->oom;
+    char *p = realloc(b->p, b->len + n);
+    if (p == NULL) return false; /* only a hint: writing grows the buffer as needed */
+    b->p = p;
+    b->cap = b->len + n;
+    return true;
 }
 
 void jbuf_put(struct jbuf *b, const char *s, size_t n)

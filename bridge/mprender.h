@@ -24,7 +24,8 @@ struct jbuf {
     bool oom;
 };
 void jbuf_put(struct jbuf *b, const char *s, size_t n);
-/* Room for n more bytes at once (a hint: false, and `oom`, without memory). */
+/* Room for n more bytes at once; a hint: false without the memory, and the
+ * buffer stays usable (unlike a failed write, which sets `oom`). */
 bool jbuf_reserve(struct jbuf *b, size_t n);
 void jbuf_free(struct jbuf *b);
 

@@ -343,11 +343,26 @@ static int start_agent(ph_worker *w, const struct ph_worker_opts *o, const char 
 }
 
 /* This process's start time, read from /proc once per process (per
- * thread, and again after a fork: the pid tells). */
+ * thread). A fork's child forgets it (pthread_atfork): a descendant may get
+ * the pid of an ancestor that has exited, so the pid alone cannot tell. */
+static _Thread_local int32_t cached_pid;
+static _Thread_local uint64_t cached_start;
+static pthread_once_t start_cache_once = PTHREAD_ONCE_INIT;
+
+static void start_cache_forget(void)
+{
+    cached_pid = 0;
+    cached_start = 0;
+}
+
+static void start_cache_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, start_cache_forget);
+}
+
 static int self_start_time(int32_t pid, uint64_t *out)
 {
-    static _Thread_local int32_t cached_pid;
-    static _Thread_local uint64_t cached_start;
+    (void)pthread_once(&start_cache_once, start_cache_init);
     if (cached_pid != pid || cached_start == 0) {
         uint64_t st = 0;
         const int rc = ph_proc_start_time(pid, &st);

@@ -19,7 +19,7 @@
 #     workers stale within the TTL, while the local worker stays healthy;
 #   - every captured envelope passes tests/contract/validate.py.
 # usage: test_multihost.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
-# Ports: PH_TEST_AMQP_PORT (default 19672) and the four after it, epmd on
+# Ports: PH_TEST_AMQP_PORT (default 19672) and the eight after it, epmd on
 # PH_TEST_EPMD_PORT (default 19369). Exits 77 (skipped) without rabbitmq-server.
 set -eu
 

@@ -20,7 +20,7 @@
 #
 # usage: test_ui_browser.sh BIN_DIR   (PH_TEST_KEEP=1 keeps the work folder)
 # Ports: PH_TEST_AMQP_PORT (default 30672) and the eight after it, HTTP on the
-# fourth after it, epmd on PH_TEST_EPMD_PORT (default 30369). Exits 77
+# ninth after it, epmd on PH_TEST_EPMD_PORT (default 30369). Exits 77
 # (skipped) without rabbitmq-server, chromium (PH_CHROMIUM, default
 # /usr/bin/chromium), node >= 18 or npm; `deploy/ensure-deps --tests` installs
 # them. Builds the UI (npm ci + esbuild) into the work folder and installs
@@ -51,7 +51,7 @@ SHOTS=$TMP/screenshots
 OUT_DIR=$(cd "$BIN/.." && pwd)/test-output/test_ui_browser
 OBS_URL=$TMP/observer-url
 export PH_RUN_DIR=$RUN PH_BIN_DIR=$BIN PH_WEB_DIR=$TMP/web PH_SINK=amqp
-export PH_HTTP_ADDR=127.0.0.1:$((PH_AMQP_PORT + 4))
+export PH_HTTP_ADDR=127.0.0.1:$((PH_AMQP_PORT + 9))
 HTTP=http://$PH_HTTP_ADDR
 unset PH_AMQP_URL_FILE PH_OBSERVER_CREDENTIALS PH_STOMP_URL
 NODE_PID=
