@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Builds ph-bench-amqp (Release), starts a private RabbitMQ node with
 # deploy/rabbitmq in a fresh folder, runs the benchmark, stops the node and
 # removes the folder (also on Ctrl-C). About 2 min plus the build.
@@ -10,9 +10,10 @@
 #                                     to the aggregate vs to every worker (1,000 workers)
 #
 # Environment: PH_BENCH_BUILD (build tree, default build-bench/);
-# PH_AMQP_PORT / PH_MGMT_PORT / PH_STOMP_PORT / PH_DIST_PORT / PH_EPMD_PORT
-# (defaults 28672 / 28673 / 28674 / 48672 / 28675, away from a developer's
-# broker); PH_AMQP_URL_FILE set: use that broker, start none.
+# PH_AMQP_PORT / PH_MGMT_PORT / PH_STOMP_PORT / PH_DIST_PORT / PH_EPMD_PORT /
+# PH_CTL_DIST_PORT (defaults 28672 and the ports after it, bench/broker.sh,
+# away from a developer's broker); PH_AMQP_URL_FILE set: use that broker,
+# start none.
 set -eu
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,33 +35,14 @@ echo "== building Release into $build" >&2
 cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)" --target "$prog" ph-bridge ph-swarm-controller >/dev/null
 
-dir=
-stop_broker() {
-    if [ -n "$dir" ]; then
-        "$here/deploy/rabbitmq" stop --dir "$dir" >/dev/null 2>&1 || true
-        rm -rf "$dir"
-        dir=
-    fi
-}
-trap 'stop_broker' EXIT
-trap 'stop_broker; exit 130' INT
-trap 'stop_broker; exit 143' TERM
-
-if [ -n "${PH_AMQP_URL_FILE:-}" ]; then
-    url_file=$PH_AMQP_URL_FILE
-else
-    command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || {
-        echo "run.sh: rabbitmq-server is not installed (deploy/ensure-deps)" >&2
-        exit 77
-    }
-    dir=$(mktemp -d /tmp/ph-bench-amqp-broker-XXXXXX)
-    export PH_AMQP_PORT=${PH_AMQP_PORT:-28672} PH_MGMT_PORT=${PH_MGMT_PORT:-28673}
-    export PH_STOMP_PORT=${PH_STOMP_PORT:-28674} PH_DIST_PORT=${PH_DIST_PORT:-28676}
-    export PH_EPMD_PORT=${PH_EPMD_PORT:-28675} PH_CTL_DIST_PORT=${PH_CTL_DIST_PORT:-28677}
-    echo "== starting a private RabbitMQ node in $dir (AMQP port $PH_AMQP_PORT)" >&2
-    "$here/deploy/rabbitmq" start --dir "$dir" >&2
-    url_file=$dir/amqp-url
+if [ -z "${PH_AMQP_URL_FILE:-}" ] && ! command -v rabbitmq-server >/dev/null 2>&1 &&
+    [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    echo "run.sh: rabbitmq-server is not installed (deploy/ensure-deps)" >&2
+    exit 77
 fi
+# shellcheck source=bench/broker.sh
+. "$here/bench/broker.sh"
+bench_broker amqp 28672
 
 echo "== $prog" >&2
 if [ -n "$json" ]; then
