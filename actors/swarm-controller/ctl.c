@@ -17,10 +17,13 @@ int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hook
     c->w = calloc(seg->slots, sizeof *c->w);
     c->claims = calloc(seg->slots, sizeof *c->claims);
     c->scratch = malloc(seg->status_ring / 2);
-    if (c->w == NULL || c->claims == NULL || c->scratch == NULL) {
+    c->dirty_words = (seg->slots + 63) / 64;
+    c->dirty = calloc(c->dirty_words ? c->dirty_words : 1, sizeof *c->dirty);
+    if (c->w == NULL || c->claims == NULL || c->scratch == NULL || c->dirty == NULL) {
         free(c->w);
         free(c->claims);
         free(c->scratch);
+        free(c->dirty);
         return PH_ERR_SYS;
     }
     for (uint32_t i = 0; i < seg->slots; i++) {
@@ -67,9 +70,16 @@ void ctl_destroy(struct ctl *c)
     free(c->w);
     free(c->claims);
     free(c->scratch);
+    free(c->dirty);
     c->w = NULL;
     c->claims = NULL;
     c->scratch = NULL;
+    c->dirty = NULL;
+}
+
+void ctl_mark_dirty(struct ctl *c, uint32_t index)
+{
+    if (index < c->seg->slots) c->dirty[index / 64] |= 1ull << (index % 64);
 }
 
 static void quarantine(struct ctl *c, struct ctl_worker *w, uint32_t reason, const char *why)
@@ -77,6 +87,7 @@ static void quarantine(struct ctl *c, struct ctl_worker *w, uint32_t reason, con
     if (w->quarantine != PH_Q_NONE) return;
     w->quarantine = reason;
     c->quarantined++;
+    ctl_mark_dirty(c, w->index);
     struct ph_slot *s = ph_segment_slot(c->seg, w->index);
     /* relaxed: tool-facing flags; nothing is ordered by them. */
     atomic_store_explicit(&s->c_quarantine, reason, memory_order_relaxed);
@@ -284,6 +295,7 @@ static uint64_t drain(struct ctl *c, struct ctl_worker *w, uint64_t now, uint32_
         return 0;
     }
     if (n > 0) {
+        ctl_mark_dirty(c, w->index);
         struct ph_slot *s = ph_segment_slot(c->seg, w->index);
         w->tps = ctl_worker_tps(w, ph_mono_coarse_ns(), c->tps_window_ns);
         /* relaxed: figures for tools, each self-contained. */
@@ -329,6 +341,7 @@ static void track(struct ctl *c, struct ctl_worker *w, struct ph_slot *s, uint64
     memcpy(w->instance, id.instance, sizeof w->instance);
     w->tracked_mono_ns = now;
     c->live++;
+    ctl_mark_dirty(c, index);
     char err[160];
     if (ph_ident_check("role", w->role, err, sizeof err) != PH_OK ||
         ph_ident_check("instance", w->instance, err, sizeof err) != PH_OK) {
@@ -371,6 +384,7 @@ static void depart(struct ctl *c, struct ctl_worker *w, bool dead)
                         : w->word;
     uint32_t index = w->index;
     untrack(c, w);
+    ctl_mark_dirty(c, index);
     /* K5_depart_free */
     if (dead) {
         /* The owner may have reached DETACHED before dying: free either. */
@@ -457,6 +471,13 @@ uint64_t ctl_scan(struct ctl *c, uint64_t now)
          * new ACTIVE word publishes the claimer's identity and ring reset;
          * DETACHED publishes the owner's final records. */
         uint64_t word = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (w->tracked && word == w->word) {
+            /* The claim we follow, still ACTIVE (only ACTIVE words are
+             * tracked; its claim bookkeeping was cleared when it was): the
+             * steady case, which touches nothing but the drain's lines. */
+            total += drain(c, w, now, CTL_DRAIN_BUDGET);
+            continue;
+        }
         unsigned st = ph_slot_state_of(word);
         if (st != PH_SLOT_CLAIMING && st != PH_SLOT_JOINING)
             c->claims[i].word = 0; /* no claim in progress */

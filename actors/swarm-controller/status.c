@@ -33,7 +33,7 @@ bool swarm_worker_healthy(const struct swarm *s, const struct ctl_worker *w, uin
            (now <= w->last_seen_ns || now - w->last_seen_ns <= s->cfg.ttl_ns);
 }
 
-static uint64_t role_hash(const char *role)
+uint64_t swarm_role_hash(const char *role)
 {
     uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
     for (; *role; role++) h = (h ^ (uint8_t)*role) * 1099511628211ull;
@@ -50,7 +50,7 @@ static int role_slot(struct swarm_agg *a, const char *role)
     struct swarm_role_sum *r = &a->roles[a->nroles];
     memset(r, 0, sizeof *r);
     snprintf(r->role, sizeof r->role, "%s", role);
-    r->hash = role_hash(r->role);
+    r->hash = swarm_role_hash(r->role);
     return (int)a->nroles++;
 }
 
@@ -78,7 +78,7 @@ void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
          * names would have to share a 64-bit hash to be mixed up. */
         struct swarm_wstate *ws = &s->ws[i];
         if (ws->role_word != w->word || ws->role_hash == 0) {
-            ws->role_hash = role_hash(w->role);
+            ws->role_hash = swarm_role_hash(w->role);
             ws->role_word = w->word;
             ws->role_hint = -1;
         }
@@ -113,6 +113,67 @@ void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
     for (uint32_t i = 0; i < s->plan.nsteps; i++) a->plan_fired += s->plan.steps[i].fired;
     a->plan_gen = s->plan_gen;
     a->journal_failing = s->journal_failing;
+}
+
+void swarm_agg_build(const struct swarm *s, uint64_t now, struct swarm_agg *a)
+{
+    (void)now; /* every time-driven change was visited by the tick */
+    memset(a, 0, offsetof(struct swarm_agg, nroles) + sizeof a->nroles);
+    a->nroles = 0;
+    memset((char *)a + offsetof(struct swarm_agg, nroles) + sizeof a->nroles, 0,
+           sizeof *a - offsetof(struct swarm_agg, nroles) - sizeof a->nroles);
+    for (uint32_t i = 0; i < s->nroles; i++) {
+        a->desired += s->roles[i].count;
+        int k = role_slot(a, s->roles[i].role);
+        if (k >= 0) a->roles[k].desired += s->roles[i].count;
+    }
+    for (uint32_t i = 0; i < s->niroles; i++) {
+        const struct swarm_role_sum *r = &s->iroles[i];
+        if (r->count == 0) continue;
+        int k = role_slot(a, r->role);
+        if (k < 0) continue;
+        a->roles[k].count += r->count;
+        a->roles[k].enabled += r->enabled;
+        a->roles[k].tps += r->tps;
+    }
+    a->live = s->live;
+    a->enabled = s->enabled;
+    a->healthy = s->healthy;
+    a->running = s->running;
+    a->tps = s->tps;
+    /* ioStates are numbered in priority order: the highest one present. */
+    for (uint32_t v = 256; v-- > 0;)
+        if (s->in_hist[v] > 0) {
+            a->io_in = (uint8_t)v;
+            break;
+        }
+    for (uint32_t v = 256; v-- > 0;)
+        if (s->out_hist[v] > 0) {
+            a->io_out = (uint8_t)v;
+            break;
+        }
+    a->oldest_seen_ns = SWARM_OLDEST_LAZY;
+    a->status = s->status;
+    if (a->desired > 0 && a->healthy == 0)
+        a->state = "Unknown";
+    else if (a->healthy < a->desired)
+        a->state = "Degraded";
+    else
+        a->state = swarm_status_name(s->status);
+    for (uint32_t i = 0; i < s->plan.nsteps; i++) a->plan_fired += s->plan.steps[i].fired;
+    a->plan_gen = s->plan_gen;
+    a->journal_failing = s->journal_failing;
+}
+
+uint64_t swarm_oldest_seen(const struct swarm *s)
+{
+    /* A compact array: a few microseconds for 10,000 slots, paid per
+     * document, not per tick. */
+    uint64_t oldest = UINT64_MAX;
+    const uint32_t hw = s->ctl->seg->slots;
+    for (uint32_t i = 0; i < hw; i++)
+        if (s->seen_ns[i] != 0 && s->seen_ns[i] < oldest) oldest = s->seen_ns[i];
+    return oldest == UINT64_MAX ? 0 : oldest;
 }
 
 bool swarm_agg_changed(const struct swarm_agg *a, const struct swarm_agg *b)
@@ -218,12 +279,13 @@ static void pack_context(const struct swarm *s, msgpack_packer *pk, const struct
     dp_kv_u64(pk, "running", a->running);
     dp_kv_u64(pk, "enabled", a->enabled);
     char ts[32];
-    mono_to_rfc3339(a->oldest_seen_ns ? a->oldest_seen_ns : now, now, ts);
+    const uint64_t oldest =
+        a->oldest_seen_ns == SWARM_OLDEST_LAZY ? swarm_oldest_seen(s) : a->oldest_seen_ns;
+    mono_to_rfc3339(oldest ? oldest : now, now, ts);
     dp_kv_str(pk, "watermark", ts);
     dp_str(pk, "maxStalenessSec");
-    msgpack_pack_double(pk, a->oldest_seen_ns && now > a->oldest_seen_ns
-                                ? (double)((now - a->oldest_seen_ns) / 1000000) / 1000.0
-                                : 0.0);
+    msgpack_pack_double(pk, oldest && now > oldest ? (double)((now - oldest) / 1000000) / 1000.0
+                                                   : 0.0);
     dp_str(pk, "scenario");
     pack_scenario(s, pk, now);
     dp_str(pk, "roles");

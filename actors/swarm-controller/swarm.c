@@ -406,8 +406,17 @@ int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
     s->ctl = ctl;
     s->out = *out;
     s->ws = calloc(ctl->seg->slots, sizeof *s->ws);
+    s->acc = calloc(ctl->seg->slots, sizeof *s->acc);
+    s->seen_ns = calloc(ctl->seg->slots, sizeof *s->seen_ns);
     s->controller_config = json_object();
-    if (s->ws == NULL || s->controller_config == NULL) return PH_ERR_SYS;
+    if (s->ws == NULL || s->acc == NULL || s->seen_ns == NULL || s->controller_config == NULL)
+        return PH_ERR_SYS;
+    for (uint32_t i = 0; i < ctl->seg->slots; i++) s->acc[i].role = -1;
+    for (uint32_t b = 0; b < SWARM_WHEEL; b++) s->wheel[b] = SWARM_NO_LINK;
+    s->wheel_next = now >> SWARM_WHEEL_SHIFT;
+    /* Whatever the table already holds is visited by the first tick. */
+    for (uint32_t i = 0; i < ctl->seg->slots; i++)
+        if (ctl->w[i].tracked) ctl_mark_dirty(ctl, i);
     s->status = SW_NEW;
     s->started_real_ns = ph_real_ns();
     s->started_mono_ns = now;
@@ -443,7 +452,11 @@ void swarm_destroy(struct swarm *s)
     s->undelivered = NULL;
     s->undel_n = 0;
     free(s->ws);
+    free(s->acc);
+    free(s->seen_ns);
     s->ws = NULL;
+    s->acc = NULL;
+    s->seen_ns = NULL;
 }
 
 void swarm_set_roles(struct swarm *s, const struct swarm_role *roles, uint32_t n)
@@ -1265,71 +1278,270 @@ static void plan_tick(struct swarm *s, uint64_t now)
     }
 }
 
+/* ---- the tick's visits: incremental aggregate and timer wheel ---------- */
+
+/* Index of `role` in the roles of the counted workers, adding it (or
+ * reusing an entry no worker counts in any more); -1 when full. */
+static int irole_slot(struct swarm *s, const char *role, uint64_t hash)
+{
+    int free_at = -1;
+    for (uint32_t k = 0; k < s->niroles; k++) {
+        struct swarm_role_sum *r = &s->iroles[k];
+        if (r->hash == hash && strcmp(r->role, role) == 0) return (int)k;
+        if (r->count == 0 && free_at < 0) free_at = (int)k;
+    }
+    if (free_at < 0) {
+        if (s->niroles >= SWARM_MAX_ROLES) return -1;
+        free_at = (int)s->niroles++;
+    }
+    struct swarm_role_sum *r = &s->iroles[free_at];
+    memset(r, 0, sizeof *r);
+    snprintf(r->role, sizeof r->role, "%s", role);
+    r->hash = hash;
+    return free_at;
+}
+
+static void acc_remove(struct swarm *s, struct swarm_acc *ac)
+{
+    if (!ac->counted) return;
+    ac->counted = false;
+    s->live--;
+    if (ac->enabled) s->enabled--;
+    if (ac->role >= 0) {
+        struct swarm_role_sum *r = &s->iroles[ac->role];
+        r->count--;
+        if (ac->enabled) r->enabled--;
+        if (ac->healthy) r->tps -= ac->tps;
+    }
+    if (ac->healthy) {
+        s->healthy--;
+        if (ac->enabled) s->running--;
+        s->in_hist[ac->io_in]--;
+        s->out_hist[ac->io_out]--;
+        s->tps -= ac->tps;
+    }
+}
+
+/* The same sums swarm_aggregate makes for one worker. */
+static void acc_add(struct swarm *s, struct swarm_acc *ac, const struct ctl_worker *w,
+                    uint64_t now)
+{
+    struct swarm_wstate *ws = &s->ws[w->index];
+    if (ws->role_word != w->word || ws->role_hash == 0) {
+        ws->role_hash = swarm_role_hash(w->role);
+        ws->role_word = w->word;
+        ws->role_hint = -1;
+    }
+    ac->counted = true;
+    ac->enabled = w->have_status && (w->st.flags & PH_STATUS_ENABLED);
+    ac->healthy = swarm_worker_healthy(s, w, now);
+    ac->io_in = w->st.io_in;
+    ac->io_out = w->st.io_out;
+    ac->tps = w->tps;
+    /* The entry it counted in last time is nearly always still its role's:
+     * the 64-bit hash confirms it without a string compare per visit. */
+    if (ac->role < 0 || (uint32_t)ac->role >= s->niroles ||
+        s->iroles[ac->role].hash != ws->role_hash)
+        ac->role = (int16_t)irole_slot(s, w->role, ws->role_hash);
+    s->live++;
+    if (ac->enabled) s->enabled++;
+    if (ac->role >= 0) {
+        struct swarm_role_sum *r = &s->iroles[ac->role];
+        r->count++;
+        if (ac->enabled) r->enabled++;
+        if (ac->healthy) r->tps += ac->tps;
+    }
+    if (ac->healthy) {
+        s->healthy++;
+        if (ac->enabled) s->running++;
+        s->in_hist[ac->io_in]++;
+        s->out_hist[ac->io_out]++;
+        s->tps += ac->tps;
+    }
+    s->seen_ns[w->index] = ac->healthy ? w->last_seen_ns : 0;
+}
+
+static void timer_unlink(struct swarm *s, uint32_t i)
+{
+    struct swarm_acc *ac = &s->acc[i];
+    if (!ac->queued) return;
+    if (ac->prev != SWARM_NO_LINK)
+        s->acc[ac->prev].next = ac->next;
+    else
+        s->wheel[(ac->due_ns >> SWARM_WHEEL_SHIFT) % SWARM_WHEEL] = ac->next;
+    if (ac->next != SWARM_NO_LINK) s->acc[ac->next].prev = ac->prev;
+    ac->queued = false;
+}
+
+/* A deadline already past goes into the bucket the next tick starts with. */
+static void timer_set(struct swarm *s, uint32_t i, uint64_t due)
+{
+    struct swarm_acc *ac = &s->acc[i];
+    uint64_t abs = due >> SWARM_WHEEL_SHIFT;
+    if (abs < s->wheel_next) {
+        abs = s->wheel_next;
+        due = abs << SWARM_WHEEL_SHIFT; /* its bucket stays the one unlink finds */
+    }
+    const uint32_t b = (uint32_t)(abs % SWARM_WHEEL);
+    ac->due_ns = due;
+    ac->prev = SWARM_NO_LINK;
+    ac->next = s->wheel[b];
+    if (ac->next != SWARM_NO_LINK) s->acc[ac->next].prev = i;
+    s->wheel[b] = i;
+    ac->queued = true;
+}
+
+/* Marks (in ctl's dirty bits) every worker whose deadline is at or before
+ * `now`, walking only the buckets the clock passed since the last tick. */
+static void timers_expire(struct swarm *s, uint64_t now)
+{
+    const uint64_t cur = now >> SWARM_WHEEL_SHIFT;
+    uint64_t from = s->wheel_next <= cur ? s->wheel_next : cur;
+    uint64_t n = cur - from + 1;
+    if (n > SWARM_WHEEL) n = SWARM_WHEEL;
+    for (uint64_t b = from; b < from + n; b++) {
+        uint32_t i = s->wheel[b % SWARM_WHEEL];
+        while (i != SWARM_NO_LINK) {
+            const uint32_t next = s->acc[i].next;
+            if (s->acc[i].due_ns <= now) {
+                timer_unlink(s, i);
+                ctl_mark_dirty(s->ctl, i);
+            }
+            i = next;
+        }
+    }
+    /* The current bucket again next time: it may hold later deadlines of
+     * this bucket's span. */
+    s->wheel_next = cur;
+}
+
+/* When this worker next needs a visit although nothing arrives from it:
+ * the first instant at which a rule below would decide differently. */
+static uint64_t next_due(const struct swarm *s, const struct ctl_worker *w,
+                         const struct swarm_wstate *ws, const struct swarm_acc *ac, uint64_t now)
+{
+    uint64_t due = UINT64_MAX;
+#define DUE_AT(t)                                                                                \
+    do {                                                                                         \
+        const uint64_t t_ = (t);                                                                 \
+        if (t_ < due) due = t_;                                                                  \
+    } while (0)
+    if (ac->healthy)
+        DUE_AT(w->last_seen_ns + s->cfg.ttl_ns + 1); /* goes stale */
+    else if (!ws->stale)
+        DUE_AT(w->tracked_mono_ns + s->cfg.ttl_ns + 1); /* never reported: stale then */
+    if (ws->stale && !ws->stale_requested) DUE_AT(now); /* the request found no room */
+    if (w->tps != 0 && w->win_len > 0)
+        DUE_AT(w->win[w->win_len - 1].t_ns + s->ctl->tps_window_ns + 1); /* rate falls to 0 */
+    if (ws->sync_check) DUE_AT(ws->sync_check_since + SWARM_SYNC_CHECK_NS);
+    if (!ws->full_sent && w->have_status)
+        DUE_AT(w->io.len > 0 ? now : w->tracked_mono_ns + 250 * NS_PER_MS);
+    if (ws->full_sent && s->cfg.worker_deltas) {
+        if (ws->delta_due) DUE_AT(ws->last_delta_ns + s->cfg.worker_delta_ns);
+        DUE_AT(ws->last_delta_ns + s->cfg.worker_heartbeat_ns);
+    }
+#undef DUE_AT
+    return due;
+}
+
+/* One worker's per-tick rules. */
+static void worker_rules(struct swarm *s, struct ctl_worker *w, struct swarm_wstate *ws,
+                         uint64_t now)
+{
+    struct ctl *c = s->ctl;
+    const uint32_t i = w->index;
+    if (ws->sync_check) sync_check(s, w, now);
+    /* tps is recomputed against now, so a worker that stops reporting
+     * falls to 0 after the window instead of keeping its last rate; the
+     * slot shows the same figure to tools (phctl shm-dump). */
+    const uint64_t tps = ctl_worker_tps(w, now, c->tps_window_ns);
+    if (tps != w->tps) {
+        w->tps = tps;
+        /* relaxed: a figure for tools, self-contained. */
+        atomic_store_explicit(&ph_segment_slot(c->seg, i)->c_tps, tps, memory_order_relaxed);
+    }
+    const bool stale = !swarm_worker_healthy(s, w, now) && now - w->tracked_mono_ns > s->cfg.ttl_ns;
+    if (stale != ws->stale) {
+        ws->stale = stale;
+        ws->delta_due = true;
+        journal(s, json_pack("{s:s, s:s, s:s, s:s}", "event", "health", "change",
+                             stale ? "stale" : "recovered", "role", w->role, "instance",
+                             w->instance));
+        if (!stale) ws->stale_requested = false;
+    }
+    if (stale && !ws->stale_requested) {
+        /* A real status-request: the worker republishes everything. */
+        ws->stale_requested = ctl_send_command(c, i, PH_CMD_STATUS_REQUEST, NULL, 0) != 0;
+    }
+    /* The join status-full waits for the first status (and a moment for
+     * the io record that follows it). */
+    if (!ws->full_sent && w->have_status &&
+        (w->io.len > 0 || now - w->tracked_mono_ns >= 250 * NS_PER_MS)) {
+        if (swarm_emit_worker_full(s, w, NULL, now)) {
+            ws->full_sent = true;
+            /* It joined, with its first status: the controller's full
+             * lists it with real figures from now on. */
+            s->members_changed = true;
+            ws->sent_flags = w->st.flags;
+            ws->sent_in = w->st.io_in;
+            ws->sent_out = w->st.io_out;
+            ws->last_delta_ns = now;
+        }
+        return;
+    }
+    if (!ws->full_sent || !s->cfg.worker_deltas) return;
+    if (w->st.flags != ws->sent_flags || w->st.io_in != ws->sent_in ||
+        w->st.io_out != ws->sent_out)
+        ws->delta_due = true;
+    const uint64_t since = now - ws->last_delta_ns;
+    if ((ws->delta_due && since >= s->cfg.worker_delta_ns) ||
+        since >= s->cfg.worker_heartbeat_ns) {
+        if (swarm_emit_worker_delta(s, w, now)) {
+            ws->delta_due = false;
+            ws->sent_flags = w->st.flags;
+            ws->sent_in = w->st.io_in;
+            ws->sent_out = w->st.io_out;
+            ws->last_delta_ns = now;
+        }
+    }
+}
+
+static void visit(struct swarm *s, uint32_t i, uint64_t now)
+{
+    struct swarm_acc *ac = &s->acc[i];
+    struct ctl_worker *w = &s->ctl->w[i];
+    s->visits++;
+    acc_remove(s, ac);
+    timer_unlink(s, i);
+    if (!w->tracked) {
+        s->seen_ns[i] = 0;
+        return;
+    }
+    struct swarm_wstate *ws = &s->ws[i];
+    if (ws->word != w->word) {
+        memset(ws, 0, sizeof *ws);
+        ws->word = w->word;
+    }
+    worker_rules(s, w, ws, now);
+    acc_add(s, ac, w, now);
+    const uint64_t due = next_due(s, w, ws, ac, now);
+    if (due != UINT64_MAX) timer_set(s, i, due);
+}
+
+/* Visits, in slot order, every worker whose entry changed or whose next
+ * deadline came; the bits are cleared as they are taken. */
 static void workers_tick(struct swarm *s, uint64_t now)
 {
     struct ctl *c = s->ctl;
-    for (uint32_t i = 0; i < c->seg->slots; i++) {
-        struct ctl_worker *w = &c->w[i];
-        struct swarm_wstate *ws = &s->ws[i];
-        if (!w->tracked) continue;
-        if (ws->word != w->word) {
-            memset(ws, 0, sizeof *ws);
-            ws->word = w->word;
-        }
-        if (ws->sync_check) sync_check(s, w, now);
-        /* tps is recomputed against now, so a worker that stops reporting
-         * falls to 0 after the window instead of keeping its last rate; the
-         * slot shows the same figure to tools (phctl shm-dump). */
-        const uint64_t tps = ctl_worker_tps(w, now, c->tps_window_ns);
-        if (tps != w->tps) {
-            w->tps = tps;
-            /* relaxed: a figure for tools, self-contained. */
-            atomic_store_explicit(&ph_segment_slot(c->seg, i)->c_tps, tps, memory_order_relaxed);
-        }
-        const bool stale = !swarm_worker_healthy(s, w, now) &&
-                           now - w->tracked_mono_ns > s->cfg.ttl_ns;
-        if (stale != ws->stale) {
-            ws->stale = stale;
-            ws->delta_due = true;
-            journal(s, json_pack("{s:s, s:s, s:s, s:s}", "event", "health", "change",
-                                 stale ? "stale" : "recovered", "role", w->role, "instance",
-                                 w->instance));
-            if (!stale) ws->stale_requested = false;
-        }
-        if (stale && !ws->stale_requested) {
-            /* A real status-request: the worker republishes everything. */
-            ws->stale_requested = ctl_send_command(c, i, PH_CMD_STATUS_REQUEST, NULL, 0) != 0;
-        }
-        /* The join status-full waits for the first status (and a moment for
-         * the io record that follows it). */
-        if (!ws->full_sent && w->have_status &&
-            (w->io.len > 0 || now - w->tracked_mono_ns >= 250 * NS_PER_MS)) {
-            if (swarm_emit_worker_full(s, w, NULL, now)) {
-                ws->full_sent = true;
-                /* It joined, with its first status: the controller's full
-                 * lists it with real figures from now on. */
-                s->members_changed = true;
-                ws->sent_flags = w->st.flags;
-                ws->sent_in = w->st.io_in;
-                ws->sent_out = w->st.io_out;
-                ws->last_delta_ns = now;
-            }
-            continue;
-        }
-        if (!ws->full_sent || !s->cfg.worker_deltas) continue;
-        if (w->st.flags != ws->sent_flags || w->st.io_in != ws->sent_in ||
-            w->st.io_out != ws->sent_out)
-            ws->delta_due = true;
-        const uint64_t since = now - ws->last_delta_ns;
-        if ((ws->delta_due && since >= s->cfg.worker_delta_ns) ||
-            since >= s->cfg.worker_heartbeat_ns) {
-            if (swarm_emit_worker_delta(s, w, now)) {
-                ws->delta_due = false;
-                ws->sent_flags = w->st.flags;
-                ws->sent_in = w->st.io_in;
-                ws->sent_out = w->st.io_out;
-                ws->last_delta_ns = now;
-            }
+    timers_expire(s, now);
+    for (uint32_t wd = 0; wd < c->dirty_words; wd++) {
+        uint64_t bits = c->dirty[wd];
+        if (bits == 0) continue;
+        c->dirty[wd] = 0;
+        while (bits != 0) {
+            const uint32_t i = wd * 64 + (uint32_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (i < c->seg->slots) visit(s, i, now);
         }
     }
 }
@@ -1434,11 +1646,11 @@ void swarm_tick(struct swarm *s, uint64_t now)
     plan_tick(s, now);
 
     struct swarm_agg a;
-    swarm_aggregate(s, now, &a);
+    swarm_agg_build(s, now, &a);
     if (s->status == SW_NEW && a.live >= a.desired) {
         s->status = SW_READY;
         state_changed(s);
-        swarm_aggregate(s, now, &a);
+        swarm_agg_build(s, now, &a);
     }
     if (s->cfg.auto_start && !s->auto_started && s->status == SW_READY && a.live >= a.desired) {
         /* Internal swarm-start: same path as the signal, without an outcome. */
@@ -1455,7 +1667,7 @@ void swarm_tick(struct swarm *s, uint64_t now)
         start_command(s, &proto, T_SWARM, "", "", PH_CMD_CONFIG_PATCH, patch, now);
         json_decref(patch);
         journal(s, json_pack("{s:s, s:s}", "event", "lifecycle", "change", "auto-start"));
-        swarm_aggregate(s, now, &a);
+        swarm_agg_build(s, now, &a);
     }
     if (s->last_health == NULL || strcmp(s->last_health, a.state) != 0) {
         journal(s, json_pack("{s:s, s:s, s:o, s:i, s:i}", "event", "health", "state", a.state,

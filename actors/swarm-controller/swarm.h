@@ -44,6 +44,14 @@
 #define SWARM_IDEM_CACHE 512
 #define SWARM_MAX_PLAN_STEPS 256
 #define SWARM_MAX_FULL_CIDS 32
+/* The tick's timer wheel: SWARM_WHEEL buckets of 2^SWARM_WHEEL_SHIFT ns
+ * (16.8 ms), a horizon of 17 s; a later deadline waits in its bucket for
+ * as many turns as it needs. */
+#define SWARM_WHEEL 1024u
+#define SWARM_WHEEL_SHIFT 24u
+#define SWARM_NO_LINK UINT32_MAX
+/* swarm_agg.oldest_seen_ns before it is looked up (at emission only). */
+#define SWARM_OLDEST_LAZY UINT64_MAX
 
 enum swarm_status {
     SW_NEW,
@@ -115,6 +123,21 @@ struct swarm_wstate {
     char last_alert_code[64]; /* per-worker alert flood guard */
     uint64_t last_alert_ns;
     uint32_t alerts_suppressed;
+};
+
+/* What one tracked worker adds to the aggregate, as of its last visit by
+ * the tick, kept so that the next visit takes exactly that out again; and
+ * its place in the timer wheel. Parallel to ctl->w, never cleared by the
+ * join and leave hooks (a visit settles it). */
+struct swarm_acc {
+    bool counted;
+    bool enabled, healthy;
+    bool queued; /* in the wheel, at due_ns */
+    uint8_t io_in, io_out;
+    int16_t role; /* index in swarm.iroles; -1: none (table full) */
+    uint64_t tps;
+    uint64_t due_ns;
+    uint32_t next, prev; /* bucket list links (SWARM_NO_LINK) */
 };
 
 /* Attempts of one idempotencyKey that may wait for a command in flight; a
@@ -251,6 +274,21 @@ struct swarm {
     uint64_t started_mono_ns;
 
     struct swarm_wstate *ws; /* ctl->seg->slots entries */
+
+    /* The aggregate, kept up to date by visits (swarm_agg_build): the tick
+     * visits only the workers whose entry changed (ctl's dirty bits) or
+     * whose next time-driven change (staleness, tps aging, join status-full,
+     * worker delta or heartbeat, inherited config check) came due in the
+     * wheel. Its cost follows what changed, not the number of workers. */
+    struct swarm_acc *acc;  /* ctl->seg->slots entries */
+    uint64_t *seen_ns;      /* per slot: last_seen of a healthy worker, 0 otherwise */
+    struct swarm_role_sum iroles[SWARM_MAX_ROLES]; /* roles of the counted workers */
+    uint32_t niroles;
+    uint32_t live, enabled, healthy, running;
+    uint32_t in_hist[256], out_hist[256]; /* healthy workers per ioState */
+    uint64_t tps;
+    uint32_t wheel[SWARM_WHEEL];
+    uint64_t wheel_next; /* absolute bucket the next tick starts from */
     struct swarm_ghost ghosts[SWARM_MAX_GHOSTS];
     struct swarm_pending pending[SWARM_MAX_PENDING];
     struct swarm_idem idem[SWARM_IDEM_CACHE];
@@ -295,6 +333,7 @@ struct swarm {
     /* statistics */
     uint64_t deltas, fulls, outcomes, alerts, worker_fulls, worker_deltas, duplicates,
         join_syncs, outcomes_resent;
+    uint64_t visits; /* worker visits by the tick */
 };
 
 int swarm_init(struct swarm *s, struct ctl *ctl, const struct swarm_cfg *cfg,
@@ -384,6 +423,14 @@ void swarm_tick(struct swarm *s, uint64_t now_ns);
 
 /* Aggregate now (exposed for tests and tools). */
 void swarm_aggregate(const struct swarm *s, uint64_t now_ns, struct swarm_agg *out);
+/* The same aggregate from the totals the tick keeps (no pass over the
+ * workers), as of the last swarm_tick; oldest_seen_ns is
+ * SWARM_OLDEST_LAZY, looked up when a document is packed. */
+void swarm_agg_build(const struct swarm *s, uint64_t now_ns, struct swarm_agg *out);
+/* FNV-1a 64 of a role name (the role tables compare it before the name). */
+uint64_t swarm_role_hash(const char *role);
+/* The oldest heartbeat of a healthy worker as of the last tick, 0 if none. */
+uint64_t swarm_oldest_seen(const struct swarm *s);
 /* True when `a` differs from `b` enough to warrant a delta. */
 bool swarm_agg_changed(const struct swarm_agg *a, const struct swarm_agg *b);
 /* Combined work ioState of several workers: highest priority wins. */

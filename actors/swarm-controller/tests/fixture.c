@@ -201,12 +201,21 @@ static void wk_forget(ph_worker *w);
 static int fx_counter;
 
 static uint32_t fx_command_ring;
+static uint32_t fx_slots = 16;
 
 int fx_setup_big_commands(void **state)
 {
     fx_command_ring = 1u << 16;
     int rc = fx_setup(state);
     fx_command_ring = 0;
+    return rc;
+}
+
+int fx_setup_many_slots(void **state)
+{
+    fx_slots = 256;
+    int rc = fx_setup(state);
+    fx_slots = 16;
     return rc;
 }
 
@@ -220,7 +229,7 @@ int fx_setup(void **state)
     f->journal = json_array();
     char err[256];
     bool adopted = false;
-    struct ph_segment_params p = {.slots = 16, .command_ring = fx_command_ring};
+    struct ph_segment_params p = {.slots = fx_slots, .command_ring = fx_command_ring};
     if (ph_segment_create(&f->seg, f->id, &p, &adopted, err, sizeof err) != PH_OK) {
         print_error("ph_segment_create(%s): %s\n", f->id, err);
         return -1;

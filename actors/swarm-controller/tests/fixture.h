@@ -68,6 +68,8 @@ struct fx {
 int fx_setup(void **state);
 /* The same with 64 KiB command rings (patches larger than the default's). */
 int fx_setup_big_commands(void **state);
+/* The same with 256 slots (16 otherwise). */
+int fx_setup_many_slots(void **state);
 int fx_teardown(void **state);
 
 /* Advances the simulated clock by dt, then ctl_scan + swarm_tick at it
