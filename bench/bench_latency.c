@@ -77,7 +77,7 @@ static void usage(FILE *f)
         "Spacing: the next change is made --spacing-ms plus a random 0..--jitter-ms after\n"
         "the previous awaited line was read. The jitter puts changes at random phases of\n"
         "the controller's tick (without it the spacing locks onto the tick, and every\n"
-        "change waits nearly the same part of it). A delta is emitted at most once per coalescing period (50 ms by\n"
+        "change waits nearly the same part of it). A delta is emitted at most once per coalescing period (20 ms by\n"
         "default) after the previous one; the previous delta was written before it was\n"
         "read, so with spacing >= the period (default 60 ms) no change waits for the\n"
         "coalescing timer and none are merged: the figures are the pipeline's own\n"
@@ -91,7 +91,7 @@ static void usage(FILE *f)
         "  --jitter-ms X       plus uniform random 0..X ms (default 10, one controller tick)\n"
         "  --timeout-ms N      give up on one change after N ms (default 2000)\n"
         "  --mode io|enabled   what changes (default io)\n"
-        "  --coalesce-ms N     pass --coalesce-ms to the controller (default: its own, 50)\n"
+        "  --coalesce-ms N     pass --coalesce-ms to the controller (default: its own, 20)\n"
         "  --tick-ms N         pass --tick-ms to the controller (default: its own, 10)\n"
         "  --bridge-tick-ms N  pass --tick-ms to the bridge (default: its own, 5)\n"
         "  --bin-dir DIR       where ph-swarm-controller and ph-bridge are\n"
@@ -564,7 +564,7 @@ done:
         bu_json_int(&j, "spacing_ms", o.spacing_ms);
         bu_json_num(&j, "jitter_ms", o.jitter_us / 1000.0);
         bu_json_int(&j, "timeout_ms", o.timeout_ms);
-        bu_json_num(&j, "coalesce_ms", o.coalesce_ms == UINT32_MAX ? 50 : o.coalesce_ms);
+        bu_json_num(&j, "coalesce_ms", o.coalesce_ms == UINT32_MAX ? 20 : o.coalesce_ms);
         bu_json_int(&j, "controller_tick_ms", o.tick_ms ? o.tick_ms : 10);
         bu_json_int(&j, "bridge_tick_ms", o.bridge_tick_ms ? o.bridge_tick_ms : 5);
         bu_json_num(&j, "loadavg1_at_start", load0);
@@ -578,7 +578,7 @@ done:
         printf("  %s (tick %u ms, coalescing %u ms), %s (tick %u ms); load average %.2f at "
                "start, %.2f at end\n",
                ctl_bin, o.tick_ms ? o.tick_ms : 10,
-               o.coalesce_ms == UINT32_MAX ? 50 : o.coalesce_ms, br_bin,
+               o.coalesce_ms == UINT32_MAX ? 20 : o.coalesce_ms, br_bin,
                o.bridge_tick_ms ? o.bridge_tick_ms : 5, load0, load1);
         if (load0 > 1.5 || load1 > 1.5)
             printf("WARNING: the machine is busy: these figures are not representative\n");

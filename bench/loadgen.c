@@ -58,6 +58,7 @@ struct opts {
     uint32_t workers;
     double rate, seconds, warmup, changes_per_s;
     uint32_t procs, probe_ms, tick_ms;
+    int32_t coalesce_ms; /* -1: the controller's default */
     bool worker_deltas, json, keep, print_envelope;
     const char *url_file, *broker_pid_file, *bindir;
 };
@@ -119,6 +120,8 @@ static void usage(FILE *f)
           "                      contract's deltas (on change and heartbeat): compare\n"
           "                      made updates and CPU per made update\n"
           "  --tick-ms N         the controller's drain tick (default: its own)\n"
+          "  --coalesce-ms N     the controller's delta pacing, one per N ms on average\n"
+          "                      under sustained change (default: its own, 50)\n"
           "  --amqp-url-file F   the broker (default: $PH_AMQP_URL)\n"
           "  --broker-pid-file F the broker's pid, for its CPU and memory (default: the\n"
           "                      rabbitmq.pid next to --amqp-url-file, when there is one)\n"
@@ -135,7 +138,7 @@ static void usage(FILE *f)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){.mode = M_SHM, .workers = 1000, .rate = 1, .seconds = 10, .warmup = 2,
-                       .changes_per_s = -1, .probe_ms = 100};
+                       .changes_per_s = -1, .probe_ms = 100, .coalesce_ms = -1};
     bool have_mode = false;
     static const struct option longs[] = {
         {"mode", required_argument, NULL, 'm'},         {"workers", required_argument, NULL, 'w'},
@@ -146,7 +149,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"amqp-url-file", required_argument, NULL, 'u'}, {"broker-pid-file", required_argument, NULL, 'b'},
         {"bin-dir", required_argument, NULL, 'B'},      {"keep", no_argument, NULL, 'k'},
         {"json", no_argument, NULL, 'j'},               {"print-envelope", no_argument, NULL, 'E'},
-        {"split", required_argument, NULL, 'S'},
+        {"split", required_argument, NULL, 'S'},        {"coalesce-ms", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
     int ch;
     opterr = 0;
@@ -175,6 +178,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             else ok = false;
             break;
         case 't': ok = bu_parse_size(optarg, &v) && v >= 1 && v <= 10000; o->tick_ms = (uint32_t)v; break;
+        case 'C': ok = bu_parse_size(optarg, &v) && v <= 60000; o->coalesce_ms = (int32_t)v; break;
         case 'u': o->url_file = optarg; break;
         case 'b': o->broker_pid_file = optarg; break;
         case 'B': o->bindir = optarg; break;
@@ -781,7 +785,7 @@ int main(int argc, char **argv)
     serve(a, b, 300000000); /* bindings applied */
 
     if (o.mode == M_SHM) {
-        char ctl_bin[PATH_MAX], br_bin[PATH_MAX], slots[16], tick[16], ctl_log[PATH_MAX],
+        char ctl_bin[PATH_MAX], br_bin[PATH_MAX], slots[16], tick[16], coalesce[16], ctl_log[PATH_MAX],
             br_log[PATH_MAX];
         if (!bu_bin_path(o.bindir, "ph-swarm-controller", ctl_bin, sizeof ctl_bin) ||
             !bu_bin_path(o.bindir, "ph-bridge", br_bin, sizeof br_bin)) {
@@ -801,6 +805,11 @@ int main(int argc, char **argv)
         if (o.tick_ms) {
             cargv[ca++] = "--tick-ms";
             cargv[ca++] = tick;
+        }
+        snprintf(coalesce, sizeof coalesce, "%d", (int)o.coalesce_ms);
+        if (o.coalesce_ms >= 0) {
+            cargv[ca++] = "--coalesce-ms";
+            cargv[ca++] = coalesce;
         }
         cargv[ca] = NULL;
         ctl = bu_spawn(cargv, ctl_log);
@@ -1055,6 +1064,7 @@ int main(int argc, char **argv)
         bu_json_str(&j, "error", fail);
         bu_json_str(&j, "mode", o.mode == M_SHM ? "shm" : "amqp-per-worker");
         if (o.mode == M_SHM) bu_json_bool(&j, "worker_deltas", o.worker_deltas);
+        if (o.mode == M_SHM && o.coalesce_ms >= 0) bu_json_int(&j, "coalesce_ms", o.coalesce_ms);
         if (o.mode == M_SHM) bu_json_str(&j, "split", SPLIT_NAMES[o.split]);
         bu_json_int(&j, "workers", o.workers);
         bu_json_num(&j, "rate", o.rate);

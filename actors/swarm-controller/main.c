@@ -76,7 +76,7 @@ static void usage(FILE *f)
             "  --tick-ms N             drain interval in milliseconds (default 10)\n"
             "  --status-ttl-s N        a worker silent this long is stale (default 15)\n"
             "  --watermark-s N         status-delta at least this often (default 5)\n"
-            "  --coalesce-ms N         at most one status-delta per N ms (default 50)\n"
+            "  --coalesce-ms N         at most one status-delta per N ms (default 20)\n"
             "  --worker-deltas on|off  per-worker status-delta (default on)\n"
             "  --worker-heartbeat-s N  per-worker status-delta at least every N s (default 5)\n"
             "  --close-timeout-s N     after swarm-remove, wait at most N s for the bridge to\n"

@@ -21,7 +21,7 @@ void swarm_cfg_defaults(struct swarm_cfg *c)
         snprintf(c->host, sizeof c->host, "localhost");
     c->ttl_ns = 15 * NS_PER_S;
     c->watermark_ns = 5 * NS_PER_S;
-    c->coalesce_ns = 50 * NS_PER_MS;
+    c->coalesce_ns = 20 * NS_PER_MS;
     c->worker_delta_ns = 5 * NS_PER_S;
     c->worker_heartbeat_ns = 5 * NS_PER_S;
     c->member_full_ns = 1 * NS_PER_S;

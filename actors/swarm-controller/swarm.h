@@ -72,7 +72,7 @@ struct swarm_cfg {
     char host[PH_LOCATION_MAX]; /* this host's name: the location of local workers */
     uint64_t ttl_ns;          /* status older than this: stale (default 15 s) */
     uint64_t watermark_ns;    /* delta at least this often (default 5 s) */
-    uint64_t coalesce_ns;     /* controller deltas: one per this on average (default 50 ms) */
+    uint64_t coalesce_ns;     /* controller deltas: one per this on average (default 20 ms) */
     uint64_t worker_delta_ns; /* at most one delta per worker per this (default 5 s) */
     uint64_t dead_grace_ns;   /* dead workers stay listed this long (default 30 s) */
     uint64_t cmd_timeout_ns;  /* workers must ack within this (default 5 s) */
@@ -146,7 +146,7 @@ struct swarm_acc {
 /* Controller deltas are paced by a token bucket: each costs coalesce_ns of
  * credit, credit accrues with time up to this many deltas' worth. A change
  * after a quiet spell goes out at the next tick; under sustained change
- * deltas average one per coalesce_ns (20/s by default). */
+ * deltas average one per coalesce_ns (50/s by default). */
 #define SWARM_DELTA_BURST 4
 /* Correlation ids remembered against redelivery (ph/cidset.h). */
 #define SWARM_SEEN_CIDS 16384

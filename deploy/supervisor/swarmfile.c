@@ -6,7 +6,7 @@
  *               "instances": ["gen-a", "gen-b"],
  *               "placement": "local", "location": "..."}, ...],
  *    "controller": {"instance": "...", "slots": N, "args": ["--tick-ms", "50"]},
- *    "statusTtlSec": 15, "watermarkSec": 5, "deltaCoalesceMs": 50,
+ *    "statusTtlSec": 15, "watermarkSec": 5, "deltaCoalesceMs": 20,
  *    "workerDeltas": true, "workerHeartbeatSec": 5, "deadGraceSec": 30,
  *    "autoStart": true, "runId": "...", "description": "..."}
  *

@@ -380,6 +380,7 @@ static void change_after_a_quiet_period_goes_out_on_the_next_tick(void **state)
 static void a_burst_after_quiet_goes_out_at_once_then_deltas_are_paced(void **state)
 {
     struct fx *f = *state;
+    f->sw.cfg.coalesce_ns = 50 * MS; /* the figures below are for 50 ms */
     struct raw r;
     settle_raw(f, &r);
     for (int i = 0; i < 100; i++) fx_step(f, 10 * MS);
@@ -419,6 +420,7 @@ static void a_burst_after_quiet_goes_out_at_once_then_deltas_are_paced(void **st
 static void sustained_changes_average_one_delta_per_coalesce_period(void **state)
 {
     struct fx *f = *state;
+    f->sw.cfg.coalesce_ns = 50 * MS; /* the figures below are for 50 ms */
     struct raw r;
     settle_raw(f, &r);
     for (int i = 0; i < 100; i++) fx_step(f, 10 * MS);
