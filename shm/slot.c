@@ -100,6 +100,32 @@ static void raise_high_water(struct ph_shm_header *h, uint32_t n)
     }
 }
 
+/* The shared claim hint (ph_shm_header.claim_next). relaxed, all three: a
+ * hint about where to look; the CAS on a slot's state word decides, and a
+ * stale hint costs a longer search, never a wrong claim. */
+static uint32_t claim_start(struct ph_segment *seg)
+{
+    return atomic_fetch_add_explicit(&seg->hdr->claim_next, 1, memory_order_relaxed) % seg->slots;
+}
+
+static void claim_hint_lower(struct ph_shm_header *h, uint32_t index)
+{
+    uint32_t cur = atomic_load_explicit(&h->claim_next, memory_order_relaxed);
+    while (index < cur && !atomic_compare_exchange_weak_explicit(&h->claim_next, &cur, index,
+                                                                 memory_order_relaxed,
+                                                                 memory_order_relaxed)) {
+    }
+}
+
+static void claim_hint_raise(struct ph_shm_header *h, uint32_t next)
+{
+    uint32_t cur = atomic_load_explicit(&h->claim_next, memory_order_relaxed);
+    while (next > cur && !atomic_compare_exchange_weak_explicit(&h->claim_next, &cur, next,
+                                                                memory_order_relaxed,
+                                                                memory_order_relaxed)) {
+    }
+}
+
 #define JOIN_WAIT_NS (2ull * 1000000000ull) /* longest wait for a concurrent claim */
 #define JOIN_NAP_NS (1000000L)              /* between looks at it */
 
@@ -206,12 +232,11 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
         }
     }
 
-    /* The search starts at this mapping's cursor: the slots before it were
-     * in use at its last claim (a process attaching many workers would
-     * otherwise read every taken slot again for each one). It wraps around,
-     * so a slot freed below the cursor is still found. relaxed: a
-     * process-local hint; the CAS below decides. */
-    const uint32_t from = atomic_load_explicit(&seg->claim_cursor, memory_order_relaxed);
+    /* The search starts at the segment's claim hint: the slots before it
+     * were in use (claimers attaching many workers would otherwise read
+     * every taken slot again for each one), and a concurrent claimer got
+     * another start. It wraps around, so a slot freed below is still found. */
+    const uint32_t from = claim_start(seg);
     for (int round = 0; round < 3; round++) {
         for (uint32_t k = 0; k < seg->slots; k++) {
             const uint32_t i = (from + k) % seg->slots;
@@ -256,7 +281,6 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
             if (rc != PH_OK) {
                 /* S7_lose_free. Lost: give the slot back (it keeps its claim counter). */
                 ph_slot_free(seg, i, joining);
-                atomic_store_explicit(&seg->claim_cursor, i, memory_order_relaxed);
                 return rc;
             }
             expect = joining;
@@ -269,8 +293,8 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
                                                         memory_order_relaxed)) {
                 *index = i;
                 if (word != NULL) *word = active;
-                atomic_store_explicit(&seg->claim_cursor, (i + 1) % seg->slots,
-                                      memory_order_relaxed);
+                /* Past a run of taken slots the search had to cross. */
+                if (i + 1 < seg->slots) claim_hint_raise(seg->hdr, i + 1);
                 return PH_OK;
             }
         }
@@ -288,9 +312,8 @@ bool ph_slot_detach(struct ph_segment *seg, uint32_t index, uint64_t word)
     if (index >= seg->slots || ph_slot_state_of(word) != PH_SLOT_ACTIVE) return false;
     struct ph_slot *s = ph_segment_slot(seg, index);
     uint64_t expect = word;
-    /* Our next claim looks here first (relaxed: a process-local hint). */
-    if (index < atomic_load_explicit(&seg->claim_cursor, memory_order_relaxed))
-        atomic_store_explicit(&seg->claim_cursor, index, memory_order_relaxed);
+    /* The next claim looks here first (the controller frees it soon). */
+    claim_hint_lower(seg->hdr, index);
     /* S9_detach. Only from the exact word we were given by the claim: if the slot was
      * freed and claimed again meanwhile, it is not ours to detach.
      * release: our last records and mirror stores precede DETACHED, so the
@@ -305,9 +328,8 @@ bool ph_slot_free(struct ph_segment *seg, uint32_t index, uint64_t expect)
 {
     if (index >= seg->slots) return false;
     struct ph_slot *s = ph_segment_slot(seg, index);
-    /* A claim through this mapping looks here first (relaxed: a hint). */
-    if (index < atomic_load_explicit(&seg->claim_cursor, memory_order_relaxed))
-        atomic_store_explicit(&seg->claim_cursor, index, memory_order_relaxed);
+    /* The next claim looks here first. */
+    claim_hint_lower(seg->hdr, index);
     /* release: the controller's final reads of the rings happen before a new
      * claimer (acquire) resets them. The claim counter is kept so the next
      * claim gets a new word. */

@@ -121,6 +121,13 @@ struct ph_shm_header {
      * was padding of this line); the controller raises an alert when it
      * rises. */
     _Atomic uint32_t claims_refused_full;
+    /* Where the next claim starts looking (a hint, in what was padding of
+     * this line: 0 in a segment that never had it). Each claimer takes its
+     * own start with a fetch-and-add, so claimers attaching at the same
+     * time start on different slots instead of racing for the same one;
+     * a slot given back lowers it, so that the lowest free slots are taken
+     * again first and the high-water mark stays low. */
+    _Atomic uint32_t claim_next;
 
     /* Run facts, written by each controller before it publishes its pid
      * (ph_segment_set_controller); readers copy and NUL-terminate them. */
@@ -271,7 +278,6 @@ struct ph_segment {
     uint32_t status_ring;
     uint32_t command_ring;
     uint64_t slots_offset;    /* PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots) */
-    _Atomic uint32_t claim_cursor; /* where this mapping's next claim looks first (a hint) */
     uint64_t claim;           /* our controller claim word if we created/adopted it, else 0 */
     char name[PH_ID_MAX + 8]; /* "/ph.<swarm>" */
 };

@@ -881,6 +881,42 @@ static void slot_claim_sets_active_state_and_identity(void **state)
     ph_segment_close(&c);
 }
 
+/* Claimers share one hint in the segment: each claim starts past the
+ * previous one, whichever process made it, and a slot given back (by the
+ * controller freeing it) is the next one taken, whoever claims next. */
+static void claims_share_a_start_hint_and_take_a_given_back_slot_first(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment c, a, b;
+    create(&c, id, 8);
+    char err[256];
+    assert_int_equal(ph_segment_open(&a, id, true, err, sizeof err), PH_OK);
+    assert_int_equal(ph_segment_open(&b, id, true, err, sizeof err), PH_OK);
+    const uint64_t st = my_start();
+    const int32_t pid = (int32_t)getpid();
+    uint32_t i0 = 99, i1 = 99, i2 = 99, i3 = 99;
+    uint64_t w0 = 0;
+    assert_int_equal(ph_slot_claim(&a, "g", "a-1", pid, st, &i0, &w0, err, sizeof err), PH_OK);
+    assert_int_equal(ph_slot_claim(&b, "g", "b-1", pid, st, &i1, NULL, err, sizeof err), PH_OK);
+    assert_int_equal(i0, 0);
+    assert_int_equal(i1, 1);
+    assert_int_equal(atomic_load(&c.hdr->claim_next), 2);
+    /* a-1 leaves; the controller frees its slot. */
+    assert_true(ph_slot_detach(&a, i0, w0));
+    const uint64_t detached = atomic_load(&ph_segment_slot(&c, i0)->state);
+    assert_true(ph_slot_free(&c, i0, detached));
+    /* b's next claim takes slot 0 again, not 2: the high-water mark stays. */
+    assert_int_equal(ph_slot_claim(&b, "g", "b-2", pid, st, &i2, NULL, err, sizeof err), PH_OK);
+    assert_int_equal(i2, 0);
+    assert_int_equal(ph_slot_claim(&a, "g", "a-2", pid, st, &i3, NULL, err, sizeof err), PH_OK);
+    assert_int_equal(i3, 2);
+    assert_int_equal(atomic_load(&c.hdr->slot_high_water), 3);
+    ph_segment_close(&b);
+    ph_segment_close(&a);
+    ph_segment_close(&c);
+}
+
 static void slot_claim_refuses_invalid_identifiers(void **state)
 {
     (void)state;
@@ -1391,6 +1427,7 @@ int main(void)
         cmocka_unit_test(item17_slot_detach_with_a_stale_word_leaves_the_new_owner_active),
         cmocka_unit_test(slot_free_needs_the_current_state_word),
         cmocka_unit_test(slot_identity_read_on_free_slot_returns_false),
+        cmocka_unit_test(claims_share_a_start_hint_and_take_a_given_back_slot_first),
         cmocka_unit_test(slot_word_packs_state_claim_counter_and_pid),
         cmocka_unit_test(proc_alive_checks_pid_and_start_time),
         cmocka_unit_test(proc_alive_false_for_reaped_child),
