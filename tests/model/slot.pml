@@ -143,7 +143,7 @@ proctype worker(byte me)
     bool ok;
     {
         /* ph_slot_claim(): the first FREE slot whose CAS succeeds, searched
-         * from the mapping's cursor (any slot: a process-local hint). */
+         * from the segment's claim hint (any slot: a hint shared by claimers). */
         if
         :: i = 0
         :: i = 1
