@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The standard ph-loadgen sweep: W = 10, 100, 1,000, 10,000 simulated workers
-# at R = 1 and 10 status updates per second each, both modes (shm: the real
+# at R = 1 and 10 status updates per second each, and W = 1,000 at R = 100
+# (where the per-worker stream saturates the broker), both modes (shm: the real
 # pipeline; amqp-per-worker: every worker publishing its own status), on one
 # private RabbitMQ node, one run after the other; then the machine's ceilings
 # (a bare two-process status ring, a bare AMQP publish loop). Prints progress,
@@ -12,7 +13,7 @@
 #   bench/results/<UTC date>.jsonl  one ph-loadgen JSON object per run, one
 #                                   per ceiling
 #
-#   bench/loadgen.sh                    the sweep (about 6.5 minutes here)
+#   bench/loadgen.sh                    the sweep (about 7.5 minutes here)
 #   bench/loadgen.sh --quick            W = 10, 100 only, short windows (~1 min)
 #   bench/loadgen.sh --seconds S        measured window per run (default 8)
 #   bench/loadgen.sh --out DIR          results folder (default bench/results)
@@ -30,9 +31,10 @@ out=$here/bench/results
 seconds=8
 workers=(10 100 1000 10000)
 rates=(1 10)
+extra=("1000 100") # (W R) pairs after the grid
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --quick) workers=(10 100); seconds=3; shift ;;
+        --quick) workers=(10 100); extra=(); seconds=3; shift ;;
         --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
         --out) out=${2:?--out needs a folder}; shift 2 ;;
         -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -54,36 +56,40 @@ mkdir -p "$out"
 stamp=$(date -u +%Y-%m-%d)
 jsonl=$out/$stamp.jsonl
 : >"$jsonl"
-total=$((${#workers[@]} * ${#rates[@]} * 2))
+pairs=()
+for w in "${workers[@]}"; do
+    for r in "${rates[@]}"; do pairs+=("$w $r"); done
+done
+pairs+=("${extra[@]}")
+total=$((${#pairs[@]} * 2))
 n=0
 t_start=$SECONDS
-for w in "${workers[@]}"; do
-    for r in "${rates[@]}"; do
-        for mode in shm amqp-per-worker; do
-            n=$((n + 1))
-            printf '[%2d/%d] %-15s W=%-6s R=%-3s ... ' "$n" "$total" "$mode" "$w" "$r" >&2
-            t0=$SECONDS
-            if line=$("$build/bin/ph-loadgen" --mode "$mode" --workers "$w" --rate "$r" \
-                --seconds "$seconds" --warmup 2 --amqp-url-file "$url_file" --json 2>"$out/.last.err"); then
-                :
-            fi
-            if [[ -z "$line" ]]; then
-                line=$(printf '{"mode":"%s","workers":%s,"rate":%s,"error":"no output: %s"}' \
-                    "$mode" "$w" "$r" "$(tail -n 1 "$out/.last.err" | tr -d '"\\')")
-            fi
-            printf '%s\n' "$line" >>"$jsonl"
-            /usr/bin/python3 -c '
+for pair in "${pairs[@]}"; do
+    read -r w r <<<"$pair"
+    for mode in shm amqp-per-worker; do
+        n=$((n + 1))
+        printf '[%2d/%d] %-15s W=%-6s R=%-3s ... ' "$n" "$total" "$mode" "$w" "$r" >&2
+        t0=$SECONDS
+        if line=$("$build/bin/ph-loadgen" --mode "$mode" --workers "$w" --rate "$r" \
+            --seconds "$seconds" --warmup 2 --amqp-url-file "$url_file" --json 2>"$out/.last.err"); then
+            :
+        fi
+        if [[ -z "$line" ]]; then
+            line=$(printf '{"mode":"%s","workers":%s,"rate":%s,"error":"no output: %s"}' \
+                "$mode" "$w" "$r" "$(tail -n 1 "$out/.last.err" | tr -d '"\\')")
+        fi
+        printf '%s\n' "$line" >>"$jsonl"
+        /usr/bin/python3 -c '
 import json, sys
 d = json.loads(sys.argv[1])
 if d.get("error"):
-    print("FAILED: %s" % d["error"], end="")
+print("FAILED: %s" % d["error"], end="")
 else:
-    print("%.0f of %.0f updates/s%s, %.1f CPU-s per million (marginal %.2f)" % (
-          d["achieved_updates_per_s"], d["offered_updates_per_s"],
-          "" if d["keeping_up"] else " (NOT keeping up)", d["cpu_s_per_million_updates"],
-          d.get("marginal_cpu_s_per_million_updates") or float("nan")), end="")' "$line" >&2
-            echo " ($((SECONDS - t0)) s)" >&2
-        done
+print("%.0f of %.0f updates/s%s, %.1f CPU-s per million (marginal %.2f)" % (
+      d["achieved_updates_per_s"], d["offered_updates_per_s"],
+      "" if d["keeping_up"] else " (NOT keeping up)", d["cpu_s_per_million_updates"],
+      d.get("marginal_cpu_s_per_million_updates") or float("nan")), end="")' "$line" >&2
+        echo " ($((SECONDS - t0)) s)" >&2
     done
 done
 # The ceilings each result is read against, on this machine, in this run:
