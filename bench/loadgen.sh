@@ -83,12 +83,12 @@ for pair in "${pairs[@]}"; do
 import json, sys
 d = json.loads(sys.argv[1])
 if d.get("error"):
-print("FAILED: %s" % d["error"], end="")
+    print("FAILED: %s" % d["error"], end="")
 else:
-print("%.0f of %.0f updates/s%s, %.1f CPU-s per million (marginal %.2f)" % (
-      d["achieved_updates_per_s"], d["offered_updates_per_s"],
-      "" if d["keeping_up"] else " (NOT keeping up)", d["cpu_s_per_million_updates"],
-      d.get("marginal_cpu_s_per_million_updates") or float("nan")), end="")' "$line" >&2
+    print("%.0f of %.0f updates/s%s, %.1f CPU-s per million (marginal %.2f)" % (
+          d["achieved_updates_per_s"], d["offered_updates_per_s"],
+          "" if d["keeping_up"] else " (NOT keeping up)", d["cpu_s_per_million_updates"],
+          d.get("marginal_cpu_s_per_million_updates") or float("nan")), end="")' "$line" >&2
         echo " ($((SECONDS - t0)) s)" >&2
     done
 done
