@@ -54,9 +54,11 @@ static int role_slot(struct swarm_agg *a, const char *role)
     return (int)a->nroles++;
 }
 
-void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
+/* The parts of the aggregate that do not come from the workers: the
+ * header cleared (role entries are initialised as added), the desired
+ * counts first ... */
+static void agg_begin(const struct swarm *s, struct swarm_agg *a)
 {
-    /* Only the header is cleared: role entries are initialised as added. */
     memset(a, 0, offsetof(struct swarm_agg, nroles) + sizeof a->nroles);
     a->nroles = 0;
     memset((char *)a + offsetof(struct swarm_agg, nroles) + sizeof a->nroles, 0,
@@ -66,6 +68,26 @@ void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
         int k = role_slot(a, s->roles[i].role);
         if (k >= 0) a->roles[k].desired += s->roles[i].count;
     }
+}
+
+/* ... and, once the workers are counted, the status and the state. */
+static void agg_finish(const struct swarm *s, struct swarm_agg *a)
+{
+    a->status = s->status;
+    if (a->desired > 0 && a->healthy == 0)
+        a->state = "Unknown";
+    else if (a->healthy < a->desired)
+        a->state = "Degraded";
+    else
+        a->state = swarm_status_name(s->status);
+    for (uint32_t i = 0; i < s->plan.nsteps; i++) a->plan_fired += s->plan.steps[i].fired;
+    a->plan_gen = s->plan_gen;
+    a->journal_failing = s->journal_failing;
+}
+
+void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
+{
+    agg_begin(s, a);
     const struct ctl *c = s->ctl;
     for (uint32_t i = 0; i < c->seg->slots; i++) {
         const struct ctl_worker *w = &c->w[i];
@@ -103,30 +125,13 @@ void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
         if (a->oldest_seen_ns == 0 || w->last_seen_ns < a->oldest_seen_ns)
             a->oldest_seen_ns = w->last_seen_ns;
     }
-    a->status = s->status;
-    if (a->desired > 0 && a->healthy == 0)
-        a->state = "Unknown";
-    else if (a->healthy < a->desired)
-        a->state = "Degraded";
-    else
-        a->state = swarm_status_name(s->status);
-    for (uint32_t i = 0; i < s->plan.nsteps; i++) a->plan_fired += s->plan.steps[i].fired;
-    a->plan_gen = s->plan_gen;
-    a->journal_failing = s->journal_failing;
+    agg_finish(s, a);
 }
 
 void swarm_agg_build(const struct swarm *s, uint64_t now, struct swarm_agg *a)
 {
     (void)now; /* every time-driven change was visited by the tick */
-    memset(a, 0, offsetof(struct swarm_agg, nroles) + sizeof a->nroles);
-    a->nroles = 0;
-    memset((char *)a + offsetof(struct swarm_agg, nroles) + sizeof a->nroles, 0,
-           sizeof *a - offsetof(struct swarm_agg, nroles) - sizeof a->nroles);
-    for (uint32_t i = 0; i < s->nroles; i++) {
-        a->desired += s->roles[i].count;
-        int k = role_slot(a, s->roles[i].role);
-        if (k >= 0) a->roles[k].desired += s->roles[i].count;
-    }
+    agg_begin(s, a);
     for (uint32_t i = 0; i < s->niroles; i++) {
         const struct swarm_role_sum *r = &s->iroles[i];
         if (r->count == 0) continue;
@@ -153,16 +158,7 @@ void swarm_agg_build(const struct swarm *s, uint64_t now, struct swarm_agg *a)
             break;
         }
     a->oldest_seen_ns = SWARM_OLDEST_LAZY;
-    a->status = s->status;
-    if (a->desired > 0 && a->healthy == 0)
-        a->state = "Unknown";
-    else if (a->healthy < a->desired)
-        a->state = "Degraded";
-    else
-        a->state = swarm_status_name(s->status);
-    for (uint32_t i = 0; i < s->plan.nsteps; i++) a->plan_fired += s->plan.steps[i].fired;
-    a->plan_gen = s->plan_gen;
-    a->journal_failing = s->journal_failing;
+    agg_finish(s, a);
 }
 
 uint64_t swarm_oldest_seen(const struct swarm *s)
