@@ -185,6 +185,7 @@ static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, b
     seg->hdr = base;
     seg->slots = hc.slot_capacity;
     seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(hc.slot_capacity);
+    seg->rings_offset = seg->slots_offset + (uint64_t)hc.slot_capacity * PH_SLOT_META_SIZE;
     seg->slot_size = hc.slot_size;
     seg->status_ring = hc.status_ring;
     seg->command_ring = hc.command_ring;
@@ -267,6 +268,7 @@ int ph_segment_private(struct ph_segment *seg, const char *swarm_id, uint32_t sl
     seg->hdr = h;
     seg->slots = slots;
     seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots);
+    seg->rings_offset = seg->slots_offset + (uint64_t)slots * PH_SLOT_META_SIZE;
     seg->slot_size = h->slot_size;
     seg->status_ring = status_ring;
     seg->command_ring = command_ring;
@@ -513,6 +515,7 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         seg->hdr = h;
         seg->slots = p.slots;
         seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(p.slots);
+        seg->rings_offset = seg->slots_offset + (uint64_t)p.slots * PH_SLOT_META_SIZE;
         seg->slot_size = PH_SLOT_META_SIZE + p.status_ring + p.command_ring;
         seg->status_ring = p.status_ring;
         seg->command_ring = p.command_ring;

@@ -5,12 +5,20 @@
  *   +--------------------+
  *   | claim index        |  one 64-bit word per slot, whole pages
  *   +--------------------+  (ph_claim_index_bytes(slots))
- *   | slot 0             |  slot_size bytes:
- *   |   ph_slot          |    PH_SLOT_META_SIZE bytes of metadata
- *   |   status ring data |    status_ring bytes  (worker -> controller)
- *   |   command ring data|    command_ring bytes (controller -> worker)
+ *   | slot table         |  slots x PH_SLOT_META_SIZE bytes: each slot's
+ *   |   ph_slot 0, 1 ... |    ph_slot (state, identity, ring positions)
  *   +--------------------+
- *   | slot 1 ...         |
+ *   | rings of slot 0    |  status_ring bytes  (worker -> controller)
+ *   |                    |  command_ring bytes (controller -> worker)
+ *   | rings of slot 1 ...|
+ *   +--------------------+
+ *
+ * (Layout 4; layout 3 put each slot's rings right after its metadata.) The
+ * table keeps every slot's state word and ring positions together, five to
+ * a page: the controller polls them all on every tick, and a claim touches
+ * a page that neighbouring claims share, where rings kilobytes apart made
+ * each slot a page fault and a TLB miss of its own. slot_size (metadata
+ * plus rings) is still the per-slot cost.
  *
  *   size = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots)
  *          + slots * (PH_SLOT_META_SIZE + status_ring + command_ring)
@@ -75,7 +83,7 @@ extern "C" {
 #endif
 
 #define PH_SHM_MAGIC 0x31304d4853485050ull /* "PPHSHM01" little-endian */
-#define PH_LAYOUT_VERSION 3u
+#define PH_LAYOUT_VERSION 4u
 #define PH_SHM_HEADER_SIZE 4096u
 #define PH_SLOT_META_SIZE 768u
 #define PH_MAX_SLOTS 65536u
@@ -278,6 +286,7 @@ struct ph_segment {
     uint32_t status_ring;
     uint32_t command_ring;
     uint64_t slots_offset;    /* PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots) */
+    uint64_t rings_offset;    /* slots_offset + slots * PH_SLOT_META_SIZE */
     uint64_t claim;           /* our controller claim word if we created/adopted it, else 0 */
     char name[PH_ID_MAX + 8]; /* "/ph.<swarm>" */
 };
@@ -360,16 +369,22 @@ static inline _Atomic uint64_t *ph_segment_claim_index(const struct ph_segment *
 static inline struct ph_slot *ph_segment_slot(const struct ph_segment *seg, uint32_t i)
 {
     return (struct ph_slot *)((uint8_t *)seg->base + seg->slots_offset +
-                              (size_t)i * seg->slot_size);
+                              (size_t)i * PH_SLOT_META_SIZE);
+}
+/* Index of a slot from ph_segment_slot(). */
+static inline uint32_t ph_slot_index(const struct ph_segment *seg, const struct ph_slot *s)
+{
+    return (uint32_t)(((const uint8_t *)s - ((const uint8_t *)seg->base + seg->slots_offset)) /
+                      PH_SLOT_META_SIZE);
 }
 static inline uint8_t *ph_slot_status_data(const struct ph_segment *seg, struct ph_slot *s)
 {
-    (void)seg;
-    return (uint8_t *)s + PH_SLOT_META_SIZE;
+    return (uint8_t *)seg->base + seg->rings_offset +
+           (size_t)ph_slot_index(seg, s) * ((size_t)seg->status_ring + seg->command_ring);
 }
 static inline uint8_t *ph_slot_command_data(const struct ph_segment *seg, struct ph_slot *s)
 {
-    return (uint8_t *)s + PH_SLOT_META_SIZE + seg->status_ring;
+    return ph_slot_status_data(seg, s) + seg->status_ring;
 }
 
 /* Claims a free slot for (role, instance) as process (pid, start_time).

@@ -72,7 +72,7 @@ expect() {
 
 # Writes a file that looks like a segment header: magic, version, and a
 # geometry of one slot with 256-byte rings, at the offsets of
-# struct ph_shm_header (include/ph/shm.h); layout 3 puts a one-page claim
+# struct ph_shm_header (include/ph/shm.h); layout 4 puts a one-page claim
 # index between the header and the slot.
 craft_header() { # PATH SWARM VERSION FILE_SIZE
     "$PY" - "$@" <<'EOF'
@@ -132,19 +132,25 @@ ID=$TAG-v1
 segments+=("$ID")
 craft_header "/dev/shm/ph.$ID" "$ID" 1 8192
 expect "layout version 1 (before the identity words) is refused" 6 \
-    "has layout version 1, this program reads 3" -- "$PHCTL" shm-dump --swarm "$ID"
+    "has layout version 1, this program reads 4" -- "$PHCTL" shm-dump --swarm "$ID"
 
 ID=$TAG-v2
 segments+=("$ID")
 craft_header "/dev/shm/ph.$ID" "$ID" 2 8192
 expect "layout version 2 (before the claim index) is refused" 6 \
-    "has layout version 2, this program reads 3" -- "$PHCTL" shm-dump --swarm "$ID"
+    "has layout version 2, this program reads 4" -- "$PHCTL" shm-dump --swarm "$ID"
+
+ID=$TAG-v3
+segments+=("$ID")
+craft_header "/dev/shm/ph.$ID" "$ID" 3 $((4096 + 4096 + 768 + 256 + 256))
+expect "layout version 3 (rings beside each slot) is refused" 6 \
+    "has layout version 3, this program reads 4" -- "$PHCTL" shm-dump --swarm "$ID"
 
 # A slot whose claimer is checking for duplicates (state JOINING, identity
 # published as 64-bit words at the offsets of struct ph_slot) shows as such.
 ID=$TAG-joining
 segments+=("$ID")
-craft_header "/dev/shm/ph.$ID" "$ID" 3 $((4096 + 4096 + 768 + 256 + 256))
+craft_header "/dev/shm/ph.$ID" "$ID" 4 $((4096 + 4096 + 768 + 256 + 256))
 "$PY" - "/dev/shm/ph.$ID" "$$" <<'EOF'
 import struct, sys
 path, pid = sys.argv[1], int(sys.argv[2])
@@ -160,7 +166,7 @@ expect "a slot in JOINING is shown as joining (json)" 0 '"state": "joining"' -- 
 
 ID=$TAG-short
 segments+=("$ID")
-craft_header "/dev/shm/ph.$ID" "$ID" 3 5000
+craft_header "/dev/shm/ph.$ID" "$ID" 4 5000
 expect "crafted header longer than its object is truncated" 7 "is truncated" -- \
     "$PHCTL" shm-dump --swarm "$ID"
 
@@ -190,7 +196,7 @@ elif ! command -v setpriv >/dev/null; then
     echo "SKIP: permission denied (setpriv is not installed)"
 else
     segments+=("$ID")
-    craft_header "/dev/shm/ph.$ID" "$ID" 3 8192
+    craft_header "/dev/shm/ph.$ID" "$ID" 4 8192
     chmod 0600 "/dev/shm/ph.$ID"
     expect "root-owned 0600 segment read as nobody is permission denied" 4 "Permission denied" -- \
         setpriv --reuid=65534 --regid=65534 --clear-groups "$PHCTL" shm-dump --swarm "$ID"

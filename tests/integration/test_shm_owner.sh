@@ -179,12 +179,12 @@ SEG_FULL=$((4096 + 4096 + 768 + 512))
 CHAN_FULL=$((4096 + 8192))
 # name | seg version | seg size | seg magic | chan version | chan size | chan magic | message
 cases=(
-    "bad magic|3|$SEG_FULL|0123456789abcdef|2|$CHAN_FULL|0123456789abcdef|not a"
+    "bad magic|4|$SEG_FULL|0123456789abcdef|2|$CHAN_FULL|0123456789abcdef|not a"
     "layout version 99|99|$SEG_FULL|$SEG_MAGIC|99|$CHAN_FULL|$CHAN_MAGIC|layout version 99"
-    "truncated|3|5000|$SEG_MAGIC|2|5000|$CHAN_MAGIC|truncated"
+    "truncated|4|5000|$SEG_MAGIC|2|5000|$CHAN_MAGIC|truncated"
 )
 # Every crafted object at once (one python start): for case n, the segment
-# ph.$TAG-bad<n> (struct ph_shm_header, include/ph/shm.h, layout 3: one
+# ph.$TAG-bad<n> (struct ph_shm_header, include/ph/shm.h, layout 4: one
 # slot, 256-byte rings, a one-page claim index) and its channel (struct ph_chan_header, include/ph/channel.h: 4 KiB
 # rings), mode 0600.
 n=0

@@ -148,6 +148,21 @@ static void segment_create_then_open_round_trip(void **state)
     assert_int_equal(atomic_load(&r.hdr->magic), PH_SHM_MAGIC);
     assert_int_equal(r.hdr->layout_version, PH_LAYOUT_VERSION);
     assert_string_equal(r.hdr->swarm_id, id);
+    /* Layout 4: the slot table is one array, the rings follow it, slot
+     * after slot, and the last command ring ends where the segment does. */
+    for (uint32_t i = 0; i < 8; i++) {
+        struct ph_slot *sl = ph_segment_slot(&r, i);
+        const uint8_t *base = r.base;
+        assert_int_equal((const uint8_t *)sl - base,
+                         PH_SHM_HEADER_SIZE + ph_claim_index_bytes(8) + i * PH_SLOT_META_SIZE);
+        assert_int_equal(ph_slot_index(&r, sl), i);
+        assert_int_equal(ph_slot_status_data(&r, sl) - base,
+                         PH_SHM_HEADER_SIZE + ph_claim_index_bytes(8) + 8 * PH_SLOT_META_SIZE +
+                             i * (1024 + 512));
+        assert_int_equal(ph_slot_command_data(&r, sl) - ph_slot_status_data(&r, sl), 1024);
+    }
+    assert_int_equal(ph_slot_command_data(&r, ph_segment_slot(&r, 7)) + 512 - (uint8_t *)r.base,
+                     r.size);
     assert_true(r.hdr->created_real_ns > 0);
 
     /* Both mappings are the same memory. */
@@ -343,14 +358,14 @@ static void segment_open_rejects_other_layout_version(void **state)
     ph_segment_close(&c);
 }
 
-/* Layout 3 (the claim index before the slots) cannot read a segment of an
- * older layout (layout 2 has no index, layout 1 no identity words either),
- * and says so in words. */
+/* Layout 4 (the slot table apart from the rings) cannot read a segment of
+ * an older layout (layout 3 has each slot's rings beside it, layout 2 no
+ * claim index, layout 1 no identity words either), and says so in words. */
 static void segment_of_an_older_layout_is_refused_with_a_clear_message(void **state)
 {
     (void)state;
-    assert_int_equal(PH_LAYOUT_VERSION, 3);
-    for (uint32_t old = 1; old <= 2; old++) {
+    assert_int_equal(PH_LAYOUT_VERSION, 4);
+    for (uint32_t old = 1; old <= 3; old++) {
         const char *id = new_id();
         struct ph_segment c;
         create(&c, id, 2);
@@ -358,7 +373,7 @@ static void segment_of_an_older_layout_is_refused_with_a_clear_message(void **st
         char err[256], want[128];
         assert_int_equal(open_rc(id, err, sizeof err), PH_ERR_VERSION);
         snprintf(want, sizeof want,
-                 "segment /dev/shm/ph.%s has layout version %u, this program reads 3", id, old);
+                 "segment /dev/shm/ph.%s has layout version %u, this program reads 4", id, old);
         assert_string_equal(err, want);
         ph_segment_close(&c);
     }
