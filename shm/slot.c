@@ -105,7 +105,7 @@ static void raise_high_water(struct ph_shm_header *h, uint32_t n)
  * stale hint costs a longer search, never a wrong claim. */
 static uint32_t claim_start(struct ph_segment *seg)
 {
-    return atomic_fetch_add_explicit(&seg->hdr->claim_next, 1, memory_order_relaxed) % seg->slots;
+    return atomic_fetch_add_explicit(&seg->hdr->claim_next, 1, memory_order_relaxed);
 }
 
 static void claim_hint_lower(struct ph_shm_header *h, uint32_t index)
@@ -117,13 +117,17 @@ static void claim_hint_lower(struct ph_shm_header *h, uint32_t index)
     }
 }
 
-static void claim_hint_raise(struct ph_shm_header *h, uint32_t next)
+/* After a search that had to pass taken slots from `start` (what our
+ * fetch-and-add returned) to `index`: the next claim may start past them,
+ * but only if nobody moved the hint since (a slot given back meanwhile
+ * lowered it, and must be found first). */
+static void claim_hint_skip(struct ph_segment *seg, uint32_t start, uint32_t index)
 {
-    uint32_t cur = atomic_load_explicit(&h->claim_next, memory_order_relaxed);
-    while (next > cur && !atomic_compare_exchange_weak_explicit(&h->claim_next, &cur, next,
-                                                                memory_order_relaxed,
-                                                                memory_order_relaxed)) {
-    }
+    uint32_t expect = start + 1;
+    const uint32_t next = (index + 1) % seg->slots;
+    if (next == expect % seg->slots) return;
+    atomic_compare_exchange_strong_explicit(&seg->hdr->claim_next, &expect, next,
+                                            memory_order_relaxed, memory_order_relaxed);
 }
 
 #define JOIN_WAIT_NS (2ull * 1000000000ull) /* longest wait for a concurrent claim */
@@ -236,7 +240,8 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
      * were in use (claimers attaching many workers would otherwise read
      * every taken slot again for each one), and a concurrent claimer got
      * another start. It wraps around, so a slot freed below is still found. */
-    const uint32_t from = claim_start(seg);
+    const uint32_t start = claim_start(seg);
+    const uint32_t from = start % seg->slots;
     for (int round = 0; round < 3; round++) {
         for (uint32_t k = 0; k < seg->slots; k++) {
             const uint32_t i = (from + k) % seg->slots;
@@ -293,8 +298,7 @@ int ph_slot_claim(struct ph_segment *seg, const char *role, const char *instance
                                                         memory_order_relaxed)) {
                 *index = i;
                 if (word != NULL) *word = active;
-                /* Past a run of taken slots the search had to cross. */
-                if (i + 1 < seg->slots) claim_hint_raise(seg->hdr, i + 1);
+                claim_hint_skip(seg, start, i);
                 return PH_OK;
             }
         }

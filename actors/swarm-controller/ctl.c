@@ -14,16 +14,22 @@ int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hook
 {
     memset(c, 0, sizeof *c);
     c->seg = seg;
-    c->w = calloc(seg->slots, sizeof *c->w);
+    /* Entries start on a cache line (ctl_worker is aligned): the scan's
+     * fields then share one line. */
+    c->w = aligned_alloc(alignof(struct ctl_worker), (size_t)seg->slots * sizeof *c->w);
+    if (c->w != NULL) memset(c->w, 0, (size_t)seg->slots * sizeof *c->w);
     c->claims = calloc(seg->slots, sizeof *c->claims);
     c->scratch = malloc(seg->status_ring / 2);
     c->dirty_words = (seg->slots + 63) / 64;
     c->dirty = calloc(c->dirty_words ? c->dirty_words : 1, sizeof *c->dirty);
-    if (c->w == NULL || c->claims == NULL || c->scratch == NULL || c->dirty == NULL) {
+    c->to_arm = calloc(c->dirty_words ? c->dirty_words : 1, sizeof *c->to_arm);
+    if (c->w == NULL || c->claims == NULL || c->scratch == NULL || c->dirty == NULL ||
+        c->to_arm == NULL) {
         free(c->w);
         free(c->claims);
         free(c->scratch);
         free(c->dirty);
+        free(c->to_arm);
         return PH_ERR_SYS;
     }
     for (uint32_t i = 0; i < seg->slots; i++) {
@@ -71,6 +77,8 @@ void ctl_destroy(struct ctl *c)
     free(c->claims);
     free(c->scratch);
     free(c->dirty);
+    free(c->to_arm);
+    c->to_arm = NULL;
     c->w = NULL;
     c->claims = NULL;
     c->scratch = NULL;
@@ -320,6 +328,7 @@ static void open_pidfd(struct ctl *c, struct ctl_worker *w)
     }
     w->pidfd = fd;
     c->pidfds_to_arm++;
+    c->to_arm[w->index / 64] |= 1ull << (w->index % 64);
 }
 
 static void track(struct ctl *c, struct ctl_worker *w, struct ph_slot *s, uint64_t word,

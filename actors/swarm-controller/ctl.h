@@ -13,6 +13,7 @@
 #ifndef PH_CTL_H
 #define PH_CTL_H
 
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -41,7 +42,7 @@ struct ctl_blob {
 struct ctl_worker {
     /* What every scan reads of every slot comes first, in one cache line:
      * a scan of 10,000 slots 100 times a second pays for each line. */
-    bool tracked;
+    alignas(64) bool tracked;
     uint32_t quarantine; /* enum ph_quarantine */
     uint64_t word; /* slot state word of the claim we follow */
     ph_ring_consumer status;
@@ -133,6 +134,9 @@ struct ctl {
      * every slot; a bit set twice is still one visit. */
     uint64_t *dirty;
     uint32_t dirty_words;
+    /* One bit per slot whose owner got a pidfd the event loop has not armed
+     * yet (pidfds_to_arm counts them): arming visits those slots only. */
+    uint64_t *to_arm;
 };
 
 int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hooks);

@@ -840,10 +840,21 @@ static void arm_pidfds(struct app *a)
     /* Only after a scan opened new pidfds: no per-iteration sweep of the table. */
     if (a->ctl.pidfds_to_arm == 0) return;
     a->ctl.pidfds_to_arm = 0;
-    for (uint32_t i = 0; i < a->seg.slots; i++) {
-        struct ctl_worker *w = &a->ctl.w[i];
-        if (!w->tracked || w->pidfd < 0 || w->pidfd_armed) continue;
-        w->pidfd_armed = ph_loop_poll(a->loop, w->pidfd, POLLIN, on_pidfd, a, pidfd_tag(w)) != 0;
+    for (uint32_t wd = 0; wd < a->ctl.dirty_words; wd++) {
+        uint64_t bits = a->ctl.to_arm[wd];
+        while (bits != 0) {
+            const uint32_t i = wd * 64 + (uint32_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            struct ctl_worker *w = &a->ctl.w[i];
+            if (!w->tracked || w->pidfd < 0 || w->pidfd_armed) {
+                a->ctl.to_arm[wd] &= ~(1ull << (i % 64));
+                continue;
+            }
+            w->pidfd_armed =
+                ph_loop_poll(a->loop, w->pidfd, POLLIN, on_pidfd, a, pidfd_tag(w)) != 0;
+            /* One the loop could not take stays marked for the next round. */
+            if (w->pidfd_armed) a->ctl.to_arm[wd] &= ~(1ull << (i % 64));
+        }
     }
 }
 

@@ -130,7 +130,16 @@ void swarm_aggregate(const struct swarm *s, uint64_t now, struct swarm_agg *a)
 
 void swarm_agg_build(const struct swarm *s, uint64_t now, struct swarm_agg *a)
 {
-    (void)now; /* every time-driven change was visited by the tick */
+    /* More roles than the summary holds (desired and in use together, or a
+     * worker whose role found no room): which ones a full pass keeps
+     * depends on the slots' order, so take the full pass. Rare: it takes
+     * over 64 distinct roles. */
+    uint32_t in_use = 0;
+    for (uint32_t i = 0; i < s->niroles; i++) in_use += s->iroles[i].count > 0;
+    if (s->unroled > 0 || in_use + s->nroles > SWARM_MAX_ROLES) {
+        swarm_aggregate(s, now, a);
+        return;
+    }
     agg_begin(s, a);
     for (uint32_t i = 0; i < s->niroles; i++) {
         const struct swarm_role_sum *r = &s->iroles[i];
@@ -166,7 +175,10 @@ uint64_t swarm_oldest_seen(const struct swarm *s)
     /* A compact array: a few microseconds for 10,000 slots, paid per
      * document, not per tick. */
     uint64_t oldest = UINT64_MAX;
-    const uint32_t hw = s->ctl->seg->slots;
+    /* relaxed: a bound only; a slot above it holds no worker the table
+     * tracks (seen_ns is 0 there anyway). */
+    uint32_t hw = atomic_load_explicit(&s->ctl->seg->hdr->slot_high_water, memory_order_relaxed);
+    if (hw > s->ctl->seg->slots) hw = s->ctl->seg->slots;
     for (uint32_t i = 0; i < hw; i++)
         if (s->seen_ns[i] != 0 && s->seen_ns[i] < oldest) oldest = s->seen_ns[i];
     return oldest == UINT64_MAX ? 0 : oldest;

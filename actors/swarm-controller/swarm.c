@@ -711,7 +711,10 @@ static bool config_matches(const struct ctl_worker *w, const json_t *want)
 static void sync_check(struct swarm *s, struct ctl_worker *w, uint64_t now)
 {
     struct swarm_wstate *ws = &s->ws[w->index];
-    if (w->config.len == 0 && now - ws->sync_check_since < SWARM_SYNC_CHECK_NS) return;
+    /* The join hook may stamp a moment later than the tick's clock. */
+    if (w->config.len == 0 &&
+        (now < ws->sync_check_since || now - ws->sync_check_since < SWARM_SYNC_CHECK_NS))
+        return;
     ws->sync_check = false;
     json_t *want = desired_for(&s->desired, w->role, w->instance);
     if (want == NULL) return;
@@ -1307,6 +1310,7 @@ static void acc_remove(struct swarm *s, struct swarm_acc *ac)
     ac->counted = false;
     s->live--;
     if (ac->enabled) s->enabled--;
+    if (ac->role < 0) s->unroled--;
     if (ac->role >= 0) {
         struct swarm_role_sum *r = &s->iroles[ac->role];
         r->count--;
@@ -1345,6 +1349,7 @@ static void acc_add(struct swarm *s, struct swarm_acc *ac, const struct ctl_work
         ac->role = (int16_t)irole_slot(s, w->role, ws->role_hash);
     s->live++;
     if (ac->enabled) s->enabled++;
+    if (ac->role < 0) s->unroled++;
     if (ac->role >= 0) {
         struct swarm_role_sum *r = &s->iroles[ac->role];
         r->count++;
@@ -1470,8 +1475,11 @@ static void worker_rules(struct swarm *s, struct ctl_worker *w, struct swarm_wst
         if (!stale) ws->stale_requested = false;
     }
     if (stale && !ws->stale_requested) {
-        /* A real status-request: the worker republishes everything. */
-        ws->stale_requested = ctl_send_command(c, i, PH_CMD_STATUS_REQUEST, NULL, 0) != 0;
+        /* A real status-request: the worker republishes everything. A
+         * command ring that failed validation is never written: nothing
+         * to retry on every tick. */
+        ws->stale_requested =
+            !w->command_ok || ctl_send_command(c, i, PH_CMD_STATUS_REQUEST, NULL, 0) != 0;
     }
     /* The join status-full waits for the first status (and a moment for
      * the io record that follows it). */

@@ -284,6 +284,7 @@ struct swarm {
     uint64_t *seen_ns;      /* per slot: last_seen of a healthy worker, 0 otherwise */
     struct swarm_role_sum iroles[SWARM_MAX_ROLES]; /* roles of the counted workers */
     uint32_t niroles;
+    uint32_t unroled; /* counted workers whose role found no room in iroles */
     uint32_t live, enabled, healthy, running;
     uint32_t in_hist[256], out_hist[256]; /* healthy workers per ioState */
     uint64_t tps;

@@ -216,6 +216,37 @@ static void a_quiet_tick_visits_no_worker_and_a_busy_one_only_the_reporting(void
     free(r);
 }
 
+/* Over SWARM_MAX_ROLES distinct roles the summary cannot hold them all:
+ * the kept aggregate must still say what a full pass says. */
+static void more_roles_than_the_summary_holds_still_match_a_full_pass(void **state)
+{
+    struct fx *f = *state;
+    enum { N = SWARM_MAX_ROLES + 6 };
+    struct raw *r = calloc(N, sizeof *r);
+    assert_non_null(r);
+    struct swarm_role want[3] = {{"r-1", 1}, {"desired-only", 2}, {"r-68", 1}};
+    swarm_set_roles(&f->sw, want, 3);
+    char role[PH_ID_MAX], inst[PH_ID_MAX];
+    for (int i = 0; i < N; i++) {
+        snprintf(role, sizeof role, "r-%d", i);
+        snprintf(inst, sizeof inst, "w-%d", i);
+        raw_claim(f, &r[i], role, inst);
+        raw_status(&r[i], f->now, 10, i % 2 == 0, PH_IN_OK, PH_OUT_OK);
+    }
+    fx_step(f, 10 * MS);
+    assert_same_aggregate(f, "70 roles");
+    /* The first workers leave: their roles' entries free up. */
+    for (int i = 0; i < 8; i++) {
+        const uint64_t word = atomic_load(&r[i].slot->state);
+        assert_true(ph_slot_detach(&f->seg, r[i].index, word));
+    }
+    fx_step(f, 10 * MS);
+    assert_same_aggregate(f, "after eight left");
+    fx_step(f, 16 * SEC);
+    assert_same_aggregate(f, "stale");
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +257,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             a_quiet_tick_visits_no_worker_and_a_busy_one_only_the_reporting, fx_setup_many_slots,
             fx_teardown),
+        cmocka_unit_test_setup_teardown(more_roles_than_the_summary_holds_still_match_a_full_pass,
+                                        fx_setup_many_slots, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
