@@ -244,7 +244,7 @@ for k, t in [("layoutVersion", int), ("generation", int), ("controllerPid", int)
              ("quarantinedTotal", int), ("reclaimedTotal", int), ("swarmId", str)]:
     need(h, k, t, "header")
 if h.get("swarmId") != swarm: problems.append(f"header.swarmId is {h.get('swarmId')!r}")
-if h.get("layoutVersion") != 3: problems.append(f"header.layoutVersion is {h.get('layoutVersion')}")
+if h.get("layoutVersion") != 4: problems.append(f"header.layoutVersion is {h.get('layoutVersion')}")
 if h.get("controllerAlive") != (ctl_alive == "true"):
     problems.append(f"header.controllerAlive is {h.get('controllerAlive')}, expected {ctl_alive}")
 ws = doc.get("workers", [])
