@@ -354,27 +354,70 @@ static int parse_role(json_t *v, size_t i, const char *swarm_id, struct sup_role
     return PH_OK;
 }
 
-/* Instance ids are unique within the swarm, and none is the controller's. */
+/* One worker's instance id and where the file gives it, for sorting. */
+struct inst_ref {
+    const char *id;
+    size_t role;
+    unsigned n;
+};
+
+/* By id, then by position in the file, so that of two equal ids the later
+ * one follows the earlier. */
+static int inst_ref_cmp(const void *a, const void *b)
+{
+    const struct inst_ref *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c != 0) return c;
+    if (x->role != y->role) return x->role < y->role ? -1 : 1;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* Instance ids are unique within the swarm, and none is the controller's.
+ * Sorted, not compared pairwise: a file may name up to PH_MAX_SLOTS
+ * workers, and 65,536 ids compared pairwise take seconds. Of several
+ * repeats, the one reported is the first in file order. */
 static int check_unique_instances(const struct sup_spec *spec, const char *file, char *err,
                                   size_t errlen)
 {
+    char where[64];
     for (size_t i = 0; i < spec->nroles; i++)
-        for (unsigned n = 0; n < spec->roles[i].count; n++) {
-            const char *id = spec->roles[i].instances[n];
-            char where[64];
-            snprintf(where, sizeof where, "roles[%zu]", i);
-            if (strcmp(id, spec->controller_instance) == 0)
+        for (unsigned n = 0; n < spec->roles[i].count; n++)
+            if (strcmp(spec->roles[i].instances[n], spec->controller_instance) == 0) {
+                snprintf(where, sizeof where, "roles[%zu]", i);
                 return fail(err, errlen, file, where,
-                            "instance id '%s' is the controller's; pick another", id);
-            for (size_t j = 0; j <= i; j++)
-                for (unsigned m = 0; m < (j == i ? n : spec->roles[j].count); m++)
-                    if (strcmp(id, spec->roles[j].instances[m]) == 0)
-                        return fail(err, errlen, file, where,
-                                    "instance id '%s' is used twice (also in roles[%zu]); "
-                                    "instance ids must be unique",
-                                    id, j);
+                            "instance id '%s' is the controller's; pick another",
+                            spec->controller_instance);
+            }
+    if (spec->total_workers < 2) return PH_OK;
+    struct inst_ref *refs = malloc(spec->total_workers * sizeof *refs);
+    if (refs == NULL) return fail(err, errlen, file, "roles", "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < spec->nroles; i++)
+        for (unsigned n = 0; n < spec->roles[i].count; n++)
+            refs[k++] = (struct inst_ref){spec->roles[i].instances[n], i, n};
+    qsort(refs, k, sizeof *refs, inst_ref_cmp);
+    /* The repeat to report: the one whose position in the file comes
+     * first among all second occurrences. */
+    const struct inst_ref *dup = NULL, *orig = NULL;
+    for (size_t j = 1; j < k; j++) {
+        if (strcmp(refs[j].id, refs[j - 1].id) != 0) continue;
+        if (j >= 2 && strcmp(refs[j].id, refs[j - 2].id) == 0) continue; /* third or later */
+        if (dup == NULL || dup->role > refs[j].role ||
+            (dup->role == refs[j].role && dup->n > refs[j].n)) {
+            dup = &refs[j];
+            orig = &refs[j - 1];
         }
-    return PH_OK;
+    }
+    int rc = PH_OK;
+    if (dup != NULL) {
+        snprintf(where, sizeof where, "roles[%zu]", dup->role);
+        rc = fail(err, errlen, file, where,
+                  "instance id '%s' is used twice (also in roles[%zu]); instance ids must be "
+                  "unique",
+                  dup->id, orig->role);
+    }
+    free(refs);
+    return rc;
 }
 
 /* The swarm's relay, when a role has placement relay: its segment name,
@@ -538,10 +581,13 @@ static int parse(struct sup_spec *spec, const char *file, char *err, size_t errl
                             spec->roles[i].role, j);
             }
         spec->total_workers += spec->roles[i].count;
+        /* Checked as the roles come, so that a file of many large roles
+         * is refused before their instance ids take up memory. */
+        if (spec->total_workers > PH_MAX_SLOTS)
+            return fail(err, errlen, file, "roles",
+                        "%s%zu workers in total; at most %u fit a segment",
+                        i + 1 < spec->nroles ? "at least " : "", spec->total_workers, PH_MAX_SLOTS);
     }
-    if (spec->total_workers > PH_MAX_SLOTS)
-        return fail(err, errlen, file, "roles", "%zu workers in total; at most %u fit a segment",
-                    spec->total_workers, PH_MAX_SLOTS);
 
     rc = controller_settings(root, file, err, errlen);
     if (rc == PH_OK)
