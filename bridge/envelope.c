@@ -110,24 +110,37 @@ int envelope_write_line(const char *rk, const json_t *env, const char *text,
                         json_dump_callback_t out, void *ctx)
 {
     json_t *key = json_string(rk);
-    int rc = key != NULL && out("{\"routingKey\":", 14, ctx) == 0 &&
-                     json_dump_callback(key, out, ctx, ENVELOPE_DUMP_FLAGS | JSON_ENCODE_ANY) == 0 &&
-                     out(",\"envelope\":", 12, ctx) == 0 &&
-                     (text != NULL ? out(text, strlen(text), ctx)
-                                   : json_dump_callback(env, out, ctx, ENVELOPE_DUMP_FLAGS)) == 0 &&
-                     out("}", 1, ctx) == 0
-                 ? 0
-                 : -1;
+    int rc =
+        key != NULL && out("{\"routingKey\":", 14, ctx) == 0 &&
+                json_dump_callback(key, out, ctx, ENVELOPE_DUMP_FLAGS | JSON_ENCODE_ANY) == 0 &&
+                out(",\"envelope\":", 12, ctx) == 0 &&
+                (text != NULL ? out(text, strlen(text), ctx)
+                              : json_dump_callback(env, out, ctx, ENVELOPE_DUMP_FLAGS)) == 0 &&
+                out("}", 1, ctx) == 0
+            ? 0
+            : -1;
     json_decref(key);
     return rc;
 }
 
 /* ---- document decoding ---------------------------------------------- */
 
-enum { F_KIND, F_TYPE, F_SWARM, F_ROLE, F_INSTANCE, F_ORIGIN, F_CID, F_IKEY, F_DATA, F_COUNT };
-static const char *const field_names[F_COUNT] = {PH_DOC_KIND, PH_DOC_TYPE,     PH_DOC_SWARM,
-                                                 PH_DOC_ROLE, PH_DOC_INSTANCE, PH_DOC_ORIGIN,
-                                                 PH_DOC_CID,  PH_DOC_IKEY,     PH_DOC_DATA};
+enum {
+    F_KIND,
+    F_TYPE,
+    F_SWARM,
+    F_ROLE,
+    F_INSTANCE,
+    F_ORIGIN,
+    F_CID,
+    F_IKEY,
+    F_DATA,
+    F_TS,
+    F_COUNT
+};
+static const char *const field_names[F_COUNT] = {
+    PH_DOC_KIND,   PH_DOC_TYPE, PH_DOC_SWARM, PH_DOC_ROLE, PH_DOC_INSTANCE,
+    PH_DOC_ORIGIN, PH_DOC_CID,  PH_DOC_IKEY,  PH_DOC_DATA, PH_DOC_TS};
 
 struct doc {
     const msgpack_object *f[F_COUNT];
@@ -136,6 +149,7 @@ struct doc {
     char swarm[PH_ID_MAX], role[PH_ID_MAX], instance[PH_ID_MAX];
     char origin[CONTRACT_STR_MAX], cid[CONTRACT_STR_MAX], ikey[CONTRACT_STR_MAX];
     bool has_swarm, has_role, has_instance, has_cid, has_ikey;
+    uint64_t ts_ms; /* 0: not given */
 };
 
 static bool key_is(const msgpack_object *k, const char *name)
@@ -201,6 +215,15 @@ static int doc_read(const msgpack_object *map, struct doc *d, char *why, size_t 
         (rc = doc_str(d, F_IKEY, true, d->ikey, sizeof d->ikey, &d->has_ikey, why, whylen)) !=
             PH_OK)
         return rc;
+    const msgpack_object *ts = d->f[F_TS];
+    if (ts != NULL) {
+        if (ts->type != MSGPACK_OBJECT_POSITIVE_INTEGER || ts->via.u64 == 0 ||
+            ts->via.u64 > PH_DOC_TS_MAX)
+            return fail(PH_ERR_INVAL, why, whylen,
+                        "document 'ts' is not a time in milliseconds since the epoch (1 to %llu)",
+                        (unsigned long long)PH_DOC_TS_MAX);
+        d->ts_ms = ts->via.u64;
+    }
     if (d->f[F_DATA] == NULL) return fail(PH_ERR_INVAL, why, whylen, "document lacks 'data'");
     if (d->f[F_DATA]->type != MSGPACK_OBJECT_MAP)
         return fail(PH_ERR_INVAL, why, whylen, "document 'data' is not a map");
@@ -316,6 +339,7 @@ static int build(const struct doc *d, uint64_t real_ns, struct envelope *out, ch
                  size_t whylen)
 {
     int kind = contract_kind_parse(d->kind);
+    if (d->ts_ms != 0) real_ns = d->ts_ms * 1000000ull; /* the document's own time */
     if (kind < 0)
         return fail(PH_ERR_INVAL, why, whylen, "kind is not signal, outcome, metric or event");
     /* A long worker list is checked and written apart (mprender.h): the
@@ -346,8 +370,10 @@ static int build(const struct doc *d, uint64_t real_ns, struct envelope *out, ch
     if (rc == PH_OK) rc = splice(out, ctx, &list, why, whylen);
     jbuf_free(&list);
     /* What stays in env: who the workers are (the AMQP sink binds by it). */
-    if (rc == PH_OK) json_object_set_new(ctx, "workers", ids);
-    else json_decref(ids);
+    if (rc == PH_OK)
+        json_object_set_new(ctx, "workers", ids);
+    else
+        json_decref(ids);
     return rc;
 }
 

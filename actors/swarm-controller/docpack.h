@@ -63,12 +63,19 @@ static inline void dp_kv_secs(msgpack_packer *pk, const char *k, uint64_t ns)
         msgpack_pack_double(pk, (double)(ns / 1000000ull) / 1000.0);
 }
 
-/* Opens a document: a 9-key map whose last key, "data", the caller packs. */
-static inline void dp_head(msgpack_packer *pk, const char *kind, const char *type,
-                           const char *swarm, const char *role, const char *instance,
-                           const char *origin, const char *cid, const char *ikey)
+/* Opens a document: a map whose last key, "data", the caller packs. With
+ * ts_ms (not 0) the document carries the time it was made (ph/doc.h "ts"):
+ * 10 keys, else 9. */
+static inline void dp_head_at(msgpack_packer *pk, uint64_t ts_ms, const char *kind,
+                              const char *type, const char *swarm, const char *role,
+                              const char *instance, const char *origin, const char *cid,
+                              const char *ikey)
 {
-    dp_map(pk, 9);
+    dp_map(pk, ts_ms != 0 ? 10 : 9);
+    if (ts_ms != 0) {
+        dp_str(pk, PH_DOC_TS);
+        msgpack_pack_uint64(pk, ts_ms);
+    }
     dp_kv_str(pk, PH_DOC_KIND, kind);
     dp_kv_str(pk, PH_DOC_TYPE, type);
     dp_str(pk, PH_DOC_SWARM);
@@ -83,6 +90,14 @@ static inline void dp_head(msgpack_packer *pk, const char *kind, const char *typ
     dp_str(pk, PH_DOC_IKEY);
     dp_str_or_nil(pk, ikey);
     dp_str(pk, PH_DOC_DATA);
+}
+
+/* A document stamped by the bridge when it reads it (status, alerts). */
+static inline void dp_head(msgpack_packer *pk, const char *kind, const char *type,
+                           const char *swarm, const char *role, const char *instance,
+                           const char *origin, const char *cid, const char *ikey)
+{
+    dp_head_at(pk, 0, kind, type, swarm, role, instance, origin, cid, ikey);
 }
 
 #endif

@@ -221,6 +221,7 @@ struct outcome {
     int retryable; /* -1: absent */
     const char *message;
     bool replay; /* answers a replayed idempotencyKey: the cache already holds it */
+    uint64_t ts_ms; /* when it was first made (ph/doc.h "ts"); 0: not known */
 };
 
 static void idem_store(struct swarm *s, const struct outcome *o, uint64_t now)
@@ -254,8 +255,8 @@ static void pack_outcome(struct swarm *s, const struct outcome *o, const char *s
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    dp_head(&pk, "outcome", o->type, s->cfg.swarm_id, o->role, o->instance, s->cfg.instance,
-            o->cid, o->ikey);
+    dp_head_at(&pk, o->ts_ms, "outcome", o->type, s->cfg.swarm_id, o->role, o->instance,
+               s->cfg.instance, o->cid, o->ikey);
     dp_map(&pk, 2 + (o->enabled >= 0) + (o->retryable >= 0));
     dp_kv_str(&pk, "status", o->status);
     if (o->enabled >= 0) dp_kv_bool(&pk, "enabled", o->enabled > 0);
@@ -312,7 +313,11 @@ static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     const char *swarm_status = swarm_status_name(s->status);
-    pack_outcome(s, o, swarm_status, &sb);
+    /* Stamped here, and the stamp journaled: sent again after a restart,
+     * it is the same message (ph/doc.h "ts"). */
+    struct outcome stamped = *o;
+    stamped.ts_ms = ph_real_ns() / 1000000u;
+    pack_outcome(s, &stamped, swarm_status, &sb);
     const uint64_t seq = ++s->out_seq;
     /* Journaled before it is handed out: the emitter publishes an outcome
      * only once the journal holds it, so a restarted controller never takes
@@ -324,6 +329,7 @@ static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
                           jstr_or_null(o->instance), "correlationId", o->cid, "idempotencyKey",
                           jstr_or_null(o->ikey), "status", o->status, "seq", (json_int_t)seq,
                           "swarmStatus", swarm_status);
+    if (e != NULL) json_object_set_new(e, "ts", json_integer((json_int_t)stamped.ts_ms));
     if (e != NULL && o->enabled >= 0) json_object_set_new(e, "enabled", json_boolean(o->enabled));
     if (e != NULL && o->retryable >= 0)
         json_object_set_new(e, "retryable", json_boolean(o->retryable));
@@ -358,7 +364,10 @@ void swarm_resend_outcome(struct swarm *s, const json_t *e)
         .status = status,
         .enabled = json_is_boolean(en) ? json_is_true(en) : -1,
         .retryable = json_is_boolean(rt) ? json_is_true(rt) : -1,
-        .message = json_string_value(json_object_get(e, "message"))};
+        .message = json_string_value(json_object_get(e, "message")),
+        /* 0 from a journal written before outcomes were stamped, or a
+         * value no document could carry: then the bridge stamps it. */
+        .ts_ms = swarm_entry_u64(e, "ts") <= PH_DOC_TS_MAX ? swarm_entry_u64(e, "ts") : 0};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     pack_outcome(s, &o, sw != NULL ? sw : swarm_status_name(s->status), &sb);
@@ -568,7 +577,7 @@ static void start_command(struct swarm *s, struct swarm_pending *proto, enum tar
     if (p == NULL) {
         struct outcome o = {proto->type, proto->scope_role, proto->scope_instance, proto->cid,
                             proto->ikey, "failed", -1, 1, "controller busy: too many commands "
-                                                          "in flight", false};
+                                                          "in flight", false, 0};
         emit_outcome(s, &o, now);
         return;
     }
@@ -910,7 +919,7 @@ static bool idem_replay(struct swarm *s, const struct sig *g, const char *role,
                  * answered now, so that no attempt is left without one. */
                 struct outcome o = {g->type, role, instance, g->cid, g->ikey, "failed", -1, 1,
                                     "too many attempts of this idempotencyKey in flight; retry "
-                                    "once the first completes", true};
+                                    "once the first completes", true, 0};
                 emit_outcome(s, &o, now);
             }
             return true;
@@ -922,7 +931,7 @@ static bool idem_replay(struct swarm *s, const struct sig *g, const char *role,
         struct outcome o = {g->type, role, instance, g->cid, g->ikey, e->status,
                             e->enabled_known ? e->enabled : -1,
                             strcmp(e->status, "failed") == 0 ? e->retryable : -1,
-                            "replayed idempotencyKey: already applied, not applied again", true};
+                            "replayed idempotencyKey: already applied, not applied again", true, 0};
         journal(s, json_pack("{s:s, s:s, s:s, s:s}", "event", "replay", "type", g->type,
                              "idempotencyKey", g->ikey, "correlationId", g->cid));
         emit_outcome(s, &o, now);
@@ -934,7 +943,7 @@ static bool idem_replay(struct swarm *s, const struct sig *g, const char *role,
 static void fail_signal(struct swarm *s, const struct sig *g, const char *role,
                         const char *instance, const char *why, uint64_t now)
 {
-    struct outcome o = {g->type, role, instance, g->cid, g->ikey, "failed", -1, 0, why, false};
+    struct outcome o = {g->type, role, instance, g->cid, g->ikey, "failed", -1, 0, why, false, 0};
     emit_outcome(s, &o, now);
     char msg[400];
     snprintf(msg, sizeof msg, "%s refused: %s", g->type, why);
@@ -1126,7 +1135,7 @@ static void apply_signal(struct swarm *s, const struct sig *g, uint64_t now)
                 } else {
                     /* Controller settings only: nothing for the workers. */
                     struct outcome o = {g->type, orole, oinst, g->cid, g->ikey, "applied", -1, -1,
-                                        "controller settings updated", false};
+                                        "controller settings updated", false, 0};
                     emit_outcome(s, &o, now);
                 }
             } else {
@@ -1189,7 +1198,7 @@ static void apply_signal(struct swarm *s, const struct sig *g, uint64_t now)
             swarm_set_roles(s, roles, n);
             if (s->status == SW_NEW) s->status = SW_READY;
             state_changed(s);
-            struct outcome o = {g->type, orole, oinst, g->cid, g->ikey, "Ready", -1, -1, NULL, false};
+            struct outcome o = {g->type, orole, oinst, g->cid, g->ikey, "Ready", -1, -1, NULL, false, 0};
             emit_outcome(s, &o, now);
         }
     } else if (strcmp(g->type, "swarm-plan") == 0) {
@@ -1199,7 +1208,7 @@ static void apply_signal(struct swarm *s, const struct sig *g, uint64_t now)
             s->plan.active = true;
             s->plan.started_ns = now;
             s->plan_gen++; /* observers learn of the new plan in the next delta */
-            struct outcome o = {g->type, orole, oinst, g->cid, g->ikey, "applied", -1, -1, NULL, false};
+            struct outcome o = {g->type, orole, oinst, g->cid, g->ikey, "applied", -1, -1, NULL, false, 0};
             emit_outcome(s, &o, now);
         }
     } else {
@@ -1943,7 +1952,7 @@ void swarm_apply_recovered(struct swarm *s, const json_t *e, uint64_t now)
                       "to keep; send it again"
                     : "the controller restarted while applying it and its data held secrets, "
                       "which are not kept; send it again";
-            struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "failed", -1, 1, why, false};
+            struct outcome o = {g.type, orole, oinst, g.cid, g.ikey, "failed", -1, 1, why, false, 0};
             emit_outcome(s, &o, now);
         }
     }

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "envelope.h"
+#include "ph/doc.h"
 #include "ph/mpjson.h"
 #include "sample_docs.h"
 
@@ -96,6 +97,34 @@ static void test_ids_are_echoed_when_present(void **state)
     assert_string_equal(e.rk, "event.outcome.swarm-start.demo.swarm-controller.demo-controller");
     assert_int_equal(e.kind, CK_OUTCOME);
     envelope_clear(&e);
+}
+
+/* A document's own time ("ts", ph/doc.h) is the envelope's timestamp, so
+ * that an outcome sent again after a restart is the same message; without
+ * it the bridge stamps the time it reads the document. */
+static void test_document_time_is_the_envelope_timestamp(void **state)
+{
+    (void)state;
+    struct envelope e;
+    char why[512];
+    json_t *d = sample_outcome(SWARM, CTL, "swarm-start", "c-ts", "i-ts", "Running");
+    json_object_set_new(d, "ts", json_integer(1795744790007)); /* 10.116 s before NOW_NS */
+    assert_int_equal(convert(d, &e, why, sizeof why), PH_OK);
+    assert_string_equal(json_string_value(json_object_get(e.env, "timestamp")),
+                        "2026-11-27T01:59:50.007Z");
+    envelope_clear(&e);
+    d = sample_outcome(SWARM, CTL, "swarm-start", "c-ts", "i-ts", "Running");
+    json_object_set_new(d, "ts", json_integer(0));
+    expect_refused(d, "'ts' is not a time in milliseconds");
+    d = sample_outcome(SWARM, CTL, "swarm-start", "c-ts", "i-ts", "Running");
+    json_object_set_new(d, "ts", json_integer(-5));
+    expect_refused(d, "'ts' is not a time in milliseconds");
+    d = sample_outcome(SWARM, CTL, "swarm-start", "c-ts", "i-ts", "Running");
+    json_object_set_new(d, "ts", json_string("2026-11-27T01:59:50.007Z"));
+    expect_refused(d, "'ts' is not a time in milliseconds");
+    d = sample_outcome(SWARM, CTL, "swarm-start", "c-ts", "i-ts", "Running");
+    json_object_set_new(d, "ts", json_integer((json_int_t)PH_DOC_TS_MAX + 1));
+    expect_refused(d, "'ts' is not a time in milliseconds");
 }
 
 static void test_routing_keys_follow_kind_type_and_scope(void **state)
@@ -741,6 +770,7 @@ int main(void)
         cmocka_unit_test(a_duplicate_key_bad_utf8_or_nan_in_an_entry_is_refused),
         cmocka_unit_test(test_envelope_keys_are_in_contract_order_and_both_ids_written_as_null),
         cmocka_unit_test(test_ids_are_echoed_when_present),
+        cmocka_unit_test(test_document_time_is_the_envelope_timestamp),
         cmocka_unit_test(test_routing_keys_follow_kind_type_and_scope),
         cmocka_unit_test(test_nil_scope_segments_become_null_and_ALL),
         cmocka_unit_test(test_secret_keys_are_removed_from_config_at_every_depth),

@@ -12,7 +12,14 @@
  *   cid       str|nil  correlationId
  *   ikey      str|nil  idempotencyKey
  *   data      map   the envelope's data, with the contract's field names
- * The bridge adds timestamp and version, orders the envelope keys, writes
+ *   ts        uint  optional: when the document was made, in milliseconds
+ *                   since the Unix epoch; the envelope's timestamp. Outcomes
+ *                   carry it, so that one sent again after a restart (the
+ *                   journal could not show it delivered) is the same message
+ *                   byte for byte, a replay a receiver recognises, not a
+ *                   second answer. Without it the envelope is stamped when
+ *                   the bridge reads the document.
+ * The bridge adds timestamp (unless ts gives it) and version, orders the envelope keys, writes
  * both ids (null when nil), derives the routing key from kind/type/scope,
  * validates the result against the contract and refuses (and counts) a
  * document that would violate it.
@@ -39,5 +46,10 @@
 #define PH_DOC_IKEY "ikey"
 #define PH_DOC_DATA "data"
 #define PH_DOC_RK "rk"
+#define PH_DOC_TS "ts"
+
+/* The latest ts a document may carry: the last millisecond a 64-bit count
+ * of nanoseconds holds (in the year 2554), as the bridge keeps times. */
+#define PH_DOC_TS_MAX 18446744073709ull
 
 #endif

@@ -28,7 +28,8 @@ static bool only_keys(const json_t *o, const char *const *keys)
     json_object_foreach((json_t *)o, k, v)
     {
         bool ok = false;
-        for (int i = 0; keys[i] != NULL && !ok; i++) ok = strcmp(k, keys[i]) == 0;
+        for (int i = 0; keys[i] != NULL && !ok; i++)
+            ok = strcmp(k, keys[i]) == 0;
         if (!ok) return false;
     }
     return true;
@@ -59,15 +60,27 @@ static bool has_key_anywhere(const json_t *v, const char *key)
 
 static void check_doc(struct fx *f, const json_t *doc)
 {
-    static const char *const head[] = {"kind", "type",  "swarm", "role", "instance",
-                                       "origin", "cid", "ikey",  "data", NULL};
-    static const char *const ins[] = {"ok", "out-of-data", "backpressure", "upstream-error",
+    static const char *const head[] = {"kind", "type", "swarm", "role", "instance", "origin",
+                                       "cid",  "ikey", "data",  "ts",   NULL};
+    static const char *const ins[] = {"ok",      "out-of-data", "backpressure", "upstream-error",
                                       "unknown", NULL};
-    static const char *const outs[] = {"ok", "blocked", "throttled", "downstream-error",
+    static const char *const outs[] = {"ok",      "blocked", "throttled", "downstream-error",
                                        "unknown", NULL};
-    if (!json_is_object(doc) || json_object_size(doc) != 9 || !only_keys(doc, head)) {
-        violation(f, "document head is not the 9 keys of ph/doc.h", doc);
+    /* Outcomes carry the time they were made ("ts"), other documents not. */
+    const bool outcome = json_is_object(doc) && jstr(doc, "kind") != NULL &&
+                         strcmp(jstr(doc, "kind"), "outcome") == 0;
+    if (!json_is_object(doc) || json_object_size(doc) != (outcome ? 10u : 9u) ||
+        !only_keys(doc, head)) {
+        violation(f, "document head is not the keys of ph/doc.h (ts on outcomes only)", doc);
         return;
+    }
+    if (outcome) {
+        /* Within a minute of now: stamped when made, in milliseconds. */
+        const json_t *ts = jget(doc, "ts");
+        const int64_t now_ms = (int64_t)(ph_real_ns() / 1000000u);
+        if (!json_is_integer(ts) || json_integer_value(ts) > now_ms ||
+            json_integer_value(ts) < now_ms - 60000)
+            violation(f, "outcome ts is not the time it was made, in ms", doc);
     }
     const char *kind = jstr(doc, "kind"), *type = jstr(doc, "type"), *role = jstr(doc, "role");
     const json_t *data = jget(doc, "data");
@@ -91,8 +104,8 @@ static void check_doc(struct fx *f, const json_t *doc)
         if (!json_is_integer(tps) || json_integer_value(tps) < 0)
             violation(f, "data.tps not an integer >= 0", doc);
         const json_t *io = jget(data, "ioState");
-        if (!json_is_object(io) || !only_keys(io, iokeys) ||
-            !in_set(jstr(io, "work.input"), ins) || !in_set(jstr(io, "work.output"), outs))
+        if (!json_is_object(io) || !only_keys(io, iokeys) || !in_set(jstr(io, "work.input"), ins) ||
+            !in_set(jstr(io, "work.output"), outs))
             violation(f, "data.ioState malformed", doc);
         if (delta && (!only_keys(data, dkeys) || jhas(data, "config") || jhas(data, "io") ||
                       jhas(data, "startedAt")))
@@ -110,7 +123,7 @@ static void check_doc(struct fx *f, const json_t *doc)
         if (cid == NULL || cid[0] == '\0') violation(f, "outcome without correlationId", doc);
         if (st == NULL || st[0] == '\0') violation(f, "outcome without data.status", doc);
     } else if (strcmp(kind, "event") == 0) {
-        static const char *const akeys[] = {"level",     "code",   "message", "errorType",
+        static const char *const akeys[] = {"level",       "code",   "message", "errorType",
                                             "errorDetail", "logRef", "context", NULL};
         static const char *const levels[] = {"info", "warn", "error", NULL};
         const char *code = jstr(data, "code"), *msg = jstr(data, "message");
@@ -144,10 +157,9 @@ static bool fx_emit(void *ctx, const char *data, size_t len, bool reliable, uint
     }
     check_doc(f, doc);
     if (seq > f->emitted_seq) f->emitted_seq = seq;
-    json_array_append_new(f->docs,
-                          json_pack("{s:o, s:I, s:b, s:I}", "doc", doc, "at",
-                                    (json_int_t)(f->now - f->t0), "reliable", reliable, "seq",
-                                    (json_int_t)seq));
+    json_array_append_new(f->docs, json_pack("{s:o, s:I, s:b, s:I}", "doc", doc, "at",
+                                             (json_int_t)(f->now - f->t0), "reliable", reliable,
+                                             "seq", (json_int_t)seq));
     return true;
 }
 
@@ -234,11 +246,8 @@ int fx_setup(void **state)
         print_error("ph_segment_create(%s): %s\n", f->id, err);
         return -1;
     }
-    struct ctl_hooks hooks = {.ctx = f,
-                              .joined = h_joined,
-                              .left = h_left,
-                              .alert = h_alert,
-                              .ack = h_ack};
+    struct ctl_hooks hooks = {
+        .ctx = f, .joined = h_joined, .left = h_left, .alert = h_alert, .ack = h_ack};
     if (ctl_init(&f->ctl, &f->seg, &hooks) != PH_OK) return -1;
     f->now = f->t0 = ph_mono_ns();
     struct swarm_cfg cfg;
@@ -282,8 +291,8 @@ long fx_restart_controller_from(struct fx *f, const char *path)
     swarm_destroy(&f->sw);
     ctl_destroy(&f->ctl);
     atomic_fetch_add(&f->seg.hdr->generation, 1);
-    struct ctl_hooks hooks = {.ctx = f, .joined = h_joined, .left = h_left, .alert = h_alert,
-                              .ack = h_ack};
+    struct ctl_hooks hooks = {
+        .ctx = f, .joined = h_joined, .left = h_left, .alert = h_alert, .ack = h_ack};
     assert_int_equal(ctl_init(&f->ctl, &f->seg, &hooks), PH_OK);
     struct swarm_cfg cfg;
     swarm_cfg_defaults(&cfg);
@@ -445,7 +454,8 @@ int wk_drop_commands(ph_worker *w)
 {
     int n = 0;
     struct ph_command cmd;
-    while (ph_worker_poll_command(w, &cmd) > 0) n++;
+    while (ph_worker_poll_command(w, &cmd) > 0)
+        n++;
     return n;
 }
 
@@ -523,7 +533,8 @@ int raw_commands(struct raw *r, struct raw_cmd *cmds, int max)
 
 void raw_cmds_free(struct raw_cmd *cmds, int n)
 {
-    for (int i = 0; i < n; i++) json_decref(cmds[i].patch);
+    for (int i = 0; i < n; i++)
+        json_decref(cmds[i].patch);
 }
 
 void raw_ack(struct raw *r, uint64_t token, bool ok)
@@ -538,8 +549,7 @@ void raw_ack(struct raw *r, uint64_t token, bool ok)
 /* ---- signals ----------------------------------------------------------- */
 
 void fx_signal_swarm(struct fx *f, const char *type, const char *swarm, const char *role,
-                     const char *instance, const char *cid, const char *ikey,
-                     const char *data_json)
+                     const char *instance, const char *cid, const char *ikey, const char *data_json)
 {
     json_error_t je;
     json_t *data = json_loads(data_json ? data_json : "{}", 0, &je);
@@ -549,8 +559,8 @@ void fx_signal_swarm(struct fx *f, const char *type, const char *swarm, const ch
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     char rk[512];
-    snprintf(rk, sizeof rk, "signal.%s.%s.%s.%s", type, swarm ? swarm : "ALL",
-             role ? role : "ALL", instance ? instance : "ALL");
+    snprintf(rk, sizeof rk, "signal.%s.%s.%s.%s", type, swarm ? swarm : "ALL", role ? role : "ALL",
+             instance ? instance : "ALL");
     dp_map(&pk, 9);
     dp_kv_str(&pk, PH_DOC_TYPE, type);
     dp_str(&pk, PH_DOC_SWARM);
@@ -606,7 +616,8 @@ size_t fx_count(const struct fx *f, size_t from, const char *kind, const char *t
                 const char *role)
 {
     size_t n = 0;
-    for (size_t i = from; i < fx_ndocs(f); i++) n += matches(fx_doc(f, i), kind, type, role);
+    for (size_t i = from; i < fx_ndocs(f); i++)
+        n += matches(fx_doc(f, i), kind, type, role);
     return n;
 }
 
