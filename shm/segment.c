@@ -133,6 +133,20 @@ static int validate_copy(const struct hdr_copy *h, const char *name, const char 
 }
 
 /* Maps and validates an open object. On success the segment owns fd. */
+/* Where a mapping's parts are (layout 4, ph/shm.h): the header, the claim
+ * index, every slot's metadata, then every slot's rings. One place for the
+ * three ways a segment is mapped (opened, private, created or adopted). */
+static void set_geometry(struct ph_segment *seg, uint32_t slots, uint32_t status_ring,
+                         uint32_t command_ring)
+{
+    seg->slots = slots;
+    seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots);
+    seg->rings_offset = seg->slots_offset + (uint64_t)slots * PH_SLOT_META_SIZE;
+    seg->slot_size = PH_SLOT_META_SIZE + status_ring + command_ring;
+    seg->status_ring = status_ring;
+    seg->command_ring = command_ring;
+}
+
 static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, bool writable,
                          char *err, size_t errlen)
 {
@@ -183,12 +197,7 @@ static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, b
     seg->base = base;
     seg->size = size;
     seg->hdr = base;
-    seg->slots = hc.slot_capacity;
-    seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(hc.slot_capacity);
-    seg->rings_offset = seg->slots_offset + (uint64_t)hc.slot_capacity * PH_SLOT_META_SIZE;
-    seg->slot_size = hc.slot_size;
-    seg->status_ring = hc.status_ring;
-    seg->command_ring = hc.command_ring;
+    set_geometry(seg, hc.slot_capacity, hc.status_ring, hc.command_ring);
     return PH_OK;
 }
 
@@ -266,12 +275,7 @@ int ph_segment_private(struct ph_segment *seg, const char *swarm_id, uint32_t sl
     seg->base = base;
     seg->size = (size_t)size;
     seg->hdr = h;
-    seg->slots = slots;
-    seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(slots);
-    seg->rings_offset = seg->slots_offset + (uint64_t)slots * PH_SLOT_META_SIZE;
-    seg->slot_size = h->slot_size;
-    seg->status_ring = status_ring;
-    seg->command_ring = command_ring;
+    set_geometry(seg, slots, status_ring, command_ring);
     return PH_OK;
 }
 
@@ -513,12 +517,7 @@ int ph_segment_create(struct ph_segment *seg, const char *swarm_id,
         seg->size = (size_t)size;
         /* Our own parameters, not a read-back of the shared header. */
         seg->hdr = h;
-        seg->slots = p.slots;
-        seg->slots_offset = PH_SHM_HEADER_SIZE + ph_claim_index_bytes(p.slots);
-        seg->rings_offset = seg->slots_offset + (uint64_t)p.slots * PH_SLOT_META_SIZE;
-        seg->slot_size = PH_SLOT_META_SIZE + p.status_ring + p.command_ring;
-        seg->status_ring = p.status_ring;
-        seg->command_ring = p.command_ring;
+        set_geometry(seg, p.slots, p.status_ring, p.command_ring);
         seg->claim = me;
         return PH_OK;
     }

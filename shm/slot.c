@@ -316,28 +316,34 @@ bool ph_slot_detach(struct ph_segment *seg, uint32_t index, uint64_t word)
     if (index >= seg->slots || ph_slot_state_of(word) != PH_SLOT_ACTIVE) return false;
     struct ph_slot *s = ph_segment_slot(seg, index);
     uint64_t expect = word;
-    /* The next claim looks here first (the controller frees it soon). */
-    claim_hint_lower(seg->hdr, index);
     /* S9_detach. Only from the exact word we were given by the claim: if the slot was
      * freed and claimed again meanwhile, it is not ours to detach.
      * release: our last records and mirror stores precede DETACHED, so the
      * controller, acquiring it, drains everything before freeing. */
-    return atomic_compare_exchange_strong_explicit(
-        &s->state, &expect,
-        ph_slot_word(PH_SLOT_DETACHED, ph_slot_seq_of(word), ph_slot_pid_of(word)),
-        memory_order_release, memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(
+            &s->state, &expect,
+            ph_slot_word(PH_SLOT_DETACHED, ph_slot_seq_of(word), ph_slot_pid_of(word)),
+            memory_order_release, memory_order_relaxed))
+        return false;
+    /* The next claim looks here first (the controller frees it soon). Only
+     * once it is ours to give back: a failed detach must not send claimers
+     * to a slot someone else holds. */
+    claim_hint_lower(seg->hdr, index);
+    return true;
 }
 
 bool ph_slot_free(struct ph_segment *seg, uint32_t index, uint64_t expect)
 {
     if (index >= seg->slots) return false;
     struct ph_slot *s = ph_segment_slot(seg, index);
-    /* The next claim looks here first. */
-    claim_hint_lower(seg->hdr, index);
     /* release: the controller's final reads of the rings happen before a new
      * claimer (acquire) resets them. The claim counter is kept so the next
      * claim gets a new word. */
-    return atomic_compare_exchange_strong_explicit(
-        &s->state, &expect, ph_slot_word(PH_SLOT_FREE, ph_slot_seq_of(expect), 0),
-        memory_order_release, memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(
+            &s->state, &expect, ph_slot_word(PH_SLOT_FREE, ph_slot_seq_of(expect), 0),
+            memory_order_release, memory_order_relaxed))
+        return false;
+    /* The next claim looks here first, now that it is free. */
+    claim_hint_lower(seg->hdr, index);
+    return true;
 }
