@@ -132,7 +132,6 @@ static int validate_copy(const struct hdr_copy *h, const char *name, const char 
     return PH_OK;
 }
 
-/* Maps and validates an open object. On success the segment owns fd. */
 /* Where a mapping's parts are (layout 4, ph/shm.h): the header, the claim
  * index, every slot's metadata, then every slot's rings. One place for the
  * three ways a segment is mapped (opened, private, created or adopted). */
@@ -147,6 +146,7 @@ static void set_geometry(struct ph_segment *seg, uint32_t slots, uint32_t status
     seg->command_ring = command_ring;
 }
 
+/* Maps and validates an open object. On success the segment owns fd. */
 static int map_validated(struct ph_segment *seg, int fd, const char *swarm_id, bool writable,
                          char *err, size_t errlen)
 {

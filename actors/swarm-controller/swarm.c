@@ -329,7 +329,8 @@ static void emit_outcome(struct swarm *s, const struct outcome *o, uint64_t now)
                           jstr_or_null(o->instance), "correlationId", o->cid, "idempotencyKey",
                           jstr_or_null(o->ikey), "status", o->status, "seq", (json_int_t)seq,
                           "swarmStatus", swarm_status);
-    if (e != NULL) json_object_set_new(e, "ts", json_integer((json_int_t)stamped.ts_ms));
+    /* Not "ts": the journal's own key for the line's time (journal.c). */
+    if (e != NULL) json_object_set_new(e, "madeMs", json_integer((json_int_t)stamped.ts_ms));
     if (e != NULL && o->enabled >= 0) json_object_set_new(e, "enabled", json_boolean(o->enabled));
     if (e != NULL && o->retryable >= 0)
         json_object_set_new(e, "retryable", json_boolean(o->retryable));
@@ -367,7 +368,7 @@ void swarm_resend_outcome(struct swarm *s, const json_t *e)
         .message = json_string_value(json_object_get(e, "message")),
         /* 0 from a journal written before outcomes were stamped, or a
          * value no document could carry: then the bridge stamps it. */
-        .ts_ms = swarm_entry_u64(e, "ts") <= PH_DOC_TS_MAX ? swarm_entry_u64(e, "ts") : 0};
+        .ts_ms = swarm_entry_u64(e, "madeMs") <= PH_DOC_TS_MAX ? swarm_entry_u64(e, "madeMs") : 0};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     pack_outcome(s, &o, sw != NULL ? sw : swarm_status_name(s->status), &sb);

@@ -380,36 +380,46 @@ static int check_unique_instances(const struct sup_spec *spec, const char *file,
                                   size_t errlen)
 {
     char where[64];
-    for (size_t i = 0; i < spec->nroles; i++)
-        for (unsigned n = 0; n < spec->roles[i].count; n++)
+    /* The first worker named like the controller, in file order. */
+    const struct inst_ref *ctl = NULL;
+    struct inst_ref ctl_at = {0};
+    for (size_t i = 0; i < spec->nroles && ctl == NULL; i++)
+        for (unsigned n = 0; n < spec->roles[i].count && ctl == NULL; n++)
             if (strcmp(spec->roles[i].instances[n], spec->controller_instance) == 0) {
-                snprintf(where, sizeof where, "roles[%zu]", i);
-                return fail(err, errlen, file, where,
-                            "instance id '%s' is the controller's; pick another",
-                            spec->controller_instance);
+                ctl_at = (struct inst_ref){spec->controller_instance, i, n};
+                ctl = &ctl_at;
             }
-    if (spec->total_workers < 2) return PH_OK;
-    struct inst_ref *refs = malloc(spec->total_workers * sizeof *refs);
-    if (refs == NULL) return fail(err, errlen, file, "roles", "out of memory");
-    size_t k = 0;
-    for (size_t i = 0; i < spec->nroles; i++)
-        for (unsigned n = 0; n < spec->roles[i].count; n++)
-            refs[k++] = (struct inst_ref){spec->roles[i].instances[n], i, n};
-    qsort(refs, k, sizeof *refs, inst_ref_cmp);
-    /* The repeat to report: the one whose position in the file comes
-     * first among all second occurrences. */
+    struct inst_ref *refs = NULL;
     const struct inst_ref *dup = NULL, *orig = NULL;
-    for (size_t j = 1; j < k; j++) {
-        if (strcmp(refs[j].id, refs[j - 1].id) != 0) continue;
-        if (j >= 2 && strcmp(refs[j].id, refs[j - 2].id) == 0) continue; /* third or later */
-        if (dup == NULL || dup->role > refs[j].role ||
-            (dup->role == refs[j].role && dup->n > refs[j].n)) {
-            dup = &refs[j];
-            orig = &refs[j - 1];
+    if (spec->total_workers >= 2) {
+        refs = malloc(spec->total_workers * sizeof *refs);
+        if (refs == NULL) return fail(err, errlen, file, "roles", "out of memory");
+        size_t k = 0;
+        for (size_t i = 0; i < spec->nroles; i++)
+            for (unsigned n = 0; n < spec->roles[i].count; n++)
+                refs[k++] = (struct inst_ref){spec->roles[i].instances[n], i, n};
+        qsort(refs, k, sizeof *refs, inst_ref_cmp);
+        /* The repeat to report: the one whose position in the file comes
+         * first among all second occurrences. */
+        for (size_t j = 1; j < k; j++) {
+            if (strcmp(refs[j].id, refs[j - 1].id) != 0) continue;
+            if (j >= 2 && strcmp(refs[j].id, refs[j - 2].id) == 0) continue; /* third or later */
+            if (dup == NULL || dup->role > refs[j].role ||
+                (dup->role == refs[j].role && dup->n > refs[j].n)) {
+                dup = &refs[j];
+                orig = &refs[j - 1];
+            }
         }
     }
+    /* Whichever comes first in the file is reported; at the same worker,
+     * the controller's name (a pass in file order checks it first). */
     int rc = PH_OK;
-    if (dup != NULL) {
+    if (ctl != NULL &&
+        (dup == NULL || ctl->role < dup->role || (ctl->role == dup->role && ctl->n <= dup->n))) {
+        snprintf(where, sizeof where, "roles[%zu]", ctl->role);
+        rc = fail(err, errlen, file, where, "instance id '%s' is the controller's; pick another",
+                  spec->controller_instance);
+    } else if (dup != NULL) {
         snprintf(where, sizeof where, "roles[%zu]", dup->role);
         rc = fail(err, errlen, file, where,
                   "instance id '%s' is used twice (also in roles[%zu]); instance ids must be "

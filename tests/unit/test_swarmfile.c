@@ -1,12 +1,14 @@
 /* The swarm-file parser (deploy/supervisor/swarmfile.c): instance ids must
  * be unique across the swarm and differ from the controller's, and a swarm
- * of the largest size a segment holds is read as fast as a small one.
+ * of the largest size a segment holds is read.
  *
  * The uniqueness check compared every pair of ids until the libFuzzer run
  * found a file of 65,536 default ids that took over 5 s to read; it now
- * sorts. The cases here pin which repeat it reports (the first in file
- * order, naming the role of the earlier one) so that the sorted check says
- * what the pairwise one said. */
+ * sorts. Its speed is guarded by that file, replayed with libFuzzer's 5 s
+ * limit (tests/fuzz/regress/swarmfile/), not here: no test here times
+ * anything. The cases here pin which problem it reports (the first in file
+ * order, a repeat naming the role of the earlier one) so that the sorted
+ * check says what the pairwise one said. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -95,6 +97,35 @@ static void the_controllers_instance_is_refused_for_a_worker(void **state)
     assert_non_null(strstr(err, "roles[1]: instance id 's-controller' is the controller's"));
 }
 
+static void the_first_problem_in_file_order_is_reported(void **state)
+{
+    (void)state;
+    struct sup_spec spec;
+    char err[1024];
+    /* A repeat before the controller's name: the repeat. */
+    int rc = load("{\"swarmId\": \"s\", \"roles\": ["
+                  "{\"role\": \"a\", \"count\": 2, \"instances\": [\"x\", \"x\"]},"
+                  "{\"role\": \"b\", \"count\": 1, \"instances\": [\"s-controller\"]}]}",
+                  &spec, err, sizeof err);
+    assert_int_equal(rc, PH_ERR_INVAL);
+    assert_non_null(strstr(err, "roles[0]: instance id 'x' is used twice (also in roles[0])"));
+    /* The controller's name before a repeat: the controller's name. */
+    rc = load("{\"swarmId\": \"s\", \"roles\": ["
+              "{\"role\": \"a\", \"count\": 2, \"instances\": [\"s-controller\", \"y\"]},"
+              "{\"role\": \"b\", \"count\": 1, \"instances\": [\"y\"]}]}",
+              &spec, err, sizeof err);
+    assert_int_equal(rc, PH_ERR_INVAL);
+    assert_non_null(strstr(err, "roles[0]: instance id 's-controller' is the controller's"));
+    /* The controller's name twice: its first place, as the controller's. */
+    rc = load("{\"swarmId\": \"s\", \"roles\": ["
+              "{\"role\": \"a\", \"count\": 1, \"instances\": [\"w\"]},"
+              "{\"role\": \"b\", \"count\": 1, \"instances\": [\"s-controller\"]},"
+              "{\"role\": \"c\", \"count\": 1, \"instances\": [\"s-controller\"]}]}",
+              &spec, err, sizeof err);
+    assert_int_equal(rc, PH_ERR_INVAL);
+    assert_non_null(strstr(err, "roles[1]: instance id 's-controller' is the controller's"));
+}
+
 static void the_largest_swarm_loads_with_distinct_default_ids(void **state)
 {
     (void)state;
@@ -141,6 +172,7 @@ int main(void)
         cmocka_unit_test(a_repeated_instance_is_reported_with_both_roles),
         cmocka_unit_test(a_repeat_within_one_role_is_reported),
         cmocka_unit_test(the_controllers_instance_is_refused_for_a_worker),
+        cmocka_unit_test(the_first_problem_in_file_order_is_reported),
         cmocka_unit_test(the_largest_swarm_loads_with_distinct_default_ids),
         cmocka_unit_test(too_many_workers_are_refused_at_the_role_that_overflows),
     };

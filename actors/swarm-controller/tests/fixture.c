@@ -70,7 +70,7 @@ static void check_doc(struct fx *f, const json_t *doc)
     const bool outcome = json_is_object(doc) && jstr(doc, "kind") != NULL &&
                          strcmp(jstr(doc, "kind"), "outcome") == 0;
     if (!json_is_object(doc) || json_object_size(doc) != (outcome ? 10u : 9u) ||
-        !only_keys(doc, head)) {
+        !only_keys(doc, head) || (!outcome && json_object_get(doc, "ts") != NULL)) {
         violation(f, "document head is not the keys of ph/doc.h (ts on outcomes only)", doc);
         return;
     }
