@@ -61,6 +61,9 @@ struct fx {
      * hold_confirms is set (a bridge that has not confirmed yet). */
     uint64_t emitted_seq;
     bool hold_confirms;
+    /* Outcomes without "ts" pass the document check (sent again from a
+     * journal written before outcomes were stamped). */
+    bool unstamped_ok;
 };
 
 /* cmocka set-up / teardown: *state becomes a struct fx, already ticked once

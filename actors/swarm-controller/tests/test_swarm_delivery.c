@@ -626,6 +626,34 @@ item03_an_outcome_journaled_but_not_confirmed_is_sent_again_after_a_restart(void
     assert_int_equal(f->violations, 0);
 }
 
+/* A journal written before outcomes were stamped: the outcome sent again
+ * carries no "ts" (the bridge stamps it when it reads it), and the rest of
+ * it is as it was. */
+static void an_unstamped_outcome_from_an_older_journal_is_sent_again_without_ts(void **state)
+{
+    struct fx *f = *state;
+    struct fx_three t;
+    fx_attach_three(f, &t);
+    start_swarm(f, &t, "start-o");
+    f->hold_confirms = true;
+    fx_signal(f, "config-update", "processor", "p-1", "c-old", "ik-old", "{\"ratePerSec\": 4}");
+    assert_int_equal(wk_apply(t.p1, true, NULL, NULL), 1);
+    fx_step(f, 10 * MS);
+    json_t *orig = json_deep_copy(fx_doc(f, outcome_doc(f, 0, "c-old", NULL)));
+    for (long je = 0; (je = fx_journal_find(f, je, "outcome", NULL, NULL)) >= 0; je++)
+        json_object_del(json_array_get(f->journal, (size_t)je), "madeMs");
+    f->unstamped_ok = true;
+    const size_t mark = fx_ndocs(f);
+    assert_true(fx_restart_controller(f) > 0);
+    assert_int_equal(outcomes_for(f, mark, "c-old"), 1);
+    json_t *resent = fx_doc(f, outcome_doc(f, mark, "c-old", NULL));
+    assert_null(json_object_get(resent, "ts"));
+    json_object_del(orig, "ts");
+    assert_true(json_equal(resent, orig));
+    json_decref(orig);
+    assert_int_equal(f->violations, 0);
+}
+
 /* A rotation's checkpoint carries the outcomes not yet confirmed. */
 static void a_checkpoint_carries_the_outcomes_not_yet_confirmed(void **state)
 {
@@ -758,6 +786,7 @@ int main(void)
         T(item06_a_worker_restarted_while_no_controller_ran_is_brought_up_to_date),
         T(item03_restarted_controller_answers_a_signal_its_predecessor_took_in),
         T(item03_an_outcome_journaled_but_not_confirmed_is_sent_again_after_a_restart),
+        T(an_unstamped_outcome_from_an_older_journal_is_sent_again_without_ts),
         T(a_checkpoint_carries_the_outcomes_not_yet_confirmed),
         cmocka_unit_test_setup_teardown(
             item03_signal_too_large_to_journal_is_answered_failed_retryable_after_restart,
