@@ -3,6 +3,7 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -13,6 +14,7 @@
 int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hooks)
 {
     memset(c, 0, sizeof *c);
+    for (uint32_t i = 0; i < CTL_PIDFD_CACHE; i++) c->pidfds[i].fd = -1;
     c->seg = seg;
     /* Entries start on a cache line (ctl_worker is aligned): the scan's
      * fields then share one line. */
@@ -79,6 +81,10 @@ void ctl_destroy(struct ctl *c)
     free(c->dirty);
     free(c->to_arm);
     c->to_arm = NULL;
+    for (uint32_t i = 0; i < CTL_PIDFD_CACHE; i++) {
+        if (c->pidfds[i].fd >= 0) close(c->pidfds[i].fd);
+        c->pidfds[i].fd = -1;
+    }
     c->w = NULL;
     c->claims = NULL;
     c->scratch = NULL;
@@ -315,17 +321,36 @@ static uint64_t drain(struct ctl *c, struct ctl_worker *w, uint64_t now, uint32_
     return (uint64_t)n;
 }
 
+/* A pidfd for the process (pid, start_time), or -1: a duplicate of one
+ * checked before (ctl.h, pidfds), else a new one, checked and kept. */
+static int pidfd_for(struct ctl *c, int32_t pid, uint64_t start_time)
+{
+    for (uint32_t i = 0; i < CTL_PIDFD_CACHE; i++) {
+        const struct ctl_pidfd_cache *e = &c->pidfds[i];
+        /* The kept pidfd is that process's for good, alive or dead (a dead
+         * one's poll fires at once, and its workers depart). */
+        if (e->fd >= 0 && e->pid == pid && e->start_time == start_time)
+            return fcntl(e->fd, F_DUPFD_CLOEXEC, 0);
+    }
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (fd < 0) return -1; /* the periodic check covers this owner */
+    /* The pid may have been reused between the claim and pidfd_open: the
+     * pidfd only counts if the process behind it has the claimed start time. */
+    if (!ph_proc_alive(pid, start_time)) {
+        close(fd);
+        return -1;
+    }
+    struct ctl_pidfd_cache *e = &c->pidfds[c->pidfds_next++ % CTL_PIDFD_CACHE];
+    if (e->fd >= 0) close(e->fd);
+    *e = (struct ctl_pidfd_cache){pid, start_time, fcntl(fd, F_DUPFD_CLOEXEC, 0)};
+    return fd;
+}
+
 static void open_pidfd(struct ctl *c, struct ctl_worker *w)
 {
     if (!c->use_pidfd) return;
-    int fd = (int)syscall(SYS_pidfd_open, (pid_t)w->pid, 0);
+    const int fd = pidfd_for(c, w->pid, w->start_time);
     if (fd < 0) return; /* the periodic check covers this owner */
-    /* The pid may have been reused between the claim and pidfd_open: the
-     * pidfd only counts if the process behind it has the claimed start time. */
-    if (!ph_proc_alive(w->pid, w->start_time)) {
-        close(fd);
-        return;
-    }
     w->pidfd = fd;
     c->pidfds_to_arm++;
     c->to_arm[w->index / 64] |= 1ull << (w->index % 64);

@@ -201,6 +201,68 @@ static uint64_t put_claim(struct ph_segment *seg, uint32_t i, unsigned state, pi
     return w;
 }
 
+/* The pid a pidfd stands for (its fdinfo), or -1. */
+static long pidfd_pid(int fd)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+    FILE *f = fopen(path, "r");
+    long pid = -1;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "Pid:", 4) == 0) pid = strtol(line + 4, NULL, 10);
+    if (f != NULL) fclose(f);
+    return pid;
+}
+
+/* Workers of one process share the pidfd the controller opened and checked
+ * for it (ctl.h, pidfds): each gets a descriptor of its own for the same
+ * process, so one leaving closes only its own; another process's worker
+ * gets a pidfd of that process. */
+static void workers_of_one_process_each_get_their_own_pidfd_of_it(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment seg;
+    create(&seg, id, 8);
+    const uint32_t a = claim(&seg, "one"), b = claim(&seg, "two"), d = claim(&seg, "three");
+    pid_t other = sleeper();
+    uint64_t other_start = 0;
+    assert_int_equal(ph_proc_start_time((int32_t)other, &other_start), PH_OK);
+    char err[256];
+    uint32_t o = UINT32_MAX;
+    assert_int_equal(ph_slot_claim(&seg, "r", "elsewhere", (int32_t)other, other_start, &o, NULL,
+                                   err, sizeof err),
+                     PH_OK);
+
+    struct ctl c;
+    assert_int_equal(ctl_init(&c, &seg, NULL), PH_OK); /* pidfds on */
+    ctl_scan(&c, ph_mono_ns());
+    const int fa = c.w[a].pidfd, fb = c.w[b].pidfd, fd = c.w[d].pidfd, fo = c.w[o].pidfd;
+    assert_true(fa >= 0 && fb >= 0 && fd >= 0 && fo >= 0);
+    assert_true(fa != fb && fb != fd && fa != fd);
+    assert_int_equal(pidfd_pid(fa), getpid());
+    assert_int_equal(pidfd_pid(fb), getpid());
+    assert_int_equal(pidfd_pid(fd), getpid());
+    assert_int_equal(pidfd_pid(fo), other);
+
+    /* One leaves: its descriptor goes, the others still name this process. */
+    assert_true(ph_slot_detach(&seg, a, c.w[a].word));
+    ctl_scan(&c, ph_mono_ns());
+    assert_false(c.w[a].tracked);
+    assert_int_equal(c.w[b].pidfd, fb);
+    assert_int_equal(pidfd_pid(fb), getpid());
+    assert_int_equal(pidfd_pid(fd), getpid());
+    /* A worker of this process joining later gets one too. */
+    const uint32_t e = claim(&seg, "four");
+    ctl_scan(&c, ph_mono_ns());
+    assert_true(c.w[e].pidfd >= 0 && c.w[e].pidfd != fb && c.w[e].pidfd != fd);
+    assert_int_equal(pidfd_pid(c.w[e].pidfd), getpid());
+
+    kill_and_reap(other);
+    ctl_destroy(&c);
+    ph_segment_close(&seg);
+}
+
 /* A claimer stopped right after its claim CAS (SIGSTOP), with no claim time
  * written: however long it stays there, its process lives, so the
  * controller must not free the slot (another worker would get it, and the
@@ -363,6 +425,7 @@ int main(void)
         cmocka_unit_test(item10_claims_are_judged_by_their_process_not_their_age),
         cmocka_unit_test(item11_controller_treats_joining_like_claiming),
         cmocka_unit_test(item12_tokens_of_successive_controllers_are_disjoint),
+        cmocka_unit_test(workers_of_one_process_each_get_their_own_pidfd_of_it),
     };
     return cmocka_run_group_tests(tests, NULL, remove_all);
 }
