@@ -151,7 +151,9 @@ struct ph_command {
     json_t *patch;  /* CONFIG_PATCH: a JSON object, owned by the SDK until the next poll */
 };
 /* Returns 1 and fills *cmd when a command is waiting, 0 when none, or a
- * negative ph_err when the command ring is corrupt (it is then ignored).
+ * negative ph_err: PH_ERR_CORRUPT when the command ring is corrupt (it is
+ * then ignored), PH_ERR_SYS when there is no memory to read the first
+ * command into (it waits for the next call).
  * STATUS_REQUEST is answered by the SDK itself (status, config and io are
  * republished and the request acked) and also returned for information. */
 int ph_worker_poll_command(ph_worker *w, struct ph_command *cmd);
