@@ -54,76 +54,66 @@ static int load(const char *text, struct sup_spec *spec, char *err, size_t errle
     return sup_spec_load(path, spec, err, errlen);
 }
 
+/* Loads `text` and expects it refused with a message containing `needle`. */
+static void refused(const char *text, const char *needle)
+{
+    struct sup_spec spec;
+    char err[1024];
+    const int rc = load(text, &spec, err, sizeof err);
+    if (rc != PH_ERR_INVAL || strstr(err, needle) == NULL)
+        fail_msg("expected a refusal saying \"%s\", got rc %d: %s", needle, rc, err);
+}
+
 static void a_repeated_instance_is_reported_with_both_roles(void **state)
 {
     (void)state;
-    struct sup_spec spec;
-    char err[1024];
     /* w-2 repeats in roles[2] (first seen in roles[0]); w-1 repeats later
      * in file order (roles[3]): the first repeat in file order is the one
      * reported. */
-    int rc = load("{\"swarmId\": \"s\", \"roles\": ["
-                  "{\"role\": \"a\", \"count\": 2, \"instances\": [\"w-1\", \"w-2\"]},"
-                  "{\"role\": \"b\", \"count\": 1, \"instances\": [\"w-3\"]},"
-                  "{\"role\": \"c\", \"count\": 1, \"instances\": [\"w-2\"]},"
-                  "{\"role\": \"d\", \"count\": 2, \"instances\": [\"w-4\", \"w-1\"]}]}",
-                  &spec, err, sizeof err);
-    assert_int_equal(rc, PH_ERR_INVAL);
-    assert_non_null(strstr(err, "roles[2]: instance id 'w-2' is used twice (also in roles[0])"));
+    refused("{\"swarmId\": \"s\", \"roles\": ["
+            "{\"role\": \"a\", \"count\": 2, \"instances\": [\"w-1\", \"w-2\"]},"
+            "{\"role\": \"b\", \"count\": 1, \"instances\": [\"w-3\"]},"
+            "{\"role\": \"c\", \"count\": 1, \"instances\": [\"w-2\"]},"
+            "{\"role\": \"d\", \"count\": 2, \"instances\": [\"w-4\", \"w-1\"]}]}",
+            "roles[2]: instance id 'w-2' is used twice (also in roles[0])");
 }
 
 static void a_repeat_within_one_role_is_reported(void **state)
 {
     (void)state;
-    struct sup_spec spec;
-    char err[1024];
-    int rc = load("{\"swarmId\": \"s\", \"roles\": ["
-                  "{\"role\": \"a\", \"count\": 3, \"instances\": [\"x\", \"y\", \"x\"]}]}",
-                  &spec, err, sizeof err);
-    assert_int_equal(rc, PH_ERR_INVAL);
-    assert_non_null(strstr(err, "roles[0]: instance id 'x' is used twice (also in roles[0])"));
+    refused("{\"swarmId\": \"s\", \"roles\": ["
+            "{\"role\": \"a\", \"count\": 3, \"instances\": [\"x\", \"y\", \"x\"]}]}",
+            "roles[0]: instance id 'x' is used twice (also in roles[0])");
 }
 
 static void the_controllers_instance_is_refused_for_a_worker(void **state)
 {
     (void)state;
-    struct sup_spec spec;
-    char err[1024];
-    int rc = load("{\"swarmId\": \"s\", \"roles\": ["
-                  "{\"role\": \"a\", \"count\": 1, \"instances\": [\"w\"]},"
-                  "{\"role\": \"b\", \"count\": 1, \"instances\": [\"s-controller\"]}]}",
-                  &spec, err, sizeof err);
-    assert_int_equal(rc, PH_ERR_INVAL);
-    assert_non_null(strstr(err, "roles[1]: instance id 's-controller' is the controller's"));
+    refused("{\"swarmId\": \"s\", \"roles\": ["
+            "{\"role\": \"a\", \"count\": 1, \"instances\": [\"w\"]},"
+            "{\"role\": \"b\", \"count\": 1, \"instances\": [\"s-controller\"]}]}",
+            "roles[1]: instance id 's-controller' is the controller's");
 }
 
 static void the_first_problem_in_file_order_is_reported(void **state)
 {
     (void)state;
-    struct sup_spec spec;
-    char err[1024];
     /* A repeat before the controller's name: the repeat. */
-    int rc = load("{\"swarmId\": \"s\", \"roles\": ["
-                  "{\"role\": \"a\", \"count\": 2, \"instances\": [\"x\", \"x\"]},"
-                  "{\"role\": \"b\", \"count\": 1, \"instances\": [\"s-controller\"]}]}",
-                  &spec, err, sizeof err);
-    assert_int_equal(rc, PH_ERR_INVAL);
-    assert_non_null(strstr(err, "roles[0]: instance id 'x' is used twice (also in roles[0])"));
+    refused("{\"swarmId\": \"s\", \"roles\": ["
+            "{\"role\": \"a\", \"count\": 2, \"instances\": [\"x\", \"x\"]},"
+            "{\"role\": \"b\", \"count\": 1, \"instances\": [\"s-controller\"]}]}",
+            "roles[0]: instance id 'x' is used twice (also in roles[0])");
     /* The controller's name before a repeat: the controller's name. */
-    rc = load("{\"swarmId\": \"s\", \"roles\": ["
-              "{\"role\": \"a\", \"count\": 2, \"instances\": [\"s-controller\", \"y\"]},"
-              "{\"role\": \"b\", \"count\": 1, \"instances\": [\"y\"]}]}",
-              &spec, err, sizeof err);
-    assert_int_equal(rc, PH_ERR_INVAL);
-    assert_non_null(strstr(err, "roles[0]: instance id 's-controller' is the controller's"));
+    refused("{\"swarmId\": \"s\", \"roles\": ["
+            "{\"role\": \"a\", \"count\": 2, \"instances\": [\"s-controller\", \"y\"]},"
+            "{\"role\": \"b\", \"count\": 1, \"instances\": [\"y\"]}]}",
+            "roles[0]: instance id 's-controller' is the controller's");
     /* The controller's name twice: its first place, as the controller's. */
-    rc = load("{\"swarmId\": \"s\", \"roles\": ["
-              "{\"role\": \"a\", \"count\": 1, \"instances\": [\"w\"]},"
-              "{\"role\": \"b\", \"count\": 1, \"instances\": [\"s-controller\"]},"
-              "{\"role\": \"c\", \"count\": 1, \"instances\": [\"s-controller\"]}]}",
-              &spec, err, sizeof err);
-    assert_int_equal(rc, PH_ERR_INVAL);
-    assert_non_null(strstr(err, "roles[1]: instance id 's-controller' is the controller's"));
+    refused("{\"swarmId\": \"s\", \"roles\": ["
+            "{\"role\": \"a\", \"count\": 1, \"instances\": [\"w\"]},"
+            "{\"role\": \"b\", \"count\": 1, \"instances\": [\"s-controller\"]},"
+            "{\"role\": \"c\", \"count\": 1, \"instances\": [\"s-controller\"]}]}",
+            "roles[1]: instance id 's-controller' is the controller's");
 }
 
 static void the_largest_swarm_loads_with_distinct_default_ids(void **state)
@@ -146,24 +136,18 @@ static void the_largest_swarm_loads_with_distinct_default_ids(void **state)
 static void too_many_workers_are_refused_at_the_role_that_overflows(void **state)
 {
     (void)state;
-    struct sup_spec spec;
-    char err[1024];
     /* The third role would take the total over PH_MAX_SLOTS: refused there,
      * without reading the fourth. */
-    int rc = load("{\"swarmId\": \"s\", \"roles\": ["
-                  "{\"role\": \"a\", \"count\": 30000},"
-                  "{\"role\": \"b\", \"count\": 30000},"
-                  "{\"role\": \"c\", \"count\": 30000},"
-                  "{\"role\": \"d\", \"count\": 30000}]}",
-                  &spec, err, sizeof err);
-    assert_int_equal(rc, PH_ERR_INVAL);
-    assert_non_null(strstr(err, "at least 90000 workers in total; at most 65536 fit a segment"));
-    rc = load("{\"swarmId\": \"s\", \"roles\": ["
-              "{\"role\": \"a\", \"count\": 40000},"
-              "{\"role\": \"b\", \"count\": 40000}]}",
-              &spec, err, sizeof err);
-    assert_int_equal(rc, PH_ERR_INVAL);
-    assert_non_null(strstr(err, "roles: 80000 workers in total; at most 65536 fit a segment"));
+    refused("{\"swarmId\": \"s\", \"roles\": ["
+            "{\"role\": \"a\", \"count\": 30000},"
+            "{\"role\": \"b\", \"count\": 30000},"
+            "{\"role\": \"c\", \"count\": 30000},"
+            "{\"role\": \"d\", \"count\": 30000}]}",
+            "at least 90000 workers in total; at most 65536 fit a segment");
+    refused("{\"swarmId\": \"s\", \"roles\": ["
+            "{\"role\": \"a\", \"count\": 40000},"
+            "{\"role\": \"b\", \"count\": 40000}]}",
+            "roles: 80000 workers in total; at most 65536 fit a segment");
 }
 
 int main(void)

@@ -69,14 +69,21 @@ static uint64_t my_start(void)
     return st;
 }
 
-static uint32_t claim(struct ph_segment *seg, const char *instance)
+/* A slot claimed for process (pid, start), as its worker would. */
+static uint32_t claim_for(struct ph_segment *seg, const char *instance, pid_t pid,
+                          uint64_t start)
 {
     char err[256];
     uint32_t idx = UINT32_MAX;
-    if (ph_slot_claim(seg, "r", instance, (int32_t)getpid(), my_start(), &idx, NULL, err,
-                      sizeof err) != PH_OK)
+    if (ph_slot_claim(seg, "r", instance, (int32_t)pid, start, &idx, NULL, err, sizeof err) !=
+        PH_OK)
         fail_msg("claim %s: %s", instance, err);
     return idx;
+}
+
+static uint32_t claim(struct ph_segment *seg, const char *instance)
+{
+    return claim_for(seg, instance, getpid(), my_start());
 }
 
 /* ---- item 8: command ring positions ------------------------------------- */
@@ -228,11 +235,7 @@ static void workers_of_one_process_each_get_their_own_pidfd_of_it(void **state)
     pid_t other = sleeper();
     uint64_t other_start = 0;
     assert_int_equal(ph_proc_start_time((int32_t)other, &other_start), PH_OK);
-    char err[256];
-    uint32_t o = UINT32_MAX;
-    assert_int_equal(ph_slot_claim(&seg, "r", "elsewhere", (int32_t)other, other_start, &o, NULL,
-                                   err, sizeof err),
-                     PH_OK);
+    const uint32_t o = claim_for(&seg, "elsewhere", other, other_start);
 
     struct ctl c;
     assert_int_equal(ctl_init(&c, &seg, NULL), PH_OK); /* pidfds on */
