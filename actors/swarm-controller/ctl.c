@@ -32,6 +32,10 @@ int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hook
         free(c->scratch);
         free(c->dirty);
         free(c->to_arm);
+        c->w = NULL;
+        c->claims = NULL;
+        c->scratch = NULL;
+        c->dirty = c->to_arm = NULL;
         return PH_ERR_SYS;
     }
     for (uint32_t i = 0; i < seg->slots; i++) {

@@ -194,6 +194,7 @@ struct bee {
     json_t *config;
     struct workload load;
     bool out_of_data_reported;
+    bool command_ring_broken; /* said once */
 };
 
 static void apply_state(struct bee *b)
@@ -317,8 +318,12 @@ int main(int argc, char **argv)
         int n = 0;
         while (running && (n = ph_worker_poll_command(b.w, &cmd)) > 0)
             running = handle_command(&b, &cmd);
-        if (n < 0) {
+        if (n == PH_ERR_SYS) {
+            ph_warn("out of memory to read a command: trying again");
+        } else if (n < 0 && !b.command_ring_broken) {
+            /* Said once: the SDK ignores the ring from now on. */
             ph_error("command ring corrupt: commands are ignored from now on");
+            b.command_ring_broken = true;
         }
         /* Catch up rather than burst after a long stall (e.g. SIGSTOP). */
         struct timespec now;

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -208,6 +209,16 @@ static uint64_t put_claim(struct ph_segment *seg, uint32_t i, unsigned state, pi
     return w;
 }
 
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d) != NULL) n++;
+    closedir(d);
+    return n;
+}
+
 /* The pid a pidfd stands for (its fdinfo), or -1. */
 static long pidfd_pid(int fd)
 {
@@ -236,10 +247,16 @@ static void workers_of_one_process_each_get_their_own_pidfd_of_it(void **state)
     uint64_t other_start = 0;
     assert_int_equal(ph_proc_start_time((int32_t)other, &other_start), PH_OK);
     const uint32_t o = claim_for(&seg, "elsewhere", other, other_start);
+    /* This pid with another start time: not this process (a claim by one
+     * before it with the same pid), whatever pidfd is kept for this one. */
+    const uint32_t x = claim_for(&seg, "impostor", getpid(), my_start() + 1);
 
+    const int fds_before = count_fds();
     struct ctl c;
     assert_int_equal(ctl_init(&c, &seg, NULL), PH_OK); /* pidfds on */
     ctl_scan(&c, ph_mono_ns());
+    assert_true(c.w[x].tracked);
+    assert_int_equal(c.w[x].pidfd, -1);
     const int fa = c.w[a].pidfd, fb = c.w[b].pidfd, fd = c.w[d].pidfd, fo = c.w[o].pidfd;
     assert_true(fa >= 0 && fb >= 0 && fd >= 0 && fo >= 0);
     assert_true(fa != fb && fb != fd && fa != fd);
@@ -263,6 +280,7 @@ static void workers_of_one_process_each_get_their_own_pidfd_of_it(void **state)
 
     kill_and_reap(other);
     ctl_destroy(&c);
+    assert_int_equal(count_fds(), fds_before); /* the kept pidfds too */
     ph_segment_close(&seg);
 }
 
