@@ -356,6 +356,9 @@ void swarm_resend_outcome(struct swarm *s, const json_t *e)
     if (seq == 0 || type == NULL || cid == NULL || cid[0] == '\0' || status == NULL) return;
     const json_t *en = json_object_get(e, "enabled");
     const json_t *rt = json_object_get(e, "retryable");
+    /* 0 from a journal written before outcomes were stamped, or a value no
+     * document could carry: then the bridge stamps it. */
+    const uint64_t made = swarm_entry_u64(e, "madeMs");
     const struct outcome o = {
         .type = type,
         .role = json_string_value(json_object_get(e, "role")),
@@ -366,9 +369,7 @@ void swarm_resend_outcome(struct swarm *s, const json_t *e)
         .enabled = json_is_boolean(en) ? json_is_true(en) : -1,
         .retryable = json_is_boolean(rt) ? json_is_true(rt) : -1,
         .message = json_string_value(json_object_get(e, "message")),
-        /* 0 from a journal written before outcomes were stamped, or a
-         * value no document could carry: then the bridge stamps it. */
-        .ts_ms = swarm_entry_u64(e, "madeMs") <= PH_DOC_TS_MAX ? swarm_entry_u64(e, "madeMs") : 0};
+        .ts_ms = made <= PH_DOC_TS_MAX ? made : 0};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     pack_outcome(s, &o, sw != NULL ? sw : swarm_status_name(s->status), &sb);

@@ -361,15 +361,20 @@ struct inst_ref {
     unsigned n;
 };
 
+/* By position in the file: negative when x comes first. */
+static int inst_pos_cmp(const struct inst_ref *x, const struct inst_ref *y)
+{
+    if (x->role != y->role) return x->role < y->role ? -1 : 1;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
 /* By id, then by position in the file, so that of two equal ids the later
  * one follows the earlier. */
 static int inst_ref_cmp(const void *a, const void *b)
 {
     const struct inst_ref *x = a, *y = b;
     int c = strcmp(x->id, y->id);
-    if (c != 0) return c;
-    if (x->role != y->role) return x->role < y->role ? -1 : 1;
-    return x->n < y->n ? -1 : x->n > y->n;
+    return c != 0 ? c : inst_pos_cmp(x, y);
 }
 
 /* Instance ids are unique within the swarm, and none is the controller's.
@@ -404,8 +409,7 @@ static int check_unique_instances(const struct sup_spec *spec, const char *file,
         for (size_t j = 1; j < k; j++) {
             if (strcmp(refs[j].id, refs[j - 1].id) != 0) continue;
             if (j >= 2 && strcmp(refs[j].id, refs[j - 2].id) == 0) continue; /* third or later */
-            if (dup == NULL || dup->role > refs[j].role ||
-                (dup->role == refs[j].role && dup->n > refs[j].n)) {
+            if (dup == NULL || inst_pos_cmp(&refs[j], dup) < 0) {
                 dup = &refs[j];
                 orig = &refs[j - 1];
             }
@@ -414,8 +418,7 @@ static int check_unique_instances(const struct sup_spec *spec, const char *file,
     /* Whichever comes first in the file is reported; at the same worker,
      * the controller's name (a pass in file order checks it first). */
     int rc = PH_OK;
-    if (ctl != NULL &&
-        (dup == NULL || ctl->role < dup->role || (ctl->role == dup->role && ctl->n <= dup->n))) {
+    if (ctl != NULL && (dup == NULL || inst_pos_cmp(ctl, dup) <= 0)) {
         snprintf(where, sizeof where, "roles[%zu]", ctl->role);
         rc = fail(err, errlen, file, where, "instance id '%s' is the controller's; pick another",
                   spec->controller_instance);
