@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ph/owner.h"
@@ -235,7 +238,109 @@ int ph_channel_register_bridge(struct ph_channel *ch, int32_t pid, uint64_t star
 void ph_channel_unregister_bridge(struct ph_channel *ch, int32_t pid)
 {
     int32_t expect = pid;
+    if (atomic_load_explicit(&ch->hdr->bridge_pid, memory_order_relaxed) == pid) {
+        /* Our bell closes with us: nobody to ring (relaxed, a name only). */
+        atomic_store_explicit(&ch->hdr->bell_token, 0, memory_order_relaxed);
+        atomic_store_explicit(&ch->hdr->bridge_asleep, 0, memory_order_relaxed);
+    }
     /* release: our last ring positions are published before the slot opens. */
     atomic_compare_exchange_strong_explicit(&ch->hdr->bridge_pid, &expect, 0, memory_order_release,
                                             memory_order_relaxed);
+}
+
+/* ---- the bell ------------------------------------------------------------ */
+
+/* "\0ph.bell.<swarm>.<token>": abstract (no file to clean up, gone with the
+ * socket), at most 9 + 64 + 1 + 16 bytes, within sun_path's 108. */
+static socklen_t bell_addr(struct sockaddr_un *sa, const char *swarm_id, uint64_t token)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    int n = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, "ph.bell.%.*s.%016" PRIx64,
+                     (int)PH_ID_MAX, swarm_id, token);
+    if (n < 0 || (size_t)n >= sizeof sa->sun_path - 1) n = (int)sizeof sa->sun_path - 2;
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+int ph_channel_bell_open(const char *swarm_id, uint64_t *token, char *err, size_t errlen)
+{
+    int rc = ph_ident_check("swarm id", swarm_id, err, errlen);
+    if (rc != PH_OK) return rc;
+    /* Blocking: the bridge reads it through its io_uring loop, which waits
+     * for a datagram; a non-blocking one would complete at once, empty. */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create the bell socket: %s", strerror(errno));
+        return PH_ERR_SYS;
+    }
+    /* A name taken (by chance or on purpose) is tried again with another
+     * token; a few failures in a row mean something else is wrong. */
+    for (int attempt = 0; attempt < 8; attempt++) {
+        uint64_t t = 0;
+        if (getrandom(&t, sizeof t, 0) != (ssize_t)sizeof t || t == 0) continue;
+        struct sockaddr_un sa;
+        const socklen_t len = bell_addr(&sa, swarm_id, t);
+        if (bind(fd, (const struct sockaddr *)&sa, len) == 0) {
+            *token = t;
+            return fd;
+        }
+        if (errno != EADDRINUSE) break;
+    }
+    snprintf(err, errlen, "cannot bind the bell socket: %s", strerror(errno));
+    close(fd);
+    return PH_ERR_SYS;
+}
+
+bool ph_channel_bell_arm(struct ph_channel *ch, const ph_ring_consumer *out)
+{
+    atomic_store_explicit(&ch->hdr->bridge_asleep, 1, memory_order_relaxed);
+    /* seq_cst fence between our store of bridge_asleep and our load of the
+     * tail, paired with the one in ph_channel_bell_due() between the
+     * controller's store of the tail and its load of bridge_asleep: of the
+     * two fences one comes first in the single total order, so at least
+     * one side sees the other's store. Either we see the document, or the
+     * controller sees us asleep and rings. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!ph_ring_pending(out)) return true;
+    atomic_store_explicit(&ch->hdr->bridge_asleep, 0, memory_order_relaxed);
+    return false;
+}
+
+void ph_channel_bell_disarm(struct ph_channel *ch)
+{
+    /* relaxed: a stale 1 only costs one needless ring. */
+    if (atomic_load_explicit(&ch->hdr->bridge_asleep, memory_order_relaxed) != 0)
+        atomic_store_explicit(&ch->hdr->bridge_asleep, 0, memory_order_relaxed);
+}
+
+bool ph_channel_bell_due(struct ph_channel *ch)
+{
+    /* seq_cst: the other half of the pair in ph_channel_bell_arm(); the
+     * caller's release store of the tail comes before it. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&ch->hdr->bridge_asleep, memory_order_relaxed) == 0) return false;
+    /* The exchange makes it one ring per sleep, whoever else looks. */
+    return atomic_exchange_explicit(&ch->hdr->bridge_asleep, 0, memory_order_relaxed) != 0;
+}
+
+int ph_channel_bell_ring(const struct ph_channel *ch, int *fd)
+{
+    /* relaxed: the token is a name to send to; a stale one reaches nobody. */
+    const uint64_t token = atomic_load_explicit(&ch->hdr->bell_token, memory_order_relaxed);
+    if (token == 0) return -ENOENT;
+    if (*fd < 0) {
+        *fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (*fd < 0) return -errno;
+    }
+    /* The swarm id this process validated, not the header's copy. */
+    char swarm[PH_ID_MAX + 1];
+    const char *name = ch->name + 4; /* "/ph.<swarm>.bridge" */
+    const size_t n = strlen(name) >= 7 ? strlen(name) - 7 : 0;
+    snprintf(swarm, sizeof swarm, "%.*s", (int)n, name);
+    struct sockaddr_un sa;
+    const socklen_t len = bell_addr(&sa, swarm, token);
+    const char byte = 1;
+    if (sendto(*fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&sa, len) != 1)
+        return -errno;
+    return 0;
 }

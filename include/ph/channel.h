@@ -63,13 +63,31 @@
  * (controller_pid 0), the out ring is empty and its sink holds nothing
  * unconfirmed. Added within layout version 2: a zeroed field means "not
  * closing", which is what an older controller leaves (and a zeroed out_read
- * means nothing is known to have been read). */
+ * means nothing is known to have been read).
+ *
+ * The bell: an idle bridge sleeps instead of polling the out ring every
+ * tick. The bridge binds a datagram socket in the abstract namespace,
+ * "\0ph.bell.<swarmId>.<token>" (ph_channel_bell_open), and publishes the
+ * token in bell_token; a controller that rings sets bell to 1 when it
+ * takes up the channel. Before a long sleep the bridge arms the bell
+ * (ph_channel_bell_arm: bridge_asleep 1, then one more look at the out
+ * ring); after writing documents the controller asks ph_channel_bell_due()
+ * and, when the bridge sleeps, sends it one byte (ph_channel_bell_ring).
+ * The two seq_cst fences make the pair safe: the bridge sees the documents
+ * or the controller sees it asleep, never neither. A lost ring costs
+ * latency, never a document: the sleeping bridge still ticks, slowly
+ * (ph-bridge --idle-tick-ms). Anyone who can write the header can make the
+ * controller send a byte to another name under the same prefix, nothing
+ * more. Added within layout version 2: a zeroed bell (older controller)
+ * keeps the bridge on its short tick, a zeroed token (older bridge) is
+ * never rung. */
 #ifndef PH_CHANNEL_H
 #define PH_CHANNEL_H
 
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ph/common.h"
@@ -100,6 +118,7 @@ struct ph_chan_header {
     _Atomic uint64_t controller_heartbeat_ns; /* CLOCK_MONOTONIC */
     _Atomic uint32_t closing;                 /* 1: removed; the final documents follow */
     _Atomic uint64_t close_mark;              /* out-ring position past the last document */
+    _Atomic uint32_t bell;                    /* 1: this controller rings the bridge's bell */
 
     alignas(64) _Atomic int32_t bridge_pid;
     _Atomic uint64_t bridge_start_time;
@@ -111,11 +130,22 @@ struct ph_chan_header {
     _Atomic uint32_t reset_request;     /* enum ph_chan_reset: the bridge asks for a new channel */
     _Atomic uint64_t close_ack;         /* close_mark published and confirmed by the bridge */
     _Atomic uint64_t out_read;          /* out-ring position the bridge has read up to */
+    _Atomic uint32_t bridge_asleep;     /* 1: the bridge waits for the bell */
+    _Atomic uint64_t bell_token;        /* the bridge's bell address; 0: none */
 
     struct ph_ring_desc out;
     struct ph_ring_desc in;
 };
 _Static_assert(sizeof(struct ph_chan_header) <= PH_CHAN_HEADER_SIZE, "channel header grew");
+/* Fields added within layout version 2 fit in the blocks' padding: what
+ * an older process of the same version reads stays where it was. */
+_Static_assert(offsetof(struct ph_chan_header, bridge_pid) == 192, "channel layout 2 moved");
+_Static_assert(offsetof(struct ph_chan_header, out) == 320, "channel layout 2 moved");
+_Static_assert(offsetof(struct ph_chan_header, in) == 448, "channel layout 2 moved");
+/* tests/integration/test_bridge_bell.sh reads the bell's fields here. */
+_Static_assert(offsetof(struct ph_chan_header, bell) == 168, "channel layout 2 moved");
+_Static_assert(offsetof(struct ph_chan_header, bridge_asleep) == 272, "channel layout 2 moved");
+_Static_assert(offsetof(struct ph_chan_header, bell_token) == 280, "channel layout 2 moved");
 
 enum ph_chan_reset {
     PH_CHAN_RESET_NONE = 0,
@@ -159,6 +189,26 @@ int ph_channel_unlink(const char *swarm_id, char *err, size_t errlen);
 int ph_channel_register_bridge(struct ph_channel *ch, int32_t pid, uint64_t start_time, char *err,
                                size_t errlen);
 void ph_channel_unregister_bridge(struct ph_channel *ch, int32_t pid);
+
+/* ---- the bell (see above) ---- */
+
+/* Bridge: a datagram socket (blocking: read through an event loop) bound
+ * to a fresh random token of its own (the fd, or a PH_ERR_* below 0 with a message). The caller
+ * stores the token in bell_token once registered. */
+int ph_channel_bell_open(const char *swarm_id, uint64_t *token, char *err, size_t errlen);
+/* Bridge: before a long sleep. True when it may sleep (bridge_asleep is 1
+ * and the out ring was still empty after it); false with bridge_asleep 0
+ * when a document arrived meanwhile. */
+bool ph_channel_bell_arm(struct ph_channel *ch, const ph_ring_consumer *out);
+/* Bridge: awake again (any wake-up). */
+void ph_channel_bell_disarm(struct ph_channel *ch);
+/* Controller: after publishing documents into the out ring. True, once per
+ * sleep, when the bridge sleeps and must be rung. */
+bool ph_channel_bell_due(struct ph_channel *ch);
+/* Controller: sends the byte to the bridge's bell (a socket created on the
+ * first ring and kept in *fd, -1 before). 0, or a negative errno (no token,
+ * nobody bound to it: the bridge is gone or has not slept yet). */
+int ph_channel_bell_ring(const struct ph_channel *ch, int *fd);
 
 #ifdef __cplusplus
 }
