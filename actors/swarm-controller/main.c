@@ -383,6 +383,10 @@ struct app {
     bool out_corrupt; /* the bridge's position in the document ring failed the checks */
     uint64_t channel_resets;
     uint64_t last_reset_ns;
+    /* The bridge's bell (ph/channel.h): our socket (-1 until the first
+     * ring), and the out ring's record count when we last looked. */
+    int bell_fd;
+    uint64_t bell_seen;
 
     struct ctl ctl;
     struct swarm swarm;
@@ -664,6 +668,8 @@ static void publish_controller(struct app *a)
                  a->chan.name);
     atomic_store_explicit(&a->chan.hdr->controller_start_time, a->start_time,
                           memory_order_relaxed);
+    /* relaxed: published with the pid below. */
+    atomic_store_explicit(&a->chan.hdr->bell, 1, memory_order_relaxed);
     /* relaxed: a free-standing timestamp. */
     atomic_store_explicit(&a->chan.hdr->controller_heartbeat_ns, ph_mono_ns(),
                           memory_order_relaxed);
@@ -815,6 +821,18 @@ static void release_signals(struct app *a)
     }
 }
 
+/* Wakes a bridge asleep on its bell when documents went into the out ring
+ * since the last look: one ring per sleep, none while it is awake. */
+static void ring_bell(struct app *a)
+{
+    if (a->chan.hdr == NULL || a->to_bridge.published == a->bell_seen) return;
+    a->bell_seen = a->to_bridge.published;
+    if (!ph_channel_bell_due(&a->chan)) return;
+    /* A bridge that is gone (nobody bound) or has a full socket queue
+     * (rung already) needs nothing more; its own slow tick is the floor. */
+    (void)ph_channel_bell_ring(&a->chan, &a->bell_fd);
+}
+
 static void on_journal_written(void *ctx, uint64_t tag, int res)
 {
     (void)tag;
@@ -823,6 +841,7 @@ static void on_journal_written(void *ctx, uint64_t tag, int res)
     journal_write_done(&a->journal, res);
     release_signals(a);
     outbox_flush(a);
+    ring_bell(a);
     arm_journal(a);
 }
 
@@ -977,6 +996,7 @@ static void on_tick(void *ctx, uint64_t tag, int res)
     repair_faults(a);
     if (tick(a)) a->last_activity = now;
     repair_faults(a);
+    ring_bell(a);
     uint32_t ms = now - a->last_activity > IDLE_AFTER_NS && a->tick_ms < IDLE_TICK_MS
                       ? IDLE_TICK_MS
                       : a->tick_ms;
@@ -1109,6 +1129,7 @@ int main(int argc, char **argv)
         return 1;
     }
     a.tick_ms = o.tick_ms;
+    a.bell_fd = -1;
     struct ctl_hooks hooks = {
         .ctx = &a, .joined = on_joined, .left = on_left, .alert = on_alert, .ack = on_ack};
     struct swarm_emitter em = {
@@ -1174,6 +1195,7 @@ int main(int argc, char **argv)
      * could not write, stay with the bridge, unacknowledged, for the next
      * controller). */
     outbox_flush(&a);
+    ring_bell(&a);
     if (a.unwritten != NULL)
         ph_warn("%zu bytes of outcomes/alerts never reached a bridge", a.outbox_bytes);
     release_signals(&a);
@@ -1186,6 +1208,7 @@ int main(int argc, char **argv)
     atomic_store_explicit(&a.chan.hdr->controller_pid, 0, memory_order_release);
     ph_loop_free(a.loop); /* before the journal: a write may be in flight */
     ph_channel_close(&a.chan);
+    if (a.bell_fd >= 0) close(a.bell_fd);
     ph_segment_close(&a.seg);
     journal_close(&a.journal);
     while (a.outbox != NULL) outbox_unlink_head(&a);
