@@ -57,6 +57,7 @@ int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sin
     sigcheck_result_init(&b->res);
     ratelimit_init(&b->alerts, b->cfg.alert_interval_ns);
     b->ch.fd = -1;
+    b->bell_fd = -1;
     b->pid = (int32_t)getpid();
     int rc = ph_proc_start_time(b->pid, &b->start_time);
     if (rc != PH_OK) {
@@ -68,6 +69,10 @@ int bridge_init(struct bridge *b, const struct bridge_cfg *cfg, struct sink *sin
         snprintf(err, errlen, "out of memory for the published outcomes' ids");
         return PH_ERR_SYS;
     }
+    char why[256];
+    b->bell_fd = ph_channel_bell_open(cfg->swarm, &b->bell_token, why, sizeof why);
+    if (b->bell_fd < 0)
+        ph_warn("%s: polling the controller's channel every tick instead of sleeping", why);
     return PH_OK;
 }
 
@@ -85,6 +90,8 @@ void bridge_destroy(struct bridge *b)
     inflight_forget(b);
     free(b->inflight);
     ph_cidset_free(&b->delivered_cids);
+    if (b->bell_fd >= 0) close(b->bell_fd);
+    b->bell_fd = -1;
     b->head = b->tail = b->sent = b->sent_tail = NULL;
     b->npending = b->nsent = 0;
     free(b->scratch);
@@ -829,11 +836,55 @@ bool bridge_finished(struct bridge *b)
     return atomic_load_explicit(&b->ch.hdr->close_mark, memory_order_acquire) == b->close_acked;
 }
 
+/* The channel's bell token is ours whenever we hold the channel: set after
+ * every registration (attach, re-registration, a request for a full). */
+static void publish_bell(struct bridge *b)
+{
+    if (b->bell_fd < 0) return;
+    /* relaxed: a name the controller sends to; a late one costs a ring. */
+    if (atomic_load_explicit(&b->ch.hdr->bell_token, memory_order_relaxed) != b->bell_token)
+        atomic_store_explicit(&b->ch.hdr->bell_token, b->bell_token, memory_order_relaxed);
+}
+
+bool bridge_quiet(struct bridge *b)
+{
+    if (!b->attached || b->quarantined || b->bell_fd < 0 || b->npending > 0 || b->nsent > 0)
+        return false;
+    const struct ph_chan_header *h = b->ch.hdr;
+    /* relaxed: each is re-read at every wake-up; a stale "quiet" costs at
+     * most one slow tick, and the ring itself is checked again, fenced, by
+     * ph_channel_bell_arm(). */
+    if (atomic_load_explicit(&h->bell, memory_order_relaxed) != 1 ||
+        atomic_load_explicit(&h->bell_token, memory_order_relaxed) != b->bell_token ||
+        atomic_load_explicit(&h->bridge_pid, memory_order_relaxed) != b->pid ||
+        atomic_load_explicit(&h->closing, memory_order_relaxed) != 0 ||
+        atomic_load_explicit(&h->close_mark, memory_order_relaxed) != b->close_acked ||
+        atomic_load_explicit(&h->reset_request, memory_order_relaxed) != 0)
+        return false;
+    return !ph_ring_pending(&b->out) && sink_quiet(b->sink);
+}
+
+bool bridge_sleep(struct bridge *b)
+{
+    if (!bridge_quiet(b)) {
+        bridge_wake(b);
+        return false;
+    }
+    return ph_channel_bell_arm(&b->ch, &b->out);
+}
+
+void bridge_wake(struct bridge *b)
+{
+    if (b->attached) ph_channel_bell_disarm(&b->ch);
+}
+
 void bridge_tick(struct bridge *b, uint64_t now_ns)
 {
     bridge_poll_channel(b, now_ns);
-    if (b->attached)
+    if (b->attached) {
         atomic_store_explicit(&b->ch.hdr->bridge_heartbeat_ns, now_ns, memory_order_relaxed);
+        publish_bell(b);
+    }
     bridge_drain(b);
     check_session(b);
     bridge_settle_consumed(b);

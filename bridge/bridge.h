@@ -146,6 +146,11 @@ struct bridge {
     struct bridge_inflight *inflight;  /* published from this ring, in ring order */
     size_t inflight_head, ninflight, inflight_cap;
 
+    /* The bell (ph/channel.h): our datagram socket (-1: none, the bridge
+     * never sleeps long) and the token it is bound to. */
+    int bell_fd;
+    uint64_t bell_token;
+
     struct bridge_stats st;
 };
 
@@ -190,6 +195,16 @@ static inline size_t bridge_signals_unconsumed(const struct bridge *b)
 }
 /* Settles the signals the controller has consumed (in-ring head). */
 void bridge_settle_consumed(struct bridge *b);
+
+/* Nothing to do until a document, a signal or a confirm arrives: attached
+ * to a controller that rings the bell, out ring empty, no signal waiting or
+ * unconsumed, not closing, the sink quiet. bridge_sleep() then arms the
+ * bell and returns true (the caller may wait long; the controller rings
+ * when it writes), or false, disarmed, when a document came meanwhile.
+ * bridge_wake() after any wake-up. */
+bool bridge_quiet(struct bridge *b);
+bool bridge_sleep(struct bridge *b);
+void bridge_wake(struct bridge *b);
 
 /* True once the controller closed a removed swarm, stopped (its pid in
  * the channel is 0), every document up to its close mark is published and

@@ -2,7 +2,12 @@
  *
  * What wakes the process:
  *   the tick     a timeout: channel check, heartbeat, out-ring drain,
- *                pending signals, sink flush; re-armed every time;
+ *                pending signals, sink flush; every --tick-ms while there
+ *                is work, every --idle-tick-ms once bridge_sleep() armed
+ *                the bell (a long timeout still pending is cancelled as
+ *                soon as work appears);
+ *   the bell     a datagram from the controller: documents were written
+ *                while the bridge slept (ph/channel.h); a tick at once;
  *   a signal     SIGTERM or SIGINT: a clean stop;
  *   the input    a read of the signal input completed;
  *   the socket   the sink's socket became readable (AMQP): signals and
@@ -56,8 +61,14 @@ struct app {
     struct ph_loop *loop;
     struct bridge *b;
     struct input in;
-    uint32_t tick_ms;
+    uint32_t tick_ms, idle_tick_ms;
     bool ticked;
+    uint64_t timer_id;  /* the pending tick timeout, 0: none */
+    uint64_t timer_tag; /* its tag: a cancelled one's completion is ignored */
+    uint32_t timer_ms;  /* its length */
+    bool bell_armed;    /* a read of the bell in flight */
+    bool rung;
+    char bell_buf[16];
     bool sock_armed;
     uint64_t sock_gen; /* connection the armed poll belongs to */
     uint64_t sock_id;  /* the poll request */
@@ -223,10 +234,50 @@ static void close_input(struct input *in)
 
 static void on_tick(void *ctx, uint64_t tag, int res)
 {
-    (void)tag, (void)res;
+    (void)res;
     struct app *a = ctx;
+    if (tag != a->timer_tag) return; /* cancelled: a shorter one replaced it */
+    a->timer_id = 0;
     a->ticked = true;
-    if (!ph_loop_stopped(a->loop)) ph_loop_timeout(a->loop, a->tick_ms, on_tick, a, 0);
+}
+
+/* The next tick: long while the bridge sleeps on its bell, short otherwise.
+ * A long timeout already pending is cut short when there is work again. */
+static void arm_tick(struct app *a, bool asleep)
+{
+    const uint32_t ms = asleep ? a->idle_tick_ms : a->tick_ms;
+    if (a->timer_id != 0) {
+        if (a->timer_ms <= ms) return;
+        ph_loop_cancel(a->loop, a->timer_id);
+        a->timer_id = 0;
+    }
+    a->timer_tag++;
+    a->timer_ms = ms;
+    a->timer_id = ph_loop_timeout(a->loop, ms, on_tick, a, a->timer_tag);
+}
+
+static void on_bell(void *ctx, uint64_t tag, int res)
+{
+    (void)tag;
+    struct app *a = ctx;
+    a->bell_armed = false;
+    if (res >= 0) {
+        a->rung = true;
+        return;
+    }
+    if (res == -EINTR || res == -ECANCELED) return; /* read again */
+    /* Not a wake-up source any more: the bridge keeps its short tick. */
+    ph_warn("reading the bell failed: %s; polling the channel every tick from now on",
+            strerror(-res));
+    close(a->b->bell_fd);
+    a->b->bell_fd = -1;
+}
+
+static void arm_bell(struct app *a)
+{
+    if (a->bell_armed || a->b->bell_fd < 0) return;
+    a->bell_armed = ph_loop_read(a->loop, a->b->bell_fd, a->bell_buf, sizeof a->bell_buf,
+                                 (uint64_t)-1, on_bell, a, 0) != 0;
 }
 
 static void on_stop_signal(void *ctx, uint64_t tag, int signo)
@@ -243,6 +294,7 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
     memset(&a, 0, sizeof a);
     a.b = b;
     a.tick_ms = cfg->tick_ms;
+    a.idle_tick_ms = cfg->idle_tick_ms > cfg->tick_ms ? cfg->idle_tick_ms : cfg->tick_ms;
     if (open_input(&a.in, cfg->signals, cfg->max_line) != 0) {
         close_input(&a.in);
         return 1;
@@ -262,8 +314,9 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
     const uint64_t started = ph_mono_ns();
     int exit_code = 0;
     bridge_tick(b, started);
-    ph_loop_timeout(a.loop, a.tick_ms, on_tick, &a, 0);
+    arm_tick(&a, false);
     arm_input(&a);
+    arm_bell(&a);
     sync_sock(&a);
     while (!ph_loop_stopped(a.loop)) {
         int rc = ph_loop_once(a.loop);
@@ -273,10 +326,11 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
             break;
         }
         if (ph_loop_stopped(a.loop)) break;
-        const bool ticked = a.ticked;
-        a.ticked = false;
+        const bool ticked = a.ticked || a.rung;
+        a.ticked = a.rung = false;
         if (ticked) {
             const uint64_t now = ph_mono_ns();
+            bridge_wake(b);
             bridge_tick(b, now);
             if (!b->ever_attached && now - started >= cfg->attach_timeout_ns) {
                 ph_error("no usable bridge channel for swarm '%s' after %llu s: %s", b->cfg.swarm,
@@ -295,6 +349,10 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
         /* stdin: keep one read in flight; a followed file: one per tick. */
         if (ticked) a.in.defer = false;
         if ((!a.in.follow && !a.in.defer) || ticked) arm_input(&a);
+        arm_bell(&a);
+        /* A followed file is read once per tick, and a non-blocking stdin
+         * that had nothing retried at the next: both keep the short one. */
+        arm_tick(&a, !a.in.follow && !a.in.defer && bridge_sleep(b));
     }
     /* Requests still in flight reference `a`: the loop goes first. */
     ph_loop_free(a.loop);

@@ -1,5 +1,6 @@
 /* ph-bridge's event loop (ph/loop.h): a timeout for the tick, SIGTERM/SIGINT
- * as events, reads of the signal input and a poll of the broker's socket.
+ * as events, reads of the signal input and of the bell, and a poll of the
+ * broker's socket.
  * Nothing spins: between events the process sleeps in the kernel. */
 #ifndef PH_BRIDGE_LOOP_H
 #define PH_BRIDGE_LOOP_H
@@ -10,6 +11,7 @@
 
 struct loop_cfg {
     uint32_t tick_ms;
+    uint32_t idle_tick_ms;      /* while bridge_sleep() says so: the bell wakes it sooner */
     uint64_t attach_timeout_ns; /* give up when no channel appeared by then */
     const char *signals;        /* NULL: no signal input; "-": stdin; else a file to follow */
     size_t max_line;            /* longest signal line kept */

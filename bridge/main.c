@@ -22,6 +22,7 @@ struct opts {
     const char *amqp_url_file;
     char instance[PH_ID_MAX + 16];
     uint32_t tick_ms;
+    uint32_t idle_tick_ms;
     uint32_t attach_timeout_s;
     uint32_t max_signal_bytes;
     bool no_remote_workers;
@@ -61,6 +62,11 @@ static void usage(FILE *f)
         "                              stands in for each such worker in the segment, with\n"
         "                              transport amqp)\n"
         "  --tick-ms N                 loop tick in milliseconds, 1..1000 (default 5)\n"
+        "  --idle-tick-ms N            tick while idle, 1..60000 (default 100): with\n"
+        "                              nothing to read or send, the bridge sleeps until\n"
+        "                              the controller rings its bell (a document\n"
+        "                              written), the broker sends something, or this\n"
+        "                              long has passed; never shorter than --tick-ms\n"
         "  --max-signal-bytes N        largest signal accepted, 256..16777216 (default %u)\n"
         "  --attach-timeout-s N        give up when no channel appears within N seconds\n"
         "                              of start, 1..3600 (default 10)\n"
@@ -80,6 +86,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                           {"signals", required_argument, NULL, 'g'},
                                           {"controller-instance", required_argument, NULL, 'c'},
                                           {"tick-ms", required_argument, NULL, 't'},
+                                          {"idle-tick-ms", required_argument, NULL, 'i'},
                                           {"max-signal-bytes", required_argument, NULL, 'm'},
                                           {"attach-timeout-s", required_argument, NULL, 'a'},
                                           {"amqp-url-file", required_argument, NULL, 'u'},
@@ -88,6 +95,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                           {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->tick_ms = 5;
+    o->idle_tick_ms = 100;
     o->attach_timeout_s = 10;
     o->max_signal_bytes = SIGCHECK_DEFAULT_MAX_BYTES;
     const char *instance = NULL;
@@ -116,6 +124,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case 't':
             ok = ph_parse_u32(optarg, &o->tick_ms, 1, 1000);
+            break;
+        case 'i':
+            ok = ph_parse_u32(optarg, &o->idle_tick_ms, 1, 60000);
             break;
         case 'm':
             ok = ph_parse_u32(optarg, &o->max_signal_bytes, 256, 16u << 20);
@@ -201,6 +212,7 @@ int main(int argc, char **argv)
             o.instance);
     const struct loop_cfg lc = {
         .tick_ms = o.tick_ms,
+        .idle_tick_ms = o.idle_tick_ms > o.tick_ms ? o.idle_tick_ms : o.tick_ms,
         .attach_timeout_ns = (uint64_t)o.attach_timeout_s * 1000000000ull,
         .signals = o.signals,
         .max_line = o.max_signal_bytes,

@@ -126,6 +126,11 @@ size_t remote_count(const struct remote *r)
     return r->n;
 }
 
+bool remote_idle(const struct remote *r)
+{
+    return r->n == 0 && json_object_size(r->relays) == 0;
+}
+
 static struct proxy *find(struct remote *r, const char *key)
 {
     const json_t *i = json_object_get(r->index, key);

@@ -93,5 +93,8 @@ json_t *remote_keys(const char *swarm);
 const struct remote_stats *remote_stats(const struct remote *r);
 /* Workers currently stood in for. */
 size_t remote_count(const struct remote *r);
+/* No worker stood in for and no relay heard: nothing for remote_tick() to
+ * time out or forward. */
+bool remote_idle(const struct remote *r);
 
 #endif

@@ -91,6 +91,11 @@ struct sink_ops {
      * bridge reads no further document (the ring keeps them meanwhile).
      * NULL: never. */
     bool (*full)(struct sink *s);
+    /* True when the sink needs no tick until its socket (poll_fd) or the
+     * bridge wakes it: connected, nothing unsent or unconfirmed, nothing
+     * read and unhandled, no timer of its own due soon. NULL: never (the
+     * bridge keeps its short tick). */
+    bool (*quiet)(struct sink *s);
 };
 
 struct sink {
@@ -169,6 +174,11 @@ static inline void sink_release_holds(struct sink *s)
 static inline bool sink_full(struct sink *s)
 {
     return s->ops->full != NULL && s->ops->full(s);
+}
+
+static inline bool sink_quiet(struct sink *s)
+{
+    return s->ops->quiet != NULL && s->ops->quiet(s);
 }
 
 /* Backends. */

@@ -244,6 +244,19 @@ static void amqp_close_sink(struct sink *sb)
     free(s);
 }
 
+/* Connected, nothing unconfirmed or read and unhandled, and no remote
+ * worker or relay to look after (their timeouts and forwarded commands are
+ * ticked): the socket poll and the bell are enough. The remote-worker
+ * connection is read at the next tick; with nobody on it, that is only the
+ * echo of our own status and a joiner's first message. */
+static bool amqp_quiet(struct sink *sb)
+{
+    struct amqp_sink *s = (struct amqp_sink *)sb;
+    if (!ph_amqp_up(s->amqp) || ph_amqp_unconfirmed(s->amqp) != 0 || ph_amqp_buffered(s->amqp))
+        return false;
+    return s->wk == NULL || (ph_amqp_up(s->wk) && remote_idle(s->remote));
+}
+
 static const struct sink_ops amqp_ops = {
     .publish = amqp_publish,
     .flush = amqp_flush,
@@ -257,6 +270,7 @@ static const struct sink_ops amqp_ops = {
     .held = amqp_held,
     .release_holds = amqp_release_holds,
     .full = amqp_full,
+    .quiet = amqp_quiet,
 };
 
 static int open_remote(struct amqp_sink *s, const struct sink_cfg *cfg, char *err, size_t errlen)

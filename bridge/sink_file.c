@@ -126,6 +126,12 @@ static size_t file_unconfirmed(struct sink *s)
     return ((struct file_sink *)s)->len;
 }
 
+/* Nothing buffered: nothing for a tick to write. */
+static bool file_quiet(struct sink *s)
+{
+    return file_unconfirmed(s) == 0;
+}
+
 static void file_close(struct sink *s)
 {
     struct file_sink *f = (struct file_sink *)s;
@@ -139,6 +145,7 @@ static const struct sink_ops file_ops = {
     .flush = file_flush,
     .close = file_close,
     .unconfirmed = file_unconfirmed,
+    .quiet = file_quiet,
     .held = file_held,
     .release_holds = file_release_holds,
     .full = file_full,

@@ -3,6 +3,7 @@
  * and counted in the channel header, signals reach the in ring in order even
  * when it is full, bad signals raise one rate-limited alert, and a
  * controller restart (a re-created channel) is followed. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -37,6 +39,7 @@ struct mem_sink {
         uint64_t hold;    /* 0 once released, or for the bridge's own */
     } kept[MEM_KEPT_MAX]; /* oldest first */
     size_t full_at;       /* full while this many are kept (0: never) */
+    bool busy;            /* not quiet: something of its own to do */
 };
 
 static int mem_publish(struct sink *s, const char *rk, const json_t *env, const char *text,
@@ -124,7 +127,14 @@ static uint64_t mem_session(struct sink *s)
     return ((struct mem_sink *)s)->session;
 }
 
-static const struct sink_ops mem_ops = {.publish = mem_publish,
+static bool mem_quiet(struct sink *s)
+{
+    const struct mem_sink *m = (const struct mem_sink *)s;
+    return !m->busy && m->unconfirmed == 0;
+}
+
+static const struct sink_ops mem_ops = {.quiet = mem_quiet,
+                                        .publish = mem_publish,
                                         .flush = mem_flush,
                                         .close = mem_close,
                                         .settle = mem_settle,
@@ -978,6 +988,76 @@ static void a_full_sink_leaves_documents_in_the_ring(void **state)
     assert_int_equal(out_head(f), f->out.tail);
 }
 
+/* The bell (ph/channel.h): an idle bridge arms it and may sleep; a document
+ * written afterwards makes the controller's side ring it, once, and the
+ * byte arrives on the bridge's socket; a document that came first keeps it
+ * awake; anything to do (a signal, the sink, an older controller) keeps it
+ * on the short tick; a stopped bridge leaves no bell to ring. */
+static bool bell_heard(struct fixture *f)
+{
+    char byte;
+    return recv(f->b.bell_fd, &byte, 1, MSG_DONTWAIT) == 1;
+}
+
+static void an_idle_bridge_sleeps_on_its_bell_and_a_document_rings_it(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(f->b.bell_fd >= 0);
+    tick(f);
+    assert_true(f->b.attached);
+    assert_int_equal(hdr(&f->ch.hdr->bell_token), f->b.bell_token);
+    assert_true(f->b.bell_token != 0);
+    /* A controller that does not ring (bell 0, as an older one) keeps it awake. */
+    assert_false(bridge_sleep(&f->b));
+    assert_int_equal(atomic_load(&f->ch.hdr->bridge_asleep), 0);
+
+    atomic_store(&f->ch.hdr->bell, 1);
+    assert_true(bridge_sleep(&f->b));
+    assert_int_equal(atomic_load(&f->ch.hdr->bridge_asleep), 1);
+
+    write_doc(f, sample_worker_delta(f->swarm, "generator", "gen-1", "ctl-1"));
+    assert_true(ph_channel_bell_due(&f->ch));
+    assert_false(ph_channel_bell_due(&f->ch)); /* one ring per sleep */
+    int fd = -1;
+    assert_int_equal(ph_channel_bell_ring(&f->ch, &fd), 0);
+    assert_true(bell_heard(f));
+    assert_false(bell_heard(f));
+
+    bridge_wake(&f->b);
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 1);
+    assert_true(bridge_sleep(&f->b));
+
+    /* A document written before the bell is armed: no sleep, no ring due. */
+    bridge_wake(&f->b);
+    write_doc(f, sample_worker_delta(f->swarm, "generator", "gen-1", "ctl-1"));
+    assert_false(bridge_sleep(&f->b));
+    assert_int_equal(atomic_load(&f->ch.hdr->bridge_asleep), 0);
+    assert_false(ph_channel_bell_due(&f->ch));
+    tick(f);
+    assert_int_equal(json_array_size(f->sink.got), 2);
+
+    /* A sink with work of its own, a signal not yet taken in by the
+     * controller: awake. */
+    f->sink.busy = true;
+    assert_false(bridge_sleep(&f->b));
+    f->sink.busy = false;
+    signal_line(f, "c-1", json_object());
+    assert_false(bridge_sleep(&f->b));
+    tick(f);
+    assert_false(bridge_sleep(&f->b)); /* in the ring, not consumed */
+    struct got_signals g = {0};
+    assert_int_equal(ph_ring_drain(&f->in, on_signal, &g, f->scratch, 0), 1);
+    tick(f);
+    assert_true(bridge_sleep(&f->b));
+
+    /* A stopped bridge takes its bell with it. */
+    bridge_stop(&f->b);
+    assert_int_equal(hdr(&f->ch.hdr->bell_token), 0);
+    assert_int_equal(ph_channel_bell_ring(&f->ch, &fd), -ENOENT);
+    close(fd);
+}
+
 int main(void)
 {
     ph_log_init("test_bridge_core", "unit");
@@ -1030,6 +1110,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(holds_of_an_old_channel_do_not_hold_the_new_one, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_full_sink_leaves_documents_in_the_ring, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_idle_bridge_sleeps_on_its_bell_and_a_document_rings_it,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
