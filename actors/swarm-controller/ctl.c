@@ -64,6 +64,13 @@ static void blob_free(struct ctl_blob *b)
 
 static void untrack(struct ctl *c, struct ctl_worker *w)
 {
+    if (w->pidfd_armed && w->pidfd_poll != 0) {
+        /* Still polled (its process lives: a death clears the poll first). */
+        if (c->nstale_polls < CTL_STALE_POLLS)
+            c->stale_polls[c->nstale_polls++] = w->pidfd_poll;
+        else
+            c->stale_polls_dropped++;
+    }
     if (w->pidfd >= 0) close(w->pidfd);
     blob_free(&w->config);
     blob_free(&w->io);
@@ -73,6 +80,15 @@ static void untrack(struct ctl *c, struct ctl_worker *w)
     w->index = index;
     w->pidfd = -1;
     c->live--;
+}
+
+uint32_t ctl_take_stale_polls(struct ctl *c, uint64_t *ids, uint32_t max)
+{
+    const uint32_t n = c->nstale_polls < max ? c->nstale_polls : max;
+    memcpy(ids, c->stale_polls, n * sizeof *ids);
+    memmove(c->stale_polls, c->stale_polls + n, (c->nstale_polls - n) * sizeof *ids);
+    c->nstale_polls -= n;
+    return n;
 }
 
 void ctl_destroy(struct ctl *c)

@@ -63,6 +63,7 @@ struct ctl_worker {
     bool command_ok; /* command ring positions passed validation: it may be written */
     int pidfd; /* -1 when unavailable: liveness then comes from the periodic check */
     bool pidfd_armed;
+    uint64_t pidfd_poll; /* the event loop's poll of pidfd while armed (its id) */
 
     bool have_status;
     struct ph_rec_status st;
@@ -112,6 +113,9 @@ struct ctl_hooks {
 };
 
 #define CTL_PIDFD_CACHE 16
+/* Polls to cancel kept between two loop iterations (a worker left a live
+ * process); a scan rarely sees more leave at once. */
+#define CTL_STALE_POLLS 256
 
 struct ctl {
     struct ph_segment *seg;
@@ -150,6 +154,13 @@ struct ctl {
         int fd; /* -1: empty */
     } pidfds[CTL_PIDFD_CACHE];
     uint32_t pidfds_next;
+    /* Polls of pidfds whose worker left while its process lives on: the
+     * poll holds the process's pidfd open until it exits, so the loop must
+     * cancel it (ctl_take_stale_polls). A full queue leaves the rest to
+     * the process's exit, as before the queue; they are counted. */
+    uint64_t stale_polls[CTL_STALE_POLLS];
+    uint32_t nstale_polls;
+    uint64_t stale_polls_dropped;
 };
 
 int ctl_init(struct ctl *c, struct ph_segment *seg, const struct ctl_hooks *hooks);
@@ -158,6 +169,10 @@ void ctl_destroy(struct ctl *c);
 /* Follows claims and detaches, drains every tracked slot's status ring,
  * frees claims whose process is gone. Returns records drained. */
 uint64_t ctl_scan(struct ctl *c, uint64_t now_ns);
+
+/* The polls of departed workers' pidfds to cancel (ctl.h, stale_polls):
+ * copies up to `max` ids into `ids`, removes them, returns how many. */
+uint32_t ctl_take_stale_polls(struct ctl *c, uint64_t *ids, uint32_t max);
 /* The owner of slot `index` is gone (pidfd fired, or the periodic check):
  * drain what it left, report it, free the slot. `word` guards against a
  * late notification about an earlier claim. */

@@ -856,6 +856,11 @@ static uint64_t pidfd_tag(const struct ctl_worker *w)
 
 static void arm_pidfds(struct app *a)
 {
+    /* Workers that left a process still running: their polls go. */
+    uint64_t stale[64];
+    uint32_t n;
+    while ((n = ctl_take_stale_polls(&a->ctl, stale, 64)) > 0)
+        for (uint32_t i = 0; i < n; i++) ph_loop_cancel(a->loop, stale[i]);
     /* Only after a scan opened new pidfds: no per-iteration sweep of the table. */
     if (a->ctl.pidfds_to_arm == 0) return;
     a->ctl.pidfds_to_arm = 0;
@@ -869,8 +874,8 @@ static void arm_pidfds(struct app *a)
                 a->ctl.to_arm[wd] &= ~(1ull << (i % 64));
                 continue;
             }
-            w->pidfd_armed =
-                ph_loop_poll(a->loop, w->pidfd, POLLIN, on_pidfd, a, pidfd_tag(w)) != 0;
+            w->pidfd_poll = ph_loop_poll(a->loop, w->pidfd, POLLIN, on_pidfd, a, pidfd_tag(w));
+            w->pidfd_armed = w->pidfd_poll != 0;
             /* One the loop could not take stays marked for the next round. */
             if (w->pidfd_armed) a->ctl.to_arm[wd] &= ~(1ull << (i % 64));
         }
@@ -885,6 +890,9 @@ static void owner_died(struct app *a, void *arg)
     if (index >= a->seg.slots) return;
     struct ctl_worker *w = &a->ctl.w[index];
     if (!w->tracked || ph_slot_seq_of(w->word) != seq) return;
+    /* This poll has completed: nothing of it to cancel when the entry goes. */
+    w->pidfd_armed = false;
+    w->pidfd_poll = 0;
     /* Drain once more first: records published just before the exit count. */
     ctl_scan(&a->ctl, ph_mono_ns());
     if (w->tracked && ph_slot_seq_of(w->word) == seq) ctl_owner_died(&a->ctl, index, w->word);
@@ -892,9 +900,9 @@ static void owner_died(struct app *a, void *arg)
 
 static void on_pidfd(void *ctx, uint64_t tag, int res)
 {
-    (void)res;
     struct app *a = ctx;
-    if (shared_memory_whole(a)) owner_died(a, &tag);
+    /* Cancelled: its worker left (ctl_take_stale_polls), nobody died. */
+    if (res != -ECANCELED && shared_memory_whole(a)) owner_died(a, &tag);
     repair_faults(a);
     arm_pidfds(a);
 }

@@ -284,6 +284,46 @@ static void workers_of_one_process_each_get_their_own_pidfd_of_it(void **state)
     ph_segment_close(&seg);
 }
 
+/* A worker that leaves a process which lives on: the loop's poll of its
+ * pidfd would stay until the process exits (one more for every worker it
+ * ever had), so ctl hands its id over to be cancelled. A poll that already
+ * completed (the owner died, main.c clears it) and a pidfd never polled
+ * hand over nothing; ids come out in order, as many as asked. */
+static void a_worker_leaving_a_live_process_hands_its_poll_over_for_cancelling(void **state)
+{
+    (void)state;
+    const char *id = new_id();
+    struct ph_segment seg;
+    create(&seg, id, 8);
+    const uint32_t a = claim(&seg, "one"), b = claim(&seg, "two"), d = claim(&seg, "three");
+    struct ctl c;
+    assert_int_equal(ctl_init(&c, &seg, NULL), PH_OK); /* pidfds on */
+    ctl_scan(&c, ph_mono_ns());
+    assert_true(c.w[a].pidfd >= 0 && c.w[b].pidfd >= 0 && c.w[d].pidfd >= 0);
+    /* What main.c's arm_pidfds() does with the loop's polls. */
+    c.w[a].pidfd_armed = true;
+    c.w[a].pidfd_poll = 41;
+    c.w[d].pidfd_armed = true;
+    c.w[d].pidfd_poll = 43;
+    uint64_t polls[4];
+    assert_int_equal(ctl_take_stale_polls(&c, polls, 4), 0);
+
+    assert_true(ph_slot_detach(&seg, b, c.w[b].word)); /* never polled */
+    assert_true(ph_slot_detach(&seg, d, c.w[d].word));
+    assert_true(ph_slot_detach(&seg, a, c.w[a].word));
+    ctl_scan(&c, ph_mono_ns());
+    assert_false(c.w[a].tracked || c.w[b].tracked || c.w[d].tracked);
+    assert_int_equal(c.nstale_polls, 2);
+    assert_int_equal(ctl_take_stale_polls(&c, polls, 1), 1);
+    assert_int_equal(polls[0], 41); /* slot order: a's slot comes first */
+    assert_int_equal(ctl_take_stale_polls(&c, polls, 4), 1);
+    assert_int_equal(polls[0], 43);
+    assert_int_equal(ctl_take_stale_polls(&c, polls, 4), 0);
+    assert_int_equal(c.stale_polls_dropped, 0);
+    ctl_destroy(&c);
+    ph_segment_close(&seg);
+}
+
 /* A claimer stopped right after its claim CAS (SIGSTOP), with no claim time
  * written: however long it stays there, its process lives, so the
  * controller must not free the slot (another worker would get it, and the
@@ -447,6 +487,7 @@ int main(void)
         cmocka_unit_test(item11_controller_treats_joining_like_claiming),
         cmocka_unit_test(item12_tokens_of_successive_controllers_are_disjoint),
         cmocka_unit_test(workers_of_one_process_each_get_their_own_pidfd_of_it),
+        cmocka_unit_test(a_worker_leaving_a_live_process_hands_its_poll_over_for_cancelling),
     };
     return cmocka_run_group_tests(tests, NULL, remove_all);
 }
