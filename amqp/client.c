@@ -743,6 +743,11 @@ bool ph_amqp_buffered(const struct ph_amqp *a)
     return a->up && (amqp_frames_enqueued(a->conn) || amqp_data_in_buffer(a->conn));
 }
 
+bool ph_amqp_settled(const struct ph_amqp *a)
+{
+    return a->up && !a->bind_dirty && a->n == 0 && !ph_amqp_buffered(a);
+}
+
 bool ph_amqp_up(const struct ph_amqp *a)
 {
     return a->up;

@@ -856,6 +856,8 @@ bool bridge_quiet(struct bridge *b)
      * ph_channel_bell_arm(). */
     if (atomic_load_explicit(&h->bell, memory_order_relaxed) != 1 ||
         atomic_load_explicit(&h->bell_token, memory_order_relaxed) != b->bell_token ||
+        atomic_load_explicit(&h->bell_refused, memory_order_relaxed) == b->bell_token ||
+        atomic_load_explicit(&h->controller_pid, memory_order_relaxed) == 0 ||
         atomic_load_explicit(&h->bridge_pid, memory_order_relaxed) != b->pid ||
         atomic_load_explicit(&h->closing, memory_order_relaxed) != 0 ||
         atomic_load_explicit(&h->close_mark, memory_order_relaxed) != b->close_acked ||
@@ -876,6 +878,13 @@ bool bridge_sleep(struct bridge *b)
 void bridge_wake(struct bridge *b)
 {
     if (b->attached) ph_channel_bell_disarm(&b->ch);
+}
+
+void bridge_rung(struct bridge *b)
+{
+    /* A controller that replaced the channel rings the old one's bridge:
+     * look for the new one now, not at the next check. */
+    b->next_check_ns = 0;
 }
 
 void bridge_tick(struct bridge *b, uint64_t now_ns)

@@ -197,7 +197,8 @@ static inline size_t bridge_signals_unconsumed(const struct bridge *b)
 void bridge_settle_consumed(struct bridge *b);
 
 /* Nothing to do until a document, a signal or a confirm arrives: attached
- * to a controller that rings the bell, out ring empty, no signal waiting or
+ * to a live controller (pid not 0) that rings the bell and could ring ours
+ * (bell_refused), out ring empty, no signal waiting or
  * unconsumed, not closing, the sink quiet. bridge_sleep() then arms the
  * bell and returns true (the caller may wait long; the controller rings
  * when it writes), or false, disarmed, when a document came meanwhile.
@@ -205,6 +206,9 @@ void bridge_settle_consumed(struct bridge *b);
 bool bridge_quiet(struct bridge *b);
 bool bridge_sleep(struct bridge *b);
 void bridge_wake(struct bridge *b);
+/* The bell rang: the channel is checked at the next tick (a controller that
+ * replaced it rings the bridge of the old one). */
+void bridge_rung(struct bridge *b);
 
 /* True once the controller closed a removed swarm, stopped (its pid in
  * the channel is 0), every document up to its close mark is published and

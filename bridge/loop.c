@@ -327,6 +327,7 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
         }
         if (ph_loop_stopped(a.loop)) break;
         const bool ticked = a.ticked || a.rung;
+        if (a.rung) bridge_rung(b);
         a.ticked = a.rung = false;
         if (ticked) {
             const uint64_t now = ph_mono_ns();
@@ -351,8 +352,9 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
         if ((!a.in.follow && !a.in.defer) || ticked) arm_input(&a);
         arm_bell(&a);
         /* A followed file is read once per tick, and a non-blocking stdin
-         * that had nothing retried at the next: both keep the short one. */
-        arm_tick(&a, !a.in.follow && !a.in.defer && bridge_sleep(b));
+         * that had nothing retried at the next: both keep the short one, as
+         * does a bell with no read in flight (nobody would hear it). */
+        arm_tick(&a, a.bell_armed && !a.in.follow && !a.in.defer && bridge_sleep(b));
     }
     /* Requests still in flight reference `a`: the loop goes first. */
     ph_loop_free(a.loop);

@@ -66,7 +66,9 @@ static void usage(FILE *f)
         "                              nothing to read or send, the bridge sleeps until\n"
         "                              the controller rings its bell (a document\n"
         "                              written), the broker sends something, or this\n"
-        "                              long has passed; never shorter than --tick-ms\n"
+        "                              long has passed; never shorter than --tick-ms,\n"
+        "                              at most 5000 with the amqp sink (its heartbeats\n"
+        "                              go out on ticks)\n"
         "  --max-signal-bytes N        largest signal accepted, 256..16777216 (default %u)\n"
         "  --attach-timeout-s N        give up when no channel appears within N seconds\n"
         "                              of start, 1..3600 (default 10)\n"
@@ -210,9 +212,16 @@ int main(int argc, char **argv)
             o.signals != NULL ? (o.signals[0] == '-' && o.signals[1] == '\0' ? "stdin" : o.signals)
                               : "nowhere",
             o.instance);
+    uint32_t idle_ms = o.idle_tick_ms > o.tick_ms ? o.idle_tick_ms : o.tick_ms;
+    if (strcmp(sink->spec, "amqp") == 0 && idle_ms > AMQP_IDLE_TICK_MAX_MS) {
+        ph_warn("--idle-tick-ms %u is more than the AMQP sink allows (its heartbeats go out on "
+                "ticks): %u",
+                idle_ms, AMQP_IDLE_TICK_MAX_MS);
+        idle_ms = AMQP_IDLE_TICK_MAX_MS;
+    }
     const struct loop_cfg lc = {
         .tick_ms = o.tick_ms,
-        .idle_tick_ms = o.idle_tick_ms > o.tick_ms ? o.idle_tick_ms : o.tick_ms,
+        .idle_tick_ms = idle_ms,
         .attach_timeout_ns = (uint64_t)o.attach_timeout_s * 1000000000ull,
         .signals = o.signals,
         .max_line = o.max_signal_bytes,

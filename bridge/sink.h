@@ -176,6 +176,10 @@ static inline bool sink_full(struct sink *s)
     return s->ops->full != NULL && s->ops->full(s);
 }
 
+/* The AMQP sink sends its heartbeats (30 s) from flush(): a bridge with
+ * this sink never sleeps longer than this between ticks. */
+#define AMQP_IDLE_TICK_MAX_MS 5000u
+
 static inline bool sink_quiet(struct sink *s)
 {
     return s->ops->quiet != NULL && s->ops->quiet(s);

@@ -244,17 +244,19 @@ static void amqp_close_sink(struct sink *sb)
     free(s);
 }
 
-/* Connected, nothing unconfirmed or read and unhandled, and no remote
- * worker or relay to look after (their timeouts and forwarded commands are
- * ticked): the socket poll and the bell are enough. The remote-worker
- * connection is read at the next tick; with nobody on it, that is only the
- * echo of our own status and a joiner's first message. */
+/* Both connections settled (ph_amqp_settled: connected, nothing to send,
+ * confirm or bind, nothing read and unhandled), no topology change to
+ * apply, and no remote worker or relay to look after (their timeouts and
+ * forwarded commands are ticked): the socket poll and the bell are enough.
+ * The remote-worker connection is read at the next tick; with nobody on
+ * it, that is only the echo of our own status and a joiner's first
+ * message. The heartbeats of both go out on ticks: ph-bridge keeps its
+ * idle tick at most AMQP_IDLE_TICK_MAX_MS with this sink. */
 static bool amqp_quiet(struct sink *sb)
 {
     struct amqp_sink *s = (struct amqp_sink *)sb;
-    if (!ph_amqp_up(s->amqp) || ph_amqp_unconfirmed(s->amqp) != 0 || ph_amqp_buffered(s->amqp))
-        return false;
-    return s->wk == NULL || (ph_amqp_up(s->wk) && remote_idle(s->remote));
+    if (s->topo_dirty || !ph_amqp_settled(s->amqp)) return false;
+    return s->wk == NULL || (ph_amqp_settled(s->wk) && remote_idle(s->remote));
 }
 
 static const struct sink_ops amqp_ops = {

@@ -323,24 +323,30 @@ bool ph_channel_bell_due(struct ph_channel *ch)
     return atomic_exchange_explicit(&ch->hdr->bridge_asleep, 0, memory_order_relaxed) != 0;
 }
 
-int ph_channel_bell_ring(const struct ph_channel *ch, int *fd)
+int ph_channel_bell_send(const char *swarm_id, uint64_t token, int *fd)
 {
-    /* relaxed: the token is a name to send to; a stale one reaches nobody. */
-    const uint64_t token = atomic_load_explicit(&ch->hdr->bell_token, memory_order_relaxed);
-    if (token == 0) return -ENOENT;
+    if (token == 0) return -EDESTADDRREQ;
     if (*fd < 0) {
         *fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (*fd < 0) return -errno;
     }
+    struct sockaddr_un sa;
+    const socklen_t len = bell_addr(&sa, swarm_id, token);
+    const char byte = 1;
+    if (sendto(*fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&sa, len) != 1)
+        return -errno;
+    return 0;
+}
+
+int ph_channel_bell_ring(const struct ph_channel *ch, int *fd, uint64_t *token)
+{
+    /* relaxed: the token is a name to send to; a stale one reaches nobody. */
+    const uint64_t t = atomic_load_explicit(&ch->hdr->bell_token, memory_order_relaxed);
+    if (token != NULL) *token = t;
     /* The swarm id this process validated, not the header's copy. */
     char swarm[PH_ID_MAX + 1];
     const char *name = ch->name + 4; /* "/ph.<swarm>.bridge" */
     const size_t n = strlen(name) >= 7 ? strlen(name) - 7 : 0;
     snprintf(swarm, sizeof swarm, "%.*s", (int)n, name);
-    struct sockaddr_un sa;
-    const socklen_t len = bell_addr(&sa, swarm, token);
-    const char byte = 1;
-    if (sendto(*fd, &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&sa, len) != 1)
-        return -errno;
-    return 0;
+    return ph_channel_bell_send(swarm, t, fd);
 }

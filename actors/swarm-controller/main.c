@@ -387,6 +387,7 @@ struct app {
      * ring), and the out ring's record count when we last looked. */
     int bell_fd;
     uint64_t bell_seen;
+    uint64_t bell_refused_logged; /* the last token we could not ring (said once) */
 
     struct ctl ctl;
     struct swarm swarm;
@@ -670,6 +671,7 @@ static void publish_controller(struct app *a)
                           memory_order_relaxed);
     /* relaxed: published with the pid below. */
     atomic_store_explicit(&a->chan.hdr->bell, 1, memory_order_relaxed);
+    a->bell_seen = a->to_bridge.published; /* a new ring counts from its own start */
     /* relaxed: a free-standing timestamp. */
     atomic_store_explicit(&a->chan.hdr->controller_heartbeat_ns, ph_mono_ns(),
                           memory_order_relaxed);
@@ -678,6 +680,19 @@ static void publish_controller(struct app *a)
 }
 
 static void note_mappings(const struct app *a);
+
+/* The bell token in the channel an earlier controller left (0: none, or
+ * no channel it could read): its bridge may be asleep on it. */
+static uint64_t old_bell_token(const char *swarm)
+{
+    struct ph_channel old;
+    char err[256];
+    if (ph_channel_open(&old, swarm, false, err, sizeof err) != PH_OK) return 0;
+    /* relaxed: a name to send to. */
+    const uint64_t t = atomic_load_explicit(&old.hdr->bell_token, memory_order_relaxed);
+    ph_channel_close(&old);
+    return t;
+}
 
 /* Re-creates the channel after one side found it corrupt: signals read but
  * not yet handed back are forwarded again by the bridge (and recognised by
@@ -707,10 +722,15 @@ static void recreate_channel(struct app *a, const char *why, bool settle_first)
         ph_error("cannot re-create the bridge channel: %s", err);
         return;
     }
+    /* relaxed: a name to send to (below), nothing else is read with it. */
+    const uint64_t old_bell = atomic_load_explicit(&a->chan.hdr->bell_token, memory_order_relaxed);
     ph_channel_close(&a->chan);
     a->chan = fresh;
     note_mappings(a);
     publish_controller(a);
+    /* A bridge asleep on the old channel would only see the new one at its
+     * slow tick: rung, it looks at once. */
+    (void)ph_channel_bell_send(a->swarm.cfg.swarm_id, old_bell, &a->bell_fd);
     a->holding = false;
     a->out_corrupt = false;
     for (struct outdoc *d = a->outbox; d != NULL; d = d->next)
@@ -823,14 +843,33 @@ static void release_signals(struct app *a)
 
 /* Wakes a bridge asleep on its bell when documents went into the out ring
  * since the last look: one ring per sleep, none while it is awake. */
+static void wake_bridge(struct app *a)
+{
+    if (a->chan.hdr == NULL || !ph_channel_bell_due(&a->chan)) return;
+    uint64_t token = 0;
+    const int rc = ph_channel_bell_ring(&a->chan, &a->bell_fd, &token);
+    /* A full socket queue means rung already. Nobody bound to the name: the
+     * bridge is gone, or it lives in another network namespace, where the
+     * name does not reach; that one must not sleep on a bell nobody can
+     * ring (it keeps its short tick when it finds its token here). */
+    if (rc == -ECONNREFUSED || rc == -EPERM || rc == -EACCES) {
+        /* relaxed: read by the bridge at its next wake-up, which its own
+         * slow tick brings. */
+        atomic_store_explicit(&a->chan.hdr->bell_refused, token, memory_order_relaxed);
+        if (token != a->bell_refused_logged) {
+            a->bell_refused_logged = token;
+            ph_info("the bridge's bell cannot be rung (%s): the bridge is gone, or runs in "
+                    "another network namespace; it is told to keep polling",
+                    strerror(-rc));
+        }
+    }
+}
+
 static void ring_bell(struct app *a)
 {
     if (a->chan.hdr == NULL || a->to_bridge.published == a->bell_seen) return;
     a->bell_seen = a->to_bridge.published;
-    if (!ph_channel_bell_due(&a->chan)) return;
-    /* A bridge that is gone (nobody bound) or has a full socket queue
-     * (rung already) needs nothing more; its own slow tick is the floor. */
-    (void)ph_channel_bell_ring(&a->chan, &a->bell_fd);
+    wake_bridge(a);
 }
 
 static void on_journal_written(void *ctx, uint64_t tag, int res)
@@ -905,6 +944,7 @@ static void on_pidfd(void *ctx, uint64_t tag, int res)
     if (res != -ECANCELED && shared_memory_whole(a)) owner_died(a, &tag);
     repair_faults(a);
     arm_pidfds(a);
+    ring_bell(a); /* worker.died, or its status-full, is in the ring now */
 }
 
 /* Signals from the bridge: read (held) only when nothing is held, so that
@@ -1111,6 +1151,8 @@ int main(int argc, char **argv)
     }
     a.shm_group_set = o.seg.set_group;
     a.shm_gid = o.seg.gid;
+    a.bell_fd = -1;
+    const uint64_t old_bell = old_bell_token(o.swarm);
     rc = ph_channel_create_group(&a.chan, o.swarm, 0, 0, a.shm_group_set, a.shm_gid, err,
                                  sizeof err);
     if (rc != PH_OK) {
@@ -1123,6 +1165,9 @@ int main(int argc, char **argv)
     publish_run_facts(&a, &o);
     ph_segment_set_controller(&a.seg, (int32_t)getpid(), a.start_time);
     publish_controller(&a);
+    /* A bridge still asleep on the channel a dead controller left: rung, it
+     * moves to this one at once instead of at its slow tick. */
+    (void)ph_channel_bell_send(o.swarm, old_bell, &a.bell_fd);
     a.started_real_ns = ph_real_ns();
     raise_fd_limit();
 
@@ -1137,7 +1182,6 @@ int main(int argc, char **argv)
         return 1;
     }
     a.tick_ms = o.tick_ms;
-    a.bell_fd = -1;
     struct ctl_hooks hooks = {
         .ctx = &a, .joined = on_joined, .left = on_left, .alert = on_alert, .ack = on_ack};
     struct swarm_emitter em = {
@@ -1214,6 +1258,8 @@ int main(int argc, char **argv)
     /* The next controller may adopt at once, without finding us gone first. */
     ph_segment_release_controller(&a.seg);
     atomic_store_explicit(&a.chan.hdr->controller_pid, 0, memory_order_release);
+    /* A sleeping bridge learns at once that nobody writes here any more. */
+    wake_bridge(&a);
     ph_loop_free(a.loop); /* before the journal: a write may be in flight */
     ph_channel_close(&a.chan);
     if (a.bell_fd >= 0) close(a.bell_fd);

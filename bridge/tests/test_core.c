@@ -1007,6 +1007,7 @@ static void an_idle_bridge_sleeps_on_its_bell_and_a_document_rings_it(void **sta
     assert_true(f->b.attached);
     assert_int_equal(hdr(&f->ch.hdr->bell_token), f->b.bell_token);
     assert_true(f->b.bell_token != 0);
+    atomic_store(&f->ch.hdr->controller_pid, (int32_t)getpid()); /* a live controller */
     /* A controller that does not ring (bell 0, as an older one) keeps it awake. */
     assert_false(bridge_sleep(&f->b));
     assert_int_equal(atomic_load(&f->ch.hdr->bridge_asleep), 0);
@@ -1019,7 +1020,9 @@ static void an_idle_bridge_sleeps_on_its_bell_and_a_document_rings_it(void **sta
     assert_true(ph_channel_bell_due(&f->ch));
     assert_false(ph_channel_bell_due(&f->ch)); /* one ring per sleep */
     int fd = -1;
-    assert_int_equal(ph_channel_bell_ring(&f->ch, &fd), 0);
+    uint64_t rung = 0;
+    assert_int_equal(ph_channel_bell_ring(&f->ch, &fd, &rung), 0);
+    assert_int_equal(rung, f->b.bell_token);
     assert_true(bell_heard(f));
     assert_false(bell_heard(f));
 
@@ -1051,10 +1054,30 @@ static void an_idle_bridge_sleeps_on_its_bell_and_a_document_rings_it(void **sta
     tick(f);
     assert_true(bridge_sleep(&f->b));
 
-    /* A stopped bridge takes its bell with it. */
+    /* A controller that is gone (pid 0: it stopped, or is replacing the
+     * channel), or one that could not ring this bridge's token: awake. */
+    atomic_store(&f->ch.hdr->controller_pid, 0);
+    assert_false(bridge_sleep(&f->b));
+    atomic_store(&f->ch.hdr->controller_pid, (int32_t)getpid());
+    assert_true(bridge_sleep(&f->b));
+    atomic_store(&f->ch.hdr->bell_refused, f->b.bell_token);
+    assert_false(bridge_sleep(&f->b));
+    atomic_store(&f->ch.hdr->bell_refused, f->b.bell_token + 1); /* another bridge's */
+    assert_true(bridge_sleep(&f->b));
+
+    /* Rung, it looks at the channel at its next tick, check interval or not. */
+    f->b.next_check_ns = f->now + 60 * 1000000000ull;
+    bridge_rung(&f->b);
+    assert_int_equal(f->b.next_check_ns, 0);
+
+    /* A stopped bridge takes its bell with it: nobody is bound to the name. */
+    const uint64_t token = f->b.bell_token;
     bridge_stop(&f->b);
     assert_int_equal(hdr(&f->ch.hdr->bell_token), 0);
-    assert_int_equal(ph_channel_bell_ring(&f->ch, &fd), -ENOENT);
+    assert_int_equal(ph_channel_bell_ring(&f->ch, &fd, NULL), -EDESTADDRREQ);
+    close(f->b.bell_fd); /* as bridge_destroy() does */
+    f->b.bell_fd = -1;
+    assert_int_equal(ph_channel_bell_send(f->swarm, token, &fd), -ECONNREFUSED);
     close(fd);
 }
 

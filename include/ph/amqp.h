@@ -194,6 +194,11 @@ bool ph_amqp_buffered(const struct ph_amqp *a);
 /* Acknowledges an accepted delivery; one of an older session is ignored. */
 void ph_amqp_settle(struct ph_amqp *a, uint64_t delivery);
 bool ph_amqp_up(const struct ph_amqp *a);
+/* Connected with nothing for a flush to do now: no message waiting to be
+ * sent or confirmed, no bindings left to apply, nothing read and unhandled.
+ * A caller that sleeps meanwhile wakes on the socket, and must still flush
+ * well within the heartbeat (30 s) to keep the connection. */
+bool ph_amqp_settled(const struct ph_amqp *a);
 /* The current connection's number (1 for the first; 0 before any). */
 uint64_t ph_amqp_session(const struct ph_amqp *a);
 /* Messages waiting for a confirm. */

@@ -76,7 +76,10 @@
  * The two seq_cst fences make the pair safe: the bridge sees the documents
  * or the controller sees it asleep, never neither. A lost ring costs
  * latency, never a document: the sleeping bridge still ticks, slowly
- * (ph-bridge --idle-tick-ms). Anyone who can write the header can make the
+ * (ph-bridge --idle-tick-ms). A controller that replaces the channel (a
+ * restart, a re-creation) rings the bridge of the old one, and a rung
+ * bridge looks for a new channel at once. Anyone who can write the header
+ * can make the
  * controller send a byte to another name under the same prefix, nothing
  * more. Added within layout version 2: a zeroed bell (older controller)
  * keeps the bridge on its short tick, a zeroed token (older bridge) is
@@ -119,6 +122,7 @@ struct ph_chan_header {
     _Atomic uint32_t closing;                 /* 1: removed; the final documents follow */
     _Atomic uint64_t close_mark;              /* out-ring position past the last document */
     _Atomic uint32_t bell;                    /* 1: this controller rings the bridge's bell */
+    _Atomic uint64_t bell_refused;            /* a bell_token the controller could not ring */
 
     alignas(64) _Atomic int32_t bridge_pid;
     _Atomic uint64_t bridge_start_time;
@@ -144,6 +148,7 @@ _Static_assert(offsetof(struct ph_chan_header, out) == 320, "channel layout 2 mo
 _Static_assert(offsetof(struct ph_chan_header, in) == 448, "channel layout 2 moved");
 /* tests/integration/test_bridge_bell.sh reads the bell's fields here. */
 _Static_assert(offsetof(struct ph_chan_header, bell) == 168, "channel layout 2 moved");
+_Static_assert(offsetof(struct ph_chan_header, bell_refused) == 176, "channel layout 2 moved");
 _Static_assert(offsetof(struct ph_chan_header, bridge_asleep) == 272, "channel layout 2 moved");
 _Static_assert(offsetof(struct ph_chan_header, bell_token) == 280, "channel layout 2 moved");
 
@@ -205,10 +210,16 @@ void ph_channel_bell_disarm(struct ph_channel *ch);
 /* Controller: after publishing documents into the out ring. True, once per
  * sleep, when the bridge sleeps and must be rung. */
 bool ph_channel_bell_due(struct ph_channel *ch);
-/* Controller: sends the byte to the bridge's bell (a socket created on the
- * first ring and kept in *fd, -1 before). 0, or a negative errno (no token,
- * nobody bound to it: the bridge is gone or has not slept yet). */
-int ph_channel_bell_ring(const struct ph_channel *ch, int *fd);
+/* Controller: sends the byte to the bell of the bridge this channel names
+ * (a socket created on the first ring and kept in *fd, -1 before); *token
+ * (may be NULL) gets the token rung. 0, or a negative errno: -EDESTADDRREQ
+ * without a token; -ECONNREFUSED when nobody is bound to it (the bridge is
+ * gone, or lives in another network namespace, where this name does not
+ * reach: the controller then stores the token in bell_refused, and a bridge
+ * that finds its own token there keeps its short tick). */
+int ph_channel_bell_ring(const struct ph_channel *ch, int *fd, uint64_t *token);
+/* The same for a token read elsewhere (a channel about to be replaced). */
+int ph_channel_bell_send(const char *swarm_id, uint64_t token, int *fd);
 
 #ifdef __cplusplus
 }
