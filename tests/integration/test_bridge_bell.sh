@@ -26,16 +26,8 @@ OUT=$TMP/envelopes.jsonl
 CHAN=/dev/shm/ph.$SWARM.bridge
 pids=()
 
-cleanup() {
-    set +e
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -f "/dev/shm/ph.$SWARM" "$CHAN"
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/itest.sh"
+trap itest_swarm_cleanup EXIT
 
 # A field of the channel header (offsets pinned by include/ph/channel.h's
 # static assertions): bell (u32 at 168), bridge_asleep (u32 at 272),
@@ -105,10 +97,5 @@ for how in TERM KILL; do
 done
 kill -0 "$BR" 2>/dev/null || die "the bridge exited"
 
-if "$PY" "$ROOT/tests/contract/validate.py" "$OUT" >"$TMP/validate.out" 2>&1; then
-    pass "every envelope is valid: $(tail -n 1 "$TMP/validate.out")"
-else
-    cat "$TMP/validate.out" >&2
-    die "validate.py"
-fi
+itest_all_valid "$OUT"
 itest_summary

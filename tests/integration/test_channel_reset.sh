@@ -23,16 +23,8 @@ OUT=$TMP/envelopes.jsonl
 SIG=$TMP/signals.jsonl
 pids=()
 
-cleanup() {
-    set +e
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-    rm -f "/dev/shm/ph.$SWARM" "/dev/shm/ph.$SWARM.bridge"
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/itest.sh"
+trap itest_swarm_cleanup EXIT
 more_than() { [ "$(count "$1" "$2")" -gt "$3" ]; }
 signal() { # TYPE CID
     "$PY" - "$SWARM" "$CTL" "$1" "$2" >>"$SIG" <<'PYEOF'
@@ -92,10 +84,5 @@ pass "document ring head corrupted: channel re-created, status and answers flow 
 
 kill -0 "$CTL_PID" && kill -0 "$BR_PID" || die "the controller or the bridge died"
 pass "controller and bridge still running"
-if "$PY" "$ROOT/tests/contract/validate.py" "$OUT" >"$TMP/validate.out" 2>&1; then
-    pass "every envelope is valid: $(tail -n 1 "$TMP/validate.out")"
-else
-    cat "$TMP/validate.out" >&2
-    die "validate.py"
-fi
+itest_all_valid "$OUT"
 itest_summary

@@ -50,3 +50,27 @@ wait_until() {
 
 has() { grep -q -- "$2" "$1" 2>/dev/null; }
 count() { grep -c -- "$2" "$1" 2>/dev/null || true; }
+
+# The EXIT trap of a test that runs one swarm's processes: kills and reaps
+# every pid in the array `pids`, removes the swarm's segment and channel
+# (/dev/shm/ph.$SWARM and ph.$SWARM.bridge) and the folder $TMP.
+#   trap itest_swarm_cleanup EXIT
+itest_swarm_cleanup() {
+    set +e
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    rm -f "/dev/shm/ph.$SWARM" "/dev/shm/ph.$SWARM.bridge"
+    rm -rf "$TMP"
+}
+
+# A case: every envelope in FILE (JSON lines, as the file sink writes them)
+# passes tests/contract/validate.py; dies otherwise. Needs $ROOT and $TMP.
+itest_all_valid() {
+    if /usr/bin/python3 "$ROOT/tests/contract/validate.py" "$1" >"$TMP/validate.out" 2>&1; then
+        pass "every envelope is valid: $(tail -n 1 "$TMP/validate.out")"
+    else
+        cat "$TMP/validate.out" >&2
+        die "validate.py"
+    fi
+}
