@@ -857,7 +857,6 @@ bool bridge_quiet(struct bridge *b)
     if (atomic_load_explicit(&h->bell, memory_order_relaxed) != 1 ||
         atomic_load_explicit(&h->bell_token, memory_order_relaxed) != b->bell_token ||
         atomic_load_explicit(&h->bell_refused, memory_order_relaxed) == b->bell_token ||
-        atomic_load_explicit(&h->controller_pid, memory_order_relaxed) == 0 ||
         atomic_load_explicit(&h->bridge_pid, memory_order_relaxed) != b->pid ||
         atomic_load_explicit(&h->closing, memory_order_relaxed) != 0 ||
         atomic_load_explicit(&h->close_mark, memory_order_relaxed) != b->close_acked ||

@@ -197,8 +197,8 @@ static inline size_t bridge_signals_unconsumed(const struct bridge *b)
 void bridge_settle_consumed(struct bridge *b);
 
 /* Nothing to do until a document, a signal or a confirm arrives: attached
- * to a live controller (pid not 0) that rings the bell and could ring ours
- * (bell_refused), out ring empty, no signal waiting or
+ * to a controller that rings the bell and could ring ours (bell_refused),
+ * out ring empty, no signal waiting or
  * unconsumed, not closing, the sink quiet. bridge_sleep() then arms the
  * bell and returns true (the caller may wait long; the controller rings
  * when it writes), or false, disarmed, when a document came meanwhile.

@@ -112,6 +112,12 @@ static void sync_sock(struct app *a)
     }
 }
 
+static bool sink_socket(struct bridge *b)
+{
+    uint64_t gen;
+    return sink_poll_fd(b->sink, &gen) >= 0;
+}
+
 static void on_line(void *ctx, const char *line, size_t len, size_t full_len)
 {
     struct app *a = ctx;
@@ -353,8 +359,10 @@ int loop_run(struct bridge *b, const struct loop_cfg *cfg)
         arm_bell(&a);
         /* A followed file is read once per tick, and a non-blocking stdin
          * that had nothing retried at the next: both keep the short one, as
-         * does a bell with no read in flight (nobody would hear it). */
-        arm_tick(&a, a.bell_armed && !a.in.follow && !a.in.defer && bridge_sleep(b));
+         * do a bell with no read in flight (nobody would hear it) and a
+         * sink socket with no poll armed (nobody would see its data). */
+        arm_tick(&a, a.bell_armed && (a.sock_armed || !sink_socket(b)) && !a.in.follow &&
+                         !a.in.defer && bridge_sleep(b));
     }
     /* Requests still in flight reference `a`: the loop goes first. */
     ph_loop_free(a.loop);

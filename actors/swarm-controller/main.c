@@ -388,6 +388,7 @@ struct app {
     int bell_fd;
     uint64_t bell_seen;
     uint64_t bell_refused_logged; /* the last token we could not ring (said once) */
+    uint64_t bell_rung;           /* the last token we rang */
 
     struct ctl ctl;
     struct swarm swarm;
@@ -672,6 +673,9 @@ static void publish_controller(struct app *a)
     /* relaxed: published with the pid below. */
     atomic_store_explicit(&a->chan.hdr->bell, 1, memory_order_relaxed);
     a->bell_seen = a->to_bridge.published; /* a new ring counts from its own start */
+    /* A new channel counts registrations from 0: one that comes before the
+     * loop runs (a bridge rung below) still gets its status-full. */
+    a->bridge_gen = 0;
     /* relaxed: a free-standing timestamp. */
     atomic_store_explicit(&a->chan.hdr->controller_heartbeat_ns, ph_mono_ns(),
                           memory_order_relaxed);
@@ -722,8 +726,12 @@ static void recreate_channel(struct app *a, const char *why, bool settle_first)
         ph_error("cannot re-create the bridge channel: %s", err);
         return;
     }
-    /* relaxed: a name to send to (below), nothing else is read with it. */
-    const uint64_t old_bell = atomic_load_explicit(&a->chan.hdr->bell_token, memory_order_relaxed);
+    /* relaxed: a name to send to (below), nothing else is read with it. A
+     * channel cut short is not read (it would fault): the last token rung
+     * stands in. */
+    const uint64_t old_bell =
+        settle_first ? atomic_load_explicit(&a->chan.hdr->bell_token, memory_order_relaxed)
+                     : a->bell_rung;
     ph_channel_close(&a->chan);
     a->chan = fresh;
     note_mappings(a);
@@ -848,6 +856,7 @@ static void wake_bridge(struct app *a)
     if (a->chan.hdr == NULL || !ph_channel_bell_due(&a->chan)) return;
     uint64_t token = 0;
     const int rc = ph_channel_bell_ring(&a->chan, &a->bell_fd, &token);
+    if (rc == 0) a->bell_rung = token;
     /* A full socket queue means rung already. Nobody bound to the name: the
      * bridge is gone, or it lives in another network namespace, where the
      * name does not reach; that one must not sleep on a bell nobody can
@@ -1195,7 +1204,6 @@ int main(int argc, char **argv)
         return 1;
     }
     swarm_set_roles(&a.swarm, o.roles, o.nroles);
-    a.bridge_gen = atomic_load_explicit(&a.chan.hdr->bridge_generation, memory_order_acquire);
     /* journal_add borrows the entry. */
     json_t *life = json_pack("{s:s, s:s, s:s, s:s, s:i}", "event", "lifecycle", "change",
                              a.adopted ? "controller-restarted" : "controller-started", "runId",
@@ -1258,8 +1266,6 @@ int main(int argc, char **argv)
     /* The next controller may adopt at once, without finding us gone first. */
     ph_segment_release_controller(&a.seg);
     atomic_store_explicit(&a.chan.hdr->controller_pid, 0, memory_order_release);
-    /* A sleeping bridge learns at once that nobody writes here any more. */
-    wake_bridge(&a);
     ph_loop_free(a.loop); /* before the journal: a write may be in flight */
     ph_channel_close(&a.chan);
     if (a.bell_fd >= 0) close(a.bell_fd);

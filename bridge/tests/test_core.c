@@ -1007,7 +1007,6 @@ static void an_idle_bridge_sleeps_on_its_bell_and_a_document_rings_it(void **sta
     assert_true(f->b.attached);
     assert_int_equal(hdr(&f->ch.hdr->bell_token), f->b.bell_token);
     assert_true(f->b.bell_token != 0);
-    atomic_store(&f->ch.hdr->controller_pid, (int32_t)getpid()); /* a live controller */
     /* A controller that does not ring (bell 0, as an older one) keeps it awake. */
     assert_false(bridge_sleep(&f->b));
     assert_int_equal(atomic_load(&f->ch.hdr->bridge_asleep), 0);
@@ -1054,12 +1053,7 @@ static void an_idle_bridge_sleeps_on_its_bell_and_a_document_rings_it(void **sta
     tick(f);
     assert_true(bridge_sleep(&f->b));
 
-    /* A controller that is gone (pid 0: it stopped, or is replacing the
-     * channel), or one that could not ring this bridge's token: awake. */
-    atomic_store(&f->ch.hdr->controller_pid, 0);
-    assert_false(bridge_sleep(&f->b));
-    atomic_store(&f->ch.hdr->controller_pid, (int32_t)getpid());
-    assert_true(bridge_sleep(&f->b));
+    /* A controller that could not ring this bridge's token: awake. */
     atomic_store(&f->ch.hdr->bell_refused, f->b.bell_token);
     assert_false(bridge_sleep(&f->b));
     atomic_store(&f->ch.hdr->bell_refused, f->b.bell_token + 1); /* another bridge's */

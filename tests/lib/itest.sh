@@ -67,7 +67,7 @@ itest_swarm_cleanup() {
 # A case: every envelope in FILE (JSON lines, as the file sink writes them)
 # passes tests/contract/validate.py; dies otherwise. Needs $ROOT and $TMP.
 itest_all_valid() {
-    if /usr/bin/python3 "$ROOT/tests/contract/validate.py" "$1" >"$TMP/validate.out" 2>&1; then
+    if "${PY:-/usr/bin/python3}" "$ROOT/tests/contract/validate.py" "$1" >"$TMP/validate.out" 2>&1; then
         pass "every envelope is valid: $(tail -n 1 "$TMP/validate.out")"
     else
         cat "$TMP/validate.out" >&2
