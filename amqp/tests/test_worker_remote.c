@@ -433,11 +433,15 @@ static void remote_worker_runs_without_a_broker(void **state)
         usleep(1000);
     }
     /* The agent drains the ring: far more than it holds (64 KiB) goes
-     * through without a drop. */
+     * through without a drop. Paced so that the ring fills only if the
+     * agent stops draining, not when it is slow: the agent looks every
+     * PH_WR_POLL_MS (20 ms), and in that time about 80 alerts of ~100
+     * bytes arrive, an eighth of the ring; a TSan build on a loaded
+     * machine once fell behind at a 50 us pace. */
     for (int i = 0; i < 3000; i++) {
         if (!ph_worker_alert(w, "info", "test.flood", "a test alert of a few dozen bytes"))
             fail_msg("alert %d dropped: the agent does not drain the status ring", i);
-        usleep(50);
+        usleep(250);
     }
     assert_true(ph_worker_publish_status(w));
     assert_int_equal(ph_worker_processed(w), 1000);
