@@ -338,15 +338,11 @@ int ph_channel_bell_send(const char *swarm_id, uint64_t token, int *fd)
     return 0;
 }
 
-int ph_channel_bell_ring(const struct ph_channel *ch, int *fd, uint64_t *token)
+int ph_channel_bell_ring(const struct ph_channel *ch, const char *swarm_id, int *fd,
+                         uint64_t *token)
 {
     /* relaxed: the token is a name to send to; a stale one reaches nobody. */
     const uint64_t t = atomic_load_explicit(&ch->hdr->bell_token, memory_order_relaxed);
     if (token != NULL) *token = t;
-    /* The swarm id this process validated, not the header's copy. */
-    char swarm[PH_ID_MAX + 1];
-    const char *name = ch->name + 4; /* "/ph.<swarm>.bridge" */
-    const size_t n = strlen(name) >= 7 ? strlen(name) - 7 : 0;
-    snprintf(swarm, sizeof swarm, "%.*s", (int)n, name);
-    return ph_channel_bell_send(swarm, t, fd);
+    return ph_channel_bell_send(swarm_id, t, fd);
 }

@@ -855,7 +855,7 @@ static void wake_bridge(struct app *a)
 {
     if (a->chan.hdr == NULL || !ph_channel_bell_due(&a->chan)) return;
     uint64_t token = 0;
-    const int rc = ph_channel_bell_ring(&a->chan, &a->bell_fd, &token);
+    const int rc = ph_channel_bell_ring(&a->chan, a->swarm.cfg.swarm_id, &a->bell_fd, &token);
     if (rc == 0) a->bell_rung = token;
     /* A full socket queue means rung already. Nobody bound to the name: the
      * bridge is gone, or it lives in another network namespace, where the

@@ -1020,7 +1020,7 @@ static void an_idle_bridge_sleeps_on_its_bell_and_a_document_rings_it(void **sta
     assert_false(ph_channel_bell_due(&f->ch)); /* one ring per sleep */
     int fd = -1;
     uint64_t rung = 0;
-    assert_int_equal(ph_channel_bell_ring(&f->ch, &fd, &rung), 0);
+    assert_int_equal(ph_channel_bell_ring(&f->ch, f->swarm, &fd, &rung), 0);
     assert_int_equal(rung, f->b.bell_token);
     assert_true(bell_heard(f));
     assert_false(bell_heard(f));
@@ -1068,7 +1068,7 @@ static void an_idle_bridge_sleeps_on_its_bell_and_a_document_rings_it(void **sta
     const uint64_t token = f->b.bell_token;
     bridge_stop(&f->b);
     assert_int_equal(hdr(&f->ch.hdr->bell_token), 0);
-    assert_int_equal(ph_channel_bell_ring(&f->ch, &fd, NULL), -EDESTADDRREQ);
+    assert_int_equal(ph_channel_bell_ring(&f->ch, f->swarm, &fd, NULL), -EDESTADDRREQ);
     close(f->b.bell_fd); /* as bridge_destroy() does */
     f->b.bell_fd = -1;
     assert_int_equal(ph_channel_bell_send(f->swarm, token, &fd), -ECONNREFUSED);

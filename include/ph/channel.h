@@ -210,14 +210,16 @@ void ph_channel_bell_disarm(struct ph_channel *ch);
 /* Controller: after publishing documents into the out ring. True, once per
  * sleep, when the bridge sleeps and must be rung. */
 bool ph_channel_bell_due(struct ph_channel *ch);
-/* Controller: sends the byte to the bell of the bridge this channel names
- * (a socket created on the first ring and kept in *fd, -1 before); *token
+/* Controller: sends the byte to the bell of the bridge this channel names,
+ * for `swarm_id` as this process validated it (not the header's copy), on
+ * a socket created on the first ring and kept in *fd (-1 before); *token
  * (may be NULL) gets the token rung. 0, or a negative errno: -EDESTADDRREQ
  * without a token; -ECONNREFUSED when nobody is bound to it (the bridge is
  * gone, or lives in another network namespace, where this name does not
  * reach: the controller then stores the token in bell_refused, and a bridge
  * that finds its own token there keeps its short tick). */
-int ph_channel_bell_ring(const struct ph_channel *ch, int *fd, uint64_t *token);
+int ph_channel_bell_ring(const struct ph_channel *ch, const char *swarm_id, int *fd,
+                         uint64_t *token);
 /* The same for a token read elsewhere (a channel about to be replaced). */
 int ph_channel_bell_send(const char *swarm_id, uint64_t token, int *fd);
 

@@ -31,6 +31,7 @@
 
 static uint64_t n_records = 200000;
 static uint64_t seed = 1;
+static char swarm[32]; /* the channel's swarm id */
 static struct ph_channel ch;
 static ph_ring_producer prod;
 static ph_ring_consumer cons;
@@ -68,7 +69,7 @@ static void *controller(void *arg)
         while (!ph_ring_write(&prod, PH_DOC_RECORD, &i, sizeof i))
             sched_yield(); /* full */
         if (ph_channel_bell_due(&ch)) {
-            int rc = ph_channel_bell_ring(&ch, &fd, NULL);
+            int rc = ph_channel_bell_ring(&ch, swarm, &fd, NULL);
             if (rc != 0 && ctl_error[0] == '\0')
                 snprintf(ctl_error, sizeof ctl_error, "ring failed: %s", strerror(-rc));
             atomic_fetch_add_explicit(&rings_sent, 1, memory_order_relaxed);
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    char swarm[32], err[256];
+    char err[256];
     snprintf(swarm, sizeof swarm, "pht-bell-%d", (int)getpid());
     if (ph_channel_create(&ch, swarm, 1u << 14, 4096, err, sizeof err) != PH_OK) {
         fprintf(stderr, "test_bell_threads: %s\n", err);
